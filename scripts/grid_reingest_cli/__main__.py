@@ -1,0 +1,5 @@
+import sys
+
+from grid_reingest_cli.main import main
+
+sys.exit(main())

@@ -1,0 +1,53 @@
+"""Fixtures shared by every test tier: emulated AWS over HTTP and its environment."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+
+import boto3
+import pytest
+
+from tests.fakes.servers import aws_environment, moto_server, reset_moto
+
+# Tests never reach AWS: dummy credentials unless a fixture points at the emulator.
+for _key, _value in aws_environment("http://127.0.0.1:9").items():
+    if _key != "AWS_ENDPOINT_URL":
+        os.environ[_key] = _value
+os.environ.pop("AWS_PROFILE", None)
+os.environ.setdefault("JSII_SILENCE_WARNING_UNTESTED_NODE_VERSION", "1")
+os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "1")
+os.environ.setdefault("JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION", "1")
+
+
+@pytest.fixture(scope="session")
+def moto_endpoint() -> Iterator[str]:
+    """moto's server, started once per test session on 127.0.0.1."""
+    with moto_server() as url:
+        yield url
+
+
+@pytest.fixture
+def aws(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """A clean emulator, with boto3 pointed at it for this test; yields the endpoint."""
+    reset_moto(moto_endpoint)
+    for key, value in aws_environment(moto_endpoint).items():
+        monkeypatch.setenv(key, value)
+    yield moto_endpoint
+
+
+@pytest.fixture
+def dynamodb(aws: str):
+    """A DynamoDB client on the emulator."""
+    return boto3.client("dynamodb", endpoint_url=aws)
+
+
+@pytest.fixture
+def table_name(dynamodb) -> str:
+    """A new, empty state table on the emulator."""
+    from grid_reingest.state_table import create_table
+
+    name = f"reingest-{uuid.uuid4().hex[:8]}"
+    create_table(dynamodb, name)
+    return name

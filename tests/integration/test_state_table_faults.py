@@ -1,0 +1,37 @@
+"""The state-table layer when DynamoDB throttles and leaves items unprocessed (injected)."""
+
+from __future__ import annotations
+
+import boto3
+import pytest
+
+from grid_reingest.aws import client_config
+from grid_reingest.state_table import StateTable
+from grid_reingest.states import ProgressState as S
+from tests.fakes.aws_proxy import AwsProxy, Faults
+
+
+@pytest.fixture
+def faulty_dynamodb(aws):
+    faults = Faults(throttle_rate=0.1, partial_rate=0.1, seed=11)
+    with AwsProxy(aws, faults=faults) as proxy:
+        yield boto3.client("dynamodb", endpoint_url=proxy.url, config=client_config(16)), faults
+
+
+def test_upload_loses_no_id_when_a_fifth_of_calls_fail(table_name, faulty_dynamodb, monkeypatch):
+    # Given a table behind a proxy that throttles 10% of BatchWriteItem calls and
+    # leaves part of another 10% unprocessed
+    client, faults = faulty_dynamodb
+    monkeypatch.setattr("grid_reingest.backoff.full_jitter", lambda attempt: 0.001)
+    ids = [f"{i:040x}" for i in range(2000)]
+
+    # When
+    with StateTable(table_name, client, max_workers=8) as table:
+        report = table.put_new(ids)
+        counted = table.count(S.NOT_STARTED)
+
+    # Then every id is stored, and the faults really happened
+    assert report.written == 2000
+    assert counted == 2000
+    assert faults.counts["throttle"] > 5
+    assert faults.counts["partial"] > 5
