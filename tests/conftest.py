@@ -40,7 +40,9 @@ def aws(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
 @pytest.fixture
 def dynamodb(aws: str):
     """A DynamoDB client on the emulator."""
-    return boto3.client("dynamodb", endpoint_url=aws)
+    from grid_reingest.aws import client_config
+
+    return boto3.client("dynamodb", endpoint_url=aws, config=client_config(32))
 
 
 @pytest.fixture

@@ -75,6 +75,7 @@ class Claim:
     id: str
     attempts: int
     claimed_from: ProgressState
+    reclaimed: bool = False  # taken over from a worker whose lease ran out
 
 
 @dataclass(frozen=True)
@@ -344,6 +345,7 @@ class StateTable:
             id=image_id,
             attempts=int(item.get(ATTEMPTS, {"N": "0"})["N"]),
             claimed_from=ProgressState(int(item.get(CLAIMED_FROM, {"N": "0"})["N"])),
+            reclaimed=source.reclaim,
         )
 
     def apply(self, transitions: Iterable[Transition]) -> list[bool]:
@@ -555,9 +557,11 @@ class StateTable:
             yield future.result()
 
 
-def release_transition(claim: Claim, held_in: ProgressState, worker: str) -> Transition:
+def release_transition(
+    claim: Claim, held_in: ProgressState, worker: str, error: str | None = None
+) -> Transition:
     """Give a claim back: the item returns to where it was claimed from, attempts unchanged."""
-    return Transition(id=claim.id, expected=held_in, new=claim.claimed_from, worker=worker)
+    return Transition(claim.id, held_in, claim.claimed_from, worker=worker, error=error)
 
 
 def _fresh_item(image_id: str, state: ProgressState, now: str) -> dict[str, Any]:

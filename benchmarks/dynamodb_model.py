@@ -1,0 +1,178 @@
+"""A latency model of DynamoDB, for benchmarks only: what a client's design is worth.
+
+moto's server is one CPU-bound Python process (about 3,500 writes/s and 4,000
+scanned rows/s here, whatever the client does), so a benchmark against it
+measures moto. This server answers the calls the state-table client makes in
+benchmarks — DescribeTable, BatchWriteItem, Scan (segments, 1 MB pages) —
+from memory, after a fixed round-trip latency per request, in its own process,
+the way AWS's fleet answers: the time a call takes does not grow with the
+number of calls in flight. Optional faults (throttling, UnprocessedItems)
+come from the same `Faults` model as the test proxy.
+
+    python -m benchmarks.dynamodb_model --port 8123 --latency-ms 10
+    GET /_count -> number of stored ids;  POST /_seed?n=1000000 -> fill the table
+
+With --scan-page-ms, a Scan page also costs the time the store takes to read
+it (DynamoDB reads up to 1 MB per page); 0 models the round trip alone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import threading
+import time
+import zlib
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from tests.fakes.aws_proxy import Faults
+
+# DynamoDB stops a Scan page at 1 MB of items read; an item of the state table
+# (id, state, name, shard, time, attempts) weighs about 150 bytes.
+ITEM_BYTES = 150
+PAGE_ITEMS = 1024 * 1024 // ITEM_BYTES
+
+
+class Table:
+    """Items by id, and the scan order of each segment count asked for so far."""
+
+    def __init__(self) -> None:
+        self.items: dict[str, int] = {}
+        self.lock = threading.Lock()
+        # TotalSegments -> per segment: (ids in scan order, id -> position)
+        self._segments: dict[int, list[tuple[list[str], dict[str, int]]]] = {}
+
+    def put(self, image_id: str, state: int) -> None:
+        with self.lock:
+            self.items[image_id] = state
+            self._segments.clear()
+
+    def segment(self, segment: int, total: int) -> tuple[list[str], dict[str, int]]:
+        with self.lock:
+            if total not in self._segments:
+                split: list[list[str]] = [[] for _ in range(total)]
+                for image_id in self.items:
+                    split[zlib.crc32(image_id.encode()) % total].append(image_id)
+                self._segments[total] = [
+                    (ids, {image_id: i for i, image_id in enumerate(ids)}) for ids in split
+                ]
+            return self._segments[total][segment]
+
+
+def serve(port: int, latency_s: float, faults: Faults, page_s: float = 0.0) -> None:
+    """Serve until killed."""
+    table = Table()
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+        disable_nagle_algorithm = True
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+        def do_GET(self) -> None:
+            self._reply(200, json.dumps({"count": len(table.items)}).encode())
+
+        def do_POST(self) -> None:
+            url = urlsplit(self.path)
+            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            if url.path == "/_seed":
+                n = int(parse_qs(url.query)["n"][0])
+                for i in range(n):
+                    table.put(f"{i:040x}", i % 10)
+                self._reply(200, b"{}")
+                return
+            time.sleep(latency_s)
+            target = self.headers.get("X-Amz-Target", "").split(".")[-1]
+            request = json.loads(body or b"{}")
+            fault = faults.draw(target)
+            if fault == "throttle":
+                self._reply(
+                    400,
+                    json.dumps(
+                        {
+                            "__type": "com.amazonaws.dynamodb.v20120810#ThrottlingException",
+                            "message": "Rate exceeded (modelled)",
+                        }
+                    ).encode(),
+                )
+                return
+            handler = getattr(self, f"_{target}", None)
+            if handler is None:
+                self._reply(400, json.dumps({"__type": "UnknownOperationException"}).encode())
+                return
+            self._reply(200, handler(request, fault))
+
+        def _DescribeTable(self, request: dict, fault: str | None) -> bytes:
+            return json.dumps(
+                {
+                    "Table": {
+                        "TableName": request["TableName"],
+                        "TableStatus": "ACTIVE",
+                        "GlobalSecondaryIndexes": [{"IndexName": "by-state"}],
+                    }
+                }
+            ).encode()
+
+        def _BatchWriteItem(self, request: dict, fault: str | None) -> bytes:
+            ((name, entries),) = request["RequestItems"].items()
+            skipped = faults.pick(len(entries)) if fault == "partial" else set()
+            for i, entry in enumerate(entries):
+                if i not in skipped:
+                    item = entry["PutRequest"]["Item"]
+                    table.put(item["id"]["S"], int(item["progress_state"]["N"]))
+            left = [e for i, e in enumerate(entries) if i in skipped]
+            return json.dumps({"UnprocessedItems": {name: left} if left else {}}).encode()
+
+        def _Scan(self, request: dict, fault: str | None) -> bytes:
+            segment, total = request.get("Segment", 0), request.get("TotalSegments", 1)
+            ids, index = table.segment(segment, total)
+            start = 0
+            if "ExclusiveStartKey" in request:
+                start = index[request["ExclusiveStartKey"]["id"]["S"]] + 1
+            page = ids[start : start + PAGE_ITEMS]
+            # Reading a page takes the store time in proportion to what it reads.
+            time.sleep(page_s * len(page) / PAGE_ITEMS)
+            items = ",".join(
+                f'{{"id":{{"S":"{i}"}},"progress_state":{{"N":"{table.items[i]}"}}}}' for i in page
+            )
+            more = start + PAGE_ITEMS < len(ids)
+            last = f',"LastEvaluatedKey":{{"id":{{"S":"{page[-1]}"}}}}' if more else ""
+            counts = f'"Count":{len(page)},"ScannedCount":{len(page)}'
+            return f'{{"Items":[{items}],{counts}{last}}}'.encode()
+
+        def _reply(self, status: int, payload: bytes) -> None:
+            self.send_response(status)
+            self.send_header("Content-Type", "application/x-amz-json-1.0")
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+
+    server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+    server.daemon_threads = True
+    server.serve_forever()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--latency-ms", type=float, default=10)
+    parser.add_argument("--throttle", type=float, default=0.0)
+    parser.add_argument("--partial", type=float, default=0.0)
+    parser.add_argument(
+        "--scan-page-ms",
+        type=float,
+        default=0.0,
+        help="store time to read one full 1 MB Scan page, on top of the latency",
+    )
+    args = parser.parse_args()
+    faults = Faults(
+        targets=("BatchWriteItem",), throttle_rate=args.throttle, partial_rate=args.partial
+    )
+    serve(args.port, args.latency_ms / 1000, faults, args.scan_page_ms / 1000)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,191 @@
+"""batch-check: one invocation's work: confirm in media-api that enqueued images arrived.
+
+Claim enqueued ids (old enough for thrall to have indexed them), ask media-api
+for each, concurrently: 200 verified, 404 not found, anything else back to
+enqueued with one more attempt. No AWS here: the adapters come in through
+`CheckDeps`.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from grid_reingest import telemetry
+from grid_reingest.batch_runner import Breaker, Run, run_bounded
+from grid_reingest.settings import BatchCheckSettings
+from grid_reingest.state_table import (
+    Claim,
+    Source,
+    StateTable,
+    Transition,
+    lease_cutoff,
+    release_transition,
+)
+from grid_reingest.states import ProgressState
+
+HELD = ProgressState.LOOKING_FOR_IMAGE
+
+
+@dataclass(frozen=True)
+class Presence:
+    """media-api's answer for one image: its HTTP status (None: no answer) and message."""
+
+    status: int | None
+    message: str = ""
+
+
+@dataclass
+class CheckDeps:
+    """Everything one invocation works with."""
+
+    table: StateTable
+    lookup: Callable[[str], Presence]
+    disable_schedule: Callable[[], bool] | None
+    remaining_ms: Callable[[], int]
+    worker: str
+    now: Callable[[], datetime]
+
+
+@dataclass
+class CheckSummary:
+    """What one invocation did."""
+
+    claimed: int = 0
+    reclaimed: int = 0
+    states: Counter[int] = field(default_factory=Counter)
+    released: int = 0
+    failures: int = 0
+    lost_claims: int = 0
+    stopped_because: str | None = None
+    finished_pass: bool = False
+
+    def as_dict(self) -> dict[str, Any]:
+        """The summary as one structured log line."""
+        return {
+            "claimed": self.claimed,
+            "reclaimed": self.reclaimed,
+            "states": {str(k): v for k, v in sorted(self.states.items())},
+            "released": self.released,
+            "failures": self.failures,
+            "lostClaims": self.lost_claims,
+            "stoppedBecause": self.stopped_because,
+            "finishedPass": self.finished_pass,
+        }
+
+    def metric_counts(self) -> dict[str, float]:
+        """The summary as metrics (names from telemetry)."""
+        counts: dict[str, float] = {
+            telemetry.CLAIMED: self.claimed,
+            telemetry.RECLAIMED: self.reclaimed,
+            telemetry.VERIFIED: self.states.get(int(ProgressState.VERIFIED), 0),
+            telemetry.FAILED: self.failures,
+            telemetry.RELEASED: self.released,
+            telemetry.LOST_CLAIMS: self.lost_claims,
+            telemetry.COMPLETED: int(self.finished_pass),
+        }
+        for state, n in self.states.items():
+            counts[telemetry.state_metric(state)] = n
+        return counts
+
+
+# A media-api call is short (the service timeout); stop starting new ones with
+# this much of the invocation left.
+STOP_MARGIN_MS = 30_000
+# As in batch-index: a media-api outage must not burn every image's attempts.
+BREAKER_SHARE = 0.5
+BREAKER_MIN_RESULTS = 20
+# media-api's answer -> the image's new state; any other answer is a failure.
+ANSWERS = {200: ProgressState.VERIFIED, 404: ProgressState.NOT_FOUND_IN_MEDIA_API}
+
+
+def run_batch_check(settings: BatchCheckSettings, deps: CheckDeps) -> CheckSummary:
+    """One invocation of batch-check."""
+    summary = CheckSummary()
+    now = deps.now()
+    sources = [
+        Source(HELD, lease_cutoff(now, settings.lease_seconds), reclaim=True),
+        Source(settings.start_state, now - timedelta(seconds=settings.min_age_seconds)),
+    ]
+    claims = deps.table.claim(sources, HELD, settings.batch_size, deps.worker)
+    summary.claimed = len(claims)
+    summary.reclaimed = sum(1 for c in claims if c.reclaimed)
+    if not claims:
+        if not deps.table.has_any([settings.start_state, HELD]):
+            summary.finished_pass = True
+            if deps.disable_schedule is not None:
+                deps.disable_schedule()
+        return summary
+
+    transitions = _check(settings, deps, claims, summary)
+    for transition, ok in zip(transitions, deps.table.apply(transitions), strict=True):
+        if ok:
+            summary.states[int(transition.new)] += 1
+        else:
+            summary.lost_claims += 1
+    return summary
+
+
+def _check(
+    settings: BatchCheckSettings, deps: CheckDeps, claims: list[Claim], summary: CheckSummary
+) -> list[Transition]:
+    """Ask media-api about each claim; the transitions that record the answers."""
+    breaker = Breaker(BREAKER_SHARE, BREAKER_MIN_RESULTS)
+    failures: list[tuple[Claim, str, str]] = []
+    transitions: list[Transition] = []
+
+    def keep_going() -> str | None:
+        if breaker.tripped_by is not None:
+            return f"breaker tripped: media-api {breaker.tripped_by}"
+        if deps.remaining_ms() < STOP_MARGIN_MS:
+            return "invocation running out of time"
+        return None
+
+    run: Run[Presence] = Run()
+    for claim, presence in run_bounded(
+        claims, _safe(deps.lookup), settings.grid.concurrency, keep_going, run
+    ):
+        state = ANSWERS.get(presence.status) if presence.status is not None else None
+        if state is not None:
+            transitions.append(_settle(claim, deps.worker, state))
+            breaker.record(None)
+        else:
+            reason = str(presence.status if presence.status is not None else "no-response")
+            breaker.record(reason)
+            failures.append((claim, reason, presence.message))
+    summary.stopped_because = run.stopped_because
+
+    for claim, reason, message in failures:
+        error = f"media-api: HTTP {reason}: {message}"
+        summary.failures += 1
+        attempts = claim.attempts + 1
+        retry = attempts < settings.max_attempts
+        state = claim.claimed_from if retry else ProgressState.UNKNOWN_ERROR
+        transitions.append(_settle(claim, deps.worker, state, attempts=attempts, error=error))
+    for claim in run.not_started:
+        transitions.append(release_transition(claim, HELD, deps.worker))
+        summary.released += 1
+    return transitions
+
+
+def _settle(
+    claim: Claim,
+    worker: str,
+    state: ProgressState,
+    attempts: int | None = None,
+    error: str | None = None,
+) -> Transition:
+    return Transition(claim.id, HELD, state, worker=worker, attempts=attempts, error=error)
+
+
+def _safe(lookup: Callable[[str], Presence]) -> Callable[[str], Presence]:
+    def guarded(image_id: str) -> Presence:
+        try:
+            return lookup(image_id)
+        except Exception as error:  # one image's surprise must not sink the batch
+            return Presence(None, f"{type(error).__name__}: {error}")
+
+    return guarded

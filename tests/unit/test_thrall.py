@@ -1,0 +1,37 @@
+"""Encoding thrall's messages and splitting PutRecords calls."""
+
+import gzip
+import json
+from datetime import UTC, datetime
+
+from grid_reingest.thrall import _calls, encode_message, record_size
+
+
+def test_encode_message_is_marker_then_gzipped_json():
+    image = {"id": "abc", "metadata": {"title": "Caf\u00e9"}}
+    data = encode_message(image, datetime(2024, 5, 1, 10, 0, tzinfo=UTC))
+    assert data[:1] == b"\x00"
+    message = json.loads(gzip.decompress(data[1:]))
+    assert message == {
+        "subject": "reingest-image",
+        "image": image,
+        "lastModified": "2024-05-01T10:00:00.000Z",
+    }
+
+
+def test_record_size_counts_the_partition_key():
+    assert record_size("abc", b"12345") == 8
+
+
+def test_calls_respect_the_count_limit():
+    records = [(f"{i:040x}", b"x") for i in range(1201)]
+    assert [len(c) for c in _calls(records)] == [500, 500, 201]
+
+
+def test_calls_respect_the_size_limit():
+    big = b"x" * (900 * 1024)
+    records = [(f"{i:040x}", big) for i in range(12)]
+    sizes = [sum(record_size(i, d) for i, d in call) for call in _calls(records)]
+    assert all(size <= 5 * 1024 * 1024 for size in sizes)
+    assert sum(len(c) for c in _calls(records)) == 12
+    assert len(sizes) == 3
