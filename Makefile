@@ -36,7 +36,7 @@ format: venv
 
 ## demo: a full reingestion pass on emulated AWS and a simulated Grid
 demo: venv
-	@echo "make demo: not yet — the local run arrives with the workers"
+	$(BIN)/python scripts/demo.py
 
 ## bench: the side-by-side benchmarks; results go to docs/benchmarks.md
 bench: venv

@@ -1,0 +1,345 @@
+"""The Grid's HTTP services: the only code that talks to them (and imports requests).
+
+Every call answers with a `GridResponse` — status, parsed JSON, the downstream
+message — and never raises for an HTTP status or a network failure: what a
+failure means is the caller's business. Example::
+
+    client = GridClient(settings.grid, api_key)
+    response = client.projection("0123abcd...")
+    if response.status == 200:
+        image = response.body
+
+The API key travels only in the `X-Gu-Media-Key` header; it is kept out of
+reprs, logs and messages (and scrubbed from downstream text, should a service
+ever echo it).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any
+from urllib.parse import quote
+
+import requests
+from requests.adapters import HTTPAdapter
+from urllib3.exceptions import ReadTimeoutError
+from urllib3.util.retry import Retry
+
+from grid_reingest.settings import SERVICES, GridSettings
+
+logger = logging.getLogger(__name__)
+
+API_KEY_HEADER = "X-Gu-Media-Key"
+
+# The data-service calls of one projection: name -> (service, path template).
+# The names are those of projection.ServiceData's fields.
+DATA_CALLS: dict[str, tuple[str, str]] = {
+    "leases": ("leases", "/leases/media/{id}"),
+    "collections": ("collections", "/images/{id}"),
+    "edits": ("metadata-editor", "/edits/{id}"),
+    "syndication": ("metadata-editor", "/metadata/{id}/syndication"),
+    "usages": ("usage", "/usages/media/{id}"),
+    "crops": ("cropper", "/crops/{id}"),
+    "soft_delete": ("media-api", "/images/{id}/softDeletedMetadata"),
+}
+# How many requests one image's projection has in flight at once.
+DATA_FAN_OUT = len(DATA_CALLS)
+
+# Slightly above a multiple of 3 s, TCP's initial retransmission window (as the
+# requests documentation advises): a host that is up answers a SYN well within it.
+CONNECT_TIMEOUT_SECONDS = 3.05
+# Three retries, waiting 0, 0.5 and 1 s (urllib3 does not wait before the first):
+# enough to ride out a load balancer swapping an instance, short enough that a
+# service that is really down fails the image quickly (batch-index retries it later).
+RETRIES = 3
+BACKOFF_FACTOR = 0.25
+RETRY_STATUSES = (502, 503, 504)
+# A downstream message longer than this is cut: it ends up on a DynamoDB item.
+MESSAGE_LIMIT = 1000
+
+
+@dataclass(frozen=True)
+class GridResponse:
+    """What one call came to.
+
+    `status` is None when no response arrived (connection failure or timeout,
+    after retries); `body` is the parsed JSON of a 2xx answer, or None;
+    `message` is the downstream's own words on a failure (its `errorMessage`,
+    else the start of its body, else the network error); `text` is the body of
+    a non-2xx answer, for callers that look for known error signatures.
+    """
+
+    service: str
+    status: int | None
+    body: Any = None
+    message: str = ""
+    text: str = ""
+    malformed: bool = False  # a 2xx whose body is not JSON
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        """200 with a JSON body."""
+        return self.status == 200 and not self.malformed
+
+    @property
+    def not_found(self) -> bool:
+        """404: for a data service, "none"."""
+        return self.status == 404
+
+
+@dataclass(frozen=True)
+class KeyCheck:
+    """Whether the Grid accepts a key: True, False, or None when it could not tell."""
+
+    valid: bool | None
+    response: GridResponse
+
+
+class GridRetry(Retry):
+    """urllib3's Retry, except that a read timeout is final.
+
+    A read timeout on image-loader means minutes already spent; repeating it
+    would only hold the image (and the Lambda) longer. Other read errors — a
+    keep-alive connection the server closed just as a request went out — are
+    retried like connection errors.
+    """
+
+    def increment(
+        self,
+        method: str | None = None,
+        url: str | None = None,
+        response: Any = None,
+        error: Exception | None = None,
+        _pool: Any = None,
+        _stacktrace: TracebackType | None = None,
+    ) -> Retry:
+        if isinstance(error, ReadTimeoutError):
+            raise error.with_traceback(_stacktrace)
+        return super().increment(method, url, response, error, _pool, _stacktrace)
+
+
+def default_retry() -> Retry:
+    """Retries of idempotent GETs on connection errors and 502/503/504, never on read timeouts."""
+    return GridRetry(
+        total=RETRIES,
+        connect=RETRIES,
+        read=RETRIES,
+        redirect=0,
+        status=RETRIES,
+        other=0,
+        allowed_methods=frozenset({"GET", "HEAD"}),
+        status_forcelist=RETRY_STATUSES,
+        backoff_factor=BACKOFF_FACTOR,
+        backoff_max=2.0,
+        backoff_jitter=0.1,
+        raise_on_status=False,
+        raise_on_redirect=False,
+    )
+
+
+def make_session(pool_size: int, retry: Retry | None = None) -> requests.Session:
+    """A Session whose per-host connection pool holds `pool_size` connections."""
+    session = requests.Session()
+    adapter = HTTPAdapter(
+        # One pool per Grid host; each holds as many connections as may be in
+        # flight to that host, so none is opened and thrown away under load.
+        pool_connections=len(SERVICES),
+        pool_maxsize=pool_size,
+        max_retries=retry or default_retry(),
+    )
+    session.mount("https://", adapter)
+    session.mount("http://", adapter)
+    return session
+
+
+class GridClient:
+    """The Grid's services over one pooled, retrying Session.
+
+    `pool_size` defaults to settings.concurrency x DATA_FAN_OUT: that many
+    images projected at once each have every data call in flight, and with
+    one Grid host for every service (a local Grid, the simulator) they all
+    share one pool. A `session` you pass is used as it is. Share one client
+    between threads: it keeps no per-call state (requests' cookie jar is
+    unused). Use `with_key` for another key over the same connections.
+    """
+
+    def __init__(
+        self,
+        settings: GridSettings,
+        api_key: str,
+        session: requests.Session | None = None,
+        pool_size: int | None = None,
+        *,
+        retry: Retry | None = None,
+    ) -> None:
+        if not api_key:
+            raise ValueError("the Grid API key is empty")
+        self.settings = settings
+        self._key = api_key
+        self._session = session or make_session(
+            pool_size or settings.concurrency * DATA_FAN_OUT, retry
+        )
+        self._bases = {service: settings.url(service) for service in SERVICES}
+
+    def __repr__(self) -> str:
+        return f"GridClient(image-loader={self._bases['image-loader']!r})"
+
+    def with_key(self, api_key: str) -> GridClient:
+        """The same client (and connections) calling with another API key."""
+        return GridClient(self.settings, api_key, session=self._session)
+
+    def close(self) -> None:
+        """Close the pooled connections."""
+        self._session.close()
+
+    # -- the calls ------------------------------------------------------------
+
+    def projection(self, image_id: str) -> GridResponse:
+        """image-loader's re-projection of the original file: `GET /images/project/{id}`."""
+        return self._get(
+            "image-loader", f"/images/project/{_segment(image_id)}", self.settings.loader_timeout
+        )
+
+    def data(self, call: str, image_id: str) -> GridResponse:
+        """One data-service call of DATA_CALLS for one image, e.g. `data("leases", id)`."""
+        service, template = DATA_CALLS[call]
+        return self._get(service, template.format(id=_segment(image_id)))
+
+    def leases(self, image_id: str) -> GridResponse:
+        """leases: `GET /leases/media/{id}`."""
+        return self.data("leases", image_id)
+
+    def collections(self, image_id: str) -> GridResponse:
+        """collections: `GET /images/{id}`."""
+        return self.data("collections", image_id)
+
+    def edits(self, image_id: str) -> GridResponse:
+        """metadata-editor: `GET /edits/{id}`."""
+        return self.data("edits", image_id)
+
+    def syndication(self, image_id: str) -> GridResponse:
+        """metadata-editor: `GET /metadata/{id}/syndication`."""
+        return self.data("syndication", image_id)
+
+    def usages(self, image_id: str) -> GridResponse:
+        """usage: `GET /usages/media/{id}`."""
+        return self.data("usages", image_id)
+
+    def crops(self, image_id: str) -> GridResponse:
+        """cropper: `GET /crops/{id}`."""
+        return self.data("crops", image_id)
+
+    def soft_deleted_metadata(self, image_id: str) -> GridResponse:
+        """media-api: `GET /images/{id}/softDeletedMetadata`."""
+        return self.data("soft_delete", image_id)
+
+    def image(self, image_id: str) -> GridResponse:
+        """media-api: `GET /images/{id}` — 200 present, 404 absent.
+
+        Only the status matters here, so the (large) body is read and dropped
+        unparsed: reading it lets the connection go back to the pool.
+        """
+        return self._get("media-api", f"/images/{_segment(image_id)}", parse=False)
+
+    def validate_key(self) -> KeyCheck:
+        """Whether the Grid accepts this client's key, from leases' `GET /`.
+
+        As the Grid's own check: 200 or 404 mean valid, 401 or 403 invalid;
+        anything else (a failure, no answer) leaves it unknown.
+        """
+        response = self._get("leases", "/", parse=False)
+        if response.status in (200, 404):
+            return KeyCheck(True, response)
+        if response.status in (401, 403):
+            return KeyCheck(False, response)
+        return KeyCheck(None, response)
+
+    # -- one GET ----------------------------------------------------------------
+
+    def _get(
+        self, service: str, path: str, read_timeout: float | None = None, *, parse: bool = True
+    ) -> GridResponse:
+        url = self._bases[service] + path
+        started = time.perf_counter()
+        try:
+            # No redirects: following one to another host would hand it the key.
+            raw = self._session.get(
+                url,
+                headers={API_KEY_HEADER: self._key, "Accept": "application/json"},
+                timeout=(CONNECT_TIMEOUT_SECONDS, read_timeout or self.settings.service_timeout),
+                allow_redirects=False,
+            )
+        except requests.RequestException as error:
+            seconds = time.perf_counter() - started
+            message = self._scrub(f"{type(error).__name__}: {error}")
+            logger.warning("%s GET %s: no response: %s", service, path, message)
+            return GridResponse(service, None, message=message, seconds=seconds)
+        seconds = time.perf_counter() - started
+        return self._response(service, raw, parse, seconds)
+
+    def _response(
+        self, service: str, raw: requests.Response, parse: bool, seconds: float
+    ) -> GridResponse:
+        status = raw.status_code
+        if 200 <= status < 300:
+            if not parse:
+                return GridResponse(service, status, seconds=seconds)
+            try:
+                body = json.loads(raw.content) if raw.content else None
+            except ValueError as error:  # includes UnicodeDecodeError
+                return GridResponse(
+                    service,
+                    status,
+                    message=str(error),
+                    text=self._scrub(_excerpt(raw)),
+                    malformed=True,
+                    seconds=seconds,
+                )
+            return GridResponse(service, status, body=body, seconds=seconds)
+        text = self._scrub(raw.text)
+        return GridResponse(
+            service,
+            status,
+            message=self._scrub(_downstream_message(text, raw.reason)),
+            text=text,
+            seconds=seconds,
+        )
+
+    def _scrub(self, text: str) -> str:
+        return text.replace(self._key, "<api key>") if self._key in text else text
+
+
+def _segment(image_id: str) -> str:
+    # An id is one path segment: "/" or "?" in one must not reach another route.
+    return quote(image_id, safe="")
+
+
+def _excerpt(raw: requests.Response) -> str:
+    return raw.content[:MESSAGE_LIMIT].decode("utf-8", "replace")
+
+
+def _downstream_message(text: str, reason: str | None) -> str:
+    """The Grid's error body says what went wrong in `errorMessage`; else its start, or the reason.
+
+    The Grid's own projection lambda nests its errors one level down, under `message`.
+    """
+    try:
+        body = json.loads(text) if text.strip() else None
+    except ValueError:
+        body = None
+    if isinstance(body, dict):
+        nested = body.get("message")
+        if isinstance(nested, dict):
+            body = nested
+        for key in ("errorMessage", "message", "errorKey"):
+            value = body.get(key)
+            if isinstance(value, str) and value:
+                return value[:MESSAGE_LIMIT]
+    if text.strip():
+        return text.strip()[:MESSAGE_LIMIT]
+    return reason or ""

@@ -1,0 +1,90 @@
+"""batch-check Lambda: confirm in media-api that enqueued images arrived.
+
+Runs on its EventBridge schedule (deployed switched off). Settings: see
+`grid_reingest.settings.BatchCheckSettings`; `python -m grid_reingest.handlers.batch_check`
+prints them.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from grid_reingest import telemetry
+from grid_reingest.api_key import load_api_key
+from grid_reingest.aws import make_client
+from grid_reingest.batch_check import CheckDeps, Presence, run_batch_check
+from grid_reingest.grid import GridClient
+from grid_reingest.handlers.common import emit, rule_switch
+from grid_reingest.isotime import utc_now
+from grid_reingest.settings import BatchCheckSettings, describe, load
+from grid_reingest.state_table import StateTable
+
+SERVICE = "batch-check"
+logger = Logger(service=SERVICE)
+metrics = Metrics(namespace=telemetry.NAMESPACE, service=SERVICE)
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """What outlives one invocation: settings and clients."""
+
+    settings: BatchCheckSettings
+    table: StateTable
+    grid: GridClient
+
+
+_runtime: Runtime | None = None
+
+
+def runtime() -> Runtime:
+    """Built on a container's first invocation; SettingsError (listing every problem) else."""
+    global _runtime  # noqa: PLW0603 - one per container, reused by every invocation
+    if _runtime is None:
+        settings = load(BatchCheckSettings)
+        pool = settings.grid.concurrency + 4
+        table = StateTable(
+            settings.table_name,
+            make_client("dynamodb", max_pool_connections=pool),
+            max_workers=pool,
+        )
+        grid = GridClient(
+            settings.grid, load_api_key(settings.grid), pool_size=settings.grid.concurrency
+        )
+        metrics.set_default_dimensions(**{telemetry.STAGE_DIMENSION: settings.stage})
+        _runtime = Runtime(settings, table, grid)
+    return _runtime
+
+
+@logger.inject_lambda_context(log_event=False)
+@metrics.log_metrics
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    """One scheduled invocation."""
+    current = runtime()
+
+    def lookup(image_id: str) -> Presence:
+        response = current.grid.image(image_id)
+        return Presence(response.status, response.message)
+
+    deps = CheckDeps(
+        table=current.table,
+        lookup=lookup,
+        disable_schedule=rule_switch(current.settings.schedule_rule, logger),
+        remaining_ms=context.get_remaining_time_in_millis,
+        worker=context.aws_request_id,
+        now=utc_now,
+    )
+    summary = run_batch_check(current.settings, deps)
+    report = summary.as_dict()
+    logger.info("batch-check invocation", extra={"summary": report})
+    emit(metrics, summary.metric_counts())
+    return report
+
+
+if __name__ == "__main__":
+    print(describe(BatchCheckSettings))
+    sys.exit(0)

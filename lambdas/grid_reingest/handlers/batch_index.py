@@ -1,0 +1,127 @@
+"""batch-index Lambda: claim a batch, project it, publish it on thrall's stream.
+
+Runs on its EventBridge schedule (deployed switched off). Settings: see
+`grid_reingest.settings.BatchIndexSettings`; `python -m grid_reingest.handlers.batch_index`
+prints them.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from grid_reingest import backpressure, telemetry
+from grid_reingest.aws import make_client
+from grid_reingest.batch_index import IndexDeps, Projector, run_batch_index
+from grid_reingest.handlers.common import emit, rule_switch
+from grid_reingest.isotime import utc_now
+from grid_reingest.lambda_projector import LambdaProjector
+from grid_reingest.settings import BatchIndexSettings, describe, load, stream_name
+from grid_reingest.state_table import StateTable
+from grid_reingest.thrall import Publisher
+
+SERVICE = "batch-index"
+logger = Logger(service=SERVICE)
+metrics = Metrics(namespace=telemetry.NAMESPACE, service=SERVICE)
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """What outlives one invocation: settings and clients."""
+
+    settings: BatchIndexSettings
+    table: StateTable
+    projector: Projector
+    publisher: Publisher
+    cloudwatch: Any
+
+
+_runtime: Runtime | None = None
+
+
+def runtime() -> Runtime:
+    """Built on a container's first invocation; SettingsError (listing every problem) else."""
+    global _runtime  # noqa: PLW0603 - one per container, reused by every invocation
+    if _runtime is None:
+        settings = load(BatchIndexSettings)
+        pool = settings.concurrency + 4
+        table = StateTable(
+            settings.table_name,
+            make_client("dynamodb", max_pool_connections=pool),
+            max_workers=pool,
+        )
+        metrics.set_default_dimensions(**{telemetry.STAGE_DIMENSION: settings.stage})
+        _runtime = Runtime(
+            settings=settings,
+            table=table,
+            projector=_projector(settings),
+            publisher=Publisher(make_client("kinesis"), settings.stream),
+            cloudwatch=make_client("cloudwatch"),
+        )
+    return _runtime
+
+
+def _projector(settings: BatchIndexSettings) -> Projector:
+    if settings.projection_function:
+        # A projection can take the loader's whole timeout: wait for it.
+        client = make_client(
+            "lambda",
+            max_pool_connections=settings.concurrency,
+            read_timeout=settings.stop_margin_seconds,
+            max_attempts=1,
+        )
+        return LambdaProjector(client, settings.projection_function)
+    # Local runs: project in this process, through the same interface. Imported
+    # here so that the deployed worker, which invokes image-projection, does not
+    # pay for requests and the Grid client on its cold start.
+    from grid_reingest.api_key import load_api_key  # noqa: PLC0415
+    from grid_reingest.grid import DATA_FAN_OUT, GridClient  # noqa: PLC0415
+    from grid_reingest.projector import OutcomeProjector  # noqa: PLC0415
+    from grid_reingest.projector import Projector as GridProjector  # noqa: PLC0415
+
+    assert settings.grid is not None  # settings guarantee it without a function
+    client = GridClient(
+        settings.grid, load_api_key(settings.grid), pool_size=settings.concurrency * DATA_FAN_OUT
+    )
+    projector = GridProjector(client, images_at_once=settings.concurrency)
+    return OutcomeProjector(projector, settings.max_message_bytes)
+
+
+@logger.inject_lambda_context(log_event=False)
+@metrics.log_metrics
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    """One scheduled invocation."""
+    current = runtime()
+    settings = current.settings
+
+    def verdict() -> backpressure.Verdict:
+        age, silent = backpressure.iterator_age_ms(
+            current.cloudwatch, settings.watched_streams, utc_now()
+        )
+        return backpressure.decide(age, silent, settings.max_iterator_age_ms, settings.batch_size)
+
+    deps = IndexDeps(
+        table=current.table,
+        projector=current.projector,
+        publisher=current.publisher,
+        backpressure=verdict,
+        disable_schedule=rule_switch(settings.schedule_rule, logger),
+        remaining_ms=context.get_remaining_time_in_millis,
+        worker=context.aws_request_id,
+        now=utc_now,
+    )
+    summary = run_batch_index(settings, deps)
+    report = summary.as_dict()
+    report["stream"] = stream_name(settings.stream)
+    logger.info("batch-index invocation", extra={"summary": report})
+    emit(metrics, summary.metric_counts())
+    return report
+
+
+if __name__ == "__main__":
+    print(describe(BatchIndexSettings))
+    sys.exit(0)

@@ -1,0 +1,184 @@
+"""A full reingestion pass on this machine: emulated AWS, a simulated Grid, the real code.
+
+moto's server stands in for AWS (DynamoDB, Kinesis, CloudWatch, EventBridge),
+the simulated Grid for the Grid's services, and a thrall-like consumer for
+thrall. The operator commands and the Lambda handlers are the project's own,
+run in this process with the environment their deployed functions get:
+
+1. create the state table, thrall's stream and the two schedules (off);
+2. `reingest upload-ids` a file of ids (a few of them broken on purpose);
+3. `reingest start`, then batch-index runs on its "schedule" until it
+   switches its own rule off;
+4. thrall indexes what arrived on its stream;
+5. batch-check runs until it switches its own rule off;
+6. `reingest stats` and `reingest scan-statuses`.
+
+    make demo            (or: .venv/bin/python scripts/demo.py --ids 300)
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import sys
+import tempfile
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+# The handlers' own log lines and metrics would drown the story; the demo prints
+# each invocation's summary instead. Set before Powertools is imported.
+os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
+os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
+
+import boto3  # noqa: E402
+
+from grid_reingest.handlers import batch_check, batch_index  # noqa: E402
+from grid_reingest.state_table import create_table  # noqa: E402
+from grid_reingest_cli.main import main as reingest  # noqa: E402
+from tests.fakes.grid_sim import GridSim  # noqa: E402
+from tests.fakes.local_lambda import FakeContext, invoke  # noqa: E402
+from tests.fakes.servers import aws_environment, moto_server  # noqa: E402
+from tests.fakes.thrall_consumer import read_stream  # noqa: E402
+
+STAGE = "DEMO"
+TABLE = f"grid-reingest-{STAGE}"
+STREAM = f"media-service-thrall-low-priority-{STAGE}"
+INDEX_RULE = f"grid-reingest-batch-index-{STAGE}"
+CHECK_RULE = f"grid-reingest-batch-check-{STAGE}"
+# A scheduled run that never ends is a bug: the demo gives up after this many invocations.
+MAX_INVOCATIONS = 100
+
+
+def say(text: str) -> None:
+    print(f"\n== {text}", flush=True)
+
+
+def provision(endpoint: str) -> None:
+    """What the CDK stack deploys, made directly on the emulator."""
+    create_table(boto3.client("dynamodb", endpoint_url=endpoint), TABLE)
+    kinesis = boto3.client("kinesis", endpoint_url=endpoint)
+    kinesis.create_stream(StreamName=STREAM, ShardCount=2)
+    kinesis.get_waiter("stream_exists").wait(StreamName=STREAM)
+    events = boto3.client("events", endpoint_url=endpoint)
+    for rule in (INDEX_RULE, CHECK_RULE):
+        events.put_rule(Name=rule, ScheduleExpression="rate(1 minute)", State="DISABLED")
+    # thrall is keeping up: a low iterator age, so back-pressure lets work through.
+    boto3.client("cloudwatch", endpoint_url=endpoint).put_metric_data(
+        Namespace="AWS/Kinesis",
+        MetricData=[
+            {
+                "MetricName": "GetRecords.IteratorAgeMilliseconds",
+                "Dimensions": [{"Name": "StreamName", "Value": STREAM}],
+                "Timestamp": datetime.now(UTC) - timedelta(minutes=1),
+                "Value": 850.0,
+                "Unit": "Milliseconds",
+            }
+        ],
+    )
+
+
+def image_ids(n: int) -> list[str]:
+    """Ids shaped like the Grid's: the SHA-1 of an original file."""
+    return [
+        hashlib.sha1(f"original-{i}.jpg".encode(), usedforsecurity=False).hexdigest()
+        for i in range(n)
+    ]
+
+
+def break_some(grid: GridSim, ids: list[str]) -> None:
+    """A few images that fail the way real ones do."""
+    grid.missing.update(ids[0:3])  # image-loader has no such image: state 2
+    for image_id in ids[3:5]:
+        grid.known_loader_error(image_id)  # corrupt original: state 4
+    grid.huge.add(ids[5])  # too big for a Kinesis record: state 9001
+    grid.fail(ids[6], "usages", 500, times=1)  # a passing failure: retried next time
+
+
+def run_schedule(module, env: dict[str, str], rule: str, events) -> int:
+    """Invoke a worker once a "minute" until it switches its own rule off."""
+    for n in range(1, MAX_INVOCATIONS + 1):
+        report = invoke(
+            module, env, {"source": "aws.events"}, FakeContext(function_name=rule), fresh=n == 1
+        )
+        states = ", ".join(f"{k}: {v}" for k, v in report["states"].items()) or "-"
+        line = f"  invocation {n}: claimed {report['claimed']}, states written {{{states}}}"
+        if report.get("skipped"):
+            line += f"; skipped: {report['skipped']}"
+        if report["finishedPass"]:
+            line += "; nothing left: pass finished"
+        print(line, flush=True)
+        if events.describe_rule(Name=rule)["State"] == "DISABLED":
+            print(f"  {rule} switched itself off", flush=True)
+            return n
+    raise SystemExit(f"{rule} still enabled after {MAX_INVOCATIONS} invocations")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--ids", type=int, default=300, help="how many images (default 300)")
+    args = parser.parse_args()
+
+    with (
+        moto_server() as endpoint,
+        GridSim(latency={"image-loader": 0.05}, default_latency=0.01) as grid,
+        tempfile.TemporaryDirectory() as tmp,
+    ):
+        os.environ.update(aws_environment(endpoint))
+        say(f"emulated AWS at {endpoint}, simulated Grid at {grid.url}")
+        provision(endpoint)
+        events = boto3.client("events", endpoint_url=endpoint)
+
+        ids = image_ids(args.ids)
+        break_some(grid, ids)
+        grid.index_all = False  # media-api has an image only once thrall indexed it
+        ids_file = Path(tmp) / "ids.txt"
+        ids_file.write_text("\ufeff" + "\r\n".join(ids + ids[:10]) + "\r\n")
+
+        say(f"reingest upload-ids ({len(ids)} ids, 10 repeated, a BOM and CRLF)")
+        if reingest(["upload-ids", "--table", TABLE, str(ids_file)]):
+            return 1
+
+        common = {
+            "STAGE": STAGE,
+            "STATE_TABLE_NAME": TABLE,
+            "BATCH_SIZE": "100",
+            "GRID_CONCURRENCY": "16",
+            **grid.env(),
+        }
+        index_env = {
+            **common,
+            "THRALL_STREAM_NAME": STREAM,
+            "SCHEDULE_RULE_NAME": INDEX_RULE,
+            "STOP_MARGIN_SECONDS": "60",
+        }
+        check_env = {**common, "SCHEDULE_RULE_NAME": CHECK_RULE, "CHECK_MIN_AGE_SECONDS": "0"}
+
+        say("batch-index: rule switched on, runs until it switches itself off")
+        events.enable_rule(Name=INDEX_RULE)
+        run_schedule(batch_index, index_env, INDEX_RULE, events)
+
+        say("thrall indexes what arrived on its stream")
+        messages = read_stream(boto3.client("kinesis", endpoint_url=endpoint), STREAM)
+        grid.indexed.update(message["image"]["id"] for _, message in messages)
+        print(f"  {len(messages)} reingest-image messages read and indexed")
+
+        say("batch-check: rule switched on, runs until it switches itself off")
+        events.enable_rule(Name=CHECK_RULE)
+        run_schedule(batch_check, check_env, CHECK_RULE, events)
+
+        say("reingest stats")
+        reingest(["stats", "--table", TABLE])
+        statuses = Path(tmp) / "statuses.txt"
+        say("reingest scan-statuses")
+        reingest(["scan-statuses", "--table", TABLE, str(statuses)])
+        print(f"  first lines of {statuses.name}:")
+        for line in statuses.read_text().splitlines()[:3]:
+            print(f"    {line}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

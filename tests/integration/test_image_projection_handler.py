@@ -1,0 +1,353 @@
+"""The image-projection Lambda handler with real event shapes, against the simulated Grid."""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import io
+import json
+from dataclasses import dataclass
+
+import pytest
+
+from grid_reingest.handlers import image_projection
+from grid_reingest.outcomes import from_json
+from grid_reingest.settings import SettingsError
+from tests.fakes.grid_sim import BARE, GridSim, Profile
+
+IMAGE_ID = "9b1e2f3a4c5d6e7f8091a2b3c4d5e6f708192a3b"
+CALLER_KEY = "callers-own-key-7f3a"
+CONFIGURED_KEY = "configured-key-19c2"
+
+
+@dataclass
+class LambdaContext:
+    function_name: str = "image-projection-TEST"
+    memory_limit_in_mb: int = 1024
+    invoked_function_arn: str = (
+        "arn:aws:lambda:eu-west-1:123456789012:function:image-projection-TEST"
+    )
+    aws_request_id: str = "6f1b3c2a-1d2e-4f5a-8b9c-0d1e2f3a4b5c"
+
+
+def function_url_event(path: str, key: str | None = CALLER_KEY, method: str = "GET") -> dict:
+    """A Lambda Function URL request (payload format 2.0), as Lambda delivers it."""
+    headers = {
+        "host": "abcdefghij.lambda-url.eu-west-1.on.aws",
+        "user-agent": "curl/8.4.0",
+        "accept": "*/*",
+        "x-amzn-trace-id": "Root=1-66321a00-0123456789abcdef01234567",
+        "x-forwarded-for": "203.0.113.7",
+        "x-forwarded-port": "443",
+        "x-forwarded-proto": "https",
+    }
+    if key is not None:
+        headers["x-gu-media-key"] = key  # Function URLs lower-case header names
+    return {
+        "version": "2.0",
+        "routeKey": "$default",
+        "rawPath": path,
+        "rawQueryString": "",
+        "headers": headers,
+        "requestContext": {
+            "accountId": "anonymous",
+            "apiId": "abcdefghij",
+            "domainName": "abcdefghij.lambda-url.eu-west-1.on.aws",
+            "domainPrefix": "abcdefghij",
+            "http": {
+                "method": method,
+                "path": path,
+                "protocol": "HTTP/1.1",
+                "sourceIp": "203.0.113.7",
+                "userAgent": "curl/8.4.0",
+            },
+            "requestId": "0f1e2d3c-4b5a-6978-8a9b-0c1d2e3f4a5b",
+            "routeKey": "$default",
+            "stage": "$default",
+            "time": "01/May/2024:10:00:00 +0000",
+            "timeEpoch": 1714557600000,
+        },
+        "isBase64Encoded": False,
+    }
+
+
+def api_gateway_event(path: str, key: str | None = CALLER_KEY, method: str = "GET") -> dict:
+    """An API Gateway REST API proxy request (payload format 1.0)."""
+    headers = {
+        "Accept": "application/json",
+        "Host": "abcdef1234.execute-api.eu-west-1.amazonaws.com",
+        "User-Agent": "python-requests/2.32.3",
+        "X-Amzn-Trace-Id": "Root=1-66321a00-0123456789abcdef01234567",
+        "X-Forwarded-For": "203.0.113.7",
+        "X-Forwarded-Port": "443",
+        "X-Forwarded-Proto": "https",
+    }
+    if key is not None:
+        headers["X-Gu-Media-Key"] = key
+    return {
+        "resource": "/{proxy+}",
+        "path": path,
+        "httpMethod": method,
+        "headers": headers,
+        "multiValueHeaders": {name: [value] for name, value in headers.items()},
+        "queryStringParameters": None,
+        "multiValueQueryStringParameters": None,
+        "pathParameters": {"proxy": path.lstrip("/")},
+        "stageVariables": None,
+        "requestContext": {
+            "resourceId": "a1b2c3",
+            "resourcePath": "/{proxy+}",
+            "httpMethod": method,
+            "extendedRequestId": "XyZ12AbCdEfGhIj=",
+            "requestTime": "01/May/2024:10:00:00 +0000",
+            "path": f"/TEST{path}",
+            "accountId": "123456789012",
+            "protocol": "HTTP/1.1",
+            "stage": "TEST",
+            "domainPrefix": "abcdef1234",
+            "requestTimeEpoch": 1714557600000,
+            "requestId": "c6af9ac6-7b61-11e6-9a41-93e8deadbeef",
+            "identity": {"sourceIp": "203.0.113.7", "userAgent": "python-requests/2.32.3"},
+            "domainName": "abcdef1234.execute-api.eu-west-1.amazonaws.com",
+            "apiId": "abcdef1234",
+        },
+        "body": None,
+        "isBase64Encoded": False,
+    }
+
+
+@pytest.fixture
+def sim():
+    with GridSim(api_key=CONFIGURED_KEY) as grid:
+        grid.api_keys.add(CALLER_KEY)
+        yield grid
+
+
+@pytest.fixture
+def logs():
+    """Everything the handler's logger writes."""
+    handler = image_projection.logger.registered_handler
+    buffer = io.StringIO()
+    previous = handler.setStream(buffer)
+    yield buffer
+    handler.setStream(previous)
+
+
+@pytest.fixture
+def invoke(sim, monkeypatch, logs):
+    """Calls the handler as Lambda would, in a fresh container configured for the sim."""
+    for name, value in sim.env(STAGE="TEST").items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setattr(image_projection, "_runtime", None)
+
+    def call(event):
+        return image_projection.handler(event, LambdaContext())
+
+    yield call
+    if image_projection._runtime is not None:
+        image_projection._runtime.projector.close()
+
+
+EVENTS = [function_url_event, api_gateway_event]
+
+
+# -- HTTP ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("event", EVENTS)
+def test_handler_http_returns_the_projected_image(invoke, sim, event):
+    # Given an image every service knows something about
+    sim.profiles[IMAGE_ID] = Profile(leases=1, crops=2, usages=1, edits=True)
+
+    # When
+    response = invoke(event(f"/images/projection/{IMAGE_ID}"))
+
+    # Then
+    assert response["statusCode"] == 200
+    assert response["headers"]["Content-Type"] == "application/json"
+    image = json.loads(response["body"])
+    assert image["id"] == IMAGE_ID
+    assert len(image["exports"]) == 2
+    assert image["userMetadata"] == sim.service_data(IMAGE_ID)["edits"]
+
+
+def test_handler_http_calls_the_grid_with_the_callers_key(invoke, sim):
+    invoke(function_url_event(f"/images/projection/{IMAGE_ID}"))
+    # one key check, the loader and seven data calls
+    assert sim.keys_seen == {CALLER_KEY: 1 + 1 + 7}
+
+
+def test_handler_http_header_name_in_any_case(invoke):
+    event = api_gateway_event(f"/images/projection/{IMAGE_ID}", key=None)
+    event["headers"]["x-GU-media-KEY"] = CALLER_KEY
+    assert invoke(event)["statusCode"] == 200
+
+
+@pytest.mark.parametrize("event", EVENTS)
+def test_handler_http_not_found(invoke, sim, event):
+    sim.missing.add(IMAGE_ID)
+    response = invoke(event(f"/images/projection/{IMAGE_ID}"))
+    assert response["statusCode"] == 404
+    assert json.loads(response["body"]) == {"message": f"image with id={IMAGE_ID} not-found"}
+
+
+@pytest.mark.parametrize("event", EVENTS)
+def test_handler_http_failure(invoke, sim, event):
+    sim.fail(IMAGE_ID, "syndication", 500, {"errorKey": "x", "errorMessage": "dynamo is down"})
+    response = invoke(event(f"/images/projection/{IMAGE_ID}"))
+    assert response["statusCode"] == 500
+    assert json.loads(response["body"]) == {
+        "errorMessage": "metadata-editor: HTTP 500: syndication failed",
+        "downstreamErrorMessage": "dynamo is down",
+        "service": "metadata-editor",
+        "status": 500,
+    }
+
+
+@pytest.mark.parametrize("event", EVENTS)
+def test_handler_http_missing_key(invoke, sim, event):
+    response = invoke(event(f"/images/projection/{IMAGE_ID}", key=None))
+    assert response["statusCode"] == 401
+    assert json.loads(response["body"]) == {"message": "missing or invalid api key header"}
+    assert sum(sim.counts.values()) == 0
+
+
+def test_handler_http_wrong_key_is_checked_once_then_remembered(invoke, sim):
+    # When a caller with a key the Grid refuses asks twice
+    responses = [invoke(function_url_event(f"/images/projection/{IMAGE_ID}", "wrong"))]
+    responses.append(invoke(function_url_event(f"/images/projection/{IMAGE_ID}", "wrong")))
+
+    # Then both are refused, the Grid was asked once, and nothing was projected
+    assert [r["statusCode"] for r in responses] == [401, 401]
+    assert sim.endpoint_counts == {"root": 1}
+
+
+def test_handler_http_key_check_failing_is_a_500(invoke, sim):
+    sim.fail("", "root", 500, {"errorKey": "x", "errorMessage": "leases is down"})
+    response = invoke(function_url_event(f"/images/projection/{IMAGE_ID}"))
+    assert response["statusCode"] == 500
+    assert json.loads(response["body"])["downstreamErrorMessage"] == "leases is down"
+
+
+@pytest.mark.parametrize(
+    ("path", "method", "status"),
+    [
+        ("/images/other/abc", "GET", 404),
+        ("/", "GET", 404),
+        (f"/images/projection/{IMAGE_ID}", "POST", 405),
+        ("/images/projection/", "GET", 400),
+        ("/images/projection", "GET", 400),
+        ("/images/projection/a/b", "GET", 400),
+        ("/images/projection/a%2Fb", "GET", 400),
+        ("/images/projection/a%20b", "GET", 400),
+    ],
+)
+def test_handler_http_bad_requests(invoke, sim, path, method, status):
+    response = invoke(function_url_event(path, method=method))
+    assert response["statusCode"] == status
+    assert json.loads(response["body"])["message"]
+    assert sum(sim.counts.values()) == 0
+
+
+# -- direct invocation ------------------------------------------------------------------
+
+
+def test_handler_direct_ready_record(invoke, sim):
+    # Given an image with soft-delete metadata
+    sim.profiles[IMAGE_ID] = Profile(soft_delete="deleted", usages=2)
+
+    # When batch-index invokes the function with an id
+    payload = invoke({"id": IMAGE_ID})
+
+    # Then it gets the encoded record, made with the configured key
+    outcome = from_json(payload)
+    assert payload["outcome"] == "ready"
+    message = json.loads(gzip.decompress(outcome.record[1:]))
+    assert outcome.record[:1] == b"\x00"
+    assert message["subject"] == "reingest-image"
+    assert message["image"]["id"] == IMAGE_ID
+    assert "softDeletedMetadata" in message["image"]
+    assert message["lastModified"].endswith("Z")
+    assert base64.b64decode(payload["record"]) == outcome.record
+    assert set(sim.keys_seen) == {CONFIGURED_KEY}
+
+
+def test_handler_direct_not_found(invoke, sim):
+    sim.missing.add(IMAGE_ID)
+    assert invoke({"id": IMAGE_ID}) == {"id": IMAGE_ID, "outcome": "not-found"}
+
+
+def test_handler_direct_too_big(invoke, sim):
+    sim.huge.add(IMAGE_ID)
+    payload = invoke({"id": IMAGE_ID})
+    assert payload["outcome"] == "too-big"
+    assert payload["recordBytes"] > payload["limit"] == 1024 * 1024
+
+
+def test_handler_direct_known_failure(invoke, sim):
+    sim.known_loader_error(IMAGE_ID)
+    payload = invoke({"id": IMAGE_ID})
+    assert (payload["outcome"], payload["service"], payload["status"], payload["known"]) == (
+        "failed",
+        "image-loader",
+        500,
+        True,
+    )
+
+
+@pytest.mark.parametrize("event", [{}, {"id": ""}, {"id": "a b"}, {"id": 42}, {"ids": ["a"]}])
+def test_handler_direct_without_a_usable_id_raises(invoke, event):
+    with pytest.raises(ValueError, match="image id"):
+        invoke(event)
+
+
+@pytest.mark.filterwarnings("ignore:No application metrics")
+def test_handler_settings_problems_are_reported(monkeypatch, logs):
+    # Given a container with no Grid configured
+    for name in GridSim().env():
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr(image_projection, "_runtime", None)
+
+    # When / Then the invocation fails with every problem listed
+    with pytest.raises(SettingsError, match="GRID_DOMAIN_ROOT is required"):
+        image_projection.handler({"id": IMAGE_ID}, LambdaContext())
+
+
+# -- logs ---------------------------------------------------------------------------------
+
+
+def test_handler_logs_carry_the_image_id_and_never_a_key(invoke, sim, logs, capsys):
+    # Given failures of every kind, on both paths
+    # (a service that echoes the key it was sent in its error message)
+    sim.profiles[IMAGE_ID] = BARE
+    sim.fail(IMAGE_ID, "leases", 500, {"errorMessage": f"refused {CALLER_KEY}"})
+    invoke(function_url_event(f"/images/projection/{IMAGE_ID}"))
+    invoke(api_gateway_event(f"/images/projection/{IMAGE_ID}", key="wrong"))
+    sim.fail(IMAGE_ID, "leases", 500, {"errorMessage": f"refused {CONFIGURED_KEY}"})
+    invoke({"id": IMAGE_ID})
+    sim.missing.add(IMAGE_ID)
+    invoke({"id": IMAGE_ID})
+
+    # Then every line names the image, and no key appears anywhere
+    lines = [json.loads(line) for line in logs.getvalue().splitlines()]
+    assert lines
+    assert all(line["image_id"] == IMAGE_ID for line in lines)
+    assert any(line["message"] == "projection failed" for line in lines)
+    everything = logs.getvalue() + "".join(capsys.readouterr())
+    for key in (CALLER_KEY, CONFIGURED_KEY, "wrong"):
+        assert key not in everything
+
+
+def test_handler_metrics_carry_namespace_service_and_stage(invoke, sim, capsys):
+    invoke({"id": IMAGE_ID})
+    emitted = [
+        json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line
+    ]
+    assert len(emitted) == 1
+    (directive,) = emitted[0]["_aws"]["CloudWatchMetrics"]
+    assert directive["Namespace"] == "GridReingest"
+    assert emitted[0]["service"] == "image-projection"
+    assert emitted[0]["stage"] == "TEST"
+    assert directive["Dimensions"] == [["stage", "service"]]
+    assert emitted[0]["ProjectionReady"] == [1.0]
+    assert emitted[0]["ProjectionFound"] == [1.0]
