@@ -7,7 +7,8 @@ STAMP := $(VENV)/.installed
 
 # The CDK's jsii runtime warns about Node versions it has not tested.
 export JSII_SILENCE_WARNING_UNTESTED_NODE_VERSION := 1
-export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 1
+# (End-of-life warnings are silenced per major version: list the Node majors.)
+export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 18,20
 export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
 
 .PHONY: venv test lint format demo synth bench clean
@@ -37,6 +38,10 @@ format: venv
 ## demo: a full reingestion pass on emulated AWS and a simulated Grid
 demo: venv
 	$(BIN)/python scripts/demo.py
+
+## synth: CloudFormation for every stage, and the Lambda asset, into cdk.out (no AWS needed)
+synth: venv
+	$(BIN)/python -m infra.app
 
 ## bench: the side-by-side benchmarks; results go to docs/benchmarks.md
 bench: venv

@@ -1,0 +1,1 @@
+"""The CDK app that deploys grid-reingest: one stack per stage (see docs/infra.md)."""

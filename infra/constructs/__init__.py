@@ -1,0 +1,1 @@
+"""The named constructs the stack is composed of."""

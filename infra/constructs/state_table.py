@@ -1,0 +1,50 @@
+"""The state table: one item per image of a pass, found by state through `by-state`."""
+
+from __future__ import annotations
+
+from aws_cdk import RemovalPolicy
+from aws_cdk import aws_dynamodb as dynamodb
+from constructs import Construct
+
+from grid_reingest import state_table as schema
+from infra import constants as c
+from infra.config import StageConfig
+
+
+class StateTable(Construct):
+    """The DynamoDB table, keyed and indexed exactly as `grid_reingest.state_table` expects.
+
+    A classic `Table` (not `TableV2`, a global table): one region is all a pass
+    needs, and emulators deploy it. On demand, because a pass swings from bulk
+    uploads of millions of ids to a few hundred claims a minute and then to
+    nothing.
+    """
+
+    def __init__(self, scope: Construct, construct_id: str, *, config: StageConfig) -> None:
+        super().__init__(scope, construct_id)
+        self.table = dynamodb.Table(
+            self,
+            "Table",
+            table_name=c.resource_name(None, config.stage),
+            partition_key=dynamodb.Attribute(name=schema.ID, type=dynamodb.AttributeType.STRING),
+            billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
+            # A reset by state can be undone by restoring to a point before it.
+            point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
+                point_in_time_recovery_enabled=True
+            ),
+            # PROD's record of what was reingested outlives the stack; TEST's does not.
+            deletion_protection=config.is_production,
+            removal_policy=(
+                RemovalPolicy.RETAIN if config.is_production else RemovalPolicy.DESTROY
+            ),
+        )
+        self.table.add_global_secondary_index(
+            index_name=schema.INDEX_NAME,
+            partition_key=dynamodb.Attribute(
+                name=schema.STATE_SHARD, type=dynamodb.AttributeType.STRING
+            ),
+            sort_key=dynamodb.Attribute(name=schema.CHANGED_AT, type=dynamodb.AttributeType.STRING),
+            # Written on every state change: keys only keeps each transition cheap
+            # (docs/state-table.md).
+            projection_type=dynamodb.ProjectionType.KEYS_ONLY,
+        )

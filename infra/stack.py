@@ -1,0 +1,70 @@
+"""One stage's stack: the state table, the workers and their monitoring, and outputs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_cdk import CfnOutput, Environment, Stack, Tags
+from constructs import Construct
+
+from infra import constants as c
+from infra.config import StageConfig
+from infra.constructs.monitoring import Monitoring
+from infra.constructs.state_table import StateTable
+from infra.constructs.workers import Workers
+
+
+class ReingestStack(Stack):
+    """`grid-reingest-<STAGE>`: everything a reingestion pass of one stage runs on."""
+
+    def __init__(self, scope: Construct, config: StageConfig, **kwargs: Any) -> None:
+        name = c.stack_name(config.stage)
+        super().__init__(
+            scope,
+            name,
+            stack_name=name,
+            description=f"grid-reingest ({config.stage}): state table, workers (schedules "
+            "off), dashboard and alarms",
+            # Region only: synth needs no credentials, and the account is the one deployed to.
+            env=Environment(region=config.region),
+            termination_protection=config.is_production,
+            **kwargs,
+        )
+        # The Grid's own tags, so cost reports and the Grid's tooling find the stack.
+        Tags.of(self).add("App", c.APP)
+        Tags.of(self).add("Stack", c.GRID_STACK)
+        Tags.of(self).add("Stage", config.stage)
+
+        self.state_table = StateTable(self, "StateTable", config=config)
+        self.workers = Workers(self, "Workers", config=config, table=self.state_table.table)
+        self.monitoring = Monitoring(
+            self, "Monitoring", config=config, workers=self.workers.by_service
+        )
+        self._build_outputs()
+
+    def _output(self, key: str, value: str, description: str) -> None:
+        # No export: nothing imports these; scripts read them with DescribeStacks.
+        output = CfnOutput(self, key, value=value, description=description)
+        output.override_logical_id(key)
+
+    def _build_outputs(self) -> None:
+        self._output(c.OUTPUT_STATE_TABLE, self.state_table.table.table_name, "State table")
+        for service, worker in self.workers.by_service.items():
+            self._output(
+                c.OUTPUT_FUNCTIONS[service], worker.function.function_name, f"{service} function"
+            )
+            if worker.rule is not None:
+                self._output(
+                    c.OUTPUT_RULES[service],
+                    worker.rule.rule_name,
+                    f"{service} schedule (deployed disabled)",
+                )
+        self._output(
+            c.OUTPUT_DASHBOARD, self.monitoring.dashboard.dashboard_name, "CloudWatch dashboard"
+        )
+        if self.workers.projection_url is not None:
+            self._output(
+                c.OUTPUT_PROJECTION_URL,
+                self.workers.projection_url.url,
+                "image-projection over HTTP (callers send X-Gu-Media-Key)",
+            )

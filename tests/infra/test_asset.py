@@ -1,0 +1,195 @@
+"""The Lambda asset: what is in it, and that the handlers import from it alone.
+
+Each import runs in a fresh interpreter (`-I -S -B`: no site-packages, no user
+paths, no .pyc writes, as on Lambda's read-only /var/task) whose path holds
+only the asset and what Lambda's Python runtime provides (boto3, botocore and
+their own dependencies, linked from this environment).
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import importlib.util
+import json
+import subprocess
+import sys
+from pathlib import Path, PurePosixPath
+
+import pytest
+
+from infra import asset as asset_module
+from infra import constants as c
+
+pytestmark = pytest.mark.slow
+
+# What Lambda's python3.11 runtime has on its path besides the standard library.
+RUNTIME_MODULES = ("boto3", "botocore", "s3transfer", "dateutil", "six")
+MAX_ASSET_BYTES = 10 * 1024 * 1024
+HANDLERS = {service: handler.rsplit(".", 1)[0] for service, handler in c.HANDLERS.items()}
+
+
+@pytest.fixture(scope="session")
+def runtime_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A directory standing in for Lambda's runtime packages (links into this venv)."""
+    directory = tmp_path_factory.mktemp("lambda-runtime")
+    for name in RUNTIME_MODULES:
+        spec = importlib.util.find_spec(name)
+        assert spec is not None and spec.origin is not None, name
+        origin = Path(spec.origin)
+        source = origin.parent if origin.name == "__init__.py" else origin
+        (directory / source.name).symlink_to(source)
+    return directory
+
+
+def import_in_isolation(
+    asset: Path, runtime: Path, modules: list[str], env: dict[str, str] | None = None
+) -> dict:
+    """Import `modules` in a fresh interpreter that sees only the asset and the runtime."""
+    script = f"""
+import json, sys
+sys.path[:0] = [{str(asset)!r}, {str(runtime)!r}]
+import importlib
+for name in {modules!r}:
+    importlib.import_module(name)
+origins = {{
+    name: getattr(module, "__file__", None) or ""
+    for name, module in sys.modules.items()
+}}
+print(json.dumps(origins))
+"""
+    result = subprocess.run(
+        [sys.executable, "-I", "-S", "-B", "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**(env or {}), "PATH": "/usr/bin:/bin", "AWS_REGION": "eu-west-1"},
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def assert_only_from(origins: dict[str, str], *allowed: Path) -> None:
+    """Every imported module comes from an allowed directory or the standard library."""
+    stdlib = Path(sys.base_prefix).resolve()
+    strays = {
+        name: path
+        for name, path in origins.items()
+        if path
+        and not any(path.startswith(str(a)) for a in allowed)
+        and not Path(path).resolve().is_relative_to(stdlib)
+    }
+    assert strays == {}
+
+
+def test_asset_holds_the_package_and_its_dependencies_only(assembly):
+    root = assembly.asset_dir()
+    top = {p.name for p in root.iterdir()}
+
+    assert {"grid_reingest", "requests", "aws_lambda_powertools", "urllib3"} <= top
+    assert not {"boto3", "botocore", "s3transfer", "tests", "infra", "scripts"} & top
+    assert not list(root.rglob("*.so"))
+    assert not list(root.rglob("tests"))
+
+
+def test_asset_is_precompiled_for_the_runtime(assembly):
+    root = assembly.asset_dir()
+    sources = list(root.rglob("*.py"))
+    compiled = {
+        p.name.split(".")[0] + p.parent.parent.name for p in root.rglob("*.cpython-311.pyc")
+    }
+
+    assert sources
+    assert {p.stem + p.parent.name for p in sources} == compiled
+    # Unchecked hash-based .pyc (PEP 552 flags = 0b01): valid whatever the zip does to mtimes.
+    sample = next(root.rglob("settings.cpython-311.pyc")).read_bytes()
+    assert int.from_bytes(sample[4:8], "little") == 0b01
+
+
+def test_asset_size(assembly):
+    size = sum(p.stat().st_size for p in assembly.asset_dir().rglob("*") if p.is_file())
+
+    assert size <= MAX_ASSET_BYTES
+
+
+def test_asset_bundles_no_runtime_provided_distribution():
+    names = {d.split("==")[0] for d in asset_module.plan().distributions}
+
+    assert {"requests", "aws-lambda-powertools", "charset-normalizer"} <= names
+    assert not {"boto3", "botocore", "s3transfer"} & names
+
+
+def test_asset_hash_depends_on_content_only():
+    assert asset_module.plan().hash == asset_module.plan().hash
+
+
+def test_asset_refuses_a_compiled_module_without_fallback(tmp_path):
+    # Given a distribution whose only module is a compiled extension
+    (tmp_path / "fast.cpython-311-x86_64-linux-gnu.so").write_bytes(b"\0")
+    (tmp_path / "fast-1.0.dist-info").mkdir()
+    (tmp_path / "fast-1.0.dist-info" / "METADATA").write_text("Name: fast\nVersion: 1.0\n")
+    (tmp_path / "fast-1.0.dist-info" / "RECORD").write_text(
+        "fast.cpython-311-x86_64-linux-gnu.so,,\nfast-1.0.dist-info/METADATA,,\n"
+    )
+    (dist,) = importlib.metadata.distributions(path=[str(tmp_path)])
+
+    # Then it cannot go into the asset
+    with pytest.raises(asset_module.AssetError, match="without a pure-Python fallback"):
+        asset_module._distribution_files(dist)
+
+
+def test_asset_skips_what_lambda_never_needs():
+    assert asset_module._skipped(PurePosixPath("pkg/__pycache__/m.cpython-311.pyc"))
+    assert asset_module._skipped(PurePosixPath("pkg/tests/test_m.py"))
+    assert asset_module._skipped(PurePosixPath("pkg-1.0.dist-info/RECORD"))
+    assert not asset_module._skipped(PurePosixPath("pkg-1.0.dist-info/METADATA"))
+    assert not asset_module._skipped(PurePosixPath("pkg/m.py"))
+
+
+def test_asset_runtime_package_and_libraries_import_alone(assembly, runtime_dir):
+    # Given every non-handler module of grid_reingest and the libraries it bundles
+    root = assembly.asset_dir()
+    modules = sorted(
+        "grid_reingest."
+        + p.relative_to(root / "grid_reingest").with_suffix("").as_posix().replace("/", ".")
+        for p in (root / "grid_reingest").rglob("*.py")
+        if "handlers" not in p.parts and p.name != "__init__.py"
+    )
+
+    # When imported with only the asset and the runtime on the path
+    origins = import_in_isolation(
+        root,
+        runtime_dir,
+        [*modules, "requests", "aws_lambda_powertools.logging", "aws_lambda_powertools.metrics"],
+    )
+
+    # Then everything came from there, and charset_normalizer runs its pure-Python fallback
+    assert_only_from(origins, root, runtime_dir)
+    assert origins["charset_normalizer.md"].endswith("md.py")
+    assert origins["requests"].startswith(str(root))
+    assert origins["boto3"].startswith(str(runtime_dir))
+
+
+@pytest.mark.parametrize("service", sorted(HANDLERS))
+def test_asset_handler_imports_alone_with_its_deployed_environment(assembly, runtime_dir, service):
+    root = assembly.asset_dir()
+    module = HANDLERS[service]
+    if not (root / (module.replace(".", "/") + ".py")).exists():
+        pytest.skip(f"{module} is not written yet")
+    raw = assembly.raw("TEST")
+    (env,) = [
+        f["Properties"]["Environment"]["Variables"]
+        for f in raw["Resources"].values()
+        if f["Type"] == "AWS::Lambda::Function"
+        and f["Properties"]["FunctionName"] == c.resource_name(service, "TEST")
+    ]
+
+    origins = import_in_isolation(
+        root,
+        runtime_dir,
+        [module],
+        {**env, "AWS_LAMBDA_FUNCTION_NAME": c.resource_name(service, "TEST")},
+    )
+
+    assert_only_from(origins, root, runtime_dir)
+    assert origins[module].startswith(str(root))

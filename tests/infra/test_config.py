@@ -1,0 +1,193 @@
+"""Stage configuration from CDK context: every bad key named, with its stage."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import pytest
+
+from grid_reingest import settings
+from infra import app as app_module
+from infra import constants as c
+from infra.app import build_app, cdk_json_context
+from infra.config import ConfigError, load_stage_config
+from infra.constructs import workers
+
+
+def context_with(stage: str = "TEST", **changes: Any) -> dict[str, Any]:
+    """cdk.json's context with keys of one stage replaced (None removes a key)."""
+    context = copy.deepcopy(cdk_json_context())
+    raw = context[c.STAGES_CONTEXT_KEY][stage]
+    for key, value in changes.items():
+        if value is None:
+            raw.pop(key, None)
+        else:
+            raw[key] = value
+    return context
+
+
+def problems_of(context: dict[str, Any], stage: str = "TEST") -> list[str]:
+    with pytest.raises(ConfigError) as caught:
+        load_stage_config(context, stage)
+    assert caught.value.stage == stage
+    return caught.value.problems
+
+
+@pytest.mark.parametrize("stage", c.STAGES)
+def test_config_cdk_json_configures_every_stage(stage):
+    # Given cdk.json as it ships; When each stage is loaded
+    config = load_stage_config(cdk_json_context(), stage)
+
+    # Then it is complete and names its own stage's resources
+    assert config.stage == stage
+    assert config.api_key_parameter.startswith(f"/{stage}/{c.GRID_STACK}/")
+    assert stage in config.thrall_stream_name
+
+
+def test_config_missing_stage_names_the_key_and_the_stage():
+    # Given a context without PROD
+    context = cdk_json_context()
+    del context[c.STAGES_CONTEXT_KEY]["PROD"]
+
+    # When the app is built, Then the error names the missing key
+    with pytest.raises(ConfigError) as caught:
+        build_app(context)
+    assert "stages.PROD is missing" in str(caught.value)
+    assert "stage PROD" in str(caught.value)
+
+
+def test_config_missing_key_names_the_dotted_path():
+    problems = problems_of(context_with(thrallStreamArn=None, apiKeyParameter=None))
+
+    assert any(p.startswith("stages.TEST.thrallStreamArn is required") for p in problems)
+    assert any(p.startswith("stages.TEST.apiKeyParameter is required") for p in problems)
+
+
+def test_config_reports_every_problem_at_once():
+    # Given three bad values in different places
+    context = context_with(
+        gridConcurrency=0,
+        logRetentionDays=13,
+        batchIndex={"batchSize": 100, "scheduleRateMinutes": 0, "reservedConcurrency": 1},
+    )
+
+    # When loaded, Then each is named with what is allowed
+    text = "\n".join(problems_of(context))
+    assert "stages.TEST.gridConcurrency=0 is invalid" in text
+    assert settings.GRID_CONCURRENCY.allowed in text
+    assert "stages.TEST.logRetentionDays=13 is invalid" in text
+    assert "stages.TEST.batchIndex.scheduleRateMinutes=0 is invalid" in text
+
+
+def test_config_worker_values_are_checked_by_the_workers_own_parsers():
+    context = context_with(
+        batchCheck={"batchSize": 5001, "scheduleRateMinutes": 5, "reservedConcurrency": 1}
+    )
+
+    (problem,) = problems_of(context)
+    assert problem.startswith("stages.TEST.batchCheck.batchSize=5001 is invalid")
+    assert settings.BATCH_SIZE.allowed in problem
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "expected"),
+    [
+        (
+            "thrallStreamArn",
+            "arn:aws:kinesis:us-east-1:123456789012:stream/thrall",
+            "in another region",
+        ),
+        ("thrallStreamArn", "thrall-low-priority", "is invalid"),
+        (
+            "thrallStreamKeyArn",
+            "arn:aws:kms:eu-west-1:123456789012:alias/thrall",
+            "not an alias",
+        ),
+        ("apiKeyParameter", "api-key", "is invalid"),
+        ("gridDomainRoot", "https://media.example.org", "is invalid"),
+        ("projectionFunctionUrl", "yes", "true or false"),
+        ("unknownFailureAlarmShare", 1.5, "0 < x <= 1"),
+        ("gridServiceUrls", {"thumbnailer": "http://x"}, "unknown service"),
+        ("gridServiceUrls", {"media-api": "ftp://x"}, "http(s) URL"),
+        ("backpressureStreamNames", "thrall", "list of Kinesis stream names"),
+    ],
+)
+def test_config_rejects_a_bad_value_by_key(key, value, expected):
+    (problem,) = problems_of(context_with(**{key: value}))
+
+    assert problem.startswith(f"stages.TEST.{key}")
+    assert expected in problem
+
+
+def test_config_settings_map_takes_only_unwired_worker_variables():
+    context = context_with(
+        settings={"MAX_ATTEMPTS": 0, "BATCH_SIZE": 10, "NO_SUCH_VARIABLE": 1, "DRY_RUN": True}
+    )
+
+    problems = problems_of(context)
+    text = "\n".join(problems)
+    assert "stages.TEST.settings.MAX_ATTEMPTS=0 is invalid" in text
+    assert "stages.TEST.settings.BATCH_SIZE: BATCH_SIZE is set by the stack itself" in text
+    assert "stages.TEST.settings.NO_SUCH_VARIABLE: no worker reads NO_SUCH_VARIABLE" in text
+    assert not [p for p in problems if p.startswith("stages.TEST.settings.DRY_RUN")]
+    assert len(problems) == 3
+
+
+def test_config_claim_lease_must_outlive_the_worker_timeout():
+    context = context_with(settings={settings.CLAIM_LEASE_SECONDS.name: c.WORKER_TIMEOUT_SECONDS})
+
+    (problem,) = problems_of(context)
+    assert problem.startswith("stages.TEST.settings.CLAIM_LEASE_SECONDS=900 must exceed")
+
+
+def test_config_stop_margin_must_cover_a_whole_projection():
+    # Given a loader timeout that makes image-projection's timeout 400 + 10 + margin
+    context = context_with(settings={settings.GRID_LOADER_TIMEOUT_SECONDS.name: 400})
+
+    # Then the default stop margin (330 s) is too short for it
+    (problem,) = problems_of(context)
+    assert problem.startswith("stages.TEST.settings.STOP_MARGIN_SECONDS=330 must be at least")
+    assert "(430 s)" in problem
+
+
+def test_config_projection_timeout_follows_the_grid_timeouts():
+    config = load_stage_config(
+        context_with(
+            settings={
+                settings.GRID_LOADER_TIMEOUT_SECONDS.name: 200,
+                settings.GRID_SERVICE_TIMEOUT_SECONDS.name: 5,
+            }
+        ),
+        "TEST",
+    )
+
+    assert config.projection_timeout_seconds == 200 + 5 + c.PROJECTION_TIMEOUT_MARGIN_SECONDS
+
+
+def test_config_domain_root_is_optional_when_every_service_url_is_given():
+    urls = {service: f"http://127.0.0.1:9000/{service}" for service in settings.SERVICES}
+
+    config = load_stage_config(context_with(gridDomainRoot=None, gridServiceUrls=urls), "TEST")
+
+    assert config.grid_domain_root is None
+    assert config.grid_service_urls[settings.SERVICES["media-api"][0]].endswith("/media-api")
+
+
+def test_config_log_retention_choices_are_the_ones_the_stack_can_build():
+    assert set(workers._RETENTION) == set(c.LOG_RETENTION_DAYS)
+
+
+def test_config_bad_context_makes_the_app_exit_1_naming_the_key(monkeypatch, capsys, tmp_path):
+    # Given cdk.json without PROD, run outside the CDK CLI
+    context = cdk_json_context()
+    del context[c.STAGES_CONTEXT_KEY]["PROD"]
+    monkeypatch.setattr(app_module, "cdk_json_context", lambda: context)
+    monkeypatch.delenv("CDK_OUTDIR", raising=False)
+    monkeypatch.setattr(app_module, "ROOT", tmp_path)  # where cdk.out would go
+
+    # When the app runs, Then it exits 1 with the key named and no traceback
+    assert app_module.main() == 1
+    error = capsys.readouterr().err
+    assert "stages.PROD is missing" in error
+    assert "Traceback" not in error

@@ -1,0 +1,131 @@
+"""The TEST stack, synthesized and created in moto's CloudFormation over HTTP.
+
+moto ignores Kinesis stream encryption, alarms, architectures and log
+retention: those are asserted on the template instead (the other infra tests).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import boto3
+import pytest
+
+from grid_reingest import settings
+from grid_reingest import state_table as schema
+from infra import constants as c
+from tests.fakes.servers import aws_environment, reset_moto
+from tests.infra.deploy import Deployment, deploy_stage
+
+pytestmark = pytest.mark.slow
+
+SETTINGS_CLASSES = {
+    c.IMAGE_PROJECTION: settings.ProjectionSettings,
+    c.BATCH_INDEX: settings.BatchIndexSettings,
+    c.BATCH_CHECK: settings.BatchCheckSettings,
+}
+
+
+@pytest.fixture(scope="module")
+def aws(moto_endpoint: str) -> Iterator[str]:
+    """A clean emulator for this module's one deployment (the tests only read it)."""
+    reset_moto(moto_endpoint)
+    with pytest.MonkeyPatch.context() as patch:
+        for key, value in aws_environment(moto_endpoint).items():
+            patch.setenv(key, value)
+        yield moto_endpoint
+    reset_moto(moto_endpoint)
+
+
+@pytest.fixture(scope="module")
+def deployment(aws: str, tmp_path_factory: pytest.TempPathFactory) -> Deployment:
+    """TEST deployed once, with a smaller batch to see overrides applied."""
+    return deploy_stage(
+        aws,
+        "TEST",
+        {"batchIndex": {"batchSize": 50}},
+        outdir=tmp_path_factory.mktemp("cdk.out-deployed"),
+    )
+
+
+def test_deploy_stack_reaches_create_complete_with_its_outputs(deployment, aws):
+    cloudformation = boto3.client("cloudformation", endpoint_url=aws)
+
+    (stack,) = cloudformation.describe_stacks(StackName="grid-reingest-TEST")["Stacks"]
+    assert stack["StackStatus"] == "CREATE_COMPLETE"
+    assert deployment.outputs == {
+        c.OUTPUT_STATE_TABLE: "grid-reingest-TEST",
+        c.OUTPUT_DASHBOARD: "grid-reingest-TEST",
+        **{key: c.resource_name(s, "TEST") for s, key in c.OUTPUT_FUNCTIONS.items()},
+        **{key: c.resource_name(s, "TEST") for s, key in c.OUTPUT_RULES.items()},
+    }
+
+
+def test_deploy_table_has_the_state_index(deployment, aws):
+    table = boto3.client("dynamodb", endpoint_url=aws).describe_table(
+        TableName=deployment.table_name
+    )["Table"]
+
+    assert table["KeySchema"] == [{"AttributeName": schema.ID, "KeyType": "HASH"}]
+    (index,) = table["GlobalSecondaryIndexes"]
+    assert index["IndexName"] == schema.INDEX_NAME
+    assert index["KeySchema"] == [
+        {"AttributeName": schema.STATE_SHARD, "KeyType": "HASH"},
+        {"AttributeName": schema.CHANGED_AT, "KeyType": "RANGE"},
+    ]
+    assert index["Projection"] == {"ProjectionType": "KEYS_ONLY"}
+
+
+@pytest.mark.parametrize("service", sorted(SETTINGS_CLASSES))
+def test_deploy_function_environment_is_usable_as_is(deployment, service):
+    # Given the environment the emulator holds for the deployed function
+    env = deployment.environments[service]
+
+    # Then the worker's settings load from it, pointing at what was deployed
+    loaded = settings.load(SETTINGS_CLASSES[service], env)
+    assert loaded.stage == "TEST"
+    if service != c.IMAGE_PROJECTION:
+        assert loaded.table_name == deployment.table_name
+        assert loaded.schedule_rule == deployment.rule_name(service)
+
+
+def test_deploy_batch_index_points_at_the_stream_and_projection(deployment):
+    env = deployment.environments[c.BATCH_INDEX]
+
+    assert env[settings.THRALL_STREAM_NAME.name] == deployment.stream_arn
+    assert env[settings.PROJECTION_FUNCTION_NAME.name] == deployment.function_name(
+        c.IMAGE_PROJECTION
+    )
+    assert env[settings.BATCH_SIZE.name] == "50"  # the override, not cdk.json's 100
+
+
+@pytest.mark.parametrize("service", [c.BATCH_INDEX, c.BATCH_CHECK])
+def test_deploy_rules_exist_disabled_targeting_their_worker(deployment, aws, service):
+    events = boto3.client("events", endpoint_url=aws)
+    name = deployment.rule_name(service)
+
+    rule = events.describe_rule(Name=name)
+    (target,) = events.list_targets_by_rule(Rule=name)["Targets"]
+    assert rule["State"] == "DISABLED"
+    assert rule["ScheduleExpression"] == "rate(5 minutes)"
+    assert target["Arn"].endswith(f":function:{deployment.function_name(service)}")
+
+
+def test_deploy_functions_have_their_code_and_limits(deployment, aws):
+    client = boto3.client("lambda", endpoint_url=aws)
+
+    for service in SETTINGS_CLASSES:
+        config = client.get_function_configuration(FunctionName=deployment.function_name(service))
+        assert config["Runtime"] == "python3.11"
+        assert config["Handler"] == c.HANDLERS[service]
+        assert config["CodeSize"] > 0
+    reserved = client.get_function_concurrency(FunctionName=deployment.function_name(c.BATCH_INDEX))
+    assert reserved["ReservedConcurrentExecutions"] == 1
+
+
+def test_deploy_api_key_parameter_is_there_for_the_workers(deployment, aws):
+    ssm = boto3.client("ssm", endpoint_url=aws)
+
+    parameter = ssm.get_parameter(Name=deployment.api_key_parameter, WithDecryption=True)
+    assert parameter["Parameter"]["Type"] == "SecureString"
+    assert parameter["Parameter"]["Value"] == "test-api-key"
