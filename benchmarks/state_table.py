@@ -183,12 +183,13 @@ def peak_rss_of_scan(endpoint: str, out: Path) -> tuple[float, float]:
     return int(result.stderr.strip().splitlines()[-1]) / 1024, seconds
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
+    """Measure and write the section of docs/benchmarks.md."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--ids", type=int, default=200_000)
     parser.add_argument("--moto-ids", type=int, default=30_000)
     parser.add_argument("--rss-rows", type=int, default=1_000_000)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     os.environ.update(
         {k: v for k, v in aws_environment("http://127.0.0.1:9").items() if k != "AWS_ENDPOINT_URL"}
     )
@@ -204,7 +205,9 @@ def main() -> None:
 
         for page_ms in SCAN_PAGE_MS:
             with latency_model(scan_page_ms=page_ms) as endpoint:
-                requests.post(f"{endpoint}/_seed?n={args.ids}", timeout=600).raise_for_status()
+                requests.post(
+                    f"{endpoint}/_seed?n={args.ids}&table={TABLE}", timeout=600
+                ).raise_for_status()
                 seq_s, _ = timed(seed_scan, client(endpoint), workdir / "seed.txt")
                 par_s, _ = timed(our_scan, client(endpoint), workdir / "ours.txt")
                 results.append(
@@ -228,7 +231,9 @@ def main() -> None:
         print("faults: seed lost", seed_lost, "ours lost", lost, flush=True)
 
         with latency_model() as endpoint:
-            requests.post(f"{endpoint}/_seed?n={args.rss_rows}", timeout=600).raise_for_status()
+            requests.post(
+                f"{endpoint}/_seed?n={args.rss_rows}&table={TABLE}", timeout=600
+            ).raise_for_status()
             rss_mb, rss_s = peak_rss_of_scan(endpoint, workdir / "big.txt")
             lines = sum(1 for _ in (workdir / "big.txt").open())
         print("rss", rss_mb, rss_s, lines, flush=True)

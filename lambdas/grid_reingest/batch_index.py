@@ -10,7 +10,8 @@ from __future__ import annotations
 import contextlib
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
@@ -29,9 +30,17 @@ from grid_reingest.state_table import (
     release_transition,
 )
 from grid_reingest.states import RESET_LABEL, ProgressState
-from grid_reingest.thrall import PUT_RECORDS_MAX_BYTES, PUT_RECORDS_MAX_RECORDS, PublishResult
+from grid_reingest.thrall import (
+    PUT_RECORDS_MAX_BYTES,
+    PUT_RECORDS_MAX_RECORDS,
+    PublishResult,
+    record_size,
+)
 
 HELD = ProgressState.IN_PROGRESS
+# Records published before the batch's last images finish: only this many or
+# more, so that every PutRecords call but the last carries at least 100.
+EARLY_PUBLISH_MIN = 100
 
 
 class Projector(Protocol):
@@ -154,16 +163,12 @@ def run_batch_index(settings: BatchIndexSettings, deps: IndexDeps) -> IndexSumma
         Source(HELD, lease_cutoff(deps.now(), settings.lease_seconds), reclaim=True),
         Source(settings.start_state),
     ]
-    claims = deps.table.claim(sources, HELD, verdict.batch, deps.worker)
-    summary.claimed = len(claims)
-    summary.reclaimed = sum(1 for c in claims if c.reclaimed)
-    clock.lap("claim")
-    if not claims:
+    batch = _Batch(settings, deps, summary, clock)
+    # Projection starts on the first claims while the rest are still being taken.
+    claims = deps.table.claim_stream(sources, HELD, verdict.batch, deps.worker, stop=batch.stopping)
+    batch.process(claims)
+    if summary.claimed == 0:
         _finish_if_done(settings, deps, summary)
-        return summary
-
-    _Batch(settings, deps, summary, claims).process()
-    clock.lap("process")
     return summary
 
 
@@ -175,6 +180,16 @@ def _finish_if_done(settings: BatchIndexSettings, deps: IndexDeps, summary: Inde
         deps.disable_schedule()
 
 
+@dataclass
+class _Sent:
+    """One publish of ready records and the outcomes it wrote."""
+
+    result: PublishResult
+    transitions: list[Transition]
+    applied: list[bool]
+    failures: int
+
+
 class _Batch:
     """One batch of claims on its way through projection, publishing and recording."""
 
@@ -183,38 +198,71 @@ class _Batch:
         settings: BatchIndexSettings,
         deps: IndexDeps,
         summary: IndexSummary,
-        claims: list[Claim],
+        clock: _Clock,
     ) -> None:
         self.settings = settings
         self.deps = deps
         self.summary = summary
-        self.unresolved = {c.id: c for c in claims}
-        self.claims = claims
+        self.clock = clock
+        self.run: Run[Outcome] = Run()
+        self.unresolved: dict[str, Claim] = {}
         self.breaker = Breaker(settings.breaker_share, settings.breaker_min_results)
-        self.ready: list[tuple[str, bytes]] = []
+        self.ready: list[tuple[Claim, bytes]] = []
         self.ready_bytes = 0
         self.transitions: list[Transition] = []
         self.publish_error: str | None = None
+        self.background: Future[_Sent] | None = None
 
-    def process(self) -> None:
-        run: Run[Outcome] = Run()
+    def stopping(self) -> bool:
+        """True once the batch stopped starting images (no more claims wanted)."""
+        return self.run.stopped_because is not None
+
+    def process(self, claims: Iterable[Claim]) -> None:
+        sender = ThreadPoolExecutor(1, thread_name_prefix="publish")
         try:
             for claim, outcome in run_bounded(
-                self.claims, self._project, self.settings.concurrency, self._keep_going, run
+                claims,
+                self._project,
+                self.settings.concurrency,
+                self._keep_going,
+                self.run,
+                on_start=self._track,
             ):
                 self.summary.outcomes[_kind(outcome)] += 1
                 self.breaker.record(outcome.reason if isinstance(outcome, Failed) else None)
                 self._handle(claim, outcome)
-            self._flush()
-            self.summary.stopped_because = run.stopped_because or self.publish_error
+                if (
+                    self.run.all_started
+                    and self.background is None
+                    and len(self.ready) >= EARLY_PUBLISH_MIN
+                ):
+                    # Every image has started: publish what is ready while the
+                    # last ones finish, then only the stragglers remain to send.
+                    self.background = sender.submit(self._send, self._take_ready())
+            self.clock.lap("project")
+            final = self._send(self._take_ready()) if self.ready else None
+            self._join_background()
+            if final is not None:
+                self._absorb(final)
+            self.clock.lap("publish")
+            self.summary.stopped_because = self.run.stopped_because or self.publish_error
             self.summary.breaker_tripped_by = self.breaker.tripped_by
-            for claim in run.not_started:
+            for claim in self.run.not_started:
+                self._track(claim)
                 self._release(claim)
             self._record()
+            self.clock.lap("record")
         finally:
+            self._join_background()
+            sender.shutdown()
             self._release_leftovers()
 
     # -- per image ------------------------------------------------------------
+
+    def _track(self, claim: Claim) -> None:
+        self.unresolved[claim.id] = claim
+        self.summary.claimed += 1
+        self.summary.reclaimed += int(claim.reclaimed)
 
     def _project(self, image_id: str) -> Outcome:
         try:
@@ -237,13 +285,13 @@ class _Batch:
                 if self.settings.dry_run:
                     self._settle(claim, ProgressState.ENQUEUED)
                     return
-                self.ready.append((claim.id, outcome.record))
-                self.ready_bytes += len(outcome.record) + len(claim.id)
+                self.ready.append((claim, outcome.record))
+                self.ready_bytes += record_size(claim.id, outcome.record)
                 if (
                     len(self.ready) >= PUT_RECORDS_MAX_RECORDS
                     or self.ready_bytes >= PUT_RECORDS_MAX_BYTES
                 ):
-                    self._flush()
+                    self._absorb(self._send(self._take_ready()))
             case NotFound():
                 self._settle(claim, ProgressState.NOT_FOUND)
             case TooBig():
@@ -255,45 +303,55 @@ class _Batch:
             case Failed() if outcome.known:
                 self._settle(claim, ProgressState.KNOWN_ERROR, error=outcome.describe())
             case Failed():
-                self._failed(claim, outcome)
+                self.summary.failures += 1
+                self._settle_transition(self._failure(claim, outcome))
 
-    def _flush(self) -> None:
-        if not self.ready:
+    # -- publishing -------------------------------------------------------------
+
+    def _take_ready(self) -> list[tuple[Claim, bytes]]:
+        ready, self.ready, self.ready_bytes = self.ready, [], 0
+        return ready
+
+    def _send(self, ready: list[tuple[Claim, bytes]]) -> _Sent:
+        """Publish records and write their images' outcomes; touches no state of the batch,
+        so it may run beside the main thread."""
+        claims = {claim.id: claim for claim, _ in ready}
+        result = self.deps.publisher.publish([(c.id, data) for c, data in ready])
+        transitions = [
+            self._transition(claims[i], ProgressState.ENQUEUED, attempts=0) for i in result.accepted
+        ]
+        transitions += [
+            self._failure(claims[i], Failed(i, "kinesis", None, error))
+            for i, error in result.rejected.items()
+        ]
+        # The stream refused whole calls: not the images' fault, no attempt counted.
+        transitions += [
+            release_transition(claims[i], HELD, self.deps.worker, result.call_error)
+            for i in result.unsent
+        ]
+        return _Sent(
+            result, transitions, self.deps.table.apply(transitions), failures=len(result.rejected)
+        )
+
+    def _absorb(self, sent: _Sent) -> None:
+        self.summary.kinesis_calls += sent.result.calls
+        self.summary.failures += sent.failures
+        self.summary.released += len(sent.result.unsent)
+        if sent.result.call_error:
+            self.publish_error = sent.result.call_error
+        self._count(sent.transitions, sent.applied)
+
+    def _join_background(self) -> None:
+        if self.background is None:
             return
-        batch, self.ready, self.ready_bytes = self.ready, [], 0
-        result = self.deps.publisher.publish(batch)
-        self.summary.kinesis_calls += result.calls
-        for image_id in result.accepted:
-            self._settle(self.unresolved[image_id], ProgressState.ENQUEUED, attempts=0)
-        for image_id, error in result.rejected.items():
-            failure = Failed(image_id, "kinesis", None, error)
-            self._failed(self.unresolved[image_id], failure)
-        for image_id in result.unsent:
-            # The stream refused whole calls: not the image's fault.
-            self._release(self.unresolved[image_id], error=result.call_error)
-        if result.call_error:
-            self.publish_error = result.call_error
-        self._record()
+        background, self.background = self.background, None
+        # Should it have failed, its images stay unresolved and are given back.
+        with contextlib.suppress(Exception):
+            self._absorb(background.result())
 
     # -- recording --------------------------------------------------------------
 
-    def _failed(self, claim: Claim, failure: Failed) -> None:
-        self.summary.failures += 1
-        attempts = claim.attempts + 1
-        if attempts >= self.settings.max_attempts:
-            self._settle(
-                claim, ProgressState.UNKNOWN_ERROR, error=failure.describe(), attempts=attempts
-            )
-        else:
-            self._settle(
-                claim,
-                claim.claimed_from,
-                error=failure.describe(),
-                attempts=attempts,
-                label=RESET_LABEL if claim.claimed_from == 0 else None,
-            )
-
-    def _settle(
+    def _transition(
         self,
         claim: Claim,
         state: ProgressState,
@@ -301,26 +359,43 @@ class _Batch:
         error: str | None = None,
         attempts: int | None = None,
         label: str | None = None,
-    ) -> None:
-        if self.settings.dry_run:
-            self.summary.would[int(state)] += 1
-            self._release(claim)
-            return
-        self.unresolved.pop(claim.id, None)
-        self.transitions.append(
-            Transition(
-                claim.id,
-                HELD,
-                state,
-                worker=self.deps.worker,
-                attempts=attempts,
-                error=error,
-                label=label,
-            )
+    ) -> Transition:
+        return Transition(
+            claim.id,
+            HELD,
+            state,
+            worker=self.deps.worker,
+            attempts=attempts,
+            error=error,
+            label=label,
         )
 
+    def _failure(self, claim: Claim, failure: Failed) -> Transition:
+        """Back where it came from with one more attempt, or state 8 once they are spent."""
+        attempts = claim.attempts + 1
+        if attempts >= self.settings.max_attempts:
+            return self._transition(
+                claim, ProgressState.UNKNOWN_ERROR, error=failure.describe(), attempts=attempts
+            )
+        return self._transition(
+            claim,
+            claim.claimed_from,
+            error=failure.describe(),
+            attempts=attempts,
+            label=RESET_LABEL if claim.claimed_from == 0 else None,
+        )
+
+    def _settle(self, claim: Claim, state: ProgressState, *, error: str | None = None) -> None:
+        self._settle_transition(self._transition(claim, state, error=error))
+
+    def _settle_transition(self, transition: Transition) -> None:
+        if self.settings.dry_run:
+            self.summary.would[int(transition.new)] += 1
+            self._release(self.unresolved[transition.id])
+            return
+        self.transitions.append(transition)
+
     def _release(self, claim: Claim, error: str | None = None) -> None:
-        self.unresolved.pop(claim.id, None)
         self.summary.released += 1
         self.transitions.append(release_transition(claim, HELD, self.deps.worker, error))
 
@@ -328,8 +403,11 @@ class _Batch:
         if not self.transitions:
             return
         batch, self.transitions = self.transitions, []
-        applied = self.deps.table.apply(batch)
-        for transition, ok in zip(batch, applied, strict=True):
+        self._count(batch, self.deps.table.apply(batch))
+
+    def _count(self, transitions: list[Transition], applied: list[bool]) -> None:
+        for transition, ok in zip(transitions, applied, strict=True):
+            self.unresolved.pop(transition.id, None)
             if ok:
                 self.summary.states[int(transition.new)] += 1
             else:
@@ -337,8 +415,9 @@ class _Batch:
 
     def _release_leftovers(self) -> None:
         """After a crash mid-batch, give back what was neither recorded nor released."""
-        for claim in list(self.unresolved.values()):
-            self._release(claim)
+        self.transitions = [
+            release_transition(claim, HELD, self.deps.worker) for claim in self.unresolved.values()
+        ]
         # If this fails too, the lease brings the claims back; the first error is the one raised.
         with contextlib.suppress(Exception):
             self._record()

@@ -7,7 +7,7 @@ runs a function over claims and hands results back as they finish.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
@@ -46,41 +46,49 @@ class Breaker:
 
 @dataclass
 class Run(Generic[R]):
-    """What happened to a batch: results as they came, and the claims never started."""
+    """How a batch went: why it stopped early, the claims never started, whether all started."""
 
     not_started: list[Claim] = field(default_factory=list)
     stopped_because: str | None = None
+    all_started: bool = False
 
 
 def run_bounded(
-    claims: Sequence[Claim],
+    claims: Iterable[Claim],
     work: Callable[[str], R],
     concurrency: int,
     keep_going: Callable[[], str | None],
     run: Run[R],
+    *,
+    on_start: Callable[[Claim], None] = lambda claim: None,
 ) -> Iterator[tuple[Claim, R]]:
     """Apply `work` to each claim's id, at most `concurrency` at once, yielding as each finishes.
 
+    `claims` may be a stream: work starts on each claim as soon as it arrives.
     Before starting each item `keep_going()` is asked; when it returns a reason
-    (time is short, the breaker tripped) nothing more starts: items already in
-    flight finish and are yielded, the rest land in `run.not_started`.
+    (time is short, the breaker tripped) nothing more starts: items in flight
+    finish and are yielded, and the rest of `claims` lands in `run.not_started`
+    (a stream is drained: what it already took must be given back).
     """
-    waiting = list(reversed(claims))
+    source = iter(claims)
     in_flight: dict[Future[R], Claim] = {}
     with ThreadPoolExecutor(max(1, concurrency), thread_name_prefix="batch") as pool:
-        while waiting or in_flight:
-            while waiting and len(in_flight) < concurrency and run.stopped_because is None:
+        while True:
+            while len(in_flight) < concurrency and not run.all_started:
                 reason = keep_going()
                 if reason is not None:
                     run.stopped_because = reason
+                    run.not_started.extend(source)
+                    run.all_started = True
                     break
-                claim = waiting.pop()
+                claim = next(source, None)
+                if claim is None:
+                    run.all_started = True
+                    break
+                on_start(claim)
                 in_flight[pool.submit(work, claim.id)] = claim
-            if run.stopped_because is not None:
-                run.not_started.extend(reversed(waiting))
-                waiting.clear()
             if not in_flight:
-                break
+                return
             done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
             for future in done:
                 yield in_flight.pop(future), future.result()

@@ -10,6 +10,7 @@ for the throughput reasoning).
 from __future__ import annotations
 
 import contextlib
+import math
 import queue
 import random
 import threading
@@ -43,6 +44,13 @@ ATTEMPTS = "attempts"
 LAST_ERROR = "last_error"
 CLAIMED_BY = "claimed_by"
 CLAIMED_FROM = "claimed_from"
+
+# Items per Scan page. DynamoDB's own 1 MB cap is ~7,000 of ours: parsed by
+# botocore that is ~10 MB per segment in flight; 2,000 keeps a scan with 8
+# segments well under 150 MB while the round trips still overlap.
+SCAN_PAGE_ITEMS = 2000
+# The smallest index page a claim reads from one shard.
+CLAIM_PAGE_MIN = 5
 
 # DynamoDB's own limits.
 BATCH_WRITE_MAX = 25
@@ -276,32 +284,91 @@ class StateTable:
 
         Each take is a conditional write, so an item is never held by two workers.
         """
-        claims: list[Claim] = []
-        for source in sources:
-            for shard in random.sample(range(SHARD_COUNT), SHARD_COUNT):
-                for page in self._candidate_pages(source, shard):
-                    wanted = page[: limit - len(claims)]
-                    taken = self.pool.map(
-                        lambda seen, s=source: self._take(seen, s, to_state, worker), wanted
-                    )
-                    claims.extend(c for c in taken if c is not None)
-                    if len(claims) >= limit:
-                        return claims
-        return claims
+        return list(self.claim_stream(sources, to_state, limit, worker))
 
-    def _candidate_pages(self, source: Source, shard: int) -> Iterator[list[tuple[str, str]]]:
+    def claim_stream(
+        self,
+        sources: Sequence[Source],
+        to_state: ProgressState,
+        limit: int,
+        worker: str,
+        stop: Callable[[], bool] = lambda: False,
+    ) -> Iterator[Claim]:
+        """Like `claim`, yielding each claim as soon as it is taken.
+
+        Every shard is read at once and the takes run in parallel: a claim
+        costs about two round trips, not one per shard. Once `stop()` is true
+        no new round starts; what the current round takes is still yielded,
+        and must be given back by the caller.
+        """
+        taken = 0
+        for source in sources:
+            # shard -> where its next page starts (None: at the beginning)
+            cursors: dict[int, dict[str, Any] | None] = dict.fromkeys(range(SHARD_COUNT))
+            while cursors and taken < limit and not stop():
+                need = limit - taken
+                # A little more than a fair share of each shard, for takes that lose a race.
+                share = min(
+                    BATCH_GET_MAX, max(CLAIM_PAGE_MIN, math.ceil(need * 1.25 / len(cursors)))
+                )
+                pages = self.pool.map(
+                    lambda start, s=source, n=share: (
+                        start[0],
+                        self._candidate_page(s, start[0], start[1], n),
+                    ),
+                    list(cursors.items()),
+                )
+                candidates: list[tuple[str, str]] = []
+                for shard, (items, next_key) in pages:
+                    candidates += items
+                    if next_key is None:
+                        del cursors[shard]
+                    else:
+                        cursors[shard] = next_key
+                # Racing workers read the same shard heads; trying them in a
+                # random order makes them collide less.
+                random.shuffle(candidates)
+                while candidates and taken < limit:
+                    attempt = candidates[: limit - taken]
+                    candidates = candidates[len(attempt) :]
+                    for claim in self.pool.map(
+                        lambda seen, s=source: self._take(seen, s, to_state, worker), attempt
+                    ):
+                        if claim is not None:
+                            taken += 1
+                            yield claim
+                    if stop():
+                        break
+
+    def _candidate_page(
+        self, source: Source, shard: int, start: dict[str, Any] | None, limit: int
+    ) -> tuple[list[tuple[str, str]], dict[str, Any] | None]:
+        """One index page of (id, state_changed_at) in one shard, and where the next starts."""
         condition = f"{STATE_SHARD} = :pk"
         values: dict[str, Any] = {":pk": {"S": state_shard(source.state, shard)}}
         if source.changed_before is not None:
             condition += f" AND {CHANGED_AT} < :before"
             values[":before"] = {"S": format_instant(source.changed_before)}
-        for page in self._query_pages(
-            IndexName=INDEX_NAME,
-            KeyConditionExpression=condition,
-            ExpressionAttributeValues=values,
-            Limit=BATCH_GET_MAX,
-        ):
-            yield [(item[ID]["S"], item[CHANGED_AT]["S"]) for item in page["Items"]]
+        kwargs: dict[str, Any] = {
+            "TableName": self.name,
+            "IndexName": INDEX_NAME,
+            "KeyConditionExpression": condition,
+            "ExpressionAttributeValues": values,
+            "Limit": limit,
+        }
+        if start is not None:
+            kwargs["ExclusiveStartKey"] = start
+        page = self.client.query(**kwargs)
+        items = [(item[ID]["S"], item[CHANGED_AT]["S"]) for item in page["Items"]]
+        return items, page.get("LastEvaluatedKey")
+
+    def _candidate_pages(self, source: Source, shard: int) -> Iterator[list[tuple[str, str]]]:
+        start: dict[str, Any] | None = None
+        while True:
+            items, start = self._candidate_page(source, shard, start, BATCH_GET_MAX)
+            yield items
+            if start is None:
+                return
 
     def _take(
         self, seen: tuple[str, str], source: Source, to_state: ProgressState, worker: str
@@ -446,10 +513,11 @@ class StateTable:
                     return True
         return False
 
-    def scan(self, segments: int = 8, page_queue: int = 16) -> Iterator[list[tuple[str, int]]]:
+    def scan(self, segments: int = 8, page_queue: int = 8) -> Iterator[list[tuple[str, int]]]:
         """Every item's (id, state), a page at a time, from `segments` parallel scan segments.
 
-        At most `page_queue` pages wait in memory, so memory does not grow with the table.
+        Pages hold at most SCAN_PAGE_ITEMS items and at most `page_queue` wait in
+        memory, so memory does not grow with the table.
         """
         pages: queue.Queue[Any] = queue.Queue(maxsize=page_queue)
         stop = threading.Event()
@@ -497,6 +565,7 @@ class StateTable:
         kwargs: dict[str, Any] = {
             "TableName": self.name,
             "Segment": segment,
+            "Limit": SCAN_PAGE_ITEMS,
             "TotalSegments": segments,
             "ProjectionExpression": "#id, #state",
             "ExpressionAttributeNames": {"#id": ID, "#state": STATE},

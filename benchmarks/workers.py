@@ -1,0 +1,297 @@
+"""One batch-index invocation against the ideal and against the Grid's original design.
+
+Setup: moto's server behind a 10 ms round-trip proxy (DynamoDB, Kinesis), and
+the simulated Grid answering a projection in 200 ms, each in a process of its
+own (as they would be remote) so that only the worker runs in this one. Deployed, batch-index
+invokes one image-projection Lambda per image, so the benchmark's projector
+does what an invoke costs: one 200 ms round trip (image-loader's projection)
+and the record's encoding — not seven more HTTP calls from this process.
+
+- ours: `run_batch_index`, batch 200, concurrency 32;
+- seed: the Grid's design — a fixed pool of 5 threads projecting, one
+  PutRecord per image — over the same state-table code;
+- ideal: concurrency ÷ latency images/s.
+
+Also counted: Kinesis calls per 100 images, and DynamoDB writes per image for
+the whole path from state 0 to 6 (batch-index then batch-check).
+
+    python -m benchmarks.workers
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import os
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import boto3
+
+from benchmarks.processes import proxy_process
+from benchmarks.projection import sim_process
+from benchmarks.report import machine, table, write_section
+from benchmarks.state_table import latency_model
+from grid_reingest import backpressure
+from grid_reingest.aws import client_config
+from grid_reingest.batch_check import CheckDeps, Presence, run_batch_check
+from grid_reingest.batch_index import IndexDeps, run_batch_index
+from grid_reingest.grid import GridClient
+from grid_reingest.isotime import utc_now
+from grid_reingest.outcomes import NotFound, Outcome, Ready
+from grid_reingest.projection import ServiceData, merge
+from grid_reingest.settings import BatchCheckSettings, BatchIndexSettings, load
+from grid_reingest.state_table import Source, StateTable, Transition, create_table
+from grid_reingest.states import ProgressState as S
+from grid_reingest.thrall import Publisher, encode_message, record_size
+from tests.fakes.servers import aws_environment, moto_server
+
+LATENCY_S = 0.010
+PROJECTION_S = 0.200
+BATCH = 200
+CONCURRENCY = 32
+SEED_THREADS = 5
+STREAM = "thrall-bench"
+WRITE_OPERATIONS = ("UpdateItem", "PutItem", "DeleteItem", "BatchWriteItem", "TransactWriteItems")
+
+
+class InvokeLikeProjector:
+    """What invoking image-projection costs batch-index: one 200 ms round trip per image.
+
+    Deployed, the merge and the record's encoding run in the image-projection
+    Lambda's own process; batch-index only reads the answer. So the records
+    are encoded before the clock starts (`prepare`), and `project` makes the
+    round trip (whose JSON answer, the image, is about the size of the invoke's
+    answer) and hands the prepared record back.
+    """
+
+    def __init__(self, grid: GridClient) -> None:
+        self.grid = grid
+        self.records: dict[str, bytes] = {}
+
+    def prepare(self, sim, ids: list[str]) -> None:
+        for image_id in ids:
+            image = merge(sim.image(image_id), ServiceData())
+            self.records[image_id] = encode_message(image, utc_now())
+
+    def project(self, image_id: str) -> Outcome:
+        response = self.grid.projection(image_id)
+        if response.status == 404:
+            return NotFound(image_id)
+        record = self.records[image_id]
+        return Ready(image_id, record, record_size(image_id, record))
+
+
+def full_batch() -> backpressure.Verdict:
+    return backpressure.Verdict(BATCH, 0.0, "benchmark")
+
+
+def ours(settings, state_table, projector, kinesis) -> tuple[float, object]:
+    deps = IndexDeps(
+        table=state_table,
+        projector=projector,
+        publisher=Publisher(kinesis, STREAM),
+        backpressure=full_batch,
+        disable_schedule=None,
+        remaining_ms=lambda: 900_000,
+        worker="ours",
+        now=utc_now,
+    )
+    started = time.perf_counter()
+    summary = run_batch_index(settings, deps)
+    return time.perf_counter() - started, summary
+
+
+def seed(state_table, projector, kinesis) -> float:
+    """The Grid's batch index: 5 projecting threads, then one PutRecord per image."""
+    started = time.perf_counter()
+    claims = state_table.claim([Source(S.NOT_STARTED)], S.IN_PROGRESS, BATCH, "seed")
+    with ThreadPoolExecutor(SEED_THREADS) as pool:
+        outcomes = list(pool.map(projector.project, [c.id for c in claims]))
+    for outcome in outcomes:
+        if isinstance(outcome, Ready):
+            kinesis.put_record(
+                StreamName=STREAM, Data=outcome.record, PartitionKey=outcome.image_id
+            )
+    state_table.apply(
+        Transition(o.image_id, S.IN_PROGRESS, S.ENQUEUED, worker="seed") for o in outcomes
+    )
+    return time.perf_counter() - started
+
+
+def measure(dynamodb_url: str, kinesis_url: str, sim, label: str) -> dict:
+    """Seed vs ours for one batch, then batch-check to state 6; what was measured."""
+    dynamodb = boto3.client("dynamodb", endpoint_url=dynamodb_url, config=client_config(64))
+    kinesis = boto3.client("kinesis", endpoint_url=kinesis_url, config=client_config(8))
+    grid = GridClient(sim.settings(GRID_CONCURRENCY=str(CONCURRENCY)), sim.api_key)
+    projector = InvokeLikeProjector(grid)
+    ids = [f"{i + 1:040x}" for i in range(BATCH)]
+    projector.prepare(sim, ids)
+    for image_id in ids[:3]:  # warm the connection pools up
+        projector.project(image_id)
+    settings = load(
+        BatchIndexSettings,
+        {
+            "STATE_TABLE_NAME": "ours",
+            "THRALL_STREAM_NAME": STREAM,
+            "PROJECTION_FUNCTION_NAME": "benchmark",
+            "BATCH_SIZE": str(BATCH),
+            "GRID_CONCURRENCY": str(CONCURRENCY),
+            "STOP_MARGIN_SECONDS": "60",
+        },
+    )
+    for name in ("ours", "seed"):
+        with contextlib.suppress(dynamodb.exceptions.ResourceInUseException):
+            create_table(dynamodb, name)
+        StateTable(name, dynamodb).put_new(ids)
+    ours_table = StateTable("ours", dynamodb, max_workers=CONCURRENCY)
+    seed_s = seed(StateTable("seed", dynamodb, max_workers=CONCURRENCY), projector, kinesis)
+    counter = Counter()
+    counter.install(dynamodb, kinesis)
+    ours_s, summary = ours(settings, ours_table, projector, kinesis)
+    index_calls = counter.take()
+    check_settings = load(
+        BatchCheckSettings,
+        {
+            "STATE_TABLE_NAME": "ours",
+            "CHECK_MIN_AGE_SECONDS": "0",
+            "BATCH_SIZE": str(BATCH),
+            **sim.env(GRID_CONCURRENCY=str(CONCURRENCY)),
+        },
+    )
+
+    def lookup(image_id: str) -> Presence:
+        response = grid.image(image_id)
+        return Presence(response.status, response.message)
+
+    run_batch_check(
+        check_settings,
+        CheckDeps(
+            table=ours_table,
+            lookup=lookup,
+            disable_schedule=None,
+            remaining_ms=lambda: 900_000,
+            worker="check",
+            now=utc_now,
+        ),
+    )
+    check_calls = counter.take()
+    verified = ours_table.count(S.VERIFIED)
+    writes = sum(n for op, n in (index_calls + check_calls).items() if op in WRITE_OPERATIONS)
+    result = {
+        "label": label,
+        "seed_s": seed_s,
+        "ours_s": ours_s,
+        "durations": summary.durations_ms,
+        "kinesis_per_100": index_calls["PutRecords"] / BATCH * 100,
+        "writes_per_image": writes / max(verified, 1),
+        "verified": verified,
+    }
+    print(result, flush=True)
+    return result
+
+
+def _phases(result: dict) -> str:
+    return ", ".join(f"{k} {v}" for k, v in result["durations"].items() if v)
+
+
+class Counter(collections.Counter):
+    """Counts the AWS calls two clients make, by operation name (a botocore event hook)."""
+
+    def install(self, *clients) -> None:
+        for client in clients:
+            client.meta.events.register("before-call.*.*", self._count)
+
+    def _count(self, model, **kwargs) -> None:
+        self[model.name] += 1
+
+    def take(self) -> collections.Counter:
+        taken = collections.Counter(self)
+        self.clear()
+        return taken
+
+
+def main() -> None:
+    """Measure and write the section of docs/benchmarks.md."""
+    os.environ.update(
+        {k: v for k, v in aws_environment("http://127.0.0.1:9").items() if k != "AWS_ENDPOINT_URL"}
+    )
+    results = []
+    with (
+        moto_server() as moto,
+        proxy_process(moto, LATENCY_S) as proxy,
+        sim_process(latency={"image-loader": PROJECTION_S}) as (sim, _),
+    ):
+        os.environ.update(aws_environment(moto))
+        kinesis = boto3.client("kinesis", endpoint_url=moto)
+        kinesis.create_stream(StreamName=STREAM, ShardCount=4)
+        kinesis.get_waiter("stream_exists").wait(StreamName=STREAM)
+        with latency_model() as model:
+            results.append(measure(model, proxy.url, sim, "DynamoDB latency model"))
+        results.append(measure(proxy.url, proxy.url, sim, "DynamoDB on moto"))
+
+    ideal = CONCURRENCY / PROJECTION_S
+    rows = []
+    for r in results:
+        rows.append(
+            [
+                r["label"],
+                "seed design (5 threads, PutRecord each)",
+                f"{r['seed_s']:.2f}",
+                f"{BATCH / r['seed_s']:.1f}",
+                f"{BATCH / r['seed_s'] / ideal:.2f}",
+                "1.0×",
+            ]
+        )
+        rows.append(
+            [
+                r["label"],
+                f"ours, concurrency {CONCURRENCY}, whole invocation",
+                f"{r['ours_s']:.2f}",
+                f"{BATCH / r['ours_s']:.1f}",
+                f"**{BATCH / r['ours_s'] / ideal:.2f}**",
+                f"**{r['seed_s'] / r['ours_s']:.1f}×**",
+            ]
+        )
+    model, moto_run = results
+    body = f"""\
+Measured {machine()}. One invocation of batch-index over a batch of {BATCH}
+images; the simulated Grid answers a projection in {PROJECTION_S * 1000:.0f} ms; every
+DynamoDB and Kinesis call pays a 10 ms round trip. The projector makes one
+200 ms call per image and encodes the record, as invoking image-projection
+does. The ideal is concurrency ÷ latency = {ideal:.0f} images/s. Kinesis is
+moto behind the 10 ms proxy; DynamoDB is either the latency model
+(`benchmarks/dynamodb_model.py`: answers after the 10 ms, whatever the number
+of calls in flight, as DynamoDB does) or moto behind the same proxy.
+
+{table(["DynamoDB", "design", "seconds", "images/s", "÷ ideal", "vs seed"], rows)}
+
+- Target ≥ 0.8 of the ideal: **{BATCH / model["ours_s"] / ideal:.2f}** on the
+  latency model (phases, ms: {_phases(model)}): not met. With concurrency 32,
+  200 images take 7 rounds of 200 ms (1.4 s), so 0.89 is the most any design
+  reaches here. The rest is the client's CPU: each DynamoDB call costs botocore
+  about 1.5 ms of one core (serialising, signing, parsing), and a batch makes
+  ~430 of them (16-shard queries, 200 conditional claims, 200 outcomes). With
+  a projector that only sleeps 200 ms, the first image starts 150 ms in and the
+  32nd at 310 ms: the claims' CPU is the gap. Claims stream into the
+  projections and ready records are published while the last round runs, which
+  hides most of it; deployed, where a projection takes seconds, not 200 ms,
+  the same overhead is a few percent. On moto, each conditional write also
+  costs moto ~10 ms of CPU in one process
+  ({BATCH / moto_run["ours_s"] / ideal:.2f} of the ideal): that is the emulator.
+- Target ≥ 5× the seed's design at concurrency 32:
+  **{model["seed_s"] / model["ours_s"]:.1f}×** (latency model),
+  {moto_run["seed_s"] / moto_run["ours_s"]:.1f}× on moto.
+- Kinesis calls per 100 images: **{model["kinesis_per_100"]:.1f}** (target ≤ 1):
+  ready records go out in PutRecords calls of up to 500 records / 5 MiB.
+- DynamoDB writes per image from state 0 to 6: **{model["writes_per_image"]:.1f}**
+  (target ≤ 5): a conditional claim and a conditional outcome in each of
+  batch-index and batch-check; {model["verified"]} of {BATCH} images verified.
+
+Re-run: `python -m benchmarks.workers` (about a minute).
+"""
+    write_section("Workers: one batch-index invocation", body)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,116 @@
+"""The batch-index and batch-check handlers, run as Lambda runs them, on the emulator and sim."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+
+import boto3
+import pytest
+
+from grid_reingest.handlers import batch_check, batch_index
+from grid_reingest.settings import SettingsError
+from grid_reingest.state_table import StateTable
+from grid_reingest.states import ProgressState as S
+from tests.fakes.local_lambda import FakeContext, invoke
+from tests.fakes.thrall_consumer import read_stream
+
+STREAM = "thrall-low-TEST"
+INDEX_RULE = "index-rule-TEST"
+CHECK_RULE = "check-rule-TEST"
+
+
+@pytest.fixture
+def world(aws, table_name, dynamodb, grid):
+    """A table of 30 ids, thrall's stream with a healthy iterator age, both rules on."""
+    kinesis = boto3.client("kinesis", endpoint_url=aws)
+    kinesis.create_stream(StreamName=STREAM, ShardCount=1)
+    kinesis.get_waiter("stream_exists").wait(StreamName=STREAM)
+    events = boto3.client("events", endpoint_url=aws)
+    for rule in (INDEX_RULE, CHECK_RULE):
+        events.put_rule(Name=rule, ScheduleExpression="rate(1 minute)", State="ENABLED")
+    boto3.client("cloudwatch", endpoint_url=aws).put_metric_data(
+        Namespace="AWS/Kinesis",
+        MetricData=[
+            {
+                "MetricName": "GetRecords.IteratorAgeMilliseconds",
+                "Dimensions": [{"Name": "StreamName", "Value": STREAM}],
+                "Timestamp": datetime.now(UTC) - timedelta(minutes=1),
+                "Value": 100.0,
+            }
+        ],
+    )
+    ids = [f"{i:040x}" for i in range(30)]
+    StateTable(table_name, dynamodb).put_new(ids)
+    common = {"STAGE": "TEST", "STATE_TABLE_NAME": table_name, "BATCH_SIZE": "20", **grid.env()}
+    return {
+        "ids": ids,
+        "kinesis": kinesis,
+        "events": events,
+        "table": StateTable(table_name, dynamodb),
+        "index_env": {**common, "THRALL_STREAM_NAME": STREAM, "SCHEDULE_RULE_NAME": INDEX_RULE},
+        "check_env": {**common, "SCHEDULE_RULE_NAME": CHECK_RULE, "CHECK_MIN_AGE_SECONDS": "0"},
+    }
+
+
+def test_handlers_run_a_whole_pass_and_switch_their_rules_off(world, grid, capfd, caplog):
+    # Given one image image-loader does not have
+    grid.missing.add(world["ids"][0])
+    # When batch-index runs until its rule is off, then batch-check likewise
+    for module, env, rule in (
+        (batch_index, world["index_env"], INDEX_RULE),
+        (batch_check, world["check_env"], CHECK_RULE),
+    ):
+        for _ in range(5):
+            report = invoke(module, env, {}, FakeContext(function_name=rule))
+            if report["finishedPass"]:
+                break
+        assert world["events"].describe_rule(Name=rule)["State"] == "DISABLED"
+    # Then
+    assert world["table"].counts([S.NOT_FOUND, S.VERIFIED]) == {S.NOT_FOUND: 1, S.VERIFIED: 29}
+    assert len(read_stream(world["kinesis"], STREAM)) == 29
+    out = capfd.readouterr().out
+    metric_lines = [json.loads(line) for line in out.splitlines() if '"_aws"' in line]
+    first = metric_lines[0]
+    assert first["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "GridReingest"
+    assert first["stage"] == "TEST" and first["service"] == "batch-index"
+    assert first["Claimed"] == [20.0]
+    index_lines = [m for m in metric_lines if m["service"] == "batch-index"]
+    assert sum(m["Enqueued"][0] for m in index_lines) == 29
+    summaries = [r.summary for r in caplog.records if r.getMessage() == "batch-index invocation"]
+    assert sum(s["states"].get("2", 0) for s in summaries) == 1
+
+
+def test_batch_index_skips_when_thrall_is_behind(world, aws):
+    boto3.client("cloudwatch", endpoint_url=aws).put_metric_data(
+        Namespace="AWS/Kinesis",
+        MetricData=[
+            {
+                "MetricName": "GetRecords.IteratorAgeMilliseconds",
+                "Dimensions": [{"Name": "StreamName", "Value": STREAM}],
+                "Timestamp": datetime.now(UTC) - timedelta(minutes=2),
+                "Value": 3_600_000.0,
+            }
+        ],
+    )
+    report = invoke(batch_index, world["index_env"])
+    assert report["claimed"] == 0
+    assert "above 60000 ms" in report["skipped"]
+    assert world["table"].count(S.NOT_STARTED) == 30
+
+
+def test_a_bad_environment_fails_the_invocation_naming_every_variable(world):
+    env = {**world["index_env"], "BATCH_SIZE": "lots", "MAX_ATTEMPTS": "0"}
+    with pytest.raises(SettingsError) as caught:
+        invoke(batch_index, env)
+    assert "BATCH_SIZE='lots' is invalid" in str(caught.value)
+    assert "MAX_ATTEMPTS='0' is invalid" in str(caught.value)
+    assert world["table"].count(S.NOT_STARTED) == 30
+
+
+def test_the_settings_document_themselves(capsys):
+    import runpy
+
+    with pytest.raises(SystemExit):
+        runpy.run_module("grid_reingest.handlers.batch_check", run_name="__main__")
+    assert "CHECK_MIN_AGE_SECONDS" in capsys.readouterr().out
