@@ -14,28 +14,26 @@ from botocore.exceptions import (
     ProfileNotFound,
 )
 
+from grid_reingest import stack_outputs
 from grid_reingest.aws import make_client
 from grid_reingest.state_table import StateTable, StateTableError
+from grid_reingest_cli.errors import FAILED, INTERRUPTED, OK, USAGE, CliError
+from grid_reingest_cli.stack import resolve
 
-# Exit codes, the same for every command.
-OK = 0
-FAILED = 1  # AWS or the table refused; nothing was changed that the message does not say
-USAGE = 2  # bad arguments or bad input; nothing was changed
-INTERRUPTED = 130  # Ctrl-C, as shells report it
+__all__ = ["FAILED", "INTERRUPTED", "OK", "USAGE", "CliError"]
 
 
-class CliError(Exception):
-    """A failure to report to the operator as one clear line, with an exit code."""
-
-    def __init__(self, message: str, code: int = FAILED) -> None:
-        super().__init__(message)
-        self.code = code
-
-
-def add_aws_options(parser: argparse.ArgumentParser, workers: int = 16) -> None:
-    """--table, --region, --profile and --workers."""
+def add_aws_options(
+    parser: argparse.ArgumentParser, workers: int = 16, table_required: bool = True
+) -> None:
+    """--table or --stage, --region, --profile and --workers."""
     group = parser.add_argument_group("AWS (AWS_ENDPOINT_URL, if set, points every call elsewhere)")
-    group.add_argument("--table", required=True, help="the state table's name")
+    which = group.add_mutually_exclusive_group(required=table_required)
+    which.add_argument("--table", help="the state table's name")
+    which.add_argument(
+        "--stage",
+        help="TEST, PROD...: find the table (and schedules) from stack grid-reingest-STAGE",
+    )
     group.add_argument("--region", help="AWS region (default: from the environment or profile)")
     group.add_argument("--profile", help="AWS named profile (default: the environment's)")
     group.add_argument(
@@ -60,6 +58,8 @@ def positive_int(text: str) -> int:
 def open_table(args: argparse.Namespace, client: Any = None) -> StateTable:
     """The state table the arguments name, checked to exist (a clear CliError if not)."""
     try:
+        if not args.table:
+            args.table = resolve(args, stack_outputs.STATE_TABLE)
         if client is None:
             client = make_client(
                 "dynamodb",

@@ -9,10 +9,10 @@ from collections.abc import Sequence
 from botocore.exceptions import BotoCoreError, ClientError
 
 from grid_reingest.state_table import StateTableError
-from grid_reingest_cli import reset, scan_statuses, stats, upload_ids
+from grid_reingest_cli import reset, scan_statuses, schedules, stats, upload_ids, watch
 from grid_reingest_cli.common import FAILED, INTERRUPTED, USAGE, CliError, explain_aws_error
 
-COMMANDS = (upload_ids, scan_statuses, stats, reset)
+COMMANDS = (upload_ids, scan_statuses, stats, reset, watch)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -26,6 +26,7 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(title="commands", metavar="COMMAND")
     for command in COMMANDS:
         command.add_parser(subparsers)
+    schedules.add_parsers(subparsers)
     return parser
 
 

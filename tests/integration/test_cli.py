@@ -289,14 +289,16 @@ def test_reset_refuses_bad_states(table, capsys, args, message):
 # -- usage ----------------------------------------------------------------
 
 
-@pytest.mark.parametrize("command", ["upload-ids", "scan-statuses", "stats", "reset"])
+@pytest.mark.parametrize(
+    "command", ["upload-ids", "scan-statuses", "stats", "reset", "start", "stop", "watch"]
+)
 def test_each_command_run_bare_prints_its_usage(command, capsys):
     assert run(command) == 2
     assert f"usage: reingest {command}" in capsys.readouterr().err
 
 
 def test_scripts_run_the_same_commands():
-    for script in ("upload-ids", "scan-statuses", "stats", "reset"):
+    for script in ("upload-ids", "scan-statuses", "stats", "reset", "start", "stop", "watch"):
         result = subprocess.run(
             [str(ROOT / "scripts" / script)],
             capture_output=True,
@@ -306,3 +308,47 @@ def test_scripts_run_the_same_commands():
         )
         assert result.returncode == 2
         assert f"usage: reingest {script}" in result.stderr
+
+
+# -- start / stop / watch ------------------------------------------------------
+
+
+@pytest.fixture
+def rule(aws):
+    import boto3
+
+    events = boto3.client("events", endpoint_url=aws)
+    events.put_rule(Name="index-rule", ScheduleExpression="rate(5 minutes)", State="DISABLED")
+    return events
+
+
+def test_start_and_stop_switch_a_named_rule(rule, capsys):
+    assert run("start", "--rule", "index-rule") == 0
+    assert rule.describe_rule(Name="index-rule")["State"] == "ENABLED"
+    assert "index-rule: ENABLED (rate(5 minutes))" in capsys.readouterr().out
+    assert run("stop", "--rule", "index-rule", "--worker", "index") == 0
+    assert rule.describe_rule(Name="index-rule")["State"] == "DISABLED"
+
+
+def test_start_names_a_missing_rule(rule, capsys):
+    assert run("start", "--rule", "no-such-rule") == 1
+    assert "rule no-such-rule: ResourceNotFoundException" in capsys.readouterr().err
+
+
+def test_start_needs_a_stage_or_a_rule(aws, capsys):
+    assert run("start", "--worker", "index") == 2
+    assert "name the stage (--stage TEST) or the rule (--rule NAME)" in capsys.readouterr().err
+
+
+def test_a_stage_without_a_stack_is_explained(aws, capsys):
+    assert run("stats", "--stage", "NOPE") == 1
+    assert "stack grid-reingest-NOPE not found in region eu-west-1" in capsys.readouterr().err
+    assert run("start", "--stage", "NOPE") == 1
+
+
+def test_watch_once_prints_the_states(table, capsys):
+    table.put_new([grid_id(1), grid_id(2)])
+    assert run("watch", "--table", table.name, "--once") == 0
+    out = capsys.readouterr().out
+    assert "2 item(s) in" in out
+    assert "at rest" in out and "100.0%" in out

@@ -1,0 +1,57 @@
+"""reingest watch: a pass's progress, refreshed until both workers are done."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from datetime import UTC, datetime
+
+from grid_reingest.aws import make_client
+from grid_reingest.states import ProgressState
+from grid_reingest_cli.common import OK, add_aws_options, open_table, state_line
+from grid_reingest_cli.stack import WORKERS, rule_name
+
+DESCRIPTION = """\
+Print the items per state every --interval seconds, with what changed since
+the last look and, with --stage, whether each schedule is on. Stops by itself
+when both schedules are off and nothing is held by a worker (or on Ctrl-C).
+"""
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "watch",
+        help="follow a pass until the workers are done",
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="example:\n  reingest watch --stage PROD --interval 300",
+    )
+    parser.add_argument("--interval", type=float, default=60, help="seconds between looks")
+    parser.add_argument("--once", action="store_true", help="look once and stop")
+    add_aws_options(parser)
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    events = make_client("events", region=args.region, profile=args.profile) if args.stage else None
+    rules = {w: rule_name(args, w) for w in WORKERS} if args.stage else {}
+    previous: dict[ProgressState, int] | None = None
+    with open_table(args) as table:
+        while True:
+            counts = table.counts()
+            total = sum(counts.values())
+            print(f"-- {datetime.now(UTC):%Y-%m-%d %H:%M:%S}Z  {total:,} item(s) in {args.table}")
+            for state, n in counts.items():
+                change = "" if previous is None else f" {n - previous[state]:+,}"
+                print(state_line(state, n, total) + change)
+            running = []
+            for worker, rule in rules.items():
+                state = events.describe_rule(Name=rule)["State"]
+                print(f"{WORKERS[worker]} schedule: {state}")
+                if state == "ENABLED":
+                    running.append(rule)
+            held = counts[ProgressState.IN_PROGRESS] + counts[ProgressState.LOOKING_FOR_IMAGE]
+            if args.once or (rules and not running and not held):
+                return OK
+            previous = counts
+            time.sleep(args.interval)
