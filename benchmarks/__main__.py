@@ -1,6 +1,6 @@
 """Every benchmark, one after another; each writes its section of docs/benchmarks.md.
 
-    python -m benchmarks        (make bench; about ten minutes on 2 cores)
+python -m benchmarks        (make bench; about ten minutes on 2 cores)
 """
 
 from benchmarks import infra, projection, state_table, workers

@@ -8,14 +8,12 @@ enqueued with one more attempt. No AWS here: the adapters come in through
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
 from grid_reingest import telemetry
-from grid_reingest.batch_runner import Breaker, Run, run_bounded
+from grid_reingest.batch_runner import Breaker, Run, Summary, run_bounded
 from grid_reingest.settings import BatchCheckSettings
 from grid_reingest.state_table import (
     Claim,
@@ -51,44 +49,13 @@ class CheckDeps:
 
 
 @dataclass
-class CheckSummary:
-    """What one invocation did."""
-
-    claimed: int = 0
-    reclaimed: int = 0
-    states: Counter[int] = field(default_factory=Counter)
-    released: int = 0
-    failures: int = 0
-    lost_claims: int = 0
-    stopped_because: str | None = None
-    finished_pass: bool = False
-
-    def as_dict(self) -> dict[str, Any]:
-        """The summary as one structured log line."""
-        return {
-            "claimed": self.claimed,
-            "reclaimed": self.reclaimed,
-            "states": {str(k): v for k, v in sorted(self.states.items())},
-            "released": self.released,
-            "failures": self.failures,
-            "lostClaims": self.lost_claims,
-            "stoppedBecause": self.stopped_because,
-            "finishedPass": self.finished_pass,
-        }
+class CheckSummary(Summary):
+    """What one invocation of batch-check did."""
 
     def metric_counts(self) -> dict[str, float]:
         """The summary as metrics (names from telemetry)."""
-        counts: dict[str, float] = {
-            telemetry.CLAIMED: self.claimed,
-            telemetry.RECLAIMED: self.reclaimed,
-            telemetry.VERIFIED: self.states.get(int(ProgressState.VERIFIED), 0),
-            telemetry.FAILED: self.failures,
-            telemetry.RELEASED: self.released,
-            telemetry.LOST_CLAIMS: self.lost_claims,
-            telemetry.COMPLETED: int(self.finished_pass),
-        }
-        for state, n in self.states.items():
-            counts[telemetry.state_metric(state)] = n
+        counts = super().metric_counts()
+        counts[telemetry.VERIFIED] = self.states.get(int(ProgressState.VERIFIED), 0)
         return counts
 
 
@@ -121,11 +88,7 @@ def run_batch_check(settings: BatchCheckSettings, deps: CheckDeps) -> CheckSumma
         return summary
 
     transitions = _check(settings, deps, claims, summary)
-    for transition, ok in zip(transitions, deps.table.apply(transitions), strict=True):
-        if ok:
-            summary.states[int(transition.new)] += 1
-        else:
-            summary.lost_claims += 1
+    summary.count(transitions, deps.table.apply(transitions))
     return summary
 
 

@@ -18,7 +18,7 @@ from typing import Any, Protocol
 
 from grid_reingest import telemetry
 from grid_reingest.backpressure import Verdict
-from grid_reingest.batch_runner import Breaker, Run, run_bounded
+from grid_reingest.batch_runner import Breaker, Run, Summary, run_bounded
 from grid_reingest.outcomes import Failed, NotFound, Outcome, Ready, TooBig
 from grid_reingest.settings import BatchIndexSettings
 from grid_reingest.state_table import (
@@ -66,68 +66,44 @@ class IndexDeps:
 
 
 @dataclass
-class IndexSummary:
-    """What one invocation did: logged as one line and emitted as metrics."""
+class IndexSummary(Summary):
+    """What one invocation of batch-index did."""
 
-    claimed: int = 0
-    reclaimed: int = 0
     outcomes: Counter[str] = field(default_factory=Counter)
-    states: Counter[int] = field(default_factory=Counter)
     would: Counter[int] = field(default_factory=Counter)  # dry run: states not written
-    released: int = 0
-    failures: int = 0
-    lost_claims: int = 0
     kinesis_calls: int = 0
     breaker_tripped_by: str | None = None
     batch: int = 0
     iterator_age_ms: float | None = None
     skipped: str | None = None
-    stopped_because: str | None = None
-    finished_pass: bool = False
     dry_run: bool = False
     durations_ms: dict[str, int] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         """The summary as one structured log line."""
         return {
-            "claimed": self.claimed,
-            "reclaimed": self.reclaimed,
+            **super().as_dict(),
             "outcomes": dict(self.outcomes),
-            "failures": self.failures,
             "breakerTrippedBy": self.breaker_tripped_by,
-            "states": {str(k): v for k, v in sorted(self.states.items())},
             "wouldBe": {str(k): v for k, v in sorted(self.would.items())},
-            "released": self.released,
-            "lostClaims": self.lost_claims,
             "kinesisCalls": self.kinesis_calls,
             "batch": self.batch,
             "iteratorAgeMs": self.iterator_age_ms,
             "skipped": self.skipped,
-            "stoppedBecause": self.stopped_because,
-            "finishedPass": self.finished_pass,
             "dryRun": self.dry_run,
             "durationsMs": self.durations_ms,
         }
 
     def metric_counts(self) -> dict[str, float]:
         """The summary as metrics (names from telemetry)."""
-        counts: dict[str, float] = {
-            telemetry.CLAIMED: self.claimed,
-            telemetry.RECLAIMED: self.reclaimed,
-            telemetry.ENQUEUED: self.states.get(int(ProgressState.ENQUEUED), 0),
-            telemetry.FAILED: self.failures,
-            telemetry.RELEASED: self.released,
-            telemetry.LOST_CLAIMS: self.lost_claims,
-            telemetry.KINESIS_CALLS: self.kinesis_calls,
-            telemetry.BACKPRESSURE_SKIPS: int(self.batch == 0 and self.skipped is not None),
-            telemetry.BREAKER_TRIPS: int(self.breaker_tripped_by is not None),
-            telemetry.COMPLETED: int(self.finished_pass),
-            telemetry.DURATION: sum(self.durations_ms.values()),
-        }
+        counts = super().metric_counts()
+        counts[telemetry.ENQUEUED] = self.states.get(int(ProgressState.ENQUEUED), 0)
+        counts[telemetry.KINESIS_CALLS] = self.kinesis_calls
+        counts[telemetry.BACKPRESSURE_SKIPS] = int(self.batch == 0 and self.skipped is not None)
+        counts[telemetry.BREAKER_TRIPS] = int(self.breaker_tripped_by is not None)
+        counts[telemetry.DURATION] = sum(self.durations_ms.values())
         if self.iterator_age_ms is not None:
             counts[telemetry.ITERATOR_AGE] = self.iterator_age_ms
-        for state, n in self.states.items():
-            counts[telemetry.state_metric(state)] = n
         return counts
 
 
@@ -406,12 +382,9 @@ class _Batch:
         self._count(batch, self.deps.table.apply(batch))
 
     def _count(self, transitions: list[Transition], applied: list[bool]) -> None:
-        for transition, ok in zip(transitions, applied, strict=True):
+        for transition in transitions:
             self.unresolved.pop(transition.id, None)
-            if ok:
-                self.summary.states[int(transition.new)] += 1
-            else:
-                self.summary.lost_claims += 1
+        self.summary.count(transitions, applied)
 
     def _release_leftovers(self) -> None:
         """After a crash mid-batch, give back what was neither recorded nor released."""
