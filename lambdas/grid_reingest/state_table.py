@@ -46,9 +46,9 @@ CLAIMED_BY = "claimed_by"
 CLAIMED_FROM = "claimed_from"
 
 # Items per Scan page. DynamoDB's own 1 MB cap is ~7,000 of ours: parsed by
-# botocore that is ~10 MB per segment in flight; 2,000 keeps a scan with 8
+# botocore that is ~10 MB per segment in flight; 1,000 keeps a scan with 8
 # segments well under 150 MB while the round trips still overlap.
-SCAN_PAGE_ITEMS = 2000
+SCAN_PAGE_ITEMS = 1000
 # The smallest index page a claim reads from one shard.
 CLAIM_PAGE_MIN = 5
 
