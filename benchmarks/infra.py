@@ -28,26 +28,13 @@ from pathlib import Path
 from benchmarks.report import machine, table, write_section
 from infra import asset
 from infra import constants as c
+from tests.fakes.lambda_runtime import runtime_dir
 
 RUNS = 10
 SYNTH_RUNS = 3
-RUNTIME_MODULES = ("boto3", "botocore", "s3transfer", "dateutil", "six")
 IMPORT_TARGET_MS = 300
 SIZE_TARGET_MB = 10
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def runtime_dir(parent: Path) -> Path:
-    """A directory standing in for Lambda's runtime packages (links into this environment)."""
-    directory = parent / "runtime"
-    directory.mkdir()
-    for name in RUNTIME_MODULES:
-        spec = importlib.util.find_spec(name)
-        assert spec is not None and spec.origin is not None, name
-        origin = Path(spec.origin)
-        source = origin.parent if origin.name == "__init__.py" else origin
-        (directory / source.name).symlink_to(source)
-    return directory
 
 
 def import_ms(code: Path, runtime: Path, module: str) -> float:
@@ -115,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
         shutil.copytree(work / "asset", bare)
         for cache in list(bare.rglob("__pycache__")):
             shutil.rmtree(cache)
-        runtime = runtime_dir(work)
+        runtime = runtime_dir(work / "runtime")
 
         files = [p for p in (work / "asset").rglob("*") if p.is_file()]
         unzipped = sum(p.stat().st_size for p in files)

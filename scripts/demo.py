@@ -23,7 +23,6 @@ import hashlib
 import os
 import sys
 import tempfile
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -42,6 +41,7 @@ from tests.fakes.grid_sim import GridSim  # noqa: E402
 from tests.fakes.local_lambda import FakeContext, invoke  # noqa: E402
 from tests.fakes.servers import aws_environment, moto_server  # noqa: E402
 from tests.fakes.thrall_consumer import read_stream  # noqa: E402
+from tests.fakes.thrall_metrics import report_iterator_age  # noqa: E402
 
 STAGE = "DEMO"
 TABLE = f"grid-reingest-{STAGE}"
@@ -66,18 +66,7 @@ def provision(endpoint: str) -> None:
     for rule in (INDEX_RULE, CHECK_RULE):
         events.put_rule(Name=rule, ScheduleExpression="rate(1 minute)", State="DISABLED")
     # thrall is keeping up: a low iterator age, so back-pressure lets work through.
-    boto3.client("cloudwatch", endpoint_url=endpoint).put_metric_data(
-        Namespace="AWS/Kinesis",
-        MetricData=[
-            {
-                "MetricName": "GetRecords.IteratorAgeMilliseconds",
-                "Dimensions": [{"Name": "StreamName", "Value": STREAM}],
-                "Timestamp": datetime.now(UTC) - timedelta(minutes=1),
-                "Value": 850.0,
-                "Unit": "Milliseconds",
-            }
-        ],
-    )
+    report_iterator_age(boto3.client("cloudwatch", endpoint_url=endpoint), STREAM, 850.0)
 
 
 def image_ids(n: int) -> list[str]:

@@ -16,7 +16,7 @@ from aws_cdk import aws_cloudwatch_actions as cw_actions
 from aws_cdk import aws_sns as sns
 from constructs import Construct
 
-from grid_reingest import telemetry
+from grid_reingest import backpressure, telemetry
 from grid_reingest.states import ProgressState
 from infra import constants as c
 from infra.config import StageConfig
@@ -220,8 +220,8 @@ class Monitoring(Construct):
                 title="Back-pressure: thrall's iterator age",
                 left=[
                     cw.Metric(
-                        namespace="AWS/Kinesis",
-                        metric_name="GetRecords.IteratorAgeMilliseconds",
+                        namespace=backpressure.METRIC_NAMESPACE,
+                        metric_name=backpressure.METRIC_NAME,
                         dimensions_map={"StreamName": stream},
                         statistic="Maximum",
                         period=_PERIOD,

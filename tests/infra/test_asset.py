@@ -19,11 +19,10 @@ import pytest
 
 from infra import asset as asset_module
 from infra import constants as c
+from tests.fakes import lambda_runtime
 
 pytestmark = pytest.mark.slow
 
-# What Lambda's python3.11 runtime has on its path besides the standard library.
-RUNTIME_MODULES = ("boto3", "botocore", "s3transfer", "dateutil", "six")
 MAX_ASSET_BYTES = 10 * 1024 * 1024
 HANDLERS = {service: handler.rsplit(".", 1)[0] for service, handler in c.HANDLERS.items()}
 
@@ -31,14 +30,7 @@ HANDLERS = {service: handler.rsplit(".", 1)[0] for service, handler in c.HANDLER
 @pytest.fixture(scope="session")
 def runtime_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A directory standing in for Lambda's runtime packages (links into this venv)."""
-    directory = tmp_path_factory.mktemp("lambda-runtime")
-    for name in RUNTIME_MODULES:
-        spec = importlib.util.find_spec(name)
-        assert spec is not None and spec.origin is not None, name
-        origin = Path(spec.origin)
-        source = origin.parent if origin.name == "__init__.py" else origin
-        (directory / source.name).symlink_to(source)
-    return directory
+    return lambda_runtime.runtime_dir(tmp_path_factory.mktemp("lambda-runtime"))
 
 
 def import_in_isolation(

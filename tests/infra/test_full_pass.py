@@ -12,7 +12,6 @@ from __future__ import annotations
 import io
 import json
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
 
 import boto3
 import pytest
@@ -28,6 +27,7 @@ from tests.fakes.grid_sim import GridSim
 from tests.fakes.local_lambda import FakeContext, environment, invoke
 from tests.fakes.servers import aws_environment, reset_moto
 from tests.fakes.thrall_consumer import read_stream
+from tests.fakes.thrall_metrics import report_iterator_age
 from tests.infra.deploy import Deployment, deploy_stage
 
 pytestmark = pytest.mark.slow
@@ -85,17 +85,8 @@ def deployed(moto_endpoint: str, grid: GridSim, tmp_path_factory) -> Iterator[De
 
 
 def thrall_is_keeping_up(endpoint: str, stream_arn: str) -> None:
-    boto3.client("cloudwatch", endpoint_url=endpoint).put_metric_data(
-        Namespace="AWS/Kinesis",
-        MetricData=[
-            {
-                "MetricName": "GetRecords.IteratorAgeMilliseconds",
-                "Dimensions": [{"Name": "StreamName", "Value": stream_name(stream_arn)}],
-                "Timestamp": datetime.now(UTC) - timedelta(minutes=1),
-                "Value": 250.0,
-            }
-        ],
-    )
+    cloudwatch = boto3.client("cloudwatch", endpoint_url=endpoint)
+    report_iterator_age(cloudwatch, stream_name(stream_arn), 250.0)
 
 
 def run_until_rule_off(module, env, rule, events) -> int:

@@ -22,6 +22,7 @@ from grid_reingest.states import ProgressState as S
 from grid_reingest.thrall import Publisher, encode_message
 from tests.fakes.aws_proxy import AwsProxy, Faults
 from tests.fakes.thrall_consumer import read_stream
+from tests.fakes.thrall_metrics import report_iterator_age
 
 STREAM = "media-service-thrall-low-priority-TEST"
 RULE = "grid-reingest-batch-index-TEST"
@@ -329,18 +330,7 @@ def test_items_held_by_a_live_worker_keep_the_rule_on(table, kinesis, events, se
 
 
 def put_age(cloudwatch, age_ms: float) -> None:
-    cloudwatch.put_metric_data(
-        Namespace="AWS/Kinesis",
-        MetricData=[
-            {
-                "MetricName": "GetRecords.IteratorAgeMilliseconds",
-                "Dimensions": [{"Name": "StreamName", "Value": STREAM}],
-                "Timestamp": datetime.now(UTC) - timedelta(seconds=30),
-                "Value": age_ms,
-                "Unit": "Milliseconds",
-            }
-        ],
-    )
+    report_iterator_age(cloudwatch, STREAM, age_ms, ago=timedelta(seconds=30))
 
 
 def cloudwatch_verdict(cloudwatch, settings):

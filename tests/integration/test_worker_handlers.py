@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import boto3
 import pytest
@@ -14,6 +14,7 @@ from grid_reingest.state_table import StateTable
 from grid_reingest.states import ProgressState as S
 from tests.fakes.local_lambda import FakeContext, invoke
 from tests.fakes.thrall_consumer import read_stream
+from tests.fakes.thrall_metrics import report_iterator_age
 
 STREAM = "thrall-low-TEST"
 INDEX_RULE = "index-rule-TEST"
@@ -29,17 +30,7 @@ def world(aws, table_name, dynamodb, grid):
     events = boto3.client("events", endpoint_url=aws)
     for rule in (INDEX_RULE, CHECK_RULE):
         events.put_rule(Name=rule, ScheduleExpression="rate(1 minute)", State="ENABLED")
-    boto3.client("cloudwatch", endpoint_url=aws).put_metric_data(
-        Namespace="AWS/Kinesis",
-        MetricData=[
-            {
-                "MetricName": "GetRecords.IteratorAgeMilliseconds",
-                "Dimensions": [{"Name": "StreamName", "Value": STREAM}],
-                "Timestamp": datetime.now(UTC) - timedelta(minutes=1),
-                "Value": 100.0,
-            }
-        ],
-    )
+    report_iterator_age(boto3.client("cloudwatch", endpoint_url=aws), STREAM, 100.0)
     ids = [f"{i:040x}" for i in range(30)]
     StateTable(table_name, dynamodb).put_new(ids)
     common = {"STAGE": "TEST", "STATE_TABLE_NAME": table_name, "BATCH_SIZE": "20", **grid.env()}
@@ -82,17 +73,8 @@ def test_handlers_run_a_whole_pass_and_switch_their_rules_off(world, grid, capfd
 
 
 def test_batch_index_skips_when_thrall_is_behind(world, aws):
-    boto3.client("cloudwatch", endpoint_url=aws).put_metric_data(
-        Namespace="AWS/Kinesis",
-        MetricData=[
-            {
-                "MetricName": "GetRecords.IteratorAgeMilliseconds",
-                "Dimensions": [{"Name": "StreamName", "Value": STREAM}],
-                "Timestamp": datetime.now(UTC) - timedelta(minutes=2),
-                "Value": 3_600_000.0,
-            }
-        ],
-    )
+    cloudwatch = boto3.client("cloudwatch", endpoint_url=aws)
+    report_iterator_age(cloudwatch, STREAM, 3_600_000.0, ago=timedelta(minutes=2))
     report = invoke(batch_index, world["index_env"])
     assert report["claimed"] == 0
     assert "above 60000 ms" in report["skipped"]

@@ -1,0 +1,30 @@
+"""What CloudWatch says of thrall's stream: the iterator age back-pressure reads."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from grid_reingest.backpressure import METRIC_NAME, METRIC_NAMESPACE
+
+
+def report_iterator_age(
+    cloudwatch: Any, stream: str, age_ms: float, ago: timedelta = timedelta(minutes=1)
+) -> None:
+    """Put one iterator-age data point for `stream`, `ago` in the past.
+
+    In the past because moto leaves out of GetMetricStatistics a point stamped
+    at the very end of the window asked for.
+    """
+    cloudwatch.put_metric_data(
+        Namespace=METRIC_NAMESPACE,
+        MetricData=[
+            {
+                "MetricName": METRIC_NAME,
+                "Dimensions": [{"Name": "StreamName", "Value": stream}],
+                "Timestamp": datetime.now(UTC) - ago,
+                "Value": age_ms,
+                "Unit": "Milliseconds",
+            }
+        ],
+    )
