@@ -260,8 +260,9 @@ images; the simulated Grid answers a projection in {PROJECTION_S * 1000:.0f} ms;
 DynamoDB and Kinesis call pays a 10 ms round trip. The projector makes one
 200 ms call per image and hands back a record encoded before the clock
 started: deployed, the merge and the encoding run in image-projection's own
-process, and batch-index only reads the answer. The ideal is concurrency ÷ latency = {ideal:.0f} images/s. Kinesis is
-moto behind the 10 ms proxy; DynamoDB is either the latency model
+process, and batch-index only reads the answer. The ideal is
+concurrency ÷ latency = {ideal:.0f} images/s. Kinesis is moto behind the
+10 ms proxy; DynamoDB is either the latency model
 (`benchmarks/dynamodb_model.py`: answers after the 10 ms, whatever the number
 of calls in flight, as DynamoDB does) or moto behind the same proxy.
 
