@@ -160,6 +160,24 @@ def test_scan_yields_every_item_once(table):
     assert sorted(rows) == sorted((i, 0) for i in ids(250))
 
 
+def test_scan_pages_from_the_emulator_are_read_by_json_alone(table, dynamodb):
+    # Given a client that records the Items each Scan page's hooks read before botocore
+    taken = []
+    dynamodb.meta.events.register_last(
+        "before-parse.dynamodb.Scan",
+        lambda customized_response_dict, **kw: taken.append(
+            len(customized_response_dict.get("Items", []))
+        ),
+    )
+    table.put_new(ids(40))
+    table.apply([Transition(i, S.NOT_STARTED, S.VERIFIED) for i in ids(5)])
+    # When
+    rows = [row for page in table.scan(segments=2) for row in page]
+    # Then every row is right, and every row came through the fast path
+    assert sorted(rows) == sorted([(i, 6) for i in ids(5)] + [(i, 0) for i in ids(40)[5:]])
+    assert sum(taken) == 40
+
+
 def test_scan_stops_cleanly_when_the_reader_stops_early(table):
     table.put_new(ids(100))
     pages = table.scan(segments=4, page_queue=1)
