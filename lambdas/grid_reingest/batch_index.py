@@ -20,6 +20,7 @@ from grid_reingest import telemetry
 from grid_reingest.backpressure import Verdict
 from grid_reingest.batch_runner import Breaker, Run, Summary, run_bounded
 from grid_reingest.outcomes import Failed, NotFound, Outcome, Ready, TooBig
+from grid_reingest.read_ahead import read_ahead
 from grid_reingest.settings import BatchIndexSettings
 from grid_reingest.state_table import (
     Claim,
@@ -140,8 +141,12 @@ def run_batch_index(settings: BatchIndexSettings, deps: IndexDeps) -> IndexSumma
         Source(settings.start_state),
     ]
     batch = _Batch(settings, deps, summary, clock)
-    # Projection starts on the first claims while the rest are still being taken.
-    claims = deps.table.claim_stream(sources, HELD, verdict.batch, deps.worker, stop=batch.stopping)
+    # Projection starts on the first claims while the next are taken one round ahead.
+    claims = read_ahead(
+        [deps.table.claim_stream(sources, HELD, verdict.batch, deps.worker, stop=batch.stopping)],
+        depth=settings.concurrency,
+        name="claims",
+    )
     batch.process(claims)
     if summary.claimed == 0:
         _finish_if_done(settings, deps, summary)

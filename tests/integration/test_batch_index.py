@@ -291,7 +291,9 @@ def test_the_breaker_trips_when_the_loader_is_down(table, kinesis, settings):
     attempts = Counter(table.get(i)["attempts"] for i in ids)
     assert attempts == {1: tried, 0: 50 - tried}
     assert table.count(S.NOT_STARTED) == 50
-    assert summary.released == 50 - tried
+    # Claims are taken a round ahead of the work: what was taken but not tried is given back
+    assert summary.claimed < 50
+    assert summary.released == summary.claimed - tried
 
 
 def test_one_failing_service_does_not_trip_the_breaker_below_its_share(table, kinesis, settings):
@@ -376,7 +378,7 @@ def test_batch_index_stops_claiming_work_when_time_runs_short(table, kinesis, se
     assert 0 < enqueued < 50
     assert table.count(S.NOT_STARTED) == 50 - enqueued
     assert table.count(S.IN_PROGRESS) == 0
-    assert summary.released == 50 - enqueued
+    assert summary.released == summary.claimed - enqueued
 
 
 def test_batch_index_does_not_start_with_too_little_time(table, kinesis, settings):
