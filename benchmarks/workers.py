@@ -52,7 +52,15 @@ BATCH = 200
 CONCURRENCY = 32
 SEED_THREADS = 5
 STREAM = "thrall-bench"
-WRITE_OPERATIONS = ("UpdateItem", "PutItem", "DeleteItem", "BatchWriteItem", "TransactWriteItems")
+# Items written by one call of each DynamoDB write operation.
+ITEMS_WRITTEN = {
+    "UpdateItem": lambda params: 1,
+    "PutItem": lambda params: 1,
+    "DeleteItem": lambda params: 1,
+    "BatchWriteItem": lambda params: sum(map(len, params["RequestItems"].values())),
+    "TransactWriteItems": lambda params: len(params["TransactItems"]),
+}
+WRITES = "items written"
 
 
 class InvokeLikeProjector:
@@ -177,7 +185,7 @@ def measure(dynamodb_url: str, kinesis_url: str, sim, label: str) -> dict:
     )
     check_calls = counter.take()
     verified = ours_table.count(S.VERIFIED)
-    writes = sum(n for op, n in (index_calls + check_calls).items() if op in WRITE_OPERATIONS)
+    writes = index_calls[WRITES] + check_calls[WRITES]
     result = {
         "label": label,
         "seed_s": seed_s,
@@ -196,14 +204,17 @@ def _phases(result: dict) -> str:
 
 
 class Counter(collections.Counter):
-    """Counts the AWS calls two clients make, by operation name (a botocore event hook)."""
+    """Counts the AWS calls two clients make, by operation name, and the DynamoDB items
+    they write (under WRITES), through a botocore event hook."""
 
     def install(self, *clients) -> None:
         for client in clients:
-            client.meta.events.register("before-call.*.*", self._count)
+            client.meta.events.register("before-parameter-build.*.*", self._count)
 
-    def _count(self, model, **kwargs) -> None:
+    def _count(self, model, params, **kwargs) -> None:
         self[model.name] += 1
+        if model.name in ITEMS_WRITTEN:
+            self[WRITES] += ITEMS_WRITTEN[model.name](params)
 
     def take(self) -> collections.Counter:
         taken = collections.Counter(self)
