@@ -606,7 +606,9 @@ def release_transition(
 
 
 def read_plain_items(
-    response_dict: dict[str, Any], customized_response_dict: dict[str, Any], **_: Any
+    response_dict: dict[str, Any],
+    customized_response_dict: dict[str, Any] | None = None,
+    **_: Any,
 ) -> None:
     """A botocore before-parse hook: a page's Items read with json alone.
 
@@ -617,8 +619,8 @@ def read_plain_items(
     decoded once here and botocore parses only the rest (counts, the next
     key); any other page is left to botocore untouched.
     """
-    if response_dict.get("status_code") != 200:
-        return
+    if customized_response_dict is None or response_dict.get("status_code") != 200:
+        return  # a botocore without the means to hand items back, or an error
     try:
         body = json.loads(response_dict["body"])
     except ValueError:

@@ -82,3 +82,9 @@ def test_errors_empty_pages_and_odd_bodies_are_left_to_botocore(body, status):
     read_plain_items(response_dict=raw, customized_response_dict=custom)
     assert custom == {}
     assert raw["body"] == response(body, status)["body"]
+
+
+def test_a_botocore_that_cannot_take_items_back_parses_as_usual():
+    raw = response(PAGE)
+    read_plain_items(response_dict=raw)
+    assert raw["body"] == response(PAGE)["body"]
