@@ -88,6 +88,10 @@ class Claim:
     reclaimed: bool = False  # taken over from a worker whose lease ran out
 
 
+# One index page of one shard: (shard, [(id, state_changed_at)], where the next page starts)
+ShardPage = tuple[int, list[tuple[str, str]], dict[str, Any] | None]
+
+
 @dataclass(frozen=True)
 class Source:
     """Where claims come from: items in `state`, optionally only those last changed before a time.
@@ -298,35 +302,37 @@ class StateTable:
     ) -> Iterator[Claim]:
         """Like `claim`, yielding each claim as soon as it is taken.
 
-        Every shard is read at once and the takes run in parallel: a claim
-        costs about two round trips, not one per shard. Once `stop()` is true
-        no new round starts; what the current round takes is still yielded,
-        and must be given back by the caller.
+        Every shard is read at once (the first pages of every source together)
+        and the takes run in parallel: a claim costs about two round trips, not
+        one per shard or per source. Once `stop()` is true no new round starts;
+        what the current round takes is still yielded, and must be given back
+        by the caller.
         """
         taken = 0
-        for source in sources:
+        # Usually nothing waits to be reclaimed: finding that out should not
+        # cost a round trip before the first real candidates are read.
+        first_rounds = self._first_rounds(sources, limit)
+        for n, source in enumerate(sources):
             # shard -> where its next page starts (None: at the beginning)
             cursors: dict[int, dict[str, Any] | None] = dict.fromkeys(range(SHARD_COUNT))
+            pages: list[ShardPage] | None = first_rounds[n]
             while cursors and taken < limit and not stop():
-                need = limit - taken
-                # A little more than a fair share of each shard, for takes that lose a race.
-                share = min(
-                    BATCH_GET_MAX, max(CLAIM_PAGE_MIN, math.ceil(need * 1.25 / len(cursors)))
-                )
-                pages = self.pool.map(
-                    lambda start, s=source, n=share: (
-                        start[0],
-                        self._candidate_page(s, start[0], start[1], n),
-                    ),
-                    list(cursors.items()),
-                )
+                if pages is None:
+                    share = _share(limit - taken, len(cursors))
+                    pages = list(
+                        self.pool.map(
+                            lambda start, s=source, n=share: self._shard_page(s, *start, n),
+                            list(cursors.items()),
+                        )
+                    )
                 candidates: list[tuple[str, str]] = []
-                for shard, (items, next_key) in pages:
+                for shard, items, next_key in pages:
                     candidates += items
                     if next_key is None:
                         del cursors[shard]
                     else:
                         cursors[shard] = next_key
+                pages = None
                 # Racing workers read the same shard heads; trying them in a
                 # random order makes them collide less.
                 random.shuffle(candidates)
@@ -343,6 +349,24 @@ class StateTable:
                             yield claim
                     if stop():
                         break
+
+    def _first_rounds(self, sources: Sequence[Source], limit: int) -> list[list[ShardPage]]:
+        """The first page of every shard of every source, read in one parallel round."""
+        share = _share(limit, SHARD_COUNT)
+        wanted = [(n, shard) for n in range(len(sources)) for shard in range(SHARD_COUNT)]
+        rounds: list[list[ShardPage]] = [[] for _ in sources]
+        pages = self.pool.map(
+            lambda want: (want[0], self._shard_page(sources[want[0]], want[1], None, share)),
+            wanted,
+        )
+        for n, page in pages:
+            rounds[n].append(page)
+        return rounds
+
+    def _shard_page(
+        self, source: Source, shard: int, start: dict[str, Any] | None, limit: int
+    ) -> ShardPage:
+        return (shard, *self._candidate_page(source, shard, start, limit))
 
     def _candidate_page(
         self, source: Source, shard: int, start: dict[str, Any] | None, limit: int
@@ -675,6 +699,12 @@ def _chunks(items: Iterable[str], size: int) -> Iterator[list[str]]:
             batch = []
     if batch:
         yield batch
+
+
+def _share(need: int, shards: int) -> int:
+    """How many candidates to read from each shard: a little more than a fair
+    share of what is needed, for takes that lose a race."""
+    return min(BATCH_GET_MAX, max(CLAIM_PAGE_MIN, math.ceil(need * 1.25 / shards)))
 
 
 def lease_cutoff(now: datetime, lease_seconds: int) -> datetime:

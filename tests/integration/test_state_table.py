@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from datetime import timedelta
 
 import pytest
@@ -118,6 +119,27 @@ def test_stale_claims_are_reclaimed_once_their_lease_is_over(table, dynamodb):
     assert {c.id for c in taken} == set(ids(10))
     assert all(c.claimed_from == S.NOT_STARTED for c in taken)
     assert table.get(ids(10)[0])["claimed_by"] == "new"
+
+
+def test_stale_claims_are_taken_before_new_work_and_both_sources_fill_the_batch(table):
+    # Given 6 stale claims and 40 items waiting in state 0
+    stale, waiting = ids(46)[:6], ids(46)[6:]
+    table.put_new(stale)
+    table.claim([Source(S.NOT_STARTED)], S.IN_PROGRESS, 6, "dead-worker")
+    table.put_new(waiting)
+    time.sleep(0.01)
+    lease_over = utc_now()  # the dead worker's claims are older; the ones below are not
+    time.sleep(0.01)
+    sources = [Source(S.IN_PROGRESS, lease_over, reclaim=True), Source(S.NOT_STARTED)]
+    # When a batch of 10 is claimed, then the rest
+    first = table.claim(sources, S.IN_PROGRESS, 10, "w1")
+    rest = table.claim(sources, S.IN_PROGRESS, 100, "w2")
+    # Then the stale ones come first, and every item is taken exactly once
+    assert sum(c.reclaimed for c in first) == 6
+    assert [c.reclaimed for c in first[:6]] == [True] * 6
+    assert not any(c.reclaimed for c in rest)
+    assert len(first) == 10 and len(rest) == 36
+    assert {c.id for c in first + rest} == set(stale + waiting)
 
 
 def test_transition_applies_only_from_the_expected_state_and_holder(table):
