@@ -51,6 +51,8 @@ PROJECTION_S = 0.200
 BATCH = 200
 CONCURRENCY = 32
 SEED_THREADS = 5
+# This machine is shared: our invocation runs a few times and the median counts.
+OUR_REPEATS = 3
 STREAM = "thrall-bench"
 # Items written by one call of each DynamoDB write operation.
 ITEMS_WRITTEN = {
@@ -76,6 +78,7 @@ class InvokeLikeProjector:
     def __init__(self, grid: GridClient) -> None:
         self.grid = grid
         self.records: dict[str, bytes] = {}
+        self.spans: list[tuple[float, float]] = []  # (start, end) of each projection
 
     def prepare(self, sim, ids: list[str]) -> None:
         for image_id in ids:
@@ -83,7 +86,9 @@ class InvokeLikeProjector:
             self.records[image_id] = encode_message(image, utc_now())
 
     def project(self, image_id: str) -> Outcome:
+        started = time.perf_counter()
         response = self.grid.projection(image_id)
+        self.spans.append((started, time.perf_counter()))
         if response.status == 404:
             return NotFound(image_id)
         record = self.records[image_id]
@@ -94,7 +99,8 @@ def full_batch() -> backpressure.Verdict:
     return backpressure.Verdict(BATCH, 0.0, "benchmark")
 
 
-def ours(settings, state_table, projector, kinesis) -> tuple[float, object]:
+def ours(settings, state_table, projector, kinesis) -> tuple[float, object, dict]:
+    """One invocation: seconds, its summary, and when projections started and ended (ms)."""
     deps = IndexDeps(
         table=state_table,
         projector=projector,
@@ -105,9 +111,17 @@ def ours(settings, state_table, projector, kinesis) -> tuple[float, object]:
         worker="ours",
         now=utc_now,
     )
+    projector.spans.clear()
     started = time.perf_counter()
     summary = run_batch_index(settings, deps)
-    return time.perf_counter() - started, summary
+    ended = time.perf_counter()
+    starts = sorted(start for start, _ in projector.spans)
+    timing = {
+        "first_start_ms": round((starts[0] - started) * 1000),
+        "wave_started_ms": round((starts[min(CONCURRENCY, len(starts)) - 1] - started) * 1000),
+        "tail_ms": round((ended - max(end for _, end in projector.spans)) * 1000),
+    }
+    return ended - started, summary, timing
 
 
 def seed(state_table, projector, kinesis) -> float:
@@ -156,8 +170,15 @@ def measure(dynamodb_url: str, kinesis_url: str, sim, label: str) -> dict:
     seed_s = seed(StateTable("seed", dynamodb, max_workers=CONCURRENCY), projector, kinesis)
     counter = Counter()
     counter.install(dynamodb, kinesis)
-    ours_s, summary = ours(settings, ours_table, projector, kinesis)
-    index_calls = counter.take()
+    runs = []
+    for run in range(OUR_REPEATS):
+        if run:  # the same batch again, from state 0
+            ours_table.put_new(ids)
+        counter.take()
+        runs.append((*ours(settings, ours_table, projector, kinesis), counter.take()))
+    # The median run by time; batch-check then verifies the images it enqueued.
+    ours_s, summary, timing, index_calls = sorted(runs, key=lambda r: r[0])[len(runs) // 2]
+    times = [round(r[0], 2) for r in runs]
     check_settings = load(
         BatchCheckSettings,
         {
@@ -190,6 +211,8 @@ def measure(dynamodb_url: str, kinesis_url: str, sim, label: str) -> dict:
         "label": label,
         "seed_s": seed_s,
         "ours_s": ours_s,
+        "ours_runs": times,
+        **timing,
         "durations": summary.durations_ms,
         "kinesis_per_100": index_calls["PutRecords"] / BATCH * 100,
         "writes_per_image": writes / max(verified, 1),
@@ -280,18 +303,26 @@ of calls in flight, as DynamoDB does) or moto behind the same proxy.
 {table(["DynamoDB", "design", "seconds", "images/s", "÷ ideal", "vs seed"], rows)}
 
 - Target ≥ 0.8 of the ideal: **{BATCH / model["ours_s"] / ideal:.2f}** on the
-  latency model (phases, ms: {_phases(model)}): not met. With concurrency 32,
-  200 images take 7 rounds of 200 ms (1.4 s), so 0.89 is the most any design
-  reaches here. The rest is the client's CPU: each DynamoDB call costs botocore
-  about 1.5 ms of one core (serialising, signing, parsing), and a batch makes
-  ~430 of them (16-shard queries, 200 conditional claims, 200 outcomes). With
-  a projector that only sleeps 200 ms, the first image starts 150 ms in and the
-  32nd at 310 ms: the claims' CPU is the gap. Claims stream into the
-  projections and ready records are published while the last round runs, which
-  hides most of it; deployed, where a projection takes seconds, not 200 ms,
-  the same overhead is a few percent. On moto, each conditional write also
-  costs moto ~10 ms of CPU in one process
-  ({BATCH / moto_run["ours_s"] / ideal:.2f} of the ideal): that is the emulator.
+  latency model, {"met" if BATCH / model["ours_s"] / ideal >= 0.8 else "not met"}
+  (median of {OUR_REPEATS} runs: {", ".join(f"{t:.2f}" for t in model["ours_runs"])} s;
+  phases, ms: {_phases(model)}). With concurrency {CONCURRENCY}, {BATCH} images
+  take 7 rounds of 200 ms (1.4 s), so 0.89 is the most any design reaches
+  here. The rest is the client's CPU: each DynamoDB call costs botocore about
+  1.5 ms of one core (serialising, signing, parsing), and a batch makes ~430
+  of them (16-shard queries, {BATCH} conditional claims, {BATCH} outcomes). In the
+  median run the first image started {model["first_start_ms"]} ms in, the
+  first {CONCURRENCY} had all started by {model["wave_started_ms"]} ms, and the
+  invocation ended {model["tail_ms"]} ms after the last projection (the last
+  outcomes being written). Claims are taken a round ahead by a thread of their
+  own and ready records are published while the last round runs, which hides
+  most of it; deployed, where a projection takes seconds, not 200 ms, the same
+  overhead is a few percent. TransactWriteItems would carry up to 100
+  conditional writes a call, but moto's is neither atomic under concurrent
+  calls nor cheap (it copies the table each time), so the claims' races could
+  not be tested against it; claims and outcomes stay one UpdateItem each.
+- On moto, each conditional write also costs moto ~10 ms of CPU in one
+  process ({BATCH / moto_run["ours_s"] / ideal:.2f} of the ideal): that is the
+  emulator.
 - Target ≥ 5× the seed's design at concurrency 32:
   **{model["seed_s"] / model["ours_s"]:.1f}×** (latency model),
   {moto_run["seed_s"] / moto_run["ours_s"]:.1f}× on moto.
