@@ -16,10 +16,9 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from grid_reingest import telemetry
 from grid_reingest.api_key import load_api_key
-from grid_reingest.aws import make_client
 from grid_reingest.batch_check import CheckDeps, Presence, run_batch_check
 from grid_reingest.grid import GridClient
-from grid_reingest.handlers.common import emit, rule_switch
+from grid_reingest.handlers.common import report, rule_switch, worker_table
 from grid_reingest.isotime import utc_now
 from grid_reingest.settings import BatchCheckSettings, describe, load
 from grid_reingest.state_table import StateTable
@@ -46,12 +45,7 @@ def runtime() -> Runtime:
     global _runtime  # noqa: PLW0603 - one per container, reused by every invocation
     if _runtime is None:
         settings = load(BatchCheckSettings)
-        pool = settings.grid.concurrency + 4
-        table = StateTable(
-            settings.table_name,
-            make_client("dynamodb", max_pool_connections=pool),
-            max_workers=pool,
-        )
+        table = worker_table(settings.table_name, settings.grid.concurrency)
         grid = GridClient(
             settings.grid, load_api_key(settings.grid), pool_size=settings.grid.concurrency
         )
@@ -78,11 +72,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         worker=context.aws_request_id,
         now=utc_now,
     )
-    summary = run_batch_check(current.settings, deps)
-    report = summary.as_dict()
-    logger.info("batch-check invocation", extra={"summary": report})
-    emit(metrics, summary.metric_counts())
-    return report
+    return report(SERVICE, logger, metrics, run_batch_check(current.settings, deps))
 
 
 if __name__ == "__main__":

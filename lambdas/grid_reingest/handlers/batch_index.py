@@ -17,7 +17,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from grid_reingest import backpressure, telemetry
 from grid_reingest.aws import make_client
 from grid_reingest.batch_index import IndexDeps, Projector, run_batch_index
-from grid_reingest.handlers.common import emit, rule_switch
+from grid_reingest.handlers.common import report, rule_switch, worker_table
 from grid_reingest.isotime import utc_now
 from grid_reingest.lambda_projector import LambdaProjector
 from grid_reingest.settings import BatchIndexSettings, describe, load, stream_name
@@ -48,16 +48,10 @@ def runtime() -> Runtime:
     global _runtime  # noqa: PLW0603 - one per container, reused by every invocation
     if _runtime is None:
         settings = load(BatchIndexSettings)
-        pool = settings.concurrency + 4
-        table = StateTable(
-            settings.table_name,
-            make_client("dynamodb", max_pool_connections=pool),
-            max_workers=pool,
-        )
         metrics.set_default_dimensions(**{telemetry.STAGE_DIMENSION: settings.stage})
         _runtime = Runtime(
             settings=settings,
-            table=table,
+            table=worker_table(settings.table_name, settings.concurrency),
             projector=_projector(settings),
             publisher=Publisher(make_client("kinesis"), settings.stream),
             cloudwatch=make_client("cloudwatch"),
@@ -115,11 +109,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         now=utc_now,
     )
     summary = run_batch_index(settings, deps)
-    report = summary.as_dict()
-    report["stream"] = stream_name(settings.stream)
-    logger.info("batch-index invocation", extra={"summary": report})
-    emit(metrics, summary.metric_counts())
-    return report
+    return report(SERVICE, logger, metrics, summary, stream=stream_name(settings.stream))
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""What the scheduled workers' handlers share: metrics from a summary, the rule switch."""
+"""What the scheduled workers' handlers share: their state table, the summary, the rule switch."""
 
 from __future__ import annotations
 
@@ -9,10 +9,32 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 
 from grid_reingest.aws import make_client
+from grid_reingest.batch_runner import Summary
 from grid_reingest.schedule import disable_rule
+from grid_reingest.state_table import StateTable
+
+# Connections and threads for a worker's own table calls (the outcomes of a
+# batch, completion checks) besides one per image in flight.
+OWN_CALLS = 4
 
 
-def emit(metrics: Metrics, counts: dict[str, float]) -> None:
+def worker_table(name: str, concurrency: int) -> StateTable:
+    """The state table, its client and threads sized for `concurrency` images in flight."""
+    pool = concurrency + OWN_CALLS
+    return StateTable(name, make_client("dynamodb", max_pool_connections=pool), max_workers=pool)
+
+
+def report(
+    service: str, logger: Logger, metrics: Metrics, summary: Summary, **extra: Any
+) -> dict[str, Any]:
+    """Log an invocation's summary as one line, add it as metrics; the summary as returned."""
+    line = {**summary.as_dict(), **extra}
+    logger.info(f"{service} invocation", extra={"summary": line})
+    _emit(metrics, summary.metric_counts())
+    return line
+
+
+def _emit(metrics: Metrics, counts: dict[str, float]) -> None:
     """Add a summary's counts as metrics (names ending in Ms are milliseconds)."""
     for name, value in counts.items():
         unit = MetricUnit.Milliseconds if name.endswith("Ms") else MetricUnit.Count
