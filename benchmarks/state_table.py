@@ -36,7 +36,7 @@ from grid_reingest.state_table import (
 )
 from grid_reingest.states import ProgressState
 from tests.fakes.aws_proxy import AwsProxy
-from tests.fakes.servers import aws_environment, free_port, moto_server, wait_until_up
+from tests.fakes.servers import aws_environment, free_port, moto_server, server_process
 
 LATENCY_S = 0.010
 # Scans are short and this machine is shared: each ratio is the median of a few.
@@ -54,31 +54,23 @@ def latency_model(
 ) -> Iterator[str]:
     """The DynamoDB latency model in its own process; yields its endpoint."""
     port = free_port()
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "benchmarks.dynamodb_model",
-            "--port",
-            str(port),
-            "--latency-ms",
-            str(LATENCY_S * 1000),
-            "--throttle",
-            str(throttle),
-            "--partial",
-            str(partial),
-            "--scan-page-ms",
-            str(scan_page_ms),
-        ],
-        cwd=ROOT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_until_up(f"{url}/_count", process=process)
+    argv = [
+        sys.executable,
+        "-m",
+        "benchmarks.dynamodb_model",
+        "--port",
+        str(port),
+        "--latency-ms",
+        str(LATENCY_S * 1000),
+        "--throttle",
+        str(throttle),
+        "--partial",
+        str(partial),
+        "--scan-page-ms",
+        str(scan_page_ms),
+    ]
+    with server_process(argv, port, "/_count", cwd=ROOT) as url:
         yield url
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
 
 
 def client(endpoint: str, pool: int = 32):

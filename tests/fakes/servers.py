@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import requests
 
@@ -35,18 +36,13 @@ def wait_until_up(url: str, timeout: float = 30, process: subprocess.Popen | Non
 
 
 @contextlib.contextmanager
-def moto_server() -> Iterator[str]:
-    """moto's server in its own process (so it has its own core); yields its endpoint URL."""
-    port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        env={**os.environ, "MOTO_PORT": str(port)},
-    )
+def server_process(argv: list[str], port: int, health_path: str, **popen: Any) -> Iterator[str]:
+    """`argv` run as a server listening on `port`, until it answers at `health_path`;
+    yields its base URL and stops it after."""
+    process = subprocess.Popen(argv, **popen)
     url = f"http://127.0.0.1:{port}"
     try:
-        wait_until_up(f"{url}/moto-api/", process=process)
+        wait_until_up(f"{url}{health_path}", process=process)
         yield url
     finally:
         process.terminate()
@@ -54,6 +50,21 @@ def moto_server() -> Iterator[str]:
             process.wait(timeout=10)
         except subprocess.TimeoutExpired:
             process.kill()
+
+
+@contextlib.contextmanager
+def moto_server() -> Iterator[str]:
+    """moto's server in its own process (so it has its own core); yields its endpoint URL."""
+    port = free_port()
+    with server_process(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        port,
+        "/moto-api/",
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env={**os.environ, "MOTO_PORT": str(port)},
+    ) as url:
+        yield url
 
 
 def reset_moto(url: str) -> None:
