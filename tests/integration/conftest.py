@@ -1,4 +1,4 @@
-"""Fixtures for tests against the simulated Grid."""
+"""Fixtures for tests against the emulator and the simulated Grid."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from grid_reingest.state_table import StateTable
 from tests.fakes.grid_sim import GridSim
 
 
@@ -14,3 +15,10 @@ def grid() -> Iterator[GridSim]:
     """A simulated Grid of its own for this test, on a free port of 127.0.0.1."""
     with GridSim() as sim:
         yield sim
+
+
+@pytest.fixture
+def table(table_name, dynamodb) -> Iterator[StateTable]:
+    """The state table of this test, on the emulator."""
+    with StateTable(table_name, dynamodb) as t:
+        yield t

@@ -13,7 +13,7 @@ from grid_reingest.grid import GridClient
 from grid_reingest.isotime import utc_now
 from grid_reingest.schedule import disable_rule
 from grid_reingest.settings import BatchCheckSettings, load
-from grid_reingest.state_table import Source, StateTable, Transition
+from grid_reingest.state_table import Source, Transition
 from grid_reingest.states import ProgressState as S
 
 RULE = "grid-reingest-batch-check-TEST"
@@ -21,12 +21,6 @@ RULE = "grid-reingest-batch-check-TEST"
 
 def grid_id(n: int) -> str:
     return f"{n:040x}"
-
-
-@pytest.fixture
-def table(table_name, dynamodb):
-    with StateTable(table_name, dynamodb, max_workers=16) as t:
-        yield t
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ from grid_reingest.isotime import utc_now
 from grid_reingest.outcomes import Failed, NotFound, Outcome, Ready, TooBig
 from grid_reingest.schedule import disable_rule
 from grid_reingest.settings import BatchIndexSettings, load
-from grid_reingest.state_table import Source, StateTable
+from grid_reingest.state_table import Source
 from grid_reingest.states import ProgressState as S
 from grid_reingest.thrall import Publisher, encode_message
 from tests.fakes.aws_proxy import AwsProxy, Faults
@@ -68,12 +68,6 @@ def events(aws):
     client = boto3.client("events", endpoint_url=aws)
     client.put_rule(Name=RULE, ScheduleExpression="rate(1 minute)", State="ENABLED")
     return client
-
-
-@pytest.fixture
-def table(table_name, dynamodb):
-    with StateTable(table_name, dynamodb, max_workers=16) as t:
-        yield t
 
 
 @pytest.fixture

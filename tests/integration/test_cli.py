@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from grid_reingest.state_table import StateTable, Transition
+from grid_reingest.state_table import Transition
 from grid_reingest.states import ProgressState as S
 from grid_reingest_cli.main import main
 
@@ -18,12 +18,6 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def grid_id(n: int) -> str:
     return f"{n:040x}"
-
-
-@pytest.fixture
-def table(table_name, dynamodb):
-    with StateTable(table_name, dynamodb) as t:
-        yield t
 
 
 @pytest.fixture

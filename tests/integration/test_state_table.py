@@ -24,12 +24,6 @@ def ids(n: int, prefix: str = "") -> list[str]:
     return [f"{prefix}{i:040x}"[-40:] for i in range(n)]
 
 
-@pytest.fixture
-def table(table_name, dynamodb):
-    with StateTable(table_name, dynamodb, max_workers=8) as t:
-        yield t
-
-
 def test_put_new_stores_every_id_at_state_zero_with_its_story(table):
     # Given / When
     report = table.put_new(ids(60))
