@@ -500,7 +500,7 @@ class StateTable:
 
     def count(self, state: ProgressState) -> int:
         """How many items are in `state`, counted on the index (no item is read)."""
-        return sum(self.pool.map(lambda shard: self._count_shard(state, shard), range(SHARD_COUNT)))
+        return self.counts([state])[state]
 
     def counts(
         self, states: Iterable[ProgressState] = tuple(ProgressState)
@@ -527,19 +527,20 @@ class StateTable:
         )
 
     def has_any(self, states: Iterable[ProgressState]) -> bool:
-        """True when at least one item is in one of `states`."""
-        for state in states:
-            for shard in range(SHARD_COUNT):
-                page = self.client.query(
-                    TableName=self.name,
-                    IndexName=INDEX_NAME,
-                    Limit=1,
-                    KeyConditionExpression=f"{STATE_SHARD} = :pk",
-                    ExpressionAttributeValues={":pk": {"S": state_shard(state, shard)}},
-                )
-                if page["Items"] or page.get("LastEvaluatedKey"):
-                    return True
-        return False
+        """True when at least one item is in one of `states`: one item asked of every shard,
+        all at once."""
+        pairs = [(state, shard) for state in states for shard in range(SHARD_COUNT)]
+        return any(self.pool.map(lambda pair: self._shard_has_any(*pair), pairs))
+
+    def _shard_has_any(self, state: ProgressState, shard: int) -> bool:
+        page = self.client.query(
+            TableName=self.name,
+            IndexName=INDEX_NAME,
+            Limit=1,
+            KeyConditionExpression=f"{STATE_SHARD} = :pk",
+            ExpressionAttributeValues={":pk": {"S": state_shard(state, shard)}},
+        )
+        return bool(page["Items"] or page.get("LastEvaluatedKey"))
 
     def scan(self, segments: int = 8, page_queue: int = 8) -> Iterator[list[tuple[str, int]]]:
         """Every item's (id, state), a page at a time, from `segments` parallel scan segments.
