@@ -22,9 +22,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 ## test: lint, then every test (starts its own emulator and simulated Grid)
-test: venv
-	$(BIN)/ruff check .
-	$(BIN)/ruff format --check .
+test: lint
 	$(BIN)/python -m pytest
 
 lint: venv

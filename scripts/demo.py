@@ -10,7 +10,8 @@ run in this process with the environment their deployed functions get:
 3. `reingest start`, then batch-index runs on its "schedule" until it
    switches its own rule off;
 4. thrall indexes what arrived on its stream;
-5. batch-check runs until it switches its own rule off;
+5. `reingest start --worker check`, then batch-check runs until it switches
+   its own rule off;
 6. `reingest stats` and `reingest scan-statuses`.
 
     make demo            (or: .venv/bin/python scripts/demo.py --ids 300)
@@ -145,8 +146,9 @@ def main() -> int:
         }
         check_env = {**common, "SCHEDULE_RULE_NAME": CHECK_RULE, "CHECK_MIN_AGE_SECONDS": "0"}
 
-        say("batch-index: rule switched on, runs until it switches itself off")
-        events.enable_rule(Name=INDEX_RULE)
+        say("reingest start: batch-index runs until it switches its rule off")
+        if reingest(["start", "--rule", INDEX_RULE, "--worker", "index"]):
+            return 1
         run_schedule(batch_index, index_env, INDEX_RULE, events)
 
         say("thrall indexes what arrived on its stream")
@@ -154,8 +156,9 @@ def main() -> int:
         grid.indexed.update(message["image"]["id"] for _, message in messages)
         print(f"  {len(messages)} reingest-image messages read and indexed")
 
-        say("batch-check: rule switched on, runs until it switches itself off")
-        events.enable_rule(Name=CHECK_RULE)
+        say("reingest start --worker check: batch-check runs until it switches its rule off")
+        if reingest(["start", "--rule", CHECK_RULE, "--worker", "check"]):
+            return 1
         run_schedule(batch_check, check_env, CHECK_RULE, events)
 
         say("reingest stats")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any
+from collections.abc import Mapping
 
 from botocore.exceptions import (
     BotoCoreError,
@@ -17,6 +17,7 @@ from botocore.exceptions import (
 from grid_reingest import stack_outputs
 from grid_reingest.aws import make_client
 from grid_reingest.state_table import StateTable, StateTableError
+from grid_reingest.states import ProgressState
 from grid_reingest_cli.errors import FAILED, INTERRUPTED, OK, USAGE, CliError
 from grid_reingest_cli.stack import resolve
 
@@ -24,24 +25,31 @@ __all__ = ["FAILED", "INTERRUPTED", "OK", "USAGE", "CliError"]
 
 
 def add_aws_options(
-    parser: argparse.ArgumentParser, workers: int = 16, table_required: bool = True
+    parser: argparse.ArgumentParser,
+    workers: int = 16,
+    workers_help: str = "parallel requests to DynamoDB",
 ) -> None:
     """--table or --stage, --region, --profile and --workers."""
     group = parser.add_argument_group("AWS (AWS_ENDPOINT_URL, if set, points every call elsewhere)")
-    which = group.add_mutually_exclusive_group(required=table_required)
+    which = group.add_mutually_exclusive_group(required=True)
     which.add_argument("--table", help="the state table's name")
     which.add_argument(
         "--stage",
         help="TEST, PROD...: find the table (and schedules) from stack grid-reingest-STAGE",
     )
-    group.add_argument("--region", help="AWS region (default: from the environment or profile)")
-    group.add_argument("--profile", help="AWS named profile (default: the environment's)")
+    add_account_options(group)
     group.add_argument(
         "--workers",
         type=positive_int,
         default=workers,
-        help=f"parallel requests to DynamoDB (default {workers})",
+        help=f"{workers_help} (default {workers})",
     )
+
+
+def add_account_options(group: argparse._ActionsContainer) -> None:
+    """--region and --profile."""
+    group.add_argument("--region", help="AWS region (default: from the environment or profile)")
+    group.add_argument("--profile", help="AWS named profile (default: the environment's)")
 
 
 def positive_int(text: str) -> int:
@@ -55,18 +63,14 @@ def positive_int(text: str) -> int:
     return value
 
 
-def open_table(args: argparse.Namespace, client: Any = None) -> StateTable:
+def open_table(args: argparse.Namespace) -> StateTable:
     """The state table the arguments name, checked to exist (a clear CliError if not)."""
     try:
         if not args.table:
             args.table = resolve(args, stack_outputs.STATE_TABLE)
-        if client is None:
-            client = make_client(
-                "dynamodb",
-                region=args.region,
-                profile=args.profile,
-                max_pool_connections=args.workers,
-            )
+        client = make_client(
+            "dynamodb", region=args.region, profile=args.profile, max_pool_connections=args.workers
+        )
         table = StateTable(args.table, client, max_workers=args.workers)
         table.check()
     except StateTableError as error:
@@ -101,7 +105,23 @@ def confirm(question: str, assume_yes: bool) -> None:
         raise CliError("nothing changed", USAGE)
 
 
-def state_line(state: Any, count: int, total: int) -> str:
+def count_lines(
+    counts: Mapping[int, int], table: str, previous: Mapping[int, int] | None = None
+) -> list[str]:
+    """'N item(s) in TABLE', then a line per state, with the change since `previous`."""
+    total = sum(counts.values())
+    lines = [f"{total:,} item(s) in {table}"]
+    for state, count in sorted(counts.items()):
+        change = "" if previous is None else f" {count - previous.get(state, 0):+,}"
+        lines.append(state_line(state, count, total) + change)
+    return lines
+
+
+def state_line(state: int, count: int, total: int) -> str:
     """e.g. '   4  blacklisted because of known failure      12 ( 0.1%)'."""
+    try:
+        label = ProgressState(state).label
+    except ValueError:
+        label = "(not a known state)"
     share = f"{count / total:6.1%}" if total else "     -"
-    return f"{int(state):>5}  {state.label:<52} {count:>12,} {share}"
+    return f"{int(state):>5}  {label:<52} {count:>12,} {share}"

@@ -9,8 +9,7 @@ import tempfile
 from collections import Counter
 from typing import TextIO
 
-from grid_reingest.states import ProgressState
-from grid_reingest_cli.common import OK, USAGE, CliError, add_aws_options, open_table, state_line
+from grid_reingest_cli.common import OK, USAGE, CliError, add_aws_options, count_lines, open_table
 from grid_reingest_cli.progress import Progress
 
 DESCRIPTION = """\
@@ -34,7 +33,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "--segments", type=int, default=8, help="parallel scan segments (default 8)"
     )
     parser.add_argument("--force", action="store_true", help="replace OUTPUT if it exists")
-    add_aws_options(parser, workers=8)
+    add_aws_options(
+        parser, workers=8, workers_help="connections to DynamoDB; keep at least --segments"
+    )
     parser.set_defaults(run=run)
 
 
@@ -63,13 +64,7 @@ def run(args: argparse.Namespace) -> int:
         os.replace(tmp.name, args.output)
     progress.close()
     summary = sys.stderr if to_stdout else sys.stdout
-    total = sum(counts.values())
-    print(f"{total:,} item(s) in {args.table}", file=summary)
-    for value, count in sorted(counts.items()):
-        try:
-            print(state_line(ProgressState(value), count, total), file=summary)
-        except ValueError:
-            print(f"{value:>5}  {'(not a known state)':<52} {count:>12,}", file=summary)
+    print(*count_lines(counts, args.table), sep="\n", file=summary)
     return OK
 
 

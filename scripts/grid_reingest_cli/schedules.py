@@ -7,6 +7,7 @@ import argparse
 from botocore.exceptions import ClientError
 
 from grid_reingest.aws import make_client
+from grid_reingest_cli.common import add_account_options
 from grid_reingest_cli.errors import FAILED, OK, USAGE, CliError
 from grid_reingest_cli.stack import WORKERS, rule_name
 
@@ -24,13 +25,13 @@ finish their batch; nothing is lost: claims left behind return after the lease.
 
 
 def add_parsers(subparsers: argparse._SubParsersAction) -> None:
-    for name, text, default, choices in (
-        ("start", START, "index", ("index", "check")),
-        ("stop", STOP, "both", ("index", "check", "both")),
+    for name, text, summary, default, choices in (
+        ("start", START, "switch a worker's schedule on", "index", tuple(WORKERS)),
+        ("stop", STOP, "switch worker schedules off", "both", (*WORKERS, "both")),
     ):
         parser = subparsers.add_parser(
             name,
-            help=text.splitlines()[0].lower().rstrip("."),
+            help=summary,
             description=text,
             formatter_class=argparse.RawDescriptionHelpFormatter,
             epilog=f"example:\n  reingest {name} --stage TEST --worker {default}",
@@ -40,8 +41,7 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
         )
         parser.add_argument("--stage", help="TEST, PROD...: find the rules in its stack")
         parser.add_argument("--rule", help="the rule's name, instead of --stage")
-        parser.add_argument("--region", help="AWS region")
-        parser.add_argument("--profile", help="AWS named profile")
+        add_account_options(parser)
         parser.set_defaults(run=run, enable=name == "start")
 
 
@@ -51,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
     if args.rule and args.worker == "both":
         raise CliError("--rule names one rule: pick --worker index or check", USAGE)
     events = make_client("events", region=args.region, profile=args.profile)
-    workers = ("index", "check") if args.worker == "both" else (args.worker,)
+    workers = tuple(WORKERS) if args.worker == "both" else (args.worker,)
     for worker in workers:
         rule = rule_name(args, worker)
         try:

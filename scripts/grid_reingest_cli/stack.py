@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any
+import functools
 
 from botocore.exceptions import ClientError
 
@@ -14,16 +14,24 @@ from grid_reingest_cli.errors import USAGE, CliError
 WORKERS = {"index": stack_outputs.BATCH_INDEX, "check": stack_outputs.BATCH_CHECK}
 
 
-def outputs(args: argparse.Namespace, client: Any = None) -> dict[str, str]:
-    """The outputs of `grid-reingest-<STAGE>`, or a CliError saying why there are none."""
-    name = stack_outputs.stack_name(args.stage)
-    client = client or make_client("cloudformation", region=args.region, profile=args.profile)
+def outputs(args: argparse.Namespace) -> dict[str, str]:
+    """The outputs of `grid-reingest-<STAGE>`, or a CliError saying why there are none.
+
+    Read once per stage, region and profile: a command that needs the table and
+    both rules describes the stack once.
+    """
+    return _outputs(args.stage, args.region, args.profile)
+
+
+@functools.cache
+def _outputs(stage: str, region: str | None, profile: str | None) -> dict[str, str]:
+    name = stack_outputs.stack_name(stage)
+    client = make_client("cloudformation", region=region, profile=profile)
     try:
         stacks = client.describe_stacks(StackName=name)["Stacks"]
     except ClientError as error:
-        region = client.meta.region_name
         raise CliError(
-            f"stack {name} not found in region {region} "
+            f"stack {name} not found in region {client.meta.region_name} "
             f"({error.response['Error'].get('Message')}); deploy it, check --stage and "
             "--region, or name the table with --table"
         ) from None

@@ -6,7 +6,7 @@ import argparse
 import json
 
 from grid_reingest.states import ProgressState
-from grid_reingest_cli.common import OK, add_aws_options, open_table, state_line
+from grid_reingest_cli.common import OK, add_aws_options, count_lines, open_table
 
 DESCRIPTION = """\
 Print how many items are in each state, with names and percentages. Counts are
@@ -47,8 +47,7 @@ def render(counts: dict[ProgressState, int], table: str, as_json: bool = False) 
             indent=2,
         )
     done = counts.get(ProgressState.VERIFIED, 0)
-    lines = [f"{total:,} item(s) in {table}"]
-    lines += [state_line(state, counts[state], total) for state in counts]
+    lines = count_lines(counts, table)
     if total:
         lines.append(f"verified: {done / total:.1%}")
     return "\n".join(lines)

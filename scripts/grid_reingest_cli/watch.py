@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 
 from grid_reingest.aws import make_client
 from grid_reingest.states import ProgressState
-from grid_reingest_cli.common import OK, add_aws_options, open_table, state_line
+from grid_reingest_cli.common import OK, add_aws_options, count_lines, open_table
 from grid_reingest_cli.stack import WORKERS, rule_name
 
 DESCRIPTION = """\
@@ -39,11 +39,8 @@ def run(args: argparse.Namespace) -> int:
     with open_table(args) as table:
         while True:
             counts = table.counts()
-            total = sum(counts.values())
-            print(f"-- {datetime.now(UTC):%Y-%m-%d %H:%M:%S}Z  {total:,} item(s) in {args.table}")
-            for state, n in counts.items():
-                change = "" if previous is None else f" {n - previous[state]:+,}"
-                print(state_line(state, n, total) + change)
+            header, *lines = count_lines(counts, args.table, previous)
+            print(f"-- {datetime.now(UTC):%Y-%m-%d %H:%M:%S}Z  {header}", *lines, sep="\n")
             running = []
             for worker, rule in rules.items():
                 state = events.describe_rule(Name=rule)["State"]
