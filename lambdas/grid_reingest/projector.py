@@ -18,7 +18,6 @@ spend their life waiting on sockets, so an idle share of the pool costs little.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -31,7 +30,7 @@ from grid_reingest.isotime import utc_now
 from grid_reingest.outcomes import Failed, NotFound, Outcome, Ready, TooBig
 from grid_reingest.projection import ProjectionError, ServiceData, merge
 from grid_reingest.states import KNOWN_PERMANENT_LOADER_ERRORS
-from grid_reingest.thrall import encode_message, record_size
+from grid_reingest.thrall import encode_image_json, record_size, to_json
 
 LOADER = "image-loader"
 
@@ -106,8 +105,7 @@ class Projector:
         except ProjectionError as error:
             service = DATA_CALLS[error.call][0]
             return Failed(image_id, service, 200, f"{error.call}: unexpected data", error.detail)
-        serialized = json.dumps(image, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
-        return Found(image_id, image, serialized)
+        return Found(image_id, image, to_json(image))
 
     def _data(self, client: GridClient, image_id: str) -> ServiceData | Failed:
         futures = {call: self._pool.submit(client.data, call, image_id) for call in DATA_CALLS}
@@ -145,7 +143,7 @@ def to_outcome(
     """
     if not isinstance(projection, Found):
         return projection
-    record = encode_message(projection.image, clock())
+    record = encode_image_json(projection.serialized, clock())
     size = record_size(projection.image_id, record)
     if size > max_message_bytes:
         return TooBig(projection.image_id, size, max_message_bytes)

@@ -4,7 +4,10 @@ import gzip
 import json
 from datetime import UTC, datetime
 
-from grid_reingest.thrall import _calls, encode_message, record_size
+from grid_reingest.isotime import format_instant
+from grid_reingest.thrall import _calls, encode_image_json, encode_message, record_size, to_json
+
+NOW = datetime(2024, 5, 1, 10, 0, tzinfo=UTC)
 
 
 def test_encode_message_is_marker_then_gzipped_json():
@@ -35,3 +38,13 @@ def test_calls_respect_the_size_limit():
     assert all(size <= 5 * 1024 * 1024 for size in sizes)
     assert sum(len(c) for c in _calls(records)) == 12
     assert len(sizes) == 3
+
+
+def test_an_image_serialized_once_encodes_as_the_whole_message_would():
+    image = {"id": "abc", "title": "Café — 東京", "n": [1, 2.5, None, True], "q": '"\\'}
+    message = {"subject": "reingest-image", "image": image, "lastModified": format_instant(NOW)}
+    whole = json.dumps(message, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    data = encode_image_json(to_json(image), NOW)
+    assert data[:1] == b"\x00"
+    assert gzip.decompress(data[1:]) == whole
+    assert data == encode_message(image, NOW)
