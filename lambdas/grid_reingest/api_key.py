@@ -1,9 +1,10 @@
 """The Grid API key: where the workers' own comes from, and whether a caller's is good.
 
 In AWS the key lives in an SSM SecureString parameter or a Secrets Manager
-secret, read through Powertools Parameters (which caches it for
-`CACHE_SECONDS`, so a rotated key is picked up within minutes without a read
-per invocation); local runs may give it plainly. Example::
+secret, read through Powertools Parameters, which caches it for
+`CACHE_SECONDS`: image-projection asks on every invocation, so a rotated key
+reaches it within minutes without a read per invocation; batch-check reads it
+once per container. Local runs may give it plainly. Example::
 
     key = load_api_key(settings.grid)
 

@@ -376,9 +376,9 @@ class _Batch:
             return
         self.transitions.append(transition)
 
-    def _release(self, claim: Claim, error: str | None = None) -> None:
+    def _release(self, claim: Claim) -> None:
         self.summary.released += 1
-        self.transitions.append(release_transition(claim, HELD, self.deps.worker, error))
+        self.transitions.append(release_transition(claim, HELD, self.deps.worker))
 
     def _record(self) -> None:
         if not self.transitions:

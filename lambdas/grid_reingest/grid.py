@@ -210,34 +210,6 @@ class GridClient:
         service, template = DATA_CALLS[call]
         return self._get(service, template.format(id=_segment(image_id)))
 
-    def leases(self, image_id: str) -> GridResponse:
-        """leases: `GET /leases/media/{id}`."""
-        return self.data("leases", image_id)
-
-    def collections(self, image_id: str) -> GridResponse:
-        """collections: `GET /images/{id}`."""
-        return self.data("collections", image_id)
-
-    def edits(self, image_id: str) -> GridResponse:
-        """metadata-editor: `GET /edits/{id}`."""
-        return self.data("edits", image_id)
-
-    def syndication(self, image_id: str) -> GridResponse:
-        """metadata-editor: `GET /metadata/{id}/syndication`."""
-        return self.data("syndication", image_id)
-
-    def usages(self, image_id: str) -> GridResponse:
-        """usage: `GET /usages/media/{id}`."""
-        return self.data("usages", image_id)
-
-    def crops(self, image_id: str) -> GridResponse:
-        """cropper: `GET /crops/{id}`."""
-        return self.data("crops", image_id)
-
-    def soft_deleted_metadata(self, image_id: str) -> GridResponse:
-        """media-api: `GET /images/{id}/softDeletedMetadata`."""
-        return self.data("soft_delete", image_id)
-
     def image(self, image_id: str) -> GridResponse:
         """media-api: `GET /images/{id}` — 200 present, 404 absent.
 

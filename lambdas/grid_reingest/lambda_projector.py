@@ -7,9 +7,10 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from grid_reingest import stack_outputs
 from grid_reingest.outcomes import Failed, Outcome, from_json
 
-SERVICE = "image-projection"
+SERVICE = stack_outputs.IMAGE_PROJECTION
 
 
 class LambdaProjector:

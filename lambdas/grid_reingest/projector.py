@@ -30,7 +30,7 @@ from grid_reingest.isotime import utc_now
 from grid_reingest.outcomes import Failed, NotFound, Outcome, Ready, TooBig
 from grid_reingest.projection import ProjectionError, ServiceData, merge
 from grid_reingest.states import KNOWN_PERMANENT_LOADER_ERRORS
-from grid_reingest.thrall import encode_image_json, record_size, to_json
+from grid_reingest.thrall import compact_json, encode_image_json, record_size
 
 LOADER = "image-loader"
 
@@ -105,7 +105,7 @@ class Projector:
         except ProjectionError as error:
             service = DATA_CALLS[error.call][0]
             return Failed(image_id, service, 200, f"{error.call}: unexpected data", error.detail)
-        return Found(image_id, image, to_json(image))
+        return Found(image_id, image, compact_json(image))
 
     def _data(self, client: GridClient, image_id: str) -> ServiceData | Failed:
         futures = {call: self._pool.submit(client.data, call, image_id) for call in DATA_CALLS}

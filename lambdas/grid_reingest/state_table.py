@@ -22,7 +22,6 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from grid_reingest.aws import make_client
 from grid_reingest.backoff import sleep_before_retry
 from grid_reingest.isotime import format_instant, utc_now
 from grid_reingest.read_ahead import read_ahead
@@ -132,30 +131,24 @@ class WriteReport:
 
 
 class StateTable:
-    """The state table, through a DynamoDB client (a default one is made when first needed)."""
+    """The state table, through a DynamoDB client."""
 
     def __init__(
         self,
         name: str,
-        client: Any = None,
+        client: Any,
         *,
         max_workers: int = 16,
         clock: Callable[[], datetime] = utc_now,
     ) -> None:
         self.name = name
-        self._client = client
+        self.client = client
         self._max_workers = max_workers
         self._clock = clock
         self._pool: ThreadPoolExecutor | None = None
         self._lock = threading.Lock()
 
     # -- plumbing ---------------------------------------------------------
-
-    @property
-    def client(self) -> Any:
-        if self._client is None:
-            self._client = make_client("dynamodb", max_pool_connections=self._max_workers)
-        return self._client
 
     @property
     def pool(self) -> ThreadPoolExecutor:

@@ -22,26 +22,26 @@ COMPRESSED_MARKER = b"\x00"
 GZIP_LEVEL = 6
 
 
-def to_json(value: Any) -> bytes:
+def compact_json(value: Any) -> bytes:
     """Compact UTF-8 JSON, as the messages carry it."""
     return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
 
 def encode_message(image: dict[str, Any], now: datetime) -> bytes:
     """The record data for one image: 0x00 + gzip(UTF-8 JSON message)."""
-    return encode_image_json(to_json(image), now)
+    return encode_image_json(compact_json(image), now)
 
 
 def encode_image_json(image_json: bytes, now: datetime) -> bytes:
-    """Like encode_message, for an image already serialized by `to_json`: a large image's
+    """Like encode_message, for an image already serialized by `compact_json`: a large image's
     JSON is the costly part, and is not built twice."""
     body = (
         b'{"subject":'
-        + to_json(SUBJECT)
+        + compact_json(SUBJECT)
         + b',"image":'
         + image_json
         + b',"lastModified":'
-        + to_json(format_instant(now))
+        + compact_json(format_instant(now))
         + b"}"
     )
     return COMPRESSED_MARKER + gzip.compress(body, compresslevel=GZIP_LEVEL, mtime=0)

@@ -75,11 +75,11 @@ def test_grid_client_retries_502_and_503_then_succeeds(grid):
     # Given leases failing twice (502, then 503) before it answers
     grid.fail(IMAGE_ID, "leases", 502, times=1)
     client = GridClient(grid.settings(), grid.api_key)
-    first = client.leases(IMAGE_ID)
+    first = client.data("leases", IMAGE_ID)
     grid.fail(IMAGE_ID, "leases", 503, times=2)
 
     # When
-    second = client.leases(IMAGE_ID)
+    second = client.data("leases", IMAGE_ID)
 
     # Then both calls succeeded, after 1 + 2 retries
     assert first.ok and second.ok
@@ -97,14 +97,14 @@ def test_grid_client_retries_a_dropped_connection(grid):
 
 def test_grid_client_gives_up_after_three_retries(grid):
     grid.fail(IMAGE_ID, "crops", 503)
-    response = GridClient(grid.settings(), grid.api_key).crops(IMAGE_ID)
+    response = GridClient(grid.settings(), grid.api_key).data("crops", IMAGE_ID)
     assert response.status == 503
     assert grid.endpoint_counts["crops"] == 4
 
 
 def test_grid_client_does_not_retry_a_500(grid):
     grid.fail(IMAGE_ID, "usages", 500)
-    assert GridClient(grid.settings(), grid.api_key).usages(IMAGE_ID).status == 500
+    assert GridClient(grid.settings(), grid.api_key).data("usages", IMAGE_ID).status == 500
     assert grid.endpoint_counts["usages"] == 1
 
 
@@ -116,7 +116,7 @@ def test_grid_client_connection_refused_is_a_result_without_status(grid):
     )
 
     # When
-    response = client.crops(IMAGE_ID)
+    response = client.data("crops", IMAGE_ID)
 
     # Then
     assert response.status is None
@@ -129,7 +129,7 @@ def test_grid_client_read_timeout_is_not_retried(grid):
     client = GridClient(grid.settings(GRID_SERVICE_TIMEOUT_SECONDS="1"), grid.api_key)
 
     # When
-    response = client.edits(IMAGE_ID)
+    response = client.data("edits", IMAGE_ID)
 
     # Then no answer, and it was asked once
     assert response.status is None
@@ -140,7 +140,7 @@ def test_grid_client_read_timeout_is_not_retried(grid):
 
 def test_grid_client_malformed_json_is_flagged(grid):
     grid.malformed(IMAGE_ID, "leases")
-    response = GridClient(grid.settings(), grid.api_key).leases(IMAGE_ID)
+    response = GridClient(grid.settings(), grid.api_key).data("leases", IMAGE_ID)
     assert (response.status, response.malformed, response.ok, response.body) == (
         200,
         True,
@@ -210,7 +210,7 @@ def test_grid_sim_serves_two_hundred_requests_at_once():
 
         # When 200 requests go at once
         with ThreadPoolExecutor(200) as pool:
-            statuses = list(pool.map(lambda i: client.crops(i).status, ids))
+            statuses = list(pool.map(lambda i: client.data("crops", i).status, ids))
 
         # Then every one is answered, many of them at the same time
         assert statuses == [200] * 200

@@ -5,7 +5,13 @@ import json
 from datetime import UTC, datetime
 
 from grid_reingest.isotime import format_instant
-from grid_reingest.thrall import _calls, encode_image_json, encode_message, record_size, to_json
+from grid_reingest.thrall import (
+    _calls,
+    compact_json,
+    encode_image_json,
+    encode_message,
+    record_size,
+)
 
 NOW = datetime(2024, 5, 1, 10, 0, tzinfo=UTC)
 
@@ -44,7 +50,7 @@ def test_an_image_serialized_once_encodes_as_the_whole_message_would():
     image = {"id": "abc", "title": "Café — 東京", "n": [1, 2.5, None, True], "q": '"\\'}
     message = {"subject": "reingest-image", "image": image, "lastModified": format_instant(NOW)}
     whole = json.dumps(message, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
-    data = encode_image_json(to_json(image), NOW)
+    data = encode_image_json(compact_json(image), NOW)
     assert data[:1] == b"\x00"
     assert gzip.decompress(data[1:]) == whole
     assert data == encode_message(image, NOW)

@@ -14,7 +14,7 @@ from typing import Any
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from grid_reingest import telemetry
+from grid_reingest import stack_outputs, telemetry
 from grid_reingest.api_key import load_api_key
 from grid_reingest.batch_check import CheckDeps, Presence, run_batch_check
 from grid_reingest.grid import GridClient
@@ -23,7 +23,7 @@ from grid_reingest.isotime import utc_now
 from grid_reingest.settings import BatchCheckSettings, describe, load
 from grid_reingest.state_table import StateTable
 
-SERVICE = "batch-check"
+SERVICE = stack_outputs.BATCH_CHECK
 logger = Logger(service=SERVICE)
 metrics = Metrics(namespace=telemetry.NAMESPACE, service=SERVICE)
 

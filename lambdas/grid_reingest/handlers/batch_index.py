@@ -14,7 +14,7 @@ from typing import Any
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from grid_reingest import backpressure, telemetry
+from grid_reingest import backpressure, stack_outputs, telemetry
 from grid_reingest.aws import make_client
 from grid_reingest.batch_index import IndexDeps, Projector, run_batch_index
 from grid_reingest.handlers.common import report, rule_switch, worker_table
@@ -24,7 +24,7 @@ from grid_reingest.settings import BatchIndexSettings, describe, load, stream_na
 from grid_reingest.state_table import StateTable
 from grid_reingest.thrall import Publisher
 
-SERVICE = "batch-index"
+SERVICE = stack_outputs.BATCH_INDEX
 logger = Logger(service=SERVICE)
 metrics = Metrics(namespace=telemetry.NAMESPACE, service=SERVICE)
 

@@ -31,21 +31,21 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from grid_reingest import stack_outputs, telemetry
 from grid_reingest.api_key import KeyValidator, load_api_key
 from grid_reingest.grid import DATA_FAN_OUT, GridClient
 from grid_reingest.outcomes import Failed, NotFound, Ready, TooBig, to_json
 from grid_reingest.projector import Found, Projection, Projector, to_outcome
 from grid_reingest.settings import ProjectionSettings, load
 
-SERVICE = "image-projection"
-NAMESPACE = "GridReingest"
+SERVICE = stack_outputs.IMAGE_PROJECTION
 ROUTE = "/images/projection/"
 # A synchronous Lambda response (the JSON of the whole response object) is capped at 6 MB.
 LAMBDA_RESPONSE_LIMIT = 6 * 1024 * 1024
 MISSING_KEY = "missing or invalid api key header"
 
 logger = Logger(service=SERVICE)
-metrics = Metrics(namespace=NAMESPACE, service=SERVICE)
+metrics = Metrics(namespace=telemetry.NAMESPACE, service=SERVICE)
 
 
 @dataclass(frozen=True)
@@ -73,7 +73,7 @@ def runtime() -> Runtime:
         )
         projector = Projector(client, images_at_once=1)
         keys = KeyValidator(lambda key: client.with_key(key).validate_key())
-        metrics.set_default_dimensions(stage=settings.stage)
+        metrics.set_default_dimensions(**{telemetry.STAGE_DIMENSION: settings.stage})
         _runtime = Runtime(settings, projector, keys)
     return _runtime
 
