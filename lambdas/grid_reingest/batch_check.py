@@ -13,13 +13,14 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from grid_reingest import telemetry
-from grid_reingest.batch_runner import Breaker, Run, Summary, run_bounded
-from grid_reingest.settings import BatchCheckSettings
+from grid_reingest.batch_runner import Breaker, Run, Summary, finish_if_done, run_bounded
+from grid_reingest.settings import BREAKER_FAILURE_SHARE, BREAKER_MIN_RESULTS, BatchCheckSettings
 from grid_reingest.state_table import (
     Claim,
     Source,
     StateTable,
     Transition,
+    failure_transition,
     lease_cutoff,
     release_transition,
 )
@@ -62,9 +63,8 @@ class CheckSummary(Summary):
 # A media-api call is short (the service timeout); stop starting new ones with
 # this much of the invocation left.
 STOP_MARGIN_MS = 30_000
-# As in batch-index: a media-api outage must not burn every image's attempts.
-BREAKER_SHARE = 0.5
-BREAKER_MIN_RESULTS = 20
+# batch-index's defaults: a media-api outage must not burn every image's attempts.
+BREAKER = (BREAKER_FAILURE_SHARE.default_value, BREAKER_MIN_RESULTS.default_value)
 # media-api's answer -> the image's new state; any other answer is a failure.
 ANSWERS = {200: ProgressState.VERIFIED, 404: ProgressState.NOT_FOUND_IN_MEDIA_API}
 
@@ -81,10 +81,7 @@ def run_batch_check(settings: BatchCheckSettings, deps: CheckDeps) -> CheckSumma
     summary.claimed = len(claims)
     summary.reclaimed = sum(1 for c in claims if c.reclaimed)
     if not claims:
-        if not deps.table.has_any([settings.start_state, HELD]):
-            summary.finished_pass = True
-            if deps.disable_schedule is not None:
-                deps.disable_schedule()
+        finish_if_done(deps.table, [settings.start_state, HELD], summary, deps.disable_schedule)
         return summary
 
     transitions = _check(settings, deps, claims, summary)
@@ -96,7 +93,7 @@ def _check(
     settings: BatchCheckSettings, deps: CheckDeps, claims: list[Claim], summary: CheckSummary
 ) -> list[Transition]:
     """Ask media-api about each claim; the transitions that record the answers."""
-    breaker = Breaker(BREAKER_SHARE, BREAKER_MIN_RESULTS)
+    breaker = Breaker(*BREAKER)
     failures: list[tuple[Claim, str, str]] = []
     transitions: list[Transition] = []
 
@@ -107,13 +104,13 @@ def _check(
             return "invocation running out of time"
         return None
 
-    run: Run[Presence] = Run()
+    run = Run()
     for claim, presence in run_bounded(
         claims, _safe(deps.lookup), settings.grid.concurrency, keep_going, run
     ):
         state = ANSWERS.get(presence.status) if presence.status is not None else None
         if state is not None:
-            transitions.append(_settle(claim, deps.worker, state))
+            transitions.append(Transition(claim.id, HELD, state, worker=deps.worker))
             breaker.record(None)
         else:
             reason = str(presence.status if presence.status is not None else "no-response")
@@ -124,24 +121,13 @@ def _check(
     for claim, reason, message in failures:
         error = f"media-api: HTTP {reason}: {message}"
         summary.failures += 1
-        attempts = claim.attempts + 1
-        retry = attempts < settings.max_attempts
-        state = claim.claimed_from if retry else ProgressState.UNKNOWN_ERROR
-        transitions.append(_settle(claim, deps.worker, state, attempts=attempts, error=error))
+        transitions.append(
+            failure_transition(claim, HELD, deps.worker, error, settings.max_attempts)
+        )
     for claim in run.not_started:
         transitions.append(release_transition(claim, HELD, deps.worker))
         summary.released += 1
     return transitions
-
-
-def _settle(
-    claim: Claim,
-    worker: str,
-    state: ProgressState,
-    attempts: int | None = None,
-    error: str | None = None,
-) -> Transition:
-    return Transition(claim.id, HELD, state, worker=worker, attempts=attempts, error=error)
 
 
 def _safe(lookup: Callable[[str], Presence]) -> Callable[[str], Presence]:

@@ -18,7 +18,7 @@ from typing import Any, Protocol
 
 from grid_reingest import telemetry
 from grid_reingest.backpressure import Verdict
-from grid_reingest.batch_runner import Breaker, Run, Summary, run_bounded
+from grid_reingest.batch_runner import Breaker, Run, Summary, finish_if_done, run_bounded
 from grid_reingest.outcomes import Failed, NotFound, Outcome, Ready, TooBig
 from grid_reingest.read_ahead import read_ahead
 from grid_reingest.settings import BatchIndexSettings
@@ -27,10 +27,11 @@ from grid_reingest.state_table import (
     Source,
     StateTable,
     Transition,
+    failure_transition,
     lease_cutoff,
     release_transition,
 )
-from grid_reingest.states import RESET_LABEL, ProgressState
+from grid_reingest.states import ProgressState
 from grid_reingest.thrall import (
     PUT_RECORDS_MAX_BYTES,
     PUT_RECORDS_MAX_RECORDS,
@@ -149,16 +150,10 @@ def run_batch_index(settings: BatchIndexSettings, deps: IndexDeps) -> IndexSumma
     )
     batch.process(claims)
     if summary.claimed == 0:
-        _finish_if_done(settings, deps, summary)
+        # A dry run changes nothing, its schedule included.
+        disable = None if settings.dry_run else deps.disable_schedule
+        finish_if_done(deps.table, [settings.start_state, HELD], summary, disable)
     return summary
-
-
-def _finish_if_done(settings: BatchIndexSettings, deps: IndexDeps, summary: IndexSummary) -> None:
-    if deps.table.has_any([settings.start_state, HELD]):
-        return  # claims still held by live workers, or the index lagging behind
-    summary.finished_pass = True
-    if deps.disable_schedule is not None and not settings.dry_run:
-        deps.disable_schedule()
 
 
 @dataclass
@@ -185,7 +180,7 @@ class _Batch:
         self.deps = deps
         self.summary = summary
         self.clock = clock
-        self.run: Run[Outcome] = Run()
+        self.run = Run()
         self.unresolved: dict[str, Claim] = {}
         self.breaker = Breaker(settings.breaker_share, settings.breaker_min_results)
         self.ready: list[tuple[Claim, bytes]] = []
@@ -339,31 +334,14 @@ class _Batch:
         *,
         error: str | None = None,
         attempts: int | None = None,
-        label: str | None = None,
     ) -> Transition:
         return Transition(
-            claim.id,
-            HELD,
-            state,
-            worker=self.deps.worker,
-            attempts=attempts,
-            error=error,
-            label=label,
+            claim.id, HELD, state, worker=self.deps.worker, attempts=attempts, error=error
         )
 
     def _failure(self, claim: Claim, failure: Failed) -> Transition:
-        """Back where it came from with one more attempt, or state 8 once they are spent."""
-        attempts = claim.attempts + 1
-        if attempts >= self.settings.max_attempts:
-            return self._transition(
-                claim, ProgressState.UNKNOWN_ERROR, error=failure.describe(), attempts=attempts
-            )
-        return self._transition(
-            claim,
-            claim.claimed_from,
-            error=failure.describe(),
-            attempts=attempts,
-            label=RESET_LABEL if claim.claimed_from == 0 else None,
+        return failure_transition(
+            claim, HELD, self.deps.worker, failure.describe(), self.settings.max_attempts
         )
 
     def _settle(self, claim: Claim, state: ProgressState, *, error: str | None = None) -> None:

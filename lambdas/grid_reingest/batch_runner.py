@@ -10,10 +10,11 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar
+from typing import Any, TypeVar
 
 from grid_reingest import telemetry
-from grid_reingest.state_table import Claim, Transition
+from grid_reingest.state_table import Claim, StateTable, Transition
+from grid_reingest.states import ProgressState
 
 R = TypeVar("R")
 
@@ -67,6 +68,20 @@ class Summary:
                 self.lost_claims += 1
 
 
+def finish_if_done(
+    table: StateTable,
+    states: Iterable[ProgressState],
+    summary: Summary,
+    disable_schedule: Callable[[], bool] | None,
+) -> None:
+    """Once nothing is left in `states`, the pass is finished: say so, switch the rule off."""
+    if table.has_any(states):
+        return  # work left, claims still held by live workers, or the index lagging behind
+    summary.finished_pass = True
+    if disable_schedule is not None:
+        disable_schedule()
+
+
 class Breaker:
     """Trips when more than `share` of the finished items failed for one same reason.
 
@@ -95,7 +110,7 @@ class Breaker:
 
 
 @dataclass
-class Run(Generic[R]):
+class Run:
     """How a batch went: why it stopped early, the claims never started, whether all started."""
 
     not_started: list[Claim] = field(default_factory=list)
@@ -108,7 +123,7 @@ def run_bounded(
     work: Callable[[str], R],
     concurrency: int,
     keep_going: Callable[[], str | None],
-    run: Run[R],
+    run: Run,
     *,
     on_start: Callable[[Claim], None] = lambda claim: None,
 ) -> Iterator[tuple[Claim, R]]:

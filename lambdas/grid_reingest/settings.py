@@ -38,6 +38,11 @@ class Var:
     default: str | None = None  # None: required
     optional: bool = False  # True: may be absent (the value is then None)
 
+    @property
+    def default_value(self) -> Any:
+        """The default, parsed (None for a required variable)."""
+        return None if self.default is None else self.parse(self.default)
+
 
 def _integer(lo: int, hi: int) -> Callable[[str], int]:
     def parse(raw: str) -> int:
@@ -328,14 +333,13 @@ def _load(cls: type, env: Mapping[str, str], problems: list[str]) -> Any:
 
 
 def variables(cls: type) -> list[Var]:
-    """Every variable `cls` reads, nested groups included."""
-    out: list[Var] = []
+    """Every variable `cls` reads, nested groups included, each once."""
+    out: dict[str, Var] = {}
     for f in fields(cls):
-        if "group" in f.metadata:
-            out.extend(variables(f.metadata["group"]))
-        else:
-            out.append(f.metadata["var"])
-    return out
+        found = variables(f.metadata["group"]) if "group" in f.metadata else [f.metadata["var"]]
+        for var in found:
+            out.setdefault(var.name, var)
+    return list(out.values())
 
 
 def describe(cls: type) -> str:

@@ -25,7 +25,7 @@ from botocore.exceptions import ClientError
 from grid_reingest.backoff import sleep_before_retry
 from grid_reingest.isotime import format_instant, utc_now
 from grid_reingest.read_ahead import read_ahead
-from grid_reingest.states import ProgressState
+from grid_reingest.states import RESET_LABEL, ProgressState
 
 INDEX_NAME = "by-state"
 # Each state is spread over this many index partition keys ("<state>#<shard>").
@@ -621,6 +621,26 @@ def release_transition(
 ) -> Transition:
     """Give a claim back: the item returns to where it was claimed from, attempts unchanged."""
     return Transition(claim.id, held_in, claim.claimed_from, worker=worker, error=error)
+
+
+def failure_transition(
+    claim: Claim, held_in: ProgressState, worker: str, error: str, max_attempts: int
+) -> Transition:
+    """One more attempt counted: back where the claim came from, or state 8 once spent."""
+    attempts = claim.attempts + 1
+    if attempts >= max_attempts:
+        return Transition(
+            claim.id, held_in, ProgressState.UNKNOWN_ERROR, worker, attempts=attempts, error=error
+        )
+    return Transition(
+        claim.id,
+        held_in,
+        claim.claimed_from,
+        worker,
+        attempts=attempts,
+        error=error,
+        label=RESET_LABEL if claim.claimed_from == ProgressState.NOT_STARTED else None,
+    )
 
 
 def read_plain_items(

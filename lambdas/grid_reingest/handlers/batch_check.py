@@ -8,6 +8,7 @@ prints them.
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,6 +36,7 @@ class Runtime:
     settings: BatchCheckSettings
     table: StateTable
     grid: GridClient
+    switch_off: Callable[[], bool] | None
 
 
 _runtime: Runtime | None = None
@@ -50,7 +52,7 @@ def runtime() -> Runtime:
             settings.grid, load_api_key(settings.grid), pool_size=settings.grid.concurrency
         )
         metrics.set_default_dimensions(**{telemetry.STAGE_DIMENSION: settings.stage})
-        _runtime = Runtime(settings, table, grid)
+        _runtime = Runtime(settings, table, grid, rule_switch(settings.schedule_rule, logger))
     return _runtime
 
 
@@ -67,7 +69,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     deps = CheckDeps(
         table=current.table,
         lookup=lookup,
-        disable_schedule=rule_switch(current.settings.schedule_rule, logger),
+        disable_schedule=current.switch_off,
         remaining_ms=context.get_remaining_time_in_millis,
         worker=context.aws_request_id,
         now=utc_now,

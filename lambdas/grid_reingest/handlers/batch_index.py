@@ -8,6 +8,7 @@ prints them.
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,6 +39,7 @@ class Runtime:
     projector: Projector
     publisher: Publisher
     cloudwatch: Any
+    switch_off: Callable[[], bool] | None
 
 
 _runtime: Runtime | None = None
@@ -55,6 +57,7 @@ def runtime() -> Runtime:
             projector=_projector(settings),
             publisher=Publisher(make_client("kinesis"), settings.stream),
             cloudwatch=make_client("cloudwatch"),
+            switch_off=rule_switch(settings.schedule_rule, logger),
         )
     return _runtime
 
@@ -73,15 +76,13 @@ def _projector(settings: BatchIndexSettings) -> Projector:
     # here so that the deployed worker, which invokes image-projection, does not
     # pay for requests and the Grid client on its cold start.
     from grid_reingest.api_key import load_api_key  # noqa: PLC0415
-    from grid_reingest.grid import DATA_FAN_OUT, GridClient  # noqa: PLC0415
+    from grid_reingest.grid import GridClient  # noqa: PLC0415
     from grid_reingest.projector import OutcomeProjector  # noqa: PLC0415
     from grid_reingest.projector import Projector as GridProjector  # noqa: PLC0415
 
     assert settings.grid is not None  # settings guarantee it without a function
-    client = GridClient(
-        settings.grid, load_api_key(settings.grid), pool_size=settings.concurrency * DATA_FAN_OUT
-    )
-    projector = GridProjector(client, images_at_once=settings.concurrency)
+    # Pools sized by GRID_CONCURRENCY, which the Grid settings read too.
+    projector = GridProjector(GridClient(settings.grid, load_api_key(settings.grid)))
     return OutcomeProjector(projector, settings.max_message_bytes)
 
 
@@ -103,7 +104,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         projector=current.projector,
         publisher=current.publisher,
         backpressure=verdict,
-        disable_schedule=rule_switch(settings.schedule_rule, logger),
+        disable_schedule=current.switch_off,
         remaining_ms=context.get_remaining_time_in_millis,
         worker=context.aws_request_id,
         now=utc_now,

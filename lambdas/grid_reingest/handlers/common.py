@@ -42,7 +42,8 @@ def _emit(metrics: Metrics, counts: dict[str, float]) -> None:
 
 
 def rule_switch(rule: str | None, logger: Logger) -> Callable[[], bool] | None:
-    """A function that switches this worker's own rule off, or None without a rule."""
+    """A function that switches this worker's own rule off (its client made on first use),
+    or None without a rule; built once per container."""
     if rule is None:
         return None
     events: Any = None
