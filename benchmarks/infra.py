@@ -14,7 +14,6 @@ bundling, cdk-nag) in a fresh process, as `make synth` runs it.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import io
 import shutil
 import statistics
@@ -28,7 +27,7 @@ from pathlib import Path
 from benchmarks.report import machine, table, write_section
 from infra import asset
 from infra import constants as c
-from tests.fakes.lambda_runtime import runtime_dir
+from tests.fakes.lambda_runtime import run_isolated, runtime_dir
 
 RUNS = 10
 SYNTH_RUNS = 3
@@ -39,21 +38,16 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def import_ms(code: Path, runtime: Path, module: str) -> float:
     """Milliseconds to import `module` in a fresh isolated interpreter."""
-    script = (
-        "import sys, time\n"
-        f"sys.path[:0] = [{str(code)!r}, {str(runtime)!r}]\n"
+    body = (
+        "import time\n"
         "start = time.perf_counter()\n"
         f"import {module}\n"
         "print((time.perf_counter() - start) * 1000)\n"
     )
-    out = subprocess.run(
-        [sys.executable, "-I", "-S", "-B", "-c", script],
-        capture_output=True,
-        text=True,
-        check=True,
-        env={"PATH": "/usr/bin:/bin", "AWS_REGION": "eu-west-1"},
-    )
-    return float(out.stdout)
+    result = run_isolated(code, runtime, body)
+    if result.returncode:
+        raise RuntimeError(f"importing {module} failed: {result.stderr}")
+    return float(result.stdout)
 
 
 def median_import_ms(codes: list[Path], runtime: Path, module: str) -> list[float]:
@@ -109,15 +103,6 @@ def main(argv: list[str] | None = None) -> int:
         zipped = zipped_bytes(work / "asset")
 
         modules = {service: handler.rsplit(".", 1)[0] for service, handler in c.HANDLERS.items()}
-        missing = [m for m in modules.values() if importlib.util.find_spec(m) is None]
-        if missing:
-            # Until the handlers exist, what every handler imports at least.
-            modules = {"stand-in (grid_reingest + Powertools + requests)": "stand_in"}
-            (work / "asset" / "stand_in.py").write_text(
-                "import grid_reingest.settings, grid_reingest.state_table, requests\n"
-                "from aws_lambda_powertools import Logger, Metrics\n"
-            )
-            shutil.copy(work / "asset" / "stand_in.py", bare / "stand_in.py")
         rows = []
         for service, module in modules.items():
             with_pyc, without = median_import_ms([work / "asset", bare], runtime, module)

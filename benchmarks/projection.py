@@ -15,59 +15,24 @@ projects in-process.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
-import multiprocessing
 import statistics
 import sys
 import time
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from multiprocessing.connection import Connection
 
+from benchmarks.processes import sim_process
 from benchmarks.report import machine, table, write_section
 from grid_reingest.grid import DATA_CALLS, GridClient
 from grid_reingest.projection import ServiceData, merge
 from grid_reingest.projector import Found, Projector
-from tests.fakes.grid_sim import GridSim
 
 LOADER_S = 0.200
 SERVICE_S = 0.050
 SLOWEST_PATH_S = LOADER_S + SERVICE_S  # the loader, then the slowest data call
 SUM_S = LOADER_S + len(DATA_CALLS) * SERVICE_S
 TARGET = 1.3
-
-
-@contextlib.contextmanager
-def sim_process(**options: object) -> Iterator[tuple[GridSim, Connection]]:
-    """A GridSim serving from a child process (its own GIL and core, as a real Grid would).
-
-    Yields a local GridSim that is never started (for its settings and key) with the
-    child's URL, and the pipe that answers "peak" (requests in flight at most) and
-    "reset".
-    """
-    parent, child = multiprocessing.get_context("fork").Pipe()
-    process = multiprocessing.get_context("fork").Process(
-        target=_serve, args=(child, options), daemon=True
-    )
-    process.start()
-    url = parent.recv()
-    local = GridSim(**options)
-    local.url = url
-    try:
-        yield local, parent
-    finally:
-        parent.send("stop")
-        process.join(timeout=10)
-
-
-def _serve(pipe: Connection, options: dict) -> None:
-    with GridSim(**options) as sim:
-        pipe.send(sim.url)
-        while (command := pipe.recv()) != "stop":
-            if command == "reset":
-                sim.peak.clear()
-            pipe.send(sim.peak["total"])
 
 
 def sequential(client: GridClient, image_id: str) -> dict:

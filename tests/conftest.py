@@ -12,12 +12,9 @@ import pytest
 from tests.fakes.servers import aws_environment, moto_server, reset_moto
 
 # Tests never reach AWS: dummy credentials unless a fixture points at the emulator.
-for _key, _value in aws_environment("http://127.0.0.1:9").items():
-    if _key != "AWS_ENDPOINT_URL":
-        os.environ[_key] = _value
+os.environ.update(aws_environment())
 os.environ.pop("AWS_PROFILE", None)
 os.environ.setdefault("JSII_SILENCE_WARNING_UNTESTED_NODE_VERSION", "1")
-os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "1")
 os.environ.setdefault("JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION", "1")
 
 

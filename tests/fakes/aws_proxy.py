@@ -68,8 +68,6 @@ class AwsProxy:
         self.upstream = urlsplit(upstream)
         self.latency_s = latency_s
         self.faults = faults or Faults()
-        self.calls: Counter = Counter()
-        self._calls_lock = threading.Lock()
         proxy = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -108,8 +106,6 @@ class AwsProxy:
         length = int(request.headers.get("Content-Length") or 0)
         body = request.rfile.read(length) if length else b""
         target = request.headers.get("X-Amz-Target", "")
-        with self._calls_lock:
-            self.calls[target or request.path] += 1
         if self.latency_s:
             time.sleep(self.latency_s)
         fault = self.faults.draw(target) if target else None

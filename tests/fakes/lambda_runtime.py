@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import importlib.util
+import subprocess
+import sys
 from pathlib import Path
 
 # boto3 and what it needs: the Lambda runtime ships these, so the asset does not.
@@ -19,3 +21,19 @@ def runtime_dir(directory: Path) -> Path:
         source = origin.parent if origin.name == "__init__.py" else origin
         (directory / source.name).symlink_to(source)
     return directory
+
+
+def run_isolated(
+    asset: Path, runtime: Path, body: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Python `body` in a fresh interpreter (`-I -S -B`) that sees only the asset and
+    the runtime's packages, as on Lambda's read-only /var/task."""
+    script = f"import sys\nsys.path[:0] = [{str(asset)!r}, {str(runtime)!r}]\n{body}"
+    return subprocess.run(
+        [sys.executable, "-I", "-S", "-B", "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**(env or {}), "PATH": "/usr/bin:/bin", "AWS_REGION": "eu-west-1"},
+        check=False,
+    )

@@ -72,10 +72,11 @@ def reset_moto(url: str) -> None:
     requests.post(f"{url}/moto-api/reset", timeout=10).raise_for_status()
 
 
-def aws_environment(endpoint: str, region: str = "eu-west-1") -> dict[str, str]:
-    """Variables that point boto3 at an emulator with dummy credentials."""
+def aws_environment(endpoint: str | None = None, region: str = "eu-west-1") -> dict[str, str]:
+    """Variables that point boto3 at an emulator with dummy credentials (without an
+    endpoint: the dummy credentials alone, so nothing can reach AWS)."""
     return {
-        "AWS_ENDPOINT_URL": endpoint,
+        **({"AWS_ENDPOINT_URL": endpoint} if endpoint else {}),
         "AWS_ACCESS_KEY_ID": "testing",
         "AWS_SECRET_ACCESS_KEY": "testing",
         "AWS_SESSION_TOKEN": "testing",

@@ -11,7 +11,6 @@ from __future__ import annotations
 import importlib.metadata
 import importlib.util
 import json
-import subprocess
 import sys
 from pathlib import Path, PurePosixPath
 
@@ -37,10 +36,8 @@ def import_in_isolation(
     asset: Path, runtime: Path, modules: list[str], env: dict[str, str] | None = None
 ) -> dict:
     """Import `modules` in a fresh interpreter that sees only the asset and the runtime."""
-    script = f"""
-import json, sys
-sys.path[:0] = [{str(asset)!r}, {str(runtime)!r}]
-import importlib
+    body = f"""
+import importlib, json
 for name in {modules!r}:
     importlib.import_module(name)
 origins = {{
@@ -49,14 +46,7 @@ origins = {{
 }}
 print(json.dumps(origins))
 """
-    result = subprocess.run(
-        [sys.executable, "-I", "-S", "-B", "-c", script],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env={**(env or {}), "PATH": "/usr/bin:/bin", "AWS_REGION": "eu-west-1"},
-        check=False,
-    )
+    result = lambda_runtime.run_isolated(asset, runtime, body, env)
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout)
 
