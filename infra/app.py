@@ -70,17 +70,27 @@ def main() -> int:
             outdir=os.environ.get("CDK_OUTDIR", str(ROOT / "cdk.out")),
             nag=True,
         )
-        app.synth()
+        nag_failure = synth(app)
     except ConfigError as error:
         print(error, file=sys.stderr)
         return 1
+    if nag_failure is not None:
+        # CDK has already printed each finding; no traceback on top of them.
+        print(f"cdk-nag: {nag_failure}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def synth(app: App) -> str | None:
+    """Synthesize `app`; cdk-nag's failure as text (the templates are written before
+    validation fails), or None when it passed. Any other error is raised."""
+    try:
+        app.synth()
     except RuntimeError as error:
         if "Validation failed" not in str(error):
             raise
-        # CDK has already printed each finding; no traceback on top of them.
-        print(f"cdk-nag: {error}", file=sys.stderr)
-        return 1
-    return 0
+        return str(error)
+    return None
 
 
 if __name__ == "__main__":

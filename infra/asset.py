@@ -9,8 +9,9 @@ lists. What goes in:
   environment markers evaluated for the Lambda runtime, minus what the Lambda
   Python runtime already provides (boto3 and botocore, which are not descended
   into);
-- each file byte-compiled to an unchecked-hash .pyc: /var/task is read-only, so
-  without them every cold start compiles every module it imports.
+- each file byte-compiled to an unchecked-hash .pyc when synthesized by the
+  runtime's Python version: /var/task is read-only, so without them every cold
+  start compiles every module it imports.
 
 What stays out: __pycache__ of this machine, tests, type stubs, compiled
 extension modules (each must have a pure-Python fallback beside it, which keeps
@@ -48,11 +49,12 @@ PYPROJECT = ROOT / "pyproject.toml"
 SOURCE_ROOT = ROOT / "lambdas"
 PACKAGE = "grid_reingest"
 
-# The Lambda runtime the asset is built for (Lambda's python3.11 on Amazon Linux 2).
-TARGET_PYTHON = (3, 11)
+# The Lambda runtime the functions run on and the asset is built for.
+RUNTIME = lambda_.Runtime.PYTHON_3_11
+TARGET_PYTHON = tuple(int(part) for part in RUNTIME.name.removeprefix("python").split("."))
 TARGET_MARKERS = {
-    "python_version": "3.11",
-    "python_full_version": "3.11.0",
+    "python_version": "{}.{}".format(*TARGET_PYTHON),
+    "python_full_version": "{}.{}.0".format(*TARGET_PYTHON),
     "implementation_name": "cpython",
     "platform_python_implementation": "CPython",
     "os_name": "posix",

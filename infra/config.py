@@ -64,15 +64,15 @@ _WIRED = frozenset(
     )
 ) | frozenset(variable for variable, _ in settings.SERVICES.values())
 
+# What each function's settings are loaded with at run time.
+SETTINGS_CLASSES: Mapping[str, type] = {
+    c.IMAGE_PROJECTION: settings.ProjectionSettings,
+    c.BATCH_INDEX: settings.BatchIndexSettings,
+    c.BATCH_CHECK: settings.BatchCheckSettings,
+}
 # Every variable some worker reads, by name.
 _ALL_VARS: dict[str, settings.Var] = {
-    v.name: v
-    for cls in (
-        settings.ProjectionSettings,
-        settings.BatchIndexSettings,
-        settings.BatchCheckSettings,
-    )
-    for v in settings.variables(cls)
+    v.name: v for cls in SETTINGS_CLASSES.values() for v in settings.variables(cls)
 }
 
 
@@ -116,7 +116,7 @@ class StageConfig:
     @property
     def watched_streams(self) -> tuple[str, ...]:
         """The streams whose iterator age gates batch-index."""
-        return self.backpressure_streams or (self.thrall_stream_name,)
+        return settings.watched_streams(self.backpressure_streams, self.thrall_stream_arn)
 
     @property
     def is_production(self) -> bool:

@@ -89,8 +89,7 @@ RESERVED_CONCURRENCY_RANGE = (1, 20)
 
 # -- metrics (names: grid_reingest.telemetry; docs/infra.md) --------------------
 
-# One data point per this period on the dashboard and alarms; also the
-# back-pressure look-back window (SPEC §6).
+# One data point per this period on the dashboard and alarms.
 METRIC_PERIOD_MINUTES = 5
 # The unknown-failure share is judged over this many periods, so that one bad
 # batch does not page anyone but a sustained failure does.

@@ -222,7 +222,7 @@ class Monitoring(Construct):
                     cw.Metric(
                         namespace=backpressure.METRIC_NAMESPACE,
                         metric_name=backpressure.METRIC_NAME,
-                        dimensions_map={"StreamName": stream},
+                        dimensions_map={backpressure.STREAM_DIMENSION: stream},
                         statistic="Maximum",
                         period=_PERIOD,
                     )

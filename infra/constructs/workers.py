@@ -27,16 +27,10 @@ from aws_cdk import aws_logs as logs
 from constructs import Construct
 
 from grid_reingest import settings
+from infra import asset
 from infra import constants as c
 from infra.asset import runtime_code
-from infra.config import ConfigError, StageConfig
-
-# What each function's settings are loaded with at run time.
-SETTINGS_CLASSES: Mapping[str, type] = {
-    c.IMAGE_PROJECTION: settings.ProjectionSettings,
-    c.BATCH_INDEX: settings.BatchIndexSettings,
-    c.BATCH_CHECK: settings.BatchCheckSettings,
-}
+from infra.config import SETTINGS_CLASSES, ConfigError, StageConfig
 
 _RETENTION = {
     7: logs.RetentionDays.ONE_WEEK,
@@ -224,7 +218,7 @@ class Workers(Construct):
             function_name=name,
             description=description,
             # The interpreter the code and its tests run on (and the asset's .pyc files).
-            runtime=lambda_.Runtime.PYTHON_3_11,
+            runtime=asset.RUNTIME,
             # The asset is pure Python, and Graviton costs ~20% less per GB-second.
             architecture=lambda_.Architecture.ARM_64,
             handler=c.HANDLERS[service],

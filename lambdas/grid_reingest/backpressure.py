@@ -9,6 +9,7 @@ from typing import Any
 
 METRIC_NAMESPACE = "AWS/Kinesis"
 METRIC_NAME = "GetRecords.IteratorAgeMilliseconds"
+STREAM_DIMENSION = "StreamName"
 # The Grid's own batch index looks at the last five minutes, one-minute points.
 WINDOW = timedelta(minutes=5)
 PERIOD_SECONDS = 60
@@ -41,7 +42,7 @@ def iterator_age_ms(
         points = cloudwatch.get_metric_statistics(
             Namespace=METRIC_NAMESPACE,
             MetricName=METRIC_NAME,
-            Dimensions=[{"Name": "StreamName", "Value": stream}],
+            Dimensions=[{"Name": STREAM_DIMENSION, "Value": stream}],
             StartTime=now - WINDOW,
             EndTime=now,
             Period=PERIOD_SECONDS,

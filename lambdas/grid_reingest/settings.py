@@ -332,6 +332,12 @@ def _load(cls: type, env: Mapping[str, str], problems: list[str]) -> Any:
     return value
 
 
+def watched_streams(backpressure_streams: tuple[str, ...], stream: str) -> tuple[str, ...]:
+    """The streams whose iterator age gates batch-index: thrall's (`stream`, a name or
+    ARN) unless others are named."""
+    return backpressure_streams or (stream_name(stream),)
+
+
 def variables(cls: type) -> list[Var]:
     """Every variable `cls` reads, nested groups included, each once."""
     out: dict[str, Var] = {}
@@ -476,7 +482,7 @@ class BatchIndexSettings:
     @property
     def watched_streams(self) -> tuple[str, ...]:
         """The streams whose iterator age gates work: thrall's stream unless set otherwise."""
-        return self.backpressure_streams or (stream_name(self.stream),)
+        return watched_streams(self.backpressure_streams, self.stream)
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from grid_reingest.backpressure import METRIC_NAME, METRIC_NAMESPACE
+from grid_reingest.backpressure import METRIC_NAME, METRIC_NAMESPACE, STREAM_DIMENSION
 
 
 def report_iterator_age(
@@ -21,7 +21,7 @@ def report_iterator_age(
         MetricData=[
             {
                 "MetricName": METRIC_NAME,
-                "Dimensions": [{"Name": "StreamName", "Value": stream}],
+                "Dimensions": [{"Name": STREAM_DIMENSION, "Value": stream}],
                 "Timestamp": datetime.now(UTC) - ago,
                 "Value": age_ms,
                 "Unit": "Milliseconds",

@@ -34,7 +34,7 @@ _silence_node_end_of_life_banner()
 from aws_cdk.assertions import Template  # noqa: E402 - after the Node banner is silenced
 
 from infra import constants as c  # noqa: E402
-from infra.app import build_app, cdk_json_context  # noqa: E402
+from infra.app import build_app, cdk_json_context, synth  # noqa: E402
 
 
 @dataclass(frozen=True)
@@ -68,18 +68,10 @@ class Assembly:
         return json.loads((self.outdir / "manifest.json").read_text())
 
 
-def synthesize(
-    outdir: Path, context: Mapping[str, Any], stages=c.STAGES, *, nag: bool = True
-) -> Assembly:
-    """Synthesize the app into `outdir`; cdk-nag failures are kept, not raised."""
-    app = build_app(context, outdir=str(outdir), stages=stages, nag=nag)
-    try:
-        app.synth()
-    except RuntimeError as error:  # the templates are written before validation fails
-        if "Validation failed" not in str(error):
-            raise
-        return Assembly(outdir, str(error))
-    return Assembly(outdir, None)
+def synthesize(outdir: Path, context: Mapping[str, Any], stages=c.STAGES) -> Assembly:
+    """Synthesize the app, with cdk-nag, into `outdir`; its failures are kept, not raised."""
+    app = build_app(context, outdir=str(outdir), stages=stages, nag=True)
+    return Assembly(outdir, synth(app))
 
 
 @pytest.fixture(scope="session")

@@ -14,16 +14,11 @@ import pytest
 from grid_reingest import settings
 from grid_reingest import state_table as schema
 from infra import constants as c
+from infra.config import SETTINGS_CLASSES
 from tests.fakes.servers import aws_environment, reset_moto
 from tests.infra.deploy import Deployment, deploy_stage
 
 pytestmark = pytest.mark.slow
-
-SETTINGS_CLASSES = {
-    c.IMAGE_PROJECTION: settings.ProjectionSettings,
-    c.BATCH_INDEX: settings.BatchIndexSettings,
-    c.BATCH_CHECK: settings.BatchCheckSettings,
-}
 
 
 @pytest.fixture(scope="module")
