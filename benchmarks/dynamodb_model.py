@@ -30,7 +30,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from tests.fakes.aws_proxy import Faults
+from devtools.aws_proxy import Faults
 
 # DynamoDB stops a Scan page at 1 MB of items read; an item of the state table
 # (id, state, name, shard, time, attempts) weighs about 150 bytes.

@@ -25,9 +25,9 @@ import zipfile
 from pathlib import Path
 
 from benchmarks.report import machine, table, write_section
+from devtools.lambda_runtime import run_isolated, runtime_dir
 from infra import asset
 from infra import constants as c
-from tests.fakes.lambda_runtime import run_isolated, runtime_dir
 
 RUNS = 10
 SYNTH_RUNS = 3

@@ -8,8 +8,8 @@ from collections.abc import Callable, Iterator
 from multiprocessing.connection import Connection
 from typing import Any
 
-from tests.fakes.aws_proxy import AwsProxy
-from tests.fakes.grid_sim import GridSim
+from devtools.aws_proxy import AwsProxy
+from devtools.grid_sim import GridSim
 
 
 @contextlib.contextmanager

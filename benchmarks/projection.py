@@ -24,9 +24,10 @@ from multiprocessing.connection import Connection
 
 from benchmarks.processes import sim_process
 from benchmarks.report import machine, table, write_section
-from grid_reingest.grid import DATA_CALLS, GridClient
-from grid_reingest.projection import ServiceData, merge
-from grid_reingest.projector import Found, Projector
+from grid_reingest.adapters.grid import DATA_CALLS, GridClient
+from grid_reingest.adapters.grid_projector import GridProjector
+from grid_reingest.domain.merge import ServiceData, merge
+from grid_reingest.domain.outcome import Found
 
 LOADER_S = 0.200
 SERVICE_S = 0.050
@@ -58,7 +59,7 @@ def ms(seconds: float) -> str:
 
 
 def batch(
-    projector: Projector, control: Connection, size: int
+    projector: GridProjector, control: Connection, size: int
 ) -> tuple[list[float], float, float, int]:
     """`size` images at once: each one's time, the batch's, its CPU time, the peak in flight."""
     ids = [f"{size:08x}{i:032x}" for i in range(size)]
@@ -86,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     latency = {"latency": {"image-loader": LOADER_S}, "default_latency": SERVICE_S}
     with sim_process(**latency) as (sim, control):
         client = GridClient(sim.settings(GRID_CONCURRENCY=str(max(sizes))), sim.api_key)
-        with Projector(client, images_at_once=max(sizes)) as projector:
+        with GridProjector(client, images_at_once=max(sizes)) as projector:
             ids = [f"{i:040x}" for i in range(args.images)]
             # Warm up: open the connections, fill the simulator's image cache.
             for image_id in ids[:3]:
@@ -124,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
         f"CPU; {peak} requests in flight at most (of {size * len(DATA_CALLS)} data calls)."
         for size, (_, wall, cpu, peak) in batches.items()
     )
-    body = f"""Measured {machine()}. The simulated Grid (`tests/fakes/grid_sim.py`,
+    body = f"""Measured {machine()}. The simulated Grid (`devtools/grid_sim.py`,
 over real HTTP on 127.0.0.1, in a process of its own) answers image-loader in
 {ms(LOADER_S)} ms and each of the seven data services in {ms(SERVICE_S)} ms. One
 projection takes at least **{ms(SLOWEST_PATH_S)} ms** (the loader, then the slowest

@@ -26,17 +26,13 @@ import boto3
 import requests
 
 from benchmarks.report import machine, table, write_section
-from grid_reingest.aws import client_config
-from grid_reingest.state_table import (
-    PLAIN_ITEMS_HOOK,
-    SCAN_PAGE_ITEMS,
-    StateTable,
-    _fresh_item,
-    create_table,
-)
-from grid_reingest.states import ProgressState
-from tests.fakes.aws_proxy import AwsProxy
-from tests.fakes.servers import aws_environment, free_port, moto_server, server_process
+from devtools.aws_proxy import AwsProxy
+from devtools.servers import aws_environment, free_port, moto_server, server_process
+from grid_reingest.adapters.aws import client_config
+from grid_reingest.adapters.dynamodb.bulk import StateTable, _fresh_item
+from grid_reingest.adapters.dynamodb.plain_items import PLAIN_ITEMS_HOOK
+from grid_reingest.adapters.dynamodb.schema import SCAN_PAGE_ITEMS, create_table
+from grid_reingest.domain.states import ProgressState
 
 LATENCY_S = 0.010
 # Scans are short and this machine is shared: each ratio is the median of a few.

@@ -32,19 +32,23 @@ import boto3
 from benchmarks.processes import proxy_process, sim_process
 from benchmarks.report import machine, table, write_section
 from benchmarks.state_table import latency_model
-from grid_reingest import backpressure
-from grid_reingest.aws import client_config
-from grid_reingest.batch_check import CheckDeps, Presence, run_batch_check
-from grid_reingest.batch_index import IndexDeps, run_batch_index
-from grid_reingest.grid import GridClient
-from grid_reingest.isotime import utc_now
-from grid_reingest.outcomes import NotFound, Outcome, Ready
-from grid_reingest.projection import ServiceData, merge
+from devtools.servers import aws_environment, moto_server
+from grid_reingest.adapters.aws import client_config
+from grid_reingest.adapters.dynamodb.bulk import StateTable
+from grid_reingest.adapters.dynamodb.schema import create_table
+from grid_reingest.adapters.grid import GridClient
+from grid_reingest.adapters.kinesis import Publisher
+from grid_reingest.domain import backpressure
+from grid_reingest.domain.claims import Source, Transition
+from grid_reingest.domain.isotime import utc_now
+from grid_reingest.domain.merge import ServiceData, merge
+from grid_reingest.domain.outcome import NotFound, Outcome, Ready
+from grid_reingest.domain.states import ProgressState as S
+from grid_reingest.domain.thrall_message import encode_message, record_size
+from grid_reingest.flows.batch_check import CheckDeps, run_batch_check
+from grid_reingest.flows.batch_index import IndexDeps, run_batch_index
+from grid_reingest.ports import Presence
 from grid_reingest.settings import BatchCheckSettings, BatchIndexSettings, load
-from grid_reingest.state_table import Source, StateTable, Transition, create_table
-from grid_reingest.states import ProgressState as S
-from grid_reingest.thrall import Publisher, encode_message, record_size
-from tests.fakes.servers import aws_environment, moto_server
 
 LATENCY_S = 0.010
 PROJECTION_S = 0.200

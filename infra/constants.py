@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from grid_reingest import stack_outputs
+from grid_reingest import names
 
 # -- names --------------------------------------------------------------------
 
-APP = stack_outputs.APP
+APP = names.APP
 # The Grid's stacks are tagged and its SSM parameters named after this stack.
 GRID_STACK = "media-service"
 # The stages a stack is built for, as the Grid names them.
@@ -15,9 +15,9 @@ STAGES = ("TEST", "PROD")
 STAGES_CONTEXT_KEY = "stages"
 
 # The three functions, by the service name each reports in logs and metrics.
-IMAGE_PROJECTION = stack_outputs.IMAGE_PROJECTION
-BATCH_INDEX = stack_outputs.BATCH_INDEX
-BATCH_CHECK = stack_outputs.BATCH_CHECK
+IMAGE_PROJECTION = names.IMAGE_PROJECTION
+BATCH_INDEX = names.BATCH_INDEX
+BATCH_CHECK = names.BATCH_CHECK
 
 HANDLERS = {
     IMAGE_PROJECTION: "grid_reingest.handlers.image_projection.handler",
@@ -33,16 +33,16 @@ def resource_name(part: str | None, stage: str) -> str:
 
 def stack_name(stage: str) -> str:
     """The stack of one stage; scripts find its outputs with DescribeStacks on this name."""
-    return stack_outputs.stack_name(stage)
+    return names.stack_name(stage)
 
 
 # -- stack outputs (keys the operator commands look up; shared with them) -----
 
-OUTPUT_STATE_TABLE = stack_outputs.STATE_TABLE
-OUTPUT_FUNCTIONS = stack_outputs.FUNCTIONS
-OUTPUT_RULES = stack_outputs.RULES
-OUTPUT_DASHBOARD = stack_outputs.DASHBOARD
-OUTPUT_PROJECTION_URL = stack_outputs.PROJECTION_URL
+OUTPUT_STATE_TABLE = names.STATE_TABLE_OUTPUT
+OUTPUT_FUNCTIONS = names.FUNCTION_OUTPUTS
+OUTPUT_RULES = names.RULE_OUTPUTS
+OUTPUT_DASHBOARD = names.DASHBOARD_OUTPUT
+OUTPUT_PROJECTION_URL = names.PROJECTION_URL_OUTPUT
 
 # -- the Lambdas --------------------------------------------------------------
 

@@ -35,14 +35,14 @@ os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
 
 import boto3  # noqa: E402
 
+from devtools.grid_sim import GridSim  # noqa: E402
+from devtools.local_lambda import FakeContext, invoke  # noqa: E402
+from devtools.servers import aws_environment, moto_server  # noqa: E402
+from devtools.thrall_consumer import read_stream  # noqa: E402
+from devtools.thrall_metrics import report_iterator_age  # noqa: E402
+from grid_reingest.adapters.dynamodb.schema import create_table  # noqa: E402
 from grid_reingest.handlers import batch_check, batch_index  # noqa: E402
-from grid_reingest.state_table import create_table  # noqa: E402
 from grid_reingest_cli.main import main as reingest  # noqa: E402
-from tests.fakes.grid_sim import GridSim  # noqa: E402
-from tests.fakes.local_lambda import FakeContext, invoke  # noqa: E402
-from tests.fakes.servers import aws_environment, moto_server  # noqa: E402
-from tests.fakes.thrall_consumer import read_stream  # noqa: E402
-from tests.fakes.thrall_metrics import report_iterator_age  # noqa: E402
 
 STAGE = "DEMO"
 TABLE = f"grid-reingest-{STAGE}"

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import boto3
 import pytest
 
-from tests.fakes.servers import aws_environment, moto_server, reset_moto
+from devtools.servers import aws_environment, moto_server, reset_moto
 
 # Tests never reach AWS: dummy credentials unless a fixture points at the emulator.
 os.environ.update(aws_environment())
@@ -37,7 +37,7 @@ def aws(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
 @pytest.fixture
 def dynamodb(aws: str):
     """A DynamoDB client on the emulator."""
-    from grid_reingest.aws import client_config
+    from grid_reingest.adapters.aws import client_config
 
     return boto3.client("dynamodb", endpoint_url=aws, config=client_config(32))
 
@@ -45,7 +45,7 @@ def dynamodb(aws: str):
 @pytest.fixture
 def table_name(dynamodb) -> str:
     """A new, empty state table on the emulator."""
-    from grid_reingest.state_table import create_table
+    from grid_reingest.adapters.dynamodb.schema import create_table
 
     name = f"reingest-{uuid.uuid4().hex[:8]}"
     create_table(dynamodb, name)

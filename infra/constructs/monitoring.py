@@ -16,8 +16,8 @@ from aws_cdk import aws_cloudwatch_actions as cw_actions
 from aws_cdk import aws_sns as sns
 from constructs import Construct
 
-from grid_reingest import backpressure, telemetry
-from grid_reingest.states import ProgressState
+from grid_reingest import names
+from grid_reingest.domain.states import ProgressState
 from infra import constants as c
 from infra.config import StageConfig
 from infra.constructs.workers import Worker
@@ -28,22 +28,22 @@ _HEIGHT = 6
 
 # Each scheduled worker's flow, in the order graphed.
 _FLOW = {
-    c.BATCH_INDEX: (telemetry.CLAIMED, telemetry.ENQUEUED, telemetry.FAILED),
-    c.BATCH_CHECK: (telemetry.CLAIMED, telemetry.VERIFIED, telemetry.FAILED),
+    c.BATCH_INDEX: (names.CLAIMED, names.ENQUEUED, names.FAILED),
+    c.BATCH_CHECK: (names.CLAIMED, names.VERIFIED, names.FAILED),
 }
 # Runs that did less than a full batch, and why.
 _CONTROL = {
     c.BATCH_INDEX: (
-        telemetry.BACKPRESSURE_SKIPS,
-        telemetry.BREAKER_TRIPS,
-        telemetry.RELEASED,
-        telemetry.RECLAIMED,
-        telemetry.COMPLETED,
+        names.BACKPRESSURE_SKIPS,
+        names.BREAKER_TRIPS,
+        names.RELEASED,
+        names.RECLAIMED,
+        names.COMPLETED,
     ),
     c.BATCH_CHECK: (
-        telemetry.RELEASED,
-        telemetry.RECLAIMED,
-        telemetry.COMPLETED,
+        names.RELEASED,
+        names.RECLAIMED,
+        names.COMPLETED,
     ),
 }
 
@@ -78,11 +78,11 @@ class Monitoring(Construct):
     def metric(self, name: str, service: str, statistic: str = "Sum") -> cw.Metric:
         """One of a worker's own metrics in this stage."""
         return cw.Metric(
-            namespace=telemetry.NAMESPACE,
+            namespace=names.NAMESPACE,
             metric_name=name,
             dimensions_map={
-                telemetry.SERVICE_DIMENSION: service,
-                telemetry.STAGE_DIMENSION: self._config.stage,
+                names.SERVICE_DIMENSION: service,
+                names.STAGE_DIMENSION: self._config.stage,
             },
             statistic=statistic,
             period=_PERIOD,
@@ -95,8 +95,8 @@ class Monitoring(Construct):
         return cw.MathExpression(
             expression=f"IF({claimed} > 0, {failed} / {claimed}, 0)",
             using_metrics={
-                failed: self.metric(telemetry.FAILED, service),
-                claimed: self.metric(telemetry.CLAIMED, service),
+                failed: self.metric(names.FAILED, service),
+                claimed: self.metric(names.CLAIMED, service),
             },
             label=f"{service}: unknown failures / claimed",
             period=_PERIOD,
@@ -106,9 +106,9 @@ class Monitoring(Construct):
         # Both workers move images into some states (8, or 0 for a retry):
         # add up every service's count.
         search = (
-            f"{{{telemetry.NAMESPACE},{telemetry.SERVICE_DIMENSION},{telemetry.STAGE_DIMENSION}}} "
-            f'{telemetry.STAGE_DIMENSION}="{self._config.stage}" '
-            f'MetricName="{telemetry.state_metric(int(state))}"'
+            f"{{{names.NAMESPACE},{names.SERVICE_DIMENSION},{names.STAGE_DIMENSION}}} "
+            f'{names.STAGE_DIMENSION}="{self._config.stage}" '
+            f'MetricName="{names.state_metric(int(state))}"'
         )
         expression = f"SUM(SEARCH('{search}', 'Sum', {int(_PERIOD.to_seconds())}))"
         if running_total:
@@ -220,9 +220,9 @@ class Monitoring(Construct):
                 title="Back-pressure: thrall's iterator age",
                 left=[
                     cw.Metric(
-                        namespace=backpressure.METRIC_NAMESPACE,
-                        metric_name=backpressure.METRIC_NAME,
-                        dimensions_map={backpressure.STREAM_DIMENSION: stream},
+                        namespace=names.KINESIS_NAMESPACE,
+                        metric_name=names.ITERATOR_AGE_METRIC,
+                        dimensions_map={names.STREAM_DIMENSION: stream},
                         statistic="Maximum",
                         period=_PERIOD,
                     )

@@ -6,13 +6,13 @@ from aws_cdk import RemovalPolicy
 from aws_cdk import aws_dynamodb as dynamodb
 from constructs import Construct
 
-from grid_reingest import state_table as schema
+from grid_reingest.adapters.dynamodb import schema
 from infra import constants as c
 from infra.config import StageConfig
 
 
 class StateTable(Construct):
-    """The DynamoDB table, keyed and indexed exactly as `grid_reingest.state_table` expects.
+    """The DynamoDB table, keyed and indexed exactly as `adapters/dynamodb/schema.py` expects.
 
     A classic `Table` (not `TableV2`, a global table): one region is all a pass
     needs, and emulators deploy it. On demand, because a pass swings from bulk

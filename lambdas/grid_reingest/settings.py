@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from grid_reingest.states import ProgressState
+from grid_reingest.domain.states import ProgressState
 
 # Kinesis's limit on one record: data plus partition key.
 KINESIS_RECORD_MAX_BYTES = 1024 * 1024

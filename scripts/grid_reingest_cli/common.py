@@ -14,10 +14,11 @@ from botocore.exceptions import (
     ProfileNotFound,
 )
 
-from grid_reingest import stack_outputs
-from grid_reingest.aws import make_client
-from grid_reingest.state_table import StateTable, StateTableError
-from grid_reingest.states import ProgressState
+from grid_reingest import names
+from grid_reingest.adapters.aws import make_client
+from grid_reingest.adapters.dynamodb.bulk import StateTable
+from grid_reingest.adapters.dynamodb.schema import StateTableError
+from grid_reingest.domain.states import ProgressState
 from grid_reingest_cli.errors import FAILED, INTERRUPTED, OK, USAGE, CliError
 from grid_reingest_cli.stack import resolve
 
@@ -67,7 +68,7 @@ def open_table(args: argparse.Namespace) -> StateTable:
     """The state table the arguments name, checked to exist (a clear CliError if not)."""
     try:
         if not args.table:
-            args.table = resolve(args, stack_outputs.STATE_TABLE)
+            args.table = resolve(args, names.STATE_TABLE_OUTPUT)
         client = make_client(
             "dynamodb", region=args.region, profile=args.profile, max_pool_connections=args.workers
         )

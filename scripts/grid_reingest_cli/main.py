@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from grid_reingest.state_table import StateTableError
+from grid_reingest.adapters.dynamodb.schema import StateTableError
 from grid_reingest_cli import reset, scan_statuses, schedules, stats, upload_ids, watch
 from grid_reingest_cli.common import FAILED, INTERRUPTED, USAGE, CliError, explain_aws_error
 

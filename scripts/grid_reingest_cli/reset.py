@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from grid_reingest.states import ProgressState, parse_states
+from grid_reingest.domain.states import ProgressState, parse_states
 from grid_reingest_cli.common import OK, USAGE, CliError, add_aws_options, confirm, open_table
 from grid_reingest_cli.progress import Progress
 

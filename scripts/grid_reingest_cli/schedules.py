@@ -6,7 +6,7 @@ import argparse
 
 from botocore.exceptions import ClientError
 
-from grid_reingest.aws import make_client
+from grid_reingest.adapters.aws import make_client
 from grid_reingest_cli.common import add_account_options
 from grid_reingest_cli.errors import FAILED, OK, USAGE, CliError
 from grid_reingest_cli.stack import WORKERS, rule_name

@@ -7,11 +7,11 @@ import functools
 
 from botocore.exceptions import ClientError
 
-from grid_reingest import stack_outputs
-from grid_reingest.aws import make_client
+from grid_reingest import names
+from grid_reingest.adapters.aws import make_client
 from grid_reingest_cli.errors import USAGE, CliError
 
-WORKERS = {"index": stack_outputs.BATCH_INDEX, "check": stack_outputs.BATCH_CHECK}
+WORKERS = {"index": names.BATCH_INDEX, "check": names.BATCH_CHECK}
 
 
 def outputs(args: argparse.Namespace) -> dict[str, str]:
@@ -25,7 +25,7 @@ def outputs(args: argparse.Namespace) -> dict[str, str]:
 
 @functools.cache
 def _outputs(stage: str, region: str | None, profile: str | None) -> dict[str, str]:
-    name = stack_outputs.stack_name(stage)
+    name = names.stack_name(stage)
     client = make_client("cloudformation", region=region, profile=profile)
     try:
         stacks = client.describe_stacks(StackName=name)["Stacks"]
@@ -42,7 +42,7 @@ def resolve(args: argparse.Namespace, key: str) -> str:
     """One output of the stage's stack, e.g. its table name."""
     found = outputs(args).get(key)
     if found is None:
-        raise CliError(f"stack {stack_outputs.stack_name(args.stage)} has no output {key}")
+        raise CliError(f"stack {names.stack_name(args.stage)} has no output {key}")
     return found
 
 
@@ -52,4 +52,4 @@ def rule_name(args: argparse.Namespace, worker: str) -> str:
         return args.rule
     if not args.stage:
         raise CliError("name the stage (--stage TEST) or the rule (--rule NAME)", USAGE)
-    return resolve(args, stack_outputs.RULES[WORKERS[worker]])
+    return resolve(args, names.RULE_OUTPUTS[WORKERS[worker]])

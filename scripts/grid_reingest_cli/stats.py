@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from grid_reingest.states import ProgressState
+from grid_reingest.domain.states import ProgressState
 from grid_reingest_cli.common import OK, add_aws_options, count_lines, open_table
 
 DESCRIPTION = """\

@@ -6,8 +6,8 @@ import argparse
 import time
 from datetime import UTC, datetime
 
-from grid_reingest.aws import make_client
-from grid_reingest.states import ProgressState
+from grid_reingest.adapters.aws import make_client
+from grid_reingest.domain.states import ProgressState
 from grid_reingest_cli.common import OK, add_aws_options, count_lines, open_table
 from grid_reingest_cli.stack import WORKERS, rule_name
 

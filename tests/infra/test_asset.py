@@ -16,9 +16,9 @@ from pathlib import Path, PurePosixPath
 
 import pytest
 
+from devtools import lambda_runtime
 from infra import asset as asset_module
 from infra import constants as c
-from tests.fakes import lambda_runtime
 
 pytestmark = pytest.mark.slow
 

@@ -11,11 +11,11 @@ from collections.abc import Iterator
 import boto3
 import pytest
 
+from devtools.servers import aws_environment, reset_moto
 from grid_reingest import settings
-from grid_reingest import state_table as schema
+from grid_reingest.adapters.dynamodb import schema
 from infra import constants as c
 from infra.config import SETTINGS_CLASSES
-from tests.fakes.servers import aws_environment, reset_moto
 from tests.infra.deploy import Deployment, deploy_stage
 
 pytestmark = pytest.mark.slow

@@ -17,17 +17,17 @@ import boto3
 import pytest
 from botocore.response import StreamingBody
 
+from devtools.grid_sim import GridSim
+from devtools.local_lambda import FakeContext, environment, invoke
+from devtools.servers import aws_environment, reset_moto
+from devtools.thrall_consumer import read_stream
+from devtools.thrall_metrics import report_iterator_age
+from grid_reingest.adapters.dynamodb.bulk import StateTable
+from grid_reingest.domain.states import ProgressState as S
 from grid_reingest.handlers import batch_check, batch_index, image_projection
 from grid_reingest.settings import SERVICES, stream_name
-from grid_reingest.state_table import StateTable
-from grid_reingest.states import ProgressState as S
 from grid_reingest_cli.main import main as reingest
 from infra import constants as c
-from tests.fakes.grid_sim import GridSim
-from tests.fakes.local_lambda import FakeContext, environment, invoke
-from tests.fakes.servers import aws_environment, reset_moto
-from tests.fakes.thrall_consumer import read_stream
-from tests.fakes.thrall_metrics import report_iterator_age
 from tests.infra.deploy import Deployment, deploy_stage
 
 pytestmark = pytest.mark.slow

@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 from aws_cdk.assertions import Match
 
-from grid_reingest import telemetry
-from grid_reingest.states import ProgressState
+from grid_reingest import names
+from grid_reingest.domain.states import ProgressState
 from infra import constants as c
 from tests.infra.conftest import VARIANT_OVERRIDES, function_id, resources, single_id
 
@@ -33,11 +33,11 @@ def widget(body: dict[str, Any], title: str) -> dict[str, Any]:
 
 def worker_metric(name: str, service: str, stage: str = "TEST") -> list[Any]:
     return [
-        telemetry.NAMESPACE,
+        names.NAMESPACE,
         name,
-        telemetry.SERVICE_DIMENSION,
+        names.SERVICE_DIMENSION,
         service,
-        telemetry.STAGE_DIMENSION,
+        names.STAGE_DIMENSION,
         stage,
         {"stat": "Sum"},
     ]
@@ -64,7 +64,7 @@ def test_monitoring_dashboard_shows_every_state(assembly):
 
     assert len(expressions) == len(ProgressState)
     for state, expression in zip(ProgressState, expressions, strict=True):
-        assert f'MetricName="{telemetry.state_metric(int(state))}"' in expression
+        assert f'MetricName="{names.state_metric(int(state))}"' in expression
         assert 'stage="TEST"' in expression
         assert expression.startswith("SUM(SEARCH('{GridReingest,service,stage}")
 
@@ -73,17 +73,17 @@ def test_monitoring_dashboard_throughput_uses_telemetry_names(assembly):
     body = dashboard(assembly.raw("TEST"))
 
     assert widget(body, "batch-index: images per 5 min")["metrics"] == [
-        worker_metric(telemetry.CLAIMED, c.BATCH_INDEX),
-        worker_metric(telemetry.ENQUEUED, c.BATCH_INDEX),
-        worker_metric(telemetry.FAILED, c.BATCH_INDEX),
+        worker_metric(names.CLAIMED, c.BATCH_INDEX),
+        worker_metric(names.ENQUEUED, c.BATCH_INDEX),
+        worker_metric(names.FAILED, c.BATCH_INDEX),
     ]
     assert widget(body, "batch-check: images per 5 min")["metrics"] == [
-        worker_metric(telemetry.CLAIMED, c.BATCH_CHECK),
-        worker_metric(telemetry.VERIFIED, c.BATCH_CHECK),
-        worker_metric(telemetry.FAILED, c.BATCH_CHECK),
+        worker_metric(names.CLAIMED, c.BATCH_CHECK),
+        worker_metric(names.VERIFIED, c.BATCH_CHECK),
+        worker_metric(names.FAILED, c.BATCH_CHECK),
     ]
     assert (
-        worker_metric(telemetry.BACKPRESSURE_SKIPS, c.BATCH_INDEX)
+        worker_metric(names.BACKPRESSURE_SKIPS, c.BATCH_INDEX)
         in widget(body, "batch-index: runs that stopped short")["metrics"]
     )
 
@@ -157,11 +157,11 @@ def test_monitoring_unknown_failure_share_alarm(assembly, stage, share, service)
                             "MetricStat": Match.object_like(
                                 {
                                     "Metric": {
-                                        "Namespace": telemetry.NAMESPACE,
-                                        "MetricName": telemetry.FAILED,
+                                        "Namespace": names.NAMESPACE,
+                                        "MetricName": names.FAILED,
                                         "Dimensions": [
-                                            {"Name": telemetry.SERVICE_DIMENSION, "Value": service},
-                                            {"Name": telemetry.STAGE_DIMENSION, "Value": stage},
+                                            {"Name": names.SERVICE_DIMENSION, "Value": service},
+                                            {"Name": names.STAGE_DIMENSION, "Value": stage},
                                         ],
                                     },
                                     "Stat": "Sum",

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from aws_cdk.assertions import Match
 
-from grid_reingest import state_table as schema
+from grid_reingest.adapters.dynamodb import schema
 from infra import constants as c
 from tests.infra.conftest import single_id
 
@@ -31,7 +31,7 @@ class _RecordingClient:
 
 
 def declared_schema() -> dict[str, Any]:
-    """The table as `grid_reingest.state_table.create_table` declares it."""
+    """The table as `grid_reingest.adapters.dynamodb.bulk.create_table` declares it."""
     client = _RecordingClient()
     schema.create_table(client, "ignored")
     return client.request

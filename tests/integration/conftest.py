@@ -6,8 +6,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from grid_reingest.state_table import StateTable
-from tests.fakes.grid_sim import GridSim
+from devtools.grid_sim import GridSim
+from grid_reingest.adapters.dynamodb.bulk import StateTable
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ import boto3
 import pytest
 from aws_lambda_powertools.utilities.parameters import SecretsProvider, SSMProvider
 
-from grid_reingest.api_key import ApiKeyError, load_api_key
+from grid_reingest.adapters.api_key import ApiKeyError, load_api_key
 from grid_reingest.settings import GridSettings, load
 
 ROOT = {"GRID_DOMAIN_ROOT": "media.example.org"}

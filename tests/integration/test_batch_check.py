@@ -8,13 +8,14 @@ from datetime import timedelta
 import boto3
 import pytest
 
-from grid_reingest.batch_check import CheckDeps, Presence, run_batch_check
-from grid_reingest.grid import GridClient
-from grid_reingest.isotime import utc_now
-from grid_reingest.schedule import disable_rule
+from grid_reingest.adapters.eventbridge import disable_rule
+from grid_reingest.adapters.grid import GridClient
+from grid_reingest.domain.claims import Source, Transition
+from grid_reingest.domain.isotime import utc_now
+from grid_reingest.domain.states import ProgressState as S
+from grid_reingest.flows.batch_check import CheckDeps, run_batch_check
+from grid_reingest.ports import Presence
 from grid_reingest.settings import BatchCheckSettings, load
-from grid_reingest.state_table import Source, Transition
-from grid_reingest.states import ProgressState as S
 
 RULE = "grid-reingest-batch-check-TEST"
 

@@ -10,19 +10,21 @@ from datetime import UTC, datetime, timedelta
 import boto3
 import pytest
 
-from grid_reingest import backpressure
-from grid_reingest.aws import client_config
-from grid_reingest.batch_index import IndexDeps, run_batch_index
-from grid_reingest.isotime import utc_now
-from grid_reingest.outcomes import Failed, NotFound, Outcome, Ready, TooBig
-from grid_reingest.schedule import disable_rule
+from devtools.aws_proxy import AwsProxy, Faults
+from devtools.thrall_consumer import read_stream
+from devtools.thrall_metrics import report_iterator_age
+from grid_reingest.adapters.aws import client_config
+from grid_reingest.adapters.cloudwatch import iterator_age_ms
+from grid_reingest.adapters.eventbridge import disable_rule
+from grid_reingest.adapters.kinesis import Publisher
+from grid_reingest.domain import backpressure
+from grid_reingest.domain.claims import Source
+from grid_reingest.domain.isotime import utc_now
+from grid_reingest.domain.outcome import Failed, NotFound, Outcome, Ready, TooBig
+from grid_reingest.domain.states import ProgressState as S
+from grid_reingest.domain.thrall_message import encode_message
+from grid_reingest.flows.batch_index import IndexDeps, run_batch_index
 from grid_reingest.settings import BatchIndexSettings, load
-from grid_reingest.state_table import Source
-from grid_reingest.states import ProgressState as S
-from grid_reingest.thrall import Publisher, encode_message
-from tests.fakes.aws_proxy import AwsProxy, Faults
-from tests.fakes.thrall_consumer import read_stream
-from tests.fakes.thrall_metrics import report_iterator_age
 
 STREAM = "media-service-thrall-low-priority-TEST"
 RULE = "grid-reingest-batch-index-TEST"
@@ -331,9 +333,7 @@ def put_age(cloudwatch, age_ms: float) -> None:
 
 def cloudwatch_verdict(cloudwatch, settings):
     def verdict():
-        age, silent = backpressure.iterator_age_ms(
-            cloudwatch, settings.watched_streams, datetime.now(UTC)
-        )
+        age, silent = iterator_age_ms(cloudwatch, settings.watched_streams, datetime.now(UTC))
         return backpressure.decide(age, silent, settings.max_iterator_age_ms, settings.batch_size)
 
     return verdict

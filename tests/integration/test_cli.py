@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from grid_reingest.state_table import Transition
-from grid_reingest.states import ProgressState as S
+from grid_reingest.domain.claims import Transition
+from grid_reingest.domain.states import ProgressState as S
 from grid_reingest_cli.main import main
 
 ROOT = Path(__file__).resolve().parents[2]

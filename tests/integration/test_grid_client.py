@@ -7,9 +7,9 @@ from concurrent.futures import ThreadPoolExecutor
 
 import requests
 
-from grid_reingest.grid import DATA_CALLS, GridClient
-from tests.fakes.grid_sim import GridSim
-from tests.fakes.servers import free_port
+from devtools.grid_sim import GridSim
+from devtools.servers import free_port
+from grid_reingest.adapters.grid import DATA_CALLS, GridClient
 
 IMAGE_ID = "0123456789abcdef0123456789abcdef01234567"
 

@@ -10,10 +10,10 @@ from dataclasses import dataclass
 
 import pytest
 
+from devtools.grid_sim import BARE, GridSim, Profile
+from grid_reingest.domain.outcome import from_json
 from grid_reingest.handlers import image_projection
-from grid_reingest.outcomes import from_json
 from grid_reingest.settings import SettingsError
-from tests.fakes.grid_sim import BARE, GridSim, Profile
 
 IMAGE_ID = "9b1e2f3a4c5d6e7f8091a2b3c4d5e6f708192a3b"
 CALLER_KEY = "callers-own-key-7f3a"

@@ -9,13 +9,13 @@ from datetime import UTC, datetime
 
 import pytest
 
-from grid_reingest.grid import DATA_CALLS, GridClient
-from grid_reingest.isotime import parse_instant
-from grid_reingest.outcomes import Failed, NotFound, Ready, TooBig
-from grid_reingest.projector import Found, Projector, to_outcome
+from devtools.grid_sim import BARE, GridSim, Profile
+from devtools.servers import free_port
+from grid_reingest.adapters.grid import DATA_CALLS, GridClient
+from grid_reingest.adapters.grid_projector import GridProjector, to_outcome
+from grid_reingest.domain.isotime import parse_instant
+from grid_reingest.domain.outcome import Failed, Found, NotFound, Ready, TooBig
 from grid_reingest.settings import KINESIS_RECORD_MAX_BYTES
-from tests.fakes.grid_sim import BARE, GridSim, Profile
-from tests.fakes.servers import free_port
 
 IMAGE_ID = "5f0c3a9d2e7b41c6a8d0e9f1b2c3d4e5f6a7b8c9"
 NOW = datetime(2024, 5, 1, 10, 0, tzinfo=UTC)
@@ -24,8 +24,10 @@ EVERYTHING = Profile(
 )
 
 
-def projector_for(sim: GridSim, images_at_once: int = 1, **env: str) -> Projector:
-    return Projector(GridClient(sim.settings(**env), sim.api_key), images_at_once=images_at_once)
+def projector_for(sim: GridSim, images_at_once: int = 1, **env: str) -> GridProjector:
+    return GridProjector(
+        GridClient(sim.settings(**env), sim.api_key), images_at_once=images_at_once
+    )
 
 
 def test_projector_merges_every_service(grid):
@@ -186,7 +188,7 @@ def test_projector_data_service_503_twice_then_fine(grid):
 
 
 def test_projector_with_a_refused_key(grid):
-    projector = Projector(GridClient(grid.settings(), "wrong"), images_at_once=1)
+    projector = GridProjector(GridClient(grid.settings(), "wrong"), images_at_once=1)
     with projector:
         result = projector.project(IMAGE_ID)
     assert (result.service, result.status) == ("image-loader", 401)

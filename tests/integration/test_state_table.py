@@ -8,16 +8,11 @@ from datetime import timedelta
 
 import pytest
 
-from grid_reingest.isotime import utc_now
-from grid_reingest.state_table import (
-    SHARD_COUNT,
-    Source,
-    StateTable,
-    StateTableError,
-    Transition,
-    shard_of,
-)
-from grid_reingest.states import ProgressState as S
+from grid_reingest.adapters.dynamodb.bulk import StateTable
+from grid_reingest.adapters.dynamodb.schema import SHARD_COUNT, StateTableError, shard_of
+from grid_reingest.domain.claims import Source, Transition
+from grid_reingest.domain.isotime import utc_now
+from grid_reingest.domain.states import ProgressState as S
 
 
 def ids(n: int, prefix: str = "") -> list[str]:

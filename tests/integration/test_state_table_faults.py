@@ -5,10 +5,10 @@ from __future__ import annotations
 import boto3
 import pytest
 
-from grid_reingest.aws import client_config
-from grid_reingest.state_table import StateTable
-from grid_reingest.states import ProgressState as S
-from tests.fakes.aws_proxy import AwsProxy, Faults
+from devtools.aws_proxy import AwsProxy, Faults
+from grid_reingest.adapters.aws import client_config
+from grid_reingest.adapters.dynamodb.bulk import StateTable
+from grid_reingest.domain.states import ProgressState as S
 
 
 @pytest.fixture
@@ -22,7 +22,7 @@ def test_upload_loses_no_id_when_a_fifth_of_calls_fail(table_name, faulty_dynamo
     # Given a table behind a proxy that throttles 10% of BatchWriteItem calls and
     # leaves part of another 10% unprocessed
     client, faults = faulty_dynamodb
-    monkeypatch.setattr("grid_reingest.backoff.full_jitter", lambda attempt: 0.001)
+    monkeypatch.setattr("grid_reingest.domain.backoff.full_jitter", lambda attempt: 0.001)
     ids = [f"{i:040x}" for i in range(2000)]
 
     # When

@@ -8,13 +8,13 @@ from datetime import timedelta
 import boto3
 import pytest
 
+from devtools.local_lambda import FakeContext, invoke
+from devtools.thrall_consumer import read_stream
+from devtools.thrall_metrics import report_iterator_age
+from grid_reingest.adapters.dynamodb.bulk import StateTable
+from grid_reingest.domain.states import ProgressState as S
 from grid_reingest.handlers import batch_check, batch_index
 from grid_reingest.settings import SettingsError
-from grid_reingest.state_table import StateTable
-from grid_reingest.states import ProgressState as S
-from tests.fakes.local_lambda import FakeContext, invoke
-from tests.fakes.thrall_consumer import read_stream
-from tests.fakes.thrall_metrics import report_iterator_age
 
 STREAM = "thrall-low-TEST"
 INDEX_RULE = "index-rule-TEST"

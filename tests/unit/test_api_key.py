@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from aws_lambda_powertools.utilities.parameters import GetParameterError
 
-from grid_reingest.api_key import ApiKeyError, KeyValidator, key_digest, load_api_key
-from grid_reingest.grid import GridResponse, KeyCheck
+from grid_reingest.adapters.api_key import ApiKeyError, KeyValidator, key_digest, load_api_key
+from grid_reingest.adapters.grid import GridResponse, KeyCheck
 from grid_reingest.settings import GridSettings, load
 
 ROOT = {"GRID_DOMAIN_ROOT": "media.example.org"}

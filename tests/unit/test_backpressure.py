@@ -1,6 +1,6 @@
 """How much work to take for an iterator age."""
 
-from grid_reingest.backpressure import decide
+from grid_reingest.domain.backpressure import decide
 
 
 def test_no_data_takes_nothing_and_names_the_silent_stream():

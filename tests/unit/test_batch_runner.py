@@ -3,9 +3,9 @@
 import threading
 import time
 
-from grid_reingest.batch_runner import Breaker, Run, run_bounded
-from grid_reingest.state_table import Claim
-from grid_reingest.states import ProgressState
+from grid_reingest.domain.claims import Claim
+from grid_reingest.domain.runner import Breaker, Run, run_bounded
+from grid_reingest.domain.states import ProgressState
 
 
 def claims(n):

@@ -7,8 +7,8 @@ import boto3
 from botocore.response import StreamingBody
 from botocore.stub import Stubber
 
-from grid_reingest.lambda_projector import LambdaProjector
-from grid_reingest.outcomes import Failed, NotFound, Ready, to_json
+from grid_reingest.adapters.lambda_projector import LambdaProjector
+from grid_reingest.domain.outcome import Failed, NotFound, Ready, to_json
 
 IMAGE = "a" * 40
 

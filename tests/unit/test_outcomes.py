@@ -2,7 +2,7 @@
 
 import pytest
 
-from grid_reingest.outcomes import Failed, NotFound, Ready, TooBig, from_json, to_json
+from grid_reingest.domain.outcome import Failed, NotFound, Ready, TooBig, from_json, to_json
 
 
 @pytest.mark.parametrize(

@@ -6,7 +6,7 @@ import boto3
 import pytest
 from botocore.parsers import create_parser
 
-from grid_reingest.state_table import read_plain_items
+from grid_reingest.adapters.dynamodb.plain_items import read_plain_items
 
 SCAN = boto3.client("dynamodb", region_name="eu-west-1").meta.service_model.operation_model("Scan")
 

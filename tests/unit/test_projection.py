@@ -7,8 +7,8 @@ from dataclasses import fields
 
 import pytest
 
-from grid_reingest.grid import DATA_CALLS
-from grid_reingest.projection import ProjectionError, ServiceData, merge
+from grid_reingest.adapters.grid import DATA_CALLS
+from grid_reingest.domain.merge import ProjectionError, ServiceData, merge
 
 
 def loader_image(**overrides):

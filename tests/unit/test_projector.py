@@ -9,11 +9,11 @@ from datetime import UTC, datetime
 
 import pytest
 
-from grid_reingest.grid import DATA_CALLS, GridResponse
-from grid_reingest.outcomes import Failed, NotFound, Ready, TooBig
-from grid_reingest.projector import Found, OutcomeProjector, Projector, to_outcome
+from grid_reingest.adapters.grid import DATA_CALLS, GridResponse
+from grid_reingest.adapters.grid_projector import GridProjector, OutcomeProjector, to_outcome
+from grid_reingest.domain.outcome import Failed, Found, NotFound, Ready, TooBig
+from grid_reingest.domain.thrall_message import record_size
 from grid_reingest.settings import GridSettings, load
-from grid_reingest.thrall import record_size
 
 SETTINGS = load(GridSettings, {"GRID_DOMAIN_ROOT": "media.example.org", "GRID_API_KEY": "k"})
 NOW = datetime(2024, 5, 1, 10, 0, 0, 123000, tzinfo=UTC)
@@ -47,7 +47,7 @@ def found(body) -> GridResponse:
 
 
 def project(client: StubClient, **kwargs):
-    with Projector(client, images_at_once=1) as projector:
+    with GridProjector(client, images_at_once=1) as projector:
         return projector.project(IMAGE_ID, **kwargs)
 
 
@@ -167,6 +167,6 @@ def test_to_outcome_passes_other_projections_through(projection):
 
 def test_outcome_projector_gives_outcomes():
     client = StubClient(found({"id": IMAGE_ID}))
-    with Projector(client, images_at_once=1) as projector:
+    with GridProjector(client, images_at_once=1) as projector:
         outcome = OutcomeProjector(projector, 1024 * 1024, clock=lambda: NOW).project(IMAGE_ID)
     assert isinstance(outcome, Ready)

@@ -4,7 +4,7 @@ import time
 
 import pytest
 
-from grid_reingest.read_ahead import read_ahead
+from grid_reingest.domain.read_ahead import read_ahead
 
 
 def counted(n: int, produced: list[int]):

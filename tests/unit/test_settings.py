@@ -2,6 +2,7 @@
 
 import pytest
 
+from grid_reingest.domain.states import ProgressState
 from grid_reingest.settings import (
     BatchCheckSettings,
     BatchIndexSettings,
@@ -11,7 +12,6 @@ from grid_reingest.settings import (
     load,
     stream_name,
 )
-from grid_reingest.states import ProgressState
 
 INDEX = {"STATE_TABLE_NAME": "t", "THRALL_STREAM_NAME": "s", "PROJECTION_FUNCTION_NAME": "f"}
 GRID = {"GRID_DOMAIN_ROOT": "media.example.org", "GRID_API_KEY_PARAMETER": "/TEST/key"}

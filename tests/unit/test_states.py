@@ -2,7 +2,7 @@
 
 import pytest
 
-from grid_reingest.states import ProgressState, parse_states
+from grid_reingest.domain.states import ProgressState, parse_states
 
 
 def test_progress_states_keep_the_grids_numbers():

@@ -4,13 +4,13 @@ import gzip
 import json
 from datetime import UTC, datetime
 
-from grid_reingest.isotime import format_instant
-from grid_reingest.thrall import (
-    _calls,
+from grid_reingest.domain.isotime import format_instant
+from grid_reingest.domain.thrall_message import (
     compact_json,
     encode_image_json,
     encode_message,
     record_size,
+    split_calls,
 )
 
 NOW = datetime(2024, 5, 1, 10, 0, tzinfo=UTC)
@@ -34,15 +34,15 @@ def test_record_size_counts_the_partition_key():
 
 def test_calls_respect_the_count_limit():
     records = [(f"{i:040x}", b"x") for i in range(1201)]
-    assert [len(c) for c in _calls(records)] == [500, 500, 201]
+    assert [len(c) for c in split_calls(records)] == [500, 500, 201]
 
 
 def test_calls_respect_the_size_limit():
     big = b"x" * (900 * 1024)
     records = [(f"{i:040x}", big) for i in range(12)]
-    sizes = [sum(record_size(i, d) for i, d in call) for call in _calls(records)]
+    sizes = [sum(record_size(i, d) for i, d in call) for call in split_calls(records)]
     assert all(size <= 5 * 1024 * 1024 for size in sizes)
-    assert sum(len(c) for c in _calls(records)) == 12
+    assert sum(len(c) for c in split_calls(records)) == 12
     assert len(sizes) == 3
 
 

@@ -15,18 +15,19 @@ from typing import Any
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from grid_reingest import stack_outputs, telemetry
-from grid_reingest.api_key import load_api_key
-from grid_reingest.batch_check import CheckDeps, Presence, run_batch_check
-from grid_reingest.grid import GridClient
+from grid_reingest import names
+from grid_reingest.adapters.api_key import load_api_key
+from grid_reingest.adapters.dynamodb.bulk import StateTable
+from grid_reingest.adapters.grid import GridClient
+from grid_reingest.domain.isotime import utc_now
+from grid_reingest.flows.batch_check import CheckDeps, run_batch_check
 from grid_reingest.handlers.common import report, rule_switch, worker_table
-from grid_reingest.isotime import utc_now
+from grid_reingest.ports import Presence
 from grid_reingest.settings import BatchCheckSettings, describe, load
-from grid_reingest.state_table import StateTable
 
-SERVICE = stack_outputs.BATCH_CHECK
+SERVICE = names.BATCH_CHECK
 logger = Logger(service=SERVICE)
-metrics = Metrics(namespace=telemetry.NAMESPACE, service=SERVICE)
+metrics = Metrics(namespace=names.NAMESPACE, service=SERVICE)
 
 
 @dataclass(frozen=True)
@@ -51,7 +52,7 @@ def runtime() -> Runtime:
         grid = GridClient(
             settings.grid, load_api_key(settings.grid), pool_size=settings.grid.concurrency
         )
-        metrics.set_default_dimensions(**{telemetry.STAGE_DIMENSION: settings.stage})
+        metrics.set_default_dimensions(**{names.STAGE_DIMENSION: settings.stage})
         _runtime = Runtime(settings, table, grid, rule_switch(settings.schedule_rule, logger))
     return _runtime
 

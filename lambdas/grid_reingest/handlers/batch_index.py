@@ -15,19 +15,22 @@ from typing import Any
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from grid_reingest import backpressure, stack_outputs, telemetry
-from grid_reingest.aws import make_client
-from grid_reingest.batch_index import IndexDeps, Projector, run_batch_index
+from grid_reingest import names
+from grid_reingest.adapters import cloudwatch
+from grid_reingest.adapters.aws import make_client
+from grid_reingest.adapters.dynamodb.bulk import StateTable
+from grid_reingest.adapters.kinesis import Publisher
+from grid_reingest.adapters.lambda_projector import LambdaProjector
+from grid_reingest.domain import backpressure
+from grid_reingest.domain.isotime import utc_now
+from grid_reingest.flows.batch_index import IndexDeps, run_batch_index
 from grid_reingest.handlers.common import report, rule_switch, worker_table
-from grid_reingest.isotime import utc_now
-from grid_reingest.lambda_projector import LambdaProjector
-from grid_reingest.settings import BatchIndexSettings, describe, load, stream_name
-from grid_reingest.state_table import StateTable
-from grid_reingest.thrall import Publisher
+from grid_reingest.ports import Projector
+from grid_reingest.settings import BatchIndexSettings, SettingsError, describe, load, stream_name
 
-SERVICE = stack_outputs.BATCH_INDEX
+SERVICE = names.BATCH_INDEX
 logger = Logger(service=SERVICE)
-metrics = Metrics(namespace=telemetry.NAMESPACE, service=SERVICE)
+metrics = Metrics(namespace=names.NAMESPACE, service=SERVICE)
 
 
 @dataclass(frozen=True)
@@ -50,7 +53,7 @@ def runtime() -> Runtime:
     global _runtime  # noqa: PLW0603 - one per container, reused by every invocation
     if _runtime is None:
         settings = load(BatchIndexSettings)
-        metrics.set_default_dimensions(**{telemetry.STAGE_DIMENSION: settings.stage})
+        metrics.set_default_dimensions(**{names.STAGE_DIMENSION: settings.stage})
         _runtime = Runtime(
             settings=settings,
             table=worker_table(settings.table_name, settings.concurrency),
@@ -75,12 +78,15 @@ def _projector(settings: BatchIndexSettings) -> Projector:
     # Local runs: project in this process, through the same interface. Imported
     # here so that the deployed worker, which invokes image-projection, does not
     # pay for requests and the Grid client on its cold start.
-    from grid_reingest.api_key import load_api_key  # noqa: PLC0415
-    from grid_reingest.grid import GridClient  # noqa: PLC0415
-    from grid_reingest.projector import OutcomeProjector  # noqa: PLC0415
-    from grid_reingest.projector import Projector as GridProjector  # noqa: PLC0415
+    from grid_reingest.adapters.api_key import load_api_key  # noqa: PLC0415
+    from grid_reingest.adapters.grid import GridClient  # noqa: PLC0415
+    from grid_reingest.adapters.grid_projector import (  # noqa: PLC0415
+        GridProjector,
+        OutcomeProjector,
+    )
 
-    assert settings.grid is not None  # settings guarantee it without a function
+    if settings.grid is None:  # settings require the Grid without a function
+        raise SettingsError(["the Grid's settings are needed to project in-process"])
     # Pools sized by GRID_CONCURRENCY, which the Grid settings read too.
     projector = GridProjector(GridClient(settings.grid, load_api_key(settings.grid)))
     return OutcomeProjector(projector, settings.max_message_bytes)
@@ -94,7 +100,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     settings = current.settings
 
     def verdict() -> backpressure.Verdict:
-        age, silent = backpressure.iterator_age_ms(
+        age, silent = cloudwatch.iterator_age_ms(
             current.cloudwatch, settings.watched_streams, utc_now()
         )
         return backpressure.decide(age, silent, settings.max_iterator_age_ms, settings.batch_size)

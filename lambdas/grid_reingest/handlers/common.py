@@ -8,20 +8,20 @@ from typing import Any
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 
-from grid_reingest.aws import make_client
-from grid_reingest.batch_runner import Summary
-from grid_reingest.schedule import disable_rule
-from grid_reingest.state_table import StateTable
+from grid_reingest.adapters.aws import make_client
+from grid_reingest.adapters.dynamodb.claims import ClaimTable
+from grid_reingest.adapters.eventbridge import disable_rule
+from grid_reingest.flows.summary import Summary
 
 # Connections and threads for a worker's own table calls (the outcomes of a
 # batch, completion checks) besides one per image in flight.
 OWN_CALLS = 4
 
 
-def worker_table(name: str, concurrency: int) -> StateTable:
+def worker_table(name: str, concurrency: int) -> ClaimTable:
     """The state table, its client and threads sized for `concurrency` images in flight."""
     pool = concurrency + OWN_CALLS
-    return StateTable(name, make_client("dynamodb", max_pool_connections=pool), max_workers=pool)
+    return ClaimTable(name, make_client("dynamodb", max_pool_connections=pool), max_workers=pool)
 
 
 def report(

@@ -31,21 +31,21 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from grid_reingest import stack_outputs, telemetry
-from grid_reingest.api_key import KeyValidator, load_api_key
-from grid_reingest.grid import DATA_FAN_OUT, GridClient
-from grid_reingest.outcomes import Failed, NotFound, Ready, TooBig, to_json
-from grid_reingest.projector import Found, Projection, Projector, to_outcome
+from grid_reingest import names
+from grid_reingest.adapters.api_key import KeyValidator, load_api_key
+from grid_reingest.adapters.grid import DATA_FAN_OUT, GridClient
+from grid_reingest.adapters.grid_projector import GridProjector, to_outcome
+from grid_reingest.domain.outcome import Failed, Found, NotFound, Projection, Ready, TooBig, to_json
 from grid_reingest.settings import ProjectionSettings, load
 
-SERVICE = stack_outputs.IMAGE_PROJECTION
+SERVICE = names.IMAGE_PROJECTION
 ROUTE = "/images/projection/"
 # A synchronous Lambda response (the JSON of the whole response object) is capped at 6 MB.
 LAMBDA_RESPONSE_LIMIT = 6 * 1024 * 1024
 MISSING_KEY = "missing or invalid api key header"
 
 logger = Logger(service=SERVICE)
-metrics = Metrics(namespace=telemetry.NAMESPACE, service=SERVICE)
+metrics = Metrics(namespace=names.NAMESPACE, service=SERVICE)
 
 
 @dataclass(frozen=True)
@@ -53,7 +53,7 @@ class Runtime:
     """What outlives one invocation: settings, and the projector over one pooled client."""
 
     settings: ProjectionSettings
-    projector: Projector
+    projector: GridProjector
     keys: KeyValidator
 
 
@@ -71,9 +71,9 @@ def runtime() -> Runtime:
             # A container handles one event at a time: one image's data calls.
             pool_size=DATA_FAN_OUT,
         )
-        projector = Projector(client, images_at_once=1)
+        projector = GridProjector(client, images_at_once=1)
         keys = KeyValidator(lambda key: client.with_key(key).validate_key())
-        metrics.set_default_dimensions(**{telemetry.STAGE_DIMENSION: settings.stage})
+        metrics.set_default_dimensions(**{names.STAGE_DIMENSION: settings.stage})
         _runtime = Runtime(settings, projector, keys)
     return _runtime
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from grid_reingest.backpressure import METRIC_NAME, METRIC_NAMESPACE, STREAM_DIMENSION
+from grid_reingest.names import ITERATOR_AGE_METRIC as METRIC_NAME
+from grid_reingest.names import KINESIS_NAMESPACE as METRIC_NAMESPACE
+from grid_reingest.names import STREAM_DIMENSION
 
 
 def report_iterator_age(

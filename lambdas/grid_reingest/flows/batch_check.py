@@ -2,7 +2,7 @@
 
 Claim enqueued ids (old enough for thrall to have indexed them), ask media-api
 for each, concurrently: 200 verified, 404 not found, anything else back to
-enqueued with one more attempt. No AWS here: the adapters come in through
+enqueued with one more attempt. No AWS here: the ports come in through
 `CheckDeps`.
 """
 
@@ -12,38 +12,31 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from grid_reingest import telemetry
-from grid_reingest.batch_runner import Breaker, Run, Summary, finish_if_done, run_bounded
-from grid_reingest.settings import BREAKER_FAILURE_SHARE, BREAKER_MIN_RESULTS, BatchCheckSettings
-from grid_reingest.state_table import (
+from grid_reingest import names
+from grid_reingest.domain.claims import (
     Claim,
     Source,
-    StateTable,
     Transition,
     failure_transition,
     lease_cutoff,
     release_transition,
 )
-from grid_reingest.states import ProgressState
+from grid_reingest.domain.runner import Breaker, Run, run_bounded
+from grid_reingest.domain.states import ProgressState
+from grid_reingest.flows.summary import Summary, finish_if_done
+from grid_reingest.ports import ClaimStore, ImageLookup, Presence, RuleSwitch
+from grid_reingest.settings import BREAKER_FAILURE_SHARE, BREAKER_MIN_RESULTS, BatchCheckSettings
 
 HELD = ProgressState.LOOKING_FOR_IMAGE
-
-
-@dataclass(frozen=True)
-class Presence:
-    """media-api's answer for one image: its HTTP status (None: no answer) and message."""
-
-    status: int | None
-    message: str = ""
 
 
 @dataclass
 class CheckDeps:
     """Everything one invocation works with."""
 
-    table: StateTable
-    lookup: Callable[[str], Presence]
-    disable_schedule: Callable[[], bool] | None
+    table: ClaimStore
+    lookup: ImageLookup
+    disable_schedule: RuleSwitch | None
     remaining_ms: Callable[[], int]
     worker: str
     now: Callable[[], datetime]
@@ -56,7 +49,7 @@ class CheckSummary(Summary):
     def metric_counts(self) -> dict[str, float]:
         """The summary as metrics (names from telemetry)."""
         counts = super().metric_counts()
-        counts[telemetry.VERIFIED] = self.states.get(int(ProgressState.VERIFIED), 0)
+        counts[names.VERIFIED] = self.states.get(int(ProgressState.VERIFIED), 0)
         return counts
 
 
@@ -130,7 +123,7 @@ def _check(
     return transitions
 
 
-def _safe(lookup: Callable[[str], Presence]) -> Callable[[str], Presence]:
+def _safe(lookup: ImageLookup) -> ImageLookup:
     def guarded(image_id: str) -> Presence:
         try:
             return lookup(image_id)

@@ -2,7 +2,7 @@
 
 Example::
 
-    with Projector(GridClient(settings.grid, key), images_at_once=8) as projector:
+    with GridProjector(GridClient(settings.grid, key), images_at_once=8) as projector:
         outcome = to_outcome(projector.project(image_id), settings.max_message_bytes)
 
 Sizing the data-call pool. Each image has at most DATA_FAN_OUT (7) data calls
@@ -20,39 +20,21 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from datetime import datetime
 from types import TracebackType
 from typing import Any
 
-from grid_reingest.grid import DATA_CALLS, DATA_FAN_OUT, GridClient, GridResponse
-from grid_reingest.isotime import utc_now
-from grid_reingest.outcomes import Failed, NotFound, Outcome, Ready, TooBig
-from grid_reingest.projection import ProjectionError, ServiceData, merge
-from grid_reingest.states import KNOWN_PERMANENT_LOADER_ERRORS
-from grid_reingest.thrall import compact_json, encode_image_json, record_size
+from grid_reingest.adapters.grid import DATA_CALLS, DATA_FAN_OUT, GridClient, GridResponse
+from grid_reingest.domain.isotime import utc_now
+from grid_reingest.domain.merge import ProjectionError, ServiceData, merge
+from grid_reingest.domain.outcome import Failed, Found, NotFound, Outcome, Projection, Ready, TooBig
+from grid_reingest.domain.states import KNOWN_PERMANENT_LOADER_ERRORS
+from grid_reingest.domain.thrall_message import compact_json, encode_image_json, record_size
 
 LOADER = "image-loader"
 
 
-@dataclass(frozen=True)
-class Found:
-    """A projected image and its JSON (compact UTF-8), serialized once for every later use."""
-
-    image_id: str
-    image: dict[str, Any]
-    serialized: bytes
-
-    @property
-    def image_bytes(self) -> int:
-        """The size of the image's JSON, uncompressed."""
-        return len(self.serialized)
-
-
-Projection = Found | NotFound | Failed
-
-
-class Projector:
+class GridProjector:
     """Projects images over one GridClient, with a thread pool for the data calls.
 
     Safe to share between threads: call `project` from up to `images_at_once`
@@ -66,7 +48,7 @@ class Projector:
             max_workers=self.images_at_once * DATA_FAN_OUT, thread_name_prefix="grid-data"
         )
 
-    def __enter__(self) -> Projector:
+    def __enter__(self) -> GridProjector:
         return self
 
     def __exit__(
@@ -151,14 +133,14 @@ def to_outcome(
 
 
 class OutcomeProjector:
-    """A Projector whose `project` gives the outcome batch-index records (Ready, TooBig, ...).
+    """A GridProjector whose `project` gives the outcome batch-index records (Ready, TooBig, ...).
 
     Projecting in-process (local runs) instead of invoking image-projection.
     """
 
     def __init__(
         self,
-        projector: Projector,
+        projector: GridProjector,
         max_message_bytes: int,
         clock: Callable[[], datetime] = utc_now,
     ) -> None:

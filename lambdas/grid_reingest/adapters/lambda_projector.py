@@ -7,10 +7,10 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from grid_reingest import stack_outputs
-from grid_reingest.outcomes import Failed, Outcome, from_json
+from grid_reingest import names
+from grid_reingest.domain.outcome import Failed, Outcome, from_json
 
-SERVICE = stack_outputs.IMAGE_PROJECTION
+SERVICE = names.IMAGE_PROJECTION
 
 
 class LambdaProjector:

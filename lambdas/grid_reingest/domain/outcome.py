@@ -14,6 +14,20 @@ from typing import Any
 
 
 @dataclass(frozen=True)
+class Found:
+    """A projected image and its JSON (compact UTF-8), serialized once for every later use."""
+
+    image_id: str
+    image: dict[str, Any]
+    serialized: bytes
+
+    @property
+    def image_bytes(self) -> int:
+        """The size of the image's JSON, uncompressed."""
+        return len(self.serialized)
+
+
+@dataclass(frozen=True)
 class Ready:
     """Found, and its reingest-image record fits on the stream."""
 
@@ -61,7 +75,10 @@ class Failed:
         return f"{text}: {self.downstream_message}" if self.downstream_message else text
 
 
+# What batch-index records for an image (and image-projection returns to an invoke).
 Outcome = Ready | NotFound | TooBig | Failed
+# What projecting an image comes to before it is encoded as a record (the HTTP answer).
+Projection = Found | NotFound | Failed
 
 
 def to_json(outcome: Outcome) -> dict[str, Any]:

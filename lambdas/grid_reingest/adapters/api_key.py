@@ -24,7 +24,7 @@ from aws_lambda_powertools.utilities import parameters
 from grid_reingest.settings import GRID_API_KEY_PARAMETER, GRID_API_KEY_SECRET, GridSettings
 
 if TYPE_CHECKING:
-    from grid_reingest.grid import KeyCheck
+    from grid_reingest.adapters.grid import KeyCheck
 
 # How long a key read from SSM / Secrets Manager, or a caller's key found good
 # or bad, is trusted before asking again.

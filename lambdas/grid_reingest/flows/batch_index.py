@@ -2,7 +2,7 @@
 
 Claim ids (conditionally), project them with bounded concurrency, publish the
 ready ones on thrall's stream, record each image's outcome on its own item.
-No AWS here: the adapters come in through `IndexDeps`.
+No AWS here: the ports come in through `IndexDeps`.
 """
 
 from __future__ import annotations
@@ -14,30 +14,30 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any
 
-from grid_reingest import telemetry
-from grid_reingest.backpressure import Verdict
-from grid_reingest.batch_runner import Breaker, Run, Summary, finish_if_done, run_bounded
-from grid_reingest.outcomes import Failed, NotFound, Outcome, Ready, TooBig
-from grid_reingest.read_ahead import read_ahead
-from grid_reingest.settings import BatchIndexSettings
-from grid_reingest.state_table import (
+from grid_reingest import names
+from grid_reingest.domain.backpressure import Verdict
+from grid_reingest.domain.claims import (
     Claim,
     Source,
-    StateTable,
     Transition,
     failure_transition,
     lease_cutoff,
     release_transition,
 )
-from grid_reingest.states import ProgressState
-from grid_reingest.thrall import (
+from grid_reingest.domain.outcome import Failed, NotFound, Outcome, Ready, TooBig
+from grid_reingest.domain.read_ahead import read_ahead
+from grid_reingest.domain.runner import Breaker, Run, run_bounded
+from grid_reingest.domain.states import ProgressState
+from grid_reingest.domain.thrall_message import (
     PUT_RECORDS_MAX_BYTES,
     PUT_RECORDS_MAX_RECORDS,
-    PublishResult,
     record_size,
 )
+from grid_reingest.flows.summary import Summary, finish_if_done
+from grid_reingest.ports import ClaimStore, Projector, Publisher, PublishResult, RuleSwitch
+from grid_reingest.settings import BatchIndexSettings
 
 HELD = ProgressState.IN_PROGRESS
 # Records published before the batch's last images finish: only this many or
@@ -45,23 +45,15 @@ HELD = ProgressState.IN_PROGRESS
 EARLY_PUBLISH_MIN = 100
 
 
-class Projector(Protocol):
-    def project(self, image_id: str) -> Outcome: ...
-
-
-class Publisher(Protocol):
-    def publish(self, records: list[tuple[str, bytes]]) -> PublishResult: ...
-
-
 @dataclass
 class IndexDeps:
     """Everything one invocation works with."""
 
-    table: StateTable
+    table: ClaimStore
     projector: Projector
     publisher: Publisher
     backpressure: Callable[[], Verdict]
-    disable_schedule: Callable[[], bool] | None  # None: no rule configured
+    disable_schedule: RuleSwitch | None  # None: no rule configured
     remaining_ms: Callable[[], int]
     worker: str
     now: Callable[[], datetime]
@@ -99,13 +91,13 @@ class IndexSummary(Summary):
     def metric_counts(self) -> dict[str, float]:
         """The summary as metrics (names from telemetry)."""
         counts = super().metric_counts()
-        counts[telemetry.ENQUEUED] = self.states.get(int(ProgressState.ENQUEUED), 0)
-        counts[telemetry.KINESIS_CALLS] = self.kinesis_calls
-        counts[telemetry.BACKPRESSURE_SKIPS] = int(self.batch == 0 and self.skipped is not None)
-        counts[telemetry.BREAKER_TRIPS] = int(self.breaker_tripped_by is not None)
-        counts[telemetry.DURATION] = sum(self.durations_ms.values())
+        counts[names.ENQUEUED] = self.states.get(int(ProgressState.ENQUEUED), 0)
+        counts[names.KINESIS_CALLS] = self.kinesis_calls
+        counts[names.BACKPRESSURE_SKIPS] = int(self.batch == 0 and self.skipped is not None)
+        counts[names.BREAKER_TRIPS] = int(self.breaker_tripped_by is not None)
+        counts[names.DURATION] = sum(self.durations_ms.values())
         if self.iterator_age_ms is not None:
-            counts[telemetry.ITERATOR_AGE] = self.iterator_age_ms
+            counts[names.ITERATOR_AGE] = self.iterator_age_ms
         return counts
 
 

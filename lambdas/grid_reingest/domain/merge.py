@@ -37,7 +37,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from grid_reingest.isotime import format_instant, parse_instant
+from grid_reingest.domain.isotime import format_instant, parse_instant
 
 # What leases answers for an image with none (the Grid's own default on a 404).
 NO_LEASES: Mapping[str, Any] = {"leases": [], "lastModified": None}

@@ -1,0 +1,277 @@
+"""Workers' side of the state table: conditional claims and transitions, completion checks.
+
+Each take and each transition is one conditional UpdateItem, so an image is
+never held by two workers and an outcome is written only while its claim holds.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from grid_reingest.adapters.dynamodb.schema import (
+    ATTEMPTS,
+    BATCH_GET_MAX,
+    CHANGED_AT,
+    CLAIM_PAGE_MIN,
+    CLAIMED_BY,
+    CLAIMED_FROM,
+    ID,
+    INDEX_NAME,
+    LAST_ERROR,
+    MAX_ERROR_CHARS,
+    SHARD_COUNT,
+    STATE,
+    STATE_NAME,
+    STATE_SHARD,
+    TableAccess,
+    plain,
+    shard_of,
+    state_shard,
+)
+from grid_reingest.domain.claims import Claim, Source, Transition
+from grid_reingest.domain.states import ProgressState
+
+# One index page of one shard: (shard, [(id, state_changed_at)], where the next page starts)
+ShardPage = tuple[int, list[tuple[str, str]], dict[str, Any] | None]
+
+
+class ClaimTable(TableAccess):
+    """The state table as the workers use it (the ClaimStore port)."""
+
+    def claim(
+        self, sources: Sequence[Source], to_state: ProgressState, limit: int, worker: str
+    ) -> list[Claim]:
+        """Take up to `limit` items from `sources` (in order) into `to_state` for `worker`.
+
+        Each take is a conditional write, so an item is never held by two workers.
+        """
+        return list(self.claim_stream(sources, to_state, limit, worker))
+
+    def claim_stream(
+        self,
+        sources: Sequence[Source],
+        to_state: ProgressState,
+        limit: int,
+        worker: str,
+        stop: Callable[[], bool] = lambda: False,
+    ) -> Iterator[Claim]:
+        """Like `claim`, yielding each claim as soon as it is taken.
+
+        Every shard is read at once (the first pages of every source together)
+        and the takes run in parallel: a claim costs about two round trips, not
+        one per shard or per source. Once `stop()` is true no new round starts;
+        what the current round takes is still yielded, and must be given back
+        by the caller.
+        """
+        taken = 0
+        # Usually nothing waits to be reclaimed: finding that out should not
+        # cost a round trip before the first real candidates are read.
+        first_rounds = self._first_rounds(sources, limit)
+        for n, source in enumerate(sources):
+            # shard -> where its next page starts (None: at the beginning)
+            cursors: dict[int, dict[str, Any] | None] = dict.fromkeys(range(SHARD_COUNT))
+            pages: list[ShardPage] | None = first_rounds[n]
+            while cursors and taken < limit and not stop():
+                if pages is None:
+                    share = _share(limit - taken, len(cursors))
+                    pages = list(
+                        self.pool.map(
+                            lambda start, s=source, n=share: self._shard_page(s, *start, n),
+                            list(cursors.items()),
+                        )
+                    )
+                candidates: list[tuple[str, str]] = []
+                for shard, items, next_key in pages:
+                    candidates += items
+                    if next_key is None:
+                        del cursors[shard]
+                    else:
+                        cursors[shard] = next_key
+                pages = None
+                # Racing workers read the same shard heads; trying them in a
+                # random order makes them collide less.
+                random.shuffle(candidates)
+                while candidates and taken < limit:
+                    # A round of takes at most as wide as the pool: the first
+                    # claims come back before the rest are even sent.
+                    attempt = candidates[: min(limit - taken, self._max_workers)]
+                    candidates = candidates[len(attempt) :]
+                    for claim in self.pool.map(
+                        lambda seen, s=source: self._take(seen, s, to_state, worker), attempt
+                    ):
+                        if claim is not None:
+                            taken += 1
+                            yield claim
+                    if stop():
+                        break
+
+    def _first_rounds(self, sources: Sequence[Source], limit: int) -> list[list[ShardPage]]:
+        """The first page of every shard of every source, read in one parallel round."""
+        share = _share(limit, SHARD_COUNT)
+        wanted = [(n, shard) for n in range(len(sources)) for shard in range(SHARD_COUNT)]
+        rounds: list[list[ShardPage]] = [[] for _ in sources]
+        pages = self.pool.map(
+            lambda want: (want[0], self._shard_page(sources[want[0]], want[1], None, share)),
+            wanted,
+        )
+        for n, page in pages:
+            rounds[n].append(page)
+        return rounds
+
+    def _shard_page(
+        self, source: Source, shard: int, start: dict[str, Any] | None, limit: int
+    ) -> ShardPage:
+        return (shard, *self._candidate_page(source, shard, start, limit))
+
+    def _take(
+        self, seen: tuple[str, str], source: Source, to_state: ProgressState, worker: str
+    ) -> Claim | None:
+        image_id, seen_changed_at = seen
+        names = {"#state": STATE}
+        values: dict[str, Any] = {
+            ":from": {"N": str(int(source.state))},
+            ":to": {"N": str(int(to_state))},
+            ":name": {"S": to_state.label},
+            ":shard": {"S": state_shard(to_state, shard_of(image_id))},
+            ":now": {"S": self._now()},
+            ":worker": {"S": worker},
+        }
+        update = (
+            f"SET #state = :to, {STATE_NAME} = :name, {STATE_SHARD} = :shard, "
+            f"{CHANGED_AT} = :now, {CLAIMED_BY} = :worker"
+        )
+        condition = "#state = :from"
+        if source.reclaim:
+            # The original source state is kept: it is where a release sends the item.
+            condition += f" AND {CHANGED_AT} = :seen"
+            values[":seen"] = {"S": seen_changed_at}
+        else:
+            update += f", {CLAIMED_FROM} = :from"
+        try:
+            item = self.client.update_item(
+                TableName=self.name,
+                Key={ID: {"S": image_id}},
+                UpdateExpression=update,
+                ConditionExpression=condition,
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=values,
+                ReturnValues="ALL_NEW",
+            )["Attributes"]
+        except ClientError as error:
+            if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                return None  # another worker was faster, or the index was behind
+            raise
+        return Claim(
+            id=image_id,
+            attempts=int(item.get(ATTEMPTS, {"N": "0"})["N"]),
+            claimed_from=ProgressState(int(item.get(CLAIMED_FROM, {"N": "0"})["N"])),
+            reclaimed=source.reclaim,
+        )
+
+    def apply(self, transitions: Iterable[Transition]) -> list[bool]:
+        """Apply transitions in parallel: True where applied, False where the item moved on."""
+        return list(self.pool.map(self._apply_one, transitions))
+
+    def _apply_one(self, t: Transition) -> bool:
+        names = {"#state": STATE}
+        values: dict[str, Any] = {
+            ":expected": {"N": str(int(t.expected))},
+            ":new": {"N": str(int(t.new))},
+            ":name": {"S": t.label or t.new.label},
+            ":shard": {"S": state_shard(t.new, shard_of(t.id))},
+            ":now": {"S": self._now()},
+        }
+        sets = [
+            "#state = :new",
+            f"{STATE_NAME} = :name",
+            f"{STATE_SHARD} = :shard",
+            f"{CHANGED_AT} = :now",
+        ]
+        removes = [] if t.new.is_claim else [CLAIMED_BY, CLAIMED_FROM]
+        if t.attempts is not None:
+            sets.append(f"{ATTEMPTS} = :attempts")
+            values[":attempts"] = {"N": str(t.attempts)}
+        if t.error is not None:
+            sets.append(f"{LAST_ERROR} = :error")
+            values[":error"] = {"S": t.error[:MAX_ERROR_CHARS] or "-"}
+        condition = "#state = :expected"
+        if t.worker is not None:
+            condition += f" AND {CLAIMED_BY} = :worker"
+            values[":worker"] = {"S": t.worker}
+        update = "SET " + ", ".join(sets) + (" REMOVE " + ", ".join(removes) if removes else "")
+        try:
+            self.client.update_item(
+                TableName=self.name,
+                Key={ID: {"S": t.id}},
+                UpdateExpression=update,
+                ConditionExpression=condition,
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=values,
+            )
+        except ClientError as error:
+            if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
+
+    def get(self, image_id: str) -> dict[str, Any] | None:
+        """One item as plain Python values (strongly consistent), or None."""
+        item = self.client.get_item(
+            TableName=self.name, Key={ID: {"S": image_id}}, ConsistentRead=True
+        ).get("Item")
+        return None if item is None else plain(item)
+
+    def count(self, state: ProgressState) -> int:
+        """How many items are in `state`, counted on the index (no item is read)."""
+        return self.counts([state])[state]
+
+    def counts(
+        self, states: Iterable[ProgressState] = tuple(ProgressState)
+    ) -> dict[ProgressState, int]:
+        """Items per state, every state queried in parallel."""
+        states = list(states)
+        pairs = [(s, shard) for s in states for shard in range(SHARD_COUNT)]
+        totals = dict.fromkeys(states, 0)
+        for (state, _), n in zip(
+            pairs, self.pool.map(lambda p: self._count_shard(*p), pairs), strict=True
+        ):
+            totals[state] += n
+        return totals
+
+    def _count_shard(self, state: ProgressState, shard: int) -> int:
+        return sum(
+            page["Count"]
+            for page in self._query_pages(
+                IndexName=INDEX_NAME,
+                KeyConditionExpression=f"{STATE_SHARD} = :pk",
+                ExpressionAttributeValues={":pk": {"S": state_shard(state, shard)}},
+                Select="COUNT",
+            )
+        )
+
+    def has_any(self, states: Iterable[ProgressState]) -> bool:
+        """True when at least one item is in one of `states`: one item asked of every shard,
+        all at once."""
+        pairs = [(state, shard) for state in states for shard in range(SHARD_COUNT)]
+        return any(self.pool.map(lambda pair: self._shard_has_any(*pair), pairs))
+
+    def _shard_has_any(self, state: ProgressState, shard: int) -> bool:
+        page = self.client.query(
+            TableName=self.name,
+            IndexName=INDEX_NAME,
+            Limit=1,
+            KeyConditionExpression=f"{STATE_SHARD} = :pk",
+            ExpressionAttributeValues={":pk": {"S": state_shard(state, shard)}},
+        )
+        return bool(page["Items"] or page.get("LastEvaluatedKey"))
+
+
+def _share(need: int, shards: int) -> int:
+    """How many candidates to read from each shard: a little more than a fair
+    share of what is needed, for takes that lose a race."""
+    return min(BATCH_GET_MAX, max(CLAIM_PAGE_MIN, math.ceil(need * 1.25 / shards)))

@@ -1,0 +1,87 @@
+"""Claims on images and the transitions that move them between states.
+
+A worker claims an image (a conditional move into a claim state), works on it,
+and records the outcome with a transition that applies only if the image is
+still where the worker left it. These rules hold for any store: DynamoDB in
+Lambda, an in-memory store in tests and in the pass simulator.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from grid_reingest.domain.states import RESET_LABEL, ProgressState
+
+
+@dataclass(frozen=True)
+class Claim:
+    """An item a worker holds: what it needs to record the outcome later."""
+
+    id: str
+    attempts: int
+    claimed_from: ProgressState
+    reclaimed: bool = False  # taken over from a worker whose lease ran out
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where claims come from: items in `state`, optionally only those last changed before a time.
+
+    `reclaim` marks a claim state whose holder's lease ran out: the item is taken
+    only if it has not changed since it was seen, so two reclaimers cannot both win.
+    """
+
+    state: ProgressState
+    changed_before: datetime | None = None
+    reclaim: bool = False
+
+
+@dataclass(frozen=True)
+class Transition:
+    """Move one item from `expected` to `new`; applied only if it is still in `expected`.
+
+    With `worker`, only if that worker still holds the claim. `attempts` and
+    `error`, when given, replace the stored values; the claim is dropped when the
+    new state is not a claim state.
+    """
+
+    id: str
+    expected: ProgressState
+    new: ProgressState
+    worker: str | None = None
+    attempts: int | None = None
+    error: str | None = None
+    label: str | None = None  # the state's name on the item, when not its usual one
+
+
+def release_transition(
+    claim: Claim, held_in: ProgressState, worker: str, error: str | None = None
+) -> Transition:
+    """Give a claim back: the item returns to where it was claimed from, attempts unchanged."""
+    return Transition(claim.id, held_in, claim.claimed_from, worker=worker, error=error)
+
+
+def failure_transition(
+    claim: Claim, held_in: ProgressState, worker: str, error: str, max_attempts: int
+) -> Transition:
+    """One more attempt counted: back where the claim came from, or state 8 once spent."""
+    attempts = claim.attempts + 1
+    if attempts >= max_attempts:
+        return Transition(
+            claim.id, held_in, ProgressState.UNKNOWN_ERROR, worker, attempts=attempts, error=error
+        )
+    return Transition(
+        claim.id,
+        held_in,
+        claim.claimed_from,
+        worker,
+        attempts=attempts,
+        error=error,
+        label=RESET_LABEL if claim.claimed_from == ProgressState.NOT_STARTED else None,
+    )
+
+
+def lease_cutoff(now: datetime, lease_seconds: int) -> datetime:
+    """Claims made before this instant belong to a worker that is no longer running."""
+    return now - timedelta(seconds=lease_seconds)

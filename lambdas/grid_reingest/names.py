@@ -1,0 +1,91 @@
+"""Every name shared between the runtime, the CDK app and the operator commands.
+
+The app and its functions, the stack's output keys, the metric namespace,
+metric and dimension names. Nothing here imports AWS libraries, so infra and
+the scripts use it without the Lambda dependencies.
+"""
+
+from __future__ import annotations
+
+# -- the app and its functions --------------------------------------------------
+
+APP = "grid-reingest"
+IMAGE_PROJECTION = "image-projection"
+BATCH_INDEX = "batch-index"
+BATCH_CHECK = "batch-check"
+
+
+def stack_name(stage: str) -> str:
+    """`grid-reingest-<STAGE>`, the Grid's `<app>-<STAGE>`."""
+    return f"{APP}-{stage}"
+
+
+# -- stack outputs: how the operator commands find what the stack made -------
+
+STATE_TABLE_OUTPUT = "StateTableName"
+FUNCTION_OUTPUTS = {
+    IMAGE_PROJECTION: "ImageProjectionFunctionName",
+    BATCH_INDEX: "BatchIndexFunctionName",
+    BATCH_CHECK: "BatchCheckFunctionName",
+}
+RULE_OUTPUTS = {
+    BATCH_INDEX: "BatchIndexRuleName",
+    BATCH_CHECK: "BatchCheckRuleName",
+}
+DASHBOARD_OUTPUT = "DashboardName"
+PROJECTION_URL_OUTPUT = "ImageProjectionUrl"
+
+# -- our metrics ------------------------------------------------------------------
+
+NAMESPACE = "GridReingest"
+# Dimensions on every metric: the worker's service name and the stage.
+SERVICE_DIMENSION = "service"
+STAGE_DIMENSION = "stage"
+
+CLAIMED = "Claimed"
+RECLAIMED = "Reclaimed"  # claims of a dead worker, taken over after the lease
+ENQUEUED = "Enqueued"  # state 3: accepted by thrall's stream
+VERIFIED = "Verified"  # state 6
+FAILED = "Failed"  # unknown failures of one image (retried, or 8 when spent)
+RELEASED = "Released"  # claims given back untouched (time, breaker, dry run)
+LOST_CLAIMS = "LostClaims"  # outcomes not written: the claim had moved on
+BACKPRESSURE_SKIPS = "BackPressureSkips"
+ITERATOR_AGE = "ThrallIteratorAgeMs"
+BREAKER_TRIPS = "BreakerTrips"
+KINESIS_CALLS = "KinesisCalls"
+COMPLETED = "PassFinished"  # the worker found nothing left and switched its rule off
+DURATION = "DurationMs"
+
+# image-projection's own, one per request or image.
+PROJECTION_READY = "ProjectionReady"  # direct invoke: the record fits on the stream
+PROJECTION_TOO_BIG = "ProjectionTooBig"  # direct invoke: state 9001
+PROJECTION_FOUND = "ProjectionFound"
+PROJECTION_NOT_FOUND = "ProjectionNotFound"
+PROJECTION_FAILED = "ProjectionFailed"
+PROJECTION_TIME = "ProjectionTime"  # milliseconds
+IMAGE_SIZE = "ImageSize"  # bytes of the projected image's JSON
+REQUEST_REJECTED = "RequestRejected"  # HTTP: bad path, method, id or key
+INVALID_EVENT = "InvalidEvent"  # direct invoke without a usable id
+PROJECTION_METRICS = (
+    PROJECTION_READY,
+    PROJECTION_TOO_BIG,
+    PROJECTION_FOUND,
+    PROJECTION_NOT_FOUND,
+    PROJECTION_FAILED,
+    PROJECTION_TIME,
+    IMAGE_SIZE,
+    REQUEST_REJECTED,
+    INVALID_EVENT,
+)
+
+
+def state_metric(state: int) -> str:
+    """Items moved into `state` by one invocation, e.g. "State3"."""
+    return f"State{state}"
+
+
+# -- thrall's stream, as CloudWatch names it --------------------------------------
+
+KINESIS_NAMESPACE = "AWS/Kinesis"
+ITERATOR_AGE_METRIC = "GetRecords.IteratorAgeMilliseconds"
+STREAM_DIMENSION = "StreamName"

@@ -1,0 +1,85 @@
+"""The interfaces the flows work through, and the values that cross them.
+
+Adapters implement them for AWS and the Grid (`adapters/`); `devtools/` has
+in-memory versions for fast tests and the pass simulator. Nothing here does I/O.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from grid_reingest.domain.claims import Claim, Source, Transition
+from grid_reingest.domain.outcome import Outcome
+from grid_reingest.domain.states import ProgressState
+
+
+class ClaimStore(Protocol):
+    """Where the images' states live; every write is conditional."""
+
+    def claim_stream(
+        self,
+        sources: Sequence[Source],
+        to_state: ProgressState,
+        limit: int,
+        worker: str,
+        stop: Callable[[], bool] = ...,
+    ) -> Iterator[Claim]:
+        """Take up to `limit` items from `sources` into `to_state`, yielding each as it is taken."""
+        ...
+
+    def claim(
+        self, sources: Sequence[Source], to_state: ProgressState, limit: int, worker: str
+    ) -> list[Claim]:
+        """Like claim_stream, all at once."""
+        ...
+
+    def apply(self, transitions: Iterable[Transition]) -> list[bool]:
+        """Apply transitions: True where applied, False where the item had moved on."""
+        ...
+
+    def has_any(self, states: Iterable[ProgressState]) -> bool:
+        """Whether at least one item is in one of `states`."""
+        ...
+
+
+class Projector(Protocol):
+    """One image's projection, as the record batch-index would publish."""
+
+    def project(self, image_id: str) -> Outcome:
+        """Never raises for an image's failure: that is a Failed outcome."""
+        ...
+
+
+@dataclass
+class PublishResult:
+    """Which images' records the stream accepted, and why the others were not."""
+
+    accepted: list[str] = field(default_factory=list)
+    rejected: dict[str, str] = field(default_factory=dict)  # one record at a time
+    unsent: list[str] = field(default_factory=list)  # whole calls failed: see call_error
+    call_error: str | None = None
+    calls: int = 0
+
+
+class Publisher(Protocol):
+    """thrall's stream."""
+
+    def publish(self, records: list[tuple[str, bytes]]) -> PublishResult:
+        """Send (image id, record data) pairs; the partition key is the image id."""
+        ...
+
+
+@dataclass(frozen=True)
+class Presence:
+    """media-api's answer for one image: its HTTP status (None: no answer) and message."""
+
+    status: int | None
+    message: str = ""
+
+
+# media-api's GET /images/{id}, as batch-check asks it.
+ImageLookup = Callable[[str], Presence]
+# Switches a worker's own schedule off; True if this call did.
+RuleSwitch = Callable[[], bool]
