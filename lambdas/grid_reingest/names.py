@@ -89,3 +89,13 @@ def state_metric(state: int) -> str:
 KINESIS_NAMESPACE = "AWS/Kinesis"
 ITERATOR_AGE_METRIC = "GetRecords.IteratorAgeMilliseconds"
 STREAM_DIMENSION = "StreamName"
+
+# -- safety and pace (the workers' controller and what it reacts to) -----------------
+
+KINESIS_REFUSED = "KinesisCallsRefused"  # whole PutRecords calls refused (config or outage)
+OVERLOAD = "OverloadAnswers"  # 429/502/503/504, Lambda throttles, stream throughput exceeded
+INFRA_RELEASED = "InfraReleased"  # claims given back, no attempt counted: not the image's fault
+EXPIRED_CLAIMS = "ExpiredClaims"  # claims whose lease ran out: an attempt counted
+CONTROL_LIMIT = "ControllerLimit"  # images in flight the controller allows now
+CONTROL_RATE = "ControllerRate"  # images a minute the controller allows now
+PAUSED = "Paused"  # 1 while the operator has paused the pass
