@@ -8,9 +8,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Protocol
 
 from grid_reingest.domain.claims import Claim, Source, Transition
+from grid_reingest.domain.control import Control, Knobs, PaceState
 from grid_reingest.domain.outcome import Outcome
 from grid_reingest.domain.states import ProgressState
 
@@ -83,3 +85,63 @@ class Presence:
 ImageLookup = Callable[[str], Presence]
 # Switches a worker's own schedule off; True if this call did.
 RuleSwitch = Callable[[], bool]
+
+
+class Clock(Protocol):
+    """Time as the flows see it: the real clock in Lambda, a compressed one in the simulator."""
+
+    def now(self) -> datetime:
+        """The current instant (UTC)."""
+        ...
+
+    def monotonic(self) -> float:
+        """Seconds from an arbitrary start, never going back."""
+        ...
+
+    def sleep(self, seconds: float) -> None:
+        """Wait."""
+        ...
+
+
+class ControlStore(Protocol):
+    """The control item: the operator's knobs and the controller's state."""
+
+    def read(self) -> Control:
+        """The item as it is now (defaults when it does not exist yet)."""
+        ...
+
+    def save_pace(self, pace: PaceState, expected_version: int) -> bool:
+        """Store the controller's state if the item is still at `expected_version`;
+        False when another invocation saved first (read again and decide again)."""
+        ...
+
+    def set_knobs(self, knobs: Knobs) -> Control:
+        """Replace the operator's knobs (the controller's state is kept)."""
+        ...
+
+
+@dataclass
+class Observation:
+    """What a worker saw since it last asked for the pace."""
+
+    finished: int = 0  # images whose work ended, whatever the outcome
+    overloaded: int = 0  # of those, answers that say a service is overloaded
+    latencies_ms: list[float] = field(default_factory=list)  # projection times of finished images
+
+
+@dataclass(frozen=True)
+class PaceDecision:
+    """How fast a worker may go for the next stretch, and why."""
+
+    in_flight: int  # images in flight at most; 0: start nothing now
+    rate_per_minute: float | None  # starts a minute at most; None: no rate ceiling
+    reason: str
+    paused: bool = False  # the operator paused the pass: give back what has not started
+
+
+class Pace(Protocol):
+    """The controller as a worker uses it."""
+
+    def decide(self, observation: Observation) -> PaceDecision:
+        """Report what happened since the last call; the pace for the next stretch."""
+        ...

@@ -1,0 +1,35 @@
+"""An in-memory control item (the ControlStore port), for fast tests and the pass simulator."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import replace
+
+from grid_reingest.domain.control import Control, Knobs, PaceState
+
+
+class MemoryControl:
+    """The control item in memory; saves are atomic and conditional, as DynamoDB's are."""
+
+    def __init__(self, knobs: Knobs | None = None) -> None:
+        self._control = Control(knobs=knobs or Knobs())
+        self._lock = threading.Lock()
+
+    def read(self) -> Control:
+        """The item as it is now."""
+        with self._lock:
+            return self._control
+
+    def save_pace(self, pace: PaceState, expected_version: int) -> bool:
+        """Store the controller's state if nobody saved since `expected_version`."""
+        with self._lock:
+            if self._control.version != expected_version:
+                return False
+            self._control = replace(self._control, pace=pace, version=expected_version + 1)
+            return True
+
+    def set_knobs(self, knobs: Knobs) -> Control:
+        """Replace the operator's knobs."""
+        with self._lock:
+            self._control = replace(self._control, knobs=knobs)
+            return self._control

@@ -1,0 +1,135 @@
+"""The control item in the state table: the operator's knobs and the controller's state.
+
+One item with id CONTROL_ID. It has no `progress_state` (and no index key), so
+it is never in the by-state index, never claimed and never counted; scans skip
+it. The knobs and the controller's state are separate attributes: an operator's
+`pause` never collides with a worker saving the controller's state, and two
+workers saving the state collide only with each other (conditional on
+`pace_version`).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from grid_reingest.domain.control import Control, Knobs, PaceState
+from grid_reingest.domain.isotime import format_instant, utc_now
+
+# Not a Grid id (those are 40 lowercase hex characters), so never an image's item.
+CONTROL_ID = "~control"
+PAUSED = "paused"
+MAX_IN_FLIGHT = "max_in_flight"
+MAX_RATE = "max_rate_per_minute"
+KNOBS_CHANGED_AT = "knobs_changed_at"
+PACE = "pace"  # the controller's state, as JSON
+PACE_VERSION = "pace_version"
+
+
+class ControlTable:
+    """The control item of one state table (the ControlStore port)."""
+
+    def __init__(self, name: str, client: Any) -> None:
+        self.name = name
+        self.client = client
+
+    def read(self) -> Control:
+        """The item as it is now; defaults when nobody has written it yet."""
+        item = self.client.get_item(
+            TableName=self.name, Key={"id": {"S": CONTROL_ID}}, ConsistentRead=True
+        ).get("Item")
+        if item is None:
+            return Control()
+        return Control(knobs=_knobs(item), pace=_pace(item), version=_number(item, PACE_VERSION, 0))
+
+    def save_pace(self, pace: PaceState, expected_version: int) -> bool:
+        """Store the controller's state if nobody saved since `expected_version`."""
+        values: dict[str, Any] = {
+            ":pace": {"S": json.dumps(_pace_json(pace), separators=(",", ":"))},
+            ":next": {"N": str(expected_version + 1)},
+        }
+        if expected_version == 0:
+            condition = f"attribute_not_exists({PACE_VERSION})"
+        else:
+            condition = f"{PACE_VERSION} = :expected"
+            values[":expected"] = {"N": str(expected_version)}
+        try:
+            self.client.update_item(
+                TableName=self.name,
+                Key={"id": {"S": CONTROL_ID}},
+                UpdateExpression=f"SET {PACE} = :pace, {PACE_VERSION} = :next",
+                ConditionExpression=condition,
+                ExpressionAttributeValues=values,
+            )
+        except ClientError as error:
+            if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
+
+    def set_knobs(self, knobs: Knobs) -> Control:
+        """Replace the operator's knobs; the controller's state is left as it is."""
+        sets = [f"{PAUSED} = :paused", f"{KNOBS_CHANGED_AT} = :now"]
+        removes = []
+        values: dict[str, Any] = {
+            ":paused": {"BOOL": knobs.paused},
+            ":now": {"S": format_instant(utc_now())},
+        }
+        for attribute, value in (
+            (MAX_IN_FLIGHT, knobs.max_in_flight),
+            (MAX_RATE, knobs.max_rate_per_minute),
+        ):
+            if value is None:
+                removes.append(attribute)
+            else:
+                sets.append(f"{attribute} = :{attribute}")
+                values[f":{attribute}"] = {"N": str(value)}
+        update = "SET " + ", ".join(sets) + (" REMOVE " + ", ".join(removes) if removes else "")
+        self.client.update_item(
+            TableName=self.name,
+            Key={"id": {"S": CONTROL_ID}},
+            UpdateExpression=update,
+            ExpressionAttributeValues=values,
+        )
+        return self.read()
+
+
+def _number(item: dict[str, Any], key: str, default: int | None) -> int | None:
+    value = item.get(key)
+    return default if value is None else int(value["N"])
+
+
+def _knobs(item: dict[str, Any]) -> Knobs:
+    return Knobs(
+        paused=bool(item.get(PAUSED, {}).get("BOOL", False)),
+        max_in_flight=_number(item, MAX_IN_FLIGHT, None),
+        max_rate_per_minute=_number(item, MAX_RATE, None),
+    )
+
+
+def _pace_json(pace: PaceState) -> dict[str, Any]:
+    return {
+        "limit": pace.limit,
+        "ratePerMinute": pace.rate_per_minute,
+        "reason": pace.reason,
+        "decidedAt": pace.decided_at,
+        "memory": dict(pace.memory),
+        "history": list(pace.history),
+    }
+
+
+def _pace(item: dict[str, Any]) -> PaceState | None:
+    raw = item.get(PACE, {}).get("S")
+    if raw is None:
+        return None
+    data = json.loads(raw)
+    return PaceState(
+        limit=float(data["limit"]),
+        rate_per_minute=data.get("ratePerMinute"),
+        reason=str(data.get("reason", "")),
+        decided_at=data.get("decidedAt"),
+        memory={str(k): float(v) for k, v in (data.get("memory") or {}).items()},
+        history=tuple(data.get("history") or ()),
+    )
