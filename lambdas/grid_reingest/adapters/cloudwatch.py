@@ -38,3 +38,29 @@ def iterator_age_ms(
         peak = max(p["Maximum"] for p in points)
         highest = peak if highest is None else max(highest, peak)
     return (None if silent else highest), silent
+
+
+def iterator_age_points(
+    cloudwatch: Any, streams: Sequence[str], now: datetime
+) -> tuple[float, float | None] | None:
+    """The latest and the previous one-minute maxima of thrall's iterator age, the highest over
+    `streams`; None when a stream has no point in the window (CloudWatch's points arrive a few
+    minutes late: the latest visible one is what there is)."""
+    per_minute: dict[datetime, float] = {}
+    for stream in streams:
+        points = cloudwatch.get_metric_statistics(
+            Namespace=KINESIS_NAMESPACE,
+            MetricName=ITERATOR_AGE_METRIC,
+            Dimensions=[{"Name": STREAM_DIMENSION, "Value": stream}],
+            StartTime=now - WINDOW,
+            EndTime=now,
+            Period=PERIOD_SECONDS,
+            Statistics=["Maximum"],
+        )["Datapoints"]
+        if not points:
+            return None
+        for point in points:
+            at = point["Timestamp"]
+            per_minute[at] = max(per_minute.get(at, 0.0), point["Maximum"])
+    ordered = [per_minute[at] for at in sorted(per_minute)]
+    return ordered[-1], (ordered[-2] if len(ordered) > 1 else None)

@@ -1,0 +1,84 @@
+"""The Pace port over the controller: signals in, a decision out, the state in the control item.
+
+A running worker asks `decide()` often (before starting images); a real step
+of the controller happens at most every `refresh_seconds`, so that knobs reach
+a running worker within that time and the control item is not written on
+every image. Between steps the last decision stands.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+
+from grid_reingest.domain.control import Control, PaceState
+from grid_reingest.domain.controller import Controller, Signals
+from grid_reingest.ports import Clock, ControlStore, Observation, PaceDecision
+
+# thrall's iterator age as the controller reads it: (latest, previous) one-minute
+# maxima of the watched streams, or None without data.
+AgeReading = tuple[float, float | None] | None
+# Saving the controller's state loses to another worker's save at most this
+# many times in a row before this worker goes on with what it read.
+SAVE_TRIES = 3
+
+
+class ControlledPace:
+    """The controller as a worker uses it (thread-safe)."""
+
+    def __init__(
+        self,
+        controller: Controller,
+        control: ControlStore,
+        iterator_age: Callable[[], AgeReading],
+        clock: Clock,
+        *,
+        refresh_seconds: float = 15.0,
+    ) -> None:
+        self._controller = controller
+        self._control = control
+        self._iterator_age = iterator_age
+        self._clock = clock
+        self._refresh = refresh_seconds
+        self._lock = threading.Lock()
+        self._pending = Observation()
+        self._decision: PaceDecision | None = None
+        self._decided_at = 0.0
+
+    def decide(self, observation: Observation) -> PaceDecision:
+        """Add `observation` to what is pending; step the controller when it is time."""
+        with self._lock:
+            self._pending.finished += observation.finished
+            self._pending.overloaded += observation.overloaded
+            self._pending.latencies_ms += observation.latencies_ms
+            due = self._clock.monotonic() - self._decided_at >= self._refresh
+            if self._decision is None or due:
+                self._decision = self._step()
+                self._decided_at = self._clock.monotonic()
+            return self._decision
+
+    def _step(self) -> PaceDecision:
+        seen, self._pending = self._pending, Observation()
+        reading = self._iterator_age()
+        signals = Signals(
+            now=self._clock.now(),
+            iterator_age_ms=reading[0] if reading else None,
+            previous_age_ms=reading[1] if reading else None,
+            finished=seen.finished,
+            overloaded=seen.overloaded,
+            latencies_ms=tuple(seen.latencies_ms),
+        )
+        control = self._control.read()
+        for _ in range(SAVE_TRIES):
+            state = self._controller.step(control.pace, signals, control.knobs)
+            if self._control.save_pace(state, control.version):
+                break
+            control = self._control.read()  # another worker decided first: decide on its state
+        return _decision(control, state)
+
+
+def _decision(control: Control, state: PaceState) -> PaceDecision:
+    knobs = control.knobs
+    if knobs.paused:
+        return PaceDecision(0, state.rate_per_minute, "paused by the operator", paused=True)
+    return PaceDecision(int(state.limit), state.rate_per_minute, state.reason)
