@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from grid_reingest import settings
+from grid_reingest import names, settings
 from infra import constants as c
 
 
@@ -40,6 +40,7 @@ _KEY_ARN = re.compile(
 _TOPIC_ARN = re.compile(
     r"^arn:aws[a-z-]*:sns:(?P<region>[a-z0-9-]+):(?P<account>\d{12}):[A-Za-z0-9_-]{1,256}$"
 )
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _PARAMETER = re.compile(r"^(/[A-Za-z0-9_.-]+)+$")
 _DOMAIN = re.compile(r"^([a-z0-9]([a-z0-9-]*[a-z0-9])?\.)+[a-z]{2,}$")
 _STREAM_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,128}$")
@@ -61,14 +62,15 @@ _WIRED = frozenset(
         settings.GRID_API_KEY_PARAMETER,
         settings.GRID_API_KEY_SECRET,
         settings.GRID_API_KEY,
+        settings.MAX_IN_FLIGHT,
     )
 ) | frozenset(variable for variable, _ in settings.SERVICES.values())
 
 # What each function's settings are loaded with at run time.
 SETTINGS_CLASSES: Mapping[str, type] = {
-    c.IMAGE_PROJECTION: settings.ProjectionSettings,
-    c.BATCH_INDEX: settings.BatchIndexSettings,
-    c.BATCH_CHECK: settings.BatchCheckSettings,
+    names.IMAGE_PROJECTION: settings.ProjectionSettings,
+    names.BATCH_INDEX: settings.BatchIndexSettings,
+    names.BATCH_CHECK: settings.BatchCheckSettings,
 }
 # Every variable some worker reads, by name.
 _ALL_VARS: dict[str, settings.Var] = {
@@ -83,6 +85,7 @@ class WorkerConfig:
     batch_size: int
     schedule_minutes: int
     reserved_concurrency: int
+    max_in_flight: int | None = None  # batch-index: images one invocation projects at once
 
 
 @dataclass(frozen=True)
@@ -102,9 +105,11 @@ class StageConfig:
     backpressure_streams: tuple[str, ...]  # empty: thrall's stream
     batch_index: WorkerConfig
     batch_check: WorkerConfig
+    projection_reserved_concurrency: int
     log_retention_days: int
     unknown_failure_alarm_share: float
-    alarm_topic_arn: str | None
+    alarm_topic_arn: str | None  # an existing topic the alarms notify
+    alarm_email: str | None  # else: a topic of the stack's own, with this subscriber
     projection_function_url: bool
     worker_settings: Mapping[str, str]  # extra worker variables, by name
 
@@ -126,6 +131,11 @@ class StageConfig:
     def setting(self, var: settings.Var) -> Any:
         """A worker variable's value: from the `settings` map, else the variable's default."""
         return var.parse(self.worker_settings.get(var.name, var.default))
+
+    @property
+    def projections_in_flight(self) -> int:
+        """The most image-projection invocations batch-index can have running at once."""
+        return self.batch_index.reserved_concurrency * (self.batch_index.max_in_flight or 0)
 
     @property
     def projection_timeout_seconds(self) -> int:
@@ -306,7 +316,7 @@ def load_stage_config(context: Mapping[str, Any], stage: str) -> StageConfig:
         )
         backpressure = []
 
-    def worker(name: str) -> WorkerConfig:
+    def worker(name: str, in_flight: bool = False) -> WorkerConfig:
         return WorkerConfig(
             batch_size=read.var(settings.BATCH_SIZE, name, "batchSize"),
             schedule_minutes=read.integer(
@@ -323,9 +333,13 @@ def load_stage_config(context: Mapping[str, Any], stage: str) -> StageConfig:
                 lo=c.RESERVED_CONCURRENCY_RANGE[0],
                 hi=c.RESERVED_CONCURRENCY_RANGE[1],
             ),
+            max_in_flight=(
+                read.var(settings.MAX_IN_FLIGHT, name, "maxInFlight") if in_flight else None
+            ),
         )
 
     worker_settings = _worker_settings(read, raw.get("settings") or {})
+    _check_alarm_target(read, raw)
     config = StageConfig(
         stage=stage,
         region=region or "",
@@ -338,8 +352,16 @@ def load_stage_config(context: Mapping[str, Any], stage: str) -> StageConfig:
         grid_concurrency=read.var(settings.GRID_CONCURRENCY, "gridConcurrency"),
         max_iterator_age_ms=read.var(settings.MAX_ITERATOR_AGE_MS, "maxIteratorAgeMs"),
         backpressure_streams=tuple(backpressure),
-        batch_index=worker("batchIndex"),
+        batch_index=worker("batchIndex", in_flight=True),
         batch_check=worker("batchCheck"),
+        projection_reserved_concurrency=read.integer(
+            "imageProjection",
+            "reservedConcurrency",
+            meaning="most image-projection invocations at once; at least "
+            "batchIndex.reservedConcurrency x batchIndex.maxInFlight",
+            lo=c.PROJECTION_RESERVED_CONCURRENCY_RANGE[0],
+            hi=c.PROJECTION_RESERVED_CONCURRENCY_RANGE[1],
+        ),
         log_retention_days=read.choice(
             "logRetentionDays",
             meaning="days the functions' logs are kept",
@@ -351,9 +373,16 @@ def load_stage_config(context: Mapping[str, Any], stage: str) -> StageConfig:
         ),
         alarm_topic_arn=read.arn(
             "alarmTopicArn",
-            meaning="SNS topic the alarms notify (leave out for none)",
+            meaning="an existing SNS topic the alarms notify "
+            "(arn:aws:sns:<region>:<account>:<name>)",
             pattern=_TOPIC_ARN,
             region=region,
+            required=False,
+        ),
+        alarm_email=read.text(
+            "alarmEmail",
+            meaning="an email address the stack's own alarm topic notifies",
+            pattern=_EMAIL,
             required=False,
         ),
         projection_function_url=read.flag(
@@ -367,6 +396,21 @@ def load_stage_config(context: Mapping[str, Any], stage: str) -> StageConfig:
     if read.problems:
         raise ConfigError(stage, read.problems)
     return config
+
+
+def _check_alarm_target(read: _Reader, raw: Mapping[str, Any]) -> None:
+    topic, email = raw.get("alarmTopicArn"), raw.get("alarmEmail")
+    if topic and email:
+        read.problems.append(
+            f"{read.key('alarmTopicArn')} and {read.key('alarmEmail')} are both set: "
+            "set one (an existing topic, or an email for a topic of the stack's own)"
+        )
+    elif not (topic or email) and read.stage in c.ALERTED_STAGES:
+        read.problems.append(
+            f"{read.key('alarmTopicArn')} or {read.key('alarmEmail')} is required for "
+            f"stage {read.stage}: its alarms must notify somebody (an existing SNS topic's "
+            "ARN, or an email address for a topic of the stack's own)"
+        )
 
 
 def _worker_settings(read: _Reader, raw: Any) -> dict[str, str]:
@@ -411,11 +455,23 @@ def _cross_checks(config: StageConfig) -> list[str]:
             f"{c.LAMBDA_MAX_TIMEOUT_SECONDS} s"
         )
     margin = config.setting(settings.STOP_MARGIN_SECONDS)
-    if not projection <= margin < c.WORKER_TIMEOUT_SECONDS:
+    needed = projection + c.PUBLISH_AND_RECORD_BUDGET_SECONDS
+    if not needed < margin < c.WORKER_TIMEOUT_SECONDS:
         problems.append(
-            f"{key}.{settings.STOP_MARGIN_SECONDS.name}={margin} must be at least "
-            f"image-projection's timeout ({projection} s), so that an image started just "
-            f"before the margin can finish, and below the worker timeout "
-            f"({c.WORKER_TIMEOUT_SECONDS} s)"
+            f"{key}.{settings.STOP_MARGIN_SECONDS.name}={margin} must exceed "
+            f"image-projection's timeout ({projection} s) plus the publish-and-record budget "
+            f"({c.PUBLISH_AND_RECORD_BUDGET_SECONDS} s), {needed} s, so that what an "
+            "invocation projects last is published and recorded before it ends, and stay "
+            f"below the worker timeout ({c.WORKER_TIMEOUT_SECONDS} s)"
+        )
+    in_flight = config.projections_in_flight
+    if config.projection_reserved_concurrency < in_flight:
+        stage = f"{c.STAGES_CONTEXT_KEY}.{config.stage}"
+        problems.append(
+            f"{stage}.imageProjection.reservedConcurrency="
+            f"{config.projection_reserved_concurrency} must be at least "
+            f"{stage}.batchIndex.reservedConcurrency x {stage}.batchIndex.maxInFlight "
+            f"({config.batch_index.reserved_concurrency} x {config.batch_index.max_in_flight}"
+            f" = {in_flight}): batch-index's projections would be throttled"
         )
     return problems

@@ -5,44 +5,29 @@ from __future__ import annotations
 from grid_reingest import names
 
 # -- names --------------------------------------------------------------------
+# The app, function, output and metric names are `grid_reingest.names`, imported
+# where they are used; this module holds only what the CDK app alone needs.
 
-APP = names.APP
 # The Grid's stacks are tagged and its SSM parameters named after this stack.
 GRID_STACK = "media-service"
 # The stages a stack is built for, as the Grid names them.
 STAGES = ("TEST", "PROD")
+# Stages whose alarms must reach somebody: config refuses one without a topic or email.
+ALERTED_STAGES = ("PROD",)
 # The context key that holds each stage's configuration (cdk.json).
 STAGES_CONTEXT_KEY = "stages"
 
-# The three functions, by the service name each reports in logs and metrics.
-IMAGE_PROJECTION = names.IMAGE_PROJECTION
-BATCH_INDEX = names.BATCH_INDEX
-BATCH_CHECK = names.BATCH_CHECK
-
 HANDLERS = {
-    IMAGE_PROJECTION: "grid_reingest.handlers.image_projection.handler",
-    BATCH_INDEX: "grid_reingest.handlers.batch_index.handler",
-    BATCH_CHECK: "grid_reingest.handlers.batch_check.handler",
+    names.IMAGE_PROJECTION: "grid_reingest.handlers.image_projection.handler",
+    names.BATCH_INDEX: "grid_reingest.handlers.batch_index.handler",
+    names.BATCH_CHECK: "grid_reingest.handlers.batch_check.handler",
 }
 
 
 def resource_name(part: str | None, stage: str) -> str:
     """`grid-reingest-<part>-<STAGE>`, or `grid-reingest-<STAGE>`: the Grid's `<app>-<STAGE>`."""
-    return f"{APP}-{part}-{stage}" if part else f"{APP}-{stage}"
+    return f"{names.APP}-{part}-{stage}" if part else f"{names.APP}-{stage}"
 
-
-def stack_name(stage: str) -> str:
-    """The stack of one stage; scripts find its outputs with DescribeStacks on this name."""
-    return names.stack_name(stage)
-
-
-# -- stack outputs (keys the operator commands look up; shared with them) -----
-
-OUTPUT_STATE_TABLE = names.STATE_TABLE_OUTPUT
-OUTPUT_FUNCTIONS = names.FUNCTION_OUTPUTS
-OUTPUT_RULES = names.RULE_OUTPUTS
-OUTPUT_DASHBOARD = names.DASHBOARD_OUTPUT
-OUTPUT_PROJECTION_URL = names.PROJECTION_URL_OUTPUT
 
 # -- the Lambdas --------------------------------------------------------------
 
@@ -57,21 +42,31 @@ WORKER_TIMEOUT_SECONDS = LAMBDA_MAX_TIMEOUT_SECONDS
 # this covers a cold start and merging the answers on top of those two.
 PROJECTION_TIMEOUT_MARGIN_SECONDS = 20
 
+# After the last projection returns, a worker still publishes what it holds
+# (one PutRecords call) and records each outcome (one conditional UpdateItem per
+# image, in parallel). Each is a boto3 call with botocore's standard retries as
+# adapters/aws.py configures them: 10 attempts, backoff capped at 20 s, so at most
+# 1 + 2 + 4 + 8 + 16 + 4 x 20 = 111 s of waiting; 120 s covers that and the
+# calls themselves. STOP_MARGIN_SECONDS must exceed image-projection's timeout
+# plus this, or the last images of an invocation could be projected and lost.
+PUBLISH_AND_RECORD_BUDGET_SECONDS = 120
+
 MEMORY_MB = {
     # One image at a time: image-loader's JSON (up to ~1 MiB, SPEC §5) held a
     # few times over while merging. 512 MB also buys a third of a vCPU for JSON.
-    IMAGE_PROJECTION: 512,
-    # Up to GRID_CONCURRENCY projected images in flight (a synchronous invoke
+    names.IMAGE_PROJECTION: 512,
+    # Up to MAX_IN_FLIGHT projected images in flight (a synchronous invoke
     # returns at most 6 MB) while each is serialised and gzipped; 1 GB is ~0.6
     # vCPU, which keeps gzip of a 500-image batch from being the bottleneck.
-    BATCH_INDEX: 1024,
+    names.BATCH_INDEX: 1024,
     # Only ids and status codes; Lambda's floor for a Python worker with threads.
-    BATCH_CHECK: 256,
+    names.BATCH_CHECK: 256,
 }
 
-# A scheduled invocation that cannot start within this (the worker is at its
-# reserved concurrency) is dropped rather than queued: the next tick comes
-# anyway. 60 s is the smallest age Lambda allows.
+# The schedule is a keep-alive: a tick that cannot start within this (the worker
+# is at its reserved concurrency: invocations already running keep working) is
+# dropped rather than queued, and the next tick comes a minute later anyway.
+# 60 s is the smallest age Lambda allows.
 SCHEDULED_EVENT_MAX_AGE_SECONDS = 60
 
 # Log retention the context may choose (CloudWatch Logs' allowed values, the
@@ -83,17 +78,34 @@ LOG_RETENTION_DAYS = (7, 14, 30, 60, 90, 180, 365)
 # EventBridge's rate() takes whole minutes; a day is the longest useful gap.
 SCHEDULE_MINUTES_RANGE = (1, 1440)
 # Reserved concurrency per worker: the Grid is protected by back-pressure and
-# GRID_CONCURRENCY, so a handful of parallel invocations is plenty, and every
+# the pace controller, so a handful of parallel invocations is plenty, and every
 # unit reserved is taken from the account's shared pool.
 RESERVED_CONCURRENCY_RANGE = (1, 20)
+# image-projection's reserved concurrency: an account's default concurrency is
+# 1,000, of which Lambda keeps 100 unreserved for functions without a reservation.
+PROJECTION_RESERVED_CONCURRENCY_RANGE = (1, 900)
 
-# -- metrics (names: grid_reingest.telemetry; docs/infra.md) --------------------
+# -- metrics and alarms (names: grid_reingest.names; docs/infra.md) ---------------
 
 # One data point per this period on the dashboard and alarms.
 METRIC_PERIOD_MINUTES = 5
 # The unknown-failure share is judged over this many periods, so that one bad
 # batch does not page anyone but a sustained failure does.
 FAILURE_ALARM_PERIODS = 3
-# Any error of a scheduled worker is worth a look: it means a batch stopped
-# early (claims are released or reclaimed, so nothing is lost).
+# Any error of a worker is worth a look: it raises on a configuration error
+# (a stream that refuses every call, a revoked key) after giving its claims back.
 ERROR_ALARM_THRESHOLD = 1
+# A pass is stalled when its rule ticks and nothing moves for this many periods
+# (20 min): a continuous invocation may report its counts only when it ends, up
+# to WORKER_TIMEOUT_SECONDS (15 min) after it started, so three quiet periods
+# can be a healthy pass; four cannot. Also long enough for the controller's
+# back-off after an overload and for CloudWatch's late points.
+STALL_ALARM_PERIODS = 4
+# Refused Kinesis calls, lost or expired claims and projection throttles should
+# never happen in a healthy pass: one is worth a look.
+SAFETY_ALARM_THRESHOLD = 1
+
+# EventBridge's own metric of a rule's target invocations: data means the rule is on.
+EVENTS_NAMESPACE = "AWS/Events"
+RULE_INVOCATIONS_METRIC = "Invocations"
+RULE_DIMENSION = "RuleName"

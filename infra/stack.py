@@ -7,6 +7,7 @@ from typing import Any
 from aws_cdk import CfnOutput, Environment, Stack, Tags
 from constructs import Construct
 
+from grid_reingest import names
 from infra import constants as c
 from infra.config import StageConfig
 from infra.constructs.monitoring import Monitoring
@@ -18,20 +19,20 @@ class ReingestStack(Stack):
     """`grid-reingest-<STAGE>`: everything a reingestion pass of one stage runs on."""
 
     def __init__(self, scope: Construct, config: StageConfig, **kwargs: Any) -> None:
-        name = c.stack_name(config.stage)
+        name = names.stack_name(config.stage)
         super().__init__(
             scope,
             name,
             stack_name=name,
-            description=f"grid-reingest ({config.stage}): state table, workers (schedules "
-            "off), dashboard and alarms",
+            description=f"grid-reingest ({config.stage}): state table, workers (keep-alive "
+            "schedules, deployed off), dashboard and alarms",
             # Region only: synth needs no credentials, and the account is the one deployed to.
             env=Environment(region=config.region),
             termination_protection=config.is_production,
             **kwargs,
         )
         # The Grid's own tags, so cost reports and the Grid's tooling find the stack.
-        Tags.of(self).add("App", c.APP)
+        Tags.of(self).add("App", names.APP)
         Tags.of(self).add("Stack", c.GRID_STACK)
         Tags.of(self).add("Stage", config.stage)
 
@@ -48,23 +49,25 @@ class ReingestStack(Stack):
         output.override_logical_id(key)
 
     def _build_outputs(self) -> None:
-        self._output(c.OUTPUT_STATE_TABLE, self.state_table.table.table_name, "State table")
+        self._output(names.STATE_TABLE_OUTPUT, self.state_table.table.table_name, "State table")
         for service, worker in self.workers.by_service.items():
             self._output(
-                c.OUTPUT_FUNCTIONS[service], worker.function.function_name, f"{service} function"
+                names.FUNCTION_OUTPUTS[service],
+                worker.function.function_name,
+                f"{service} function",
             )
             if worker.rule is not None:
                 self._output(
-                    c.OUTPUT_RULES[service],
+                    names.RULE_OUTPUTS[service],
                     worker.rule.rule_name,
                     f"{service} schedule (deployed disabled)",
                 )
         self._output(
-            c.OUTPUT_DASHBOARD, self.monitoring.dashboard.dashboard_name, "CloudWatch dashboard"
+            names.DASHBOARD_OUTPUT, self.monitoring.dashboard.dashboard_name, "CloudWatch dashboard"
         )
         if self.workers.projection_url is not None:
             self._output(
-                c.OUTPUT_PROJECTION_URL,
+                names.PROJECTION_URL_OUTPUT,
                 self.workers.projection_url.url,
                 "image-projection over HTTP (callers send X-Gu-Media-Key)",
             )

@@ -1,23 +1,27 @@
-"""The dashboard an operator watches a pass on, and the alarms that say when to look.
+"""The dashboard an operator watches a pass on, and the alarms that tell somebody when to look.
 
-The workers' own numbers are EMF metrics named in `grid_reingest.telemetry`
+The workers' own numbers are EMF metrics named in `grid_reingest.names`
 (namespace `GridReingest`, dimensions `service` and `stage`; docs/infra.md
-lists them); the rest comes from AWS/Lambda and from thrall's stream
-(AWS/Kinesis).
+lists them); the rest comes from AWS/Lambda, from the schedules (AWS/Events)
+and from thrall's stream (AWS/Kinesis). Every alarm notifies the stage's alarm
+topic: an existing one (`alarmTopicArn`) or one of the stack's own with an
+email subscriber (`alarmEmail`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 
-from aws_cdk import Duration
+from aws_cdk import Acknowledgment, Duration, Stack, Validations
 from aws_cdk import aws_cloudwatch as cw
 from aws_cdk import aws_cloudwatch_actions as cw_actions
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_sns as sns
+from aws_cdk import aws_sns_subscriptions as subscriptions
 from constructs import Construct
 
 from grid_reingest import names
-from grid_reingest.domain.states import ProgressState
+from grid_reingest.settings import ProgressState
 from infra import constants as c
 from infra.config import StageConfig
 from infra.constructs.workers import Worker
@@ -28,23 +32,37 @@ _HEIGHT = 6
 
 # Each scheduled worker's flow, in the order graphed.
 _FLOW = {
-    c.BATCH_INDEX: (names.CLAIMED, names.ENQUEUED, names.FAILED),
-    c.BATCH_CHECK: (names.CLAIMED, names.VERIFIED, names.FAILED),
+    names.BATCH_INDEX: (names.CLAIMED, names.ENQUEUED, names.FAILED),
+    names.BATCH_CHECK: (names.CLAIMED, names.VERIFIED, names.FAILED),
 }
-# Runs that did less than a full batch, and why.
+# Claims that went back or finished short, and why.
 _CONTROL = {
-    c.BATCH_INDEX: (
+    names.BATCH_INDEX: (
         names.BACKPRESSURE_SKIPS,
         names.BREAKER_TRIPS,
         names.RELEASED,
         names.RECLAIMED,
         names.COMPLETED,
     ),
-    c.BATCH_CHECK: (
+    names.BATCH_CHECK: (
         names.RELEASED,
         names.RECLAIMED,
         names.COMPLETED,
     ),
+}
+# image-projection's metrics that are not counts: graphed by percentile.
+_PROJECTION_MEASURES = (names.PROJECTION_TIME, names.IMAGE_SIZE)
+# The pace: what the controller allows, and what it reacts to.
+_PACE_LEVELS = (names.CONTROL_LIMIT, names.CONTROL_RATE, names.PAUSED)
+_PACE_EVENTS = (names.OVERLOAD, names.INFRA_RELEASED)
+# What should never happen in a healthy pass; each has an alarm.
+_SAFETY = {
+    names.BATCH_INDEX: (
+        names.KINESIS_REFUSED,
+        names.LOST_CLAIMS,
+        names.EXPIRED_CLAIMS,
+    ),
+    names.BATCH_CHECK: (names.LOST_CLAIMS, names.EXPIRED_CLAIMS),
 }
 
 
@@ -67,10 +85,17 @@ class Monitoring(Construct):
             self._build_error_alarm(service, worker)
         for service in _FLOW:
             self._build_failure_share_alarm(service)
-        if config.alarm_topic_arn:
-            topic = sns.Topic.from_topic_arn(self, "AlarmTopic", config.alarm_topic_arn)
+            self._build_stalled_alarm(service)
+        self._build_held_back_alarm()
+        for service, metric_names in _SAFETY.items():
+            for name in metric_names:
+                self._build_safety_alarm(service, name)
+        self._build_projection_throttle_alarm(workers[names.IMAGE_PROJECTION])
+        self.topic = self._build_topic()
+        if self.topic is not None:
+            action = cw_actions.SnsAction(self.topic)
             for alarm in self.alarms.values():
-                alarm.add_alarm_action(cw_actions.SnsAction(topic))
+                alarm.add_alarm_action(action)
         self.dashboard = self._build_dashboard()
 
     # -- metrics ----------------------------------------------------------
@@ -88,9 +113,31 @@ class Monitoring(Construct):
             period=_PERIOD,
         )
 
+    def _rule_ticks(self, service: str) -> cw.Metric:
+        # EventBridge counts the targets it invoked: data only while the rule is on.
+        return cw.Metric(
+            namespace=c.EVENTS_NAMESPACE,
+            metric_name=c.RULE_INVOCATIONS_METRIC,
+            dimensions_map={c.RULE_DIMENSION: c.resource_name(service, self._config.stage)},
+            statistic="Sum",
+            period=_PERIOD,
+        )
+
+    def _iterator_ages(self) -> list[cw.Metric]:
+        return [
+            cw.Metric(
+                namespace=names.KINESIS_NAMESPACE,
+                metric_name=names.ITERATOR_AGE_METRIC,
+                dimensions_map={names.STREAM_DIMENSION: stream},
+                statistic="Maximum",
+                period=_PERIOD,
+            )
+            for stream in self._config.watched_streams
+        ]
+
     def _failure_share(self, service: str) -> cw.MathExpression:
         # Ids are per service: both workers' shares share a graph.
-        suffix = service.replace("-", "_")
+        suffix = _suffix(service)
         failed, claimed = f"failed_{suffix}", f"claimed_{suffix}"
         return cw.MathExpression(
             expression=f"IF({claimed} > 0, {failed} / {claimed}, 0)",
@@ -99,6 +146,44 @@ class Monitoring(Construct):
                 claimed: self.metric(names.CLAIMED, service),
             },
             label=f"{service}: unknown failures / claimed",
+            period=_PERIOD,
+        )
+
+    def _stalled(self, service: str) -> cw.MathExpression:
+        # 1 in a period where the rule ticked but nothing was claimed, the pass
+        # did not finish and the operator had not paused it. FILL: a worker that
+        # emitted nothing at all moved nothing.
+        suffix = _suffix(service)
+        ticks, claimed = f"ticks_{suffix}", f"claimed_{suffix}"
+        finished, paused = f"finished_{suffix}", f"paused_{suffix}"
+        return cw.MathExpression(
+            expression=(
+                f"IF(FILL({ticks}, 0) > 0 AND FILL({claimed}, 0) + FILL({finished}, 0) "
+                f"+ FILL({paused}, 0) == 0, 1, 0)"
+            ),
+            using_metrics={
+                ticks: self._rule_ticks(service),
+                claimed: self.metric(names.CLAIMED, service),
+                finished: self.metric(names.COMPLETED, service),
+                paused: self.metric(names.PAUSED, service, "Maximum"),
+            },
+            label=f"{service}: rule on, nothing moving",
+            period=_PERIOD,
+        )
+
+    def _held_back(self) -> cw.MathExpression:
+        # 1 in a period where batch-index's rule ticked while the highest
+        # iterator age of the watched streams was above the threshold: every
+        # run of that period took no work.
+        ages = {f"age_{i}": metric for i, metric in enumerate(self._iterator_ages())}
+        ticks = "ticks_batch_index"
+        highest = next(iter(ages)) if len(ages) == 1 else f"MAX([{', '.join(ages)}])"
+        return cw.MathExpression(
+            expression=(
+                f"IF(FILL({ticks}, 0) > 0 AND {highest} > {self._config.max_iterator_age_ms}, 1, 0)"
+            ),
+            using_metrics={ticks: self._rule_ticks(names.BATCH_INDEX), **ages},
+            label="batch-index: held back by thrall's iterator age",
             period=_PERIOD,
         )
 
@@ -122,46 +207,139 @@ class Monitoring(Construct):
 
     # -- alarms -----------------------------------------------------------
 
-    def _build_error_alarm(self, service: str, worker: Worker) -> None:
-        name = c.resource_name(f"{service}-errors", self._config.stage)
+    def _alarm(
+        self,
+        part: str,
+        description: str,
+        metric: cw.IMetric,
+        *,
+        threshold: float = 1,
+        periods: int = 1,
+        comparison: cw.ComparisonOperator = (
+            cw.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD
+        ),
+    ) -> None:
+        """`grid-reingest-<part>-<STAGE>`; missing data never breaches (a quiet stage is fine)."""
+        name = c.resource_name(part, self._config.stage)
         self.alarms[name] = cw.Alarm(
             self,
-            f"{_pascal(service)}Errors",
+            _pascal(part),
             alarm_name=name,
-            alarm_description=f"{c.resource_name(service, self._config.stage)} raised an "
-            "error: its run stopped early (claims are released, or reclaimed after the "
-            "lease). See its logs.",
-            metric=worker.function.metric_errors(period=_PERIOD, statistic="Sum"),
-            threshold=c.ERROR_ALARM_THRESHOLD,
-            comparison_operator=cw.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-            evaluation_periods=1,
+            alarm_description=description,
+            metric=metric,
+            threshold=threshold,
+            comparison_operator=comparison,
+            evaluation_periods=periods,
+            datapoints_to_alarm=periods,
             treat_missing_data=cw.TreatMissingData.NOT_BREACHING,
+        )
+
+    def _build_error_alarm(self, service: str, worker: Worker) -> None:
+        self._alarm(
+            f"{service}-errors",
+            f"{c.resource_name(service, self._config.stage)} failed an invocation: a "
+            "configuration error (a stream that refuses every call, a revoked API key) or a "
+            "bug. Its claims were given back, or are reclaimed after the lease. See its logs.",
+            worker.function.metric_errors(period=_PERIOD, statistic="Sum"),
+            threshold=c.ERROR_ALARM_THRESHOLD,
         )
 
     def _build_failure_share_alarm(self, service: str) -> None:
         share = self._config.unknown_failure_alarm_share
-        name = c.resource_name(f"{service}-unknown-failures", self._config.stage)
-        self.alarms[name] = cw.Alarm(
-            self,
-            f"{_pascal(service)}UnknownFailures",
-            alarm_name=name,
-            alarm_description=f"More than {share:.0%} of the images {service} claimed failed "
-            f"for unknown reasons, {c.FAILURE_ALARM_PERIODS} periods running: the Grid may be "
-            "unwell. See last_error on the items (`reingest stats`, `reingest scan-statuses`).",
-            metric=self._failure_share(service),
+        self._alarm(
+            f"{service}-unknown-failures",
+            f"More than {share:.0%} of the images {service} claimed failed for unknown "
+            f"reasons, {c.FAILURE_ALARM_PERIODS} periods running: the Grid may be unwell. "
+            "See last_error on the items (`reingest stats`, `reingest scan-statuses`).",
+            self._failure_share(service),
             threshold=share,
-            comparison_operator=cw.ComparisonOperator.GREATER_THAN_THRESHOLD,
-            evaluation_periods=c.FAILURE_ALARM_PERIODS,
-            datapoints_to_alarm=c.FAILURE_ALARM_PERIODS,
-            treat_missing_data=cw.TreatMissingData.NOT_BREACHING,
+            periods=c.FAILURE_ALARM_PERIODS,
+            comparison=cw.ComparisonOperator.GREATER_THAN_THRESHOLD,
         )
+
+    def _build_stalled_alarm(self, service: str) -> None:
+        minutes = c.STALL_ALARM_PERIODS * c.METRIC_PERIOD_MINUTES
+        self._alarm(
+            f"{service}-stalled",
+            f"{service}'s rule has been on for {minutes} min and it claimed nothing, did not "
+            "finish the pass and was not paused: the pass is stalled. Look at its errors and "
+            "logs, thrall's iterator age (back-pressure) and `reingest watch`.",
+            self._stalled(service),
+            periods=c.STALL_ALARM_PERIODS,
+        )
+
+    def _build_held_back_alarm(self) -> None:
+        minutes = c.STALL_ALARM_PERIODS * c.METRIC_PERIOD_MINUTES
+        self._alarm(
+            f"{names.BATCH_INDEX}-held-back",
+            f"thrall's iterator age has been above {self._config.max_iterator_age_ms} ms for "
+            f"{minutes} min while batch-index's rule was on: back-pressure skips every run "
+            "and the pass does not move. thrall may be stuck or slow; the pass resumes by "
+            "itself once it catches up.",
+            self._held_back(),
+            periods=c.STALL_ALARM_PERIODS,
+        )
+
+    def _build_safety_alarm(self, service: str, metric_name: str) -> None:
+        part, why = _SAFETY_ALARMS[metric_name]
+        self._alarm(
+            f"{service}-{part}",
+            f"{service}: {why}",
+            self.metric(metric_name, service),
+            threshold=c.SAFETY_ALARM_THRESHOLD,
+        )
+
+    def _build_projection_throttle_alarm(self, worker: Worker) -> None:
+        self._alarm(
+            f"{names.IMAGE_PROJECTION}-throttles",
+            "image-projection was throttled: its reserved concurrency should cover every "
+            "projection batch-index can have in flight (imageProjection.reservedConcurrency "
+            ">= batchIndex.reservedConcurrency x batchIndex.maxInFlight), or something else "
+            "invokes it. Throttled images go back with no attempt counted, but the pass slows.",
+            worker.function.metric_throttles(period=_PERIOD, statistic="Sum"),
+            threshold=c.SAFETY_ALARM_THRESHOLD,
+        )
+
+    def _build_topic(self) -> sns.ITopic | None:
+        config = self._config
+        if config.alarm_topic_arn:
+            return sns.Topic.from_topic_arn(self, "AlarmTopic", config.alarm_topic_arn)
+        if not config.alarm_email:
+            return None
+        topic = sns.Topic(
+            self,
+            "AlarmTopic",
+            topic_name=c.resource_name("alarms", config.stage),
+            display_name=f"grid-reingest {config.stage} alarms",
+            enforce_ssl=True,
+        )
+        # The topic policy CDK writes for enforce_ssl replaces SNS's default
+        # one: let this account's alarms publish, and nobody else's.
+        topic.add_to_resource_policy(
+            iam.PolicyStatement(
+                actions=["sns:Publish"],
+                principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
+                resources=[topic.topic_arn],
+                conditions={"StringEquals": {"aws:SourceAccount": Stack.of(self).account}},
+            )
+        )
+        topic.add_subscription(subscriptions.EmailSubscription(config.alarm_email))
+        Validations.of(topic.node.default_child).acknowledge(
+            Acknowledgment(
+                id="AwsSolutions-SNS2",
+                reason="Alarm notifications carry alarm names and states only, no data; "
+                "CloudWatch cannot publish to a topic encrypted with the AWS-managed SNS key, "
+                "and a customer-managed key for them would cost more than it protects.",
+            )
+        )
+        return topic
 
     # -- dashboard --------------------------------------------------------
 
     def _build_dashboard(self) -> cw.Dashboard:
         config = self._config
-        index_rule = c.resource_name(c.BATCH_INDEX, config.stage)
-        check_rule = c.resource_name(c.BATCH_CHECK, config.stage)
+        index_rule = c.resource_name(names.BATCH_INDEX, config.stage)
+        check_rule = c.resource_name(names.BATCH_CHECK, config.stage)
         dashboard = cw.Dashboard(
             self,
             "Dashboard",
@@ -173,9 +351,10 @@ class Monitoring(Construct):
                 markdown=(
                     f"# grid-reingest {config.stage}\n"
                     f"Start a pass: `aws events enable-rule --name {index_rule}`; check it: "
-                    f"`aws events enable-rule --name {check_rule}`. Each worker switches its "
-                    "own rule off when it finds nothing left to do. How many items are in "
-                    "each state right now: `reingest stats`. Metrics: docs/infra.md."
+                    f"`aws events enable-rule --name {check_rule}`. Each rule is a keep-alive "
+                    "(every minute); each worker switches its own rule off when it finds "
+                    "nothing left to do. How many items are in each state right now: "
+                    "`reingest stats`. Metrics: docs/infra.md."
                 ),
                 width=_WIDTH,
                 height=2,
@@ -199,13 +378,14 @@ class Monitoring(Construct):
             *(
                 cw.GraphWidget(
                     title=f"{service}: images per {c.METRIC_PERIOD_MINUTES} min",
-                    left=[self.metric(name, service) for name in names],
+                    left=[self.metric(name, service) for name in metric_names],
                     width=_WIDTH // 2,
                     height=_HEIGHT,
                 )
-                for service, names in _FLOW.items()
+                for service, metric_names in _FLOW.items()
             )
         )
+        dashboard.add_widgets(*self._pace_widgets())
         dashboard.add_widgets(
             cw.GraphWidget(
                 title="Unknown-failure share",
@@ -218,16 +398,7 @@ class Monitoring(Construct):
             ),
             cw.GraphWidget(
                 title="Back-pressure: thrall's iterator age",
-                left=[
-                    cw.Metric(
-                        namespace=names.KINESIS_NAMESPACE,
-                        metric_name=names.ITERATOR_AGE_METRIC,
-                        dimensions_map={names.STREAM_DIMENSION: stream},
-                        statistic="Maximum",
-                        period=_PERIOD,
-                    )
-                    for stream in config.watched_streams
-                ],
+                left=self._iterator_ages(),
                 left_annotations=[
                     cw.HorizontalAnnotation(
                         value=config.max_iterator_age_ms, label="batch-index pauses above"
@@ -241,13 +412,32 @@ class Monitoring(Construct):
             *(
                 cw.GraphWidget(
                     title=f"{service}: runs that stopped short",
-                    left=[self.metric(name, service) for name in names],
+                    left=[self.metric(name, service) for name in metric_names],
                     width=_WIDTH // 2,
                     height=_HEIGHT,
                 )
-                for service, names in _CONTROL.items()
+                for service, metric_names in _CONTROL.items()
             )
         )
+        dashboard.add_widgets(
+            cw.GraphWidget(
+                title="Safety: refused Kinesis calls, lost and expired claims (each alarms)",
+                left=[
+                    self.metric(name, service)
+                    for service, metric_names in _SAFETY.items()
+                    for name in metric_names
+                ],
+                width=_WIDTH // 2,
+                height=_HEIGHT,
+            ),
+            cw.GraphWidget(
+                title="Stalled: rule on, nothing moving (1) / held back by thrall (1)",
+                left=[*(self._stalled(service) for service in _FLOW), self._held_back()],
+                width=_WIDTH // 2,
+                height=_HEIGHT,
+            ),
+        )
+        dashboard.add_widgets(*self._projection_widgets())
         functions = [w.function for w in self._workers.values()]
         dashboard.add_widgets(
             cw.GraphWidget(
@@ -274,11 +464,81 @@ class Monitoring(Construct):
                 ],
                 title="Alarms",
                 width=_WIDTH,
-                height=3,
+                height=4,
             )
         )
         return dashboard
 
+    def _pace_widgets(self) -> list[cw.IWidget]:
+        workers = tuple(_FLOW)
+        return [
+            cw.GraphWidget(
+                title="Pace: images in flight allowed (left), images a minute allowed (right)",
+                left=[self.metric(names.CONTROL_LIMIT, s, "Average") for s in workers],
+                right=[self.metric(names.CONTROL_RATE, s, "Average") for s in workers],
+                width=_WIDTH // 2,
+                height=_HEIGHT,
+            ),
+            cw.GraphWidget(
+                title="Pace: overload answers and claims given back for them (left), paused "
+                "(right)",
+                left=[self.metric(name, s) for name in _PACE_EVENTS for s in workers],
+                right=[self.metric(names.PAUSED, s, "Maximum") for s in workers],
+                width=_WIDTH // 2,
+                height=_HEIGHT,
+            ),
+        ]
 
-def _pascal(service: str) -> str:
-    return "".join(part.title() for part in service.split("-"))
+    def _projection_widgets(self) -> list[cw.IWidget]:
+        service = names.IMAGE_PROJECTION
+        counts = [n for n in names.PROJECTION_METRICS if n not in _PROJECTION_MEASURES]
+        return [
+            cw.GraphWidget(
+                title=f"image-projection: answers per {c.METRIC_PERIOD_MINUTES} min",
+                left=[self.metric(name, service) for name in counts],
+                width=_WIDTH // 2,
+                height=_HEIGHT,
+            ),
+            cw.GraphWidget(
+                title="image-projection: time in ms (left, p50 and max), image size in bytes "
+                "(right, max)",
+                left=[
+                    self.metric(names.PROJECTION_TIME, service, "p50"),
+                    self.metric(names.PROJECTION_TIME, service, "Maximum"),
+                ],
+                right=[self.metric(names.IMAGE_SIZE, service, "Maximum")],
+                width=_WIDTH // 2,
+                height=_HEIGHT,
+            ),
+        ]
+
+
+# Each safety metric's alarm: the name part, and what it means for the operator.
+_SAFETY_ALARMS = {
+    names.KINESIS_REFUSED: (
+        "kinesis-refused",
+        "thrall's stream refused whole PutRecords calls (access denied, KMS, a missing "
+        "stream or a wrong ARN). Nothing was published; the claims went back. Check the "
+        "stream, its key and the function's role.",
+    ),
+    names.LOST_CLAIMS: (
+        "lost-claims",
+        "an outcome could not be recorded because the claim had moved on (another worker "
+        "took it after the lease, or an operator reset it). The image may have been published "
+        "twice; see the worker's logs for the ids.",
+    ),
+    names.EXPIRED_CLAIMS: (
+        "expired-claims",
+        "claims were taken over after their lease ran out: a worker died holding them "
+        "(timeout, out of memory, a huge or slow image). Each counted an attempt; see the "
+        "functions' errors and durations.",
+    ),
+}
+
+
+def _suffix(service: str) -> str:
+    return service.replace("-", "_")
+
+
+def _pascal(part: str) -> str:
+    return "".join(word.title() for word in part.split("-"))

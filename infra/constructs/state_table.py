@@ -6,13 +6,16 @@ from aws_cdk import RemovalPolicy
 from aws_cdk import aws_dynamodb as dynamodb
 from constructs import Construct
 
-from grid_reingest.adapters.dynamodb import schema
+from grid_reingest import names
 from infra import constants as c
 from infra.config import StageConfig
 
 
 class StateTable(Construct):
-    """The DynamoDB table, keyed and indexed exactly as `adapters/dynamodb/schema.py` expects.
+    """The DynamoDB table, keyed and indexed as `grid_reingest.names` names them.
+
+    The adapter (`adapters/dynamodb/schema.py`) declares the same keys and
+    index; tests/infra/test_state_table.py compares the two.
 
     A classic `Table` (not `TableV2`, a global table): one region is all a pass
     needs, and emulators deploy it. On demand, because a pass swings from bulk
@@ -26,7 +29,9 @@ class StateTable(Construct):
             self,
             "Table",
             table_name=c.resource_name(None, config.stage),
-            partition_key=dynamodb.Attribute(name=schema.ID, type=dynamodb.AttributeType.STRING),
+            partition_key=dynamodb.Attribute(
+                name=names.ID_ATTRIBUTE, type=dynamodb.AttributeType.STRING
+            ),
             billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
             # A reset by state can be undone by restoring to a point before it.
             point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
@@ -39,11 +44,13 @@ class StateTable(Construct):
             ),
         )
         self.table.add_global_secondary_index(
-            index_name=schema.INDEX_NAME,
+            index_name=names.STATE_INDEX,
             partition_key=dynamodb.Attribute(
-                name=schema.STATE_SHARD, type=dynamodb.AttributeType.STRING
+                name=names.STATE_SHARD_ATTRIBUTE, type=dynamodb.AttributeType.STRING
             ),
-            sort_key=dynamodb.Attribute(name=schema.CHANGED_AT, type=dynamodb.AttributeType.STRING),
+            sort_key=dynamodb.Attribute(
+                name=names.CHANGED_AT_ATTRIBUTE, type=dynamodb.AttributeType.STRING
+            ),
             # Written on every state change: keys only keeps each transition cheap
             # (docs/state-table.md).
             projection_type=dynamodb.ProjectionType.KEYS_ONLY,

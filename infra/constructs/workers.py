@@ -1,11 +1,17 @@
 """The three Lambdas, their schedules, and exactly what each may touch.
 
-- image-projection: reads the Grid API key; nothing else in AWS.
-- batch-index: the state table; puts records on thrall's stream (and asks its
-  KMS key for data keys); reads thrall's iterator age; invokes
-  image-projection; switches its own schedule off.
-- batch-check: the state table; reads the Grid API key; switches its own
-  schedule off.
+- image-projection: reads the Grid API key; nothing else in AWS. Its reserved
+  concurrency covers every projection batch-index can have in flight.
+- batch-index: the state table (its items and control item by key, the
+  by-state index); puts records on thrall's stream (and asks its KMS key for
+  data keys, through Kinesis only); reads thrall's iterator age; invokes
+  image-projection; switches its own schedule off and on.
+- batch-check: the state table, as batch-index; reads the Grid API key;
+  switches its own schedule off and on.
+
+Both workers run continuously: the schedule is a keep-alive every minute, a
+tick that cannot start within a minute is dropped (never queued or retried),
+and reserved concurrency caps how many invocations run at once.
 
 Every function's environment is built from the variables its settings class
 reads (`grid_reingest.settings`), and is loaded with that class at synth time:
@@ -26,7 +32,7 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
-from grid_reingest import settings
+from grid_reingest import names, settings
 from infra import asset
 from infra import constants as c
 from infra.asset import runtime_code
@@ -62,7 +68,7 @@ def function_environments(config: StageConfig) -> dict[str, dict[str, str]]:
         settings.MAX_ITERATOR_AGE_MS.name: str(config.max_iterator_age_ms),
         settings.GRID_CONCURRENCY.name: str(config.grid_concurrency),
         settings.GRID_API_KEY_PARAMETER.name: config.api_key_parameter,
-        settings.PROJECTION_FUNCTION_NAME.name: c.resource_name(c.IMAGE_PROJECTION, stage),
+        settings.PROJECTION_FUNCTION_NAME.name: c.resource_name(names.IMAGE_PROJECTION, stage),
         **config.grid_service_urls,
         **config.worker_settings,
     }
@@ -71,16 +77,20 @@ def function_environments(config: StageConfig) -> dict[str, dict[str, str]]:
     if config.backpressure_streams:
         known[settings.BACKPRESSURE_STREAMS.name] = ",".join(config.backpressure_streams)
     per_function = {
-        c.IMAGE_PROJECTION: {},
-        c.BATCH_INDEX: {
+        names.IMAGE_PROJECTION: {},
+        names.BATCH_INDEX: {
             settings.BATCH_SIZE.name: str(config.batch_index.batch_size),
-            settings.SCHEDULE_RULE_NAME.name: c.resource_name(c.BATCH_INDEX, stage),
+            settings.SCHEDULE_RULE_NAME.name: c.resource_name(names.BATCH_INDEX, stage),
+            settings.MAX_IN_FLIGHT.name: str(config.batch_index.max_in_flight),
         },
-        c.BATCH_CHECK: {
+        names.BATCH_CHECK: {
             settings.BATCH_SIZE.name: str(config.batch_check.batch_size),
-            settings.SCHEDULE_RULE_NAME.name: c.resource_name(c.BATCH_CHECK, stage),
+            settings.SCHEDULE_RULE_NAME.name: c.resource_name(names.BATCH_CHECK, stage),
         },
     }
+    # Wired from context whether or not the worker's settings class reads it yet:
+    # image-projection's reserved concurrency is sized from it.
+    always = {names.BATCH_INDEX: (settings.MAX_IN_FLIGHT,)}
     # batch-index invokes image-projection, so it never talks to the Grid itself.
     grid_only = {v.name for v in settings.variables(settings.GridSettings)} - {
         settings.GRID_CONCURRENCY.name
@@ -89,8 +99,9 @@ def function_environments(config: StageConfig) -> dict[str, dict[str, str]]:
     for service, cls in SETTINGS_CLASSES.items():
         values = {**known, **per_function[service]}
         environment: dict[str, str] = {}
-        for var in settings.variables(cls):
-            if service == c.BATCH_INDEX and var.name in grid_only:
+        wanted = {v.name: v for v in (*settings.variables(cls), *always.get(service, ()))}
+        for var in wanted.values():
+            if service == names.BATCH_INDEX and var.name in grid_only:
                 continue
             # Defaults are written out too: the console then shows every knob
             # an operator may turn, with its current value.
@@ -134,31 +145,36 @@ class Workers(Construct):
         check_environments(config, environments)
         code = runtime_code()
         self.projection = self._build_worker(
-            c.IMAGE_PROJECTION,
+            names.IMAGE_PROJECTION,
             code,
-            environments[c.IMAGE_PROJECTION],
+            environments[names.IMAGE_PROJECTION],
             timeout_seconds=config.projection_timeout_seconds,
+            # Every projection batch-index can have in flight (config checks it
+            # covers reservedConcurrency x maxInFlight): a throttle is then a
+            # fault worth an alarm, not a pass running at full speed.
+            reserved_concurrency=config.projection_reserved_concurrency,
             description="Projects one Grid image: image-loader's re-projection merged with "
             "the data services",
         )
         self.batch_index = self._build_worker(
-            c.BATCH_INDEX,
+            names.BATCH_INDEX,
             code,
-            environments[c.BATCH_INDEX],
+            environments[names.BATCH_INDEX],
             timeout_seconds=c.WORKER_TIMEOUT_SECONDS,
             reserved_concurrency=config.batch_index.reserved_concurrency,
             schedule_minutes=config.batch_index.schedule_minutes,
-            description="Claims a batch of ids, projects them and posts reingest-image "
-            "messages on thrall's low-priority stream",
+            description="Claims ids, projects them and posts reingest-image messages on "
+            "thrall's low-priority stream until its time budget is spent",
         )
         self.batch_check = self._build_worker(
-            c.BATCH_CHECK,
+            names.BATCH_CHECK,
             code,
-            environments[c.BATCH_CHECK],
+            environments[names.BATCH_CHECK],
             timeout_seconds=c.WORKER_TIMEOUT_SECONDS,
             reserved_concurrency=config.batch_check.reserved_concurrency,
             schedule_minutes=config.batch_check.schedule_minutes,
-            description="Claims a batch of enqueued ids and records whether media-api has them",
+            description="Claims enqueued ids and records whether media-api has them, until "
+            "its time budget is spent",
         )
         self.projection_url = self._build_projection_url()
         self._grant_batch_index(table)
@@ -170,9 +186,9 @@ class Workers(Construct):
     def by_service(self) -> dict[str, Worker]:
         """Each worker by its service name."""
         return {
-            c.IMAGE_PROJECTION: self.projection,
-            c.BATCH_INDEX: self.batch_index,
-            c.BATCH_CHECK: self.batch_check,
+            names.IMAGE_PROJECTION: self.projection,
+            names.BATCH_INDEX: self.batch_index,
+            names.BATCH_CHECK: self.batch_check,
         }
 
     # -- building ---------------------------------------------------------
@@ -229,8 +245,9 @@ class Workers(Construct):
             role=role,
             log_group=log_group,
             reserved_concurrent_executions=reserved_concurrency,
-            # A scheduled run that fails or cannot start is not retried: the
-            # next tick does the same work, and retries would only pile up.
+            # The schedule is a keep-alive: a tick that fails or cannot start
+            # within a minute (reserved concurrency reached: invocations are
+            # already at work) is dropped, never retried or queued behind them.
             retry_attempts=0 if scheduled else None,
             max_event_age=(
                 Duration.seconds(c.SCHEDULED_EVENT_MAX_AGE_SECONDS) if scheduled else None
@@ -250,8 +267,8 @@ class Workers(Construct):
                 self,
                 f"{construct_id}Schedule",
                 rule_name=name,
-                description=f"Runs {name}. Deployed off: enable it to start; the worker "
-                "disables it when it finds nothing left to do.",
+                description=f"Keeps {name} running. Deployed off: enable it to start; "
+                "the worker disables it when it finds nothing left to do.",
                 schedule=events.Schedule.rate(Duration.minutes(schedule_minutes)),
                 enabled=False,
                 targets=[targets.LambdaFunction(function)],
@@ -282,24 +299,50 @@ class Workers(Construct):
     def _grant_own_rule(self, service: str, worker: Worker) -> None:
         worker.function.add_to_role_policy(
             iam.PolicyStatement(
-                actions=["events:DescribeRule", "events:DisableRule"],
+                # Enable: a worker that disabled its rule and then found new work
+                # (an upload raced its last look) switches it back on.
+                actions=["events:DescribeRule", "events:DisableRule", "events:EnableRule"],
                 resources=[self._rule_arn(service)],
+            )
+        )
+
+    def _grant_table(self, worker: Worker, table: dynamodb.ITable) -> None:
+        # What a worker does to the table, exactly: claims and outcomes are
+        # conditional UpdateItems, the control item is read by key, and work is
+        # found through the by-state index. No Scan, Put, Delete or batch call:
+        # those are the operators' (the `reingest` commands run as a person).
+        function = worker.function
+        function.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["dynamodb:GetItem", "dynamodb:UpdateItem"],
+                resources=[table.table_arn],
+            )
+        )
+        function.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["dynamodb:Query"],
+                resources=[f"{table.table_arn}/index/{names.STATE_INDEX}"],
             )
         )
 
     def _grant_batch_index(self, table: dynamodb.ITable) -> None:
         config = self._config
         function = self.batch_index.function
-        table.grant_read_write_data(function)
+        self._grant_table(self.batch_index, table)
         function.add_to_role_policy(
             iam.PolicyStatement(
                 actions=["kinesis:PutRecords"], resources=[config.thrall_stream_arn]
             )
         )
-        # thrall's stream is encrypted: each PutRecords needs a data key (SPEC §5).
+        # thrall's stream is encrypted: each PutRecords needs a data key (SPEC §5),
+        # which Kinesis asks for on the caller's behalf; the key is no use otherwise.
         function.add_to_role_policy(
             iam.PolicyStatement(
-                actions=["kms:GenerateDataKey"], resources=[config.thrall_stream_key_arn]
+                actions=["kms:GenerateDataKey"],
+                resources=[config.thrall_stream_key_arn],
+                conditions={
+                    "StringEquals": {"kms:ViaService": f"kinesis.{config.region}.amazonaws.com"}
+                },
             )
         )
         function.add_to_role_policy(
@@ -314,20 +357,18 @@ class Workers(Construct):
                 resources=[self.projection.function.function_arn],
             )
         )
-        self._grant_own_rule(c.BATCH_INDEX, self.batch_index)
+        self._grant_own_rule(names.BATCH_INDEX, self.batch_index)
         Validations.of(function.role).acknowledge(
             _ack(
                 "AwsSolutions-IAM5[Resource::*]",
                 "cloudwatch:GetMetricStatistics has no resource-level permissions: AWS only "
                 "accepts '*' for it. It is read-only (thrall's iterator age, SPEC §6).",
             ),
-            _table_index_ack(table),
         )
 
     def _grant_batch_check(self, table: dynamodb.ITable) -> None:
-        table.grant_read_write_data(self.batch_check.function)
-        self._grant_own_rule(c.BATCH_CHECK, self.batch_check)
-        Validations.of(self.batch_check.function.role).acknowledge(_table_index_ack(table))
+        self._grant_table(self.batch_check, table)
+        self._grant_own_rule(names.BATCH_CHECK, self.batch_check)
 
     def _grant_api_key(self, worker: Worker) -> None:
         config = self._config
@@ -360,13 +401,3 @@ class Workers(Construct):
 
 def _ack(rule_id: str, reason: str) -> Acknowledgment:
     return Acknowledgment(id=rule_id, reason=reason)
-
-
-def _table_index_ack(table: dynamodb.ITable) -> Acknowledgment:
-    # The finding names the resource as cdk-nag renders the token.
-    return _ack(
-        f"AwsSolutions-IAM5[Resource::<{Stack.of(table).get_logical_id(table.node.default_child)}"
-        ".Arn>/index/*]",
-        "CDK's grant covers this table's own indexes (`by-state` is the only one); "
-        "workers query the index by key. No other table is reachable.",
-    )

@@ -99,3 +99,11 @@ EXPIRED_CLAIMS = "ExpiredClaims"  # claims whose lease ran out: an attempt count
 CONTROL_LIMIT = "ControllerLimit"  # images in flight the controller allows now
 CONTROL_RATE = "ControllerRate"  # images a minute the controller allows now
 PAUSED = "Paused"  # 1 while the operator has paused the pass
+
+# -- the state table's shape, as the CDK app declares it ------------------------------
+# (adapters/dynamodb/schema.py reads and writes the same; tests/infra compares the two)
+
+STATE_INDEX = "by-state"  # the index workers find work through
+ID_ATTRIBUTE = "id"  # the table's partition key: the Grid image id
+STATE_SHARD_ATTRIBUTE = "state_shard"  # the index's partition key, "<state>#<shard>"
+CHANGED_AT_ATTRIBUTE = "state_changed_at"  # the index's sort key

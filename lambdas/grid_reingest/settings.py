@@ -283,6 +283,13 @@ DRY_RUN = Var(
     "true or false",
     "false",
 )
+MAX_IN_FLIGHT = Var(
+    "MAX_IN_FLIGHT",
+    "Most images one batch-index invocation has in flight at once (the pace stays under it)",
+    _integer(1, 256),
+    "1..256",
+    "32",
+)
 
 
 # -- loading ------------------------------------------------------------------

@@ -33,6 +33,7 @@ _silence_node_end_of_life_banner()
 
 from aws_cdk.assertions import Template  # noqa: E402 - after the Node banner is silenced
 
+from grid_reingest import names  # noqa: E402
 from infra import constants as c  # noqa: E402
 from infra.app import build_app, cdk_json_context, synth  # noqa: E402
 
@@ -46,7 +47,7 @@ class Assembly:
 
     def raw(self, stage: str) -> dict[str, Any]:
         """The template of `stage` as JSON."""
-        return json.loads((self.outdir / f"{c.stack_name(stage)}.template.json").read_text())
+        return json.loads((self.outdir / f"{names.stack_name(stage)}.template.json").read_text())
 
     def template(self, stage: str) -> Template:
         """The template of `stage`, for `aws_cdk.assertions`."""
@@ -59,7 +60,7 @@ class Assembly:
 
     def asset_dir(self, stage: str = "TEST") -> Path:
         """The bundled Lambda code of `stage`'s functions."""
-        manifest = json.loads((self.outdir / f"{c.stack_name(stage)}.assets.json").read_text())
+        manifest = json.loads((self.outdir / f"{names.stack_name(stage)}.assets.json").read_text())
         (asset,) = [a for a in manifest["files"].values() if a["source"].get("packaging") == "zip"]
         return self.outdir / asset["source"]["path"]
 
@@ -87,6 +88,7 @@ VARIANT_OVERRIDES: dict[str, Any] = {
         "arn:aws:kms:eu-west-1:123456789012:key/00000000-0000-4000-8000-0000000000aa"
     ),
     "alarmTopicArn": "arn:aws:sns:eu-west-1:123456789012:Cloudwatch-Alerts",
+    "alarmEmail": None,  # TEST's own topic gives way to the existing one
     "backpressureStreamNames": ["thrall-a", "thrall-b"],
     "gridServiceUrls": {"media-api": "http://127.0.0.1:9999/api"},
 }

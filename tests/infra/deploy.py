@@ -25,6 +25,7 @@ from typing import Any
 
 import boto3
 
+from grid_reingest import names
 from infra import constants as c
 from infra.app import build_app, cdk_json_context
 
@@ -53,15 +54,15 @@ class Deployment:
     @property
     def table_name(self) -> str:
         """The state table's name (from the outputs)."""
-        return self.outputs[c.OUTPUT_STATE_TABLE]
+        return self.outputs[names.STATE_TABLE_OUTPUT]
 
     def function_name(self, service: str) -> str:
         """A function's name (from the outputs), e.g. function_name("batch-index")."""
-        return self.outputs[c.OUTPUT_FUNCTIONS[service]]
+        return self.outputs[names.FUNCTION_OUTPUTS[service]]
 
     def rule_name(self, service: str) -> str:
         """A worker's schedule rule name (from the outputs)."""
-        return self.outputs[c.OUTPUT_RULES[service]]
+        return self.outputs[names.RULE_OUTPUTS[service]]
 
 
 def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
@@ -99,7 +100,7 @@ def deploy_stage(
     assembly = Path(outdir or tempfile.mkdtemp(prefix="grid-reingest-cdk-"))
     build_app(context, outdir=str(assembly), stages=[stage]).synth()
 
-    stack_name = c.stack_name(stage)
+    stack_name = names.stack_name(stage)
     template = json.loads((assembly / f"{stack_name}.template.json").read_text())
     account = clients.sts.get_caller_identity()["Account"]
     _bootstrap(clients, template)
@@ -116,7 +117,7 @@ def deploy_stage(
         service: clients.lambda_.get_function_configuration(FunctionName=outputs[key])
         .get("Environment", {})
         .get("Variables", {})
-        for service, key in c.OUTPUT_FUNCTIONS.items()
+        for service, key in names.FUNCTION_OUTPUTS.items()
     }
     return Deployment(
         stack_name=stack_name,
@@ -209,7 +210,7 @@ def _create_stack(
     body = json.dumps(template)
     source: dict[str, str] = {"TemplateBody": body}
     if len(body) > _TEMPLATE_BODY_MAX:
-        bucket = f"{c.APP}-templates-{account}-{REGION}"
+        bucket = f"{names.APP}-templates-{account}-{REGION}"
         _ensure_bucket(clients, bucket)
         clients.s3.put_object(Bucket=bucket, Key=f"{stack_name}.json", Body=body.encode())
         source = {"TemplateURL": f"https://{bucket}.s3.amazonaws.com/{stack_name}.json"}

@@ -27,6 +27,12 @@ def context_with(stage: str = "TEST", **changes: Any) -> dict[str, Any]:
     return context
 
 
+def with_settings(stage: str = "TEST", **values: Any) -> dict[str, Any]:
+    """cdk.json's `settings` map of a stage with some variables changed."""
+    shipped = cdk_json_context()[c.STAGES_CONTEXT_KEY][stage]["settings"]
+    return {**shipped, **values}
+
+
 def problems_of(context: dict[str, Any], stage: str = "TEST") -> list[str]:
     with pytest.raises(ConfigError) as caught:
         load_stage_config(context, stage)
@@ -135,29 +141,57 @@ def test_config_settings_map_takes_only_unwired_worker_variables():
 
 
 def test_config_claim_lease_must_outlive_the_worker_timeout():
-    context = context_with(settings={settings.CLAIM_LEASE_SECONDS.name: c.WORKER_TIMEOUT_SECONDS})
+    context = context_with(
+        settings=with_settings(**{settings.CLAIM_LEASE_SECONDS.name: c.WORKER_TIMEOUT_SECONDS})
+    )
 
     (problem,) = problems_of(context)
     assert problem.startswith("stages.TEST.settings.CLAIM_LEASE_SECONDS=900 must exceed")
 
 
-def test_config_stop_margin_must_cover_a_whole_projection():
-    # Given a loader timeout that makes image-projection's timeout 400 + 10 + margin
-    context = context_with(settings={settings.GRID_LOADER_TIMEOUT_SECONDS.name: 400})
+def test_config_stop_margin_must_cover_a_projection_and_the_publish_budget():
+    # Given a loader timeout that makes image-projection's timeout 400 + 10 + 20 = 430 s
+    context = context_with(
+        settings=with_settings(**{settings.GRID_LOADER_TIMEOUT_SECONDS.name: 400})
+    )
 
-    # Then the default stop margin (330 s) is too short for it
+    # Then cdk.json's stop margin (480 s) is too short for it plus the budget (120 s)
     (problem,) = problems_of(context)
-    assert problem.startswith("stages.TEST.settings.STOP_MARGIN_SECONDS=330 must be at least")
-    assert "(430 s)" in problem
+    assert problem.startswith("stages.TEST.settings.STOP_MARGIN_SECONDS=480 must exceed")
+    assert "timeout (430 s) plus the publish-and-record budget (120 s), 550 s" in problem
+
+
+def test_config_stop_margin_equal_to_projection_plus_budget_is_refused():
+    # Given a margin exactly the projection's timeout plus the budget (330 + 120)
+    needed = 330 + c.PUBLISH_AND_RECORD_BUDGET_SECONDS
+    context = context_with(settings=with_settings(**{settings.STOP_MARGIN_SECONDS.name: needed}))
+
+    # Then it is refused: nothing would be left for the last record's write
+    (problem,) = problems_of(context)
+    assert problem.startswith(f"stages.TEST.settings.STOP_MARGIN_SECONDS={needed} must exceed")
+
+    # And one second more is accepted
+    ok = context_with(settings=with_settings(**{settings.STOP_MARGIN_SECONDS.name: needed + 1}))
+    assert load_stage_config(ok, "TEST").setting(settings.STOP_MARGIN_SECONDS) == needed + 1
+
+
+def test_config_stop_margin_must_stay_below_the_worker_timeout():
+    margin = c.WORKER_TIMEOUT_SECONDS
+    context = context_with(settings=with_settings(**{settings.STOP_MARGIN_SECONDS.name: margin}))
+
+    (problem,) = problems_of(context)
+    assert "below the worker timeout (900 s)" in problem
 
 
 def test_config_projection_timeout_follows_the_grid_timeouts():
     config = load_stage_config(
         context_with(
-            settings={
-                settings.GRID_LOADER_TIMEOUT_SECONDS.name: 200,
-                settings.GRID_SERVICE_TIMEOUT_SECONDS.name: 5,
-            }
+            settings=with_settings(
+                **{
+                    settings.GRID_LOADER_TIMEOUT_SECONDS.name: 200,
+                    settings.GRID_SERVICE_TIMEOUT_SECONDS.name: 5,
+                }
+            )
         ),
         "TEST",
     )
@@ -191,3 +225,120 @@ def test_config_bad_context_makes_the_app_exit_1_naming_the_key(monkeypatch, cap
     error = capsys.readouterr().err
     assert "stages.PROD is missing" in error
     assert "Traceback" not in error
+
+
+# -- alarm topic ------------------------------------------------------------------------
+
+
+def test_config_prod_without_an_alarm_target_names_both_keys_and_the_stage():
+    # Given PROD with neither an alarm topic nor an email
+    context = context_with("PROD", alarmTopicArn=None, alarmEmail=None)
+
+    # When loaded, Then the one problem says which keys and which stage
+    (problem,) = problems_of(context, "PROD")
+    assert problem.startswith(
+        "stages.PROD.alarmTopicArn or stages.PROD.alarmEmail is required for stage PROD"
+    )
+    assert "notify somebody" in problem
+
+
+def test_config_test_stage_may_go_without_an_alarm_target():
+    config = load_stage_config(context_with("TEST", alarmTopicArn=None, alarmEmail=None), "TEST")
+
+    assert config.alarm_topic_arn is None
+    assert config.alarm_email is None
+
+
+def test_config_prod_with_an_email_instead_of_a_topic():
+    context = context_with("PROD", alarmTopicArn=None, alarmEmail="grid@example.org")
+
+    config = load_stage_config(context, "PROD")
+    assert config.alarm_email == "grid@example.org"
+    assert config.alarm_topic_arn is None
+
+
+def test_config_alarm_topic_and_email_together_are_refused():
+    context = context_with(
+        alarmTopicArn="arn:aws:sns:eu-west-1:123456789012:alerts", alarmEmail="a@example.org"
+    )
+
+    (problem,) = problems_of(context)
+    assert problem.startswith("stages.TEST.alarmTopicArn and stages.TEST.alarmEmail are both set")
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "expected"),
+    [
+        ("alarmEmail", "not an address", "is invalid"),
+        ("alarmTopicArn", "arn:aws:sns:us-east-1:123456789012:alerts", "in another region"),
+        ("alarmTopicArn", "alerts", "is invalid"),
+    ],
+)
+def test_config_rejects_a_bad_alarm_target(key, value, expected):
+    other = "alarmTopicArn" if key == "alarmEmail" else "alarmEmail"
+
+    (problem,) = problems_of(context_with("PROD", **{key: value, other: None}), "PROD")
+    assert problem.startswith(f"stages.PROD.{key}")
+    assert expected in problem
+
+
+# -- projections in flight ---------------------------------------------------------------
+
+
+def test_config_max_in_flight_is_required_for_batch_index():
+    index = {"batchSize": 100, "scheduleRateMinutes": 1, "reservedConcurrency": 1}
+
+    (problem,) = problems_of(context_with(batchIndex=index))
+    assert problem.startswith("stages.TEST.batchIndex.maxInFlight is required")
+
+
+def test_config_max_in_flight_is_checked_by_the_workers_parser():
+    index = {"batchSize": 100, "scheduleRateMinutes": 1, "reservedConcurrency": 1}
+
+    (problem,) = problems_of(context_with(batchIndex={**index, "maxInFlight": 0}))
+    assert problem.startswith("stages.TEST.batchIndex.maxInFlight=0 is invalid")
+    assert settings.MAX_IN_FLIGHT.allowed in problem
+
+
+def test_config_max_in_flight_is_wired_by_the_stack_not_the_settings_map():
+    context = context_with(settings=with_settings(**{settings.MAX_IN_FLIGHT.name: 4}))
+
+    (problem,) = problems_of(context)
+    assert problem.startswith("stages.TEST.settings.MAX_IN_FLIGHT: MAX_IN_FLIGHT is set by")
+
+
+def test_config_projection_reserved_concurrency_must_cover_batch_index_in_flight():
+    # Given PROD's batch-index: 2 invocations x 32 images in flight = 64 projections
+    context = context_with("PROD", imageProjection={"reservedConcurrency": 63})
+
+    # When loaded, Then the shortfall is named with the product it must cover
+    (problem,) = problems_of(context, "PROD")
+    assert problem.startswith(
+        "stages.PROD.imageProjection.reservedConcurrency=63 must be at least "
+        "stages.PROD.batchIndex.reservedConcurrency x stages.PROD.batchIndex.maxInFlight "
+        "(2 x 32 = 64)"
+    )
+
+
+@pytest.mark.parametrize("stage", c.STAGES)
+def test_config_cdk_json_covers_every_projection_in_flight(stage):
+    config = load_stage_config(cdk_json_context(), stage)
+
+    assert config.projection_reserved_concurrency >= config.projections_in_flight
+    assert config.projections_in_flight == (
+        config.batch_index.reserved_concurrency * config.batch_index.max_in_flight
+    )
+
+
+def test_config_projection_reserved_concurrency_is_required():
+    (problem,) = problems_of(context_with(imageProjection=None))
+
+    assert problem.startswith("stages.TEST.imageProjection.reservedConcurrency is required")
+
+
+@pytest.mark.parametrize("stage", c.STAGES)
+@pytest.mark.parametrize("worker", ("batchIndex", "batchCheck"))
+def test_config_schedules_are_a_keep_alive_every_minute(stage, worker):
+    raw = cdk_json_context()[c.STAGES_CONTEXT_KEY][stage][worker]
+
+    assert raw["scheduleRateMinutes"] == 1

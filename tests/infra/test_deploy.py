@@ -12,7 +12,7 @@ import boto3
 import pytest
 
 from devtools.servers import aws_environment, reset_moto
-from grid_reingest import settings
+from grid_reingest import names, settings
 from grid_reingest.adapters.dynamodb import schema
 from infra import constants as c
 from infra.config import SETTINGS_CLASSES
@@ -49,10 +49,10 @@ def test_deploy_stack_reaches_create_complete_with_its_outputs(deployment, aws):
     (stack,) = cloudformation.describe_stacks(StackName="grid-reingest-TEST")["Stacks"]
     assert stack["StackStatus"] == "CREATE_COMPLETE"
     assert deployment.outputs == {
-        c.OUTPUT_STATE_TABLE: "grid-reingest-TEST",
-        c.OUTPUT_DASHBOARD: "grid-reingest-TEST",
-        **{key: c.resource_name(s, "TEST") for s, key in c.OUTPUT_FUNCTIONS.items()},
-        **{key: c.resource_name(s, "TEST") for s, key in c.OUTPUT_RULES.items()},
+        names.STATE_TABLE_OUTPUT: "grid-reingest-TEST",
+        names.DASHBOARD_OUTPUT: "grid-reingest-TEST",
+        **{key: c.resource_name(s, "TEST") for s, key in names.FUNCTION_OUTPUTS.items()},
+        **{key: c.resource_name(s, "TEST") for s, key in names.RULE_OUTPUTS.items()},
     }
 
 
@@ -79,22 +79,22 @@ def test_deploy_function_environment_is_usable_as_is(deployment, service):
     # Then the worker's settings load from it, pointing at what was deployed
     loaded = settings.load(SETTINGS_CLASSES[service], env)
     assert loaded.stage == "TEST"
-    if service != c.IMAGE_PROJECTION:
+    if service != names.IMAGE_PROJECTION:
         assert loaded.table_name == deployment.table_name
         assert loaded.schedule_rule == deployment.rule_name(service)
 
 
 def test_deploy_batch_index_points_at_the_stream_and_projection(deployment):
-    env = deployment.environments[c.BATCH_INDEX]
+    env = deployment.environments[names.BATCH_INDEX]
 
     assert env[settings.THRALL_STREAM_NAME.name] == deployment.stream_arn
     assert env[settings.PROJECTION_FUNCTION_NAME.name] == deployment.function_name(
-        c.IMAGE_PROJECTION
+        names.IMAGE_PROJECTION
     )
     assert env[settings.BATCH_SIZE.name] == "50"  # the override, not cdk.json's 100
 
 
-@pytest.mark.parametrize("service", [c.BATCH_INDEX, c.BATCH_CHECK])
+@pytest.mark.parametrize("service", [names.BATCH_INDEX, names.BATCH_CHECK])
 def test_deploy_rules_exist_disabled_targeting_their_worker(deployment, aws, service):
     events = boto3.client("events", endpoint_url=aws)
     name = deployment.rule_name(service)
@@ -102,7 +102,7 @@ def test_deploy_rules_exist_disabled_targeting_their_worker(deployment, aws, ser
     rule = events.describe_rule(Name=name)
     (target,) = events.list_targets_by_rule(Rule=name)["Targets"]
     assert rule["State"] == "DISABLED"
-    assert rule["ScheduleExpression"] == "rate(5 minutes)"
+    assert rule["ScheduleExpression"] == "rate(1 minute)"  # a keep-alive
     assert target["Arn"].endswith(f":function:{deployment.function_name(service)}")
 
 
@@ -114,8 +114,22 @@ def test_deploy_functions_have_their_code_and_limits(deployment, aws):
         assert config["Runtime"] == "python3.11"
         assert config["Handler"] == c.HANDLERS[service]
         assert config["CodeSize"] > 0
-    reserved = client.get_function_concurrency(FunctionName=deployment.function_name(c.BATCH_INDEX))
-    assert reserved["ReservedConcurrentExecutions"] == 1
+    reserved = {
+        service: client.get_function_concurrency(FunctionName=deployment.function_name(service))[
+            "ReservedConcurrentExecutions"
+        ]
+        for service in (names.BATCH_INDEX, names.IMAGE_PROJECTION)
+    }
+    assert reserved == {names.BATCH_INDEX: 1, names.IMAGE_PROJECTION: 10}
+
+
+def test_deploy_alarm_topic_is_created(deployment, aws):
+    # moto creates the topic but ignores its subscription and policy: those are
+    # asserted on the template (test_monitoring.py).
+    sns = boto3.client("sns", endpoint_url=aws)
+
+    arns = [t["TopicArn"] for t in sns.list_topics()["Topics"]]
+    assert [a for a in arns if a.endswith(":grid-reingest-alarms-TEST")]
 
 
 def test_deploy_api_key_parameter_is_there_for_the_workers(deployment, aws):

@@ -22,12 +22,12 @@ from devtools.local_lambda import FakeContext, environment, invoke
 from devtools.servers import aws_environment, reset_moto
 from devtools.thrall_consumer import read_stream
 from devtools.thrall_metrics import report_iterator_age
+from grid_reingest import names
 from grid_reingest.adapters.dynamodb.bulk import StateTable
 from grid_reingest.domain.states import ProgressState as S
 from grid_reingest.handlers import batch_check, batch_index, image_projection
 from grid_reingest.settings import SERVICES, stream_name
 from grid_reingest_cli.main import main as reingest
-from infra import constants as c
 from tests.infra.deploy import Deployment, deploy_stage
 
 pytestmark = pytest.mark.slow
@@ -112,13 +112,14 @@ def test_a_full_pass_of_200_images_from_0_to_6_on_the_deployed_stack(
     (tmp_path / "ids.txt").write_text("\n".join(ids) + "\n")
     assert reingest(["upload-ids", "--stage", "TEST", str(tmp_path / "ids.txt")]) == 0
     # The schedules were deployed off
-    for service in (c.BATCH_INDEX, c.BATCH_CHECK):
+    for service in (names.BATCH_INDEX, names.BATCH_CHECK):
         assert events.describe_rule(Name=deployed.rule_name(service))["State"] == "DISABLED"
 
     # When the operator starts batch-index, which runs until it switches itself off
     assert reingest(["start", "--stage", "TEST", "--worker", "index"]) == 0
     projection = ProjectionLambda(
-        deployed.environments[c.IMAGE_PROJECTION], deployed.function_name(c.IMAGE_PROJECTION)
+        deployed.environments[names.IMAGE_PROJECTION],
+        deployed.function_name(names.IMAGE_PROJECTION),
     )
     real_make_client = batch_index.make_client
     monkeypatch.setattr(
@@ -129,7 +130,10 @@ def test_a_full_pass_of_200_images_from_0_to_6_on_the_deployed_stack(
         ),
     )
     index_runs = run_until_rule_off(
-        batch_index, deployed.environments[c.BATCH_INDEX], deployed.rule_name(c.BATCH_INDEX), events
+        batch_index,
+        deployed.environments[names.BATCH_INDEX],
+        deployed.rule_name(names.BATCH_INDEX),
+        events,
     )
 
     # thrall indexes what arrived
@@ -139,7 +143,10 @@ def test_a_full_pass_of_200_images_from_0_to_6_on_the_deployed_stack(
     # and then batch-check, likewise
     assert reingest(["start", "--stage", "TEST", "--worker", "check"]) == 0
     check_runs = run_until_rule_off(
-        batch_check, deployed.environments[c.BATCH_CHECK], deployed.rule_name(c.BATCH_CHECK), events
+        batch_check,
+        deployed.environments[names.BATCH_CHECK],
+        deployed.rule_name(names.BATCH_CHECK),
+        events,
     )
 
     # Then every image went from 0 to 6, each published once, the rules off

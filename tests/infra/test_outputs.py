@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from grid_reingest import names
 from infra import constants as c
 from tests.infra.conftest import function_id, resources, single_id
 
@@ -16,15 +17,15 @@ def test_outputs_name_every_resource_a_script_needs(assembly, stage):
     rules = {v["Properties"]["Name"]: k for k, v in resources(raw, "AWS::Events::Rule").items()}
 
     expected = {
-        c.OUTPUT_STATE_TABLE: {"Ref": single_id(raw, "AWS::DynamoDB::Table")},
-        c.OUTPUT_DASHBOARD: {"Ref": single_id(raw, "AWS::CloudWatch::Dashboard")},
+        names.STATE_TABLE_OUTPUT: {"Ref": single_id(raw, "AWS::DynamoDB::Table")},
+        names.DASHBOARD_OUTPUT: {"Ref": single_id(raw, "AWS::CloudWatch::Dashboard")},
         **{
             key: {"Ref": function_id(raw, service, stage)}
-            for service, key in c.OUTPUT_FUNCTIONS.items()
+            for service, key in names.FUNCTION_OUTPUTS.items()
         },
         **{
             key: {"Ref": rules[c.resource_name(service, stage)]}
-            for service, key in c.OUTPUT_RULES.items()
+            for service, key in names.RULE_OUTPUTS.items()
         },
     }
     assert {key: output["Value"] for key, output in raw["Outputs"].items()} == expected

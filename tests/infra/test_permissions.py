@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from grid_reingest import names
 from infra import constants as c
 from tests.infra.conftest import (
     VARIANT_OVERRIDES,
@@ -24,21 +25,21 @@ STREAM = (
 )
 STREAM_KEY = "arn:aws:kms:eu-west-1:123456789012:key/00000000-0000-4000-8000-000000000001"
 
-TABLE_ACTIONS = [
-    "dynamodb:BatchGetItem",
-    "dynamodb:Query",
-    "dynamodb:GetItem",
+# What a worker does to the state table: conditional UpdateItems (claims,
+# outcomes, the control item), GetItem (the control item), Query on the index.
+ITEM_ACTIONS = ["dynamodb:GetItem", "dynamodb:UpdateItem"]
+# The operators' bulk calls: no worker may make them.
+OPERATOR_ACTIONS = {
     "dynamodb:Scan",
-    "dynamodb:ConditionCheckItem",
-    "dynamodb:BatchWriteItem",
     "dynamodb:PutItem",
-    "dynamodb:UpdateItem",
     "dynamodb:DeleteItem",
+    "dynamodb:BatchWriteItem",
+    "dynamodb:BatchGetItem",
     "dynamodb:DescribeTable",
-]
-# CDK's grant_read_write_data adds stream reads; the table has no stream, so
-# they reach nothing.
-TABLE_STREAM_ACTIONS = ["dynamodb:GetRecords", "dynamodb:GetShardIterator"]
+    "dynamodb:ConditionCheckItem",
+    "dynamodb:GetRecords",
+    "dynamodb:GetShardIterator",
+}
 
 
 def arn(service: str, resource: str) -> dict[str, Any]:
@@ -68,8 +69,16 @@ def logs_statement(raw: dict, service: str) -> dict[str, Any]:
 
 def table_statements(raw: dict) -> list[dict[str, Any]]:
     table = {"Fn::GetAtt": [single_id(raw, "AWS::DynamoDB::Table"), "Arn"]}
-    resources_ = [table, {"Fn::Join": ["", [table, "/index/*"]]}]
-    return [allow(TABLE_ACTIONS, resources_), allow(TABLE_STREAM_ACTIONS, resources_)]
+    index = {"Fn::Join": ["", [table, f"/index/{names.STATE_INDEX}"]]}
+    return [allow(ITEM_ACTIONS, table), allow("dynamodb:Query", index)]
+
+
+def stream_key_statement(key: str = STREAM_KEY, region: str = "eu-west-1") -> dict[str, Any]:
+    return allow(
+        "kms:GenerateDataKey",
+        key,
+        Condition={"StringEquals": {"kms:ViaService": f"kinesis.{region}.amazonaws.com"}},
+    )
 
 
 def api_key_statement(stage: str = "TEST") -> dict[str, Any]:
@@ -80,7 +89,7 @@ def api_key_statement(stage: str = "TEST") -> dict[str, Any]:
 
 def own_rule_statement(service: str) -> dict[str, Any]:
     return allow(
-        ["events:DescribeRule", "events:DisableRule"],
+        ["events:DescribeRule", "events:DisableRule", "events:EnableRule"],
         arn("events", f"rule/{c.resource_name(service, 'TEST')}"),
     )
 
@@ -88,8 +97,8 @@ def own_rule_statement(service: str) -> dict[str, Any]:
 def test_permissions_image_projection_reads_only_the_api_key(assembly):
     raw = assembly.raw("TEST")
 
-    assert role_statements(raw, c.IMAGE_PROJECTION) == [
-        logs_statement(raw, c.IMAGE_PROJECTION),
+    assert role_statements(raw, names.IMAGE_PROJECTION) == [
+        logs_statement(raw, names.IMAGE_PROJECTION),
         api_key_statement(),
     ]
 
@@ -97,27 +106,28 @@ def test_permissions_image_projection_reads_only_the_api_key(assembly):
 def test_permissions_batch_index(assembly):
     raw = assembly.raw("TEST")
 
-    assert role_statements(raw, c.BATCH_INDEX) == [
-        logs_statement(raw, c.BATCH_INDEX),
+    assert role_statements(raw, names.BATCH_INDEX) == [
+        logs_statement(raw, names.BATCH_INDEX),
         *table_statements(raw),
         allow("kinesis:PutRecords", STREAM),
-        allow("kms:GenerateDataKey", STREAM_KEY),
+        stream_key_statement(),
         # CloudWatch has no resource-level permissions for this read.
         allow("cloudwatch:GetMetricStatistics", "*"),
         allow(
-            "lambda:InvokeFunction", {"Fn::GetAtt": [function_id(raw, c.IMAGE_PROJECTION), "Arn"]}
+            "lambda:InvokeFunction",
+            {"Fn::GetAtt": [function_id(raw, names.IMAGE_PROJECTION), "Arn"]},
         ),
-        own_rule_statement(c.BATCH_INDEX),
+        own_rule_statement(names.BATCH_INDEX),
     ]
 
 
 def test_permissions_batch_check(assembly):
     raw = assembly.raw("TEST")
 
-    assert role_statements(raw, c.BATCH_CHECK) == [
-        logs_statement(raw, c.BATCH_CHECK),
+    assert role_statements(raw, names.BATCH_CHECK) == [
+        logs_statement(raw, names.BATCH_CHECK),
         *table_statements(raw),
-        own_rule_statement(c.BATCH_CHECK),
+        own_rule_statement(names.BATCH_CHECK),
         api_key_statement(),
     ]
 
@@ -160,14 +170,14 @@ def test_permissions_customer_managed_api_key_needs_decrypt_through_ssm_only(var
         Condition={"StringEquals": {"kms:ViaService": "ssm.eu-west-1.amazonaws.com"}},
     )
 
-    for service in (c.IMAGE_PROJECTION, c.BATCH_CHECK):
+    for service in (names.IMAGE_PROJECTION, names.BATCH_CHECK):
         assert decrypt in role_statements(raw, service)
-    assert decrypt not in role_statements(raw, c.BATCH_INDEX)
+    assert decrypt not in role_statements(raw, names.BATCH_INDEX)
 
 
 def test_permissions_prod_names_prod_resources(assembly):
     raw = assembly.raw("PROD")
-    statements = role_statements(raw, c.BATCH_INDEX, "PROD")
+    statements = role_statements(raw, names.BATCH_INDEX, "PROD")
 
     assert (
         allow(
@@ -178,9 +188,53 @@ def test_permissions_prod_names_prod_resources(assembly):
     )
     assert (
         allow(
-            ["events:DescribeRule", "events:DisableRule"],
+            ["events:DescribeRule", "events:DisableRule", "events:EnableRule"],
             arn("events", "rule/grid-reingest-batch-index-PROD"),
         )
         in statements
     )
-    assert api_key_statement("PROD") in role_statements(raw, c.BATCH_CHECK, "PROD")
+    assert api_key_statement("PROD") in role_statements(raw, names.BATCH_CHECK, "PROD")
+
+
+def actions_of(statements: list[dict[str, Any]]) -> set[str]:
+    found: set[str] = set()
+    for statement in statements:
+        action = statement["Action"]
+        found.update([action] if isinstance(action, str) else action)
+    return found
+
+
+@pytest.mark.parametrize("stage", c.STAGES)
+@pytest.mark.parametrize("service", (names.BATCH_INDEX, names.BATCH_CHECK))
+def test_permissions_workers_make_no_operator_table_call(assembly, stage, service):
+    # Given a worker's role, When its DynamoDB actions are collected
+    dynamodb = {
+        a
+        for a in actions_of(role_statements(assembly.raw(stage), service, stage))
+        if a.startswith("dynamodb:")
+    }
+
+    # Then they are exactly what the worker calls: no scan, put, delete or batch call
+    assert dynamodb == {"dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:Query"}
+    assert not dynamodb & OPERATOR_ACTIONS
+
+
+@pytest.mark.parametrize("service", (names.BATCH_INDEX, names.BATCH_CHECK))
+def test_permissions_query_reaches_only_the_by_state_index(assembly, service):
+    raw = assembly.raw("TEST")
+    (query,) = [s for s in role_statements(raw, service) if s["Action"] == "dynamodb:Query"]
+
+    # The index by name, never the table itself or index/*
+    parts = query["Resource"]["Fn::Join"][1]
+    assert parts[1] == "/index/by-state"
+    assert parts[0] == {"Fn::GetAtt": [single_id(raw, "AWS::DynamoDB::Table"), "Arn"]}
+
+
+@pytest.mark.parametrize("stage", c.STAGES)
+def test_permissions_stream_key_only_through_kinesis(assembly, stage):
+    statements = role_statements(assembly.raw(stage), names.BATCH_INDEX, stage)
+    (key,) = [s for s in statements if s["Action"] == "kms:GenerateDataKey"]
+
+    assert key["Condition"] == {
+        "StringEquals": {"kms:ViaService": "kinesis.eu-west-1.amazonaws.com"}
+    }

@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 from aws_cdk.assertions import Match
 
+from grid_reingest import names
 from grid_reingest.adapters.dynamodb import schema
 from infra import constants as c
 from tests.infra.conftest import single_id
@@ -108,11 +109,22 @@ def test_state_table_prod_is_retained_and_protected(assembly):
 def test_state_table_prod_stack_has_termination_protection(assembly):
     artifacts = assembly.manifest()["artifacts"]
 
-    assert artifacts[c.stack_name("PROD")]["properties"].get("terminationProtection") is True
-    assert not artifacts[c.stack_name("TEST")]["properties"].get("terminationProtection")
+    assert artifacts[names.stack_name("PROD")]["properties"].get("terminationProtection") is True
+    assert not artifacts[names.stack_name("TEST")]["properties"].get("terminationProtection")
 
 
 @pytest.mark.parametrize("stage", c.STAGES)
 def test_state_table_one_table_per_stage(assembly, stage):
     assembly.template(stage).resource_count_is("AWS::DynamoDB::Table", 1)
     assembly.template(stage).resource_count_is("AWS::DynamoDB::GlobalTable", 0)
+
+
+def test_state_table_names_the_infra_uses_are_the_adapters():
+    # The CDK app takes the table's shape from names.py (it may not import the
+    # adapter); the adapter declares it in schema.py: the two must agree.
+    assert (
+        names.STATE_INDEX,
+        names.ID_ATTRIBUTE,
+        names.STATE_SHARD_ATTRIBUTE,
+        names.CHANGED_AT_ATTRIBUTE,
+    ) == (schema.INDEX_NAME, schema.ID, schema.STATE_SHARD, schema.CHANGED_AT)

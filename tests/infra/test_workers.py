@@ -5,13 +5,13 @@ from __future__ import annotations
 import pytest
 from aws_cdk.assertions import Match
 
-from grid_reingest import settings
+from grid_reingest import names, settings
 from infra import constants as c
 from tests.infra.conftest import function_id, function_props, resources
 
 pytestmark = pytest.mark.slow
 
-SCHEDULED = (c.BATCH_INDEX, c.BATCH_CHECK)
+SCHEDULED = (names.BATCH_INDEX, names.BATCH_CHECK)
 TEST_STREAM = (
     "arn:aws:kinesis:eu-west-1:123456789012:stream/"
     "media-service-TEST-ThrallLowPriorityMessageStream"
@@ -22,9 +22,9 @@ TEST_KEY_PARAMETER = "/TEST/media-service/grid-reingest/api-key"
 @pytest.mark.parametrize(
     ("service", "timeout", "memory"),
     [
-        (c.IMAGE_PROJECTION, 330, 512),  # loader 300 + services 10 + margin 20
-        (c.BATCH_INDEX, 900, 1024),
-        (c.BATCH_CHECK, 900, 256),
+        (names.IMAGE_PROJECTION, 330, 512),  # loader 300 + services 10 + margin 20
+        (names.BATCH_INDEX, 900, 1024),
+        (names.BATCH_CHECK, 900, 256),
     ],
 )
 def test_workers_function_runtime_handler_and_sizing(assembly, service, timeout, memory):
@@ -44,7 +44,8 @@ def test_workers_function_runtime_handler_and_sizing(assembly, service, timeout,
 def test_workers_share_one_code_asset(assembly):
     raw = assembly.raw("TEST")
     codes = {
-        str(function_props(raw, service)["Code"]) for service in (c.IMAGE_PROJECTION, *SCHEDULED)
+        str(function_props(raw, service)["Code"])
+        for service in (names.IMAGE_PROJECTION, *SCHEDULED)
     }
 
     assert len(codes) == 1
@@ -54,10 +55,12 @@ def test_workers_share_one_code_asset(assembly):
 @pytest.mark.parametrize(
     ("stage", "service", "reserved"),
     [
-        ("TEST", c.BATCH_INDEX, 1),
-        ("TEST", c.BATCH_CHECK, 1),
-        ("PROD", c.BATCH_INDEX, 2),
-        ("PROD", c.BATCH_CHECK, 1),
+        ("TEST", names.BATCH_INDEX, 1),
+        ("TEST", names.BATCH_CHECK, 1),
+        ("TEST", names.IMAGE_PROJECTION, 10),
+        ("PROD", names.BATCH_INDEX, 2),
+        ("PROD", names.BATCH_CHECK, 1),
+        ("PROD", names.IMAGE_PROJECTION, 70),
     ],
 )
 def test_workers_reserved_concurrency_from_context(assembly, stage, service, reserved):
@@ -66,14 +69,22 @@ def test_workers_reserved_concurrency_from_context(assembly, stage, service, res
     assert props["ReservedConcurrentExecutions"] == reserved
 
 
-def test_workers_projection_has_no_reserved_concurrency(assembly):
-    assert "ReservedConcurrentExecutions" not in function_props(
-        assembly.raw("TEST"), c.IMAGE_PROJECTION
+@pytest.mark.parametrize("stage", c.STAGES)
+def test_workers_projection_reserved_concurrency_covers_batch_index_in_flight(assembly, stage):
+    # Given what batch-index can have in flight: its invocations x MAX_IN_FLIGHT each
+    raw = assembly.raw(stage)
+    index = function_props(raw, names.BATCH_INDEX, stage)
+    in_flight = index["ReservedConcurrentExecutions"] * int(
+        index["Environment"]["Variables"][settings.MAX_IN_FLIGHT.name]
     )
+
+    # Then image-projection may run that many at once
+    projection = function_props(raw, names.IMAGE_PROJECTION, stage)
+    assert projection["ReservedConcurrentExecutions"] >= in_flight
 
 
 def test_workers_batch_index_environment(assembly):
-    env = function_props(assembly.raw("TEST"), c.BATCH_INDEX)["Environment"]["Variables"]
+    env = function_props(assembly.raw("TEST"), names.BATCH_INDEX)["Environment"]["Variables"]
 
     assert env == {
         settings.STAGE.name: "TEST",
@@ -82,7 +93,7 @@ def test_workers_batch_index_environment(assembly):
         settings.INDEX_START_STATE.name: settings.INDEX_START_STATE.default,
         settings.MAX_ATTEMPTS.name: "3",
         settings.CLAIM_LEASE_SECONDS.name: settings.CLAIM_LEASE_SECONDS.default,
-        settings.STOP_MARGIN_SECONDS.name: settings.STOP_MARGIN_SECONDS.default,
+        settings.STOP_MARGIN_SECONDS.name: "480",
         settings.MAX_MESSAGE_BYTES.name: settings.MAX_MESSAGE_BYTES.default,
         settings.THRALL_STREAM_NAME.name: TEST_STREAM,
         settings.MAX_ITERATOR_AGE_MS.name: "60000",
@@ -92,11 +103,12 @@ def test_workers_batch_index_environment(assembly):
         settings.BREAKER_MIN_RESULTS.name: settings.BREAKER_MIN_RESULTS.default,
         settings.GRID_CONCURRENCY.name: "8",
         settings.DRY_RUN.name: "false",
+        settings.MAX_IN_FLIGHT.name: "8",
     }
 
 
 def test_workers_batch_check_environment(assembly):
-    env = function_props(assembly.raw("TEST"), c.BATCH_CHECK)["Environment"]["Variables"]
+    env = function_props(assembly.raw("TEST"), names.BATCH_CHECK)["Environment"]["Variables"]
 
     assert env == {
         settings.STAGE.name: "TEST",
@@ -116,7 +128,7 @@ def test_workers_batch_check_environment(assembly):
 
 
 def test_workers_image_projection_environment(assembly):
-    env = function_props(assembly.raw("TEST"), c.IMAGE_PROJECTION)["Environment"]["Variables"]
+    env = function_props(assembly.raw("TEST"), names.IMAGE_PROJECTION)["Environment"]["Variables"]
 
     assert env == {
         settings.STAGE.name: "TEST",
@@ -133,9 +145,9 @@ def test_workers_image_projection_environment(assembly):
 @pytest.mark.parametrize(
     ("service", "cls"),
     [
-        (c.IMAGE_PROJECTION, settings.ProjectionSettings),
-        (c.BATCH_INDEX, settings.BatchIndexSettings),
-        (c.BATCH_CHECK, settings.BatchCheckSettings),
+        (names.IMAGE_PROJECTION, settings.ProjectionSettings),
+        (names.BATCH_INDEX, settings.BatchIndexSettings),
+        (names.BATCH_CHECK, settings.BatchCheckSettings),
     ],
 )
 def test_workers_environment_loads_as_the_worker_will(assembly, stage, service, cls):
@@ -147,11 +159,13 @@ def test_workers_environment_loads_as_the_worker_will(assembly, stage, service, 
         cls, {**env, "AWS_LAMBDA_FUNCTION_NAME": c.resource_name(service, stage)}
     )
     assert loaded.stage == stage
-    assert set(env) <= {v.name for v in settings.variables(cls)}
+    # MAX_IN_FLIGHT is wired whether or not batch-index's settings read it yet.
+    wired = {settings.MAX_IN_FLIGHT.name} if service == names.BATCH_INDEX else set()
+    assert set(env) <= {v.name for v in settings.variables(cls)} | wired
 
 
 def test_workers_batch_index_never_talks_to_the_grid_itself(assembly):
-    env = function_props(assembly.raw("TEST"), c.BATCH_INDEX)["Environment"]["Variables"]
+    env = function_props(assembly.raw("TEST"), names.BATCH_INDEX)["Environment"]["Variables"]
     grid_only = {v.name for v in settings.variables(settings.GridSettings)} - {
         settings.GRID_CONCURRENCY.name
     }
@@ -160,14 +174,14 @@ def test_workers_batch_index_never_talks_to_the_grid_itself(assembly):
 
 
 @pytest.mark.parametrize("service", SCHEDULED)
-def test_workers_schedule_is_deployed_disabled_and_targets_its_worker(assembly, service):
+def test_workers_schedule_is_a_keep_alive_deployed_disabled_targeting_its_worker(assembly, service):
     raw = assembly.raw("TEST")
 
     assembly.template("TEST").has_resource_properties(
         "AWS::Events::Rule",
         {
             "Name": c.resource_name(service, "TEST"),
-            "ScheduleExpression": "rate(5 minutes)",
+            "ScheduleExpression": "rate(1 minute)",
             "State": "DISABLED",
             "Targets": [
                 {"Arn": {"Fn::GetAtt": [function_id(raw, service), "Arn"]}, "Id": Match.any_value()}
@@ -201,7 +215,7 @@ def test_workers_only_the_two_workers_are_scheduled(assembly):
 
 
 @pytest.mark.parametrize("service", SCHEDULED)
-def test_workers_scheduled_runs_are_never_retried_or_queued(assembly, service):
+def test_workers_keep_alive_ticks_are_dropped_never_retried_or_queued(assembly, service):
     raw = assembly.raw("TEST")
 
     assembly.template("TEST").has_resource_properties(
@@ -209,7 +223,7 @@ def test_workers_scheduled_runs_are_never_retried_or_queued(assembly, service):
         {
             "FunctionName": {"Ref": function_id(raw, service)},
             "MaximumRetryAttempts": 0,
-            "MaximumEventAgeInSeconds": c.SCHEDULED_EVENT_MAX_AGE_SECONDS,
+            "MaximumEventAgeInSeconds": 60,  # a minute: the next tick is due
         },
     )
 
@@ -217,7 +231,7 @@ def test_workers_scheduled_runs_are_never_retried_or_queued(assembly, service):
 @pytest.mark.parametrize(
     ("stage", "days", "policy"), [("TEST", 14, "Delete"), ("PROD", 90, "Retain")]
 )
-@pytest.mark.parametrize("service", (c.IMAGE_PROJECTION, *SCHEDULED))
+@pytest.mark.parametrize("service", (names.IMAGE_PROJECTION, *SCHEDULED))
 def test_workers_log_group_retention(assembly, stage, days, policy, service):
     raw = assembly.raw(stage)
     name = f"/aws/lambda/{c.resource_name(service, stage)}"
@@ -244,16 +258,16 @@ def test_workers_projection_url_when_a_stage_asks(variant):
         "AWS::Lambda::Url",
         {
             "AuthType": "NONE",
-            "TargetFunctionArn": {"Fn::GetAtt": [function_id(raw, c.IMAGE_PROJECTION), "Arn"]},
+            "TargetFunctionArn": {"Fn::GetAtt": [function_id(raw, names.IMAGE_PROJECTION), "Arn"]},
         },
     )
-    assert c.OUTPUT_PROJECTION_URL in raw["Outputs"]
+    assert names.PROJECTION_URL_OUTPUT in raw["Outputs"]
 
 
 def test_workers_variant_environment_carries_the_optional_settings(variant):
     raw = variant.raw("TEST")
-    index = function_props(raw, c.BATCH_INDEX)["Environment"]["Variables"]
-    check = function_props(raw, c.BATCH_CHECK)["Environment"]["Variables"]
+    index = function_props(raw, names.BATCH_INDEX)["Environment"]["Variables"]
+    check = function_props(raw, names.BATCH_CHECK)["Environment"]["Variables"]
 
     assert index[settings.BACKPRESSURE_STREAMS.name] == "thrall-a,thrall-b"
     assert check[settings.SERVICES["media-api"][0]] == "http://127.0.0.1:9999/api"
