@@ -12,6 +12,13 @@ failure means is the caller's business. Example::
 The API key travels only in the `X-Gu-Media-Key` header; it is kept out of
 reprs, logs and messages (and scrubbed from downstream text, should a service
 ever echo it).
+
+Each call is bounded: its timeout setting is the budget of the whole call
+(connecting, retries and reading the body), and its body is read in chunks up
+to a byte cap (GRID_MAX_LOADER_BODY_BYTES, GRID_MAX_SERVICE_BODY_BYTES), so a
+service that trickles its answer or sends far too much fails that call instead
+of holding the worker or its memory. Ids travel percent-encoded, one path
+segment each; an id no route can carry (`id_problem`) is refused before any call.
 """
 
 from __future__ import annotations
@@ -19,6 +26,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from contextvars import ContextVar
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
@@ -26,10 +34,17 @@ from urllib.parse import quote
 
 import requests
 from requests.adapters import HTTPAdapter
-from urllib3.exceptions import ReadTimeoutError
+from urllib3.exceptions import HTTPError, ReadTimeoutError
 from urllib3.util.retry import Retry
 
-from grid_reingest.settings import SERVICES, GridSettings
+from grid_reingest.settings import (
+    GRID_LOADER_TIMEOUT_SECONDS,
+    GRID_MAX_LOADER_BODY_BYTES,
+    GRID_MAX_SERVICE_BODY_BYTES,
+    GRID_SERVICE_TIMEOUT_SECONDS,
+    SERVICES,
+    GridSettings,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -60,6 +75,66 @@ BACKOFF_FACTOR = 0.25
 RETRY_STATUSES = (502, 503, 504)
 # A downstream message longer than this is cut: it ends up on a DynamoDB item.
 MESSAGE_LIMIT = 1000
+# Bodies are read this much at a time at most: memory grows by what was read, never
+# by what a service claims or sends beyond the cap.
+CHUNK_BYTES = 64 * 1024
+# The id is the Kinesis record's partition key, which holds at most 256 characters.
+MAX_ID_CHARS = 256
+
+# The wall-clock deadline of the call in progress on this thread (read by GridRetry).
+_DEADLINE: ContextVar[float | None] = ContextVar("grid_call_deadline", default=None)
+
+
+class InvalidImageId(ValueError):
+    """An id that cannot be sent to the Grid as one path segment; the message says why."""
+
+
+def id_problem(image_id: object) -> str | None:
+    """Why `image_id` cannot be sent to the Grid, or None when it can.
+
+    `.` and `..` are refused because URL libraries resolve them as path steps
+    (`/images/project/..` becomes `GET /images/`), whitespace because no Grid id
+    has any, and more than MAX_ID_CHARS because the id is the stream's partition key.
+    """
+    if not isinstance(image_id, str) or not image_id:
+        return f"not an image id: {image_id!r}"
+    if image_id in (".", ".."):
+        return f"not an image id: {image_id!r} is a path step, it would reach another route"
+    if any(c.isspace() for c in image_id):
+        return f"not an image id: {image_id[:MAX_ID_CHARS]!r} contains whitespace"
+    if len(image_id) > MAX_ID_CHARS:
+        return (
+            f"not an image id: {len(image_id)} characters, more than {MAX_ID_CHARS} "
+            f"(Kinesis's partition-key limit): {image_id[:40]!r}..."
+        )
+    return None
+
+
+def path_segment(image_id: str) -> str:
+    """`image_id` percent-encoded as one path segment ("/" and "?" included);
+    InvalidImageId for an id that `id_problem` refuses."""
+    problem = id_problem(image_id)
+    if problem is not None:
+        raise InvalidImageId(problem)
+    return quote(image_id, safe="")
+
+
+@dataclass(frozen=True)
+class _Bounds:
+    """What one call may take: seconds in all and body bytes, with the variables that set them."""
+
+    seconds: float
+    seconds_variable: str
+    max_bytes: int
+    bytes_variable: str
+
+
+class _Unread(Exception):
+    """The body was not read to its end: the cap or the deadline came first."""
+
+    def __init__(self, message: str, *, no_answer: bool) -> None:
+        super().__init__(message)
+        self.no_answer = no_answer
 
 
 @dataclass(frozen=True)
@@ -80,11 +155,12 @@ class GridResponse:
     text: str = ""
     malformed: bool = False  # a 2xx whose body is not JSON
     seconds: float = 0.0
+    oversized: bool = False  # the body passed the size cap and was not read
 
     @property
     def ok(self) -> bool:
         """200 with a JSON body."""
-        return self.status == 200 and not self.malformed
+        return self.status == 200 and not self.malformed and not self.oversized
 
     @property
     def not_found(self) -> bool:
@@ -101,7 +177,8 @@ class KeyCheck:
 
 
 class GridRetry(Retry):
-    """urllib3's Retry, except that a read timeout is final.
+    """urllib3's Retry, except that a read timeout is final, and so is any failure
+    after which the backoff would reach the call's deadline.
 
     A read timeout on image-loader means minutes already spent; repeating it
     would only hold the image (and the Lambda) longer. Other read errors — a
@@ -120,7 +197,14 @@ class GridRetry(Retry):
     ) -> Retry:
         if isinstance(error, ReadTimeoutError):
             raise error.with_traceback(_stacktrace)
-        return super().increment(method, url, response, error, _pool, _stacktrace)
+        retry = super().increment(method, url, response, error, _pool, _stacktrace)
+        deadline = _DEADLINE.get()
+        if deadline is not None and time.monotonic() + retry.get_backoff_time() >= deadline:
+            # No time left for another try: end the call as when retries run out
+            # (urllib3 then returns the last status, or raises the last error).
+            spent = self.new(total=0)
+            return Retry.increment(spent, method, url, response, error, _pool, _stacktrace)
+        return retry
 
 
 def default_retry() -> Retry:
@@ -200,23 +284,26 @@ class GridClient:
     # -- the calls ------------------------------------------------------------
 
     def projection(self, image_id: str) -> GridResponse:
-        """image-loader's re-projection of the original file: `GET /images/project/{id}`."""
-        return self._get(
-            "image-loader", f"/images/project/{_segment(image_id)}", self.settings.loader_timeout
-        )
+        """image-loader's re-projection of the original file: `GET /images/project/{id}`.
+
+        InvalidImageId, before any request, for an id `id_problem` refuses (so for
+        every call taking an id).
+        """
+        return self._get("image-loader", f"/images/project/{path_segment(image_id)}")
 
     def data(self, call: str, image_id: str) -> GridResponse:
         """One data-service call of DATA_CALLS for one image, e.g. `data("leases", id)`."""
         service, template = DATA_CALLS[call]
-        return self._get(service, template.format(id=_segment(image_id)))
+        return self._get(service, template.format(id=path_segment(image_id)))
 
     def image(self, image_id: str) -> GridResponse:
         """media-api: `GET /images/{id}` — 200 present, 404 absent.
 
         Only the status matters here, so the (large) body is read and dropped
-        unparsed: reading it lets the connection go back to the pool.
+        unparsed: reading it lets the connection go back to the pool (one past
+        the cap or the deadline is closed instead; the status stands).
         """
-        return self._get("media-api", f"/images/{_segment(image_id)}", parse=False)
+        return self._get("media-api", f"/images/{path_segment(image_id)}", parse=False)
 
     def validate_key(self) -> KeyCheck:
         """Whether the Grid accepts this client's key, from leases' `GET /`.
@@ -233,47 +320,86 @@ class GridClient:
 
     # -- one GET ----------------------------------------------------------------
 
-    def _get(
-        self, service: str, path: str, read_timeout: float | None = None, *, parse: bool = True
-    ) -> GridResponse:
+    def _bounds(self, service: str) -> _Bounds:
+        if service == "image-loader":
+            return _Bounds(
+                self.settings.loader_timeout,
+                GRID_LOADER_TIMEOUT_SECONDS.name,
+                self.settings.max_loader_body,
+                GRID_MAX_LOADER_BODY_BYTES.name,
+            )
+        return _Bounds(
+            self.settings.service_timeout,
+            GRID_SERVICE_TIMEOUT_SECONDS.name,
+            self.settings.max_service_body,
+            GRID_MAX_SERVICE_BODY_BYTES.name,
+        )
+
+    def _get(self, service: str, path: str, *, parse: bool = True) -> GridResponse:
         url = self._bases[service] + path
-        started = time.perf_counter()
+        bounds = self._bounds(service)
+        started = time.monotonic()
+        deadline = started + bounds.seconds
+        token = _DEADLINE.set(deadline)
         try:
             # No redirects: following one to another host would hand it the key.
+            # stream=True: the body is read below, in chunks, within the bounds.
             raw = self._session.get(
                 url,
                 headers={API_KEY_HEADER: self._key, "Accept": "application/json"},
-                timeout=(CONNECT_TIMEOUT_SECONDS, read_timeout or self.settings.service_timeout),
+                timeout=(CONNECT_TIMEOUT_SECONDS, bounds.seconds),
                 allow_redirects=False,
+                stream=True,
             )
         except requests.RequestException as error:
-            seconds = time.perf_counter() - started
             message = self._scrub(f"{type(error).__name__}: {error}")
             logger.warning("%s GET %s: no response: %s", service, path, message)
-            return GridResponse(service, None, message=message, seconds=seconds)
-        seconds = time.perf_counter() - started
-        return self._response(service, raw, parse, seconds)
+            return GridResponse(service, None, message=message, seconds=time.monotonic() - started)
+        finally:
+            _DEADLINE.reset(token)
+        keep = parse or not 200 <= raw.status_code < 300
+        try:
+            content = _read_body(raw, bounds, deadline, keep=keep)
+        except _Unread as unread:
+            raw.close()  # the rest is never read: the connection cannot be reused
+            seconds = time.monotonic() - started
+            logger.warning("%s GET %s: HTTP %s: %s", service, path, raw.status_code, unread)
+            if not keep:
+                return GridResponse(service, raw.status_code, seconds=seconds)
+            status = None if unread.no_answer else raw.status_code
+            return GridResponse(
+                service, status, message=self._scrub(str(unread)),
+                oversized=not unread.no_answer,
+                seconds=seconds,
+            )
+        return self._response(service, raw, content, parse, time.monotonic() - started)
 
     def _response(
-        self, service: str, raw: requests.Response, parse: bool, seconds: float
+        self,
+        service: str,
+        raw: requests.Response,
+        content: bytearray,
+        parse: bool,
+        seconds: float,
     ) -> GridResponse:
         status = raw.status_code
         if 200 <= status < 300:
             if not parse:
                 return GridResponse(service, status, seconds=seconds)
             try:
-                body = json.loads(raw.content) if raw.content else None
+                body = json.loads(content) if content else None
             except ValueError as error:  # includes UnicodeDecodeError
+                excerpt = content[:MESSAGE_LIMIT].decode("utf-8", "replace")
                 return GridResponse(
                     service,
                     status,
                     message=str(error),
-                    text=self._scrub(_excerpt(raw)),
+                    text=self._scrub(excerpt),
                     malformed=True,
                     seconds=seconds,
                 )
             return GridResponse(service, status, body=body, seconds=seconds)
-        text = self._scrub(raw.text)
+        text = self._scrub(content.decode(raw.encoding or "utf-8", "replace"))
         return GridResponse(
             service,
             status,
@@ -286,13 +412,55 @@ class GridClient:
         return text.replace(self._key, "<api key>") if self._key in text else text
 
 
-def _segment(image_id: str) -> str:
-    # An id is one path segment: "/" or "?" in one must not reach another route.
-    return quote(image_id, safe="")
+def _read_body(
+    raw: requests.Response, bounds: _Bounds, deadline: float, *, keep: bool
+) -> bytearray:
+    """The body (empty unless `keep`), read a chunk at a time; _Unread past the cap or deadline.
+
+    Each read waits at most for what is left of the budget (the socket's timeout
+    is set before each one) and returns what has arrived, so a trickle is cut
+    off at the deadline, not after a timeout per byte.
+    """
+    declared = raw.headers.get("Content-Length", "")
+    if declared.isdigit() and int(declared) > bounds.max_bytes:
+        raise _Unread(_too_large(bounds, f"{declared} bytes announced"), no_answer=False)
+    stream = raw.raw
+    body = bytearray()
+    read = 0
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise _Unread(_too_slow(bounds, read), no_answer=True)
+        sock = getattr(stream.connection, "sock", None)
+        if sock is not None:
+            sock.settimeout(left)
+        try:
+            chunk = stream.read1(CHUNK_BYTES, decode_content=True)
+        except ReadTimeoutError:
+            raise _Unread(_too_slow(bounds, read), no_answer=True) from None
+        except (HTTPError, OSError) as error:
+            raise _Unread(f"connection broken after {read} bytes: {error}", no_answer=True) from None
+        if not chunk:
+            return body
+        read += len(chunk)
+        if read > bounds.max_bytes:
+            raise _Unread(_too_large(bounds, f"more than {bounds.max_bytes} bytes"), no_answer=False)
+        if keep:
+            body += chunk
 
 
-def _excerpt(raw: requests.Response) -> str:
-    return raw.content[:MESSAGE_LIMIT].decode("utf-8", "replace")
+def _too_large(bounds: _Bounds, found: str) -> str:
+    return (
+        f"answer too large: {found}, the cap is {bounds.max_bytes} bytes "
+        f"({bounds.bytes_variable}); not read"
+    )
+
+
+def _too_slow(bounds: _Bounds, read: int) -> str:
+    return (
+        f"no complete answer within the call's deadline of {bounds.seconds:g} s "
+        f"({bounds.seconds_variable}); {read} bytes of the body had arrived"
+    )
 
 
 def _downstream_message(text: str, reason: str | None) -> str:
