@@ -274,9 +274,7 @@ def test_grid_client_announced_body_over_the_cap_is_not_read(grid):
 def test_grid_client_streamed_body_over_the_cap_stops_reading_at_the_cap(grid):
     # Given a data service streaming 32 MiB without announcing a length, a 1 MiB cap
     grid.oversized(IMAGE_ID, "usages", 32 * 1024 * 1024, declare_length=False)
-    client = GridClient(
-        grid.settings(GRID_MAX_SERVICE_BODY_BYTES=str(1024 * 1024)), grid.api_key
-    )
+    client = GridClient(grid.settings(GRID_MAX_SERVICE_BODY_BYTES=str(1024 * 1024)), grid.api_key)
 
     # When
     tracemalloc.start()

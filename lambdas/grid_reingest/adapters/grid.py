@@ -368,7 +368,9 @@ class GridClient:
                 return GridResponse(service, raw.status_code, seconds=seconds)
             status = None if unread.no_answer else raw.status_code
             return GridResponse(
-                service, status, message=self._scrub(str(unread)),
+                service,
+                status,
+                message=self._scrub(str(unread)),
                 oversized=not unread.no_answer,
                 seconds=seconds,
             )
@@ -439,12 +441,16 @@ def _read_body(
         except ReadTimeoutError:
             raise _Unread(_too_slow(bounds, read), no_answer=True) from None
         except (HTTPError, OSError) as error:
-            raise _Unread(f"connection broken after {read} bytes: {error}", no_answer=True) from None
+            raise _Unread(
+                f"connection broken after {read} bytes: {error}", no_answer=True
+            ) from None
         if not chunk:
             return body
         read += len(chunk)
         if read > bounds.max_bytes:
-            raise _Unread(_too_large(bounds, f"more than {bounds.max_bytes} bytes"), no_answer=False)
+            raise _Unread(
+                _too_large(bounds, f"more than {bounds.max_bytes} bytes"), no_answer=False
+            )
         if keep:
             body += chunk
 
