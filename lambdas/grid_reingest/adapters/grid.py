@@ -1,4 +1,4 @@
-"""The Grid's HTTP services: the only code that talks to them (and imports requests).
+"""The Grid's HTTP services: the only code that talks to them (over grid_http's bounded GET).
 
 Every call answers with a `GridResponse` — status, parsed JSON, the downstream
 message — and never raises for an HTTP status or a network failure: what a
@@ -26,17 +26,21 @@ from __future__ import annotations
 import json
 import logging
 import time
-from contextvars import ContextVar
 from dataclasses import dataclass
-from types import TracebackType
 from typing import Any
 from urllib.parse import quote
 
 import requests
-from requests.adapters import HTTPAdapter
-from urllib3.exceptions import HTTPError, ReadTimeoutError
 from urllib3.util.retry import Retry
 
+from grid_reingest.adapters.grid_http import (
+    CONNECT_TIMEOUT_SECONDS,
+    Bounds,
+    Unread,
+    call_deadline,
+    make_session,
+    read_body,
+)
 from grid_reingest.settings import (
     GRID_LOADER_TIMEOUT_SECONDS,
     GRID_MAX_LOADER_BODY_BYTES,
@@ -64,25 +68,10 @@ DATA_CALLS: dict[str, tuple[str, str]] = {
 # How many requests one image's projection has in flight at once.
 DATA_FAN_OUT = len(DATA_CALLS)
 
-# Slightly above a multiple of 3 s, TCP's initial retransmission window (as the
-# requests documentation advises): a host that is up answers a SYN well within it.
-CONNECT_TIMEOUT_SECONDS = 3.05
-# Three retries, waiting 0, 0.5 and 1 s (urllib3 does not wait before the first):
-# enough to ride out a load balancer swapping an instance, short enough that a
-# service that is really down fails the image quickly (batch-index retries it later).
-RETRIES = 3
-BACKOFF_FACTOR = 0.25
-RETRY_STATUSES = (502, 503, 504)
 # A downstream message longer than this is cut: it ends up on a DynamoDB item.
 MESSAGE_LIMIT = 1000
-# Bodies are read this much at a time at most: memory grows by what was read, never
-# by what a service claims or sends beyond the cap.
-CHUNK_BYTES = 64 * 1024
 # The id is the Kinesis record's partition key, which holds at most 256 characters.
 MAX_ID_CHARS = 256
-
-# The wall-clock deadline of the call in progress on this thread (read by GridRetry).
-_DEADLINE: ContextVar[float | None] = ContextVar("grid_call_deadline", default=None)
 
 
 class InvalidImageId(ValueError):
@@ -117,24 +106,6 @@ def path_segment(image_id: str) -> str:
     if problem is not None:
         raise InvalidImageId(problem)
     return quote(image_id, safe="")
-
-
-@dataclass(frozen=True)
-class _Bounds:
-    """What one call may take: seconds in all and body bytes, with the variables that set them."""
-
-    seconds: float
-    seconds_variable: str
-    max_bytes: int
-    bytes_variable: str
-
-
-class _Unread(Exception):
-    """The body was not read to its end: the cap or the deadline came first."""
-
-    def __init__(self, message: str, *, no_answer: bool) -> None:
-        super().__init__(message)
-        self.no_answer = no_answer
 
 
 @dataclass(frozen=True)
@@ -174,71 +145,6 @@ class KeyCheck:
 
     valid: bool | None
     response: GridResponse
-
-
-class GridRetry(Retry):
-    """urllib3's Retry, except that a read timeout is final, and so is any failure
-    after which the backoff would reach the call's deadline.
-
-    A read timeout on image-loader means minutes already spent; repeating it
-    would only hold the image (and the Lambda) longer. Other read errors — a
-    keep-alive connection the server closed just as a request went out — are
-    retried like connection errors.
-    """
-
-    def increment(
-        self,
-        method: str | None = None,
-        url: str | None = None,
-        response: Any = None,
-        error: Exception | None = None,
-        _pool: Any = None,
-        _stacktrace: TracebackType | None = None,
-    ) -> Retry:
-        if isinstance(error, ReadTimeoutError):
-            raise error.with_traceback(_stacktrace)
-        retry = super().increment(method, url, response, error, _pool, _stacktrace)
-        deadline = _DEADLINE.get()
-        if deadline is not None and time.monotonic() + retry.get_backoff_time() >= deadline:
-            # No time left for another try: end the call as when retries run out
-            # (urllib3 then returns the last status, or raises the last error).
-            spent = self.new(total=0)
-            return Retry.increment(spent, method, url, response, error, _pool, _stacktrace)
-        return retry
-
-
-def default_retry() -> Retry:
-    """Retries of idempotent GETs on connection errors and 502/503/504, never on read timeouts."""
-    return GridRetry(
-        total=RETRIES,
-        connect=RETRIES,
-        read=RETRIES,
-        redirect=0,
-        status=RETRIES,
-        other=0,
-        allowed_methods=frozenset({"GET", "HEAD"}),
-        status_forcelist=RETRY_STATUSES,
-        backoff_factor=BACKOFF_FACTOR,
-        backoff_max=2.0,
-        backoff_jitter=0.1,
-        raise_on_status=False,
-        raise_on_redirect=False,
-    )
-
-
-def make_session(pool_size: int, retry: Retry | None = None) -> requests.Session:
-    """A Session whose per-host connection pool holds `pool_size` connections."""
-    session = requests.Session()
-    adapter = HTTPAdapter(
-        # One pool per Grid host; each holds as many connections as may be in
-        # flight to that host, so none is opened and thrown away under load.
-        pool_connections=len(SERVICES),
-        pool_maxsize=pool_size,
-        max_retries=retry or default_retry(),
-    )
-    session.mount("https://", adapter)
-    session.mount("http://", adapter)
-    return session
 
 
 class GridClient:
@@ -320,15 +226,15 @@ class GridClient:
 
     # -- one GET ----------------------------------------------------------------
 
-    def _bounds(self, service: str) -> _Bounds:
+    def _bounds(self, service: str) -> Bounds:
         if service == "image-loader":
-            return _Bounds(
+            return Bounds(
                 self.settings.loader_timeout,
                 GRID_LOADER_TIMEOUT_SECONDS.name,
                 self.settings.max_loader_body,
                 GRID_MAX_LOADER_BODY_BYTES.name,
             )
-        return _Bounds(
+        return Bounds(
             self.settings.service_timeout,
             GRID_SERVICE_TIMEOUT_SECONDS.name,
             self.settings.max_service_body,
@@ -340,27 +246,25 @@ class GridClient:
         bounds = self._bounds(service)
         started = time.monotonic()
         deadline = started + bounds.seconds
-        token = _DEADLINE.set(deadline)
         try:
             # No redirects: following one to another host would hand it the key.
             # stream=True: the body is read below, in chunks, within the bounds.
-            raw = self._session.get(
-                url,
-                headers={API_KEY_HEADER: self._key, "Accept": "application/json"},
-                timeout=(CONNECT_TIMEOUT_SECONDS, bounds.seconds),
-                allow_redirects=False,
-                stream=True,
-            )
+            with call_deadline(deadline):
+                raw = self._session.get(
+                    url,
+                    headers={API_KEY_HEADER: self._key, "Accept": "application/json"},
+                    timeout=(CONNECT_TIMEOUT_SECONDS, bounds.seconds),
+                    allow_redirects=False,
+                    stream=True,
+                )
         except requests.RequestException as error:
             message = self._scrub(f"{type(error).__name__}: {error}")
             logger.warning("%s GET %s: no response: %s", service, path, message)
             return GridResponse(service, None, message=message, seconds=time.monotonic() - started)
-        finally:
-            _DEADLINE.reset(token)
         keep = parse or not 200 <= raw.status_code < 300
         try:
-            content = _read_body(raw, bounds, deadline, keep=keep)
-        except _Unread as unread:
+            content = read_body(raw, bounds, deadline, keep=keep)
+        except Unread as unread:
             raw.close()  # the rest is never read: the connection cannot be reused
             seconds = time.monotonic() - started
             logger.warning("%s GET %s: HTTP %s: %s", service, path, raw.status_code, unread)
@@ -412,61 +316,6 @@ class GridClient:
 
     def _scrub(self, text: str) -> str:
         return text.replace(self._key, "<api key>") if self._key in text else text
-
-
-def _read_body(
-    raw: requests.Response, bounds: _Bounds, deadline: float, *, keep: bool
-) -> bytearray:
-    """The body (empty unless `keep`), read a chunk at a time; _Unread past the cap or deadline.
-
-    Each read waits at most for what is left of the budget (the socket's timeout
-    is set before each one) and returns what has arrived, so a trickle is cut
-    off at the deadline, not after a timeout per byte.
-    """
-    declared = raw.headers.get("Content-Length", "")
-    if declared.isdigit() and int(declared) > bounds.max_bytes:
-        raise _Unread(_too_large(bounds, f"{declared} bytes announced"), no_answer=False)
-    stream = raw.raw
-    body = bytearray()
-    read = 0
-    while True:
-        left = deadline - time.monotonic()
-        if left <= 0:
-            raise _Unread(_too_slow(bounds, read), no_answer=True)
-        sock = getattr(stream.connection, "sock", None)
-        if sock is not None:
-            sock.settimeout(left)
-        try:
-            chunk = stream.read1(CHUNK_BYTES, decode_content=True)
-        except ReadTimeoutError:
-            raise _Unread(_too_slow(bounds, read), no_answer=True) from None
-        except (HTTPError, OSError) as error:
-            raise _Unread(
-                f"connection broken after {read} bytes: {error}", no_answer=True
-            ) from None
-        if not chunk:
-            return body
-        read += len(chunk)
-        if read > bounds.max_bytes:
-            raise _Unread(
-                _too_large(bounds, f"more than {bounds.max_bytes} bytes"), no_answer=False
-            )
-        if keep:
-            body += chunk
-
-
-def _too_large(bounds: _Bounds, found: str) -> str:
-    return (
-        f"answer too large: {found}, the cap is {bounds.max_bytes} bytes "
-        f"({bounds.bytes_variable}); not read"
-    )
-
-
-def _too_slow(bounds: _Bounds, read: int) -> str:
-    return (
-        f"no complete answer within the call's deadline of {bounds.seconds:g} s "
-        f"({bounds.seconds_variable}); {read} bytes of the body had arrived"
-    )
 
 
 def _downstream_message(text: str, reason: str | None) -> str:
