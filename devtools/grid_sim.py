@@ -14,7 +14,8 @@ any data service). Example::
         ...
         assert sim.counts["leases"] == 3
 
-Endpoints (names used by `fail`, `slow`, `malformed`, `drop` and `endpoint_counts`):
+Endpoints (names used by `fail`, `slow`, `malformed`, `drop`, `trickle`, `oversized`
+and `endpoint_counts`):
 
 | endpoint      | service         | path (after the service prefix)       |
 |---------------|-----------------|---------------------------------------|
@@ -118,13 +119,36 @@ class Rule:
     drop: bool = False  # close the connection without answering
 
 
+@dataclass(frozen=True)
+class Stream:
+    """A body written as it goes: `size` bytes (`data` repeated), `chunk` bytes every
+    `interval` seconds; with `declare_length` False, no Content-Length (ended by closing)."""
+
+    size: int
+    data: bytes = b" "
+    chunk: int = 64 * 1024
+    interval: float = 0.0
+    declare_length: bool = True
+
+    def chunks(self) -> Any:
+        """The body, a chunk at a time (never all of it in memory)."""
+        sent = 0
+        while sent < self.size:
+            size = min(self.chunk, self.size - sent)
+            start = sent % len(self.data)
+            part = (self.data[start:] + self.data * (size // len(self.data) + 1))[:size]
+            sent += size
+            yield part
+
+
 class GridSim:
     """The simulated Grid. Start and stop it with `with`, or start()/stop().
 
     Per-id behaviours: `missing` (image-loader and media-api answer 404),
     `huge` (an incompressible field puts the record above 1 MiB), `profiles`
     (override what the data services hold), `fail` / `slow` / `malformed` /
-    `drop` / `known_loader_error` / `unknown_loader_error` (any endpoint).
+    `drop` / `trickle` / `oversized` (any endpoint), `known_loader_error` /
+    `unknown_loader_error` / `answers_with` (another id's image) for image-loader.
     media-api's `GET /images/{id}`: 200 for every id not `missing` while
     `index_all` is True (the default), else only for ids in `indexed`.
     Counters: `counts` per service, `endpoint_counts` per endpoint, `peak` (the
@@ -218,6 +242,21 @@ class GridSim:
     def malformed(self, image_id: str, endpoint: str) -> None:
         """`endpoint` answers 200 with a body cut off mid-JSON."""
         self._rule(image_id, endpoint, Rule(200, b'{"data": {"leases": [{"id": "l1", '))
+
+    def trickle(self, image_id: str, endpoint: str, body: bytes, interval: float) -> None:
+        """`endpoint` answers 200 with `body` (its length declared), one byte every `interval`."""
+        self._rule(image_id, endpoint, Rule(200, Stream(len(body), body, 1, interval)))
+
+    def oversized(
+        self, image_id: str, endpoint: str, size: int, *, declare_length: bool = True
+    ) -> None:
+        """`endpoint` answers 200 with `size` bytes (written in chunks, never held in memory);
+        `declare_length` False: without Content-Length, as a streamed answer."""
+        self._rule(image_id, endpoint, Rule(200, Stream(size, declare_length=declare_length)))
+
+    def answers_with(self, image_id: str, other_id: str) -> None:
+        """image-loader answers the projection of `image_id` with the image of `other_id`."""
+        self._rule(image_id, "projection", Rule(200, _image_json(other_id, other_id in self.huge)))
 
     def known_loader_error(self, image_id: str) -> None:
         """image-loader fails with a known, permanent error (org.im4java.core.CommandException)."""
@@ -403,6 +442,9 @@ def _handler_class(sim: GridSim) -> type[BaseHTTPRequestHandler]:
         do_POST = do_PUT = do_DELETE = do_HEAD = _refuse
 
         def _send(self, status: int, body: Any) -> None:
+            if isinstance(body, Stream):
+                self._stream(status, body)
+                return
             if body is None:
                 payload = b""
             elif isinstance(body, bytes):
@@ -414,6 +456,21 @@ def _handler_class(sim: GridSim) -> type[BaseHTTPRequestHandler]:
             self.send_header("Content-Length", str(len(payload)))
             self.end_headers()
             self.wfile.write(payload)
+
+        def _stream(self, status: int, body: Stream) -> None:
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            if body.declare_length:
+                self.send_header("Content-Length", str(body.size))
+            else:
+                self.send_header("Connection", "close")
+                self.close_connection = True
+            self.end_headers()
+            for part in body.chunks():
+                if body.interval:
+                    self.wfile.flush()
+                    time.sleep(body.interval)
+                self.wfile.write(part)
 
     return Handler
 

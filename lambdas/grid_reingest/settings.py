@@ -12,6 +12,7 @@ import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
+from urllib.parse import urlsplit
 
 from grid_reingest.domain.states import ProgressState
 
@@ -153,17 +154,39 @@ GRID_API_KEY = Var(
 )
 GRID_LOADER_TIMEOUT_SECONDS = Var(
     "GRID_LOADER_TIMEOUT_SECONDS",
-    "How long image-loader may take to re-project one image",
+    "How long one call to image-loader may take in all (connecting, retries, the whole body)",
     _integer(1, 900),
     "1..900",
     "300",
 )
 GRID_SERVICE_TIMEOUT_SECONDS = Var(
     "GRID_SERVICE_TIMEOUT_SECONDS",
-    "How long any other Grid service may take to answer",
+    "How long one call to any other Grid service may take in all (connecting, retries, body)",
     _integer(1, 120),
     "1..120",
     "10",
+)
+# Body caps. A projected image must fit one Kinesis record (1 MiB, gzipped);
+# gzip rarely shrinks the Grid's JSON more than ~10x, so an image-loader answer
+# above 16 MiB could hardly ever be published, while 16 MiB of JSON parses into
+# about 80 MB of Python objects (~5x, measured on the simulated Grid's images):
+# well within image-projection's memory. The data services' answers (leases,
+# usages, crops, edits) are merged into that same image, so each is held to a
+# quarter of it. The smallest cap allowed is one read chunk (64 KiB).
+_BODY_BYTES = _integer(64 * 1024, 256 * 1024 * 1024)
+GRID_MAX_LOADER_BODY_BYTES = Var(
+    "GRID_MAX_LOADER_BODY_BYTES",
+    "Largest image-loader answer read (bytes); a larger one fails the image, unread",
+    _BODY_BYTES,
+    "65536..268435456",
+    str(16 * 1024 * 1024),
+)
+GRID_MAX_SERVICE_BODY_BYTES = Var(
+    "GRID_MAX_SERVICE_BODY_BYTES",
+    "Largest answer of any other Grid service read (bytes); a larger one fails the call, unread",
+    _BODY_BYTES,
+    "65536..268435456",
+    str(4 * 1024 * 1024),
 )
 GRID_CONCURRENCY = Var(
     "GRID_CONCURRENCY",
@@ -410,6 +433,8 @@ class GridSettings:
     api_key: str | None = _setting(GRID_API_KEY)
     loader_timeout: int = _setting(GRID_LOADER_TIMEOUT_SECONDS)
     service_timeout: int = _setting(GRID_SERVICE_TIMEOUT_SECONDS)
+    max_loader_body: int = _setting(GRID_MAX_LOADER_BODY_BYTES)
+    max_service_body: int = _setting(GRID_MAX_SERVICE_BODY_BYTES)
     concurrency: int = _setting(GRID_CONCURRENCY)
 
     def url(self, service: str) -> str:
@@ -443,7 +468,26 @@ class GridSettings:
                 "GRID_API_KEY (a plain key) is for local runs only: inside Lambda use "
                 "GRID_API_KEY_PARAMETER or GRID_API_KEY_SECRET"
             )
+        if env.get("AWS_LAMBDA_FUNCTION_NAME"):
+            found.extend(
+                f"{variable}={url!r}: inside Lambda every Grid URL must be https "
+                "(the API key travels with each request)"
+                for variable, url in self._urls()
+                if not _secure(url)
+            )
         return found
+
+    def _urls(self) -> list[tuple[str, str]]:
+        return [(v, u) for v, f in _URL_FIELDS.items() if (u := getattr(self, f))]
+
+
+# Loopback never leaves the host (a Grid or proxy on the same machine), so it needs no TLS.
+_LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
+
+
+def _secure(url: str) -> bool:
+    parts = urlsplit(url)
+    return parts.scheme == "https" or parts.hostname in _LOOPBACK
 
 
 _URL_FIELDS = {

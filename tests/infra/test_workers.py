@@ -123,6 +123,8 @@ def test_workers_batch_check_environment(assembly):
         settings.GRID_API_KEY_PARAMETER.name: TEST_KEY_PARAMETER,
         settings.GRID_LOADER_TIMEOUT_SECONDS.name: settings.GRID_LOADER_TIMEOUT_SECONDS.default,
         settings.GRID_SERVICE_TIMEOUT_SECONDS.name: settings.GRID_SERVICE_TIMEOUT_SECONDS.default,
+        settings.GRID_MAX_LOADER_BODY_BYTES.name: settings.GRID_MAX_LOADER_BODY_BYTES.default,
+        settings.GRID_MAX_SERVICE_BODY_BYTES.name: settings.GRID_MAX_SERVICE_BODY_BYTES.default,
         settings.GRID_CONCURRENCY.name: "8",
     }
 
@@ -137,6 +139,8 @@ def test_workers_image_projection_environment(assembly):
         settings.GRID_API_KEY_PARAMETER.name: TEST_KEY_PARAMETER,
         settings.GRID_LOADER_TIMEOUT_SECONDS.name: settings.GRID_LOADER_TIMEOUT_SECONDS.default,
         settings.GRID_SERVICE_TIMEOUT_SECONDS.name: settings.GRID_SERVICE_TIMEOUT_SECONDS.default,
+        settings.GRID_MAX_LOADER_BODY_BYTES.name: settings.GRID_MAX_LOADER_BODY_BYTES.default,
+        settings.GRID_MAX_SERVICE_BODY_BYTES.name: settings.GRID_MAX_SERVICE_BODY_BYTES.default,
         settings.GRID_CONCURRENCY.name: "8",
     }
 

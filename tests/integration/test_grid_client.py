@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import functools
 import logging
+import tracemalloc
 from concurrent.futures import ThreadPoolExecutor
 
+import pytest
 import requests
 
 from devtools.grid_sim import GridSim
 from devtools.servers import free_port
-from grid_reingest.adapters.grid import DATA_CALLS, GridClient
+from grid_reingest.adapters.grid import DATA_CALLS, GridClient, InvalidImageId
 
 IMAGE_ID = "0123456789abcdef0123456789abcdef01234567"
 
@@ -215,3 +218,124 @@ def test_grid_sim_serves_two_hundred_requests_at_once():
         # Then every one is answered, many of them at the same time
         assert statuses == [200] * 200
         assert sim.peak["cropper"] > 30
+
+
+# -- bounds: a deadline per call, a cap per body, ids that stay one segment -------------
+
+
+def test_grid_client_trickled_body_fails_at_the_calls_deadline(grid):
+    # Given leases sending a 14-byte answer one byte every 0.5 s (7 s in all),
+    # each byte well within the 1 s a single read may wait
+    grid.trickle(IMAGE_ID, "leases", b'{"data": null}', interval=0.5)
+    client = GridClient(grid.settings(GRID_SERVICE_TIMEOUT_SECONDS="1"), grid.api_key)
+
+    # When
+    response = client.data("leases", IMAGE_ID)
+
+    # Then the call failed at its deadline, naming the setting, well before the trickle ended
+    assert (response.status, response.ok) == (None, False)
+    assert "deadline of 1 s (GRID_SERVICE_TIMEOUT_SECONDS)" in response.message
+    assert response.seconds < 5
+
+
+def test_grid_client_retries_stop_at_the_calls_deadline(grid):
+    # Given leases answering 503 after 0.4 s, every time: four tries and their
+    # backoff would take about 3 s
+    grid.latency["leases"] = 0.4
+    grid.fail(IMAGE_ID, "leases", 503)
+    client = GridClient(grid.settings(GRID_SERVICE_TIMEOUT_SECONDS="1"), grid.api_key)
+
+    # When
+    response = client.data("leases", IMAGE_ID)
+
+    # Then the last status is reported, and no try started that the budget could not hold
+    assert response.status == 503
+    assert grid.endpoint_counts["leases"] < 4
+
+
+def test_grid_client_announced_body_over_the_cap_is_not_read(grid):
+    # Given image-loader announcing 64 MiB, over a 1 MiB cap
+    grid.oversized(IMAGE_ID, "projection", 64 * 1024 * 1024)
+    settings = grid.settings(GRID_MAX_LOADER_BODY_BYTES=str(1024 * 1024))
+
+    # When
+    response = GridClient(settings, grid.api_key).projection(IMAGE_ID)
+
+    # Then a failure with the real status, naming the cap
+    assert (response.status, response.oversized, response.ok, response.body) == (
+        200,
+        True,
+        False,
+        None,
+    )
+    assert "the cap is 1048576 bytes (GRID_MAX_LOADER_BODY_BYTES)" in response.message
+
+
+def test_grid_client_streamed_body_over_the_cap_stops_reading_at_the_cap(grid):
+    # Given a data service streaming 32 MiB without announcing a length, a 1 MiB cap
+    grid.oversized(IMAGE_ID, "usages", 32 * 1024 * 1024, declare_length=False)
+    client = GridClient(grid.settings(GRID_MAX_SERVICE_BODY_BYTES=str(1024 * 1024)), grid.api_key)
+
+    # When
+    tracemalloc.start()
+    try:
+        response = client.data("usages", IMAGE_ID)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+
+    # Then the call failed naming the cap, and memory grew by about the cap, not the body
+    assert (response.status, response.oversized) == (200, True)
+    assert "GRID_MAX_SERVICE_BODY_BYTES" in response.message
+    assert peak < 4 * 1024 * 1024
+
+
+def test_grid_client_presence_check_reports_the_status_of_an_oversized_answer(grid):
+    # Given media-api's answer for an image larger than the cap
+    grid.oversized(IMAGE_ID, "image", 8 * 1024 * 1024)
+    settings = grid.settings(GRID_MAX_SERVICE_BODY_BYTES=str(64 * 1024))
+
+    # When / Then only the status matters: present
+    assert GridClient(settings, grid.api_key).image(IMAGE_ID).status == 200
+
+
+def test_grid_client_body_within_the_cap_is_read_whole(grid):
+    # Given a 200 KiB answer, streamed without a length, under a 256 KiB cap
+    grid.oversized(IMAGE_ID, "crops", 200 * 1024, declare_length=False)
+    client = GridClient(grid.settings(GRID_MAX_SERVICE_BODY_BYTES=str(256 * 1024)), grid.api_key)
+
+    # When
+    response = client.data("crops", IMAGE_ID)
+
+    # Then it was read to its end (blanks only: an empty JSON document)
+    assert (response.status, response.oversized, response.malformed) == (200, False, True)
+    assert response.message.startswith("Expecting value")
+
+
+@pytest.mark.parametrize("image_id", ["..", ".", "", "a b", "a\tb", "x" * 257])
+def test_grid_client_refuses_unusable_ids_before_any_call(grid, image_id):
+    client = GridClient(grid.settings(), grid.api_key)
+
+    for call in (
+        client.projection,
+        client.image,
+        *(functools.partial(client.data, name) for name in DATA_CALLS),
+    ):
+        with pytest.raises(InvalidImageId, match="not an image id"):
+            call(image_id)
+
+    assert sum(grid.counts.values()) == 0
+
+
+def test_grid_client_dot_dot_never_reaches_get_root(grid):
+    client = GridClient(grid.settings(), grid.api_key)
+    with pytest.raises(InvalidImageId):
+        client.data("leases", "..")
+    assert grid.endpoint_counts["root"] == 0
+
+
+def test_grid_client_id_of_256_characters_is_sent_percent_encoded(grid):
+    image_id = "é/" + "a" * 254
+    response = GridClient(grid.settings(), grid.api_key).projection(image_id)
+    assert response.status == 200
+    assert response.body["id"] == image_id

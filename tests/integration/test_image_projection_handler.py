@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import ast
 import base64
 import gzip
 import io
 import json
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
 from devtools.grid_sim import BARE, GridSim, Profile
+from devtools.servers import free_port
+from grid_reingest import names
+from grid_reingest.adapters.grid_projector import GridProjector
 from grid_reingest.domain.outcome import from_json
 from grid_reingest.handlers import image_projection
 from grid_reingest.settings import SettingsError
@@ -149,6 +154,19 @@ def invoke(sim, monkeypatch, logs):
 
 
 EVENTS = [function_url_event, api_gateway_event]
+REQUEST_ID = LambdaContext.aws_request_id
+
+
+def header(response: dict, name: str) -> str:
+    """A response header, from a Function URL's `headers` or API Gateway's `multiValueHeaders`."""
+    if "headers" in response:
+        return response["headers"][name]
+    (value,) = response["multiValueHeaders"][name]
+    return value
+
+
+def log_lines(logs) -> list[dict]:
+    return [json.loads(line) for line in logs.getvalue().splitlines()]
 
 
 # -- HTTP ----------------------------------------------------------------------------
@@ -164,7 +182,7 @@ def test_handler_http_returns_the_projected_image(invoke, sim, event):
 
     # Then
     assert response["statusCode"] == 200
-    assert response["headers"]["Content-Type"] == "application/json"
+    assert header(response, "Content-Type") == "application/json"
     image = json.loads(response["body"])
     assert image["id"] == IMAGE_ID
     assert len(image["exports"]) == 2
@@ -192,16 +210,42 @@ def test_handler_http_not_found(invoke, sim, event):
 
 
 @pytest.mark.parametrize("event", EVENTS)
-def test_handler_http_failure(invoke, sim, event):
+def test_handler_http_failure_tells_the_caller_a_request_id_and_logs_the_details(
+    invoke, sim, event, logs
+):
+    # Given a data service failing
     sim.fail(IMAGE_ID, "syndication", 500, {"errorKey": "x", "errorMessage": "dynamo is down"})
+
+    # When
     response = invoke(event(f"/images/projection/{IMAGE_ID}"))
+
+    # Then the caller gets a generic message and the request id, nothing more
     assert response["statusCode"] == 500
     assert json.loads(response["body"]) == {
-        "errorMessage": "metadata-editor: HTTP 500: syndication failed",
-        "downstreamErrorMessage": "dynamo is down",
-        "service": "metadata-editor",
-        "status": 500,
+        "message": image_projection.INTERNAL_ERROR,
+        "requestId": REQUEST_ID,
     }
+    # and the log holds what failed, under that request id
+    (line,) = [line for line in log_lines(logs) if line["message"] == "answered 500"]
+    assert (line["request_id"], line["function_request_id"]) == (REQUEST_ID, REQUEST_ID)
+    assert (line["service"], line["status"]) == ("metadata-editor", 500)
+    assert line["downstream_message"] == "dynamo is down"
+    assert line["failure"] == "syndication failed"
+
+
+def test_handler_http_failure_never_shows_internal_addresses(invoke, sim, monkeypatch):
+    # Given a usage service nobody answers at (its URL holds an internal address)
+    port = free_port()
+    monkeypatch.setenv("GRID_USAGE_URL", f"http://127.0.0.1:{port}/usage")
+    sim.profiles[IMAGE_ID] = Profile(usages=1)
+
+    # When
+    response = invoke(function_url_event(f"/images/projection/{IMAGE_ID}"))
+
+    # Then nothing of the address, the service or the error reaches the caller
+    assert response["statusCode"] == 500
+    for leak in ("127.0.0.1", str(port), "usage", "Connection", "HTTP"):
+        assert leak not in response["body"]
 
 
 @pytest.mark.parametrize("event", EVENTS)
@@ -222,11 +266,32 @@ def test_handler_http_wrong_key_is_checked_once_then_remembered(invoke, sim):
     assert sim.endpoint_counts == {"root": 1}
 
 
-def test_handler_http_key_check_failing_is_a_500(invoke, sim):
+def test_handler_http_key_check_failing_is_a_500(invoke, sim, logs):
     sim.fail("", "root", 500, {"errorKey": "x", "errorMessage": "leases is down"})
     response = invoke(function_url_event(f"/images/projection/{IMAGE_ID}"))
     assert response["statusCode"] == 500
-    assert json.loads(response["body"])["downstreamErrorMessage"] == "leases is down"
+    assert json.loads(response["body"])["requestId"] == REQUEST_ID
+    assert "leases is down" not in response["body"]
+    (line,) = [line for line in log_lines(logs) if line["message"] == "answered 500"]
+    assert (line["service"], line["downstream_message"]) == ("leases", "leases is down")
+
+
+def test_handler_http_unexpected_error_is_a_generic_500(invoke, monkeypatch, logs):
+    # Given a projector that raises (a bug, not a Grid failure)
+    def broken(*args, **kwargs):
+        raise RuntimeError("secret internal state at 10.0.0.7")
+
+    monkeypatch.setattr(GridProjector, "project", broken)
+
+    # When
+    response = invoke(function_url_event(f"/images/projection/{IMAGE_ID}"))
+
+    # Then
+    assert response["statusCode"] == 500
+    assert "10.0.0.7" not in response["body"]
+    assert json.loads(response["body"])["requestId"] == REQUEST_ID
+    (line,) = [line for line in log_lines(logs) if line["message"] == "answered 500"]
+    assert line["failure"] == "RuntimeError: secret internal state at 10.0.0.7"
 
 
 @pytest.mark.parametrize(
@@ -240,12 +305,31 @@ def test_handler_http_key_check_failing_is_a_500(invoke, sim):
         ("/images/projection/a/b", "GET", 400),
         ("/images/projection/a%2Fb", "GET", 400),
         ("/images/projection/a%20b", "GET", 400),
+        ("/images/projection/..", "GET", 400),
+        ("/images/projection/.", "GET", 400),
+        ("/images/projection/%2E%2E", "GET", 400),
+        ("/images/projection/" + "a" * 257, "GET", 400),
     ],
 )
 def test_handler_http_bad_requests(invoke, sim, path, method, status):
     response = invoke(function_url_event(path, method=method))
     assert response["statusCode"] == status
     assert json.loads(response["body"])["message"]
+    assert sum(sim.counts.values()) == 0
+
+
+@pytest.mark.parametrize("event", EVENTS)
+def test_handler_http_method_not_allowed_says_what_is(invoke, event):
+    response = invoke(event(f"/images/projection/{IMAGE_ID}", method="DELETE"))
+    assert response["statusCode"] == 405
+    assert header(response, "Allow") == "GET"
+
+
+@pytest.mark.parametrize("event", EVENTS)
+def test_handler_http_dot_dot_never_reaches_get_root(invoke, sim, event):
+    response = invoke(event("/images/projection/.."))
+    assert response["statusCode"] in (400, 404)
+    assert sim.endpoint_counts["root"] == 0
     assert sum(sim.counts.values()) == 0
 
 
@@ -295,10 +379,35 @@ def test_handler_direct_known_failure(invoke, sim):
     )
 
 
-@pytest.mark.parametrize("event", [{}, {"id": ""}, {"id": "a b"}, {"id": 42}, {"ids": ["a"]}])
+@pytest.mark.parametrize("event", [{}, {"id": 42}, {"ids": ["a"]}, ["a"]])
 def test_handler_direct_without_a_usable_id_raises(invoke, event):
     with pytest.raises(ValueError, match="image id"):
         invoke(event)
+
+
+@pytest.mark.parametrize("image_id", ["", "a b", "..", ".", "f" * 257])
+def test_handler_direct_unusable_id_is_a_known_failure_without_any_call(invoke, sim, image_id):
+    payload = invoke({"id": image_id})
+    assert (payload["outcome"], payload["known"], payload["status"]) == ("failed", True, 400)
+    assert payload["errorMessage"].startswith("not an image id")
+    assert sum(sim.counts.values()) == 0
+
+
+def test_handler_direct_loader_answering_with_another_image_is_a_known_failure(invoke, sim):
+    # Given image-loader answering for IMAGE_ID with another image
+    other = "c" * 40
+    sim.answers_with(IMAGE_ID, other)
+
+    # When batch-index asks for IMAGE_ID
+    payload = invoke({"id": IMAGE_ID})
+
+    # Then no record: a known failure (state 4) naming both ids
+    assert (payload["outcome"], payload["known"], payload["service"]) == (
+        "failed",
+        True,
+        "image-loader",
+    )
+    assert IMAGE_ID in payload["errorMessage"] and other in payload["errorMessage"]
 
 
 @pytest.mark.filterwarnings("ignore:No application metrics")
@@ -351,3 +460,35 @@ def test_handler_metrics_carry_namespace_service_and_stage(invoke, sim, capsys):
     assert directive["Dimensions"] == [["stage", "service"]]
     assert emitted[0]["ProjectionReady"] == [1.0]
     assert emitted[0]["ProjectionFound"] == [1.0]
+
+
+def test_handler_metrics_are_all_named_in_names(invoke, sim, capsys):
+    # Given requests that end every way the handler knows
+    sim.missing.add("d" * 40)
+    sim.huge.add("e" * 40)
+    sim.fail("b" * 40, "crops", 500)
+    for path in (IMAGE_ID, "d" * 40, "b" * 40, "a%20b"):
+        invoke(function_url_event(f"/images/projection/{path}"))
+    invoke(api_gateway_event("/elsewhere"))
+    for image_id in (IMAGE_ID, "e" * 40, "d" * 40):
+        invoke({"id": image_id})
+    with pytest.raises(ValueError):
+        invoke({"ids": []})
+
+    # When the metrics emitted are collected
+    emitted = {
+        metric["Name"]
+        for line in capsys.readouterr().out.splitlines()
+        if '"_aws"' in line
+        for directive in json.loads(line)["_aws"]["CloudWatchMetrics"]
+        for metric in directive["Metrics"]
+    }
+
+    # Then every one is a name of names.PROJECTION_METRICS, and each of those was seen
+    assert emitted == set(names.PROJECTION_METRICS)
+
+
+def test_handler_source_holds_no_metric_name_literal():
+    source = ast.parse(Path(image_projection.__file__).read_text())
+    literals = {n.value for n in ast.walk(source) if isinstance(n, ast.Constant)}
+    assert not literals & set(names.PROJECTION_METRICS)

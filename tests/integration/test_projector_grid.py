@@ -216,3 +216,58 @@ def test_projector_ready_record_decodes_to_the_projected_image(grid):
     assert message["subject"] == "reingest-image"
     assert message["lastModified"] == "2024-05-01T10:00:00.000Z"
     assert message["image"] == projection.image
+
+
+# -- the loader's image must be the one asked for; ids and answers within bounds ---------
+
+OTHER_ID = "0" * 39 + "b"
+
+
+def test_projector_loader_answering_with_another_image_is_a_known_failure(grid):
+    # Given image-loader answering the projection of IMAGE_ID with OTHER_ID's image
+    grid.profiles[IMAGE_ID] = EVERYTHING
+    grid.answers_with(IMAGE_ID, OTHER_ID)
+
+    # When
+    with projector_for(grid) as projector:
+        result = projector.project(IMAGE_ID)
+
+    # Then a known failure naming both ids, and nothing of IMAGE_ID was fetched to merge
+    assert isinstance(result, Failed)
+    assert (result.service, result.status, result.known) == ("image-loader", 200, True)
+    assert IMAGE_ID in result.message and OTHER_ID in result.message
+    assert set(grid.endpoint_counts) == {"projection"}
+
+
+@pytest.mark.parametrize("image_id", ["..", ".", "a b", "f" * 257])
+def test_projector_unusable_id_is_a_known_failure_without_any_call(grid, image_id):
+    with projector_for(grid) as projector:
+        result = projector.project(image_id)
+
+    assert isinstance(result, Failed)
+    assert (result.status, result.known) == (400, True)
+    assert result.message.startswith("not an image id")
+    assert sum(grid.counts.values()) == 0
+
+
+def test_projector_loader_answer_over_the_cap_fails_the_image(grid):
+    grid.oversized(IMAGE_ID, "projection", 8 * 1024 * 1024, declare_length=False)
+
+    with projector_for(grid, GRID_MAX_LOADER_BODY_BYTES=str(1024 * 1024)) as projector:
+        result = projector.project(IMAGE_ID)
+
+    assert isinstance(result, Failed)
+    assert (result.service, result.status, result.known) == ("image-loader", 200, False)
+    assert result.message == "projection: answer too large"
+    assert "GRID_MAX_LOADER_BODY_BYTES" in result.downstream_message
+
+
+def test_projector_trickling_data_service_fails_the_image_at_its_deadline(grid):
+    grid.trickle(IMAGE_ID, "crops", b'{"data": []}', interval=0.5)
+
+    with projector_for(grid, GRID_SERVICE_TIMEOUT_SECONDS="1") as projector:
+        result = projector.project(IMAGE_ID)
+
+    assert isinstance(result, Failed)
+    assert (result.service, result.status) == ("cropper", None)
+    assert "GRID_SERVICE_TIMEOUT_SECONDS" in result.downstream_message

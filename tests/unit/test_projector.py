@@ -78,6 +78,28 @@ def test_projector_loader_answer_that_is_not_an_object_fails():
     assert result.message == "projection: not a JSON object"
 
 
+@pytest.mark.parametrize("body", [{"id": "a" * 40, "metadata": {}}, {"metadata": {}}])
+def test_projector_loader_image_of_another_id_is_a_known_failure(body):
+    # Given image-loader answering with an image that is not the one asked for
+    client = StubClient(found(body), leases=GridResponse("leases", 200, body={"data": {}}))
+
+    # When
+    result = project(client)
+
+    # Then it is refused, naming both ids, known (state 4): nothing is merged
+    assert isinstance(result, Failed)
+    assert (result.service, result.known) == ("image-loader", True)
+    assert repr(body.get("id")) in result.message
+    assert IMAGE_ID in result.message
+
+
+def test_projector_oversized_answer_fails_naming_the_call():
+    loader = GridResponse("image-loader", 200, message="answer too large: ...", oversized=True)
+    result = project(StubClient(loader))
+    assert isinstance(result, Failed)
+    assert (result.status, result.message) == (200, "projection: answer too large")
+
+
 def test_projector_reports_the_first_failed_call_in_a_fixed_order():
     # Given two failing services
     client = StubClient(

@@ -1,4 +1,4 @@
-"""The Grid's HTTP services: the only code that talks to them (and imports requests).
+"""The Grid's HTTP services: the only code that talks to them (over grid_http's bounded GET).
 
 Every call answers with a `GridResponse` — status, parsed JSON, the downstream
 message — and never raises for an HTTP status or a network failure: what a
@@ -12,6 +12,13 @@ failure means is the caller's business. Example::
 The API key travels only in the `X-Gu-Media-Key` header; it is kept out of
 reprs, logs and messages (and scrubbed from downstream text, should a service
 ever echo it).
+
+Each call is bounded: its timeout setting is the budget of the whole call
+(connecting, retries and reading the body), and its body is read in chunks up
+to a byte cap (GRID_MAX_LOADER_BODY_BYTES, GRID_MAX_SERVICE_BODY_BYTES), so a
+service that trickles its answer or sends far too much fails that call instead
+of holding the worker or its memory. Ids travel percent-encoded, one path
+segment each; an id no route can carry (`id_problem`) is refused before any call.
 """
 
 from __future__ import annotations
@@ -20,16 +27,28 @@ import json
 import logging
 import time
 from dataclasses import dataclass
-from types import TracebackType
 from typing import Any
 from urllib.parse import quote
 
 import requests
-from requests.adapters import HTTPAdapter
-from urllib3.exceptions import ReadTimeoutError
 from urllib3.util.retry import Retry
 
-from grid_reingest.settings import SERVICES, GridSettings
+from grid_reingest.adapters.grid_http import (
+    CONNECT_TIMEOUT_SECONDS,
+    Bounds,
+    Unread,
+    call_deadline,
+    make_session,
+    read_body,
+)
+from grid_reingest.settings import (
+    GRID_LOADER_TIMEOUT_SECONDS,
+    GRID_MAX_LOADER_BODY_BYTES,
+    GRID_MAX_SERVICE_BODY_BYTES,
+    GRID_SERVICE_TIMEOUT_SECONDS,
+    SERVICES,
+    GridSettings,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -49,17 +68,44 @@ DATA_CALLS: dict[str, tuple[str, str]] = {
 # How many requests one image's projection has in flight at once.
 DATA_FAN_OUT = len(DATA_CALLS)
 
-# Slightly above a multiple of 3 s, TCP's initial retransmission window (as the
-# requests documentation advises): a host that is up answers a SYN well within it.
-CONNECT_TIMEOUT_SECONDS = 3.05
-# Three retries, waiting 0, 0.5 and 1 s (urllib3 does not wait before the first):
-# enough to ride out a load balancer swapping an instance, short enough that a
-# service that is really down fails the image quickly (batch-index retries it later).
-RETRIES = 3
-BACKOFF_FACTOR = 0.25
-RETRY_STATUSES = (502, 503, 504)
 # A downstream message longer than this is cut: it ends up on a DynamoDB item.
 MESSAGE_LIMIT = 1000
+# The id is the Kinesis record's partition key, which holds at most 256 characters.
+MAX_ID_CHARS = 256
+
+
+class InvalidImageId(ValueError):
+    """An id that cannot be sent to the Grid as one path segment; the message says why."""
+
+
+def id_problem(image_id: object) -> str | None:
+    """Why `image_id` cannot be sent to the Grid, or None when it can.
+
+    `.` and `..` are refused because URL libraries resolve them as path steps
+    (`/images/project/..` becomes `GET /images/`), whitespace because no Grid id
+    has any, and more than MAX_ID_CHARS because the id is the stream's partition key.
+    """
+    if not isinstance(image_id, str) or not image_id:
+        return f"not an image id: {image_id!r}"
+    if image_id in (".", ".."):
+        return f"not an image id: {image_id!r} is a path step, it would reach another route"
+    if any(c.isspace() for c in image_id):
+        return f"not an image id: {image_id[:MAX_ID_CHARS]!r} contains whitespace"
+    if len(image_id) > MAX_ID_CHARS:
+        return (
+            f"not an image id: {len(image_id)} characters, more than {MAX_ID_CHARS} "
+            f"(Kinesis's partition-key limit): {image_id[:40]!r}..."
+        )
+    return None
+
+
+def path_segment(image_id: str) -> str:
+    """`image_id` percent-encoded as one path segment ("/" and "?" included);
+    InvalidImageId for an id that `id_problem` refuses."""
+    problem = id_problem(image_id)
+    if problem is not None:
+        raise InvalidImageId(problem)
+    return quote(image_id, safe="")
 
 
 @dataclass(frozen=True)
@@ -80,11 +126,12 @@ class GridResponse:
     text: str = ""
     malformed: bool = False  # a 2xx whose body is not JSON
     seconds: float = 0.0
+    oversized: bool = False  # the body passed the size cap and was not read
 
     @property
     def ok(self) -> bool:
         """200 with a JSON body."""
-        return self.status == 200 and not self.malformed
+        return self.status == 200 and not self.malformed and not self.oversized
 
     @property
     def not_found(self) -> bool:
@@ -98,63 +145,6 @@ class KeyCheck:
 
     valid: bool | None
     response: GridResponse
-
-
-class GridRetry(Retry):
-    """urllib3's Retry, except that a read timeout is final.
-
-    A read timeout on image-loader means minutes already spent; repeating it
-    would only hold the image (and the Lambda) longer. Other read errors — a
-    keep-alive connection the server closed just as a request went out — are
-    retried like connection errors.
-    """
-
-    def increment(
-        self,
-        method: str | None = None,
-        url: str | None = None,
-        response: Any = None,
-        error: Exception | None = None,
-        _pool: Any = None,
-        _stacktrace: TracebackType | None = None,
-    ) -> Retry:
-        if isinstance(error, ReadTimeoutError):
-            raise error.with_traceback(_stacktrace)
-        return super().increment(method, url, response, error, _pool, _stacktrace)
-
-
-def default_retry() -> Retry:
-    """Retries of idempotent GETs on connection errors and 502/503/504, never on read timeouts."""
-    return GridRetry(
-        total=RETRIES,
-        connect=RETRIES,
-        read=RETRIES,
-        redirect=0,
-        status=RETRIES,
-        other=0,
-        allowed_methods=frozenset({"GET", "HEAD"}),
-        status_forcelist=RETRY_STATUSES,
-        backoff_factor=BACKOFF_FACTOR,
-        backoff_max=2.0,
-        backoff_jitter=0.1,
-        raise_on_status=False,
-        raise_on_redirect=False,
-    )
-
-
-def make_session(pool_size: int, retry: Retry | None = None) -> requests.Session:
-    """A Session whose per-host connection pool holds `pool_size` connections."""
-    session = requests.Session()
-    adapter = HTTPAdapter(
-        # One pool per Grid host; each holds as many connections as may be in
-        # flight to that host, so none is opened and thrown away under load.
-        pool_connections=len(SERVICES),
-        pool_maxsize=pool_size,
-        max_retries=retry or default_retry(),
-    )
-    session.mount("https://", adapter)
-    session.mount("http://", adapter)
-    return session
 
 
 class GridClient:
@@ -200,23 +190,26 @@ class GridClient:
     # -- the calls ------------------------------------------------------------
 
     def projection(self, image_id: str) -> GridResponse:
-        """image-loader's re-projection of the original file: `GET /images/project/{id}`."""
-        return self._get(
-            "image-loader", f"/images/project/{_segment(image_id)}", self.settings.loader_timeout
-        )
+        """image-loader's re-projection of the original file: `GET /images/project/{id}`.
+
+        InvalidImageId, before any request, for an id `id_problem` refuses (so for
+        every call taking an id).
+        """
+        return self._get("image-loader", f"/images/project/{path_segment(image_id)}")
 
     def data(self, call: str, image_id: str) -> GridResponse:
         """One data-service call of DATA_CALLS for one image, e.g. `data("leases", id)`."""
         service, template = DATA_CALLS[call]
-        return self._get(service, template.format(id=_segment(image_id)))
+        return self._get(service, template.format(id=path_segment(image_id)))
 
     def image(self, image_id: str) -> GridResponse:
         """media-api: `GET /images/{id}` — 200 present, 404 absent.
 
         Only the status matters here, so the (large) body is read and dropped
-        unparsed: reading it lets the connection go back to the pool.
+        unparsed: reading it lets the connection go back to the pool (one past
+        the cap or the deadline is closed instead; the status stands).
         """
-        return self._get("media-api", f"/images/{_segment(image_id)}", parse=False)
+        return self._get("media-api", f"/images/{path_segment(image_id)}", parse=False)
 
     def validate_key(self) -> KeyCheck:
         """Whether the Grid accepts this client's key, from leases' `GET /`.
@@ -233,47 +226,86 @@ class GridClient:
 
     # -- one GET ----------------------------------------------------------------
 
-    def _get(
-        self, service: str, path: str, read_timeout: float | None = None, *, parse: bool = True
-    ) -> GridResponse:
+    def _bounds(self, service: str) -> Bounds:
+        if service == "image-loader":
+            return Bounds(
+                self.settings.loader_timeout,
+                GRID_LOADER_TIMEOUT_SECONDS.name,
+                self.settings.max_loader_body,
+                GRID_MAX_LOADER_BODY_BYTES.name,
+            )
+        return Bounds(
+            self.settings.service_timeout,
+            GRID_SERVICE_TIMEOUT_SECONDS.name,
+            self.settings.max_service_body,
+            GRID_MAX_SERVICE_BODY_BYTES.name,
+        )
+
+    def _get(self, service: str, path: str, *, parse: bool = True) -> GridResponse:
         url = self._bases[service] + path
-        started = time.perf_counter()
+        bounds = self._bounds(service)
+        started = time.monotonic()
+        deadline = started + bounds.seconds
         try:
             # No redirects: following one to another host would hand it the key.
-            raw = self._session.get(
-                url,
-                headers={API_KEY_HEADER: self._key, "Accept": "application/json"},
-                timeout=(CONNECT_TIMEOUT_SECONDS, read_timeout or self.settings.service_timeout),
-                allow_redirects=False,
-            )
+            # stream=True: the body is read below, in chunks, within the bounds.
+            with call_deadline(deadline):
+                raw = self._session.get(
+                    url,
+                    headers={API_KEY_HEADER: self._key, "Accept": "application/json"},
+                    timeout=(CONNECT_TIMEOUT_SECONDS, bounds.seconds),
+                    allow_redirects=False,
+                    stream=True,
+                )
         except requests.RequestException as error:
-            seconds = time.perf_counter() - started
             message = self._scrub(f"{type(error).__name__}: {error}")
             logger.warning("%s GET %s: no response: %s", service, path, message)
-            return GridResponse(service, None, message=message, seconds=seconds)
-        seconds = time.perf_counter() - started
-        return self._response(service, raw, parse, seconds)
+            return GridResponse(service, None, message=message, seconds=time.monotonic() - started)
+        keep = parse or not 200 <= raw.status_code < 300
+        try:
+            content = read_body(raw, bounds, deadline, keep=keep)
+        except Unread as unread:
+            raw.close()  # the rest is never read: the connection cannot be reused
+            seconds = time.monotonic() - started
+            logger.warning("%s GET %s: HTTP %s: %s", service, path, raw.status_code, unread)
+            if not keep:
+                return GridResponse(service, raw.status_code, seconds=seconds)
+            status = None if unread.no_answer else raw.status_code
+            return GridResponse(
+                service,
+                status,
+                message=self._scrub(str(unread)),
+                oversized=not unread.no_answer,
+                seconds=seconds,
+            )
+        return self._response(service, raw, content, parse, time.monotonic() - started)
 
     def _response(
-        self, service: str, raw: requests.Response, parse: bool, seconds: float
+        self,
+        service: str,
+        raw: requests.Response,
+        content: bytearray,
+        parse: bool,
+        seconds: float,
     ) -> GridResponse:
         status = raw.status_code
         if 200 <= status < 300:
             if not parse:
                 return GridResponse(service, status, seconds=seconds)
             try:
-                body = json.loads(raw.content) if raw.content else None
+                body = json.loads(content) if content else None
             except ValueError as error:  # includes UnicodeDecodeError
+                excerpt = content[:MESSAGE_LIMIT].decode("utf-8", "replace")
                 return GridResponse(
                     service,
                     status,
                     message=str(error),
-                    text=self._scrub(_excerpt(raw)),
+                    text=self._scrub(excerpt),
                     malformed=True,
                     seconds=seconds,
                 )
             return GridResponse(service, status, body=body, seconds=seconds)
-        text = self._scrub(raw.text)
+        text = self._scrub(content.decode(raw.encoding or "utf-8", "replace"))
         return GridResponse(
             service,
             status,
@@ -284,15 +316,6 @@ class GridClient:
 
     def _scrub(self, text: str) -> str:
         return text.replace(self._key, "<api key>") if self._key in text else text
-
-
-def _segment(image_id: str) -> str:
-    # An id is one path segment: "/" or "?" in one must not reach another route.
-    return quote(image_id, safe="")
-
-
-def _excerpt(raw: requests.Response) -> str:
-    return raw.content[:MESSAGE_LIMIT].decode("utf-8", "replace")
 
 
 def _downstream_message(text: str, reason: str | None) -> str:

@@ -24,7 +24,13 @@ from datetime import datetime
 from types import TracebackType
 from typing import Any
 
-from grid_reingest.adapters.grid import DATA_CALLS, DATA_FAN_OUT, GridClient, GridResponse
+from grid_reingest.adapters.grid import (
+    DATA_CALLS,
+    DATA_FAN_OUT,
+    GridClient,
+    GridResponse,
+    id_problem,
+)
 from grid_reingest.domain.isotime import utc_now
 from grid_reingest.domain.merge import ProjectionError, ServiceData, merge
 from grid_reingest.domain.outcome import Failed, Found, NotFound, Outcome, Projection, Ready, TooBig
@@ -32,6 +38,8 @@ from grid_reingest.domain.states import KNOWN_PERMANENT_LOADER_ERRORS
 from grid_reingest.domain.thrall_message import compact_json, encode_image_json, record_size
 
 LOADER = "image-loader"
+# What a refused id is charged to: no Grid service was called; 400 as the HTTP endpoint answers.
+REFUSED_BY = "image-projection"
 
 
 class GridProjector:
@@ -68,22 +76,19 @@ class GridProjector:
 
         `api_key`: call the Grid with this key instead of the client's (a caller's own).
         """
+        problem = id_problem(image_id)
+        if problem is not None:
+            # Known: the id will not change, so retrying cannot help.
+            return Failed(image_id, REFUSED_BY, 400, problem, known=True)
         client = self.client.with_key(api_key) if api_key else self.client
-        loaded = client.projection(image_id)
-        if loaded.not_found:
-            return NotFound(image_id)
-        if not loaded.ok:
-            return _failure(image_id, "projection", loaded)
-        if not isinstance(loaded.body, dict):
-            return Failed(
-                image_id, LOADER, loaded.status, "projection: not a JSON object", _kind(loaded.body)
-            )
-
+        loaded = _loaded_image(image_id, client.projection(image_id))
+        if not isinstance(loaded, dict):
+            return loaded
         data = self._data(client, image_id)
         if isinstance(data, Failed):
             return data
         try:
-            image = merge(loaded.body, data)
+            image = merge(loaded, data)
         except ProjectionError as error:
             service = DATA_CALLS[error.call][0]
             return Failed(image_id, service, 200, f"{error.call}: unexpected data", error.detail)
@@ -153,9 +158,42 @@ class OutcomeProjector:
         return to_outcome(self.projector.project(image_id), self.max_message_bytes, self.clock)
 
 
+def _loaded_image(image_id: str, loaded: GridResponse) -> dict[str, Any] | NotFound | Failed:
+    """image-loader's image for `image_id`, or what its answer comes to instead."""
+    if loaded.not_found:
+        return NotFound(image_id)
+    if not loaded.ok:
+        return _failure(image_id, "projection", loaded)
+    image = loaded.body
+    if not isinstance(image, dict):
+        return Failed(
+            image_id, LOADER, loaded.status, "projection: not a JSON object", _kind(image)
+        )
+    if image.get("id") != image_id:
+        # Merging would put this id's leases, edits and usages on another image,
+        # and thrall would overwrite that image's document with the result.
+        return Failed(
+            image_id,
+            LOADER,
+            loaded.status,
+            f"projection: image-loader answered with image {image.get('id')!r} "
+            f"for id {image_id!r}; nothing merged",
+            known=True,
+        )
+    return image
+
+
 def _failure(image_id: str, call: str, response: GridResponse) -> Failed:
     if response.status is None:
         return Failed(image_id, response.service, None, f"{call}: no response", response.message)
+    if response.oversized:
+        return Failed(
+            image_id,
+            response.service,
+            response.status,
+            f"{call}: answer too large",
+            response.message,
+        )
     if response.malformed:
         return Failed(
             image_id, response.service, response.status, f"{call}: malformed JSON", response.message

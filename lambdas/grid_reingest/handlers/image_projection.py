@@ -1,48 +1,59 @@
 """image-projection: one image's projection, over HTTP or by direct invocation.
 
-HTTP — a Lambda Function URL (payload v2) or API Gateway REST proxy (v1) event:
-`GET /images/projection/{id}` with the caller's `X-Gu-Media-Key`, as the
-Grid's own projection lambda. The Grid is called with the caller's key, after
-one cheap check that the Grid accepts it (remembered a few minutes, by digest).
+HTTP — a Lambda Function URL (payload v2) or API Gateway REST proxy (v1) event,
+routed by Powertools' resolvers: `GET /images/projection/{id}` with the caller's
+`X-Gu-Media-Key`, as the Grid's own projection lambda. The Grid is called with
+the caller's key, after one cheap check that the Grid accepts it (remembered a
+few minutes, by digest).
 
 - 200: the projected image's JSON;
 - 404: `{"message": "image with id=<id> not-found"}` (image-loader's 404), or an unknown path;
 - 401: `{"message": ...}` when the key is missing or the Grid refuses it;
-- 400 / 405: an empty or malformed id, a method other than GET;
-- 500: `{"errorMessage", "downstreamErrorMessage", "service", "status"}` when a Grid
-  service failed.
+- 400 / 405: a missing or unusable id, a method other than GET;
+- 500: `{"message": ..., "requestId": <Lambda request id>}` and nothing more: what
+  failed (service, status, the downstream message) is logged under that request id.
 
 Direct invocation — `{"id": "<image id>"}` (batch-index): the outcome's JSON
-(outcomes.to_json: ready with the encoded record, not-found, too-big, failed),
-calling the Grid with the configured key. An event with no usable id raises
-ValueError: that is the invoker's bug, not an image's outcome, and the invoker
-sees it as a function error naming the problem.
+(outcome.to_json: ready with the encoded record, not-found, too-big, failed),
+calling the Grid with the configured key. An id no route can carry (`.`, `..`,
+whitespace, over 256 characters) is a known failure. An event with no string id
+raises ValueError: that is the invoker's bug, not an image's outcome.
 """
 
 from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
+from http import HTTPStatus
 from typing import Any
 from urllib.parse import unquote
 
 from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.event_handler import (
+    APIGatewayRestResolver,
+    LambdaFunctionUrlResolver,
+    Response,
+    content_types,
+)
+from aws_lambda_powertools.event_handler.api_gateway import ApiGatewayResolver
+from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from grid_reingest import names
 from grid_reingest.adapters.api_key import KeyValidator, load_api_key
-from grid_reingest.adapters.grid import DATA_FAN_OUT, GridClient
+from grid_reingest.adapters.grid import API_KEY_HEADER, DATA_FAN_OUT, GridClient, id_problem
 from grid_reingest.adapters.grid_projector import GridProjector, to_outcome
 from grid_reingest.domain.outcome import Failed, Found, NotFound, Projection, Ready, TooBig, to_json
 from grid_reingest.settings import ProjectionSettings, load
 
 SERVICE = names.IMAGE_PROJECTION
-ROUTE = "/images/projection/"
+ROUTE = "/images/projection"
 # A synchronous Lambda response (the JSON of the whole response object) is capped at 6 MB.
 LAMBDA_RESPONSE_LIMIT = 6 * 1024 * 1024
 MISSING_KEY = "missing or invalid api key header"
+INTERNAL_ERROR = "the projection failed; quote the request id when reporting it"
 
 logger = Logger(service=SERVICE)
 metrics = Metrics(namespace=names.NAMESPACE, service=SERVICE)
@@ -50,7 +61,7 @@ metrics = Metrics(namespace=names.NAMESPACE, service=SERVICE)
 
 @dataclass(frozen=True)
 class Runtime:
-    """What outlives one invocation: settings, and the projector over one pooled client."""
+    """What outlives one invocation: settings, the projector over one pooled client, keys."""
 
     settings: ProjectionSettings
     projector: GridProjector
@@ -65,16 +76,11 @@ def runtime() -> Runtime:
     global _runtime  # noqa: PLW0603 - one per container, reused by every invocation
     if _runtime is None:
         settings = load(ProjectionSettings)
-        client = GridClient(
-            settings.grid,
-            load_api_key(settings.grid),
-            # A container handles one event at a time: one image's data calls.
-            pool_size=DATA_FAN_OUT,
-        )
-        projector = GridProjector(client, images_at_once=1)
+        # A container handles one event at a time: one image's data calls.
+        client = GridClient(settings.grid, load_api_key(settings.grid), pool_size=DATA_FAN_OUT)
         keys = KeyValidator(lambda key: client.with_key(key).validate_key())
         metrics.set_default_dimensions(**{names.STAGE_DIMENSION: settings.stage})
-        _runtime = Runtime(settings, projector, keys)
+        _runtime = Runtime(settings, GridProjector(client, images_at_once=1), keys)
     return _runtime
 
 
@@ -83,32 +89,31 @@ def runtime() -> Runtime:
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     """The Lambda entry point: an HTTP event or `{"id": ...}`."""
     current = runtime()
-    request = _http_request(event)
-    if request is None:
+    app = _resolver_for(event)
+    if app is None:
         return _direct(current, event)
-    return _http(current, request)
+    return app.resolve(event, context)
 
 
 # -- direct invocation ------------------------------------------------------------
 
 
-def _direct(current: Runtime, event: dict[str, Any]) -> dict[str, Any]:
+def _direct(current: Runtime, event: Any) -> dict[str, Any]:
     image_id = event.get("id") if isinstance(event, dict) else None
-    if not isinstance(image_id, str) or not image_id or any(c.isspace() for c in image_id):
-        metrics.add_metric("InvalidEvent", MetricUnit.Count, 1)
+    if not isinstance(image_id, str):
+        metrics.add_metric(names.INVALID_EVENT, MetricUnit.Count, 1)
         raise ValueError(
-            'expected an HTTP event or {"id": "<image id>"} with a non-empty id without '
-            f"whitespace; got keys {sorted(event) if isinstance(event, dict) else type(event)}"
+            'expected an HTTP event or {"id": "<image id>"} with a string image id; got '
+            f"{'keys ' + str(sorted(event)) if isinstance(event, dict) else type(event)}"
         )
     logger.append_keys(image_id=image_id)
     key = load_api_key(current.settings.grid)
-    projection = _project(current, image_id, key)
-    outcome = to_outcome(projection, current.settings.max_message_bytes)
+    outcome = to_outcome(_project(current, image_id, key), current.settings.max_message_bytes)
     match outcome:
         case Ready():
-            metrics.add_metric("ProjectionReady", MetricUnit.Count, 1)
+            metrics.add_metric(names.PROJECTION_READY, MetricUnit.Count, 1)
         case TooBig():
-            metrics.add_metric("ProjectionTooBig", MetricUnit.Count, 1)
+            metrics.add_metric(names.PROJECTION_TOO_BIG, MetricUnit.Count, 1)
             logger.warning("too big for the stream", extra={"record_bytes": outcome.record_bytes})
     return to_json(outcome)
 
@@ -116,78 +121,88 @@ def _direct(current: Runtime, event: dict[str, Any]) -> dict[str, Any]:
 # -- HTTP ---------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class HttpRequest:
-    """The parts of a v1 or v2 HTTP event this handler uses; header names lower-cased."""
-
-    method: str
-    path: str
-    headers: dict[str, str]
-
-
-def _http_request(event: Any) -> HttpRequest | None:
+def _resolver_for(event: Any) -> ApiGatewayResolver | None:
+    """The resolver for an HTTP event's shape, None for anything else (a direct invoke)."""
     context = event.get("requestContext") if isinstance(event, dict) else None
     if not isinstance(context, dict):
         return None
-    if isinstance(context.get("http"), dict):  # Function URL / HTTP API, payload v2
-        # rawPath is as the caller sent it, percent-encoding included.
-        method, path = context["http"].get("method", ""), unquote(event.get("rawPath") or "")
-    elif "httpMethod" in event:  # API Gateway REST proxy, v1: `path` is already decoded
-        method, path = event["httpMethod"], event.get("path") or ""
-    else:
-        return None
-    headers = {str(k).lower(): str(v) for k, v in (event.get("headers") or {}).items()}
-    return HttpRequest(method.upper(), path, headers)
+    if isinstance(context.get("http"), dict):
+        return _FUNCTION_URL
+    if "httpMethod" in event:
+        return _REST_API
+    return None
 
 
-def _http(current: Runtime, request: HttpRequest) -> dict[str, Any]:
-    image_id = _routed_id(request)
-    if not isinstance(image_id, str):
-        metrics.add_metric("RequestRejected", MetricUnit.Count, 1)
-        return image_id
+def _http_app(app: ApiGatewayResolver) -> ApiGatewayResolver:
+    """`app` with this function's one route and its answers to everything else."""
+
+    @app.get(ROUTE + "/<image_id>")
+    def projection(image_id: str) -> Response:
+        # A Function URL's path is as the caller sent it; API Gateway's is decoded.
+        if isinstance(app, LambdaFunctionUrlResolver):
+            image_id = unquote(image_id)
+        return _answer(app, image_id)
+
+    @app.not_found
+    def unrouted(_: NotFoundError) -> Response:
+        metrics.add_metric(names.REQUEST_REJECTED, MetricUnit.Count, 1)
+        event = app.current_event
+        path, method = event.path, event.http_method.upper()
+        if path.rstrip("/") != ROUTE and not path.startswith(ROUTE + "/"):
+            return _reply(HTTPStatus.NOT_FOUND, f"no such resource {path!r}; use GET {ROUTE}/<id>")
+        if method != "GET":
+            message = f"{method} is not supported; use GET"
+            return _reply(HTTPStatus.METHOD_NOT_ALLOWED, message, Allow="GET")
+        return _reply(HTTPStatus.BAD_REQUEST, f"not an image id: {path[len(ROUTE) + 1 :]!r}")
+
+    @app.exception_handler(Exception)
+    def crashed(error: Exception) -> Response:
+        metrics.add_metric(names.PROJECTION_FAILED, MetricUnit.Count, 1)
+        logger.exception("the projection raised")
+        return _internal_error(app, Failed("", SERVICE, None, f"{type(error).__name__}: {error}"))
+
+    return app
+
+
+def _answer(app: ApiGatewayResolver, image_id: str) -> Response:
+    """The answer to a routed request for `image_id`."""
+    current = runtime()
     logger.append_keys(image_id=image_id)
-    key = request.headers.get("x-gu-media-key", "").strip()
-    refusal = _refusal(current, image_id, key)
+    key = (app.current_event.headers.get(API_KEY_HEADER) or "").strip()
+    # The route takes one path segment: an encoded "/" in it is not an id either.
+    problem = f"not an image id: {image_id!r}" if "/" in image_id else id_problem(image_id)
+    refusal = _reply(HTTPStatus.BAD_REQUEST, problem) if problem else _refusal(app, current, key)
     if refusal is not None:
-        metrics.add_metric("RequestRejected", MetricUnit.Count, 1)
+        metrics.add_metric(names.REQUEST_REJECTED, MetricUnit.Count, 1)
         return refusal
     projection = _project(current, image_id, key)
     match projection:
         case Found():
             body = projection.serialized.decode("utf-8")
             if len(json.dumps(body)) > LAMBDA_RESPONSE_LIMIT:
-                too_big = f"the projection is {projection.image_bytes} bytes, more than a Lambda"
-                return _reply(500, {"errorMessage": f"{too_big} response can carry"})
-            return _reply(200, body)
+                too_big = f"{projection.image_bytes} bytes: more than a Lambda response carries"
+                return _internal_error(app, Failed(image_id, SERVICE, 200, too_big))
+            return Response(HTTPStatus.OK, content_types.APPLICATION_JSON, body)
         case NotFound():
-            return _reply(404, {"message": f"image with id={image_id} not-found"})
+            return _reply(HTTPStatus.NOT_FOUND, f"image with id={image_id} not-found")
         case _:
-            return _failed(projection)
+            return _internal_error(app, projection)
 
 
-def _routed_id(request: HttpRequest) -> str | dict[str, Any]:
-    """The image id of a well-formed request, else the error response."""
-    if not request.path.startswith(ROUTE) and request.path.rstrip("/") != ROUTE.rstrip("/"):
-        return _reply(404, {"message": f"no such resource {request.path!r}; use GET {ROUTE}<id>"})
-    image_id = request.path[len(ROUTE) :]
-    if request.method != "GET":
-        return _reply(405, {"message": f"{request.method} is not supported; use GET"}, Allow="GET")
-    if not image_id or "/" in image_id or any(c.isspace() for c in image_id):
-        return _reply(400, {"message": f"not an image id: {image_id!r}"})
-    return image_id
-
-
-def _refusal(current: Runtime, image_id: str, key: str) -> dict[str, Any] | None:
-    """The response to a caller whose key is missing or refused (or cannot be checked)."""
+def _refusal(app: ApiGatewayResolver, current: Runtime, key: str) -> Response | None:
+    """The answer to a caller whose key is missing or refused (or cannot be checked)."""
     if not key:
-        return _reply(401, {"message": MISSING_KEY})
+        return _reply(HTTPStatus.UNAUTHORIZED, MISSING_KEY)
     check = current.keys.validate(key)
     if check.valid is False:
         logger.info("the Grid refused the caller's key", extra={"status": check.response.status})
-        return _reply(401, {"message": MISSING_KEY})
+        return _reply(HTTPStatus.UNAUTHORIZED, MISSING_KEY)
     if check.valid is None:
-        failed = Failed(image_id, "leases", check.response.status, "could not check the API key")
-        return _failed(replace(failed, downstream_message=check.response.message))
+        response = check.response
+        message = "could not check the API key"
+        return _internal_error(
+            app, Failed("", response.service, response.status, message, response.message)
+        )
     return None
 
 
@@ -195,17 +210,17 @@ def _project(current: Runtime, image_id: str, key: str) -> Projection:
     started = time.perf_counter()
     projection = current.projector.project(image_id, api_key=key)
     milliseconds = (time.perf_counter() - started) * 1000
-    metrics.add_metric("ProjectionTime", MetricUnit.Milliseconds, milliseconds)
+    metrics.add_metric(names.PROJECTION_TIME, MetricUnit.Milliseconds, milliseconds)
     match projection:
         case Found():
-            metrics.add_metric("ProjectionFound", MetricUnit.Count, 1)
-            metrics.add_metric("ImageSize", MetricUnit.Bytes, projection.image_bytes)
+            metrics.add_metric(names.PROJECTION_FOUND, MetricUnit.Count, 1)
+            metrics.add_metric(names.IMAGE_SIZE, MetricUnit.Bytes, projection.image_bytes)
             logger.info("projected", extra={"image_bytes": projection.image_bytes})
         case NotFound():
-            metrics.add_metric("ProjectionNotFound", MetricUnit.Count, 1)
+            metrics.add_metric(names.PROJECTION_NOT_FOUND, MetricUnit.Count, 1)
             logger.info("image-loader has no such image")
         case Failed():
-            metrics.add_metric("ProjectionFailed", MetricUnit.Count, 1)
+            metrics.add_metric(names.PROJECTION_FAILED, MetricUnit.Count, 1)
             logger.warning(
                 "projection failed",
                 extra={"failure": projection.describe(), "known": projection.known},
@@ -213,23 +228,21 @@ def _project(current: Runtime, image_id: str, key: str) -> Projection:
     return projection
 
 
-def _failed(failed: Failed) -> dict[str, Any]:
-    return _reply(
-        500,
-        {
-            "errorMessage": replace(failed, downstream_message="").describe(),
-            "downstreamErrorMessage": failed.downstream_message,
-            "service": failed.service,
-            "status": failed.status,
-        },
-    )
+def _internal_error(app: ApiGatewayResolver, failed: Failed) -> Response:
+    """A 500 that tells the caller nothing internal: what failed goes to the log, under
+    the request id the caller is given."""
+    request_id = app.lambda_context.aws_request_id
+    details = {"service": failed.service, "status": failed.status, "failure": failed.message}
+    details["downstream_message"] = failed.downstream_message
+    logger.error("answered 500", extra={"request_id": request_id, **details})
+    body = json.dumps({"message": INTERNAL_ERROR, "requestId": request_id})
+    return Response(HTTPStatus.INTERNAL_SERVER_ERROR, content_types.APPLICATION_JSON, body)
 
 
-def _reply(status: int, body: Any, **headers: str) -> dict[str, Any]:
-    # The same response shape serves a Function URL and an API Gateway proxy.
-    return {
-        "statusCode": status,
-        "headers": {"Content-Type": "application/json", **headers},
-        "body": body if isinstance(body, str) else json.dumps(body),
-        "isBase64Encoded": False,
-    }
+def _reply(status: HTTPStatus, message: str, **headers: str) -> Response:
+    body = json.dumps({"message": message})
+    return Response(status, content_types.APPLICATION_JSON, body, headers=headers)
+
+
+_FUNCTION_URL = _http_app(LambdaFunctionUrlResolver())
+_REST_API = _http_app(APIGatewayRestResolver())
