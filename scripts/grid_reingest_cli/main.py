@@ -95,7 +95,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if sub is not None:
             sub.print_help(sys.stderr)
             return USAGE
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as stop:  # argparse's usage errors (2), --help and --version (0)
+        return stop.code if isinstance(stop.code, int) else USAGE
     if not hasattr(args, "run"):
         parser.print_help(sys.stderr)
         return USAGE

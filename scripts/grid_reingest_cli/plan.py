@@ -242,13 +242,13 @@ def render(plan: Plan, deployed: Deployed, args: argparse.Namespace) -> str:
     mem = ", ".join(f"{k} {v} MB" for k, v in deployed.memory_mb.items())
     lines = [
         f"ids             {plan.ids:>14,}  (non-blank lines of {args.file}; repeats count)",
-        f"DynamoDB writes {plan.write_units:>14,.0f}  WRU  ${plan.dynamodb_usd:,.2f} "
+        f"DynamoDB writes {plan.write_units:>14,.0f}  WRU  {_usd(plan.dynamodb_usd)} "
         f"with {plan.read_units:,.0f} RRU (on demand)",
-        f"Lambda          {plan.gb_seconds:>14,.0f}  GB-s ${plan.lambda_usd:,.2f} "
+        f"Lambda          {plan.gb_seconds:>14,.0f}  GB-s {_usd(plan.lambda_usd)} "
         f"with {plan.lambda_requests:,} invocations ({mem})",
         f"Kinesis         {plan.kinesis_records:>14,}  records, {plan.kinesis_payload_units:,} "
-        f"PUT payload units ${plan.kinesis_usd:,.2f}",
-        f"total           {'':>14}  ${plan.total_usd:,.2f}",
+        f"PUT payload units {_usd(plan.kinesis_usd)}",
+        f"total           {'':>14}  {_usd(plan.total_usd)}",
         f"rate            {plan.rate_per_minute:>14,.0f}  images/min, set by {plan.rate_set_by}",
         f"duration        {status.duration(plan.index_seconds):>14}  batch-index, then "
         f"{status.duration(plan.check_seconds)} batch-check (plus thrall's lag)",
@@ -298,3 +298,7 @@ def _deployed_json(deployed: Deployed) -> dict:
         "maxRatePerMinute": deployed.knobs.max_rate_per_minute,
         "warmWritesPerSecond": deployed.warm_writes_per_s,
     }
+
+
+def _usd(amount: float) -> str:
+    return f"${amount:,.2f}" if amount >= 0.01 or amount == 0 else f"${amount:.4f}"

@@ -122,17 +122,18 @@ def run(args: argparse.Namespace) -> int:
             with contextlib.redirect_stdout(say):
                 _upload(args)
             src = watch.sources(args, table)
+            # Each step decides from the last counts seen: after the upload, then a look's.
+            after = _counts(table)
             for worker in passes.WORKERS:
-                _phase(
+                after = _phase(
                     worker,
-                    table=table,
+                    counts=after,
                     events=events,
                     rule=rules[worker],
                     src=src,
                     args=args,
                     say=say,
                 )
-            after = _counts(table)
     except KeyboardInterrupt:
         print(
             f"reingest run: interrupted; the workers keep to their schedules. Run the same "
@@ -179,14 +180,15 @@ def _choices(parser: argparse.ArgumentParser) -> list[argparse.ArgumentParser]:
     return [p for action in subs for p in action.choices.values()]
 
 
-def _phase(worker, *, table, events, rule, src, args, say) -> None:
-    """Start `worker` if it has work and is off, follow it until it switches itself off."""
+def _phase(worker, *, counts, events, rule, src, args, say) -> dict[int, int]:
+    """Start `worker` if it has work and is off, follow it until it switches itself off;
+    returns the counts last seen."""
     name = WORKERS[worker]
     enabled = rule_state(events, rule)["State"] == "ENABLED"
-    step = passes.next_step(worker, enabled, _counts(table), src.works[worker])
+    step = passes.next_step(worker, enabled, counts, src.works[worker])
     if step == "skip":
         print(f"-- {name}: nothing to do (finished, or nothing reached it)", file=say)
-        return
+        return counts
     if step == "start":
         schedules.switch(events, rule, True)
         print(
@@ -195,7 +197,7 @@ def _phase(worker, *, table, events, rule, src, args, say) -> None:
         )
     else:
         print(f"-- {name}: already running; watching until it switches itself off", file=say)
-    watch.follow(src, args, until=worker)
+    return watch.follow(src, args, until=worker).counts
 
 
 def failure_lines(counts: Mapping[int, int]) -> list[str]:

@@ -7,7 +7,7 @@ import contextlib
 import json
 import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TextIO
@@ -179,11 +179,8 @@ def _state(raw: str | None) -> S | None:
 class Watcher:
     """Takes looks and keeps the readings that rates are measured from."""
 
-    def __init__(
-        self, src: Sources, window_minutes: float, clock: Callable[[], float] = time.monotonic
-    ):
+    def __init__(self, src: Sources, window_minutes: float) -> None:
         self.src = src
-        self.clock = clock
         self.meters = {w: status.RateMeter(window_minutes * 60) for w in passes.WORKERS}
 
     def look(self) -> Look:
@@ -196,7 +193,7 @@ class Watcher:
             if points is not None:
                 age = points[0] / 1000
                 previous = None if points[1] is None else points[1] / 1000
-        now = self.clock()
+        now = clock()
         total = sum(counts.values())
         views = {}
         for worker in passes.WORKERS:
@@ -206,6 +203,9 @@ class Watcher:
                 done = total - remaining
             else:
                 done = counts.get(S.VERIFIED, 0) + counts.get(S.NOT_FOUND_IN_MEDIA_API, 0)
+            if worker == "check":
+                # batch-check's part is also everything batch-index has still to enqueue
+                remaining += passes.remaining(counts, self.src.works["index"])
             rate = self.meters[worker].add(now, done)
             blocked = status.idle_reason(
                 worker,
@@ -278,6 +278,11 @@ def follow(
             return current
         previous = current
         sleep(args.interval)
+
+
+def clock() -> float:
+    """Seconds on a monotonic clock (a seam: tests make a minute pass between looks)."""
+    return time.monotonic()
 
 
 def sleep(seconds: float) -> None:
