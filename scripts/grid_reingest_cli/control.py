@@ -158,7 +158,7 @@ def pace_line(control: Control) -> str:
     """The controller's current limit and why, as the workers last wrote it."""
     pace = control.pace
     if pace is None:
-        return "controller: no decision yet (no worker has run since the table was made)"
+        return "controller: no decision recorded yet (running workers write it)"
     rate = "no rate limit" if pace.rate_per_minute is None else f"{pace.rate_per_minute:,.0f}/min"
     when = f" at {pace.decided_at}" if pace.decided_at else ""
     return f"controller: {pace.limit:,.0f} in flight, {rate} — {pace.reason}{when}"

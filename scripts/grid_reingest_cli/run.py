@@ -184,7 +184,10 @@ def _phase(worker, *, counts, events, rule, src, args, say) -> dict[int, int]:
     """Start `worker` if it has work and is off, follow it until it switches itself off;
     returns the counts last seen."""
     name = WORKERS[worker]
-    enabled = rule_state(events, rule)["State"] == "ENABLED"
+    try:
+        enabled = rule_state(events, rule)["State"] == "ENABLED"
+    except LookupError as error:
+        raise CliError(f"{name}: {error}") from None
     step = passes.next_step(worker, enabled, counts, src.works[worker])
     if step == "skip":
         print(f"-- {name}: nothing to do (finished, or nothing reached it)", file=say)

@@ -186,7 +186,10 @@ class Watcher:
     def look(self) -> Look:
         counts = {int(s): n for s, n in self.src.table.counts().items()}
         control = self.src.control.read()
-        rules = {w: rule_state(self.src.events, r)["State"] for w, r in self.src.rules.items()}
+        try:
+            rules = {w: rule_state(self.src.events, r)["State"] for w, r in self.src.rules.items()}
+        except LookupError as error:
+            raise CliError(f"{error}: is the stack deployed whole?") from None
         age = previous = None
         if self.src.streams:
             points = iterator_age_points(self.src.cloudwatch, self.src.streams, datetime.now(UTC))

@@ -257,7 +257,7 @@ def test_watch_names_a_missing_rule_in_one_line(aws, table, capsys):
     # Then one line, no traceback
     err = capsys.readouterr().err
     assert code == 1
-    assert err.count("\n") == 1 and "does not exist" in err
+    assert err.count("\n") == 1 and "does not exist" in err and "unexpected" not in err
 
 
 # -- start ------------------------------------------------------------------------
