@@ -65,11 +65,6 @@ def start_warnings(
     return warnings
 
 
-def done(rule_enabled: bool, counts: Mapping[int, int], of: Work) -> bool:
-    """A worker is done when its rule is off and it holds nothing."""
-    return not rule_enabled and counts.get(of.held, 0) == 0
-
-
 def next_step(worker: str, rule_enabled: bool, counts: Mapping[int, int], of: Work) -> str:
     """For `run`: "watch" (its rule is on), "start" (work left, rule off) or "skip" (finished)."""
     if rule_enabled:
