@@ -9,20 +9,30 @@ from collections.abc import Mapping
 from botocore.exceptions import (
     BotoCoreError,
     ClientError,
+    EndpointConnectionError,
     NoCredentialsError,
-    NoRegionError,
-    ProfileNotFound,
 )
 
 from grid_reingest import names
-from grid_reingest.adapters.aws import make_client
 from grid_reingest.adapters.dynamodb.bulk import StateTable
 from grid_reingest.adapters.dynamodb.schema import StateTableError
 from grid_reingest.domain.states import ProgressState
-from grid_reingest_cli.errors import FAILED, INTERRUPTED, OK, USAGE, CliError
+from grid_reingest_cli.clients import client
+from grid_reingest_cli.errors import (
+    BROKEN_PIPE,
+    FAILED,
+    INCOMPLETE,
+    INTERRUPTED,
+    OK,
+    USAGE,
+    CliError,
+)
 from grid_reingest_cli.stack import resolve
 
-__all__ = ["FAILED", "INTERRUPTED", "OK", "USAGE", "CliError"]
+# Stages where a command that writes asks the operator to type the stage's name first.
+PROTECTED_STAGES = ("PROD",)
+
+__all__ = ["BROKEN_PIPE", "FAILED", "INCOMPLETE", "INTERRUPTED", "OK", "USAGE", "CliError"]
 
 
 def add_aws_options(
@@ -48,9 +58,44 @@ def add_aws_options(
 
 
 def add_account_options(group: argparse._ActionsContainer) -> None:
-    """--region and --profile."""
-    group.add_argument("--region", help="AWS region (default: from the environment or profile)")
+    """--region, --profile and --endpoint-url, as aws-cli has them."""
+    group.add_argument(
+        "--region",
+        help="AWS region (default: AWS_REGION, AWS_DEFAULT_REGION, then the profile's)",
+    )
     group.add_argument("--profile", help="AWS named profile (default: the environment's)")
+    group.add_argument(
+        "--endpoint-url",
+        metavar="URL",
+        help="send every AWS call to URL (an emulator; default: AWS_ENDPOINT_URL, else AWS)",
+    )
+
+
+def add_output_options(parser: argparse.ArgumentParser) -> None:
+    """--output text|json (aws-cli's) and --json, its short form."""
+    parser.add_argument(
+        "--output",
+        choices=("text", "json"),
+        default="text",
+        help="text for people (default), json for scripts",
+    )
+    parser.add_argument("--json", action="store_true", help="the same as --output json")
+
+
+def wants_json(args: argparse.Namespace) -> bool:
+    """True when the command was asked for JSON (--json or --output json)."""
+    return bool(getattr(args, "json", False)) or getattr(args, "output", None) == "json"
+
+
+def positive_float(text: str) -> float:
+    """argparse type: a number of seconds above 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"{text} must be a number above 0")
+    return value
 
 
 def positive_int(text: str) -> int:
@@ -69,29 +114,31 @@ def open_table(args: argparse.Namespace) -> StateTable:
     try:
         if not args.table:
             args.table = resolve(args, names.STATE_TABLE_OUTPUT)
-        client = make_client(
-            "dynamodb", region=args.region, profile=args.profile, max_pool_connections=args.workers
-        )
-        table = StateTable(args.table, client, max_workers=args.workers)
+        dynamodb = client(args, "dynamodb", max_pool_connections=getattr(args, "workers", 16))
+        table = StateTable(args.table, dynamodb, max_workers=getattr(args, "workers", 16))
         table.check()
     except StateTableError as error:
         raise CliError(str(error)) from None
-    except ProfileNotFound as error:
-        raise CliError(f"{error}: check --profile or AWS_PROFILE", USAGE) from None
-    except NoRegionError:
-        raise CliError("no AWS region: pass --region or set AWS_REGION", USAGE) from None
     except NoCredentialsError:
         raise CliError("no AWS credentials found: log in, or pass --profile") from None
     return table
 
 
-def explain_aws_error(error: Exception) -> str:
+def explain_aws_error(error: BaseException) -> str:
     """One line for a failure: ours as it is, AWS's with its error code."""
     if isinstance(error, ClientError):
         info = error.response.get("Error", {})
-        return f"AWS refused: {info.get('Code')}: {info.get('Message')}"
+        operation = getattr(error, "operation_name", None)
+        where = f" ({operation})" if operation else ""
+        return f"AWS refused{where}: {info.get('Code')}: {info.get('Message')}"
+    if isinstance(error, NoCredentialsError):
+        return "no AWS credentials found: log in, or pass --profile"
+    if isinstance(error, EndpointConnectionError):
+        return f"cannot reach AWS: {error} (check --region, --endpoint-url and the network)"
     if isinstance(error, BotoCoreError):
         return f"AWS call failed: {error}"
+    if isinstance(error, OSError) and error.filename is not None:
+        return f"{error.filename}: {error.strerror or error}"
     return str(error)
 
 
@@ -104,6 +151,21 @@ def confirm(question: str, assume_yes: bool) -> None:
     answer = input(f"{question} [y/N] ").strip().lower()
     if answer not in ("y", "yes"):
         raise CliError("nothing changed", USAGE)
+
+
+def confirm_stage(stage: str, action: str, assume_yes: bool) -> None:
+    """Before the first write to a protected stage, have the operator type the stage's name."""
+    if assume_yes or stage not in PROTECTED_STAGES:
+        return
+    if not sys.stdin.isatty():
+        raise CliError(
+            f"{action} on {stage} needs the stage name typed on a terminal; "
+            "pass --yes to go ahead without asking",
+            USAGE,
+        )
+    answer = input(f"{action} on {stage}. Type the stage name ({stage}) to go on: ").strip()
+    if answer != stage:
+        raise CliError(f"{answer!r} is not {stage}: nothing changed", USAGE)
 
 
 def count_lines(

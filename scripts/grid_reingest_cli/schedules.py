@@ -3,24 +3,30 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
-from grid_reingest.adapters.aws import make_client
-from grid_reingest_cli.common import add_account_options
+from grid_reingest import names
+from grid_reingest.adapters.eventbridge import enable_rule
+from grid_reingest_cli import clients, passes
+from grid_reingest_cli.common import add_account_options, explain_aws_error, open_table
 from grid_reingest_cli.errors import FAILED, OK, USAGE, CliError
-from grid_reingest_cli.stack import WORKERS, rule_name
+from grid_reingest_cli.stack import WORKERS, resolve, rule_name
 
 START = """\
 Switch a worker's EventBridge schedule on. The stack deploys both schedules
 off; batch-index (--worker index, the default) switches its own schedule off
 once nothing is left in its start state, batch-check (--worker check) once
 nothing is left to check. Start check after index has finished and thrall has
-caught up.
+caught up: start warns when the worker has nothing to do, or when batch-check
+is started while batch-index still has work (with --stage, or --table).
 """
 STOP = """\
 Switch worker schedules off (both by default). Invocations already running
 finish their batch; nothing is lost: claims left behind return after the lease.
+To stop taking work for a while without touching the schedules, see
+`reingest pause`.
 """
 
 
@@ -41,6 +47,10 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
         )
         parser.add_argument("--stage", help="TEST, PROD...: find the rules in its stack")
         parser.add_argument("--rule", help="the rule's name, instead of --stage")
+        if name == "start":
+            parser.add_argument(
+                "--table", help="with --rule: the state table, to warn when there is no work"
+            )
         add_account_options(parser)
         parser.set_defaults(run=run, enable=name == "start")
 
@@ -50,21 +60,14 @@ def run(args: argparse.Namespace) -> int:
         raise CliError("name the stage (--stage TEST) or the rule (--rule NAME)", USAGE)
     if args.rule and args.worker == "both":
         raise CliError("--rule names one rule: pick --worker index or check", USAGE)
-    events = make_client("events", region=args.region, profile=args.profile)
+    events = clients.client(args, "events")
     workers = tuple(WORKERS) if args.worker == "both" else (args.worker,)
+    if args.enable:
+        for warning in _warnings(args, args.worker):
+            print(f"warning: {warning}", file=sys.stderr)
     for worker in workers:
         rule = rule_name(args, worker)
-        try:
-            if args.enable:
-                events.enable_rule(Name=rule)
-            else:
-                events.disable_rule(Name=rule)
-            state = events.describe_rule(Name=rule)
-        except ClientError as error:
-            info = error.response["Error"]
-            raise CliError(
-                f"rule {rule}: {info.get('Code')}: {info.get('Message')}", FAILED
-            ) from None
+        state = switch(events, rule, args.enable)
         print(
             f"{WORKERS[worker]} schedule {rule}: {state['State']} "
             f"({state.get('ScheduleExpression', 'no schedule')})"
@@ -72,3 +75,29 @@ def run(args: argparse.Namespace) -> int:
     if args.enable and args.stage:
         print(f"watch it with: reingest watch --stage {args.stage}")
     return OK
+
+
+def switch(events, rule: str, enabled: bool) -> dict:
+    """Switch `rule` on or off; a CliError naming the rule if EventBridge refuses."""
+    try:
+        return enable_rule(events, rule, enabled)
+    except LookupError as error:
+        raise CliError(f"rule {rule}: ResourceNotFoundException: {error}", FAILED) from None
+    except ClientError as error:
+        info = error.response["Error"]
+        raise CliError(f"rule {rule}: {info.get('Code')}: {info.get('Message')}", FAILED) from None
+
+
+def _warnings(args: argparse.Namespace, worker: str) -> list[str]:
+    # Only a warning: a table we cannot count must not stop a start.
+    if not args.stage and not args.table:
+        return []
+    try:
+        if not args.table:
+            args.table = resolve(args, names.STATE_TABLE_OUTPUT)
+        args.workers = 16
+        with open_table(args) as table:
+            counts = table.counts()
+    except (CliError, ClientError, BotoCoreError) as error:
+        return [f"could not count the table's items: {explain_aws_error(error)}"]
+    return passes.start_warnings(worker, counts)

@@ -8,7 +8,7 @@ import functools
 from botocore.exceptions import ClientError
 
 from grid_reingest import names
-from grid_reingest.adapters.aws import make_client
+from grid_reingest_cli import clients
 from grid_reingest_cli.errors import USAGE, CliError
 
 WORKERS = {"index": names.BATCH_INDEX, "check": names.BATCH_CHECK}
@@ -20,13 +20,20 @@ def outputs(args: argparse.Namespace) -> dict[str, str]:
     Read once per stage, region and profile: a command that needs the table and
     both rules describes the stack once.
     """
-    return _outputs(args.stage, args.region, args.profile)
+    return _outputs(
+        args.stage, clients.region(args), args.profile, getattr(args, "endpoint_url", None)
+    )
 
 
 @functools.cache
-def _outputs(stage: str, region: str | None, profile: str | None) -> dict[str, str]:
+def _outputs(
+    stage: str, region: str | None, profile: str | None, endpoint_url: str | None
+) -> dict[str, str]:
     name = names.stack_name(stage)
-    client = make_client("cloudformation", region=region, profile=profile)
+    client = clients.client(
+        argparse.Namespace(region=region, profile=profile, endpoint_url=endpoint_url),
+        "cloudformation",
+    )
     try:
         stacks = client.describe_stacks(StackName=name)["Stacks"]
     except ClientError as error:
@@ -53,3 +60,28 @@ def rule_name(args: argparse.Namespace, worker: str) -> str:
     if not args.stage:
         raise CliError("name the stage (--stage TEST) or the rule (--rule NAME)", USAGE)
     return resolve(args, names.RULE_OUTPUTS[WORKERS[worker]])
+
+
+def function_configuration(args: argparse.Namespace, service: str) -> dict | None:
+    """The deployed configuration (MemorySize, Environment...) of the stage's `service`
+    function; None without --stage, without that output or without access to it."""
+    if not getattr(args, "stage", None):
+        return None
+    function = outputs(args).get(names.FUNCTION_OUTPUTS[service])
+    if function is None:
+        return None
+    try:
+        return clients.client(args, "lambda").get_function_configuration(FunctionName=function)
+    except ClientError:
+        return None
+
+
+def function_environment(args: argparse.Namespace, service: str) -> dict[str, str]:
+    """The environment variables of the stage's deployed `service` function ({} if unknown)."""
+    found = function_configuration(args, service) or {}
+    return dict(found.get("Environment", {}).get("Variables", {}))
+
+
+def clear_cache() -> None:
+    """Forget the stacks read so far (each command reads them afresh)."""
+    _outputs.cache_clear()

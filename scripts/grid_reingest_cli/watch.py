@@ -3,19 +3,58 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import json
+import sys
 import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any, TextIO
 
-from grid_reingest.adapters.aws import make_client
-from grid_reingest.domain.states import ProgressState
-from grid_reingest_cli.common import OK, add_aws_options, count_lines, open_table
-from grid_reingest_cli.stack import WORKERS, rule_name
+from botocore.exceptions import BotoCoreError, ClientError
+
+from grid_reingest import names, settings
+from grid_reingest.adapters.cloudwatch import iterator_age_points
+from grid_reingest.adapters.dynamodb.bulk import StateTable
+from grid_reingest.adapters.dynamodb.control import ControlTable
+from grid_reingest.adapters.eventbridge import rule_state
+from grid_reingest.domain.control import Control
+from grid_reingest.domain.states import ProgressState as S
+from grid_reingest_cli import clients, passes, status
+from grid_reingest_cli.common import (
+    OK,
+    CliError,
+    add_aws_options,
+    add_output_options,
+    count_lines,
+    explain_aws_error,
+    open_table,
+    positive_float,
+    wants_json,
+)
+from grid_reingest_cli.control import pace_line
+from grid_reingest_cli.stack import WORKERS, function_environment, rule_name
 
 DESCRIPTION = """\
-Print the items per state every --interval seconds, with what changed since
-the last look and, with --stage, whether each schedule is on. Stops by itself
-when both schedules are off and nothing is held by a worker (or on Ctrl-C).
+Follow a pass: every --interval seconds, the items per state (only the states
+that hold items) and what changed, each worker's rate over the last --window
+minutes and the ETA of its part, why a worker is idle ("rule off", "paused",
+"back-pressure: iterator age 95 s > 60 s", "no iterator-age data"), the pace
+controller's current limit and why it is there, and thrall's iterator age.
+
+With --stage, the rules, thrall's stream and the threshold come from the stack
+and the deployed batch-index; it stops by itself when both schedules are off and
+nothing is held by a worker. Without a stage, until Ctrl-C (exit 130).
+
+On a terminal each worker gets a progress bar; piped, each look is flushed
+line by line; --output json prints one JSON object per look, one per line.
 """
+
+# A look that fails this many times in a row ends the watch with the error; fewer are
+# reported and retried at the next look.
+MAX_FAILED_LOOKS = 3
+DEFAULT_THRESHOLD_S = int(settings.MAX_ITERATOR_AGE_MS.default) / 1000
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -24,31 +63,333 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="follow a pass until the workers are done",
         description=DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="example:\n  reingest watch --stage PROD --interval 300",
+        epilog="examples:\n  reingest watch --stage PROD --interval 300\n"
+        "  reingest watch --stage PROD --output json | jq .workers.index.etaSeconds",
     )
-    parser.add_argument("--interval", type=float, default=60, help="seconds between looks")
+    add_watch_options(parser)
     parser.add_argument("--once", action="store_true", help="look once and stop")
+    add_output_options(parser)
     add_aws_options(parser)
     parser.set_defaults(run=run)
 
 
+def add_watch_options(parser: argparse.ArgumentParser) -> None:
+    """--interval, --window, --stream and --max-iterator-age (watch and run)."""
+    parser.add_argument(
+        "--interval", type=positive_float, default=60, help="seconds between looks (default 60)"
+    )
+    parser.add_argument(
+        "--window",
+        type=positive_float,
+        default=5,
+        help="minutes the rate is measured over (default 5)",
+    )
+    parser.add_argument(
+        "--stream",
+        action="append",
+        metavar="NAME",
+        help="thrall stream whose iterator age to show (default: the deployed batch-index's)",
+    )
+    parser.add_argument(
+        "--max-iterator-age",
+        type=positive_float,
+        metavar="SECONDS",
+        help="back-pressure threshold (default: the deployed batch-index's, else "
+        f"{DEFAULT_THRESHOLD_S:.0f})",
+    )
+
+
+@dataclass
+class Sources:
+    """Everything a look reads."""
+
+    table: StateTable
+    control: ControlTable
+    events: Any = None
+    rules: dict[str, str] = field(default_factory=dict)
+    cloudwatch: Any = None
+    streams: tuple[str, ...] = ()
+    threshold_s: float | None = DEFAULT_THRESHOLD_S
+    works: Mapping[str, passes.Work] = field(default_factory=lambda: dict(passes.DEFAULT_WORK))
+
+
+@dataclass(frozen=True)
+class Look:
+    """One reading of the pass."""
+
+    at: datetime
+    counts: dict[int, int]
+    control: Control
+    rules: dict[str, str]
+    iterator_age_s: float | None
+    previous_age_s: float | None
+    workers: dict[str, status.WorkerView]
+
+    @property
+    def all_done(self) -> bool:
+        """Both rules known, both off, nothing held."""
+        return bool(self.rules) and all(self.worker_done(w) for w in passes.WORKERS)
+
+    def worker_done(self, worker: str) -> bool:
+        """`worker`'s rule is known and off, and it holds nothing."""
+        return self.rules.get(worker) == "DISABLED" and self.workers[worker].held == 0
+
+
+def sources(args: argparse.Namespace, table: StateTable) -> Sources:
+    """What a watch of `args` reads: the rules, streams and threshold from the stage if any."""
+    env = function_environment(args, names.BATCH_INDEX) if args.stage else {}
+    streams = tuple(args.stream or ()) or _deployed_streams(env)
+    threshold = args.max_iterator_age
+    if threshold is None:
+        deployed = env.get(settings.MAX_ITERATOR_AGE_MS.name)
+        threshold = int(deployed) / 1000 if deployed else DEFAULT_THRESHOLD_S
+    works = passes.work(
+        _state(env.get(settings.INDEX_START_STATE.name)),
+        _state(function_environment(args, names.BATCH_CHECK).get(settings.CHECK_START_STATE.name))
+        if args.stage
+        else None,
+    )
+    return Sources(
+        table=table,
+        control=ControlTable(table.name, table.client),
+        events=clients.client(args, "events") if args.stage else None,
+        rules={w: rule_name(args, w) for w in WORKERS} if args.stage else {},
+        cloudwatch=clients.client(args, "cloudwatch") if streams else None,
+        streams=streams,
+        threshold_s=threshold,
+        works=works,
+    )
+
+
+def _deployed_streams(env: Mapping[str, str]) -> tuple[str, ...]:
+    raw = env.get(settings.BACKPRESSURE_STREAMS.name) or env.get(
+        settings.THRALL_STREAM_NAME.name, ""
+    )
+    # CloudWatch names a stream by its name; the setting may hold an ARN.
+    return tuple(n.strip().rsplit("/", 1)[-1] for n in raw.split(",") if n.strip())
+
+
+def _state(raw: str | None) -> S | None:
+    try:
+        return S.parse(raw) if raw else None
+    except ValueError:
+        return None
+
+
+class Watcher:
+    """Takes looks and keeps the readings that rates are measured from."""
+
+    def __init__(self, src: Sources, window_minutes: float) -> None:
+        self.src = src
+        self.meters = {w: status.RateMeter(window_minutes * 60) for w in passes.WORKERS}
+
+    def look(self) -> Look:
+        counts = {int(s): n for s, n in self.src.table.counts().items()}
+        control = self.src.control.read()
+        try:
+            rules = {w: rule_state(self.src.events, r)["State"] for w, r in self.src.rules.items()}
+        except LookupError as error:
+            raise CliError(f"{error}: is the stack deployed whole?") from None
+        age = previous = None
+        if self.src.streams:
+            points = iterator_age_points(self.src.cloudwatch, self.src.streams, datetime.now(UTC))
+            if points is not None:
+                age = points[0] / 1000
+                previous = None if points[1] is None else points[1] / 1000
+        now = clock()
+        total = sum(counts.values())
+        views = {}
+        for worker in passes.WORKERS:
+            work = self.src.works[worker]
+            remaining = passes.remaining(counts, work)
+            if worker == "index":
+                done = total - remaining
+            else:
+                done = counts.get(S.VERIFIED, 0) + counts.get(S.NOT_FOUND_IN_MEDIA_API, 0)
+            if worker == "check":
+                # batch-check's part is also everything batch-index has still to enqueue
+                remaining += passes.remaining(counts, self.src.works["index"])
+            rate = self.meters[worker].add(now, done)
+            blocked = status.idle_reason(
+                worker,
+                rule=rules.get(worker),
+                paused=control.knobs.paused,
+                iterator_age_s=age,
+                threshold_s=self.src.threshold_s,
+                streams_known=bool(self.src.streams),
+            )
+            views[worker] = status.worker_view(
+                worker,
+                rule=rules.get(worker),
+                remaining=remaining,
+                held=counts.get(work.held, 0),
+                done=done,
+                rate_per_minute=rate,
+                blocked_by=blocked,
+            )
+        return Look(datetime.now(UTC), counts, control, rules, age, previous, views)
+
+
 def run(args: argparse.Namespace) -> int:
-    events = make_client("events", region=args.region, profile=args.profile) if args.stage else None
-    rules = {w: rule_name(args, w) for w in WORKERS} if args.stage else {}
-    previous: dict[ProgressState, int] | None = None
     with open_table(args) as table:
-        while True:
-            counts = table.counts()
-            header, *lines = count_lines(counts, args.table, previous)
-            print(f"-- {datetime.now(UTC):%Y-%m-%d %H:%M:%S}Z  {header}", *lines, sep="\n")
-            running = []
-            for worker, rule in rules.items():
-                state = events.describe_rule(Name=rule)["State"]
-                print(f"{WORKERS[worker]} schedule: {state}")
-                if state == "ENABLED":
-                    running.append(rule)
-            held = counts[ProgressState.IN_PROGRESS] + counts[ProgressState.LOOKING_FOR_IMAGE]
-            if args.once or (rules and not running and not held):
-                return OK
-            previous = counts
-            time.sleep(args.interval)
+        src = sources(args, table)
+        follow(src, args, until=None if args.once else "both")
+    return OK
+
+
+def follow(
+    src: Sources,
+    args: argparse.Namespace,
+    until: str | None,
+    out: TextIO | None = None,
+) -> Look:
+    """Print looks every args.interval seconds until `until` ("both", a worker, or None: one
+    look) is done; returns the last look."""
+    out = out or sys.stdout
+    _line_buffered(out)
+    watcher = Watcher(src, args.window)
+    as_json = wants_json(args)
+    previous: Look | None = None
+    failures = 0
+    while True:
+        try:
+            current = watcher.look()
+            failures = 0
+        except (ClientError, BotoCoreError) as error:
+            failures += 1
+            if failures >= MAX_FAILED_LOOKS:
+                raise CliError(
+                    f"{failures} looks in a row failed, the last: {explain_aws_error(error)}"
+                ) from None
+            print(
+                f"warning: this look failed, trying again: {explain_aws_error(error)}",
+                file=sys.stderr,
+            )
+            sleep(args.interval)
+            continue
+        out.write(
+            render_json(current, src) + "\n"
+            if as_json
+            else render_text(current, src, previous, out.isatty())
+        )
+        out.flush()
+        if until is None:
+            return current
+        if until == "both" and current.all_done:
+            return current
+        if until in passes.WORKERS and current.worker_done(until):
+            return current
+        previous = current
+        sleep(args.interval)
+
+
+def clock() -> float:
+    """Seconds on a monotonic clock (a seam: tests make a minute pass between looks)."""
+    return time.monotonic()
+
+
+def sleep(seconds: float) -> None:
+    """Wait between looks (a seam: tests move the workers here instead)."""
+    time.sleep(seconds)
+
+
+def _line_buffered(out: TextIO) -> None:
+    # Piped into a log or `tee`, each look should arrive whole and at once.
+    if not out.isatty() and hasattr(out, "reconfigure"):
+        with contextlib.suppress(ValueError, OSError):
+            out.reconfigure(line_buffering=True)
+
+
+def render_text(look: Look, src: Sources, previous: Look | None, terminal: bool) -> str:
+    """A look as the operator reads it."""
+    held = {s: n for s, n in look.counts.items() if n}
+    shown_before = None if previous is None else previous.counts
+    header, *lines = count_lines(held, src.table.name, shown_before)
+    out = [f"-- {look.at:%Y-%m-%d %H:%M:%S}Z  {header}", *lines]
+    for worker, view in look.workers.items():
+        name = WORKERS[worker]
+        rule = "" if view.rule is None else f" (rule {'on' if view.rule == 'ENABLED' else 'off'})"
+        rate = "—" if view.rate_per_minute is None else f"{view.rate_per_minute:,.0f}/min"
+        if view.status == "done":
+            out.append(f"{name:<12} done{rule}: {view.reason}")
+            continue
+        if view.status == "idle":
+            out.append(f"{name:<12} idle{rule}: {view.reason}; {view.remaining:,} left")
+            continue
+        progress = f"{status.bar(view.share)} " if terminal else ""
+        why = f" ({view.reason})" if view.reason else ""
+        out.append(
+            f"{name:<12} working{rule}{why}: {progress}{view.done:,} done, "
+            f"{view.remaining:,} left, {rate}, ETA {status.duration(view.eta_seconds)}"
+        )
+    out.append(pace_line(look.control).replace("controller:", "controller  ", 1))
+    knobs = look.control.knobs
+    ceilings = [
+        f"max {knobs.max_in_flight:,} in flight" if knobs.max_in_flight else "",
+        f"max {knobs.max_rate_per_minute:,}/min" if knobs.max_rate_per_minute else "",
+    ]
+    shown = ", ".join(c for c in ceilings if c) or "none"
+    out.append(f"knobs        {'PAUSED' if knobs.paused else 'running'}; ceilings: {shown}")
+    out.append("thrall       " + _age_text(look, src))
+    return "\n".join(out) + "\n"
+
+
+def _age_text(look: Look, src: Sources) -> str:
+    if not src.streams:
+        return "iterator age unknown (name the stream with --stream, or use --stage)"
+    if look.iterator_age_s is None:
+        return f"no iterator-age data for {', '.join(src.streams)}"
+    trend = "" if look.previous_age_s is None else f", a minute before {look.previous_age_s:.0f} s"
+    limit = "" if src.threshold_s is None else f" (threshold {src.threshold_s:.0f} s)"
+    return f"iterator age {look.iterator_age_s:.0f} s{limit}{trend}"
+
+
+def render_json(look: Look, src: Sources) -> str:
+    """A look as one line of JSON."""
+    pace = look.control.pace
+    return json.dumps(
+        {
+            "at": f"{look.at:%Y-%m-%dT%H:%M:%S}Z",
+            "table": src.table.name,
+            "total": sum(look.counts.values()),
+            "states": {
+                str(s): {"name": S(s).label, "count": n}
+                for s, n in sorted(look.counts.items())
+                if n
+            },
+            "workers": {
+                w: {
+                    "rule": v.rule,
+                    "status": v.status,
+                    "reason": v.reason,
+                    "done": v.done,
+                    "remaining": v.remaining,
+                    "held": v.held,
+                    "ratePerMinute": v.rate_per_minute,
+                    "etaSeconds": v.eta_seconds,
+                }
+                for w, v in look.workers.items()
+            },
+            "knobs": {
+                "paused": look.control.knobs.paused,
+                "maxInFlight": look.control.knobs.max_in_flight,
+                "maxRatePerMinute": look.control.knobs.max_rate_per_minute,
+            },
+            "controller": None
+            if pace is None
+            else {
+                "limit": pace.limit,
+                "ratePerMinute": pace.rate_per_minute,
+                "reason": pace.reason,
+                "decidedAt": pace.decided_at,
+            },
+            "iteratorAge": {
+                "streams": list(src.streams),
+                "seconds": look.iterator_age_s,
+                "previousSeconds": look.previous_age_s,
+                "thresholdSeconds": src.threshold_s,
+            },
+            "done": look.all_done,
+        },
+        separators=(",", ":"),
+    )

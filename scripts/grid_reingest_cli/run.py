@@ -1,0 +1,263 @@
+"""reingest run: a whole pass in one command, resumable.
+
+upload (keeping items already in the table) → start batch-index → watch until
+it switches itself off → start batch-check → watch → report. Each step is
+decided from the table's states and the rules' states, so that a run
+interrupted and started again carries on where the pass is.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import sys
+import time
+from collections.abc import Mapping
+
+from grid_reingest import names
+from grid_reingest.adapters.eventbridge import rule_state
+from grid_reingest.domain.states import ProgressState as S
+from grid_reingest_cli import clients, passes, plan, schedules, status, upload_ids, watch
+from grid_reingest_cli.common import (
+    INCOMPLETE,
+    INTERRUPTED,
+    OK,
+    USAGE,
+    CliError,
+    add_account_options,
+    add_output_options,
+    confirm_stage,
+    count_lines,
+    open_table,
+    positive_int,
+    wants_json,
+)
+from grid_reingest_cli.stack import WORKERS, resolve, rule_name
+
+DESCRIPTION = """\
+The whole pass in one command:
+
+  1. upload FILE's ids at state 0 (ids already in the table keep their state);
+  2. start batch-index and watch until it switches itself off;
+  3. start batch-check and watch until it switches itself off;
+  4. report: items per state, failures, throughput and duration.
+
+Resumable: interrupted (Ctrl-C) and run again, it carries on from the table's
+states and the rules' states: it never uploads over progress, follows a worker
+that is still running, and does not start again a worker that has finished.
+Ctrl-C stops only the watching: the workers keep to their schedules.
+
+On PROD it asks you to type the stage name before its first write (--yes to
+skip). --dry-run prints the pass's plan (as `reingest plan`) and changes nothing.
+"""
+
+EPILOG = """\
+examples:
+  reingest run ids.txt --stage TEST
+  reingest run ids.txt --stage PROD --interval 300
+  reingest run ids.txt --stage PROD --dry-run
+
+exit codes: 0 every image reached state 6 (verified); 3 the pass ran to its end
+but some images did not (the report lists them; see `reingest reset`); 1 AWS or
+the table failed; 2 bad arguments or input; 130 interrupted (run it again to
+continue).
+"""
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "run",
+        help="a whole pass: upload, index, check, report (resumable)",
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("file", metavar="FILE", help="file of ids, one per line; - for stdin")
+    parser.add_argument("--stage", required=True, help="TEST, PROD...: the stack to run on")
+    parser.add_argument("--yes", action="store_true", help="do not ask for the stage name on PROD")
+    parser.add_argument(
+        "--dry-run", action="store_true", help="print the plan (cost and time); change nothing"
+    )
+    parser.add_argument(
+        "--skip-invalid",
+        action="store_true",
+        help="upload the valid ids even if some lines are not",
+    )
+    watch.add_watch_options(parser)
+    plan.add_plan_options(parser)
+    add_output_options(parser)
+    group = parser.add_argument_group("AWS (AWS_ENDPOINT_URL, if set, points every call elsewhere)")
+    add_account_options(group)
+    group.add_argument(
+        "--workers",
+        type=positive_int,
+        default=16,
+        help="parallel requests to DynamoDB (default 16)",
+    )
+    parser.set_defaults(run=run, table=None)
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.dry_run:
+        return plan.run(args)
+    if args.file != "-":
+        plan.check_readable(args.file)
+    started = time.monotonic()
+    args.table = resolve(args, names.STATE_TABLE_OUTPUT)
+    rules = {w: rule_name(args, w) for w in WORKERS}
+    events = clients.client(args, "events")
+    # With --output json, stdout carries only JSON; the story goes to stderr.
+    say = sys.stderr if wants_json(args) else sys.stdout
+    try:
+        with open_table(args) as table:
+            before = _counts(table)
+            if sum(before.values()):
+                print(
+                    f"{table.name} already holds {sum(before.values()):,} item(s): "
+                    "carrying on from their states",
+                    file=say,
+                )
+            confirm_stage(args.stage, "reingest run writes to the state table", args.yes)
+            with contextlib.redirect_stdout(say):
+                _upload(args)
+            src = watch.sources(args, table)
+            # Each step decides from the last counts seen: after the upload, then a look's.
+            after = _counts(table)
+            for worker in passes.WORKERS:
+                after = _phase(
+                    worker,
+                    counts=after,
+                    events=events,
+                    rule=rules[worker],
+                    src=src,
+                    args=args,
+                    say=say,
+                )
+    except KeyboardInterrupt:
+        print(
+            f"reingest run: interrupted; the workers keep to their schedules. Run the same "
+            f"command again to carry on (`reingest pause --stage {args.stage}` stops them "
+            "taking work)",
+            file=sys.stderr,
+        )
+        return INTERRUPTED
+    return _report(args, before, after, time.monotonic() - started, table.name)
+
+
+def _counts(table) -> dict[int, int]:
+    return {int(s): n for s, n in table.counts().items()}
+
+
+def _upload(args: argparse.Namespace) -> None:
+    """FILE into the table through upload-ids' own entry point, keeping existing items."""
+    parser = argparse.ArgumentParser(prog="reingest")
+    upload_ids.add_parser(parser.add_subparsers())
+    options = {o for sub in _choices(parser) for a in sub._actions for o in a.option_strings}
+    argv = ["upload-ids", args.file, "--table", args.table, "--workers", str(args.workers)]
+    # Keep ids already in the table (never upload over progress): the flag where
+    # upload-ids still needs it, its default otherwise.
+    if "--only-new" in options:
+        argv.append("--only-new")
+    if args.skip_invalid:
+        argv.append("--skip-invalid")
+    for option, value in (
+        ("--region", args.region),
+        ("--profile", args.profile),
+        ("--endpoint-url", args.endpoint_url),
+    ):
+        if value:
+            argv += [option, value]
+    upload = parser.parse_args(argv)
+    print("-- upload-ids (ids already in the table keep their state)")
+    code = upload.run(upload)
+    if code != OK:
+        raise CliError(f"upload-ids ended with exit code {code}: nothing started", code)
+
+
+def _choices(parser: argparse.ArgumentParser) -> list[argparse.ArgumentParser]:
+    subs = parser._subparsers._group_actions  # argparse offers no public lookup
+    return [p for action in subs for p in action.choices.values()]
+
+
+def _phase(worker, *, counts, events, rule, src, args, say) -> dict[int, int]:
+    """Start `worker` if it has work and is off, follow it until it switches itself off;
+    returns the counts last seen."""
+    name = WORKERS[worker]
+    try:
+        enabled = rule_state(events, rule)["State"] == "ENABLED"
+    except LookupError as error:
+        raise CliError(f"{name}: {error}") from None
+    step = passes.next_step(worker, enabled, counts, src.works[worker])
+    if step == "skip":
+        print(f"-- {name}: nothing to do (finished, or nothing reached it)", file=say)
+        return counts
+    if step == "start":
+        schedules.switch(events, rule, True)
+        print(
+            f"-- {name}: schedule {rule} switched on; watching until it switches itself off",
+            file=say,
+        )
+    else:
+        print(f"-- {name}: already running; watching until it switches itself off", file=say)
+    return watch.follow(src, args, until=worker).counts
+
+
+def failure_lines(counts: Mapping[int, int]) -> list[str]:
+    """The report's failures: the one place `run` asks for them.
+
+    Counts of the failure states for now; `reingest failures` groups them by reason.
+    """
+    failed = [S.NOT_FOUND, S.KNOWN_ERROR, S.NOT_FOUND_IN_MEDIA_API, S.UNKNOWN_ERROR, S.TOO_BIG]
+    return [f"{counts.get(s, 0):>12,} at {int(s)} ({s.label})" for s in failed if counts.get(s)]
+
+
+def _report(args, before, after, seconds: float, table: str) -> int:
+    total = sum(after.values())
+    verified = after.get(S.VERIFIED, 0)
+    unfinished = (S.NOT_STARTED, S.IN_PROGRESS, S.ENQUEUED, S.LOOKING_FOR_IMAGE)
+    finished_before = sum(n for s, n in before.items() if s not in unfinished)
+    finished_now = sum(n for s, n in after.items() if s not in unfinished)
+    moved = max(finished_now - finished_before, 0)
+    per_minute = moved * 60 / seconds if seconds > 0 else 0.0
+    complete = total > 0 and verified == total
+    failures = failure_lines(after)
+    if wants_json(args):
+        print(
+            json.dumps(
+                {
+                    "report": True,
+                    "stage": args.stage,
+                    "table": table,
+                    "total": total,
+                    "states": {str(s): n for s, n in sorted(after.items()) if n},
+                    "verified": verified,
+                    "complete": complete,
+                    "finishedThisRun": moved,
+                    "durationSeconds": round(seconds, 3),
+                    "imagesPerMinute": round(per_minute, 1),
+                },
+                separators=(",", ":"),
+            )
+        )
+    else:
+        print("-- report")
+        print(*count_lines({s: n for s, n in after.items() if n}, table), sep="\n")
+        print("failures:" if failures else "failures: none")
+        for line in failures:
+            print(line)
+        print(
+            f"finished in this run: {moved:,} image(s) in {status.duration(seconds)} "
+            f"({per_minute:,.0f}/min)"
+        )
+    if complete:
+        print("every image reached 6 (verified)", file=sys.stderr)
+        return OK
+    if total == 0:
+        raise CliError("the table holds no image: nothing was uploaded", USAGE)
+    print(
+        f"{total - verified:,} image(s) did not reach 6: see `reingest failures --stage "
+        f"{args.stage}`, then `reingest reset --stage {args.stage} --reason N` and run again",
+        file=sys.stderr,
+    )
+    return INCOMPLETE

@@ -1,0 +1,159 @@
+"""What the console computes without AWS: rates, ETAs, idle reasons, next steps, the plan."""
+
+from __future__ import annotations
+
+import argparse
+
+import pytest
+
+from grid_reingest.domain.control import Knobs
+from grid_reingest.domain.states import ProgressState as S
+from grid_reingest_cli import clients, passes, plan, status
+from grid_reingest_cli.control import _rate
+
+
+def test_rate_meter_measures_over_its_window_only():
+    # Given readings a minute apart: 10/min, then 100/min
+    meter = status.RateMeter(window_s=120)
+    assert meter.add(0, 0) is None
+    meter.add(60, 10)
+    meter.add(120, 20)
+    # When a faster minute comes and the window slides
+    rate = meter.add(180, 120)
+    # Then the rate is over the last two minutes, not since the start
+    assert rate == pytest.approx((120 - 10) / 2)
+
+
+def test_rate_meter_never_reports_negative_progress_after_a_reset():
+    meter = status.RateMeter(window_s=300)
+    meter.add(0, 50)
+    assert meter.add(60, 10) == 0
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "reason"),
+    [
+        ({"rule": "DISABLED", "paused": True}, "rule off"),
+        ({"rule": "ENABLED", "paused": True}, "paused"),
+        ({"rule": "ENABLED", "iterator_age_s": None}, "no iterator-age data"),
+        ({"rule": "ENABLED", "iterator_age_s": 95.0}, "back-pressure: iterator age 95 s > 60 s"),
+        ({"rule": "ENABLED", "iterator_age_s": 5.0}, None),
+    ],
+)
+def test_idle_reason_names_what_stops_batch_index(kwargs, reason):
+    given = {"paused": False, "iterator_age_s": 1.0, "threshold_s": 60.0, "streams_known": True}
+    assert status.idle_reason("index", **{**given, **kwargs}) == reason
+
+
+def test_idle_reason_of_batch_check_ignores_thralls_lag():
+    assert (
+        status.idle_reason(
+            "check",
+            rule="ENABLED",
+            paused=False,
+            iterator_age_s=500.0,
+            threshold_s=60.0,
+            streams_known=True,
+        )
+        is None
+    )
+
+
+def test_worker_view_eta_and_done():
+    view = status.worker_view(
+        "index",
+        rule="ENABLED",
+        remaining=300,
+        held=10,
+        done=100,
+        rate_per_minute=60.0,
+        blocked_by=None,
+    )
+    assert view.status == "working" and view.eta_seconds == 300
+    assert view.share == 0.25
+    done = status.worker_view(
+        "index",
+        rule="DISABLED",
+        remaining=0,
+        held=0,
+        done=400,
+        rate_per_minute=None,
+        blocked_by="rule off",
+    )
+    assert done.status == "done"
+
+
+@pytest.mark.parametrize(
+    ("seconds", "text"),
+    [
+        (None, "—"),
+        (42, "42 s"),
+        (125, "2 min 05 s"),
+        (3 * 3600 + 300, "3 h 05 min"),
+        (2 * 86400 + 4 * 3600, "2 d 04 h"),
+    ],
+)
+def test_duration_reads_like_an_operator_would_say_it(seconds, text):
+    assert status.duration(seconds) == text
+
+
+@pytest.mark.parametrize(
+    ("worker", "enabled", "counts", "step"),
+    [
+        ("index", True, {}, "watch"),
+        ("index", False, {S.NOT_STARTED: 3}, "start"),
+        ("index", False, {S.IN_PROGRESS: 1}, "start"),
+        ("index", False, {S.ENQUEUED: 3}, "skip"),
+        ("check", False, {S.ENQUEUED: 3}, "start"),
+        ("check", False, {S.VERIFIED: 3}, "skip"),
+    ],
+)
+def test_next_step_follows_starts_or_skips(worker, enabled, counts, step):
+    counts = {int(s): n for s, n in counts.items()}
+    assert passes.next_step(worker, enabled, counts, passes.DEFAULT_WORK[worker]) == step
+
+
+@pytest.mark.parametrize(
+    ("text", "per_minute"), [("600", 600), ("600/min", 600), ("10/s", 600), ("36000/h", 600)]
+)
+def test_rates_in_any_unit_become_per_minute(text, per_minute):
+    assert _rate(text) == per_minute
+
+
+def test_aws_region_wins_over_aws_default_region(monkeypatch):
+    monkeypatch.setenv("AWS_REGION", "eu-west-2")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    assert clients.region(argparse.Namespace(region=None)) == "eu-west-2"
+    assert clients.region(argparse.Namespace(region="ap-south-1")) == "ap-south-1"
+
+
+def deployed(**knobs) -> plan.Deployed:
+    return plan.Deployed(
+        memory_mb=plan.FALLBACK_MEMORY_MB,
+        grid_concurrency=32,
+        lambda_projector=True,
+        knobs=Knobs(**knobs),
+        warm_writes_per_s=None,
+        upload_workers=16,
+    )
+
+
+def test_plan_is_set_by_the_lowest_of_the_ceilings():
+    # 32 in flight at 2 s is 960/min; a Grid takes ~1,200/min; a 300/min ceiling is lowest
+    assert plan.estimate(1000, deployed(), 2.0).rate_per_minute == 960
+    capped = plan.estimate(1000, deployed(max_rate_per_minute=300), 2.0)
+    assert capped.rate_per_minute == 300 and capped.index_seconds == 200
+
+
+def test_plan_counts_fourteen_write_units_and_one_record_an_image():
+    result = plan.estimate(10_000, deployed(), 2.0)
+    assert result.write_units == 140_000
+    assert result.kinesis_records == result.kinesis_payload_units == 10_000
+    assert result.total_usd == pytest.approx(
+        result.dynamodb_usd + result.lambda_usd + result.kinesis_usd
+    )
+
+
+def test_plan_warns_about_warming_only_when_the_upload_outruns_the_table():
+    assert plan.estimate(1_000_000, deployed(), 2.0).needs_warming
+    assert not plan.estimate(1_000, deployed(), 2.0).needs_warming
