@@ -49,7 +49,7 @@ class FakeClock:
 
 
 def ready(image_id: str) -> Ready:
-    image = {"id": image_id, "uploadedBy": "someone@example.org"}
+    image = {"id": image_id, "uploadedBy": "someone@example.org", "extraField": {"kept": True}}
     return Ready(image_id, encode_message(image, utc_now()), 60)
 
 

@@ -19,8 +19,12 @@ RECORDS = [("a" * 40, b"one"), ("b" * 40, b"two")]
 
 @pytest.mark.parametrize(
     "code",
-    ["AccessDeniedException", "KMSAccessDeniedException", "ResourceNotFoundException",
-     "ValidationException"],
+    [
+        "AccessDeniedException",
+        "KMSAccessDeniedException",
+        "ResourceNotFoundException",
+        "ValidationException",
+    ],
 )
 def test_kinesis_publisher_a_configuration_error_is_a_refusal(client, code):
     with Stubber(client) as stub:

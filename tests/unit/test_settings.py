@@ -27,7 +27,9 @@ def test_defaults_fill_what_is_not_set():
 
 def test_every_problem_is_reported_in_one_error():
     with pytest.raises(SettingsError) as caught:
-        load(BatchIndexSettings, {"MAX_IN_FLIGHT": "0", "DRY_RUN": "maybe", "INDEX_START_STATE": "5"})
+        load(
+            BatchIndexSettings, {"MAX_IN_FLIGHT": "0", "DRY_RUN": "maybe", "INDEX_START_STATE": "5"}
+        )
     text = str(caught.value)
     for expected in (
         "STATE_TABLE_NAME is required",
