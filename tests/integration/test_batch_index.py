@@ -17,8 +17,8 @@ from devtools.memory_control import MemoryControl
 from devtools.thrall_consumer import read_stream
 from devtools.thrall_metrics import report_iterator_age
 from grid_reingest.adapters.aws import client_config
-from grid_reingest.adapters.dynamodb.schema import CHANGED_AT, ID
 from grid_reingest.adapters.cloudwatch import iterator_age_points
+from grid_reingest.adapters.dynamodb.schema import CHANGED_AT, ID
 from grid_reingest.adapters.eventbridge import ScheduleRule
 from grid_reingest.adapters.kinesis import Publisher
 from grid_reingest.domain.claims import Source

@@ -64,7 +64,7 @@ def _build() -> Runtime:
     return Runtime(settings, grid, deps)
 
 
-runtime = common.once(_build)
+runtime = common.Once(_build)
 
 
 def media_api_lookup(grid: GridClient, read_key: Callable[[int], str]) -> Callable[[str], Presence]:

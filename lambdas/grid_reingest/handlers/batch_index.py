@@ -68,7 +68,7 @@ def _build() -> Runtime:
     return Runtime(settings, deps)
 
 
-runtime = common.once(_build)
+runtime = common.Once(_build)
 
 
 def _projector(settings: BatchIndexSettings) -> Any:

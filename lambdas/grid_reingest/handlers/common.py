@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
@@ -39,17 +39,22 @@ class SystemClock:
         time.sleep(seconds)
 
 
-def once(build: Callable[[], T]) -> Callable[[], T]:
+class Once(Generic[T]):
     """`build` run on a container's first invocation, its result reused by every later one
     (a build that raises, e.g. SettingsError, is tried again next time)."""
-    built: list[T] = []
 
-    def runtime() -> T:
-        if not built:
-            built.append(build())
-        return built[0]
+    def __init__(self, build: Callable[[], T]) -> None:
+        self._build = build
+        self._built: list[T] = []
 
-    return runtime
+    def __call__(self) -> T:
+        if not self._built:
+            self._built.append(self._build())
+        return self._built[0]
+
+    def reset(self) -> None:
+        """Forget what was built: the next call builds again (a new container)."""
+        self._built.clear()
 
 
 def worker_table(name: str, concurrency: int) -> ClaimTable:
