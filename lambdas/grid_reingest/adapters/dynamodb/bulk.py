@@ -123,7 +123,8 @@ class StateTable(ClaimTable):
 
         def rows(segment: int) -> Iterator[list[tuple[str, int]]]:
             for page in self._scan_pages(segment, segments):
-                yield [(i[ID]["S"], int(i[STATE]["N"])) for i in page["Items"]]
+                # The control item has no state: it is not an image.
+                yield [(i[ID]["S"], int(i[STATE]["N"])) for i in page["Items"] if STATE in i]
 
         yield from read_ahead([rows(s) for s in range(segments)], page_queue, name="scan")
 
