@@ -13,6 +13,7 @@ simulator can compress it.
 from __future__ import annotations
 
 import contextlib
+from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, replace
@@ -79,6 +80,7 @@ class Loop(Generic[R]):
         self.in_flight: dict[Future[tuple[R, float]], Claim] = {}
         self.seen = Observation()
         self.exhausted = False  # a claim found nothing
+        self.reserve: deque[Claim] = deque()  # claimed, not started: at most one window
         self._next_start = 0.0  # clock.monotonic() before which the rate allows no start
         # Items that went back after this instant (this invocation's failures and
         # releases among them) wait for the next invocation: a failing image is not
@@ -142,16 +144,17 @@ class Loop(Generic[R]):
             reason = self._stop_reason(decision)
             if reason is not None:
                 self.summary.stopped_because = reason
+                self._give_back_reserve()
                 return
-            if self.exhausted and not self.in_flight:
+            if self.exhausted and not self.in_flight and not self.reserve:
                 return
             limit = self.cap(decision.in_flight)
             delay = self._start_delay(limit, decision)
-            if delay == 0 and not self.exhausted:
+            if delay == 0 and (self.reserve or not self.exhausted):
                 idle_since = None
                 self._start_some(pool, limit - len(self.in_flight), decision)
                 continue
-            if self.in_flight and (delay is None or self.exhausted):
+            if self.in_flight and (delay is None or (self.exhausted and not self.reserve)):
                 self._reap(block=True)
                 continue
             if not self.in_flight:
@@ -161,6 +164,7 @@ class Loop(Generic[R]):
                 idle_since = now if idle_since is None else idle_since
                 if now - idle_since >= self.limits.idle_seconds:
                     self.summary.idle_reason = decision.reason
+                    self._give_back_reserve()
                     return
             clock.sleep(min(delay or POLL_SECONDS, POLL_SECONDS))
 
@@ -194,21 +198,25 @@ class Loop(Generic[R]):
 
     def _start_some(self, pool: ThreadPoolExecutor, room: int, decision: PaceDecision) -> None:
         rate = decision.rate_per_minute
-        want = 1 if rate else room
-        claims = self.deps.store.claim(self.sources(), self.held, want, self.deps.worker)
-        if not claims:
-            self.exhausted = True
-            return
-        for claim in claims:
-            self._track(claim)
-        for n, claim in enumerate(claims):
+        if not self.reserve:
+            # A window of claims at a time: one claim call per window, not per image.
+            want = 1 if rate else max(room, decision.in_flight)
+            claims = self.deps.store.claim(self.sources(), self.held, want, self.deps.worker)
+            if not claims:
+                self.exhausted = True
+                return
+            for claim in claims:
+                self._track(claim)
+            self.reserve.extend(claims)
+        for _ in range(1 if rate else room):
+            if not self.reserve:
+                return
             if self._out_of_time():
                 # The budget went while claiming: give back instead of projecting.
                 self.summary.stopped_because = "invocation running out of time"
-                for unstarted in claims[n:]:
-                    self.release(unstarted)
-                self.flush(final=False)
+                self._give_back_reserve()
                 return
+            claim = self.reserve.popleft()
             started = self._expire(claim) if claim.reclaimed else claim
             if started is None:
                 continue
@@ -216,6 +224,12 @@ class Loop(Generic[R]):
                 now = self.deps.clock.monotonic()
                 self._next_start = max(self._next_start, now) + 60.0 / rate
             self.in_flight[pool.submit(self._timed, started.id)] = started
+
+    def _give_back_reserve(self) -> None:
+        """Claims taken but not started go back untouched (no attempt counted)."""
+        while self.reserve:
+            self.release(self.reserve.popleft())
+        self.flush(final=False)
 
     def _timed(self, image_id: str) -> tuple[R, float]:
         clock = self.deps.clock
