@@ -122,3 +122,22 @@ def test_batch_index_handler_fails_loudly_when_the_stream_refuses(world, capfd):
     metric_lines = [json.loads(line) for line in out.splitlines() if '"_aws"' in line]
     assert metric_lines[-1]["KinesisCallsRefused"] == [1.0]
     assert world["table"].count(S.NOT_STARTED) == 30
+
+
+def test_batch_index_handler_pause_and_resume_through_the_control_item(world, dynamodb, table_name):
+    # Given the operator paused the pass in the control item
+    from grid_reingest.adapters.dynamodb.control import ControlTable
+    from grid_reingest.domain.control import Knobs
+
+    control = ControlTable(table_name, dynamodb)
+    control.set_knobs(Knobs(paused=True))
+    # When batch-index runs, it takes nothing and says why
+    report = invoke(batch_index, world["index_env"])
+    assert report["claimed"] == 0 and report["paused"]
+    assert report["stoppedBecause"] == "paused by the operator"
+    assert world["table"].count(S.NOT_STARTED) == 30
+    # And once resumed (a new ceiling too), the next invocation does the work under it
+    control.set_knobs(Knobs(paused=False, max_in_flight=3))
+    report = invoke(batch_index, world["index_env"])
+    assert report["claimed"] == 30 and not report["paused"]
+    assert report["limit"] <= 3

@@ -76,13 +76,21 @@ def test_batch_check_claims_progressively_under_its_ceiling(store, clock, settin
 def test_batch_check_a_refused_key_costs_no_attempt_and_fails_loudly(store, clock, settings):
     # Given media-api refusing the key for every image
     ids = enqueued(store, 40)
+    asked = []
+
+    def refused(image_id):
+        asked.append(image_id)
+        return Presence(401, "Unauthorized")
+
     with pytest.raises(SystemicFailure) as caught:
-        run_batch_check(settings, deps(store, clock, lambda i: Presence(401, "Unauthorized")))
+        run_batch_check(settings, deps(store, clock, refused))
     # Then every claim went back with no attempt
     assert "401" in str(caught.value)
     assert store.counts()[S.ENQUEUED] == 40
     assert {store.get(i).attempts for i in ids} == {0}
-    assert caught.value.summary.claimed <= 4 + 4
+    # media-api was asked about what was in flight when the 401 came back, no more
+    assert len(asked) <= 4 + 4
+    assert caught.value.summary.released == caught.value.summary.claimed
 
 
 def test_batch_check_a_tripped_breaker_costs_no_attempt_and_fails_loudly(store, clock, settings):

@@ -89,6 +89,7 @@ class _CheckLoop(Loop[Presence]):
     def __init__(self, settings: BatchCheckSettings, deps: CheckDeps, summary: CheckSummary):
         limits = Limits(
             margin_ms=settings.stop_margin_seconds * 1000,
+            lease_seconds=settings.lease_seconds,
             max_in_flight=settings.max_in_flight,
             max_attempts=settings.max_attempts,
             idle_seconds=settings.idle_seconds,

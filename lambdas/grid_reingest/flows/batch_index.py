@@ -159,6 +159,7 @@ class _IndexLoop(Loop[Outcome]):
     def __init__(self, settings: BatchIndexSettings, deps: IndexDeps, summary: IndexSummary):
         limits = Limits(
             margin_ms=settings.stop_margin_seconds * 1000,
+            lease_seconds=settings.lease_seconds,
             max_in_flight=settings.max_in_flight,
             max_attempts=settings.max_attempts,
             idle_seconds=settings.idle_seconds,

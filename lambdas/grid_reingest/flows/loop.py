@@ -35,6 +35,9 @@ R = TypeVar("R")
 
 # Seconds between looks while nothing may start (back-pressure, a rate ceiling).
 POLL_SECONDS = 1.0
+# Claims are taken this many at least per call (a claim call reads every shard:
+# its cost is paid per window, not per image), or twice the in-flight limit.
+CLAIM_WINDOW_MIN = 50
 # A failed write of outcomes is repeated (it is conditional: safe to repeat) this
 # many times before the invocation fails; the images it held are then left held,
 # never given back, since their records may already be on the stream.
@@ -61,6 +64,7 @@ class Limits:
     """The invocation's limits from the settings."""
 
     margin_ms: int  # stop starting images with less than this left
+    lease_seconds: int  # claims not started within half of it go back (another may take them)
     max_in_flight: int  # the deployed ceiling (threads)
     max_attempts: int
     idle_seconds: float  # nothing could start this long and nothing in flight: end
@@ -81,6 +85,7 @@ class Loop(Generic[R]):
         self.seen = Observation()
         self.exhausted = False  # a claim found nothing
         self.reserve: deque[Claim] = deque()  # claimed, not started: at most one window
+        self._reserved_at = 0.0
         self._next_start = 0.0  # clock.monotonic() before which the rate allows no start
         # Items that went back after this instant (this invocation's failures and
         # releases among them) wait for the next invocation: a failing image is not
@@ -198,9 +203,12 @@ class Loop(Generic[R]):
 
     def _start_some(self, pool: ThreadPoolExecutor, room: int, decision: PaceDecision) -> None:
         rate = decision.rate_per_minute
+        now = self.deps.clock.monotonic()
+        if self.reserve and now - self._reserved_at > self.limits.lease_seconds / 2:
+            self._give_back_reserve()  # waited too long: its lease must not run out unstarted
         if not self.reserve:
             # A window of claims at a time: one claim call per window, not per image.
-            want = 1 if rate else max(room, decision.in_flight)
+            want = 1 if rate else max(room, 2 * decision.in_flight, CLAIM_WINDOW_MIN)
             claims = self.deps.store.claim(self.sources(), self.held, want, self.deps.worker)
             if not claims:
                 self.exhausted = True
@@ -208,6 +216,7 @@ class Loop(Generic[R]):
             for claim in claims:
                 self._track(claim)
             self.reserve.extend(claims)
+            self._reserved_at = now
         for _ in range(1 if rate else room):
             if not self.reserve:
                 return
