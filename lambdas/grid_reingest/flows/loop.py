@@ -86,6 +86,8 @@ class Loop(Generic[R]):
         self.exhausted = False  # a claim found nothing
         self.reserve: deque[Claim] = deque()  # claimed, not started: at most one window
         self._reserved_at = 0.0
+        self._claiming: Future[list[Claim]] | None = None  # the next window, being claimed
+        self._claimer = ThreadPoolExecutor(1, thread_name_prefix="claims")
         self._next_start = 0.0  # clock.monotonic() before which the rate allows no start
         # Items that went back after this instant (this invocation's failures and
         # releases among them) wait for the next invocation: a failing image is not
@@ -135,8 +137,12 @@ class Loop(Generic[R]):
                 self.flush(final=False)
             self.flush(final=True)
         finally:
-            # After a failure, what is in flight still finishes before its claims go back.
+            # After a failure, what is in flight still finishes before its claims go back,
+            # and a window being claimed is taken in, to be given back with the rest.
             pool.shutdown(wait=True)
+            with contextlib.suppress(Exception):
+                self._collect_claims(block=True)
+            self._claimer.shutdown(wait=True)
             self._release_leftovers()
 
     def _loop(self, pool: ThreadPoolExecutor) -> None:
@@ -203,20 +209,15 @@ class Loop(Generic[R]):
 
     def _start_some(self, pool: ThreadPoolExecutor, room: int, decision: PaceDecision) -> None:
         rate = decision.rate_per_minute
+        # A window of claims at a time: one claim call per window, not per image.
+        want = 1 if rate else max(room, 2 * decision.in_flight, CLAIM_WINDOW_MIN)
         now = self.deps.clock.monotonic()
+        self._collect_claims(block=False)
         if self.reserve and now - self._reserved_at > self.limits.lease_seconds / 2:
             self._give_back_reserve()  # waited too long: its lease must not run out unstarted
         if not self.reserve:
-            # A window of claims at a time: one claim call per window, not per image.
-            want = 1 if rate else max(room, 2 * decision.in_flight, CLAIM_WINDOW_MIN)
-            claims = self.deps.store.claim(self.sources(), self.held, want, self.deps.worker)
-            if not claims:
-                self.exhausted = True
-                return
-            for claim in claims:
-                self._track(claim)
-            self.reserve.extend(claims)
-            self._reserved_at = now
+            self._claim_ahead(want)
+            self._collect_claims(block=True)
         for _ in range(1 if rate else room):
             if not self.reserve:
                 return
@@ -230,12 +231,36 @@ class Loop(Generic[R]):
             if started is None:
                 continue
             if rate:
-                now = self.deps.clock.monotonic()
                 self._next_start = max(self._next_start, now) + 60.0 / rate
             self.in_flight[pool.submit(self._timed, started.id)] = started
+        if not rate and len(self.reserve) < want // 2:
+            # The next window is claimed while this one's images run.
+            self._claim_ahead(want)
+
+    def _claim_ahead(self, want: int) -> None:
+        if self._claiming is None and not self.exhausted:
+            self._claiming = self._claimer.submit(
+                self.deps.store.claim, self.sources(), self.held, want, self.deps.worker
+            )
+
+    def _collect_claims(self, *, block: bool) -> None:
+        """Take in the claims of the call in the background, once done (or waiting for it)."""
+        if self._claiming is None or (not block and not self._claiming.done()):
+            return
+        claiming, self._claiming = self._claiming, None
+        claims = claiming.result()
+        if not claims:
+            self.exhausted = True
+            return
+        for claim in claims:
+            self._track(claim)
+        if not self.reserve:
+            self._reserved_at = self.deps.clock.monotonic()
+        self.reserve.extend(claims)
 
     def _give_back_reserve(self) -> None:
         """Claims taken but not started go back untouched (no attempt counted)."""
+        self._collect_claims(block=True)
         while self.reserve:
             self.release(self.reserve.popleft())
         self.flush(final=False)
