@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -153,6 +154,17 @@ def _count_refusal(deps: IndexDeps, summary: IndexSummary, *, refused: bool) -> 
         )
 
 
+@dataclass
+class _Sent:
+    """One publish and the write of its accepted images' state, as the sender left them."""
+
+    claims: dict[str, Claim]
+    result: PublishResult
+    enqueued: list[Transition]
+    applied: list[bool | None]
+    error: BaseException | None
+
+
 class _IndexLoop(Loop[Outcome]):
     held = HELD
 
@@ -174,6 +186,8 @@ class _IndexLoop(Loop[Outcome]):
         self.ready: list[tuple[Claim, Ready]] = []
         self.ready_bytes = 0
         self.ready_since: float | None = None
+        self.sender = ThreadPoolExecutor(1, thread_name_prefix="publish")
+        self.sending: Future[_Sent] | None = None
         self.verified = False  # the stream accepted a call of this invocation
         self.refused: str | None = None
         self.call_error: str | None = None
@@ -232,10 +246,18 @@ class _IndexLoop(Loop[Outcome]):
     # -- publishing and recording --------------------------------------------------------
 
     def flush(self, final: bool) -> None:
+        self._collect_sent(block=final)
         if self.ready and (final or self._publish_due()):
-            self.record(self.take_pending() + self._publish())
+            self._collect_sent(block=True)  # one call at a time, in order
+            self._publish()
+            if final or not self.verified:
+                self._collect_sent(block=True)
         if final or len(self.pending) >= RECORD_MIN or not self.in_flight:
             self.record(self.take_pending())
+
+    def settle_background(self) -> None:
+        self.sender.shutdown(wait=True)
+        self._collect_sent(block=True)
 
     def _publish_due(self) -> bool:
         lingered = (
@@ -250,20 +272,35 @@ class _IndexLoop(Loop[Outcome]):
             or self.ready_bytes >= PUT_RECORDS_MAX_BYTES
         )
 
-    def _publish(self) -> list[Transition]:
+    def _publish(self) -> None:
+        """Send the ready records in the background: the loop keeps starting images meanwhile."""
         ready, self.ready, self.ready_bytes, self.ready_since = self.ready, [], 0, None
         for claim, outcome in ready:
             if outcome.image_id != claim.id:
                 raise RecordMismatch(
                     f"record of image {outcome.image_id} about to be published as {claim.id}"
                 )
-        claims = {claim.id: claim for claim, _ in ready}
-        result = self.index.publisher.publish([(c.id, outcome.record) for c, outcome in ready])
-        self._absorb(result)
-        transitions = [
+        self.sending = self.sender.submit(self._send, [(c, o.record) for c, o in ready])
+
+    def _send(self, ready: list[tuple[Claim, bytes]]) -> _Sent:
+        """Publish, and write the accepted images' new state (the write repeated until done:
+        never given back once on the stream). Touches nothing of the loop."""
+        result = self.index.publisher.publish([(claim.id, data) for claim, data in ready])
+        enqueued = [
             Transition(i, HELD, ProgressState.ENQUEUED, worker=self.deps.worker, attempts=0)
             for i in result.accepted
         ]
+        return _Sent(
+            {c.id: c for c, _ in ready}, result, enqueued, *self.apply_with_tries(enqueued)
+        )
+
+    def _collect_sent(self, *, block: bool) -> None:
+        if self.sending is None or (not block and not self.sending.done()):
+            return
+        sending, self.sending = self.sending, None
+        sent = sending.result()
+        result = sent.result
+        self._absorb(result)
         overloaded = set(result.overloaded)
         for _ in result.accepted:
             self.window.record(False)
@@ -272,11 +309,16 @@ class _IndexLoop(Loop[Outcome]):
             if image_id in overloaded:
                 self.summary.overloaded += 1
                 self.seen.overloaded += 1
-            self._fail(claims[image_id], f"kinesis: {error}", overloaded=image_id in overloaded)
+            self._fail(
+                sent.claims[image_id], f"kinesis: {error}", overloaded=image_id in overloaded
+            )
         # Whole calls failed: not the images' fault, no attempt counted.
         for image_id in result.unsent:
-            self.release(claims[image_id], result.call_error)
-        return transitions
+            self.release(sent.claims[image_id], result.call_error)
+        applied = self.written(sent.enqueued, sent.applied, sent.error)
+        for transition in sent.enqueued:
+            self.unresolved.pop(transition.id, None)
+        self.summary.count(sent.enqueued, applied)
 
     def _absorb(self, result: PublishResult) -> None:
         self.index_summary.kinesis_calls += result.calls

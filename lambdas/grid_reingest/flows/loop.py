@@ -143,6 +143,8 @@ class Loop(Generic[R]):
             with contextlib.suppress(Exception):
                 self._collect_claims(block=True)
             self._claimer.shutdown(wait=True)
+            with contextlib.suppress(Exception):
+                self.settle_background()
             self._release_leftovers()
 
     def _loop(self, pool: ThreadPoolExecutor) -> None:
@@ -330,6 +332,13 @@ class Loop(Generic[R]):
         self.summary.count(transitions, applied)
 
     def _apply(self, transitions: list[Transition]) -> list[bool]:
+        return self.written(transitions, *self.apply_with_tries(transitions))
+
+    def apply_with_tries(
+        self, transitions: list[Transition]
+    ) -> tuple[list[bool | None], BaseException | None]:
+        """Write transitions, repeating those whose write failed; None where every try failed.
+        Touches nothing of the loop: it may run beside it."""
         results: list[bool | None] = [None] * len(transitions)
         error: BaseException | None = None
         for attempt in range(RECORD_TRIES):
@@ -348,6 +357,15 @@ class Loop(Generic[R]):
                 answers, error = [None] * len(todo), failure
             for i, answer in zip(todo, answers, strict=True):
                 results[i] = answer
+        return results, error
+
+    def written(
+        self,
+        transitions: list[Transition],
+        results: list[bool | None],
+        error: BaseException | None,
+    ) -> list[bool]:
+        """The results of apply_with_tries; RecordFailed when some were never written."""
         if any(done is None for done in results):
             self.summary.record_failures += sum(done is None for done in results)
             # Their images stay held (their records may be on the stream already): the
@@ -357,6 +375,9 @@ class Loop(Generic[R]):
                     self.unresolved.pop(transition.id, None)
             raise RecordFailed(f"outcomes not written after {RECORD_TRIES} tries: {error}")
         return [bool(done) for done in results]
+
+    def settle_background(self) -> None:
+        """After a failure, wait for the flow's own background work before claims go back."""
 
     def _release_leftovers(self) -> None:
         """After a failure, give back what was neither recorded nor released."""
