@@ -52,5 +52,9 @@ def invoke(
     """Call `module.handler` under `env`; `fresh`: as a new container (settings read anew)."""
     with environment(env):
         if fresh:
-            module._runtime = None
+            reset = getattr(module.runtime, "reset", None)
+            if reset is not None:
+                reset()
+            else:  # a handler that keeps its runtime in a module global
+                module._runtime = None
         return module.handler(event if event is not None else {}, context or FakeContext())

@@ -14,6 +14,7 @@ class MemoryControl:
     def __init__(self, knobs: Knobs | None = None) -> None:
         self._control = Control(knobs=knobs or Knobs())
         self._lock = threading.Lock()
+        self.refused_runs = 0
 
     def read(self) -> Control:
         """The item as it is now."""
@@ -33,3 +34,9 @@ class MemoryControl:
         with self._lock:
             self._control = replace(self._control, knobs=knobs)
             return self._control
+
+    def count_refusal(self, refused: bool) -> int:
+        """Add one to the refused invocations in a row, or reset them; the count."""
+        with self._lock:
+            self.refused_runs = self.refused_runs + 1 if refused else 0
+            return self.refused_runs

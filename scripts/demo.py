@@ -7,8 +7,10 @@ run in this process with the environment their deployed functions get:
 
 1. create the state table, thrall's stream and the two schedules (off);
 2. `reingest upload-ids` a file of ids (a few of them broken on purpose);
-3. `reingest start`, then batch-index runs on its "schedule" until it
-   switches its own rule off;
+3. `reingest start`, then batch-index runs on its "schedule" (each
+   invocation keeps going while it finds work, as many images in flight as
+   the controller allows: its limit is printed from the control item as it
+   changes) until it switches its own rule off;
 4. thrall indexes what arrived on its stream;
 5. `reingest start --worker check`, then batch-check runs until it switches
    its own rule off;
@@ -24,6 +26,7 @@ import hashlib
 import os
 import sys
 import tempfile
+import threading
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -40,6 +43,7 @@ from devtools.local_lambda import FakeContext, invoke  # noqa: E402
 from devtools.servers import aws_environment, moto_server  # noqa: E402
 from devtools.thrall_consumer import read_stream  # noqa: E402
 from devtools.thrall_metrics import report_iterator_age  # noqa: E402
+from grid_reingest.adapters.dynamodb.control import ControlTable  # noqa: E402
 from grid_reingest.adapters.dynamodb.schema import create_table  # noqa: E402
 from grid_reingest.handlers import batch_check, batch_index  # noqa: E402
 from grid_reingest_cli.main import main as reingest  # noqa: E402
@@ -87,12 +91,31 @@ def break_some(grid: GridSim, ids: list[str]) -> None:
     grid.fail(ids[6], "usages", 500, times=1)  # a passing failure: retried next time
 
 
-def run_schedule(module, env: dict[str, str], rule: str, events) -> int:
+def watch_control(control: ControlTable, done: threading.Event) -> None:
+    """Print the controller's limit from the control item each time it changes."""
+    last = None
+    while not done.wait(0.2):
+        pace = control.read().pace
+        if pace is not None and (pace.limit, pace.reason) != last:
+            last = (pace.limit, pace.reason)
+            print(f"    controller: limit {pace.limit:.0f} in flight ({pace.reason})", flush=True)
+
+
+def run_schedule(module, env: dict[str, str], rule: str, events, control=None) -> int:
     """Invoke a worker once a "minute" until it switches its own rule off."""
     for n in range(1, MAX_INVOCATIONS + 1):
-        report = invoke(
-            module, env, {"source": "aws.events"}, FakeContext(function_name=rule), fresh=n == 1
-        )
+        done = threading.Event()
+        watcher = threading.Thread(target=watch_control, args=(control, done), daemon=True)
+        if control is not None:
+            watcher.start()
+        try:
+            report = invoke(
+                module, env, {"source": "aws.events"}, FakeContext(function_name=rule), fresh=n == 1
+            )
+        finally:
+            done.set()
+            if control is not None:
+                watcher.join()
         states = ", ".join(f"{k}: {v}" for k, v in report["states"].items()) or "-"
         line = f"  invocation {n}: claimed {report['claimed']}, states written {{{states}}}"
         if report.get("skipped"):
@@ -134,14 +157,16 @@ def main() -> int:
         common = {
             "STAGE": STAGE,
             "STATE_TABLE_NAME": TABLE,
-            "BATCH_SIZE": "100",
             "GRID_CONCURRENCY": "16",
+            "PACE_REFRESH_SECONDS": "1",  # a decision a second: the limit moves in view
             **grid.env(),
         }
         index_env = {
             **common,
             "THRALL_STREAM_NAME": STREAM,
             "SCHEDULE_RULE_NAME": INDEX_RULE,
+            "MAX_IN_FLIGHT": "16",
+            "PROJECTION_TIMEOUT_SECONDS": "30",
             "STOP_MARGIN_SECONDS": "60",
         }
         check_env = {**common, "SCHEDULE_RULE_NAME": CHECK_RULE, "CHECK_MIN_AGE_SECONDS": "0"}
@@ -149,7 +174,8 @@ def main() -> int:
         say("reingest start: batch-index runs until it switches its rule off")
         if reingest(["start", "--rule", INDEX_RULE, "--worker", "index"]):
             return 1
-        run_schedule(batch_index, index_env, INDEX_RULE, events)
+        control = ControlTable(TABLE, boto3.client("dynamodb", endpoint_url=endpoint))
+        run_schedule(batch_index, index_env, INDEX_RULE, events, control)
 
         say("thrall indexes what arrived on its stream")
         messages = read_stream(boto3.client("kinesis", endpoint_url=endpoint), STREAM)

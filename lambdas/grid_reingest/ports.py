@@ -38,12 +38,25 @@ class ClaimStore(Protocol):
         ...
 
     def apply(self, transitions: Iterable[Transition]) -> list[bool]:
-        """Apply transitions: True where applied, False where the item had moved on."""
+        """Apply transitions: True where applied, False where the item had moved on.
+
+        Raises PartialApply when some writes failed (not a condition: an error),
+        saying which did apply, so that the caller repeats only the others.
+        """
         ...
 
     def has_any(self, states: Iterable[ProgressState]) -> bool:
         """Whether at least one item is in one of `states`."""
         ...
+
+
+class PartialApply(Exception):
+    """Some transitions of an apply() failed: `applied[i]` is None where write i failed."""
+
+    def __init__(self, applied: list[bool | None], error: BaseException) -> None:
+        super().__init__(f"{applied.count(None)} of {len(applied)} writes failed: {error}")
+        self.applied = applied
+        self.error = error
 
 
 class Projector(Protocol):
@@ -63,6 +76,12 @@ class PublishResult:
     unsent: list[str] = field(default_factory=list)  # whole calls failed: see call_error
     call_error: str | None = None
     calls: int = 0
+    # The whole-call failure is the stream's configuration (access, KMS, no such
+    # stream, a bad ARN): retrying cannot help.
+    refused: bool = False
+    # Of `rejected`, those the stream turned away for its throughput (after retries):
+    # overload, not the image's fault.
+    overloaded: list[str] = field(default_factory=list)
 
 
 class Publisher(Protocol):
@@ -83,8 +102,18 @@ class Presence:
 
 # media-api's GET /images/{id}, as batch-check asks it.
 ImageLookup = Callable[[str], Presence]
-# Switches a worker's own schedule off; True if this call did.
-RuleSwitch = Callable[[], bool]
+
+
+class RuleSwitch(Protocol):
+    """A worker's own schedule."""
+
+    def disable(self) -> bool:
+        """Switch the schedule off; True if this call did."""
+        ...
+
+    def enable(self) -> bool:
+        """Switch the schedule back on; True if this call did."""
+        ...
 
 
 class Clock(Protocol):
@@ -117,6 +146,11 @@ class ControlStore(Protocol):
 
     def set_knobs(self, knobs: Knobs) -> Control:
         """Replace the operator's knobs (the controller's state is kept)."""
+        ...
+
+    def count_refusal(self, refused: bool) -> int:
+        """Count one more invocation whose stream refused its calls (`refused`), or reset the
+        count after one that published; the count of consecutive refused invocations."""
         ...
 
 

@@ -246,7 +246,8 @@ CLAIM_LEASE_SECONDS = Var(
 )
 STOP_MARGIN_SECONDS = Var(
     "STOP_MARGIN_SECONDS",
-    "Stop starting images when the invocation has less than this left (>= loader timeout)",
+    "Stop starting images when the invocation has less than this left "
+    "(> PROJECTION_TIMEOUT_SECONDS + RECORD_BUDGET_SECONDS)",
     _integer(1, 900),
     "1..900",
     "330",
@@ -299,19 +300,55 @@ BREAKER_MIN_RESULTS = Var(
     "1..5000",
     "20",
 )
+MAX_IN_FLIGHT = Var(
+    "MAX_IN_FLIGHT",
+    "Most images batch-index has in flight at once (the controller stays under it)",
+    _integer(1, 1024),
+    "1..1024",
+    "32",
+)
+CHECK_MAX_IN_FLIGHT = Var(
+    "CHECK_MAX_IN_FLIGHT",
+    "Most images batch-check asks media-api about at once",
+    _integer(1, 256),
+    "1..256",
+    "8",
+)
+PROJECTION_TIMEOUT_SECONDS = Var(
+    "PROJECTION_TIMEOUT_SECONDS",
+    "Longest one projection may take (image-projection's timeout)",
+    _integer(1, 900),
+    "1..900",
+    "300",
+)
+RECORD_BUDGET_SECONDS = Var(
+    "RECORD_BUDGET_SECONDS",
+    "Time kept, after the last work can finish, to publish and record what a worker holds",
+    _integer(1, 300),
+    "1..300",
+    "10",
+)
+CHECK_STOP_MARGIN_SECONDS = Var(
+    "CHECK_STOP_MARGIN_SECONDS",
+    "batch-check stops starting lookups with less than this left (> service timeout + budget)",
+    _integer(1, 900),
+    "1..900",
+    "30",
+)
+PACE_REFRESH_SECONDS = Var(
+    "PACE_REFRESH_SECONDS",
+    "How often a running worker reads the control item (pause, ceilings) and steps the "
+    "controller; a worker that can start nothing this long ends its invocation",
+    _integer(1, 300),
+    "1..300",
+    "15",
+)
 DRY_RUN = Var(
     "DRY_RUN",
     "Claim, project and size-check, publish nothing, put every id back",
     _boolean,
     "true or false",
     "false",
-)
-MAX_IN_FLIGHT = Var(
-    "MAX_IN_FLIGHT",
-    "Most images one batch-index invocation has in flight at once (the pace stays under it)",
-    _integer(1, 256),
-    "1..256",
-    "32",
 )
 
 
@@ -512,11 +549,12 @@ class BatchIndexSettings:
 
     stage: str = _setting(STAGE)
     table_name: str = _setting(STATE_TABLE_NAME)
-    batch_size: int = _setting(BATCH_SIZE)
     start_state: ProgressState = _setting(INDEX_START_STATE)
     max_attempts: int = _setting(MAX_ATTEMPTS)
     lease_seconds: int = _setting(CLAIM_LEASE_SECONDS)
     stop_margin_seconds: int = _setting(STOP_MARGIN_SECONDS)
+    projection_timeout_seconds: int = _setting(PROJECTION_TIMEOUT_SECONDS)
+    record_budget_seconds: int = _setting(RECORD_BUDGET_SECONDS)
     max_message_bytes: int = _setting(MAX_MESSAGE_BYTES)
     stream: str = _setting(THRALL_STREAM_NAME)
     backpressure_streams: tuple[str, ...] | None = _setting(BACKPRESSURE_STREAMS)
@@ -525,7 +563,8 @@ class BatchIndexSettings:
     projection_function: str | None = _setting(PROJECTION_FUNCTION_NAME)
     breaker_share: float = _setting(BREAKER_FAILURE_SHARE)
     breaker_min_results: int = _setting(BREAKER_MIN_RESULTS)
-    concurrency: int = _setting(GRID_CONCURRENCY)
+    max_in_flight: int = _setting(MAX_IN_FLIGHT)
+    refresh_seconds: int = _setting(PACE_REFRESH_SECONDS)
     dry_run: bool = _setting(DRY_RUN)
     # Projecting in-process needs the Grid itself; invoking image-projection does not.
     grid: GridSettings | None = _group(GridSettings, unless="projection_function")
@@ -535,6 +574,21 @@ class BatchIndexSettings:
         """The streams whose iterator age gates work: thrall's stream unless set otherwise."""
         return watched_streams(self.backpressure_streams, self.stream)
 
+    @property
+    def idle_seconds(self) -> float:
+        """A worker that can start nothing this long, with nothing in flight, ends."""
+        return float(self.refresh_seconds)
+
+    def problems(self, env: Mapping[str, str]) -> list[str]:
+        """What is wrong with the settings taken together."""
+        return _margin_problems(
+            STOP_MARGIN_SECONDS,
+            self.stop_margin_seconds,
+            PROJECTION_TIMEOUT_SECONDS,
+            self.projection_timeout_seconds,
+            self.record_budget_seconds,
+        )
+
 
 @dataclass(frozen=True)
 class BatchCheckSettings:
@@ -542,13 +596,49 @@ class BatchCheckSettings:
 
     stage: str = _setting(STAGE)
     table_name: str = _setting(STATE_TABLE_NAME)
-    batch_size: int = _setting(BATCH_SIZE)
     start_state: ProgressState = _setting(CHECK_START_STATE)
     min_age_seconds: int = _setting(CHECK_MIN_AGE_SECONDS)
     max_attempts: int = _setting(MAX_ATTEMPTS)
     lease_seconds: int = _setting(CLAIM_LEASE_SECONDS)
+    stop_margin_seconds: int = _setting(CHECK_STOP_MARGIN_SECONDS)
+    record_budget_seconds: int = _setting(RECORD_BUDGET_SECONDS)
+    breaker_share: float = _setting(BREAKER_FAILURE_SHARE)
+    breaker_min_results: int = _setting(BREAKER_MIN_RESULTS)
+    max_in_flight: int = _setting(CHECK_MAX_IN_FLIGHT)
+    refresh_seconds: int = _setting(PACE_REFRESH_SECONDS)
     schedule_rule: str | None = _setting(SCHEDULE_RULE_NAME)
     grid: GridSettings = _group(GridSettings)
+
+    @property
+    def idle_seconds(self) -> float:
+        """A worker that can start nothing this long, with nothing in flight, ends."""
+        return float(self.refresh_seconds)
+
+    def problems(self, env: Mapping[str, str]) -> list[str]:
+        """What is wrong with the settings taken together."""
+        if self.grid is None:
+            return []
+        return _margin_problems(
+            CHECK_STOP_MARGIN_SECONDS,
+            self.stop_margin_seconds,
+            GRID_SERVICE_TIMEOUT_SECONDS,
+            self.grid.service_timeout,
+            self.record_budget_seconds,
+        )
+
+
+def _margin_problems(
+    margin_var: Var, margin: int, work_var: Var, work_timeout: int, budget: int
+) -> list[str]:
+    """The stop margin must leave time for the last work to finish, then to publish and record
+    it: otherwise an invocation can end holding images whose outcome it never wrote."""
+    if margin > work_timeout + budget:
+        return []
+    return [
+        f"{margin_var.name}={margin} must be more than {work_var.name}={work_timeout} + "
+        f"{RECORD_BUDGET_SECONDS.name}={budget}: the last {work_var.name.split('_')[0].lower()} "
+        "work could end with no time left to publish and record it"
+    ]
 
 
 def stream_name(stream: str) -> str:

@@ -8,7 +8,7 @@ import sys
 from botocore.exceptions import BotoCoreError, ClientError
 
 from grid_reingest import names
-from grid_reingest.adapters.eventbridge import enable_rule
+from grid_reingest.adapters.eventbridge import switch_rule
 from grid_reingest_cli import clients, passes
 from grid_reingest_cli.common import add_account_options, explain_aws_error, open_table
 from grid_reingest_cli.errors import FAILED, OK, USAGE, CliError
@@ -80,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
 def switch(events, rule: str, enabled: bool) -> dict:
     """Switch `rule` on or off; a CliError naming the rule if EventBridge refuses."""
     try:
-        return enable_rule(events, rule, enabled)
+        return switch_rule(events, rule, enabled)
     except LookupError as error:
         raise CliError(f"rule {rule}: ResourceNotFoundException: {error}", FAILED) from None
     except ClientError as error:

@@ -1,4 +1,8 @@
-"""batch-check against moto's server and the simulated Grid's media-api, over HTTP."""
+"""batch-check against moto's server and the simulated Grid's media-api, over HTTP.
+
+The flow's rules are tested on the in-memory store (tests/unit); here whole
+runs prove the adapters carry them.
+"""
 
 from __future__ import annotations
 
@@ -8,14 +12,17 @@ from datetime import timedelta
 import boto3
 import pytest
 
-from grid_reingest.adapters.eventbridge import disable_rule
+from grid_reingest.adapters.dynamodb.schema import CHANGED_AT, ID
+from grid_reingest.adapters.eventbridge import ScheduleRule
 from grid_reingest.adapters.grid import GridClient
 from grid_reingest.domain.claims import Source, Transition
-from grid_reingest.domain.isotime import utc_now
+from grid_reingest.domain.isotime import format_instant, utc_now
 from grid_reingest.domain.states import ProgressState as S
-from grid_reingest.flows.batch_check import CheckDeps, run_batch_check
+from grid_reingest.flows.batch_check import CheckDeps, SystemicFailure, run_batch_check
+from grid_reingest.handlers.common import SystemClock
 from grid_reingest.ports import Presence
 from grid_reingest.settings import BatchCheckSettings, load
+from tests.unit.flow_fakes import Steady
 
 RULE = "grid-reingest-batch-check-TEST"
 
@@ -38,7 +45,6 @@ def settings(table_name, grid):
         {
             "STATE_TABLE_NAME": table_name,
             "SCHEDULE_RULE_NAME": RULE,
-            "BATCH_SIZE": "50",
             "CHECK_MIN_AGE_SECONDS": "0",
             "MAX_ATTEMPTS": "2",
             **grid.env(GRID_CONCURRENCY="8"),
@@ -51,21 +57,34 @@ def enqueued(table, ids):
     table.apply([Transition(i, S.NOT_STARTED, S.ENQUEUED) for i in ids])
 
 
-def deps(table, grid, *, events=None, now=utc_now, remaining=lambda: 900_000) -> CheckDeps:
-    client = GridClient(grid.settings(), grid.api_key)
+def deps(table, grid, *, events=None, key=None) -> CheckDeps:
+    client = GridClient(grid.settings(), key or grid.api_key)
 
     def lookup(image_id: str) -> Presence:
         response = client.image(image_id)
         return Presence(response.status, response.message)
 
     return CheckDeps(
-        table=table,
+        store=table,
         lookup=lookup,
-        disable_schedule=(lambda: disable_rule(events, RULE)) if events else None,
-        remaining_ms=remaining,
+        pace=Steady(limit=4),
+        clock=SystemClock(),
+        remaining_ms=lambda: 900_000,
         worker="check-1",
-        now=now,
+        rule=ScheduleRule(RULE, lambda: events, lambda what: None) if events else None,
     )
+
+
+def age_claims(table, ids, age: timedelta) -> None:
+    """Make `ids` look `age` old (enqueued, or claimed by a worker that died, that long ago)."""
+    then = format_instant(utc_now() - age)
+    for image in ids:
+        table.client.update_item(
+            TableName=table.name,
+            Key={ID: {"S": image}},
+            UpdateExpression=f"SET {CHANGED_AT} = :then",
+            ExpressionAttributeValues={":then": {"S": then}},
+        )
 
 
 def test_batch_check_records_what_media_api_says(table, grid, settings):
@@ -103,18 +122,14 @@ def test_batch_check_waits_for_thrall_to_catch_up(table, grid, settings):
     summary = run_batch_check(patient, deps(table, grid))
     assert summary.claimed == 0 and not summary.finished_pass
     # Five minutes later they are checked
-    later = lambda: utc_now() + timedelta(seconds=301)  # noqa: E731
-    assert run_batch_check(patient, deps(table, grid, now=later)).claimed == 1
+    age_claims(table, [grid_id(1)], timedelta(seconds=301))
+    assert run_batch_check(patient, deps(table, grid)).claimed == 1
 
 
 def test_batch_check_switches_its_rule_off_when_nothing_is_left(table, grid, settings, events):
     enqueued(table, [grid_id(i) for i in range(60)])
-    first = run_batch_check(settings, deps(table, grid, events=events))
-    assert first.claimed == 50 and events.describe_rule(Name=RULE)["State"] == "ENABLED"
-    run_batch_check(settings, deps(table, grid, events=events))
-    assert events.describe_rule(Name=RULE)["State"] == "ENABLED"
     last = run_batch_check(settings, deps(table, grid, events=events))
-    assert last.finished_pass
+    assert last.claimed == 60 and last.finished_pass
     assert events.describe_rule(Name=RULE)["State"] == "DISABLED"
     assert table.count(S.VERIFIED) == 60
 
@@ -123,9 +138,9 @@ def test_a_dead_checkers_claims_come_back_after_the_lease(table, grid, settings)
     enqueued(table, [grid_id(1)])
     table.claim([Source(S.ENQUEUED)], S.LOOKING_FOR_IMAGE, 1, "dead-checker")
     assert run_batch_check(settings, deps(table, grid)).claimed == 0
-    later = lambda: utc_now() + timedelta(seconds=settings.lease_seconds + 1)  # noqa: E731
-    summary = run_batch_check(settings, deps(table, grid, now=later))
-    assert (summary.claimed, summary.reclaimed) == (1, 1)
+    age_claims(table, [grid_id(1)], timedelta(seconds=settings.lease_seconds + 1))
+    summary = run_batch_check(settings, deps(table, grid))
+    assert (summary.claimed, summary.reclaimed, summary.expired_claims) == (1, 1, 1)
     assert table.get(grid_id(1))["progress_state"] == 6
 
 
@@ -134,24 +149,17 @@ def test_the_breaker_stops_a_check_when_media_api_is_down(table, grid, settings)
     enqueued(table, ids)
     for image in ids:
         grid.fail(image, "image", 500)
-    summary = run_batch_check(
-        replace(settings, grid=replace(settings.grid, concurrency=2)), deps(table, grid)
-    )
-    assert summary.stopped_because == "breaker tripped: media-api 500"
-    assert 20 <= summary.failures < 30
-    assert summary.released == 50 - summary.failures
+    with pytest.raises(SystemicFailure, match="breaker tripped: media-api 500"):
+        run_batch_check(settings, deps(table, grid))
+    # Nobody's attempt was spent on media-api's outage
     assert table.count(S.ENQUEUED) == 50
+    assert {table.get(i)["attempts"] for i in ids} == {0}
 
 
-def test_batch_check_stops_starting_lookups_when_time_runs_short(table, grid, settings):
-    ids = [grid_id(i) for i in range(20)]
+def test_batch_check_a_revoked_key_gives_the_claims_back(table, grid, settings):
+    ids = [grid_id(i) for i in range(30)]
     enqueued(table, ids)
-    budget = iter([900_000] * 5 + [1000] * 100)
-    summary = run_batch_check(
-        replace(settings, grid=replace(settings.grid, concurrency=1)),
-        deps(table, grid, remaining=lambda: next(budget)),
-    )
-    assert summary.stopped_because == "invocation running out of time"
-    assert table.count(S.VERIFIED) + table.count(S.ENQUEUED) == 20
-    assert table.count(S.LOOKING_FOR_IMAGE) == 0
-    assert 0 < table.count(S.VERIFIED) < 20
+    with pytest.raises(SystemicFailure, match="401"):
+        run_batch_check(settings, deps(table, grid, key="revoked"))
+    assert table.count(S.ENQUEUED) == 30
+    assert {table.get(i)["attempts"] for i in ids} == {0}

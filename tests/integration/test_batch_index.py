@@ -1,60 +1,40 @@
-"""batch-index against moto's server (DynamoDB, Kinesis, CloudWatch, EventBridge) over HTTP."""
+"""batch-index against moto's server (DynamoDB, Kinesis, CloudWatch, EventBridge) over HTTP.
+
+The flow's rules are tested on the in-memory store (tests/unit); here a few
+whole runs prove the adapters carry them.
+"""
 
 from __future__ import annotations
 
-import threading
 from collections import Counter
-from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import boto3
 import pytest
 
 from devtools.aws_proxy import AwsProxy, Faults
+from devtools.memory_control import MemoryControl
 from devtools.thrall_consumer import read_stream
 from devtools.thrall_metrics import report_iterator_age
 from grid_reingest.adapters.aws import client_config
-from grid_reingest.adapters.cloudwatch import iterator_age_ms
-from grid_reingest.adapters.eventbridge import disable_rule
+from grid_reingest.adapters.cloudwatch import iterator_age_points
+from grid_reingest.adapters.dynamodb.schema import CHANGED_AT, ID
+from grid_reingest.adapters.eventbridge import ScheduleRule
 from grid_reingest.adapters.kinesis import Publisher
-from grid_reingest.domain import backpressure
 from grid_reingest.domain.claims import Source
-from grid_reingest.domain.isotime import utc_now
-from grid_reingest.domain.outcome import Failed, NotFound, Outcome, Ready, TooBig
+from grid_reingest.domain.controller import Controller, Tuning
+from grid_reingest.domain.isotime import format_instant, utc_now
+from grid_reingest.domain.outcome import Failed, NotFound, TooBig
 from grid_reingest.domain.states import ProgressState as S
-from grid_reingest.domain.thrall_message import encode_message
-from grid_reingest.flows.batch_index import IndexDeps, run_batch_index
+from grid_reingest.flows.batch_index import IndexDeps, StreamRefused, run_batch_index
+from grid_reingest.flows.pace import ControlledPace
+from grid_reingest.handlers.common import SystemClock
 from grid_reingest.settings import BatchIndexSettings, load
+from tests.unit.flow_fakes import Scripted, Steady, grid_id
 
 STREAM = "media-service-thrall-low-priority-TEST"
 RULE = "grid-reingest-batch-index-TEST"
 HOUR_MS = 3_600_000
-
-
-def grid_id(n: int) -> str:
-    return f"{n:040x}"
-
-
-def ready(image_id: str) -> Ready:
-    image = {"id": image_id, "uploadedBy": "someone@example.org", "extraField": {"kept": True}}
-    return Ready(image_id, encode_message(image, utc_now()), 80)
-
-
-class Scripted:
-    """A projector answering from a script (default: ready), counting its calls."""
-
-    def __init__(self, script: dict[str, Outcome] | None = None, gate=None) -> None:
-        self.script = script or {}
-        self.calls: Counter[str] = Counter()
-        self.gate = gate
-        self.lock = threading.Lock()
-
-    def project(self, image_id: str) -> Outcome:
-        with self.lock:
-            self.calls[image_id] += 1
-        if self.gate is not None:
-            self.gate(image_id)
-        return self.script.get(image_id) or ready(image_id)
 
 
 @pytest.fixture
@@ -81,12 +61,24 @@ def settings(table_name):
             "THRALL_STREAM_NAME": STREAM,
             "PROJECTION_FUNCTION_NAME": "image-projection-TEST",
             "SCHEDULE_RULE_NAME": RULE,
-            "BATCH_SIZE": "50",
-            "GRID_CONCURRENCY": "8",
+            "MAX_IN_FLIGHT": "8",
             "MAX_ATTEMPTS": "3",
             "BREAKER_MIN_RESULTS": "10",
         },
     )
+
+
+def age_claims(table, ids, age: timedelta) -> None:
+    """Make the claims on `ids` look `age` old (their worker died that long ago)."""
+    then = format_instant(utc_now() - age)
+    for image in ids:
+        if table.get(image)["progress_state"] == S.IN_PROGRESS:
+            table.client.update_item(
+                TableName=table.name,
+                Key={ID: {"S": image}},
+                UpdateExpression=f"SET {CHANGED_AT} = :then",
+                ExpressionAttributeValues={":then": {"S": then}},
+            )
 
 
 def deps(
@@ -95,21 +87,21 @@ def deps(
     projector,
     *,
     events=None,
-    verdict=None,
-    remaining=None,
-    worker="invocation-1",
-    now=utc_now,
+    pace=None,
+    clock=None,
     publisher=None,
+    control=None,
 ) -> IndexDeps:
     return IndexDeps(
-        table=table,
+        store=table,
         projector=projector,
         publisher=publisher or Publisher(kinesis, STREAM, sleep=lambda s: None),
-        backpressure=verdict or (lambda: backpressure.Verdict(50, 10.0, "test: full batch")),
-        disable_schedule=(lambda: disable_rule(events, RULE)) if events else None,
-        remaining_ms=remaining or (lambda: 15 * 60 * 1000),
-        worker=worker,
-        now=now,
+        pace=pace or Steady(limit=8),
+        clock=clock or SystemClock(),
+        remaining_ms=lambda: 15 * 60 * 1000,
+        worker="invocation-1",
+        rule=ScheduleRule(RULE, lambda: events, lambda what: None) if events else None,
+        control=control or MemoryControl(),
     )
 
 
@@ -141,7 +133,7 @@ def test_batch_index_records_every_outcome_on_its_own_item(table, kinesis, setti
     assert "2000000 bytes" in table.get(ids[2])["last_error"]
     assert summary.claimed == 6
     assert summary.states == {3: 2, 2: 1, 9001: 1, 4: 1, 0: 1}
-    assert summary.kinesis_calls == 1
+    assert summary.kinesis_calls >= 1
 
 
 def test_batch_index_messages_decode_as_thrall_reads_them(table, kinesis, settings):
@@ -187,34 +179,38 @@ def test_batch_index_retries_only_the_records_kinesis_rejected(table, aws, kines
     assert table.counts([S.ENQUEUED])[S.ENQUEUED] == 40
 
 
-def test_batch_index_puts_back_images_kinesis_keeps_rejecting(table, aws, kinesis, settings):
-    ids = [grid_id(i) for i in range(5)]
+def test_batch_index_throughput_rejections_across_the_stream_cost_no_attempt(
+    table, aws, kinesis, settings
+):
+    # Given a stream turning away every record, call after call
+    ids = [grid_id(i) for i in range(30)]
     table.put_new(ids)
     faults = Faults(targets=("Kinesis_20131202.PutRecords",), partial_rate=1.0, seed=3)
     with AwsProxy(aws, faults=faults) as proxy:
         publisher = Publisher(
             boto3.client("kinesis", endpoint_url=proxy.url), STREAM, sleep=lambda s: None
         )
-        run_batch_index(settings, deps(table, kinesis, Scripted(), publisher=publisher))
+        summary = run_batch_index(settings, deps(table, kinesis, Scripted(), publisher=publisher))
+    # Then what the stream took is enqueued; the rest is back at 0, charged only while the
+    # overload did not yet look systemic
     accepted = {key for key, _ in read_stream(kinesis, STREAM)}
+    assert summary.overloaded > 0
+    assert sum(table.get(i)["attempts"] for i in ids) <= 4
     for image in ids:
-        item = table.get(image)
-        if image in accepted:
-            assert item["progress_state"] == 3
-        else:
-            assert item["progress_state"] == 0
-            assert item["attempts"] == 1
-            assert "ProvisionedThroughputExceededException" in item["last_error"]
-    assert len(accepted) < 5
+        assert table.get(image)["progress_state"] == (3 if image in accepted else 0)
 
 
-def test_batch_index_releases_the_batch_when_the_stream_is_gone(table, aws, settings):
-    # Given no stream at all (deleted, or the wrong name): every call fails whole
+def test_batch_index_gives_the_claims_back_and_fails_when_the_stream_is_gone(table, aws, settings):
+    # Given no stream at all (deleted, or the wrong name): every call is refused
     ids = [grid_id(i) for i in range(12)]
     table.put_new(ids)
     kinesis = boto3.client("kinesis", endpoint_url=aws, config=client_config(max_attempts=1))
-    summary = run_batch_index(settings, deps(table, kinesis, Scripted()))
-    assert "ResourceNotFoundException" in summary.stopped_because
+    projector = Scripted()
+    with pytest.raises(StreamRefused, match="ResourceNotFoundException") as caught:
+        run_batch_index(settings, deps(table, kinesis, projector))
+    # Then one projection found it out; every claim is back with no attempt
+    assert len(projector.calls) == 1
+    assert caught.value.summary.kinesis_refused == 1
     for image in ids:
         item = table.get(image)
         assert (item["progress_state"], item["attempts"]) == (0, 0)
@@ -230,192 +226,51 @@ def test_a_killed_workers_claims_come_back_after_the_lease(table, kinesis, setti
     summary = run_batch_index(settings, deps(table, kinesis, Scripted()))
     assert summary.claimed == 0 and not summary.finished_pass
 
-    # After it, the next invocation does
-    later = lambda: utc_now() + timedelta(seconds=settings.lease_seconds + 1)  # noqa: E731
-    summary = run_batch_index(settings, deps(table, kinesis, Scripted(), now=later))
-    assert (summary.claimed, summary.reclaimed) == (10, 10)
+    # After it, the next invocation does, counting an attempt for each
+    age_claims(table, ids, timedelta(seconds=settings.lease_seconds + 1))
+    summary = run_batch_index(settings, deps(table, kinesis, Scripted()))
+    assert (summary.claimed, summary.reclaimed, summary.expired_claims) == (10, 10, 10)
     assert table.counts([S.ENQUEUED])[S.ENQUEUED] == 10
-
-
-def test_four_overlapping_invocations_publish_each_image_exactly_once(table, kinesis, settings):
-    # Given 2,000 ids and four invocations running at once, batch after batch
-    ids = [grid_id(i) for i in range(2000)]
-    table.put_new(ids)
-    projector = Scripted()
-    busy = replace(settings, batch_size=100, concurrency=16)
-    start = threading.Barrier(4)
-    errors = []
-
-    def invocation(n: int) -> None:
-        start.wait()
-        try:
-            while run_batch_index(
-                busy, deps(table, kinesis, projector, worker=f"invocation-{n}")
-            ).claimed:
-                pass
-        except Exception as error:  # pragma: no cover - reported below
-            errors.append(error)
-
-    threads = [threading.Thread(target=invocation, args=(n,)) for n in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-
-    # Then
-    assert not errors
-    assert set(projector.calls.values()) == {1}
-    keys = Counter(key for key, _ in read_stream(kinesis, STREAM))
-    assert len(keys) == 2000 and set(keys.values()) == {1}
-    assert table.counts([S.ENQUEUED])[S.ENQUEUED] == 2000
-
-
-def test_the_breaker_trips_when_the_loader_is_down(table, kinesis, settings):
-    # Given the loader failing for every image, slowly enough that the breaker
-    # trips before the batch is done
-    ids = [grid_id(i) for i in range(50)]
-    table.put_new(ids)
-    down = {i: Failed(i, "image-loader", 502, "Bad Gateway") for i in ids}
-    summary = run_batch_index(
-        replace(settings, concurrency=2), deps(table, kinesis, Scripted(down))
-    )
-    # Then the images it tried count an attempt; the rest go back untouched
-    assert summary.breaker_tripped_by == "image-loader:502"
-    assert summary.stopped_because.startswith("breaker tripped")
-    tried = summary.outcomes["failed"]
-    assert settings.breaker_min_results <= tried < 20
-    attempts = Counter(table.get(i)["attempts"] for i in ids)
-    assert attempts == {1: tried, 0: 50 - tried}
-    assert table.count(S.NOT_STARTED) == 50
-    # Claims are taken a round ahead of the work: what was taken but not tried is given back
-    assert summary.claimed < 50
-    assert summary.released == summary.claimed - tried
-
-
-def test_one_failing_service_does_not_trip_the_breaker_below_its_share(table, kinesis, settings):
-    ids = [grid_id(i) for i in range(30)]
-    table.put_new(ids)
-    script = {i: Failed(i, "usage", 500, "x") for i in ids[:10]}
-    # Judged on the whole batch: which images finish first is up to the claims' order.
-    whole_batch = replace(settings, breaker_min_results=30)
-    summary = run_batch_index(whole_batch, deps(table, kinesis, Scripted(script)))
-    assert summary.breaker_tripped_by is None
-    assert summary.states[3] == 20 and summary.failures == 10
+    assert {table.get(i)["attempts"] for i in ids} == {0}  # enqueued: attempts start again
 
 
 def test_the_rule_switches_off_at_completion_and_not_before(table, kinesis, events, settings):
     ids = [grid_id(i) for i in range(60)]
     table.put_new(ids)
-    # A first batch leaves work behind: the rule stays on
+    table.claim([Source(S.NOT_STARTED)], S.IN_PROGRESS, 1, "alive")
+    # Work left held by a live worker: the rule stays on
     summary = run_batch_index(settings, deps(table, kinesis, Scripted(), events=events))
-    assert summary.claimed == 50 and not summary.finished_pass
+    assert summary.claimed == 59 and not summary.finished_pass
     assert rule_state(events) == "ENABLED"
-    # The second takes the rest: still on (nothing proves the end yet)
-    run_batch_index(settings, deps(table, kinesis, Scripted(), events=events))
-    assert rule_state(events) == "ENABLED"
-    # The third finds nothing left: it switches its own rule off
+    # Once the dead claim's lease ran out and nothing is left, the worker switches its rule off
+    age_claims(table, ids, timedelta(seconds=settings.lease_seconds + 1))
     summary = run_batch_index(settings, deps(table, kinesis, Scripted(), events=events))
     assert summary.finished_pass
     assert rule_state(events) == "DISABLED"
 
 
-def test_items_held_by_a_live_worker_keep_the_rule_on(table, kinesis, events, settings):
-    table.put_new([grid_id(1)])
-    table.claim([Source(S.NOT_STARTED)], S.IN_PROGRESS, 1, "alive")
-    summary = run_batch_index(settings, deps(table, kinesis, Scripted(), events=events))
-    assert not summary.finished_pass
-    assert rule_state(events) == "ENABLED"
-
-
-def put_age(cloudwatch, age_ms: float) -> None:
-    report_iterator_age(cloudwatch, STREAM, age_ms, ago=timedelta(seconds=30))
-
-
-def cloudwatch_verdict(cloudwatch, settings):
-    def verdict():
-        age, silent = iterator_age_ms(cloudwatch, settings.watched_streams, datetime.now(UTC))
-        return backpressure.decide(age, silent, settings.max_iterator_age_ms, settings.batch_size)
-
-    return verdict
-
-
-@pytest.mark.parametrize(("age_ms", "claimed"), [(None, 0), (HOUR_MS, 0), (1000, 50), (50_000, 16)])
-def test_back_pressure_decides_how_much_to_take(table, kinesis, aws, settings, age_ms, claimed):
-    # Given thrall's iterator age in CloudWatch (threshold 60 s): none, far above,
-    # well below, close to it
+def test_batch_index_paces_itself_from_cloudwatch_and_the_control_item(
+    table, kinesis, aws, settings
+):
+    # Given thrall far behind in CloudWatch, then caught up
     cloudwatch = boto3.client("cloudwatch", endpoint_url=aws)
-    if age_ms is not None:
-        put_age(cloudwatch, age_ms)
-    table.put_new([grid_id(i) for i in range(60)])
-    # When
-    summary = run_batch_index(
-        settings, deps(table, kinesis, Scripted(), verdict=cloudwatch_verdict(cloudwatch, settings))
-    )
-    # Then
-    assert summary.claimed == claimed
-    if claimed == 0:
-        assert summary.skipped
-        assert summary.metric_counts()["BackPressureSkips"] == 1
-        assert table.count(S.NOT_STARTED) == 60
+    report_iterator_age(cloudwatch, STREAM, HOUR_MS, ago=timedelta(seconds=90))
+    table.put_new([grid_id(i) for i in range(20)])
+    clock, control = SystemClock(), MemoryControl()
+    controller = Controller(Tuning(max_limit=8, max_iterator_age_ms=settings.max_iterator_age_ms))
 
+    def pace():
+        return ControlledPace(
+            controller,
+            control,
+            lambda: iterator_age_points(cloudwatch, settings.watched_streams, clock.now()),
+            clock,
+            refresh_seconds=0.2,
+        )
 
-def test_batch_index_stops_claiming_work_when_time_runs_short(table, kinesis, settings):
-    ids = [grid_id(i) for i in range(50)]
-    table.put_new(ids)
-    budget = iter([15 * 60_000] * 8 + [1000] * 1000)  # then the clock runs out
-    summary = run_batch_index(
-        replace(settings, concurrency=1),
-        deps(table, kinesis, Scripted(), remaining=lambda: next(budget)),
-    )
-    assert summary.stopped_because == "invocation running out of time"
-    enqueued = table.count(S.ENQUEUED)
-    assert 0 < enqueued < 50
-    assert table.count(S.NOT_STARTED) == 50 - enqueued
-    assert table.count(S.IN_PROGRESS) == 0
-    assert summary.released == summary.claimed - enqueued
-
-
-def test_batch_index_does_not_start_with_too_little_time(table, kinesis, settings):
-    table.put_new([grid_id(1)])
-    summary = run_batch_index(settings, deps(table, kinesis, Scripted(), remaining=lambda: 1000))
-    assert summary.skipped == "too little time left to start"
-    assert table.count(S.NOT_STARTED) == 1
-
-
-def test_dry_run_publishes_nothing_and_puts_every_id_back(table, kinesis, settings, events):
-    ids = [grid_id(i) for i in range(4)]
-    table.put_new(ids)
-    script = {ids[1]: NotFound(ids[1]), ids[2]: Failed(ids[2], "leases", 500, "x")}
-    summary = run_batch_index(
-        replace(settings, dry_run=True), deps(table, kinesis, Scripted(script), events=events)
-    )
-    assert read_stream(kinesis, STREAM) == []
-    assert summary.would == {3: 2, 2: 1, 0: 1}
-    for image in ids:
-        assert (table.get(image)["progress_state"], table.get(image)["attempts"]) == (0, 0)
-    assert rule_state(events) == "ENABLED"
-
-
-def test_a_projector_that_raises_fails_only_its_image(table, kinesis, settings):
-    ids = [grid_id(i) for i in range(3)]
-    table.put_new(ids)
-
-    def explode(image_id):
-        if image_id == ids[1]:
-            raise RuntimeError("unexpected")
-
-    run_batch_index(settings, deps(table, kinesis, Scripted(gate=explode)))
-    assert [table.get(i)["progress_state"] for i in ids] == [3, 0, 3]
-    assert "RuntimeError: unexpected" in table.get(ids[1])["last_error"]
-
-
-def test_a_start_state_other_than_zero_is_where_failures_return(table, kinesis, settings):
-    image = grid_id(7)
-    table.put_new([image])
-    table.reset([S.NOT_STARTED], S.NOT_FOUND_IN_MEDIA_API)
-    run_batch_index(
-        replace(settings, start_state=S.NOT_FOUND_IN_MEDIA_API),
-        deps(table, kinesis, Scripted({image: Failed(image, "usage", 500, "x")})),
-    )
-    item = table.get(image)
-    assert (item["progress_state"], item["attempts"]) == (7, 1)
+    fast = BatchIndexSettings(**{**vars(settings), "refresh_seconds": 1})
+    summary = run_batch_index(fast, deps(table, kinesis, Scripted(), pace=pace(), control=control))
+    # Then it took nothing and said why; the controller's state is in the control item
+    assert summary.claimed == 0
+    assert "back-pressure" in summary.skipped
+    assert control.read().pace is not None

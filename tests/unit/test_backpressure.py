@@ -1,29 +1,38 @@
-"""How much work to take for an iterator age."""
+"""Overload answers, and when overload is the system's fault rather than one image's."""
 
-from grid_reingest.domain.backpressure import decide
-
-
-def test_no_data_takes_nothing_and_names_the_silent_stream():
-    verdict = decide(None, ["thrall-TEST"], 60_000, 500)
-    assert verdict.batch == 0
-    assert "no iterator-age data for thrall-TEST" in verdict.reason
+from grid_reingest.domain.backpressure import WINDOW, OverloadWindow, is_overload
+from grid_reingest.domain.outcome import Failed, NotFound
 
 
-def test_above_the_threshold_takes_nothing():
-    assert decide(60_001, [], 60_000, 500).batch == 0
+def test_overload_answers_are_429_and_gateway_errors():
+    assert is_overload(Failed("a", "image-loader", 503, "Service Unavailable"))
+    assert is_overload(Failed("a", "leases", 429, "Too Many Requests"))
+    assert not is_overload(Failed("a", "cropper", 500, "crash"))
+    assert not is_overload(Failed("a", "image-loader", 503, "x", known=True))
+    assert not is_overload(NotFound("a"))
 
 
-def test_an_easy_stream_gets_a_full_batch():
-    assert decide(0, [], 60_000, 500).batch == 500
-    assert decide(30_000, [], 60_000, 500).batch == 500
+def test_overload_any_5xx_from_the_infrastructure_counts():
+    failed = Failed("a", "image-projection", 500, "invoke failed: ServiceException")
+    assert is_overload(failed, frozenset({"image-projection"}))
+    assert not is_overload(failed)
 
 
-def test_the_batch_shrinks_as_the_age_nears_the_threshold():
-    sizes = [decide(age, [], 60_000, 500).batch for age in (36_000, 45_000, 54_000, 60_000)]
-    assert sizes == sorted(sizes, reverse=True)
-    assert sizes[0] < 500
-    assert sizes[-1] == 50  # never below a tenth while under the threshold
+def test_overload_window_a_lone_early_failure_is_not_systemic():
+    window = OverloadWindow()
+    window.record(True)
+    assert not window.systemic()
 
 
-def test_a_tiny_batch_still_takes_one():
-    assert decide(59_000, [], 60_000, 3).batch == 1
+def test_overload_window_many_at_once_is_systemic():
+    window = OverloadWindow()
+    for n in range(WINDOW):
+        window.record(n % 2 == 0)
+    assert window.systemic()
+
+
+def test_overload_window_one_failing_among_many_successes_is_not_systemic():
+    window = OverloadWindow()
+    for n in range(100):
+        window.record(n % 25 == 0)
+    assert not window.systemic()

@@ -79,3 +79,19 @@ def test_a_garbled_payload_is_a_failure_not_a_crash():
     with stubber:
         outcome = LambdaProjector(client, "projection").project(IMAGE)
     assert isinstance(outcome, Failed) and "malformed projection outcome" in outcome.message
+
+
+def test_lambda_projector_throttles_and_service_faults_are_overload():
+    # Given the Lambda service throttling, then failing on its side
+    from grid_reingest.domain.backpressure import is_overload
+    from grid_reingest.flows.batch_index import INFRASTRUCTURE
+
+    client, stubber = stubbed()
+    stubber.add_client_error("invoke", "TooManyRequestsException", "Rate exceeded", 429)
+    stubber.add_client_error("invoke", "ServiceException", "internal", 500)
+    with stubber:
+        throttled = LambdaProjector(client, "projection").project(IMAGE)
+        faulted = LambdaProjector(client, "projection").project(IMAGE)
+    # Then both count as overload (no attempt when systemic), not as the image's failure
+    assert is_overload(throttled, INFRASTRUCTURE)
+    assert is_overload(faulted, INFRASTRUCTURE)

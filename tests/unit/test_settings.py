@@ -19,7 +19,7 @@ GRID = {"GRID_DOMAIN_ROOT": "media.example.org", "GRID_API_KEY_PARAMETER": "/TES
 
 def test_defaults_fill_what_is_not_set():
     settings = load(BatchIndexSettings, INDEX)
-    assert settings.batch_size == 500
+    assert settings.max_in_flight == 32
     assert settings.start_state is ProgressState.NOT_STARTED
     assert settings.watched_streams == ("s",)
     assert settings.grid is None  # image-projection does the Grid's part
@@ -27,13 +27,15 @@ def test_defaults_fill_what_is_not_set():
 
 def test_every_problem_is_reported_in_one_error():
     with pytest.raises(SettingsError) as caught:
-        load(BatchIndexSettings, {"BATCH_SIZE": "0", "DRY_RUN": "maybe", "INDEX_START_STATE": "5"})
+        load(
+            BatchIndexSettings, {"MAX_IN_FLIGHT": "0", "DRY_RUN": "maybe", "INDEX_START_STATE": "5"}
+        )
     text = str(caught.value)
     for expected in (
         "STATE_TABLE_NAME is required",
         "THRALL_STREAM_NAME is required",
-        "BATCH_SIZE='0' is invalid",
-        "allowed: 1..5000",
+        "MAX_IN_FLIGHT='0' is invalid",
+        "allowed: 1..1024",
         "DRY_RUN='maybe'",
         "INDEX_START_STATE='5'",
         "GRID_DOMAIN_ROOT is required",

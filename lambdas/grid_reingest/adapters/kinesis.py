@@ -6,7 +6,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
 from grid_reingest.domain.backoff import sleep_before_retry
 from grid_reingest.domain.thrall_message import split_calls
@@ -15,6 +15,25 @@ from grid_reingest.ports import PublishResult
 # Kinesis rejects records of a call one by one (a hot shard, an internal error);
 # those are sent again, with backoff, this many times before the image is failed.
 MAX_SEND_ROUNDS = 6
+# Errors that say the stream cannot take records from us at all (permissions, the
+# stream's KMS key, no such stream, a malformed name or ARN): retrying cannot help,
+# a person must fix the configuration. Anything else is taken to be transient.
+REFUSED = frozenset(
+    {
+        "AccessDeniedException",
+        "UnrecognizedClientException",
+        "ResourceNotFoundException",
+        "ValidationException",
+        "InvalidArgumentException",
+        "KMSAccessDeniedException",
+        "KMSDisabledException",
+        "KMSInvalidStateException",
+        "KMSNotFoundException",
+        "KMSOptInRequired",
+    }
+)
+# A record turned away for the shard's throughput: overload, not the image's fault.
+THROUGHPUT = "ProvisionedThroughputExceededException"
 
 
 class Publisher:
@@ -57,14 +76,23 @@ class Publisher:
                 )
             except ClientError as error:
                 info = error.response.get("Error", {})
-                result.call_error = f"kinesis: {info.get('Code')}: {info.get('Message')}"
-                for image_id, _ in pending:
-                    result.rejected.pop(image_id, None)
-                    result.unsent.append(image_id)
+                code = str(info.get("Code"))
+                _unsent(result, pending, f"kinesis: {code}: {info.get('Message')}", code)
+                return
+            except BotoCoreError as error:  # no answer after botocore's retries
+                _unsent(result, pending, f"kinesis: {error}", None)
                 return
             retry = []
             for (image_id, data), entry in zip(pending, response["Records"], strict=True):
-                if "ErrorCode" in entry:
+                if entry.get("ErrorCode") in REFUSED:
+                    # The stream's key refuses this record: so it would every other.
+                    _unsent(
+                        result,
+                        [(image_id, data)],
+                        f"kinesis: {entry['ErrorCode']}: {entry.get('ErrorMessage')}",
+                        entry["ErrorCode"],
+                    )
+                elif "ErrorCode" in entry:
                     retry.append((image_id, data))
                     result.rejected[image_id] = f"{entry['ErrorCode']}: {entry.get('ErrorMessage')}"
                 else:
@@ -74,6 +102,20 @@ class Publisher:
             if not pending:
                 return
         for image_id, _ in pending:
+            last = result.rejected[image_id]
+            if last.startswith(THROUGHPUT):
+                result.overloaded.append(image_id)
             result.rejected[image_id] = (
-                f"kinesis rejected the record {MAX_SEND_ROUNDS} times: {result.rejected[image_id]}"
+                f"kinesis rejected the record {MAX_SEND_ROUNDS} times: {last}"
             )
+
+
+def _unsent(
+    result: PublishResult, records: Sequence[tuple[str, bytes]], error: str, code: str | None
+) -> None:
+    """Records not sent because their call failed whole."""
+    result.call_error = result.call_error or error
+    result.refused = result.refused or code in REFUSED
+    for image_id, _ in records:
+        result.rejected.pop(image_id, None)
+        result.unsent.append(image_id)

@@ -85,3 +85,18 @@ def failure_transition(
 def lease_cutoff(now: datetime, lease_seconds: int) -> datetime:
     """Claims made before this instant belong to a worker that is no longer running."""
     return now - timedelta(seconds=lease_seconds)
+
+
+# The last error of an image whose claim ran out: its worker died holding it
+# (a huge body, a hang), which may be the image's own doing.
+CLAIM_EXPIRED = "claim expired"
+
+
+def expiry_transition(
+    claim: Claim, held_in: ProgressState, worker: str, max_attempts: int
+) -> Transition:
+    """A claim taken over after its lease ran out counts an attempt: kept (now with one more
+    attempt), or left at state 8 once the attempts are spent."""
+    attempts = claim.attempts + 1
+    new = ProgressState.UNKNOWN_ERROR if attempts >= max_attempts else held_in
+    return Transition(claim.id, held_in, new, worker, attempts=attempts, error=CLAIM_EXPIRED)

@@ -1,133 +1,159 @@
-"""batch-check: one invocation's work: confirm in media-api that enqueued images arrived.
+"""batch-check: confirm in media-api that enqueued images arrived.
 
-Claim enqueued ids (old enough for thrall to have indexed them), ask media-api
-for each, concurrently: 200 verified, 404 not found, anything else back to
-enqueued with one more attempt. No AWS here: the ports come in through
-`CheckDeps`.
+Claims enqueued ids (old enough for thrall to have indexed them) progressively,
+as batch-index does (flows/loop.py), and asks media-api about each: 200
+verified, 404 not found, anything else back to enqueued with one more attempt.
+Failures the whole system shares — media-api refusing the key (401/403), or
+the breaker tripping — are not the images': their claims go back with no
+attempt and the invocation fails loudly. No AWS here: the ports come in
+through `CheckDeps`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 from grid_reingest import names
-from grid_reingest.domain.claims import (
-    Claim,
-    Source,
-    Transition,
-    failure_transition,
-    lease_cutoff,
-    release_transition,
-)
-from grid_reingest.domain.runner import Breaker, Run, run_bounded
+from grid_reingest.domain.backpressure import OVERLOAD_STATUSES, OverloadWindow
+from grid_reingest.domain.claims import Claim, Source, Transition, failure_transition, lease_cutoff
+from grid_reingest.domain.runner import Breaker
 from grid_reingest.domain.states import ProgressState
+from grid_reingest.flows.loop import Limits, Loop, LoopDeps
 from grid_reingest.flows.summary import Summary, finish_if_done
-from grid_reingest.ports import ClaimStore, ImageLookup, Presence, RuleSwitch
-from grid_reingest.settings import BREAKER_FAILURE_SHARE, BREAKER_MIN_RESULTS, BatchCheckSettings
+from grid_reingest.ports import ClaimStore, Clock, ImageLookup, Pace, Presence, RuleSwitch
+from grid_reingest.settings import BatchCheckSettings
 
 HELD = ProgressState.LOOKING_FOR_IMAGE
+# media-api's answer -> the image's new state; any other answer is a failure.
+ANSWERS = {200: ProgressState.VERIFIED, 404: ProgressState.NOT_FOUND_IN_MEDIA_API}
+# media-api refusing the key: every image would get the same answer.
+REFUSED = frozenset({401, 403})
+
+
+class SystemicFailure(RuntimeError):
+    """media-api failed for every image alike; raised after the claims went back."""
+
+    def __init__(self, message: str, summary: CheckSummary) -> None:
+        super().__init__(message)
+        self.summary = summary
 
 
 @dataclass
 class CheckDeps:
     """Everything one invocation works with."""
 
-    table: ClaimStore
+    store: ClaimStore
     lookup: ImageLookup
-    disable_schedule: RuleSwitch | None
+    pace: Pace
+    clock: Clock
     remaining_ms: Callable[[], int]
     worker: str
-    now: Callable[[], datetime]
+    rule: RuleSwitch | None
 
 
 @dataclass
 class CheckSummary(Summary):
     """What one invocation of batch-check did."""
 
+    breaker_tripped_by: str | None = None
+
     def metric_counts(self) -> dict[str, float]:
         """The summary as metrics (names from telemetry)."""
         counts = super().metric_counts()
         counts[names.VERIFIED] = self.states.get(int(ProgressState.VERIFIED), 0)
+        counts[names.BREAKER_TRIPS] = int(self.breaker_tripped_by is not None)
         return counts
 
 
-# A media-api call is short (the service timeout); stop starting new ones with
-# this much of the invocation left.
-STOP_MARGIN_MS = 30_000
-# batch-index's defaults: a media-api outage must not burn every image's attempts.
-BREAKER = (BREAKER_FAILURE_SHARE.default_value, BREAKER_MIN_RESULTS.default_value)
-# media-api's answer -> the image's new state; any other answer is a failure.
-ANSWERS = {200: ProgressState.VERIFIED, 404: ProgressState.NOT_FOUND_IN_MEDIA_API}
-
-
 def run_batch_check(settings: BatchCheckSettings, deps: CheckDeps) -> CheckSummary:
-    """One invocation of batch-check."""
+    """One invocation of batch-check; SystemicFailure (after the claims went back) when media-api
+    refuses the key or the breaker trips."""
     summary = CheckSummary()
-    now = deps.now()
-    sources = [
-        Source(HELD, lease_cutoff(now, settings.lease_seconds), reclaim=True),
-        Source(settings.start_state, now - timedelta(seconds=settings.min_age_seconds)),
-    ]
-    claims = deps.table.claim(sources, HELD, settings.batch_size, deps.worker)
-    summary.claimed = len(claims)
-    summary.reclaimed = sum(1 for c in claims if c.reclaimed)
-    if not claims:
-        finish_if_done(deps.table, [settings.start_state, HELD], summary, deps.disable_schedule)
+    if deps.remaining_ms() < settings.stop_margin_seconds * 1000:
+        summary.stopped_because = "too little time left to start"
         return summary
-
-    transitions = _check(settings, deps, claims, summary)
-    summary.count(transitions, deps.table.apply(transitions))
+    loop = _CheckLoop(settings, deps, summary)
+    loop.run()
+    if loop.systemic is not None:
+        raise SystemicFailure(f"media-api failed for every image alike: {loop.systemic}", summary)
+    if loop.exhausted:
+        finish_if_done(deps.store, [settings.start_state, HELD], summary, deps.rule)
     return summary
 
 
-def _check(
-    settings: BatchCheckSettings, deps: CheckDeps, claims: list[Claim], summary: CheckSummary
-) -> list[Transition]:
-    """Ask media-api about each claim; the transitions that record the answers."""
-    breaker = Breaker(*BREAKER)
-    failures: list[tuple[Claim, str, str]] = []
-    transitions: list[Transition] = []
+class _CheckLoop(Loop[Presence]):
+    held = HELD
 
-    def keep_going() -> str | None:
-        if breaker.tripped_by is not None:
-            return f"breaker tripped: media-api {breaker.tripped_by}"
-        if deps.remaining_ms() < STOP_MARGIN_MS:
-            return "invocation running out of time"
-        return None
-
-    run = Run()
-    for claim, presence in run_bounded(
-        claims, _safe(deps.lookup), settings.grid.concurrency, keep_going, run
-    ):
-        state = ANSWERS.get(presence.status) if presence.status is not None else None
-        if state is not None:
-            transitions.append(Transition(claim.id, HELD, state, worker=deps.worker))
-            breaker.record(None)
-        else:
-            reason = str(presence.status if presence.status is not None else "no-response")
-            breaker.record(reason)
-            failures.append((claim, reason, presence.message))
-    summary.stopped_because = run.stopped_because
-
-    for claim, reason, message in failures:
-        error = f"media-api: HTTP {reason}: {message}"
-        summary.failures += 1
-        transitions.append(
-            failure_transition(claim, HELD, deps.worker, error, settings.max_attempts)
+    def __init__(self, settings: BatchCheckSettings, deps: CheckDeps, summary: CheckSummary):
+        limits = Limits(
+            margin_ms=settings.stop_margin_seconds * 1000,
+            lease_seconds=settings.lease_seconds,
+            max_in_flight=settings.max_in_flight,
+            max_attempts=settings.max_attempts,
+            idle_seconds=settings.idle_seconds,
         )
-    for claim in run.not_started:
-        transitions.append(release_transition(claim, HELD, deps.worker))
-        summary.released += 1
-    return transitions
+        loop_deps = LoopDeps(deps.store, deps.pace, deps.clock, deps.remaining_ms, deps.worker)
+        super().__init__(loop_deps, limits, summary)
+        self.settings = settings
+        self.lookup = deps.lookup
+        self.check_summary = summary
+        # Its share is taken over the images that finished.
+        self.breaker = Breaker(settings.breaker_share, settings.breaker_min_results)
+        self.window = OverloadWindow()
+        self.failed: list[tuple[Claim, str, bool]] = []  # written at the end: see flush
+        self.systemic: str | None = None
 
+    def sources(self) -> Sequence[Source]:
+        now = self.deps.clock.now()
+        return [
+            Source(HELD, lease_cutoff(now, self.settings.lease_seconds), reclaim=True),
+            Source(
+                self.settings.start_state,
+                min(self.started_at, now - timedelta(seconds=self.settings.min_age_seconds)),
+            ),
+        ]
 
-def _safe(lookup: ImageLookup) -> ImageLookup:
-    def guarded(image_id: str) -> Presence:
-        try:
-            return lookup(image_id)
-        except Exception as error:  # one image's surprise must not sink the batch
-            return Presence(None, f"{type(error).__name__}: {error}")
+    def work(self, image_id: str) -> Presence:
+        return self.lookup(image_id)
 
-    return guarded
+    def surprise(self, image_id: str, error: Exception) -> Presence:
+        return Presence(None, f"{type(error).__name__}: {error}")
+
+    def halt(self) -> str | None:
+        if self.systemic is None and self.breaker.tripped_by is not None:
+            self.check_summary.breaker_tripped_by = self.breaker.tripped_by
+            self.systemic = f"breaker tripped: media-api {self.breaker.tripped_by}"
+        return self.systemic
+
+    def finish(self, claim: Claim, result: Presence) -> bool:
+        state = ANSWERS.get(result.status) if result.status is not None else None
+        overloaded = result.status in OVERLOAD_STATUSES
+        self.window.record(overloaded)
+        if state is not None:
+            self.breaker.record(None)
+            self.pending.append(Transition(claim.id, HELD, state, worker=self.deps.worker))
+            return False
+        reason = str(result.status if result.status is not None else "no-response")
+        self.breaker.record(reason)
+        error = f"media-api: HTTP {reason}: {result.message}"
+        if result.status in REFUSED:
+            self.systemic = self.systemic or f"HTTP {reason}: the API key is refused"
+        self.failed.append((claim, error, overloaded and self.window.systemic()))
+        return overloaded
+
+    def flush(self, final: bool) -> None:
+        if final:
+            self.pending += [self._failure(*failed) for failed in self.failed]
+            self.failed = []
+        self.record(self.take_pending())
+
+    def _failure(self, claim: Claim, error: str, overload: bool) -> Transition:
+        if self.systemic is not None or overload:
+            # Not the image's fault: back with no attempt.
+            self.summary.released += 1
+            self.summary.infra_released += 1
+            return Transition(claim.id, HELD, claim.claimed_from, self.deps.worker, error=error)
+        self.summary.failures += 1
+        return failure_transition(claim, HELD, self.deps.worker, error, self.settings.max_attempts)

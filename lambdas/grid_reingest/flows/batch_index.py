@@ -1,62 +1,88 @@
-"""batch-index: one invocation's work, over the state table, a projector and thrall's stream.
+"""batch-index: claim images, project them, publish them on thrall's stream, record each outcome.
 
-Claim ids (conditionally), project them with bounded concurrency, publish the
-ready ones on thrall's stream, record each image's outcome on its own item.
-No AWS here: the ports come in through `IndexDeps`.
+Runs continuously inside one invocation (flows/loop.py), as many images in
+flight as the pace allows. No AWS here: the ports come in through `IndexDeps`.
 """
 
 from __future__ import annotations
 
-import contextlib
-import time
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
 from grid_reingest import names
-from grid_reingest.domain.backpressure import Verdict
+from grid_reingest.domain.backpressure import OverloadWindow, is_overload
 from grid_reingest.domain.claims import (
     Claim,
     Source,
     Transition,
     failure_transition,
     lease_cutoff,
-    release_transition,
 )
 from grid_reingest.domain.outcome import Failed, NotFound, Outcome, Ready, TooBig
-from grid_reingest.domain.read_ahead import read_ahead
-from grid_reingest.domain.runner import Breaker, Run, run_bounded
+from grid_reingest.domain.runner import Breaker
 from grid_reingest.domain.states import ProgressState
 from grid_reingest.domain.thrall_message import (
     PUT_RECORDS_MAX_BYTES,
     PUT_RECORDS_MAX_RECORDS,
     record_size,
 )
+from grid_reingest.flows.loop import Limits, Loop, LoopDeps
 from grid_reingest.flows.summary import Summary, finish_if_done
-from grid_reingest.ports import ClaimStore, Projector, Publisher, PublishResult, RuleSwitch
+from grid_reingest.ports import (
+    ClaimStore,
+    Clock,
+    ControlStore,
+    Pace,
+    Projector,
+    Publisher,
+    PublishResult,
+    RuleSwitch,
+)
 from grid_reingest.settings import BatchIndexSettings
 
 HELD = ProgressState.IN_PROGRESS
-# Records published before the batch's last images finish: only this many or
-# more, so that every PutRecords call but the last carries at least 100.
-EARLY_PUBLISH_MIN = 100
+# Ready records are sent once this many wait, or the oldest has waited this
+# long: PutRecords calls carry many records without holding any long.
+PUBLISH_MIN = 100
+PUBLISH_LINGER_SECONDS = 1.0
+# Outcomes other than publishing are written in groups too.
+RECORD_MIN = 50
+# The image-projection function's invoke errors: 429 and 5xx are the Lambda
+# service's (throttles, its own faults), never the image's.
+INFRASTRUCTURE = frozenset({names.IMAGE_PROJECTION})
+# Invocations in a row whose stream refused its calls before the worker switches
+# its own schedule off (the configuration needs a person).
+REFUSALS_BEFORE_STOP = 3
+
+
+class StreamRefused(RuntimeError):
+    """thrall's stream refused whole calls for its configuration; raised after recording."""
+
+    def __init__(self, message: str, summary: IndexSummary) -> None:
+        super().__init__(message)
+        self.summary = summary
+
+
+class RecordMismatch(RuntimeError):
+    """A record was about to be published under another image's id."""
 
 
 @dataclass
 class IndexDeps:
     """Everything one invocation works with."""
 
-    table: ClaimStore
+    store: ClaimStore
     projector: Projector
     publisher: Publisher
-    backpressure: Callable[[], Verdict]
-    disable_schedule: RuleSwitch | None  # None: no rule configured
+    pace: Pace
+    clock: Clock
     remaining_ms: Callable[[], int]
     worker: str
-    now: Callable[[], datetime]
+    rule: RuleSwitch | None  # None: no rule configured
+    control: ControlStore | None = None  # counts refused invocations; None: not counted
 
 
 @dataclass
@@ -66,12 +92,10 @@ class IndexSummary(Summary):
     outcomes: Counter[str] = field(default_factory=Counter)
     would: Counter[int] = field(default_factory=Counter)  # dry run: states not written
     kinesis_calls: int = 0
+    kinesis_refused: int = 0  # whole calls refused for the stream's configuration
     breaker_tripped_by: str | None = None
-    batch: int = 0
-    iterator_age_ms: float | None = None
     skipped: str | None = None
     dry_run: bool = False
-    durations_ms: dict[str, int] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         """The summary as one structured log line."""
@@ -81,11 +105,9 @@ class IndexSummary(Summary):
             "breakerTrippedBy": self.breaker_tripped_by,
             "wouldBe": {str(k): v for k, v in sorted(self.would.items())},
             "kinesisCalls": self.kinesis_calls,
-            "batch": self.batch,
-            "iteratorAgeMs": self.iterator_age_ms,
+            "kinesisRefused": self.kinesis_refused,
             "skipped": self.skipped,
             "dryRun": self.dry_run,
-            "durationsMs": self.durations_ms,
         }
 
     def metric_counts(self) -> dict[str, float]:
@@ -93,282 +115,245 @@ class IndexSummary(Summary):
         counts = super().metric_counts()
         counts[names.ENQUEUED] = self.states.get(int(ProgressState.ENQUEUED), 0)
         counts[names.KINESIS_CALLS] = self.kinesis_calls
-        counts[names.BACKPRESSURE_SKIPS] = int(self.batch == 0 and self.skipped is not None)
+        counts[names.KINESIS_REFUSED] = self.kinesis_refused
+        counts[names.BACKPRESSURE_SKIPS] = int(self.claimed == 0 and self.idle_reason is not None)
         counts[names.BREAKER_TRIPS] = int(self.breaker_tripped_by is not None)
-        counts[names.DURATION] = sum(self.durations_ms.values())
-        if self.iterator_age_ms is not None:
-            counts[names.ITERATOR_AGE] = self.iterator_age_ms
         return counts
 
 
-class _Clock:
-    def __init__(self, summary: IndexSummary) -> None:
-        self._summary = summary
-        self._start = time.monotonic()
-
-    def lap(self, name: str) -> None:
-        now = time.monotonic()
-        self._summary.durations_ms[name] = int((now - self._start) * 1000)
-        self._start = now
-
-
 def run_batch_index(settings: BatchIndexSettings, deps: IndexDeps) -> IndexSummary:
-    """One invocation of batch-index."""
+    """One invocation of batch-index; StreamRefused (after recording) when the stream refuses."""
     summary = IndexSummary(dry_run=settings.dry_run)
-    clock = _Clock(summary)
-    margin_ms = settings.stop_margin_seconds * 1000
-    if deps.remaining_ms() < margin_ms:
+    if deps.remaining_ms() < settings.stop_margin_seconds * 1000:
         summary.skipped = "too little time left to start"
         return summary
-
-    verdict = deps.backpressure()
-    summary.iterator_age_ms = verdict.iterator_age_ms
-    summary.batch = verdict.batch
-    clock.lap("backpressure")
-    if verdict.batch == 0:
-        summary.skipped = verdict.reason
-        return summary
-
-    sources = [
-        Source(HELD, lease_cutoff(deps.now(), settings.lease_seconds), reclaim=True),
-        Source(settings.start_state),
-    ]
-    batch = _Batch(settings, deps, summary, clock)
-    # Projection starts on the first claims while the next are taken one round ahead.
-    claims = read_ahead(
-        [deps.table.claim_stream(sources, HELD, verdict.batch, deps.worker, stop=batch.stopping)],
-        depth=settings.concurrency,
-        name="claims",
-    )
-    batch.process(claims)
-    if summary.claimed == 0:
+    loop = _IndexLoop(settings, deps, summary)
+    loop.run()
+    summary.breaker_tripped_by = loop.breaker.tripped_by
+    if summary.claimed == 0 and summary.idle_reason is not None:
+        summary.skipped = summary.idle_reason
+    if loop.refused is not None:
+        _count_refusal(deps, summary, refused=True)
+        raise StreamRefused(f"thrall's stream refused records: {loop.refused}", summary)
+    if loop.verified:
+        _count_refusal(deps, summary, refused=False)
+    if loop.exhausted and not settings.dry_run:
         # A dry run changes nothing, its schedule included.
-        disable = None if settings.dry_run else deps.disable_schedule
-        finish_if_done(deps.table, [settings.start_state, HELD], summary, disable)
+        finish_if_done(deps.store, [settings.start_state, HELD], summary, deps.rule)
     return summary
+
+
+def _count_refusal(deps: IndexDeps, summary: IndexSummary, *, refused: bool) -> None:
+    if deps.control is None:
+        return
+    runs = deps.control.count_refusal(refused)
+    if refused and runs >= REFUSALS_BEFORE_STOP and deps.rule is not None:
+        deps.rule.disable()
+        summary.stopped_because = (
+            f"{summary.stopped_because}; {runs} invocations in a row refused: schedule switched off"
+        )
 
 
 @dataclass
 class _Sent:
-    """One publish of ready records and the outcomes it wrote."""
+    """One publish and the write of its accepted images' state, as the sender left them."""
 
+    claims: dict[str, Claim]
     result: PublishResult
-    transitions: list[Transition]
-    applied: list[bool]
-    failures: int
+    enqueued: list[Transition]
+    applied: list[bool | None]
+    error: BaseException | None
 
 
-class _Batch:
-    """One batch of claims on its way through projection, publishing and recording."""
+class _IndexLoop(Loop[Outcome]):
+    held = HELD
 
-    def __init__(
-        self,
-        settings: BatchIndexSettings,
-        deps: IndexDeps,
-        summary: IndexSummary,
-        clock: _Clock,
-    ) -> None:
+    def __init__(self, settings: BatchIndexSettings, deps: IndexDeps, summary: IndexSummary):
+        limits = Limits(
+            margin_ms=settings.stop_margin_seconds * 1000,
+            lease_seconds=settings.lease_seconds,
+            max_in_flight=settings.max_in_flight,
+            max_attempts=settings.max_attempts,
+            idle_seconds=settings.idle_seconds,
+        )
+        loop_deps = LoopDeps(deps.store, deps.pace, deps.clock, deps.remaining_ms, deps.worker)
+        super().__init__(loop_deps, limits, summary)
         self.settings = settings
-        self.deps = deps
-        self.summary = summary
-        self.clock = clock
-        self.run = Run()
-        self.unresolved: dict[str, Claim] = {}
+        self.index = deps
+        self.index_summary = summary
         self.breaker = Breaker(settings.breaker_share, settings.breaker_min_results)
-        self.ready: list[tuple[Claim, bytes]] = []
+        self.window = OverloadWindow()
+        self.ready: list[tuple[Claim, Ready]] = []
         self.ready_bytes = 0
-        self.transitions: list[Transition] = []
-        self.publish_error: str | None = None
-        self.background: Future[_Sent] | None = None
+        self.ready_since: float | None = None
+        self.sender = ThreadPoolExecutor(1, thread_name_prefix="publish")
+        self.sending: Future[_Sent] | None = None
+        self.verified = False  # the stream accepted a call of this invocation
+        self.refused: str | None = None
+        self.call_error: str | None = None
 
-    def stopping(self) -> bool:
-        """True once the batch stopped starting images (no more claims wanted)."""
-        return self.run.stopped_because is not None
+    def sources(self) -> Sequence[Source]:
+        cutoff = lease_cutoff(self.deps.clock.now(), self.settings.lease_seconds)
+        return [
+            Source(HELD, cutoff, reclaim=True),
+            Source(self.settings.start_state, self.started_at),
+        ]
 
-    def process(self, claims: Iterable[Claim]) -> None:
-        sender = ThreadPoolExecutor(1, thread_name_prefix="publish")
-        try:
-            for claim, outcome in run_bounded(
-                claims,
-                self._project,
-                self.settings.concurrency,
-                self._keep_going,
-                self.run,
-                on_start=self._track,
-            ):
-                self.summary.outcomes[_kind(outcome)] += 1
-                self.breaker.record(outcome.reason if isinstance(outcome, Failed) else None)
-                self._handle(claim, outcome)
-                if (
-                    self.run.all_started
-                    and self.background is None
-                    and len(self.ready) >= EARLY_PUBLISH_MIN
-                ):
-                    # Every image has started: publish what is ready while the
-                    # last ones finish, then only the stragglers remain to send.
-                    self.background = sender.submit(self._send, self._take_ready())
-            self.clock.lap("project")
-            final = self._send(self._take_ready()) if self.ready else None
-            self._join_background()
-            if final is not None:
-                self._absorb(final)
-            self.clock.lap("publish")
-            self.summary.stopped_because = self.run.stopped_because or self.publish_error
-            self.summary.breaker_tripped_by = self.breaker.tripped_by
-            for claim in self.run.not_started:
-                self._track(claim)
-                self._release(claim)
-            self._record()
-            self.clock.lap("record")
-        finally:
-            self._join_background()
-            sender.shutdown()
-            self._release_leftovers()
+    def work(self, image_id: str) -> Outcome:
+        return self.index.projector.project(image_id)
 
-    # -- per image ------------------------------------------------------------
+    def surprise(self, image_id: str, error: Exception) -> Outcome:
+        return Failed(image_id, "batch-index", None, f"{type(error).__name__}: {error}")
 
-    def _track(self, claim: Claim) -> None:
-        self.unresolved[claim.id] = claim
-        self.summary.claimed += 1
-        self.summary.reclaimed += int(claim.reclaimed)
-
-    def _project(self, image_id: str) -> Outcome:
-        try:
-            return self.deps.projector.project(image_id)
-        except Exception as error:  # one image's surprise must not sink the batch
-            return Failed(image_id, "batch-index", None, f"{type(error).__name__}: {error}")
-
-    def _keep_going(self) -> str | None:
-        if self.publish_error is not None:
-            return f"thrall's stream refused records: {self.publish_error}"
+    def halt(self) -> str | None:
+        if self.refused is not None or self.call_error is not None:
+            return f"thrall's stream refused records: {self.refused or self.call_error}"
         if self.breaker.tripped_by is not None:
             return f"breaker tripped: {self.breaker.tripped_by}"
-        if self.deps.remaining_ms() < self.settings.stop_margin_seconds * 1000:
-            return "invocation running out of time"
         return None
 
-    def _handle(self, claim: Claim, outcome: Outcome) -> None:
-        match outcome:
+    def cap(self, limit: int) -> int:
+        # Until the stream has taken a call, one image at a time: a stream that
+        # refuses (no access, a KMS key, a wrong ARN) wastes one projection, not a wave.
+        return limit if self.verified or self.settings.dry_run else min(limit, 1)
+
+    def finish(self, claim: Claim, result: Outcome) -> bool:
+        summary = self.index_summary
+        summary.outcomes[_kind(result)] += 1
+        overloaded = is_overload(result, INFRASTRUCTURE)
+        self.breaker.record(result.reason if isinstance(result, Failed) else None)
+        if not isinstance(result, Ready):
+            self.window.record(overloaded)
+        match result:
+            case Ready() if self.settings.dry_run:
+                self._settle(claim, ProgressState.ENQUEUED)
             case Ready():
-                if self.settings.dry_run:
-                    self._settle(claim, ProgressState.ENQUEUED)
-                    return
-                self.ready.append((claim, outcome.record))
-                self.ready_bytes += record_size(claim.id, outcome.record)
-                if (
-                    len(self.ready) >= PUT_RECORDS_MAX_RECORDS
-                    or self.ready_bytes >= PUT_RECORDS_MAX_BYTES
-                ):
-                    self._absorb(self._send(self._take_ready()))
+                if self.ready_since is None:
+                    self.ready_since = self.deps.clock.monotonic()
+                self.ready.append((claim, result))
+                self.ready_bytes += record_size(claim.id, result.record)
             case NotFound():
                 self._settle(claim, ProgressState.NOT_FOUND)
             case TooBig():
-                self._settle(
-                    claim,
-                    ProgressState.TOO_BIG,
-                    error=f"record of {outcome.record_bytes} bytes exceeds {outcome.limit}",
-                )
-            case Failed() if outcome.known:
-                self._settle(claim, ProgressState.KNOWN_ERROR, error=outcome.describe())
+                error = f"record of {result.record_bytes} bytes exceeds {result.limit}"
+                self._settle(claim, ProgressState.TOO_BIG, error=error)
+            case Failed() if result.known:
+                self._settle(claim, ProgressState.KNOWN_ERROR, error=result.describe())
             case Failed():
-                self.summary.failures += 1
-                self._settle_transition(self._failure(claim, outcome))
+                self._fail(claim, result.describe(), overloaded=overloaded)
+        return overloaded
 
-    # -- publishing -------------------------------------------------------------
+    # -- publishing and recording --------------------------------------------------------
 
-    def _take_ready(self) -> list[tuple[Claim, bytes]]:
-        ready, self.ready, self.ready_bytes = self.ready, [], 0
-        return ready
+    def flush(self, final: bool) -> None:
+        self._collect_sent(block=final)
+        if self.ready and (final or self._publish_due()):
+            self._collect_sent(block=True)  # one call at a time, in order
+            self._publish()
+            if final or not self.verified:
+                self._collect_sent(block=True)
+        if final or len(self.pending) >= RECORD_MIN or not self.in_flight:
+            self.record(self.take_pending())
+
+    def settle_background(self) -> None:
+        self.sender.shutdown(wait=True)
+        self._collect_sent(block=True)
+
+    def _publish_due(self) -> bool:
+        lingered = (
+            self.ready_since is not None
+            and self.deps.clock.monotonic() - self.ready_since >= PUBLISH_LINGER_SECONDS
+        )
+        return (
+            not self.verified
+            or lingered
+            or len(self.ready) >= PUBLISH_MIN
+            or len(self.ready) >= PUT_RECORDS_MAX_RECORDS
+            or self.ready_bytes >= PUT_RECORDS_MAX_BYTES
+        )
+
+    def _publish(self) -> None:
+        """Send the ready records in the background: the loop keeps starting images meanwhile."""
+        ready, self.ready, self.ready_bytes, self.ready_since = self.ready, [], 0, None
+        for claim, outcome in ready:
+            if outcome.image_id != claim.id:
+                raise RecordMismatch(
+                    f"record of image {outcome.image_id} about to be published as {claim.id}"
+                )
+        self.sending = self.sender.submit(self._send, [(c, o.record) for c, o in ready])
 
     def _send(self, ready: list[tuple[Claim, bytes]]) -> _Sent:
-        """Publish records and write their images' outcomes; touches no state of the batch,
-        so it may run beside the main thread."""
-        claims = {claim.id: claim for claim, _ in ready}
-        result = self.deps.publisher.publish([(c.id, data) for c, data in ready])
-        transitions = [
-            self._transition(claims[i], ProgressState.ENQUEUED, attempts=0) for i in result.accepted
-        ]
-        transitions += [
-            self._failure(claims[i], Failed(i, "kinesis", None, error))
-            for i, error in result.rejected.items()
-        ]
-        # The stream refused whole calls: not the images' fault, no attempt counted.
-        transitions += [
-            release_transition(claims[i], HELD, self.deps.worker, result.call_error)
-            for i in result.unsent
+        """Publish, and write the accepted images' new state (the write repeated until done:
+        never given back once on the stream). Touches nothing of the loop."""
+        result = self.index.publisher.publish([(claim.id, data) for claim, data in ready])
+        enqueued = [
+            Transition(i, HELD, ProgressState.ENQUEUED, worker=self.deps.worker, attempts=0)
+            for i in result.accepted
         ]
         return _Sent(
-            result, transitions, self.deps.table.apply(transitions), failures=len(result.rejected)
+            {c.id: c for c, _ in ready}, result, enqueued, *self.apply_with_tries(enqueued)
         )
 
-    def _absorb(self, sent: _Sent) -> None:
-        self.summary.kinesis_calls += sent.result.calls
-        self.summary.failures += sent.failures
-        self.summary.released += len(sent.result.unsent)
-        if sent.result.call_error:
-            self.publish_error = sent.result.call_error
-        self._count(sent.transitions, sent.applied)
-
-    def _join_background(self) -> None:
-        if self.background is None:
+    def _collect_sent(self, *, block: bool) -> None:
+        if self.sending is None or (not block and not self.sending.done()):
             return
-        background, self.background = self.background, None
-        # Should it have failed, its images stay unresolved and are given back.
-        with contextlib.suppress(Exception):
-            self._absorb(background.result())
+        sending, self.sending = self.sending, None
+        sent = sending.result()
+        result = sent.result
+        self._absorb(result)
+        overloaded = set(result.overloaded)
+        for _ in result.accepted:
+            self.window.record(False)
+        for image_id, error in result.rejected.items():
+            self.window.record(image_id in overloaded)
+            if image_id in overloaded:
+                self.summary.overloaded += 1
+                self.seen.overloaded += 1
+            self._fail(
+                sent.claims[image_id], f"kinesis: {error}", overloaded=image_id in overloaded
+            )
+        # Whole calls failed: not the images' fault, no attempt counted.
+        for image_id in result.unsent:
+            self.release(sent.claims[image_id], result.call_error)
+        applied = self.written(sent.enqueued, sent.applied, sent.error)
+        for transition in sent.enqueued:
+            self.unresolved.pop(transition.id, None)
+        self.summary.count(sent.enqueued, applied)
 
-    # -- recording --------------------------------------------------------------
+    def _absorb(self, result: PublishResult) -> None:
+        self.index_summary.kinesis_calls += result.calls
+        if result.accepted:
+            self.verified = True
+        if result.call_error is None:
+            return
+        if result.refused:
+            self.refused = result.call_error
+            self.index_summary.kinesis_refused += 1
+        else:
+            self.call_error = result.call_error
 
-    def _transition(
-        self,
-        claim: Claim,
-        state: ProgressState,
-        *,
-        error: str | None = None,
-        attempts: int | None = None,
-    ) -> Transition:
-        return Transition(
-            claim.id, HELD, state, worker=self.deps.worker, attempts=attempts, error=error
-        )
-
-    def _failure(self, claim: Claim, failure: Failed) -> Transition:
-        return failure_transition(
-            claim, HELD, self.deps.worker, failure.describe(), self.settings.max_attempts
+    def _fail(self, claim: Claim, error: str, *, overloaded: bool) -> None:
+        if overloaded and self.window.systemic():
+            # Many images meet overload at once: the system's fault, not this image's.
+            self.summary.infra_released += 1
+            self.release(claim, error)
+            return
+        self.summary.failures += 1
+        self._settle_transition(
+            failure_transition(claim, HELD, self.deps.worker, error, self.settings.max_attempts)
         )
 
     def _settle(self, claim: Claim, state: ProgressState, *, error: str | None = None) -> None:
-        self._settle_transition(self._transition(claim, state, error=error))
+        self._settle_transition(
+            Transition(claim.id, HELD, state, worker=self.deps.worker, error=error)
+        )
 
     def _settle_transition(self, transition: Transition) -> None:
         if self.settings.dry_run:
-            self.summary.would[int(transition.new)] += 1
-            self._release(self.unresolved[transition.id])
+            self.index_summary.would[int(transition.new)] += 1
+            self.release(self.unresolved[transition.id])
             return
-        self.transitions.append(transition)
-
-    def _release(self, claim: Claim) -> None:
-        self.summary.released += 1
-        self.transitions.append(release_transition(claim, HELD, self.deps.worker))
-
-    def _record(self) -> None:
-        if not self.transitions:
-            return
-        batch, self.transitions = self.transitions, []
-        self._count(batch, self.deps.table.apply(batch))
-
-    def _count(self, transitions: list[Transition], applied: list[bool]) -> None:
-        for transition in transitions:
-            self.unresolved.pop(transition.id, None)
-        self.summary.count(transitions, applied)
-
-    def _release_leftovers(self) -> None:
-        """After a crash mid-batch, give back what was neither recorded nor released."""
-        self.transitions = [
-            release_transition(claim, HELD, self.deps.worker) for claim in self.unresolved.values()
-        ]
-        # If this fails too, the lease brings the claims back; the first error is the one raised.
-        with contextlib.suppress(Exception):
-            self._record()
+        self.pending.append(transition)
 
 
 def _kind(outcome: Outcome) -> str:

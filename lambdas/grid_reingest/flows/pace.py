@@ -82,3 +82,34 @@ def _decision(control: Control, state: PaceState) -> PaceDecision:
     if knobs.paused:
         return PaceDecision(0, state.rate_per_minute, "paused by the operator", paused=True)
     return PaceDecision(int(state.limit), state.rate_per_minute, state.reason)
+
+
+class KnobsPace:
+    """A fixed ceiling under the operator's knobs, for a worker that needs no controller
+    (batch-check): the control item is read at most every `refresh_seconds`."""
+
+    def __init__(
+        self, ceiling: int, control: ControlStore, clock: Clock, *, refresh_seconds: float = 15.0
+    ) -> None:
+        self._ceiling = ceiling
+        self._control = control
+        self._clock = clock
+        self._refresh = refresh_seconds
+        self._lock = threading.Lock()
+        self._decision: PaceDecision | None = None
+        self._decided_at = 0.0
+
+    def decide(self, observation: Observation) -> PaceDecision:
+        """The ceiling (or the operator's lower one); 0 while paused."""
+        with self._lock:
+            due = self._clock.monotonic() - self._decided_at >= self._refresh
+            if self._decision is None or due:
+                knobs = self._control.read().knobs
+                ceiling = min(self._ceiling, knobs.max_in_flight or self._ceiling)
+                self._decision = (
+                    PaceDecision(0, None, "paused by the operator", paused=True)
+                    if knobs.paused
+                    else PaceDecision(ceiling, None, f"fixed ceiling {ceiling}")
+                )
+                self._decided_at = self._clock.monotonic()
+            return self._decision

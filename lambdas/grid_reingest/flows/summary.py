@@ -10,7 +10,7 @@ from typing import Any
 from grid_reingest import names
 from grid_reingest.domain.claims import Transition
 from grid_reingest.domain.states import ProgressState
-from grid_reingest.ports import ClaimStore, RuleSwitch
+from grid_reingest.ports import ClaimStore, PaceDecision, RuleSwitch
 
 
 @dataclass
@@ -25,6 +25,23 @@ class Summary:
     lost_claims: int = 0
     stopped_because: str | None = None
     finished_pass: bool = False
+    overloaded: int = 0  # overload answers (the controller slows down)
+    infra_released: int = 0  # of `released`: overload or infrastructure, no attempt counted
+    expired_claims: int = 0  # taken over after their lease ran out: an attempt counted
+    record_failures: int = 0  # outcomes not written after every try
+    limit: int | None = None  # the pace's last in-flight limit
+    rate: float | None = None  # the pace's last rate ceiling (starts a minute)
+    paused: bool = False
+    pace_reason: str | None = None
+    idle_reason: str | None = None  # ended early: nothing could start (back-pressure)
+    reenabled: bool = False  # switched its rule off, found new work, switched it back on
+
+    def note_pace(self, decision: PaceDecision) -> None:
+        """Remember the pace's latest decision."""
+        self.limit = decision.in_flight
+        self.rate = decision.rate_per_minute
+        self.paused = decision.paused
+        self.pace_reason = decision.reason
 
     def as_dict(self) -> dict[str, Any]:
         """The summary as one structured log line."""
@@ -37,6 +54,16 @@ class Summary:
             "lostClaims": self.lost_claims,
             "stoppedBecause": self.stopped_because,
             "finishedPass": self.finished_pass,
+            "overloaded": self.overloaded,
+            "infraReleased": self.infra_released,
+            "expiredClaims": self.expired_claims,
+            "recordFailures": self.record_failures,
+            "limit": self.limit,
+            "rate": self.rate,
+            "paused": self.paused,
+            "paceReason": self.pace_reason,
+            "idleReason": self.idle_reason,
+            "reenabled": self.reenabled,
         }
 
     def metric_counts(self) -> dict[str, float]:
@@ -48,7 +75,15 @@ class Summary:
             names.RELEASED: self.released,
             names.LOST_CLAIMS: self.lost_claims,
             names.COMPLETED: int(self.finished_pass),
+            names.OVERLOAD: self.overloaded,
+            names.INFRA_RELEASED: self.infra_released,
+            names.EXPIRED_CLAIMS: self.expired_claims,
+            names.PAUSED: int(self.paused),
         }
+        if self.limit is not None:
+            counts[names.CONTROL_LIMIT] = self.limit
+        if self.rate is not None:
+            counts[names.CONTROL_RATE] = self.rate
         for state, n in self.states.items():
             counts[names.state_metric(state)] = n
         return counts
@@ -66,11 +101,20 @@ def finish_if_done(
     table: ClaimStore,
     states: Iterable[ProgressState],
     summary: Summary,
-    disable_schedule: RuleSwitch | None,
+    rule: RuleSwitch | None,
 ) -> None:
-    """Once nothing is left in `states`, the pass is finished: say so, switch the rule off."""
+    """Once nothing is left in `states`, the pass is finished: say so, switch the rule off.
+
+    An upload and a start may land between the look and the switch: after
+    switching off, look again, and switch back on if work appeared.
+    """
+    states = list(states)
     if table.has_any(states):
         return  # work left, claims still held by live workers, or the index lagging behind
     summary.finished_pass = True
-    if disable_schedule is not None:
-        disable_schedule()
+    if rule is None or not rule.disable():
+        return
+    if table.has_any(states):
+        rule.enable()
+        summary.finished_pass = False
+        summary.reenabled = True

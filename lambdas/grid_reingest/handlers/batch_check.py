@@ -1,13 +1,14 @@
-"""batch-check Lambda: confirm in media-api that enqueued images arrived.
+"""batch-check Lambda: confirm in media-api that enqueued images arrived, until the budget is spent.
 
-Runs on its EventBridge schedule (deployed switched off). Settings: see
-`grid_reingest.settings.BatchCheckSettings`; `python -m grid_reingest.handlers.batch_check`
-prints them.
+Runs on its EventBridge schedule (a keep-alive, deployed switched off). Settings:
+see `grid_reingest.settings.BatchCheckSettings`; `python -m
+grid_reingest.handlers.batch_check` prints them.
 """
 
 from __future__ import annotations
 
 import sys
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -17,44 +18,71 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from grid_reingest import names
 from grid_reingest.adapters.api_key import load_api_key
-from grid_reingest.adapters.dynamodb.bulk import StateTable
 from grid_reingest.adapters.grid import GridClient
-from grid_reingest.domain.isotime import utc_now
 from grid_reingest.flows.batch_check import CheckDeps, run_batch_check
-from grid_reingest.handlers.common import report, rule_switch, worker_table
+from grid_reingest.flows.pace import KnobsPace
+from grid_reingest.handlers import common
 from grid_reingest.ports import Presence
 from grid_reingest.settings import BatchCheckSettings, describe, load
 
 SERVICE = names.BATCH_CHECK
 logger = Logger(service=SERVICE)
 metrics = Metrics(namespace=names.NAMESPACE, service=SERVICE)
+# A revoked or rotated key reaches a warm container within this time.
+KEY_MAX_AGE_SECONDS = 60
 
 
 @dataclass(frozen=True)
 class Runtime:
-    """What outlives one invocation: settings and clients."""
+    """What outlives one invocation: settings, clients, the pace."""
 
     settings: BatchCheckSettings
-    table: StateTable
     grid: GridClient
-    switch_off: Callable[[], bool] | None
+    deps: CheckDeps  # lookup, worker and remaining time filled per invocation
 
 
-_runtime: Runtime | None = None
+def _build() -> Runtime:
+    settings = load(BatchCheckSettings)
+    metrics.set_default_dimensions(**{names.STAGE_DIMENSION: settings.stage})
+    clock = common.SystemClock()
+    grid = GridClient(settings.grid, load_api_key(settings.grid), pool_size=settings.max_in_flight)
+    pace = KnobsPace(
+        settings.max_in_flight,
+        common.control_table(settings.table_name),
+        clock,
+        refresh_seconds=settings.refresh_seconds,
+    )
+    deps = CheckDeps(
+        store=common.worker_table(settings.table_name, settings.max_in_flight),
+        lookup=lambda image_id: Presence(None),
+        pace=pace,
+        clock=clock,
+        remaining_ms=lambda: 0,
+        worker="",
+        rule=common.schedule_rule(settings.schedule_rule, logger),
+    )
+    return Runtime(settings, grid, deps)
 
 
-def runtime() -> Runtime:
-    """Built on a container's first invocation; SettingsError (listing every problem) else."""
-    global _runtime  # noqa: PLW0603 - one per container, reused by every invocation
-    if _runtime is None:
-        settings = load(BatchCheckSettings)
-        table = worker_table(settings.table_name, settings.grid.concurrency)
-        grid = GridClient(
-            settings.grid, load_api_key(settings.grid), pool_size=settings.grid.concurrency
-        )
-        metrics.set_default_dimensions(**{names.STAGE_DIMENSION: settings.stage})
-        _runtime = Runtime(settings, table, grid, rule_switch(settings.schedule_rule, logger))
-    return _runtime
+runtime = common.Once(_build)
+
+
+def media_api_lookup(grid: GridClient, read_key: Callable[[int], str]) -> Callable[[str], Presence]:
+    """media-api's GET /images/{id} with the key read now (cached briefly); after a 401 the key
+    is read once more, uncached, and the image asked again (a key rotated meanwhile)."""
+    client = [grid.with_key(read_key(KEY_MAX_AGE_SECONDS))]
+    refreshed = threading.Lock()
+
+    def lookup(image_id: str) -> Presence:
+        response = client[0].image(image_id)
+        if response.status == 401:
+            with refreshed:
+                fresh = read_key(0)
+                client[0] = client[0].with_key(fresh)
+            response = client[0].image(image_id)
+        return Presence(response.status, response.message)
+
+    return lookup
 
 
 @logger.inject_lambda_context(log_event=False)
@@ -62,20 +90,21 @@ def runtime() -> Runtime:
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     """One scheduled invocation."""
     current = runtime()
-
-    def lookup(image_id: str) -> Presence:
-        response = current.grid.image(image_id)
-        return Presence(response.status, response.message)
-
-    deps = CheckDeps(
-        table=current.table,
-        lookup=lookup,
-        disable_schedule=current.switch_off,
-        remaining_ms=context.get_remaining_time_in_millis,
-        worker=context.aws_request_id,
-        now=utc_now,
+    grid_settings = current.settings.grid
+    lookup = media_api_lookup(
+        current.grid, lambda max_age: load_api_key(grid_settings, max_age=max_age)
     )
-    return report(SERVICE, logger, metrics, run_batch_check(current.settings, deps))
+    deps = CheckDeps(
+        **{
+            **vars(current.deps),
+            "lookup": lookup,
+            "remaining_ms": context.get_remaining_time_in_millis,
+            "worker": context.aws_request_id,
+        }
+    )
+    return common.run_and_report(
+        SERVICE, logger, metrics, lambda: run_batch_check(current.settings, deps)
+    )
 
 
 if __name__ == "__main__":

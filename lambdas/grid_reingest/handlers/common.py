@@ -1,21 +1,60 @@
-"""What the scheduled workers' handlers share: their state table, the summary, the rule switch."""
+"""What the scheduled workers' handlers share: runtime built once, clock, table, rule, report."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
-from typing import Any
+from datetime import datetime
+from typing import Any, Generic, TypeVar
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 
 from grid_reingest.adapters.aws import make_client
 from grid_reingest.adapters.dynamodb.claims import ClaimTable
-from grid_reingest.adapters.eventbridge import disable_rule
+from grid_reingest.adapters.dynamodb.control import ControlTable
+from grid_reingest.adapters.eventbridge import ScheduleRule
+from grid_reingest.domain.isotime import utc_now
 from grid_reingest.flows.summary import Summary
 
+T = TypeVar("T")
 # Connections and threads for a worker's own table calls (the outcomes of a
 # batch, completion checks) besides one per image in flight.
 OWN_CALLS = 4
+
+
+class SystemClock:
+    """The Clock port on the real clock."""
+
+    def now(self) -> datetime:
+        """The current instant (UTC)."""
+        return utc_now()
+
+    def monotonic(self) -> float:
+        """Seconds from an arbitrary start."""
+        return time.monotonic()
+
+    def sleep(self, seconds: float) -> None:
+        """Wait."""
+        time.sleep(seconds)
+
+
+class Once(Generic[T]):
+    """`build` run on a container's first invocation, its result reused by every later one
+    (a build that raises, e.g. SettingsError, is tried again next time)."""
+
+    def __init__(self, build: Callable[[], T]) -> None:
+        self._build = build
+        self._built: list[T] = []
+
+    def __call__(self) -> T:
+        if not self._built:
+            self._built.append(self._build())
+        return self._built[0]
+
+    def reset(self) -> None:
+        """Forget what was built: the next call builds again (a new container)."""
+        self._built.clear()
 
 
 def worker_table(name: str, concurrency: int) -> ClaimTable:
@@ -24,40 +63,46 @@ def worker_table(name: str, concurrency: int) -> ClaimTable:
     return ClaimTable(name, make_client("dynamodb", max_pool_connections=pool), max_workers=pool)
 
 
+def control_table(name: str) -> ControlTable:
+    """The control item of the state table `name`."""
+    return ControlTable(name, make_client("dynamodb"))
+
+
+def schedule_rule(rule: str | None, logger: Logger) -> ScheduleRule | None:
+    """This worker's own rule (client made on first use), or None without a rule."""
+    if rule is None:
+        return None
+    return ScheduleRule(
+        rule, lambda: make_client("events"), lambda what: logger.info(what, extra={"rule": rule})
+    )
+
+
+def run_and_report(
+    service: str,
+    logger: Logger,
+    metrics: Metrics,
+    run: Callable[[], Summary],
+    **extra: Any,
+) -> dict[str, Any]:
+    """Run a flow; log its summary as one line and add it as metrics. A flow that fails loudly
+    carries its summary (`error.summary`): it is reported too, then the error is raised."""
+    try:
+        summary = run()
+    except Exception as error:
+        failed: Summary | None = getattr(error, "summary", None)
+        if failed is not None:
+            report(service, logger, metrics, failed, error=str(error), **extra)
+        raise
+    return report(service, logger, metrics, summary, **extra)
+
+
 def report(
     service: str, logger: Logger, metrics: Metrics, summary: Summary, **extra: Any
 ) -> dict[str, Any]:
     """Log an invocation's summary as one line, add it as metrics; the summary as returned."""
     line = {**summary.as_dict(), **extra}
     logger.info(f"{service} invocation", extra={"summary": line})
-    _emit(metrics, summary.metric_counts())
-    return line
-
-
-def _emit(metrics: Metrics, counts: dict[str, float]) -> None:
-    """Add a summary's counts as metrics (names ending in Ms are milliseconds)."""
-    for name, value in counts.items():
+    for name, value in summary.metric_counts().items():
         unit = MetricUnit.Milliseconds if name.endswith("Ms") else MetricUnit.Count
         metrics.add_metric(name=name, unit=unit, value=value)
-
-
-def rule_switch(rule: str | None, logger: Logger) -> Callable[[], bool] | None:
-    """A function that switches this worker's own rule off (its client made on first use),
-    or None without a rule; built once per container."""
-    if rule is None:
-        return None
-    events: Any = None
-
-    def switch_off() -> bool:
-        nonlocal events
-        events = events or make_client("events")
-        switched = disable_rule(events, rule)
-        logger.info(
-            "pass finished: schedule switched off"
-            if switched
-            else "pass finished: schedule was already off",
-            extra={"rule": rule},
-        )
-        return switched
-
-    return switch_off
+    return line

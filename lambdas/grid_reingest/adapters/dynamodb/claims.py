@@ -11,7 +11,7 @@ import random
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
 from grid_reingest.adapters.dynamodb.schema import (
     ATTEMPTS,
@@ -35,6 +35,7 @@ from grid_reingest.adapters.dynamodb.schema import (
 )
 from grid_reingest.domain.claims import Claim, Source, Transition
 from grid_reingest.domain.states import ProgressState
+from grid_reingest.ports import PartialApply
 
 # One index page of one shard: (shard, [(id, state_changed_at)], where the next page starts)
 ShardPage = tuple[int, list[tuple[str, str]], dict[str, Any] | None]
@@ -174,8 +175,24 @@ class ClaimTable(TableAccess):
         )
 
     def apply(self, transitions: Iterable[Transition]) -> list[bool]:
-        """Apply transitions in parallel: True where applied, False where the item moved on."""
-        return list(self.pool.map(self._apply_one, transitions))
+        """Apply transitions in parallel: True where applied, False where the item moved on.
+
+        PartialApply when some writes failed (after botocore's retries), saying
+        which were written, so that only the others are repeated.
+        """
+        answers = list(self.pool.map(self._apply_or_error, transitions))
+        errors = [a for a in answers if isinstance(a, Exception)]
+        if errors:
+            raise PartialApply(
+                [None if isinstance(a, Exception) else a for a in answers], errors[0]
+            )
+        return [bool(a) for a in answers]
+
+    def _apply_or_error(self, t: Transition) -> bool | Exception:
+        try:
+            return self._apply_one(t)
+        except (ClientError, BotoCoreError) as error:
+            return error
 
     def _apply_one(self, t: Transition) -> bool:
         names = {"#state": STATE}

@@ -26,6 +26,7 @@ MAX_RATE = "max_rate_per_minute"
 KNOBS_CHANGED_AT = "knobs_changed_at"
 PACE = "pace"  # the controller's state, as JSON
 PACE_VERSION = "pace_version"
+REFUSED_RUNS = "refused_runs"  # batch-index invocations in a row whose stream refused its calls
 
 
 class ControlTable:
@@ -94,6 +95,31 @@ class ControlTable:
             ExpressionAttributeValues=values,
         )
         return self.read()
+
+    def count_refusal(self, refused: bool) -> int:
+        """Add one to the refused invocations in a row, or reset them to 0; the count."""
+        if refused:
+            item = self.client.update_item(
+                TableName=self.name,
+                Key={"id": {"S": CONTROL_ID}},
+                UpdateExpression=f"ADD {REFUSED_RUNS} :one",
+                ExpressionAttributeValues={":one": {"N": "1"}},
+                ReturnValues="UPDATED_NEW",
+            )["Attributes"]
+            return int(item[REFUSED_RUNS]["N"])
+        try:
+            # Written only when there is something to reset: one cheap refused condition else.
+            self.client.update_item(
+                TableName=self.name,
+                Key={"id": {"S": CONTROL_ID}},
+                UpdateExpression=f"SET {REFUSED_RUNS} = :zero",
+                ConditionExpression=f"{REFUSED_RUNS} > :zero",
+                ExpressionAttributeValues={":zero": {"N": "0"}},
+            )
+        except ClientError as error:
+            if error.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                raise
+        return 0
 
 
 def _number(item: dict[str, Any], key: str, default: int | None) -> int | None:

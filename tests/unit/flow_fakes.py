@@ -1,0 +1,174 @@
+"""Fakes the flows' unit tests share: a compressed clock, scripted projector and stream, a pace."""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+
+from devtools.memory_control import MemoryControl
+from devtools.memory_store import MemoryStore
+from grid_reingest.domain.isotime import utc_now
+from grid_reingest.domain.outcome import Outcome, Ready
+from grid_reingest.domain.thrall_message import encode_message
+from grid_reingest.flows.batch_index import IndexDeps
+from grid_reingest.ports import Observation, PaceDecision, PublishResult
+
+BUDGET_MS = 15 * 60 * 1000
+
+
+def grid_id(n: int) -> str:
+    return f"{n:040x}"
+
+
+class FakeClock:
+    """Time that moves only when someone sleeps (thread-safe)."""
+
+    def __init__(self, start: datetime | None = None) -> None:
+        self.start = start or datetime(2026, 1, 1, tzinfo=UTC)
+        self.t = 0.0
+        self.ticks = 0
+        self.lock = threading.Lock()
+
+    def now(self) -> datetime:
+        # Each reading a millisecond later: writes keep their order, as on a real clock.
+        with self.lock:
+            self.ticks += 1
+            return self.start + timedelta(seconds=self.t, milliseconds=self.ticks)
+
+    def monotonic(self) -> float:
+        return self.t
+
+    def sleep(self, seconds: float) -> None:
+        with self.lock:
+            self.t += max(0.0, seconds)
+
+    def remaining(self, budget_ms: int = BUDGET_MS) -> Callable[[], int]:
+        return lambda: int(budget_ms - self.t * 1000)
+
+
+def ready(image_id: str) -> Ready:
+    image = {"id": image_id, "uploadedBy": "someone@example.org", "extraField": {"kept": True}}
+    return Ready(image_id, encode_message(image, utc_now()), 60)
+
+
+class Scripted:
+    """A projector answering from a script (default: ready), counting its calls."""
+
+    def __init__(self, script=None, gate=None) -> None:
+        self.script: dict[str, Outcome | Callable[[], Outcome]] = script or {}
+        self.calls: Counter[str] = Counter()
+        self.gate = gate
+        self.lock = threading.Lock()
+        self.in_flight = 0
+        self.most_in_flight = 0
+
+    def project(self, image_id: str) -> Outcome:
+        with self.lock:
+            self.calls[image_id] += 1
+            self.in_flight += 1
+            self.most_in_flight = max(self.most_in_flight, self.in_flight)
+        try:
+            if self.gate is not None:
+                self.gate(image_id)
+            answer = self.script.get(image_id)
+            if callable(answer):
+                answer = answer()
+            return answer or ready(image_id)
+        finally:
+            with self.lock:
+                self.in_flight -= 1
+
+
+class Stream:
+    """thrall's stream in memory; `answer` may turn a call into any PublishResult."""
+
+    def __init__(self, answer=None) -> None:
+        self.records: list[tuple[str, bytes]] = []
+        self.answer = answer
+        self.lock = threading.Lock()
+        self.calls = 0
+
+    def publish(self, records):
+        with self.lock:
+            self.calls += 1
+            if self.answer is not None:
+                result = self.answer(records)
+                if result is not None:
+                    accepted = set(result.accepted)
+                    self.records += [r for r in records if r[0] in accepted]
+                    return result
+            self.records += list(records)
+            return PublishResult(accepted=[i for i, _ in records], calls=1)
+
+    def counts(self) -> Counter[str]:
+        return Counter(key for key, _ in self.records)
+
+
+class Steady:
+    """A pace that allows `limit` in flight, or whatever `script(n)` says at its n-th call."""
+
+    def __init__(self, limit: int = 8, script=None) -> None:
+        self.limit = limit
+        self.script = script
+        self.calls = 0
+        self.seen = Observation()
+        self.lock = threading.Lock()
+
+    def decide(self, observation: Observation) -> PaceDecision:
+        with self.lock:
+            self.calls += 1
+            self.seen.finished += observation.finished
+            self.seen.overloaded += observation.overloaded
+            self.seen.latencies_ms += observation.latencies_ms
+            if self.script is not None:
+                return self.script(self.calls)
+            return PaceDecision(self.limit, None, "steady")
+
+
+class Rule:
+    """A schedule rule in memory; `on_disable` runs just after it is switched off."""
+
+    def __init__(self, on_disable=None) -> None:
+        self.enabled = True
+        self.on_disable = on_disable
+        self.switches: list[str] = []
+
+    def disable(self) -> bool:
+        was, self.enabled = self.enabled, False
+        self.switches.append("off")
+        if self.on_disable is not None:
+            self.on_disable()
+        return was
+
+    def enable(self) -> bool:
+        was, self.enabled = self.enabled, True
+        self.switches.append("on")
+        return not was
+
+
+def index_deps(
+    store: MemoryStore,
+    projector,
+    stream,
+    *,
+    clock=None,
+    pace=None,
+    rule=None,
+    control=None,
+    remaining=None,
+    worker="invocation-1",
+) -> IndexDeps:
+    clock = clock or FakeClock()
+    return IndexDeps(
+        store=store,
+        projector=projector,
+        publisher=stream,
+        pace=pace or Steady(),
+        clock=clock,
+        remaining_ms=remaining or clock.remaining(),
+        worker=worker,
+        rule=rule,
+        control=control if control is not None else MemoryControl(),
+    )

@@ -1,0 +1,535 @@
+"""batch-index's flow on the in-memory store: continuous, paced, pausable, and safe."""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from dataclasses import replace
+
+import pytest
+
+from devtools.memory_control import MemoryControl
+from devtools.memory_store import MemoryStore
+from grid_reingest import names
+from grid_reingest.domain.claims import Source
+from grid_reingest.domain.outcome import Failed, NotFound, Ready, TooBig
+from grid_reingest.domain.states import ProgressState as S
+from grid_reingest.flows.batch_index import (
+    REFUSALS_BEFORE_STOP,
+    RecordMismatch,
+    StreamRefused,
+    run_batch_index,
+)
+from grid_reingest.flows.loop import RecordFailed
+from grid_reingest.ports import PaceDecision, PartialApply, PublishResult
+from grid_reingest.settings import BatchIndexSettings, load
+from tests.unit.flow_fakes import (
+    FakeClock,
+    Rule,
+    Scripted,
+    Steady,
+    Stream,
+    grid_id,
+    index_deps,
+    ready,
+)
+
+
+@pytest.fixture
+def settings():
+    return load(
+        BatchIndexSettings,
+        {
+            "STATE_TABLE_NAME": "state-TEST",
+            "THRALL_STREAM_NAME": "thrall-TEST",
+            "PROJECTION_FUNCTION_NAME": "image-projection-TEST",
+            "MAX_IN_FLIGHT": "16",
+            "MAX_ATTEMPTS": "3",
+            "BREAKER_MIN_RESULTS": "10",
+        },
+    )
+
+
+@pytest.fixture
+def clock():
+    return FakeClock()
+
+
+@pytest.fixture
+def store(clock):
+    return MemoryStore(clock=clock.now)
+
+
+def states(store, ids):
+    return [store.get(i).state for i in ids]
+
+
+def test_batch_index_records_every_outcome_on_its_own_item(store, clock, settings):
+    # Given one image of each kind
+    ids = [grid_id(i) for i in range(6)]
+    store.put_new(ids)
+    script = {
+        ids[1]: NotFound(ids[1]),
+        ids[2]: TooBig(ids[2], 2_000_000, 1_048_576),
+        ids[3]: Failed(ids[3], "image-loader", 500, "boom", "CommandException", known=True),
+        ids[4]: Failed(ids[4], "leases", 500, "Internal Server Error"),
+    }
+    stream = Stream()
+    # When
+    summary = run_batch_index(settings, index_deps(store, Scripted(script), stream, clock=clock))
+    # Then
+    assert states(store, ids)[:5] == [
+        S.ENQUEUED,
+        S.NOT_FOUND,
+        S.TOO_BIG,
+        S.KNOWN_ERROR,
+        S.NOT_STARTED,
+    ]
+    assert store.get(ids[4]).attempts == 1
+    assert store.get(ids[4]).state_name == "reset because of failure"
+    # Its retry is claimed again in the same invocation, after the rest (oldest change first)
+    assert summary.claimed >= 6
+    assert sorted(stream.counts()) == sorted([ids[0], ids[5]])
+
+
+def test_four_overlapping_invocations_publish_each_image_exactly_once(settings):
+    # Given 2,000 ids and four invocations running at once on a store whose
+    # conditional writes are atomic
+    clock = FakeClock()
+    store = MemoryStore(clock=clock.now)
+    ids = [grid_id(i) for i in range(2000)]
+    store.put_new(ids)
+    projector, stream = Scripted(), Stream()
+    start = threading.Barrier(4)
+    errors = []
+
+    def invocation(n: int) -> None:
+        start.wait()
+        try:
+            run_batch_index(
+                settings,
+                index_deps(store, projector, stream, clock=clock, worker=f"invocation-{n}"),
+            )
+        except Exception as error:  # pragma: no cover - reported below
+            errors.append(error)
+
+    threads = [threading.Thread(target=invocation, args=(n,)) for n in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    # Then each image was projected once, published once, and is enqueued
+    assert not errors
+    assert set(projector.calls.values()) == {1} and len(projector.calls) == 2000
+    assert len(stream.counts()) == 2000 and set(stream.counts().values()) == {1}
+    assert store.counts()[S.ENQUEUED] == 2000
+
+
+def test_batch_index_keeps_working_until_nothing_is_left(store, clock, settings):
+    # Given far more images than the old batch (500) and a pace allowing 8 in flight
+    ids = [grid_id(i) for i in range(1200)]
+    store.put_new(ids)
+    projector, pace = Scripted(), Steady(limit=8)
+    # When one invocation runs
+    summary = run_batch_index(
+        settings, index_deps(store, projector, Stream(), clock=clock, pace=pace)
+    )
+    # Then it did them all, never more than 8 at once, and told the pace what finished
+    assert store.counts()[S.ENQUEUED] == 1200
+    assert projector.most_in_flight <= 8
+    assert pace.seen.finished == 1200
+    assert len(pace.seen.latencies_ms) == 1200
+    assert summary.limit == 8
+    assert summary.metric_counts()[names.CONTROL_LIMIT] == 8
+
+
+def test_batch_index_starts_at_most_the_rate_a_minute(store, clock, settings):
+    # Given a rate ceiling of 60 a minute and a budget of two minutes past the margin
+    store.put_new(grid_id(i) for i in range(500))
+    pace = Steady(script=lambda n: PaceDecision(8, 60.0, "rate"))
+    budget = (settings.stop_margin_seconds + 120) * 1000
+    summary = run_batch_index(
+        settings,
+        index_deps(
+            store, Scripted(), Stream(), clock=clock, pace=pace, remaining=clock.remaining(budget)
+        ),
+    )
+    # Then about 120 started, no more
+    assert 110 <= summary.claimed <= 121
+    assert summary.stopped_because == "invocation running out of time"
+    assert store.counts()[S.IN_PROGRESS] == 0
+
+
+def test_batch_index_waits_out_back_pressure_then_works(store, clock, settings):
+    # Given a pace that says "nothing" for its first five answers
+    store.put_new(grid_id(i) for i in range(20))
+    pace = Steady(script=lambda n: PaceDecision(0 if n <= 5 else 4, None, "back-pressure"))
+    summary = run_batch_index(
+        settings, index_deps(store, Scripted(), Stream(), clock=clock, pace=pace)
+    )
+    # Then it slept on its clock, asked again, and did the work in the same invocation
+    assert clock.t >= 5
+    assert store.counts()[S.ENQUEUED] == 20
+    assert summary.idle_reason is None
+
+
+def test_batch_index_ends_an_idle_invocation_after_one_refresh(store, clock, settings):
+    # Given back-pressure that does not lift
+    store.put_new(grid_id(i) for i in range(20))
+    pace = Steady(script=lambda n: PaceDecision(0, None, "back-pressure: iterator age 90 s > 60 s"))
+    summary = run_batch_index(
+        settings, index_deps(store, Scripted(), Stream(), clock=clock, pace=pace)
+    )
+    # Then it gave up after about one refresh, not after the whole budget
+    assert settings.refresh_seconds <= clock.t <= settings.refresh_seconds + 2
+    assert summary.claimed == 0
+    assert summary.skipped == "back-pressure: iterator age 90 s > 60 s"
+    assert summary.metric_counts()[names.BACKPRESSURE_SKIPS] == 1
+    assert store.counts()[S.NOT_STARTED] == 20
+
+
+def test_batch_index_pause_stops_claiming_and_finishes_what_it_holds(store, clock, settings):
+    # Given a pass paused by the operator while 4 images are in flight
+    ids = [grid_id(i) for i in range(50)]
+    store.put_new(ids)
+    paused = threading.Event()
+    release = threading.Event()
+
+    def gate(image_id):
+        paused.set()
+        release.wait(5)
+
+    def pace_script(n):
+        if paused.is_set():
+            release.set()
+            return PaceDecision(0, None, "paused by the operator", paused=True)
+        return PaceDecision(4, None, "steady")
+
+    projector = Scripted(gate=gate)
+    summary = run_batch_index(
+        settings,
+        index_deps(store, projector, Stream(), clock=clock, pace=Steady(script=pace_script)),
+    )
+    # Then what had started finished and was recorded; nothing else was claimed or is held
+    counts = store.counts()
+    assert summary.stopped_because == "paused by the operator" and summary.paused
+    assert counts[S.ENQUEUED] == len(projector.calls) <= 4
+    assert counts[S.IN_PROGRESS] == 0
+    assert counts[S.NOT_STARTED] == 50 - counts[S.ENQUEUED]
+    assert {store.get(i).attempts for i in ids} == {0}
+    assert summary.metric_counts()[names.PAUSED] == 1
+
+
+class LateStore(MemoryStore):
+    """A store that takes a while to answer: the budget is gone once a wide claim returns."""
+
+    def __init__(self, clock) -> None:
+        super().__init__(clock=clock)
+        self.late = False
+
+    def claim(self, sources, to_state, limit, worker):
+        claims = super().claim(sources, to_state, limit, worker)
+        self.late = self.late or len(claims) > 1
+        return claims
+
+
+def test_batch_index_near_its_deadline_hands_back_unstarted_claims(clock, settings):
+    # Given a budget that is gone by the time a wide claim comes back
+    store = LateStore(clock.now)
+    ids = [grid_id(i) for i in range(30)]
+    store.put_new(ids)
+    margin_ms = settings.stop_margin_seconds * 1000
+    projector = Scripted()
+    summary = run_batch_index(
+        settings,
+        index_deps(
+            store,
+            projector,
+            Stream(),
+            clock=clock,
+            pace=Steady(limit=8),
+            remaining=lambda: margin_ms - 1 if store.late else margin_ms + 60_000,
+        ),
+    )
+    # Then the claims it did not start went back untouched, and nothing is held
+    counts = store.counts()
+    assert summary.stopped_because == "invocation running out of time"
+    assert summary.claimed > len(projector.calls)
+    assert summary.released == summary.claimed - len(projector.calls)
+    assert counts[S.IN_PROGRESS] == 0
+    assert counts[S.ENQUEUED] == len(projector.calls)
+    assert {store.get(i).attempts for i in ids} == {0}
+
+
+def refuse(records):
+    return PublishResult(
+        unsent=[i for i, _ in records],
+        call_error="kinesis: KMSAccessDeniedException: no grant",
+        calls=1,
+        refused=True,
+    )
+
+
+def test_batch_index_refused_stream_gives_claims_back_and_fails_loudly(store, clock, settings):
+    # Given a stream whose key refuses every call
+    ids = [grid_id(i) for i in range(40)]
+    store.put_new(ids)
+    projector, rule = Scripted(), Rule()
+    deps = index_deps(
+        store, projector, Stream(answer=refuse), clock=clock, pace=Steady(16), rule=rule
+    )
+    # When
+    with pytest.raises(StreamRefused) as caught:
+        run_batch_index(settings, deps)
+    # Then one image was projected to find out, every claim went back with no attempt,
+    # the refusal is counted, and the schedule is still on (one refusal)
+    summary = caught.value.summary
+    assert len(projector.calls) == 1
+    assert store.counts()[S.NOT_STARTED] == 40
+    assert {store.get(i).attempts for i in ids} == {0}
+    assert summary.metric_counts()[names.KINESIS_REFUSED] == 1
+    assert rule.enabled
+
+
+def test_batch_index_switches_its_rule_off_after_repeated_refusals(store, clock, settings):
+    store.put_new(grid_id(i) for i in range(5))
+    control, rule = MemoryControl(), Rule()
+    for n in range(1, REFUSALS_BEFORE_STOP + 1):
+        deps = index_deps(
+            store, Scripted(), Stream(answer=refuse), clock=clock, rule=rule, control=control
+        )
+        with pytest.raises(StreamRefused):
+            run_batch_index(settings, deps)
+        assert rule.enabled == (n < REFUSALS_BEFORE_STOP)
+    # A later invocation that publishes resets the count
+    rule.enabled = True
+    run_batch_index(settings, index_deps(store, Scripted(), Stream(), clock=clock, control=control))
+    assert control.refused_runs == 0
+
+
+class FlakyWrites(MemoryStore):
+    """A store whose first `fail` apply() calls write half the transitions, then fail."""
+
+    def __init__(self, clock, fail: int) -> None:
+        super().__init__(clock=clock)
+        self.fail = fail
+
+    def apply(self, transitions):
+        transitions = list(transitions)
+        if self.fail and any(t.new == S.ENQUEUED for t in transitions):
+            self.fail -= 1
+            half = len(transitions) // 2
+            done = super().apply(transitions[:half])
+            raise PartialApply(done + [None] * (len(transitions) - half), OSError("timeout"))
+        return super().apply(transitions)
+
+
+def test_batch_index_retries_the_state_write_rather_than_releasing_published_images(
+    clock, settings
+):
+    # Given writes of outcomes that fail twice after the stream accepted the records
+    store = FlakyWrites(clock.now, fail=2)
+    ids = [grid_id(i) for i in range(30)]
+    store.put_new(ids)
+    stream = Stream()
+    summary = run_batch_index(settings, index_deps(store, Scripted(), stream, clock=clock))
+    # Then every image is enqueued, published once, nothing released or lost
+    assert store.counts()[S.ENQUEUED] == 30
+    assert set(stream.counts().values()) == {1} and len(stream.counts()) == 30
+    assert summary.released == 0 and summary.lost_claims == 0
+
+
+def test_batch_index_never_releases_published_images_it_could_not_record(clock, settings):
+    # Given writes that keep failing after the stream accepted the records
+    store = FlakyWrites(clock.now, fail=1000)
+    ids = [grid_id(i) for i in range(10)]
+    store.put_new(ids)
+    stream = Stream()
+    with pytest.raises(RecordFailed):
+        run_batch_index(settings, index_deps(store, Scripted(), stream, clock=clock))
+    # Then no published image went back to 0 (to be published again at once): it stays
+    # held until its lease runs out
+    assert stream.counts()
+    assert {store.get(i).state for i in stream.counts()} == {S.IN_PROGRESS}
+
+
+def test_batch_index_raises_when_a_record_is_keyed_by_another_image(store, clock, settings):
+    ids = [grid_id(1), grid_id(2)]
+    store.put_new(ids)
+    stream = Stream()
+    with pytest.raises(RecordMismatch):
+        run_batch_index(
+            settings, index_deps(store, Scripted({ids[0]: ready(ids[1])}), stream, clock=clock)
+        )
+    assert stream.records == []
+    assert store.counts()[S.IN_PROGRESS] == 0
+
+
+def test_batch_index_reclaim_after_lease_expiry_counts_an_attempt(store, clock, settings):
+    # Given images held by a worker that died, one of them on its last attempt
+    ids = [grid_id(i) for i in range(3)]
+    store.put_new(ids)
+    store.claim([Source(S.NOT_STARTED)], S.IN_PROGRESS, 3, "dead")
+    store._items[ids[2]].attempts = settings.max_attempts - 1
+    clock.sleep(settings.lease_seconds + 1)
+    # When a worker runs after the lease
+    projector = Scripted()
+    summary = run_batch_index(
+        settings,
+        index_deps(store, projector, Stream(), clock=clock, remaining=lambda: 15 * 60_000),
+    )
+    # Then each reclaim counted an attempt, and the spent one went to 8 without projecting
+    assert (summary.reclaimed, summary.expired_claims) == (3, 3)
+    assert [store.get(i).state for i in ids] == [S.ENQUEUED, S.ENQUEUED, S.UNKNOWN_ERROR]
+    assert store.get(ids[2]).last_error == "claim expired"
+    assert store.get(ids[2]).attempts == settings.max_attempts
+    assert summary.metric_counts()[names.EXPIRED_CLAIMS] == 3
+    assert ids[2] not in projector.calls
+
+
+def test_batch_index_overload_across_many_images_costs_no_attempt(store, clock, settings):
+    # Given the Lambda service throttling every projection
+    ids = [grid_id(i) for i in range(60)]
+    store.put_new(ids)
+    throttled = {
+        i: Failed(i, "image-projection", 429, "invoke failed: TooManyRequestsException")
+        for i in ids
+    }
+    pace = Steady(limit=8)
+    summary = run_batch_index(
+        settings, index_deps(store, Scripted(throttled), Stream(), clock=clock, pace=pace)
+    )
+    # Then only the first few (before the overload looked systemic) were charged; the rest went
+    # back untouched, the breaker stopped the invocation, and the pace heard about it
+    charged = sum(store.get(i).attempts for i in ids)
+    assert charged <= 4
+    assert summary.released >= summary.claimed - 4 and summary.infra_released > 0
+    assert pace.seen.overloaded == summary.overloaded > 0
+    assert summary.metric_counts()[names.INFRA_RELEASED] == summary.infra_released
+    assert summary.metric_counts()[names.OVERLOAD] == summary.overloaded
+    assert store.counts()[S.IN_PROGRESS] == 0
+
+
+def test_batch_index_an_image_failing_alone_still_reaches_8(store, clock, settings):
+    # Given one image the loader always answers 503 for, among many that succeed
+    ids = [grid_id(i) for i in range(200)]
+    store.put_new(ids)
+    lone = ids[100]
+    projector = Scripted({lone: Failed(lone, "image-loader", 503, "Service Unavailable")})
+    # When invocations run until nothing is left
+    for _ in range(settings.max_attempts + 1):
+        run_batch_index(settings, index_deps(store, projector, Stream(), clock=clock))
+    # Then it spent its attempts and stopped at 8: the pass ends
+    assert store.get(lone).state == S.UNKNOWN_ERROR
+    assert store.get(lone).attempts == settings.max_attempts
+    assert store.counts()[S.ENQUEUED] == 199
+
+
+def test_batch_index_throughput_rejections_across_the_stream_cost_no_attempt(
+    store, clock, settings
+):
+    # Given a stream turning away every record for its throughput (after its own retries)
+    ids = [grid_id(i) for i in range(40)]
+    store.put_new(ids)
+
+    def hot(records):
+        keys = [i for i, _ in records]
+        return PublishResult(
+            rejected={i: "ProvisionedThroughputExceededException: slow down" for i in keys},
+            overloaded=keys,
+            calls=6,
+        )
+
+    summary = run_batch_index(
+        settings, index_deps(store, Scripted(), Stream(answer=hot), clock=clock)
+    )
+    assert summary.overloaded > 0
+    assert sum(store.get(i).attempts for i in ids) <= 4
+    assert store.counts()[S.IN_PROGRESS] == 0
+
+
+def test_batch_index_self_disable_re_enables_when_work_appeared(store, clock, settings):
+    # Given an empty pass, and an operator uploading and starting just as the worker
+    # switches its rule off
+    rule = Rule(on_disable=lambda: store.put_new([grid_id(7)]))
+    summary = run_batch_index(
+        settings, index_deps(store, Scripted(), Stream(), clock=clock, rule=rule)
+    )
+    # Then the worker looked again and switched its rule back on
+    assert rule.switches == ["off", "on"] and rule.enabled
+    assert not summary.finished_pass and summary.reenabled
+
+
+def test_batch_index_switches_its_rule_off_when_the_pass_is_done(store, clock, settings):
+    store.put_new(grid_id(i) for i in range(10))
+    rule = Rule()
+    summary = run_batch_index(
+        settings, index_deps(store, Scripted(), Stream(), clock=clock, rule=rule)
+    )
+    assert summary.finished_pass and not rule.enabled
+    assert summary.metric_counts()[names.COMPLETED] == 1
+
+
+def test_batch_index_items_held_by_a_live_worker_keep_the_rule_on(store, clock, settings):
+    store.put_new([grid_id(1)])
+    store.claim([Source(S.NOT_STARTED)], S.IN_PROGRESS, 1, "alive")
+    rule = Rule()
+    summary = run_batch_index(
+        settings, index_deps(store, Scripted(), Stream(), clock=clock, rule=rule)
+    )
+    assert not summary.finished_pass and rule.enabled
+
+
+def test_batch_index_dry_run_publishes_nothing_and_puts_every_id_back(store, clock, settings):
+    ids = [grid_id(i) for i in range(4)]
+    store.put_new(ids)
+    script = {ids[1]: NotFound(ids[1]), ids[2]: Failed(ids[2], "leases", 500, "x")}
+    stream, rule = Stream(), Rule()
+    summary = run_batch_index(
+        replace(settings, dry_run=True),
+        index_deps(store, Scripted(script), stream, clock=clock, rule=rule),
+    )
+    assert stream.records == []
+    assert summary.would == {3: 2, 2: 1, 0: 1}
+    assert [(store.get(i).state, store.get(i).attempts) for i in ids] == [(S.NOT_STARTED, 0)] * 4
+    assert rule.enabled
+
+
+def test_batch_index_the_breaker_stops_starting_images(store, clock, settings):
+    # Given a service failing every image (not an overload answer)
+    ids = [grid_id(i) for i in range(100)]
+    store.put_new(ids)
+    down = {i: Failed(i, "cropper", 500, "crash") for i in ids}
+    summary = run_batch_index(settings, index_deps(store, Scripted(down), Stream(), clock=clock))
+    assert summary.breaker_tripped_by == "cropper:500"
+    assert summary.claimed < 100
+    assert store.counts()[S.IN_PROGRESS] == 0
+    charged = Counter(store.get(i).attempts for i in ids)
+    assert charged[1] == summary.failures and charged[0] == 100 - summary.failures
+
+
+def test_batch_index_does_not_start_with_too_little_time(store, clock, settings):
+    store.put_new([grid_id(1)])
+    summary = run_batch_index(
+        settings, index_deps(store, Scripted(), Stream(), clock=clock, remaining=lambda: 1000)
+    )
+    assert summary.skipped == "too little time left to start"
+    assert store.counts()[S.NOT_STARTED] == 1
+
+
+def test_batch_index_a_projector_that_raises_fails_only_its_image(store, clock, settings):
+    ids = [grid_id(i) for i in range(3)]
+    store.put_new(ids)
+
+    def explode(image_id):
+        if image_id == ids[1]:
+            raise RuntimeError("unexpected")
+
+    run_batch_index(settings, index_deps(store, Scripted(gate=explode), Stream(), clock=clock))
+    assert store.get(ids[1]).attempts == 1
+    assert "RuntimeError: unexpected" in store.get(ids[1]).last_error
+    assert [store.get(i).state for i in (ids[0], ids[2])] == [S.ENQUEUED, S.ENQUEUED]
+
+
+def test_batch_index_ready_records_not_for_dry_run_are_ready(store, clock, settings):
+    assert isinstance(ready(grid_id(1)), Ready)
