@@ -22,6 +22,7 @@ meanwhile).
 from __future__ import annotations
 
 import heapq
+import inspect
 import itertools
 import math
 import sys
@@ -170,13 +171,28 @@ class VirtualClock:
 
 def _closing_read_ahead(frame) -> bool:
     """A read-ahead that is shutting down polls with real-time timeouts until its threads end:
-    it is running, whatever its innermost frame says (else simulated time races on)."""
+    it is running, whatever its innermost frame says (else simulated time races on).
+
+    Told by the line the reader's frame is on (its closing loop), not by its
+    locals: reading another thread's generator frame's locals is not safe.
+    """
     while frame is not None:
         if frame.f_code.co_filename == _READ_AHEAD_FILE:
-            closed = frame.f_locals.get("closed")
-            return closed is not None and closed.is_set()
+            return frame.f_lineno in _READ_AHEAD_CLOSING_LINES
         frame = frame.f_back
     return False
+
+
+def _closing_lines() -> frozenset[int]:
+    source, first = inspect.getsourcelines(read_ahead_module.read_ahead)
+    return frozenset(
+        first + offset
+        for offset, line in enumerate(source)
+        if "thread.is_alive()" in line or "buffer.get(timeout=" in line
+    )
+
+
+_READ_AHEAD_CLOSING_LINES = _closing_lines()
 
 
 def _is_blocked(frame) -> bool:
