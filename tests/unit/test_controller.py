@@ -7,23 +7,42 @@ from grid_reingest.domain.controller import Controller, Signals, Tuning
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 TUNING = Tuning(max_limit=32, max_iterator_age_ms=60_000)
+STEP_SECONDS = 15
+# Enough finished images that the worker is seen using its whole limit.
+BUSY = 10_000
 
 
-def signals(age=1_000.0, previous=1_000.0, finished=20, overloaded=0, latency=300.0, n=0):
-    return Signals(T0 + timedelta(seconds=15 * n), age, previous, finished, overloaded, (latency,))
+def signals(age=1_000.0, previous=1_000.0, finished=BUSY, overloaded=0, latency=500.0, n=0):
+    return Signals(
+        T0 + timedelta(seconds=STEP_SECONDS * n), age, previous, finished, overloaded, (latency,)
+    )
 
 
-def run(controller, steps, state=None, knobs=None, **kw):
+def run(controller, steps, state=None, knobs=None, start=0, **kw):
     knobs = knobs or Knobs()
-    for n in range(steps):
+    for n in range(start, start + steps):
         state = controller.step(state, signals(n=n, **kw), knobs)
     return state
 
 
 def test_controller_raises_the_limit_while_everything_has_headroom():
-    state = run(Controller(TUNING), 10)
-    assert state.limit == TUNING.start_limit + 10
+    # Given a Grid answering at its baseline and thrall keeping up
+    # When the controller steps a few times
+    state = run(Controller(TUNING), 5)
+    # Then the limit grew each time, by at least one image
+    assert state.limit >= TUNING.start_limit + 5
     assert "headroom" in state.reason
+    assert state.rate_per_minute is None
+
+
+def test_controller_does_not_raise_a_limit_the_worker_does_not_use():
+    # Given a worker finishing far fewer images than its limit allows
+    controller = Controller(TUNING)
+    state = run(controller, 5)
+    # When the next decision sees only a trickle
+    idle = controller.step(state, signals(finished=5, n=5), Knobs())
+    # Then the limit holds: headroom nobody used proves nothing
+    assert idle.limit == state.limit
 
 
 def test_controller_never_exceeds_the_deployed_ceiling_or_the_operator_knob():
@@ -37,48 +56,109 @@ def test_controller_never_exceeds_the_deployed_ceiling_or_the_operator_knob():
 def test_controller_cuts_the_limit_on_overload_answers():
     controller = Controller(TUNING)
     state = run(controller, 20)
-    cut = controller.step(state, signals(overloaded=5), Knobs())
+    cut = controller.step(state, signals(overloaded=BUSY // 10, n=20), Knobs())
     assert cut.limit < state.limit
     assert "overload" in cut.reason
 
 
-def test_controller_cuts_the_limit_when_latency_doubles_its_baseline():
+def test_controller_cuts_the_limit_to_the_grid_s_queue_when_latency_climbs():
+    # Given a limit grown while latency sat at its 500 ms baseline
     controller = Controller(TUNING)
     state = run(controller, 20)
-    cut = controller.step(state, signals(latency=900.0), Knobs())
-    assert cut.limit < state.limit
+    # When latency doubles (half of what is in flight waits in the Grid's queue)
+    cut = controller.step(state, signals(latency=1_000.0, n=20), Knobs())
+    # Then the limit drops to about what the Grid serves, plus a small queue
+    assert cut.limit < state.limit * 0.65
     assert "latency" in cut.reason
-    # and the congested latency does not drag the baseline up
-    assert cut.memory["latency_baseline_ms"] == state.memory["latency_baseline_ms"]
+    # and the congested latency does not drag the baseline up (beyond its slow creep)
+    before = state.memory["latency_baseline_ms"]
+    assert cut.memory["latency_baseline_ms"] <= before * (1 + TUNING.baseline_creep)
 
 
 def test_controller_stops_taking_work_above_the_threshold_or_without_data():
     controller = Controller(TUNING)
     state = run(controller, 5)
-    over = controller.step(state, signals(age=95_000), Knobs())
+    over = controller.step(state, signals(age=95_000, previous=80_000, n=5), Knobs())
     assert over.limit == 0
     assert over.reason == "back-pressure: iterator age 95 s > 60 s"
-    blind = controller.step(state, signals(age=None, previous=None), Knobs())
+    blind = controller.step(state, signals(age=None, previous=None, n=5), Knobs())
     assert blind.limit == 0
     assert "no iterator-age data" in blind.reason
 
 
-def test_controller_backs_off_when_lag_rises_and_holds_when_it_falls():
+def test_controller_resumes_at_the_limit_it_had_after_a_stop():
+    # Given a controller stopped by back-pressure
+    controller = Controller(TUNING)
+    state = run(controller, 5)
+    stopped = controller.step(state, signals(age=95_000, previous=80_000, n=5), Knobs())
+    # When the age is back under the threshold
+    resumed = controller.step(stopped, signals(n=6), Knobs())
+    # Then the in-flight limit is where it was (only the rate was cut)
+    assert resumed.limit >= state.limit
+
+
+def test_controller_cuts_the_rate_below_what_it_achieved_when_lag_rises():
+    # Given a worker that achieved some rate with thrall keeping up
     controller = Controller(TUNING)
     state = run(controller, 10)
-    rising = controller.step(state, signals(age=40_000, previous=30_000), Knobs())
-    assert rising.limit < state.limit
-    falling = controller.step(rising, signals(age=35_000, previous=40_000), Knobs())
-    assert falling.limit == rising.limit
+    achieved = state.memory["rate_seen"]
+    # When thrall's iterator age climbs past the low mark
+    lagging = controller.step(state, signals(age=20_000, previous=15_000, n=10), Knobs())
+    # Then a rate ceiling appears below the achieved rate
+    assert lagging.rate_per_minute is not None
+    assert lagging.rate_per_minute < achieved
+    assert "thrall lagging" in lagging.reason
+
+
+def test_controller_cuts_deeper_the_faster_the_age_climbs():
+    controller = Controller(TUNING)
+    state = run(controller, 10)
+    slow = controller.step(state, signals(age=20_000, previous=15_000, n=10), Knobs())
+    fast = controller.step(state, signals(age=40_000, previous=5_000, n=10), Knobs())
+    assert fast.rate_per_minute < slow.rate_per_minute
+
+
+def test_controller_holds_after_a_cut_while_late_points_still_show_the_old_lag():
+    # Given a rate cut for a rising age
+    controller = Controller(TUNING)
+    state = run(controller, 10)
+    cut = controller.step(state, signals(age=20_000, previous=15_000, n=10), Knobs())
+    # When the next points (minutes late) still rise, within the data's delay
+    later = run(controller, 4, state=cut, start=11, age=25_000, previous=20_000)
+    # Then the ceiling is not cut again for the same episode
+    assert later.rate_per_minute == cut.rate_per_minute
+    assert "holding" in later.reason
+
+
+def test_controller_feeds_a_draining_thrall_when_a_high_age_falls():
+    # Given a stop above the threshold, with a rate ceiling estimated
+    controller = Controller(TUNING)
+    state = run(controller, 10)
+    stopped = controller.step(state, signals(age=90_000, previous=70_000, n=10), Knobs())
+    # When the late points show the age falling, still above the threshold
+    draining = controller.step(stopped, signals(age=80_000, previous=90_000, n=11), Knobs())
+    # Then the worker goes on, well under the ceiling
+    assert draining.limit > 0
+    assert draining.rate_per_minute < stopped.rate_per_minute
+    assert "falling" in draining.reason
 
 
 def test_controller_recovers_after_an_overload_passes():
     controller = Controller(TUNING)
     state = run(controller, 30)
-    state = controller.step(state, signals(overloaded=20), Knobs())
+    state = controller.step(state, signals(overloaded=BUSY // 2, n=30), Knobs())
     low = state.limit
-    state = run(controller, 10, state=state)
+    state = run(controller, 10, state=state, start=31)
     assert state.limit > low
+
+
+def test_controller_raises_the_rate_again_once_the_lag_is_gone():
+    controller = Controller(TUNING)
+    state = run(controller, 10)
+    cut = controller.step(state, signals(age=20_000, previous=15_000, n=10), Knobs())
+    # after the hold, with thrall keeping up again
+    later = run(controller, 40, state=cut, start=40)
+    assert later.rate_per_minute > cut.rate_per_minute
 
 
 def test_controller_keeps_a_short_history_of_its_decisions():
@@ -90,6 +170,6 @@ def test_controller_keeps_a_short_history_of_its_decisions():
 def test_controller_state_from_a_paused_pass_is_kept_not_reset():
     controller = Controller(TUNING)
     state = run(controller, 10)
-    paused = controller.step(state, signals(), Knobs(paused=True))
+    paused = controller.step(state, signals(n=10), Knobs(paused=True))
     assert paused.limit == state.limit
     assert paused.reason == "paused by the operator"

@@ -31,8 +31,8 @@ def pace(control, clock, age=(1_000.0, 1_000.0)):
 def test_pace_steps_the_controller_only_once_per_refresh():
     control, clock = MemoryControl(), FakeClock()
     worker = pace(control, clock)
-    first = worker.decide(Observation(finished=10, latencies_ms=[300.0]))
-    again = worker.decide(Observation(finished=10, latencies_ms=[300.0]))
+    first = worker.decide(Observation(finished=200, latencies_ms=[300.0]))
+    again = worker.decide(Observation(finished=200, latencies_ms=[300.0]))
     assert again == first
     assert control.read().version == 1
     clock.sleep(15)
@@ -44,9 +44,9 @@ def test_pace_steps_the_controller_only_once_per_refresh():
 def test_pace_two_workers_share_one_controller_state():
     control, clock = MemoryControl(), FakeClock()
     a, b = pace(control, clock), pace(control, clock)
-    a.decide(Observation(finished=10, latencies_ms=[300.0]))
+    a.decide(Observation(finished=200, latencies_ms=[300.0]))
     clock.sleep(15)
-    decision = b.decide(Observation(finished=10, latencies_ms=[300.0]))
+    decision = b.decide(Observation(finished=200, latencies_ms=[300.0]))
     # b stepped from a's saved state (3), not from a fresh start (which gives 3 too)
     assert decision.in_flight == 4
     assert control.read().version == 2

@@ -1,11 +1,23 @@
-"""The pace controller: how many images may be in flight, from what the Grid and thrall show.
+"""The pace controller: images in flight and starts a minute, from what the Grid and thrall show.
 
-An AIMD limiter (additive increase, multiplicative decrease), as TCP's
-congestion control and Netflix's concurrency-limits' AIMD limit: it grows the
-limit by a step while every signal has headroom and cuts it by a factor when
-one says "too much". Why this one, and how it was tuned, is in
-docs/throughput.md. Pure: the worker's glue (flows/pace.py) reads the signals
-and keeps the state in the control item.
+Two loops, because the two signals arrive on different clocks:
+
+- **In flight, from the Grid** (seconds old): a delay-based limiter in the
+  manner of TCP Vegas and Netflix concurrency-limits' gradient limits. The
+  queue the worker builds at the Grid is estimated from projection latency
+  against its no-load baseline (in flight x (1 - baseline / latency)); the
+  limit grows while that queue is under a small target and jumps back to
+  the level that would leave the target queue when it is over twice that.
+  Overload answers (429/502/503/504, throttles) cut it multiplicatively.
+- **Starts a minute, from thrall** (CloudWatch one-minute maxima that arrive
+  1-3 minutes late): AIMD on a rate ceiling. A rising iterator age cuts the
+  ceiling below the rate the worker actually achieved, then the loop *holds*
+  for the data delay before judging again, so one episode of lag is not
+  punished once per stale point; a low, steady age raises it additively.
+  Above the threshold the worker takes nothing until the age comes back down.
+
+Why this shape and how each constant was chosen: docs/throughput.md. Pure:
+the worker's glue (flows/pace.py) reads the signals and keeps the state.
 """
 
 from __future__ import annotations
@@ -27,7 +39,7 @@ class Signals:
     previous_age_ms: float | None  # the point before it, for the trend; None: unknown
     finished: int  # images finished since the last decision
     overloaded: int  # of those, overload answers (429/502/503/504, throttles)
-    latencies_ms: tuple[float, ...]  # projection times of those images
+    latencies_ms: tuple[float, ...]  # projection times of those images (overloads excluded)
 
 
 @dataclass(frozen=True)
@@ -37,17 +49,32 @@ class Tuning:
     max_limit: int
     max_iterator_age_ms: float
     start_limit: int = 2
-    increase: float = 1.0  # images added per decision with headroom
-    backoff: float = 0.7  # factor on overload or lag
-    overload_share: float = 0.05  # more overload answers than this share: back off
-    latency_factor: float = 2.0  # median latency above this times the baseline: back off
-    baseline_weight: float = 0.05  # how fast the latency baseline follows (EWMA)
-    easy_age_share: float = 0.5  # iterator age under this share of the threshold: headroom
     min_limit: float = 1.0
+    # -- in flight (the Grid) --
+    grow: float = 0.2  # limit x (1 + grow) per decision with headroom (at least +1)
+    backoff: float = 0.7  # factor on overload answers
+    overload_share: float = 0.05  # more overload answers than this share: back off
+    queue_share: float = 0.1  # target queue at the Grid, a share of in flight...
+    min_queue: float = 1.0  # ...and at least this many images
+    used_share: float = 0.7  # grow only while the worker uses this share of its limit
+    baseline_creep: float = 0.01  # the no-load baseline rises this share a decision
+    # -- starts a minute (thrall) --
+    low_age_share: float = 0.2  # age under this share of the threshold: headroom
+    high_age_share: float = 0.4  # rising above this share: a deep cut
+    rate_cut: float = 0.9  # ceiling x this when the age rises past the low mark
+    deep_cut: float = 0.75  # ... past the high mark
+    stop_cut: float = 0.75  # ... above the threshold, or when thrall stalls
+    rate_step: float = 0.01  # ceiling + this share a decision while the age is low
+    stall_slope: float = 0.8  # an age climbing this fast (s/s) is a stopped consumer
+    drain_share: float = 0.5  # share of the ceiling taken while a high age falls
+    hold_seconds: float = 300.0  # after a cut, points this late still show the old lag
+    free_ceiling: float = 2.0  # the ceiling rises no further than this times the rate achieved
+    rate_weight: float = 0.3  # how fast the achieved rate follows (EWMA)
+    default_seconds: float = 15.0  # the first decision's span
 
 
 class Controller:
-    """Steps the limit once per decision; see the module docstring."""
+    """Steps the pace once per decision; see the module docstring."""
 
     def __init__(self, tuning: Tuning) -> None:
         self.tuning = tuning
@@ -55,59 +82,176 @@ class Controller:
     def step(self, state: PaceState | None, signals: Signals, knobs: Knobs) -> PaceState:
         """The next state: limit, rate ceiling and the reason, in an operator's words."""
         t = self.tuning
-        ceiling = float(min(t.max_limit, knobs.max_in_flight or t.max_limit))
-        limit = state.limit if state is not None else float(t.start_limit)
         memory = dict(state.memory) if state is not None else {}
+        now = signals.now.timestamp()
+        elapsed = min(300.0, max(1.0, now - memory.get("at", now - t.default_seconds)))
+        memory["at"] = now
+        ceiling = float(min(t.max_limit, knobs.max_in_flight or t.max_limit))
+        limit = memory.get("kept_limit", state.limit if state is not None else t.start_limit)
         limit = min(max(limit, t.min_limit), ceiling)
-        rate = float(knobs.max_rate_per_minute) if knobs.max_rate_per_minute else None
-        baseline = memory.get("latency_baseline_ms")
         latency = median(signals.latencies_ms) if signals.latencies_ms else None
+        achieved = signals.finished / elapsed * 60
+        if signals.finished:
+            seen = memory.get("rate_seen", achieved)
+            memory["rate_seen"] = seen + t.rate_weight * (achieved - seen)
 
-        age = signals.iterator_age_ms
         if knobs.paused:
-            new, reason = limit, "paused by the operator"
-        elif age is None:
-            new, reason = 0.0, "no iterator-age data: taking nothing"
-        elif age > t.max_iterator_age_ms:
-            threshold_s = t.max_iterator_age_ms / 1000
-            new, reason = (
-                0.0,
-                f"back-pressure: iterator age {age / 1000:.0f} s > {threshold_s:.0f} s",
-            )
-        elif signals.finished and signals.overloaded / signals.finished > t.overload_share:
-            new = max(t.min_limit, limit * t.backoff)
-            reason = f"overload: {signals.overloaded} of {signals.finished} answers; limit cut"
-        elif latency is not None and baseline is not None and latency > baseline * t.latency_factor:
-            new = max(t.min_limit, limit * t.backoff)
-            reason = (
-                f"latency {latency:.0f} ms > {t.latency_factor:g} x baseline {baseline:.0f} ms; "
-                "limit cut"
-            )
-        elif age > t.max_iterator_age_ms * t.easy_age_share and _rising(signals):
-            new = max(t.min_limit, limit * t.backoff)
-            reason = f"thrall lagging: iterator age {age / 1000:.0f} s and rising; limit cut"
-        elif age > t.max_iterator_age_ms * t.easy_age_share:
-            new, reason = limit, f"iterator age {age / 1000:.0f} s, not rising: holding"
-        elif signals.finished == 0 and state is not None:
-            new, reason = limit, "no finished images to judge by: holding"
+            reason = "paused by the operator"
+            stopped = False
         else:
-            new = min(ceiling, limit + t.increase)
-            reason = "headroom: limit raised" if new > limit else "at the ceiling"
-        if latency is not None and (baseline is None or latency <= baseline * t.latency_factor):
-            # The baseline follows latency only while it is not congested.
-            memory["latency_baseline_ms"] = (
-                latency if baseline is None else baseline + t.baseline_weight * (latency - baseline)
+            limit, grid_reason = self._grid(
+                limit,
+                ceiling=ceiling,
+                latency=latency,
+                signals=signals,
+                elapsed=elapsed,
+                memory=memory,
             )
+            stopped, thrall_reason = self._thrall(signals, memory, now)
+            reason = thrall_reason if (stopped or thrall_reason) else grid_reason
+        rate = memory.get("rate_cap")
+        if rate is not None and memory.get("draining"):
+            rate *= t.drain_share
+        if knobs.max_rate_per_minute:
+            rate = min(rate or knobs.max_rate_per_minute, float(knobs.max_rate_per_minute))
+        if stopped:
+            memory["kept_limit"] = limit
+        else:
+            memory.pop("kept_limit", None)
         when = format_instant(signals.now)
         next_state = PaceState(
-            min(new, ceiling), rate, reason, when, memory, state.history if state else ()
+            0.0 if stopped else limit,
+            rate,
+            reason,
+            when,
+            memory,
+            state.history if state else (),
         )
         return next_state.with_history(f"{when} {next_state.limit:.1f} {reason}")
 
+    # -- the Grid: images in flight ---------------------------------------------------
 
-def _rising(signals: Signals) -> bool:
-    return (
-        signals.previous_age_ms is not None
-        and signals.iterator_age_ms is not None
-        and signals.iterator_age_ms > signals.previous_age_ms
-    )
+    def _grid(
+        self,
+        limit: float,
+        *,
+        ceiling: float,
+        latency: float | None,
+        signals: Signals,
+        elapsed: float,
+        memory: dict[str, float],
+    ) -> tuple[float, str]:
+        t = self.tuning
+        if signals.finished and signals.overloaded / signals.finished > t.overload_share:
+            cut = max(t.min_limit, limit * t.backoff)
+            return cut, f"overload: {signals.overloaded} of {signals.finished} answers; limit cut"
+        if latency is None:
+            return limit, "no finished images to judge by: holding"
+        baseline = memory.get("latency_baseline_ms", latency)
+        baseline = min(latency, baseline * (1 + t.baseline_creep))
+        memory["latency_baseline_ms"] = baseline
+        # Little's law: the images the worker really had in flight on average.
+        used = min(limit, signals.finished * latency / 1000 / elapsed)
+        queue = used * (1 - baseline / latency)
+        target = max(t.min_queue, t.queue_share * used)
+        if queue > 2 * target:
+            new = min(limit, max(t.min_limit, used * baseline / latency + target))
+            return new, (
+                f"latency {latency:.0f} ms over baseline {baseline:.0f} ms "
+                f"(~{queue:.1f} queued at the Grid); limit cut"
+            )
+        if queue < target and used >= t.used_share * int(limit):
+            new = min(ceiling, limit + max(1.0, t.grow * limit))
+            return new, "headroom: limit raised" if new > limit else "at the ceiling"
+        return limit, f"~{queue:.1f} queued at the Grid: holding"
+
+    # -- thrall: starts a minute ---------------------------------------------------------
+
+    # One decision table: each branch is a case docs/throughput.md lists.
+    def _thrall(  # noqa: PLR0911, PLR0912
+        self, signals: Signals, memory: dict[str, float], now: float
+    ) -> tuple[bool, str]:
+        """(stop taking work, reason or "" when thrall has headroom)."""
+        t = self.tuning
+        age = signals.iterator_age_ms
+        if age is None:
+            return True, "no iterator-age data: taking nothing"
+        threshold = t.max_iterator_age_ms
+        memory.pop("draining", None)
+        achieved = memory.get("rate_seen")
+        cap = memory.get("rate_cap")
+        base = min(x for x in (cap, achieved) if x is not None) if (cap or achieved) else None
+        holding = now < memory.get("hold_until", 0.0)
+        rising = signals.previous_age_ms is not None and age > signals.previous_age_ms
+        if rising and _slope(signals) >= t.stall_slope and age > threshold * t.low_age_share:
+            # An age growing a second a second is most likely a consumer that stopped
+            # (a deploy), not a slow one: its rate is not learnt from the slope, but
+            # a flood looks the same, so a first ceiling is set below what was achieved.
+            if cap is None and achieved is not None:
+                memory["rate_cap"] = achieved * t.stop_cut
+            return True, f"thrall stalled: iterator age {age / 1000:.0f} s climbing 1 s a second"
+        if age > threshold and not rising:
+            # The points are minutes old and falling: thrall is catching up. Feed
+            # it well under its rate rather than let it idle once the backlog is gone.
+            if cap is None:
+                if achieved is None:
+                    return True, f"iterator age {age / 1000:.0f} s > {threshold / 1000:.0f} s"
+                memory["rate_cap"] = cap = achieved
+            memory["draining"] = 1.0
+            return False, (
+                f"iterator age {age / 1000:.0f} s > {threshold / 1000:.0f} s but falling: "
+                f"{cap * t.drain_share:.0f}/min while it drains"
+            )
+        if age > threshold:
+            if base is not None and not memory.get("kept_limit"):
+                # Cut once on the way in: while stopped, the stop does the work.
+                memory["rate_cap"] = base * _drain_factor(signals, t.stop_cut)
+                memory["hold_until"] = now + t.hold_seconds
+            return (
+                True,
+                f"back-pressure: iterator age {age / 1000:.0f} s > {threshold / 1000:.0f} s",
+            )
+        if age > threshold * t.low_age_share and rising:
+            if holding:
+                return False, f"iterator age {age / 1000:.0f} s: holding the last cut"
+            if base is None:
+                return False, ""
+            deep = age > threshold * t.high_age_share
+            memory["rate_cap"] = base * _drain_factor(signals, t.deep_cut if deep else t.rate_cut)
+            memory["hold_until"] = now + t.hold_seconds
+            return False, (
+                f"thrall lagging: iterator age {age / 1000:.0f} s and rising; "
+                f"rate cut to {memory['rate_cap']:.0f}/min"
+            )
+        if age > threshold * t.low_age_share:
+            return False, f"iterator age {age / 1000:.0f} s, not rising: holding"
+        if cap is not None and not holding:
+            raised = cap * (1 + t.rate_step)
+            if achieved:
+                # A ceiling far above what the worker achieves says nothing: keep it near.
+                raised = min(raised, max(cap, t.free_ceiling * achieved))
+            memory["rate_cap"] = raised
+        return False, ""
+
+
+def _drain_factor(signals: Signals, most: float) -> float:
+    """The share of its rate the worker keeps after a lag: at most `most`, less as the age climbs.
+
+    While the worker publishes P a minute and thrall takes R, the age grows by
+    (P - R) / R seconds a second; two one-minute points give that slope, so
+    R is about P / (1 + slope), and the worker goes a little under it to drain.
+    """
+    return max(DEEPEST_CUT, min(most, DRAIN_SHARE / (1 + max(0.0, _slope(signals)))))
+
+
+def _slope(signals: Signals) -> float:
+    """Seconds of iterator age gained per second, between the two one-minute points."""
+    if signals.previous_age_ms is None or signals.iterator_age_ms is None:
+        return 0.0
+    return (signals.iterator_age_ms - signals.previous_age_ms) / 60_000
+
+
+# thrall's rate as estimated from the slope, times this: the backlog drains.
+DRAIN_SHARE = 0.9
+# No single cut goes below this share of the rate achieved.
+DEEPEST_CUT = 0.3

@@ -1,0 +1,96 @@
+"""The pass simulator in small: the virtual clock, and a short pass under each kind of policy.
+
+Not a benchmark (that is `python -m benchmarks pass`): these check that the
+simulated world keeps working, with outcomes that do not depend on timing.
+"""
+
+import threading
+from datetime import UTC, datetime
+
+from devtools.sim_clock import VirtualClock
+from devtools.sim_world import World, WorldSpec, fixed_batch, paced
+from grid_reingest.domain.backpressure import Verdict
+from grid_reingest.domain.controller import Tuning
+from grid_reingest.domain.states import ProgressState
+
+START = datetime(2026, 1, 1, tzinfo=UTC)
+SMALL = WorldSpec(images=300, loader_slots=2, thrall_per_minute=600, horizon_seconds=3600)
+
+
+def test_virtual_clock_wakes_sleepers_in_time_order_without_real_waiting():
+    # Given two threads sleeping an hour and a minute of simulated time
+    clock = VirtualClock(START)
+    woke: list[tuple[str, float]] = []
+
+    def sleeper(name: str, seconds: float) -> None:
+        clock.sleep(seconds)
+        woke.append((name, clock.monotonic()))
+
+    threads = [
+        threading.Thread(target=sleeper, args=("hour", 3600.0)),
+        threading.Thread(target=sleeper, args=("minute", 60.0)),
+    ]
+    for thread in threads:
+        thread.start()
+    # When the scheduler runs to the end of the second hour
+    clock.run_until(7200)
+    for thread in threads:
+        thread.join(timeout=5)
+    # Then each woke at its own simulated time, the shorter first
+    assert woke == [("minute", 60.0), ("hour", 3600.0)]
+    assert clock.monotonic() == 7200
+
+
+def test_virtual_clock_does_not_move_while_a_thread_is_still_working():
+    # Given a thread that works (without sleeping on the clock) between two sleeps
+    clock = VirtualClock(START)
+    seen: list[float] = []
+
+    def worker() -> None:
+        clock.sleep(10)
+        before = clock.monotonic()
+        sum(range(200_000))  # real work: no simulated time may pass meanwhile
+        seen.append(clock.monotonic() - before)
+        clock.sleep(10)
+        seen.append(clock.monotonic())
+
+    thread = threading.Thread(target=worker)
+    thread.start()
+    clock.call_at(15, lambda: None)  # another event falls inside the work
+    clock.run_until(100)
+    thread.join(timeout=5)
+    # Then the work took no simulated time, and the second sleep ended 10 s after the first
+    assert seen == [0.0, 20.0]
+
+
+def test_pass_sim_paced_worker_finishes_a_small_pass_exactly_once():
+    # Given a small Grid, thrall with headroom, and the paced worker
+    world = World(SMALL)
+    functions = paced(world, Tuning(max_limit=16, max_iterator_age_ms=60_000), memory_mb=1024)
+    # When the pass runs
+    result = world.run(functions)
+    # Then every image was published once and recorded as enqueued
+    assert result.finished
+    assert world.thrall.published == SMALL.images
+    assert world.store.counts()[ProgressState.ENQUEUED] == SMALL.images
+    assert result.overload_failures == 0
+    # and the controller decided as it went, its limit above its start
+    assert result.timeline
+    assert max(limit for _, limit, _, _ in result.timeline) > 2
+
+
+def test_pass_sim_fixed_batch_baseline_finishes_the_same_pass():
+    world = World(SMALL)
+    open_gate = Verdict(100, 0.0, "open")
+    functions = fixed_batch(
+        world,
+        every_seconds=60,
+        batch=100,
+        concurrency=3,
+        gate=lambda age: open_gate,
+        memory_mb=1024,
+    )
+    result = world.run(functions)
+    assert result.finished
+    assert world.thrall.published == SMALL.images
+    assert result.invocations >= SMALL.images // 100
