@@ -56,13 +56,14 @@ _WIRED = frozenset(
         settings.THRALL_STREAM_NAME,
         settings.BACKPRESSURE_STREAMS,
         settings.MAX_ITERATOR_AGE_MS,
-        settings.BATCH_SIZE,
         settings.GRID_CONCURRENCY,
         settings.GRID_DOMAIN_ROOT,
         settings.GRID_API_KEY_PARAMETER,
         settings.GRID_API_KEY_SECRET,
         settings.GRID_API_KEY,
         settings.MAX_IN_FLIGHT,
+        settings.CHECK_MAX_IN_FLIGHT,
+        settings.PROJECTION_TIMEOUT_SECONDS,
     )
 ) | frozenset(variable for variable, _ in settings.SERVICES.values())
 
@@ -80,12 +81,11 @@ _ALL_VARS: dict[str, settings.Var] = {
 
 @dataclass(frozen=True)
 class WorkerConfig:
-    """One scheduled worker: how much it takes, how often, how many at once."""
+    """One scheduled worker: how often it is kept alive, how many invocations and images at once."""
 
-    batch_size: int
     schedule_minutes: int
     reserved_concurrency: int
-    max_in_flight: int | None = None  # batch-index: images one invocation projects at once
+    max_in_flight: int  # images one invocation works on at once, at most
 
 
 @dataclass(frozen=True)
@@ -135,7 +135,7 @@ class StageConfig:
     @property
     def projections_in_flight(self) -> int:
         """The most image-projection invocations batch-index can have running at once."""
-        return self.batch_index.reserved_concurrency * (self.batch_index.max_in_flight or 0)
+        return self.batch_index.reserved_concurrency * self.batch_index.max_in_flight
 
     @property
     def projection_timeout_seconds(self) -> int:
@@ -316,9 +316,8 @@ def load_stage_config(context: Mapping[str, Any], stage: str) -> StageConfig:
         )
         backpressure = []
 
-    def worker(name: str, in_flight: bool = False) -> WorkerConfig:
+    def worker(name: str, in_flight: settings.Var) -> WorkerConfig:
         return WorkerConfig(
-            batch_size=read.var(settings.BATCH_SIZE, name, "batchSize"),
             schedule_minutes=read.integer(
                 name,
                 "scheduleRateMinutes",
@@ -333,9 +332,7 @@ def load_stage_config(context: Mapping[str, Any], stage: str) -> StageConfig:
                 lo=c.RESERVED_CONCURRENCY_RANGE[0],
                 hi=c.RESERVED_CONCURRENCY_RANGE[1],
             ),
-            max_in_flight=(
-                read.var(settings.MAX_IN_FLIGHT, name, "maxInFlight") if in_flight else None
-            ),
+            max_in_flight=read.var(in_flight, name, "maxInFlight"),
         )
 
     worker_settings = _worker_settings(read, raw.get("settings") or {})
@@ -352,8 +349,8 @@ def load_stage_config(context: Mapping[str, Any], stage: str) -> StageConfig:
         grid_concurrency=read.var(settings.GRID_CONCURRENCY, "gridConcurrency"),
         max_iterator_age_ms=read.var(settings.MAX_ITERATOR_AGE_MS, "maxIteratorAgeMs"),
         backpressure_streams=tuple(backpressure),
-        batch_index=worker("batchIndex", in_flight=True),
-        batch_check=worker("batchCheck"),
+        batch_index=worker("batchIndex", settings.MAX_IN_FLIGHT),
+        batch_check=worker("batchCheck", settings.CHECK_MAX_IN_FLIGHT),
         projection_reserved_concurrency=read.integer(
             "imageProjection",
             "reservedConcurrency",
@@ -455,12 +452,13 @@ def _cross_checks(config: StageConfig) -> list[str]:
             f"{c.LAMBDA_MAX_TIMEOUT_SECONDS} s"
         )
     margin = config.setting(settings.STOP_MARGIN_SECONDS)
-    needed = projection + c.PUBLISH_AND_RECORD_BUDGET_SECONDS
+    budget = config.setting(settings.RECORD_BUDGET_SECONDS)
+    needed = projection + budget
     if not needed < margin < c.WORKER_TIMEOUT_SECONDS:
         problems.append(
             f"{key}.{settings.STOP_MARGIN_SECONDS.name}={margin} must exceed "
-            f"image-projection's timeout ({projection} s) plus the publish-and-record budget "
-            f"({c.PUBLISH_AND_RECORD_BUDGET_SECONDS} s), {needed} s, so that what an "
+            f"image-projection's timeout ({projection} s) plus "
+            f"{settings.RECORD_BUDGET_SECONDS.name} ({budget} s), {needed} s, so that what an "
             "invocation projects last is published and recorded before it ends, and stay "
             f"below the worker timeout ({c.WORKER_TIMEOUT_SECONDS} s)"
         )

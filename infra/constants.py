@@ -42,15 +42,6 @@ WORKER_TIMEOUT_SECONDS = LAMBDA_MAX_TIMEOUT_SECONDS
 # this covers a cold start and merging the answers on top of those two.
 PROJECTION_TIMEOUT_MARGIN_SECONDS = 20
 
-# After the last projection returns, a worker still publishes what it holds
-# (one PutRecords call) and records each outcome (one conditional UpdateItem per
-# image, in parallel). Each is a boto3 call with botocore's standard retries as
-# adapters/aws.py configures them: 10 attempts, backoff capped at 20 s, so at most
-# 1 + 2 + 4 + 8 + 16 + 4 x 20 = 111 s of waiting; 120 s covers that and the
-# calls themselves. STOP_MARGIN_SECONDS must exceed image-projection's timeout
-# plus this, or the last images of an invocation could be projected and lost.
-PUBLISH_AND_RECORD_BUDGET_SECONDS = 120
-
 MEMORY_MB = {
     # One image at a time: image-loader's JSON (up to ~1 MiB, SPEC §5) held a
     # few times over while merging. 512 MB also buys a third of a vCPU for JSON.

@@ -79,18 +79,16 @@ def function_environments(config: StageConfig) -> dict[str, dict[str, str]]:
     per_function = {
         names.IMAGE_PROJECTION: {},
         names.BATCH_INDEX: {
-            settings.BATCH_SIZE.name: str(config.batch_index.batch_size),
             settings.SCHEDULE_RULE_NAME.name: c.resource_name(names.BATCH_INDEX, stage),
             settings.MAX_IN_FLIGHT.name: str(config.batch_index.max_in_flight),
+            # What the stop margin is checked against: the function's own timeout.
+            settings.PROJECTION_TIMEOUT_SECONDS.name: str(config.projection_timeout_seconds),
         },
         names.BATCH_CHECK: {
-            settings.BATCH_SIZE.name: str(config.batch_check.batch_size),
             settings.SCHEDULE_RULE_NAME.name: c.resource_name(names.BATCH_CHECK, stage),
+            settings.CHECK_MAX_IN_FLIGHT.name: str(config.batch_check.max_in_flight),
         },
     }
-    # Wired from context whether or not the worker's settings class reads it yet:
-    # image-projection's reserved concurrency is sized from it.
-    always = {names.BATCH_INDEX: (settings.MAX_IN_FLIGHT,)}
     # batch-index invokes image-projection, so it never talks to the Grid itself.
     grid_only = {v.name for v in settings.variables(settings.GridSettings)} - {
         settings.GRID_CONCURRENCY.name
@@ -99,8 +97,7 @@ def function_environments(config: StageConfig) -> dict[str, dict[str, str]]:
     for service, cls in SETTINGS_CLASSES.items():
         values = {**known, **per_function[service]}
         environment: dict[str, str] = {}
-        wanted = {v.name: v for v in (*settings.variables(cls), *always.get(service, ()))}
-        for var in wanted.values():
+        for var in settings.variables(cls):
             if service == names.BATCH_INDEX and var.name in grid_only:
                 continue
             # Defaults are written out too: the console then shows every knob

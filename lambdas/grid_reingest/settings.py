@@ -202,13 +202,6 @@ MAX_MESSAGE_BYTES = Var(
     f"1024..{KINESIS_RECORD_MAX_BYTES}",
     str(KINESIS_RECORD_MAX_BYTES),
 )
-BATCH_SIZE = Var(
-    "BATCH_SIZE",
-    "Most ids one invocation claims",
-    _integer(1, 5000),
-    "1..5000",
-    "500",
-)
 INDEX_START_STATE = Var(
     "INDEX_START_STATE",
     "The state batch-index takes ids from",
@@ -250,7 +243,7 @@ STOP_MARGIN_SECONDS = Var(
     "(> PROJECTION_TIMEOUT_SECONDS + RECORD_BUDGET_SECONDS)",
     _integer(1, 900),
     "1..900",
-    "330",
+    "480",
 )
 THRALL_STREAM_NAME = Var(
     "THRALL_STREAM_NAME",
@@ -321,19 +314,24 @@ PROJECTION_TIMEOUT_SECONDS = Var(
     "1..900",
     "300",
 )
+# After its last work returns, a worker still publishes what it holds (one
+# PutRecords call) and records each outcome (conditional UpdateItems in
+# parallel), each with botocore's standard retries as adapters/aws.py sets them:
+# 10 attempts, backoff capped at 20 s, so at most 1 + 2 + 4 + 8 + 16 + 4 x 20 =
+# 111 s of waiting; 120 s covers that and the calls themselves.
 RECORD_BUDGET_SECONDS = Var(
     "RECORD_BUDGET_SECONDS",
     "Time kept, after the last work can finish, to publish and record what a worker holds",
     _integer(1, 300),
     "1..300",
-    "10",
+    "120",
 )
 CHECK_STOP_MARGIN_SECONDS = Var(
     "CHECK_STOP_MARGIN_SECONDS",
     "batch-check stops starting lookups with less than this left (> service timeout + budget)",
     _integer(1, 900),
     "1..900",
-    "30",
+    "150",
 )
 PACE_REFRESH_SECONDS = Var(
     "PACE_REFRESH_SECONDS",

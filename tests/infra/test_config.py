@@ -75,7 +75,7 @@ def test_config_reports_every_problem_at_once():
     context = context_with(
         gridConcurrency=0,
         logRetentionDays=13,
-        batchIndex={"batchSize": 100, "scheduleRateMinutes": 0, "reservedConcurrency": 1},
+        batchIndex={"maxInFlight": 8, "scheduleRateMinutes": 0, "reservedConcurrency": 1},
     )
 
     # When loaded, Then each is named with what is allowed
@@ -88,12 +88,12 @@ def test_config_reports_every_problem_at_once():
 
 def test_config_worker_values_are_checked_by_the_workers_own_parsers():
     context = context_with(
-        batchCheck={"batchSize": 5001, "scheduleRateMinutes": 5, "reservedConcurrency": 1}
+        batchCheck={"maxInFlight": 5001, "scheduleRateMinutes": 5, "reservedConcurrency": 1}
     )
 
     (problem,) = problems_of(context)
-    assert problem.startswith("stages.TEST.batchCheck.batchSize=5001 is invalid")
-    assert settings.BATCH_SIZE.allowed in problem
+    assert problem.startswith("stages.TEST.batchCheck.maxInFlight=5001 is invalid")
+    assert settings.CHECK_MAX_IN_FLIGHT.allowed in problem
 
 
 @pytest.mark.parametrize(
@@ -128,13 +128,13 @@ def test_config_rejects_a_bad_value_by_key(key, value, expected):
 
 def test_config_settings_map_takes_only_unwired_worker_variables():
     context = context_with(
-        settings={"MAX_ATTEMPTS": 0, "BATCH_SIZE": 10, "NO_SUCH_VARIABLE": 1, "DRY_RUN": True}
+        settings={"MAX_ATTEMPTS": 0, "MAX_IN_FLIGHT": 10, "NO_SUCH_VARIABLE": 1, "DRY_RUN": True}
     )
 
     problems = problems_of(context)
     text = "\n".join(problems)
     assert "stages.TEST.settings.MAX_ATTEMPTS=0 is invalid" in text
-    assert "stages.TEST.settings.BATCH_SIZE: BATCH_SIZE is set by the stack itself" in text
+    assert "stages.TEST.settings.MAX_IN_FLIGHT: MAX_IN_FLIGHT is set by the stack itself" in text
     assert "stages.TEST.settings.NO_SUCH_VARIABLE: no worker reads NO_SUCH_VARIABLE" in text
     assert not [p for p in problems if p.startswith("stages.TEST.settings.DRY_RUN")]
     assert len(problems) == 3
@@ -158,12 +158,12 @@ def test_config_stop_margin_must_cover_a_projection_and_the_publish_budget():
     # Then cdk.json's stop margin (480 s) is too short for it plus the budget (120 s)
     (problem,) = problems_of(context)
     assert problem.startswith("stages.TEST.settings.STOP_MARGIN_SECONDS=480 must exceed")
-    assert "timeout (430 s) plus the publish-and-record budget (120 s), 550 s" in problem
+    assert "timeout (430 s) plus RECORD_BUDGET_SECONDS (120 s), 550 s" in problem
 
 
 def test_config_stop_margin_equal_to_projection_plus_budget_is_refused():
     # Given a margin exactly the projection's timeout plus the budget (330 + 120)
-    needed = 330 + c.PUBLISH_AND_RECORD_BUDGET_SECONDS
+    needed = 330 + int(settings.RECORD_BUDGET_SECONDS.default)
     context = context_with(settings=with_settings(**{settings.STOP_MARGIN_SECONDS.name: needed}))
 
     # Then it is refused: nothing would be left for the last record's write
@@ -286,14 +286,14 @@ def test_config_rejects_a_bad_alarm_target(key, value, expected):
 
 
 def test_config_max_in_flight_is_required_for_batch_index():
-    index = {"batchSize": 100, "scheduleRateMinutes": 1, "reservedConcurrency": 1}
+    index = {"scheduleRateMinutes": 1, "reservedConcurrency": 1}
 
     (problem,) = problems_of(context_with(batchIndex=index))
     assert problem.startswith("stages.TEST.batchIndex.maxInFlight is required")
 
 
 def test_config_max_in_flight_is_checked_by_the_workers_parser():
-    index = {"batchSize": 100, "scheduleRateMinutes": 1, "reservedConcurrency": 1}
+    index = {"scheduleRateMinutes": 1, "reservedConcurrency": 1}
 
     (problem,) = problems_of(context_with(batchIndex={**index, "maxInFlight": 0}))
     assert problem.startswith("stages.TEST.batchIndex.maxInFlight=0 is invalid")
@@ -308,7 +308,7 @@ def test_config_max_in_flight_is_wired_by_the_stack_not_the_settings_map():
 
 
 def test_config_projection_reserved_concurrency_must_cover_batch_index_in_flight():
-    # Given PROD's batch-index: 2 invocations x 32 images in flight = 64 projections
+    # Given PROD's batch-index: 1 invocation x 64 images in flight = 64 projections
     context = context_with("PROD", imageProjection={"reservedConcurrency": 63})
 
     # When loaded, Then the shortfall is named with the product it must cover
@@ -316,7 +316,7 @@ def test_config_projection_reserved_concurrency_must_cover_batch_index_in_flight
     assert problem.startswith(
         "stages.PROD.imageProjection.reservedConcurrency=63 must be at least "
         "stages.PROD.batchIndex.reservedConcurrency x stages.PROD.batchIndex.maxInFlight "
-        "(2 x 32 = 64)"
+        "(1 x 64 = 64)"
     )
 
 

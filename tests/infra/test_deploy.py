@@ -38,7 +38,7 @@ def deployment(aws: str, tmp_path_factory: pytest.TempPathFactory) -> Deployment
     return deploy_stage(
         aws,
         "TEST",
-        {"batchIndex": {"batchSize": 50}},
+        {"batchIndex": {"maxInFlight": 4}},
         outdir=tmp_path_factory.mktemp("cdk.out-deployed"),
     )
 
@@ -91,7 +91,7 @@ def test_deploy_batch_index_points_at_the_stream_and_projection(deployment):
     assert env[settings.PROJECTION_FUNCTION_NAME.name] == deployment.function_name(
         names.IMAGE_PROJECTION
     )
-    assert env[settings.BATCH_SIZE.name] == "50"  # the override, not cdk.json's 100
+    assert env[settings.MAX_IN_FLIGHT.name] == "4"  # the override, not cdk.json's 8
 
 
 @pytest.mark.parametrize("service", [names.BATCH_INDEX, names.BATCH_CHECK])

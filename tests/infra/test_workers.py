@@ -58,7 +58,7 @@ def test_workers_share_one_code_asset(assembly):
         ("TEST", names.BATCH_INDEX, 1),
         ("TEST", names.BATCH_CHECK, 1),
         ("TEST", names.IMAGE_PROJECTION, 10),
-        ("PROD", names.BATCH_INDEX, 2),
+        ("PROD", names.BATCH_INDEX, 1),
         ("PROD", names.BATCH_CHECK, 1),
         ("PROD", names.IMAGE_PROJECTION, 70),
     ],
@@ -89,11 +89,13 @@ def test_workers_batch_index_environment(assembly):
     assert env == {
         settings.STAGE.name: "TEST",
         settings.STATE_TABLE_NAME.name: "grid-reingest-TEST",
-        settings.BATCH_SIZE.name: "100",
         settings.INDEX_START_STATE.name: settings.INDEX_START_STATE.default,
         settings.MAX_ATTEMPTS.name: "3",
         settings.CLAIM_LEASE_SECONDS.name: settings.CLAIM_LEASE_SECONDS.default,
         settings.STOP_MARGIN_SECONDS.name: "480",
+        # image-projection's own timeout: loader 300 + service 10 + margin 20
+        settings.PROJECTION_TIMEOUT_SECONDS.name: "330",
+        settings.RECORD_BUDGET_SECONDS.name: settings.RECORD_BUDGET_SECONDS.default,
         settings.MAX_MESSAGE_BYTES.name: settings.MAX_MESSAGE_BYTES.default,
         settings.THRALL_STREAM_NAME.name: TEST_STREAM,
         settings.MAX_ITERATOR_AGE_MS.name: "60000",
@@ -104,6 +106,7 @@ def test_workers_batch_index_environment(assembly):
         settings.GRID_CONCURRENCY.name: "8",
         settings.DRY_RUN.name: "false",
         settings.MAX_IN_FLIGHT.name: "8",
+        settings.PACE_REFRESH_SECONDS.name: settings.PACE_REFRESH_SECONDS.default,
     }
 
 
@@ -113,11 +116,16 @@ def test_workers_batch_check_environment(assembly):
     assert env == {
         settings.STAGE.name: "TEST",
         settings.STATE_TABLE_NAME.name: "grid-reingest-TEST",
-        settings.BATCH_SIZE.name: "500",
         settings.CHECK_START_STATE.name: settings.CHECK_START_STATE.default,
         settings.CHECK_MIN_AGE_SECONDS.name: settings.CHECK_MIN_AGE_SECONDS.default,
         settings.MAX_ATTEMPTS.name: "3",
         settings.CLAIM_LEASE_SECONDS.name: settings.CLAIM_LEASE_SECONDS.default,
+        settings.CHECK_STOP_MARGIN_SECONDS.name: settings.CHECK_STOP_MARGIN_SECONDS.default,
+        settings.RECORD_BUDGET_SECONDS.name: settings.RECORD_BUDGET_SECONDS.default,
+        settings.BREAKER_FAILURE_SHARE.name: settings.BREAKER_FAILURE_SHARE.default,
+        settings.BREAKER_MIN_RESULTS.name: settings.BREAKER_MIN_RESULTS.default,
+        settings.CHECK_MAX_IN_FLIGHT.name: "8",
+        settings.PACE_REFRESH_SECONDS.name: settings.PACE_REFRESH_SECONDS.default,
         settings.SCHEDULE_RULE_NAME.name: "grid-reingest-batch-check-TEST",
         settings.GRID_DOMAIN_ROOT.name: "test.dev-gutools.co.uk",
         settings.GRID_API_KEY_PARAMETER.name: TEST_KEY_PARAMETER,
