@@ -41,9 +41,22 @@ PAGE_ITEMS = 1024 * 1024 // ITEM_BYTES
 class ModelError(Exception):
     """An error DynamoDB would answer with (HTTP 400)."""
 
-    def __init__(self, kind: str, message: str) -> None:
+    def __init__(self, kind: str, message: str, extra: dict | None = None) -> None:
         super().__init__(message)
         self.kind = kind
+        self.extra = extra or {}
+
+
+class ConditionFailed(ModelError):
+    """A failed write condition, with the item as it is when the request asks for it."""
+
+    def __init__(self, current: dict, request: dict) -> None:
+        wanted = request.get("ReturnValuesOnConditionCheckFailure") == "ALL_OLD"
+        super().__init__(
+            "ConditionalCheckFailedException",
+            "condition failed",
+            {"Item": current} if wanted else {},
+        )
 
 
 class Table:
@@ -120,7 +133,8 @@ def serve(port: int, latency_s: float, faults: Faults, page_s: float = 0.0) -> N
                 self._reply(200, handler(request, fault))
             except ModelError as error:
                 kind = f"com.amazonaws.dynamodb.v20120810#{error.kind}"
-                self._reply(400, json.dumps({"__type": kind, "message": str(error)}).encode())
+                answer = {"__type": kind, "message": str(error), **error.extra}
+                self._reply(400, json.dumps(answer).encode())
 
         def _DescribeTable(self, request: dict, fault: str | None) -> bytes:
             return json.dumps(
@@ -145,6 +159,39 @@ def serve(port: int, latency_s: float, faults: Faults, page_s: float = 0.0) -> N
                     table.put(entry["PutRequest"]["Item"])
             left = [e for i, e in enumerate(entries) if i in skipped]
             return json.dumps({"UnprocessedItems": {name: left} if left else {}}).encode()
+
+        def _PutItem(self, request: dict, fault: str | None) -> bytes:
+            table = tables[request["TableName"]]
+            item = request["Item"]
+            with table.lock:
+                current = table.items.get(item["id"]["S"])
+                if request.get("ConditionExpression") and current is not None:
+                    # Only `attribute_not_exists(id)` is modelled: the upload's condition.
+                    raise ConditionFailed(current, request)
+                table.items[item["id"]["S"]] = item
+                table._segments.clear()
+            return b"{}"
+
+        def _TransactWriteItems(self, request: dict, fault: str | None) -> bytes:
+            puts = [entry["Put"] for entry in request["TransactItems"]]
+            table = tables[puts[0]["TableName"]]
+            with table.lock:
+                reasons = [
+                    {"Code": "ConditionalCheckFailed", "Item": table.items[p["Item"]["id"]["S"]]}
+                    if p.get("ConditionExpression") and p["Item"]["id"]["S"] in table.items
+                    else {"Code": "None"}
+                    for p in puts
+                ]
+                if any(r["Code"] != "None" for r in reasons):
+                    raise ModelError(
+                        "TransactionCanceledException",
+                        "Transaction cancelled",
+                        {"CancellationReasons": reasons},
+                    )
+                for p in puts:
+                    table.items[p["Item"]["id"]["S"]] = p["Item"]
+                table._segments.clear()
+            return b"{}"
 
         def _Scan(self, request: dict, fault: str | None) -> bytes:
             table = tables[request["TableName"]]
@@ -261,7 +308,9 @@ def main() -> None:
     )
     args = parser.parse_args()
     faults = Faults(
-        targets=("BatchWriteItem",), throttle_rate=args.throttle, partial_rate=args.partial
+        targets=("BatchWriteItem", "PutItem"),
+        throttle_rate=args.throttle,
+        partial_rate=args.partial,
     )
     serve(args.port, args.latency_ms / 1000, faults, args.scan_page_ms / 1000)
 

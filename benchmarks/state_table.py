@@ -29,9 +29,9 @@ from benchmarks.report import machine, table, write_section
 from devtools.aws_proxy import AwsProxy
 from devtools.servers import aws_environment, free_port, moto_server, server_process
 from grid_reingest.adapters.aws import client_config
-from grid_reingest.adapters.dynamodb.bulk import StateTable, _fresh_item
+from grid_reingest.adapters.dynamodb.bulk import StateTable
 from grid_reingest.adapters.dynamodb.plain_items import PLAIN_ITEMS_HOOK
-from grid_reingest.adapters.dynamodb.schema import SCAN_PAGE_ITEMS, create_table
+from grid_reingest.adapters.dynamodb.schema import SCAN_PAGE_ITEMS, create_table, fresh_item
 from grid_reingest.domain.states import ProgressState
 
 LATENCY_S = 0.010
@@ -83,7 +83,7 @@ def seed_upload(dynamodb, names: list[str]) -> None:
         dynamodb.batch_write_item(
             RequestItems={
                 TABLE: [
-                    {"PutRequest": {"Item": _fresh_item(i, ProgressState.NOT_STARTED, "-")}}
+                    {"PutRequest": {"Item": fresh_item(i, ProgressState.NOT_STARTED, "-")}}
                     for i in names[start : start + 25]
                 ]
             }

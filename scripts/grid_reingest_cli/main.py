@@ -9,10 +9,10 @@ from collections.abc import Sequence
 from botocore.exceptions import BotoCoreError, ClientError
 
 from grid_reingest.adapters.dynamodb.schema import StateTableError
-from grid_reingest_cli import reset, scan_statuses, schedules, stats, upload_ids, watch
+from grid_reingest_cli import failures, reset, scan_statuses, schedules, stats, upload_ids, watch
 from grid_reingest_cli.common import FAILED, INTERRUPTED, USAGE, CliError, explain_aws_error
 
-COMMANDS = (upload_ids, scan_statuses, stats, reset, watch)
+COMMANDS = (upload_ids, scan_statuses, stats, reset, watch, failures)
 
 
 def build_parser() -> argparse.ArgumentParser:
