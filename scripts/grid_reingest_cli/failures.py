@@ -175,8 +175,7 @@ def group_failures(table: StateTable, states: Iterable[int], segments: int = 8) 
                     group = groups[reason] = Group(reason)
                 group.count += 1
                 group.states.add(row.state)
-                if len(group.examples) < EXAMPLES:
-                    group.examples.append(row.id)
+                _keep_example(group.examples, row.id)
             total += len(page)
             progress.advance(len(page))
     finally:
@@ -185,6 +184,16 @@ def group_failures(table: StateTable, states: Iterable[int], segments: int = 8) 
     for group in ordered:
         group.examples.sort()
     return Failures(total, ordered)
+
+
+def _keep_example(examples: list[str], image_id: str) -> None:
+    """Keep the EXAMPLES smallest ids: the same examples whatever order the scan reads."""
+    if len(examples) < EXAMPLES:
+        examples.append(image_id)
+        return
+    largest = max(examples)
+    if image_id < largest:
+        examples[examples.index(largest)] = image_id
 
 
 def rows_of_group(

@@ -190,7 +190,7 @@ def _run(args: argparse.Namespace) -> int:
         if cutoff is not None:
             print(f"(only those unchanged for {args.lease_seconds:,} s will move)")
         if args.dry_run:
-            print(f"would move up to {total:,} item(s) to {target} (dry run: nothing changed)")
+            print(f"would move {total:,} item(s) to {target} (dry run: nothing changed)")
             return OK
         if total == 0:
             print("nothing to move")

@@ -412,9 +412,9 @@ class StateTable(ClaimTable):
         def record(done: bool) -> None:
             nonlocal moved
             moved += done
-            on_progress(1)
             if done:
                 on_moved(1)
+            on_progress(1)
 
         self._run_bounded(lambda item: self._reset_one(*item, to_state), items, record)
         return moved
