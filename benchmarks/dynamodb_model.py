@@ -3,9 +3,9 @@
 moto's server is one CPU-bound Python process (about 3,500 writes/s and 4,000
 scanned rows/s here, whatever the client does), so a benchmark against it
 measures moto. This server answers the calls the state-table client makes —
-DescribeTable, BatchWriteItem, Scan (segments, 1 MB pages), conditional
-UpdateItem (`SET`/`REMOVE`, `a = :x AND ...` conditions) and Query on the
-state index (keys only or COUNT) —
+DescribeTable, BatchWriteItem, BatchGetItem, PutItem (`attribute_not_exists`),
+Scan (segments, 1 MB pages), conditional UpdateItem (`SET`/`REMOVE`,
+`a = :x AND ...` conditions) and Query on the state index (keys only or COUNT) —
 from memory, after a fixed round-trip latency per request, in its own process,
 the way AWS's fleet answers: the time a call takes does not grow with the
 number of calls in flight. Optional faults (throttling, UnprocessedItems)
@@ -172,26 +172,14 @@ def serve(port: int, latency_s: float, faults: Faults, page_s: float = 0.0) -> N
                 table._segments.clear()
             return b"{}"
 
-        def _TransactWriteItems(self, request: dict, fault: str | None) -> bytes:
-            puts = [entry["Put"] for entry in request["TransactItems"]]
-            table = tables[puts[0]["TableName"]]
+        def _BatchGetItem(self, request: dict, fault: str | None) -> bytes:
+            ((name, wanted),) = request["RequestItems"].items()
+            table = tables[name]
             with table.lock:
-                reasons = [
-                    {"Code": "ConditionalCheckFailed", "Item": table.items[p["Item"]["id"]["S"]]}
-                    if p.get("ConditionExpression") and p["Item"]["id"]["S"] in table.items
-                    else {"Code": "None"}
-                    for p in puts
+                found = [
+                    table.items[k["id"]["S"]] for k in wanted["Keys"] if k["id"]["S"] in table.items
                 ]
-                if any(r["Code"] != "None" for r in reasons):
-                    raise ModelError(
-                        "TransactionCanceledException",
-                        "Transaction cancelled",
-                        {"CancellationReasons": reasons},
-                    )
-                for p in puts:
-                    table.items[p["Item"]["id"]["S"]] = p["Item"]
-                table._segments.clear()
-            return b"{}"
+            return json.dumps({"Responses": {name: found}, "UnprocessedKeys": {}}).encode()
 
         def _Scan(self, request: dict, fault: str | None) -> bytes:
             table = tables[request["TableName"]]
