@@ -296,6 +296,9 @@ pages read by `json`.
 
 {table(["what", "rows", "seed rows/s", "ours rows/s", "ratio"], results)}
 
+Rows measured in one run on a shared machine: at small sizes (`--ids`) and
+under load the ratios move from run to run, the scan ratios most.
+
 - **Latency model** (`benchmarks/dynamodb_model.py`): answers from memory in
   its own process after the 10 ms, as DynamoDB's fleet does whatever the
   number of calls in flight; this measures the client's design. Target:
