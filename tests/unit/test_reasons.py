@@ -26,6 +26,11 @@ from grid_reingest.domain.reasons import MAX_REASON_CHARS, normalise
         ("record of 1,048,577 bytes > 1048576", "record of 2,000,001 bytes > 1048576"),
         ("at 2026-11-29T20:35:45.123Z: refused", "at 2026-11-30T01:02:03Z: refused"),
         ("pointer 0x7f3a2b", "pointer 0xdeadbeef"),
+        ("record of 1234567 bytes > 1048576", "record of 20000000 bytes > 1048576"),
+        (
+            "loader: HTTP 502 for 0000000000000000000000000000000000000001",
+            "loader: HTTP 502 for 00000000000000000000000000000000000000ab",
+        ),
     ],
 )
 def test_reasons_messages_differing_only_by_ids_and_numbers_group_together(first, second):

@@ -27,9 +27,12 @@ _RULES: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"\b\d{1,3}(?:\.\d{1,3}){3}(?::\d+)?\b"), "<ip>"),
     (re.compile(r"\b(?:[0-9a-f]{1,4}:){2,7}[0-9a-f]{1,4}\b", re.I), "<ip>"),
     (re.compile(r"\b0x[0-9a-f]+\b", re.I), "<hex>"),
-    # Hex runs of 8+ characters with at least one digit: ids, hashes, request ids.
-    (re.compile(r"\b(?=[0-9a-f]*\d)[0-9a-f]{8,}\b", re.I), "<id>"),
-    (re.compile(r"\b(?=[0-9A-Za-z_-]*\d)[0-9A-Za-z_-]{20,}\b"), "<id>"),
+    # A Grid id (40 hex characters), even one that happens to hold no letter.
+    (re.compile(r"\b[0-9a-f]{40}\b", re.I), "<id>"),
+    # Runs of 8+ hex characters with a digit and a letter (ids, hashes, request ids),
+    # and long tokens mixing both; digits alone are numbers, whatever their length.
+    (re.compile(r"\b(?=[0-9a-f]*\d)(?=[0-9a-f]*[a-f])[0-9a-f]{8,}\b", re.I), "<id>"),
+    (re.compile(r"\b(?=[0-9A-Za-z_-]*\d)(?=[0-9A-Za-z_-]*[A-Za-z])[0-9A-Za-z_-]{20,}\b"), "<id>"),
     # Numbers, except HTTP statuses (a 502 is not a 500) and digits inside words (im4java).
     (re.compile(r"(?<![A-Za-z_\d])(?<!HTTP )(?<!status )[-+]?\d+(?:[.,]\d+)*"), "<n>"),
 )
