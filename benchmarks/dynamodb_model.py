@@ -3,9 +3,9 @@
 moto's server is one CPU-bound Python process (about 3,500 writes/s and 4,000
 scanned rows/s here, whatever the client does), so a benchmark against it
 measures moto. This server answers the calls the state-table client makes —
-DescribeTable, BatchWriteItem, Scan (segments, 1 MB pages), conditional
-UpdateItem (`SET`/`REMOVE`, `a = :x AND ...` conditions) and Query on the
-state index (keys only or COUNT) —
+DescribeTable, BatchWriteItem, BatchGetItem, PutItem (`attribute_not_exists`),
+Scan (segments, 1 MB pages), conditional UpdateItem (`SET`/`REMOVE`,
+`a = :x AND ...` conditions) and Query on the state index (keys only or COUNT) —
 from memory, after a fixed round-trip latency per request, in its own process,
 the way AWS's fleet answers: the time a call takes does not grow with the
 number of calls in flight. Optional faults (throttling, UnprocessedItems)
@@ -41,9 +41,22 @@ PAGE_ITEMS = 1024 * 1024 // ITEM_BYTES
 class ModelError(Exception):
     """An error DynamoDB would answer with (HTTP 400)."""
 
-    def __init__(self, kind: str, message: str) -> None:
+    def __init__(self, kind: str, message: str, extra: dict | None = None) -> None:
         super().__init__(message)
         self.kind = kind
+        self.extra = extra or {}
+
+
+class ConditionFailed(ModelError):
+    """A failed write condition, with the item as it is when the request asks for it."""
+
+    def __init__(self, current: dict, request: dict) -> None:
+        wanted = request.get("ReturnValuesOnConditionCheckFailure") == "ALL_OLD"
+        super().__init__(
+            "ConditionalCheckFailedException",
+            "condition failed",
+            {"Item": current} if wanted else {},
+        )
 
 
 class Table:
@@ -120,7 +133,8 @@ def serve(port: int, latency_s: float, faults: Faults, page_s: float = 0.0) -> N
                 self._reply(200, handler(request, fault))
             except ModelError as error:
                 kind = f"com.amazonaws.dynamodb.v20120810#{error.kind}"
-                self._reply(400, json.dumps({"__type": kind, "message": str(error)}).encode())
+                answer = {"__type": kind, "message": str(error), **error.extra}
+                self._reply(400, json.dumps(answer).encode())
 
         def _DescribeTable(self, request: dict, fault: str | None) -> bytes:
             return json.dumps(
@@ -145,6 +159,27 @@ def serve(port: int, latency_s: float, faults: Faults, page_s: float = 0.0) -> N
                     table.put(entry["PutRequest"]["Item"])
             left = [e for i, e in enumerate(entries) if i in skipped]
             return json.dumps({"UnprocessedItems": {name: left} if left else {}}).encode()
+
+        def _PutItem(self, request: dict, fault: str | None) -> bytes:
+            table = tables[request["TableName"]]
+            item = request["Item"]
+            with table.lock:
+                current = table.items.get(item["id"]["S"])
+                if request.get("ConditionExpression") and current is not None:
+                    # Only `attribute_not_exists(id)` is modelled: the upload's condition.
+                    raise ConditionFailed(current, request)
+                table.items[item["id"]["S"]] = item
+                table._segments.clear()
+            return b"{}"
+
+        def _BatchGetItem(self, request: dict, fault: str | None) -> bytes:
+            ((name, wanted),) = request["RequestItems"].items()
+            table = tables[name]
+            with table.lock:
+                found = [
+                    table.items[k["id"]["S"]] for k in wanted["Keys"] if k["id"]["S"] in table.items
+                ]
+            return json.dumps({"Responses": {name: found}, "UnprocessedKeys": {}}).encode()
 
         def _Scan(self, request: dict, fault: str | None) -> bytes:
             table = tables[request["TableName"]]
@@ -261,7 +296,9 @@ def main() -> None:
     )
     args = parser.parse_args()
     faults = Faults(
-        targets=("BatchWriteItem",), throttle_rate=args.throttle, partial_rate=args.partial
+        targets=("BatchWriteItem", "PutItem"),
+        throttle_rate=args.throttle,
+        partial_rate=args.partial,
     )
     serve(args.port, args.latency_ms / 1000, faults, args.scan_page_ms / 1000)
 

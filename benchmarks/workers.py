@@ -249,7 +249,7 @@ class Counter(collections.Counter):
         return taken
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     """Measure and write the section of docs/benchmarks.md."""
     os.environ.update(aws_environment())  # dummy credentials: nothing reaches AWS
     results = []

@@ -1,25 +1,42 @@
-"""Reading a file of image ids, one per line, the way operators produce them.
+"""Reading a file of image ids, one per line, the way operators produce them, as a stream.
 
 Pure: no AWS. Tolerates what spreadsheets and editors add (a UTF-8 byte-order
 mark, CRLF line ends, surrounding whitespace, blank lines, repeats) and
-reports everything else with its line number.
+reports everything else with its line number. Memory does not grow with the
+file: lines are checked one at a time, the first few problems are kept, and
+repeats are found within a window of recent ids (the table's conditional
+writes make any repeat beyond it harmless).
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections import Counter
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
+from grid_reingest.domain.ids import id_problem, is_grid_id
+
 BOM = b"\xef\xbb\xbf"
-GRID_ID = re.compile(r"[0-9a-f]{40}")
-# DynamoDB's limit on a partition key value.
-MAX_ID_BYTES = 2048
+# Enough to see what is wrong without drowning the terminal.
+MAX_SHOWN = 20
+# Ids remembered to find repeats: between one and two windows' worth, ~15 MB.
+DEDUP_WINDOW = 100_000
+
+_SCAN_LINE = re.compile(r"[0-9a-f]{40}\s+\d+")
+_HINTS = {
+    "scan": "looks like scan-statuses output (`id state`): take the first column, "
+    "e.g. cut -d' ' -f1 FILE",
+    "csv": "looks like CSV: keep only the id column",
+    "header": "looks like a header line: remove it",
+    "quoted": "ids are quoted: remove the quotes, e.g. tr -d '\"' < FILE",
+    "upper": "upper-case ids: Grid ids are lower case, e.g. tr A-F a-f < FILE",
+}
 
 
 @dataclass(frozen=True)
 class Problem:
-    """One line that is not an id (or, for warnings, an id that does not look like the Grid's)."""
+    """One line that is not an id."""
 
     line: int
     reason: str
@@ -31,53 +48,102 @@ class Problem:
 
 
 @dataclass
-class IdsFile:
-    """What a file of ids holds: the unique ids in file order, and what was wrong with the rest."""
+class FileCheck:
+    """What a file of ids holds, counted in one pass."""
 
-    ids: list[str] = field(default_factory=list)
     lines: int = 0
     blank: int = 0
+    ids: int = 0  # valid ids, repeats within the window not counted
     duplicates: int = 0
-    invalid: list[Problem] = field(default_factory=list)
-    unusual: list[Problem] = field(default_factory=list)
+    invalid: int = 0
+    shown: list[Problem] = field(default_factory=list)  # the first MAX_SHOWN invalid lines
+    hints: Counter[str] = field(default_factory=Counter)
+
+    def hint_lines(self) -> list[str]:
+        """One line per pattern the invalid lines share, most frequent first."""
+        return [f"{_HINTS[kind]} ({n:,} line(s))" for kind, n in self.hints.most_common()]
 
 
-def read_ids(raw_lines: Iterable[bytes]) -> IdsFile:
-    """Parse raw lines (bytes, line ends included or not) into an IdsFile."""
-    result = IdsFile()
-    seen: set[str] = set()
-    for number, line in enumerate(raw_lines, start=1):
-        result.lines = number
-        raw = line[len(BOM) :] if number == 1 and line.startswith(BOM) else line
-        try:
-            text = raw.decode("utf-8").strip()
-        except UnicodeDecodeError:
-            result.invalid.append(Problem(number, "not UTF-8 text", raw.decode("utf-8", "replace")))
-            continue
-        if not text:
-            result.blank += 1
-            continue
-        reason = _invalid_reason(text)
-        if reason:
-            result.invalid.append(Problem(number, reason, text))
-            continue
-        if text in seen:
-            result.duplicates += 1
-            continue
-        seen.add(text)
-        result.ids.append(text)
-        if not GRID_ID.fullmatch(text):
-            result.unusual.append(
-                Problem(number, "does not look like a Grid id (40 lower-case hex characters)", text)
-            )
-    return result
+class RecentIds:
+    """Remembers the last `window` to 2 * `window` ids, to find repeats in bounded memory."""
+
+    def __init__(self, window: int = DEDUP_WINDOW) -> None:
+        self.window = window
+        self._current: set[str] = set()
+        self._previous: set[str] = set()
+
+    def seen(self, image_id: str) -> bool:
+        """True if the id was seen recently; remembers it either way."""
+        if image_id in self._current or image_id in self._previous:
+            return True
+        self._current.add(image_id)
+        if len(self._current) >= self.window:
+            self._previous, self._current = self._current, set()
+        return False
 
 
-def _invalid_reason(text: str) -> str | None:
-    if any(c.isspace() for c in text):
-        return "contains whitespace (one id per line)"
-    if any(not c.isprintable() for c in text):
-        return "contains control characters"
-    if len(text.encode()) > MAX_ID_BYTES:
-        return f"longer than {MAX_ID_BYTES} bytes"
+def parse_line(raw: bytes, number: int, allow_any: bool = False) -> str | Problem | None:
+    """One raw line: its id, a Problem, or None when blank."""
+    if number == 1 and raw.startswith(BOM):
+        raw = raw[len(BOM) :]
+    try:
+        text = raw.decode("utf-8").strip()
+    except UnicodeDecodeError:
+        return Problem(number, "not UTF-8 text", raw.decode("utf-8", "replace").strip())
+    if not text:
+        return None
+    reason = id_problem(text, allow_any=allow_any)
+    return text if reason is None else Problem(number, reason, text)
+
+
+def check_lines(
+    raw_lines: Iterable[bytes], allow_any: bool = False, window: int = DEDUP_WINDOW
+) -> FileCheck:
+    """Read every line once: counts, the first invalid lines, and hints about the rest."""
+    check = FileCheck()
+    recent = RecentIds(window)
+    for number, raw in enumerate(raw_lines, start=1):
+        check.lines = number
+        parsed = parse_line(raw, number, allow_any)
+        if parsed is None:
+            check.blank += 1
+        elif isinstance(parsed, Problem):
+            check.invalid += 1
+            if len(check.shown) < MAX_SHOWN:
+                check.shown.append(parsed)
+            kind = _hint(parsed)
+            if kind:
+                check.hints[kind] += 1
+        elif recent.seen(parsed):
+            check.duplicates += 1
+        else:
+            check.ids += 1
+    return check
+
+
+def valid_ids(
+    raw_lines: Iterable[bytes],
+    allow_any: bool = False,
+    window: int = DEDUP_WINDOW,
+) -> Iterator[str]:
+    """The valid ids of the lines, in order, without repeats within the window."""
+    recent = RecentIds(window)
+    for number, raw in enumerate(raw_lines, start=1):
+        parsed = parse_line(raw, number, allow_any)
+        if isinstance(parsed, str) and not recent.seen(parsed):
+            yield parsed
+
+
+def _hint(problem: Problem) -> str | None:
+    text = problem.text
+    if _SCAN_LINE.fullmatch(text):
+        return "scan"
+    if "," in text or "\t" in text or ";" in text:
+        return "header" if problem.line == 1 else "csv"
+    if text.strip("\"'").lower() in ("id", "ids", "image_id", "imageid"):
+        return "header"
+    if text[:1] in "\"'" and is_grid_id(text.strip("\"'").lower()):
+        return "quoted"
+    if is_grid_id(text.lower()):
+        return "upper"
     return None

@@ -17,6 +17,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from grid_reingest.adapters.dynamodb.schema import StateTableError
 from grid_reingest_cli import (
     control,
+    failures,
     plan,
     reset,
     run,
@@ -36,7 +37,7 @@ from grid_reingest_cli.common import (
     explain_aws_error,
 )
 
-COMMANDS = (upload_ids, scan_statuses, stats, reset, watch, run, plan)
+COMMANDS = (upload_ids, scan_statuses, stats, reset, failures, watch, run, plan)
 
 EPILOG = """\
 Run a command with no arguments, or with --help, to see its usage.

@@ -1,4 +1,4 @@
-"""A one-line progress bar, drawn only on a terminal."""
+"""A one-line progress bar with rate and ETA, drawn only on a terminal."""
 
 from __future__ import annotations
 
@@ -50,6 +50,16 @@ class Progress:
         filled = int(share * WIDTH)
         self.stream.write(
             f"\r{self.label} [{'#' * filled}{'.' * (WIDTH - filled)}] "
-            f"{self.done:,}/{self.total:,} {share:5.1%} {rate:,.0f}/s"
+            f"{self.done:,}/{self.total:,} {share:5.1%} {rate:,.0f}/s "
+            f"ETA {eta(self.total - self.done, rate)}\x1b[K"
         )
         self.stream.flush()
+
+
+def eta(remaining: int, rate: float) -> str:
+    """Time left at `rate` per second, as h:mm:ss ("--:--" before there is a rate)."""
+    if rate <= 0:
+        return "--:--"
+    seconds = int(max(remaining, 0) / rate)
+    hours, rest = divmod(seconds, 3600)
+    return f"{hours}:{rest // 60:02d}:{rest % 60:02d}"

@@ -3,24 +3,69 @@
 from __future__ import annotations
 
 import argparse
+from datetime import timedelta
 
+from grid_reingest.domain.isotime import format_instant, utc_now
 from grid_reingest.domain.states import ProgressState, parse_states
-from grid_reingest_cli.common import OK, USAGE, CliError, add_aws_options, confirm, open_table
+from grid_reingest.settings import CLAIM_LEASE_SECONDS
+from grid_reingest_cli import failures
+from grid_reingest_cli.common import OK, USAGE, CliError, add_aws_options, open_table, positive_int
+from grid_reingest_cli.output import confirm_typed, pipe_guard
 from grid_reingest_cli.progress import Progress
 
 # Above this many items, a reset asks before it starts.
 CONFIRM_ABOVE = 1000
+DEFAULT_LEASE_SECONDS = int(CLAIM_LEASE_SECONDS.default_value)
+S = ProgressState
+# Where an operator may put items. Never 1 or 5 (only a worker claims) nor 6
+# (only batch-check's look in media-api verifies); 3 only for items whose
+# message was published before (6, 7), so batch-check looks again.
+ALLOWED_TO = (
+    S.NOT_STARTED,
+    S.ENQUEUED,
+    S.NOT_FOUND,
+    S.KNOWN_ERROR,
+    S.NOT_FOUND_IN_MEDIA_API,
+    S.UNKNOWN_ERROR,
+    S.TOO_BIG,
+)
+RECHECK_FROM = (S.VERIFIED, S.NOT_FOUND_IN_MEDIA_API)
 
-DESCRIPTION = """\
+DESCRIPTION = f"""\
 Move every item in the --from states to the --to state (default 0, ready for
-batch-index again), with attempts back to 0. Each move is conditional: an item
-that a worker moves meanwhile is left alone.
+batch-index again), with attempts back to 0. Each move is conditional on the
+item being exactly as it was found (state and time of its last change): an
+item a worker takes meanwhile is left alone.
+
+--to may be 0 (run again), 3 (check again in media-api; only from 6 or 7,
+whose message was published), or a failure state 2, 4, 7, 8 or 9001 (set
+aside). Never 1 or 5 (only a worker claims an item) nor 6 (only batch-check
+verifies one).
+
+Items in 1 or 5 are held by a running worker: --from 1 or 5 is refused unless
+--expired-only, which takes only items whose state is older than the claim
+lease (--lease-seconds, default {DEFAULT_LEASE_SECONDS}: the workers'
+CLAIM_LEASE_SECONDS), i.e. left by a worker that died.
+
+--reason N moves only failure group N as `reingest failures` lists it (the
+same grouping, computed by a scan of the --from states; default 4,7,8,9001).
 
 Common uses:
   --from 4          re-run images that failed with a known error
   --from 8          re-run images whose retries ran out
-  --from 7 --to 0   re-ingest images media-api did not have after their pass
+  --from 8 --reason 1   re-run the largest group of failures only
+  --from 7 --to 3   check again images media-api did not have
   --from 6,7        start a whole new pass over images already done
+  --from 1,5 --expired-only   free items left by dead workers
+"""
+
+EPILOG = """\
+example:
+  reingest reset --stage PROD --from 4,8 --dry-run
+
+exit codes: 0 done; 1 AWS failed (the items moved so far are counted);
+2 bad arguments or refused states (nothing changed); 130 interrupted by
+Ctrl-C (the items moved before are counted)
 """
 
 
@@ -30,64 +75,169 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="move items from some states back to 0 (or --to)",
         description=DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="example:\n  reingest reset --table grid-reingest-PROD --from 4,8 --dry-run",
+        epilog=EPILOG,
     )
     parser.add_argument(
         "--from",
         dest="from_states",
-        required=True,
         metavar="STATE[,STATE...]",
-        help="states to take items from (numbers or names)",
+        help="states to take items from (numbers or names); with --reason, default 4,7,8,9001",
     )
     parser.add_argument(
         "--to",
         dest="to_state",
         default="0",
         metavar="STATE",
-        help="state to move them to (default 0)",
+        help="state to move them to (default 0; allowed 0, 2, 3, 4, 7, 8, 9001)",
+    )
+    parser.add_argument(
+        "--reason",
+        type=positive_int,
+        metavar="N",
+        help="only failure group N, as `reingest failures` numbers them",
+    )
+    parser.add_argument(
+        "--expired-only",
+        action="store_true",
+        help="only items whose state is older than the claim lease (needed for --from 1 or 5)",
+    )
+    parser.add_argument(
+        "--lease-seconds",
+        type=positive_int,
+        default=DEFAULT_LEASE_SECONDS,
+        help=f"the claim lease for --expired-only (default {DEFAULT_LEASE_SECONDS})",
     )
     parser.add_argument("--dry-run", action="store_true", help="show the counts, change nothing")
     parser.add_argument(
         "--yes",
         action="store_true",
-        help=f"do not ask for confirmation above {CONFIRM_ABOVE:,} items",
+        help=f"do not ask for confirmation (asked on PROD or above {CONFIRM_ABOVE:,} items)",
     )
     add_aws_options(parser)
     parser.set_defaults(run=run)
 
 
-def run(args: argparse.Namespace) -> int:
+def state_name(state: int) -> str:
+    """e.g. '8 (blacklisted because of unknown failure)'."""
     try:
-        from_states = parse_states(args.from_states)
-        to_state = ProgressState.parse(args.to_state)
-    except ValueError as error:
-        raise CliError(f"--from/--to: {error}", USAGE) from None
-    if to_state.is_claim:
+        return f"{state} ({ProgressState(state).label})"
+    except ValueError:
+        return f"{state} (not a known state)" if state >= 0 else "(no state)"
+
+
+def check_states(
+    from_states: tuple[ProgressState, ...], to_state: ProgressState, expired_only: bool
+) -> list[ProgressState]:
+    """The --from states to act on; a CliError for any move the operator must not make."""
+    if to_state not in ALLOWED_TO:
+        why = (
+            "only batch-check marks an image verified, after finding it in media-api"
+            if to_state == S.VERIFIED
+            else "only a worker may put an item in a claim state"
+        )
+        raise CliError(f"--to {int(to_state)}: {why}", USAGE)
+    if to_state == S.ENQUEUED:
+        wrong = [s for s in from_states if s not in RECHECK_FROM and s != to_state]
+        if wrong:
+            raise CliError(
+                f"--to 3 from {','.join(str(int(s)) for s in wrong)}: those images' messages "
+                "were not published, so a check would prove nothing; use --to 0",
+                USAGE,
+            )
+    held = [s for s in from_states if s.is_claim]
+    if held and not expired_only:
         raise CliError(
-            f"--to {int(to_state)}: only a worker may put an item in a claim state", USAGE
+            f"--from {','.join(str(int(s)) for s in held)}: a running worker holds those items; "
+            "add --expired-only to take only those whose claim lease has run out",
+            USAGE,
         )
     sources = [s for s in from_states if s != to_state]
     if not sources:
         raise CliError("--from names only the --to state: nothing to do", USAGE)
+    return sources
+
+
+def run(args: argparse.Namespace) -> int:
+    with pipe_guard():
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
+    if args.from_states is None and args.reason is None:
+        raise CliError("--from STATE[,STATE...] is required (or --reason N)", USAGE)
+    try:
+        from_states = (
+            parse_states(args.from_states) if args.from_states else failures.FAILURE_STATES
+        )
+        to_state = ProgressState.parse(args.to_state)
+    except ValueError as error:
+        raise CliError(f"--from/--to: {error}", USAGE) from None
+    sources = check_states(from_states, to_state, args.expired_only)
+    cutoff = utc_now() - timedelta(seconds=args.lease_seconds) if args.expired_only else None
+    target = state_name(int(to_state))
 
     with open_table(args) as table:
-        counts = table.counts(sources)
-        total = sum(counts.values())
-        for state, n in counts.items():
-            print(f"{n:>12,} in {int(state)} ({state.label})")
-        target = f"{int(to_state)} ({to_state.label})"
+        group = None
+        if args.reason is not None:
+            group = failures.group_failures(table, sources).pick(args.reason)
+            total = group.count
+            print(f"{total:>12,} in group {args.reason}: {group.reason}")
+        else:
+            counts = table.counts(sources)
+            total = sum(counts.values())
+            for state, n in counts.items():
+                print(f"{n:>12,} in {state_name(int(state))}")
+        if cutoff is not None:
+            print(f"(only those unchanged for {args.lease_seconds:,} s will move)")
         if args.dry_run:
             print(f"would move {total:,} item(s) to {target} (dry run: nothing changed)")
             return OK
         if total == 0:
             print("nothing to move")
             return OK
-        if total > CONFIRM_ABOVE:
-            confirm(f"move {total:,} item(s) to {target} in {args.table}?", args.yes)
-        progress = Progress(total, "resetting")
-        try:
-            moved = table.reset(sources, to_state, on_progress=progress.advance)
-        finally:
-            progress.close()
+        if total > CONFIRM_ABOVE or (args.stage or "").upper() == "PROD":
+            confirm_typed(
+                args.stage or args.table,
+                f"move {total:,} item(s) to {target} in {args.table}?",
+                args.yes,
+            )
+        moved = _move(table, sources, to_state, total, group=group, cutoff=cutoff)
     print(f"moved {moved:,} item(s) to {target}")
+    if moved < total:
+        print(f"({total - moved:,} had moved on meanwhile, or were not old enough, and stayed)")
     return OK
+
+
+def _move(table, sources, to_state, total: int, *, group, cutoff) -> int:
+    """Move the items; on a failure or Ctrl-C, say how many had moved, then re-raise."""
+    progress = Progress(total, "resetting")
+    moved = 0
+
+    def count_moved(n: int) -> None:
+        nonlocal moved
+        moved += n
+
+    try:
+        if group is None:
+            table.reset(
+                sources,
+                to_state,
+                on_progress=progress.advance,
+                changed_before=cutoff,
+                on_moved=count_moved,
+            )
+        else:
+            before = None if cutoff is None else format_instant(cutoff)
+            rows = (
+                (r.id, r.state, r.changed_at)
+                for r in failures.rows_of_group(table, sources, group.reason)
+                if before is None or r.changed_at < before
+            )
+            table.reset_items(rows, to_state, progress.advance, on_moved=count_moved)
+    except BaseException as error:
+        progress.close()
+        what = "interrupted" if isinstance(error, KeyboardInterrupt) else "stopped by an error"
+        print(f"{what}: moved {moved:,} item(s) to {state_name(int(to_state))} before that")
+        raise
+    progress.close()
+    return moved

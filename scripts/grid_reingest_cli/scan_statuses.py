@@ -3,20 +3,33 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
-import tempfile
 from collections import Counter
 from typing import TextIO
 
 from grid_reingest_cli.common import OK, USAGE, CliError, add_aws_options, count_lines, open_table
+from grid_reingest_cli.output import check_output, open_output, pipe_guard
 from grid_reingest_cli.progress import Progress
 
 DESCRIPTION = """\
 Write one `id state` line per item of the state table to OUTPUT (- for
 stdout), the format of the Grid's scan script, then print the number of items
-in each state. The table is read by parallel scan segments and streamed: memory
-does not grow with the table. A file OUTPUT appears only once complete.
+in each state. With --with-errors, each line is tab-separated `id state
+attempts last_error` instead, for triage. The table is read by parallel scan
+segments and streamed: memory does not grow with the table.
+
+A regular OUTPUT file appears only once complete (written beside it, then
+renamed); a device or FIFO is written in place, and a symlink keeps pointing
+where it did.
+"""
+
+EPILOG = """\
+examples:
+  reingest scan-statuses --stage PROD statuses.txt
+  reingest scan-statuses --stage PROD --with-errors - | grep -v '\t0\t' | head
+
+exit codes: 0 done; 1 AWS failed (no partial file is left); 2 bad arguments or
+an OUTPUT that cannot be written; 130 interrupted; 141 the output was closed (| head)
 """
 
 
@@ -25,12 +38,17 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "scan-statuses",
         help="write every item's `id state` and count the states",
         description=DESCRIPTION,
+        epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="example:\n  reingest scan-statuses --table grid-reingest-PROD statuses.txt",
     )
     parser.add_argument("output", metavar="OUTPUT", help="file to write; - for stdout")
     parser.add_argument(
         "--segments", type=int, default=8, help="parallel scan segments (default 8)"
+    )
+    parser.add_argument(
+        "--with-errors",
+        action="store_true",
+        help="tab-separated `id state attempts last_error` lines (for triage)",
     )
     parser.add_argument("--force", action="store_true", help="replace OUTPUT if it exists")
     add_aws_options(
@@ -40,29 +58,29 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    with pipe_guard():
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
     if not 1 <= args.segments <= 1000:
         raise CliError(f"--segments {args.segments}: must be between 1 and 1000", USAGE)
     to_stdout = args.output == "-"
     if not to_stdout:
-        _check_output(args.output, args.force)
+        check_output(args.output, args.force)
     table = open_table(args)
     counts: Counter[int] = Counter()
     progress = Progress(None, "scanning")
-    if to_stdout:
-        _write(table, args.segments, sys.stdout, counts, progress)
-    else:
-        directory = os.path.dirname(os.path.abspath(args.output))
-        with tempfile.NamedTemporaryFile(
-            "w", dir=directory, prefix=".scan-", suffix=".partial", delete=False, encoding="utf-8"
-        ) as tmp:
-            try:
-                _write(table, args.segments, tmp, counts, progress)
-            except BaseException:
-                tmp.close()
-                os.unlink(tmp.name)
-                raise
-        os.replace(tmp.name, args.output)
-    progress.close()
+    write = _write_with_errors if args.with_errors else _write
+    try:
+        if to_stdout:
+            write(table, args.segments, sys.stdout, counts, progress)
+        else:
+            with open_output(args.output) as out:
+                write(table, args.segments, out, counts, progress)
+    finally:
+        progress.close()
+        table.close()
     summary = sys.stderr if to_stdout else sys.stdout
     print(*count_lines(counts, args.table), sep="\n", file=summary)
     return OK
@@ -75,11 +93,17 @@ def _write(table, segments: int, out: TextIO, counts: Counter[int], progress: Pr
         progress.advance(len(page))
 
 
-def _check_output(path: str, force: bool) -> None:
-    if os.path.isdir(path):
-        raise CliError(f"{path}: is a directory", USAGE)
-    if os.path.exists(path) and not force:
-        raise CliError(f"{path}: already exists; pass --force to replace it", USAGE)
-    directory = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(directory):
-        raise CliError(f"{path}: folder {directory} does not exist", USAGE)
+def _write_with_errors(
+    table, segments: int, out: TextIO, counts: Counter[int], progress: Progress
+) -> None:
+    for page in table.scan_rows(segments=segments):
+        out.write(
+            "".join(f"{r.id}\t{r.state}\t{r.attempts}\t{_one_line(r.last_error)}\n" for r in page)
+        )
+        counts.update(r.state for r in page)
+        progress.advance(len(page))
+
+
+def _one_line(text: str | None) -> str:
+    """An error as one tab-free line ('' when there is none)."""
+    return "" if not text else " ".join(text.split())

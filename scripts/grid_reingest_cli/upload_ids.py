@@ -1,56 +1,86 @@
-"""reingest upload-ids: put image ids into the state table at state 0."""
+"""reingest upload-ids: put image ids into the state table at state 0, keeping what is there."""
 
 from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Iterator
+import tempfile
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import BinaryIO
 
-from grid_reingest_cli.common import OK, USAGE, CliError, add_aws_options, open_table
-from grid_reingest_cli.ids_file import IdsFile, read_ids
+from grid_reingest.adapters.dynamodb.bulk import WriteReport
+from grid_reingest.domain.ids import MAX_ID_CHARS
+from grid_reingest_cli.common import OK, USAGE, CliError, add_aws_options, open_table, positive_int
+from grid_reingest_cli.ids_file import DEDUP_WINDOW, FileCheck, check_lines, valid_ids
+from grid_reingest_cli.output import confirm_typed, pipe_guard
 from grid_reingest_cli.progress import Progress
+from grid_reingest_cli.reset import CONFIRM_ABOVE, DEFAULT_LEASE_SECONDS, state_name
 
-# Enough to see what is wrong without drowning the terminal.
-MAX_WARNINGS_SHOWN = 20
-
-DESCRIPTION = """\
+DESCRIPTION = f"""\
 Put the image ids of FILE (one per line; - for stdin) into the state table at
 state 0, ready for batch-index.
 
-Whitespace, CRLF line ends and a UTF-8 byte-order mark are stripped; blank lines
-and repeated ids are skipped. Lines that cannot be ids (whitespace inside,
-control characters) are listed with their line numbers and nothing is written,
-unless --skip-invalid. Ids that are not 40 lower-case hex characters are
-written, with a warning.
+Ids already in the table are left exactly as they are (state, attempts, last
+error): each write is conditional on the id not being there yet. So running
+the same file a second time writes nothing new and changes nothing; it reports
+how many ids were already there, in which states. To start those over, pass
+--reset-existing: they are put back at 0 with attempts and errors cleared,
+except items a worker holds (states 1 and 5 whose lease has not run out),
+which are kept and counted. That asks you to type the stage (or table) name on
+PROD or above {CONFIRM_ABOVE:,} ids, unless --yes.
 
-Ids already in the table are reset to state 0 (as the Grid's upload script
-did); with --only-new they keep their state. Running the same file again is
-safe.
+Grid ids are 40 lower-case hex characters; any other line (a CSV header,
+quotes, upper case, `.`, `..`) is refused unless --allow-any-id, which still
+refuses whitespace, `.`, `..` and ids over {MAX_ID_CHARS} characters. Whitespace
+around ids, CRLF line ends, a UTF-8 byte-order mark and blank lines are
+ignored; ids repeated within {DEDUP_WINDOW:,} lines are written once (a repeat
+further away is found by the conditional write and reported). Invalid lines
+are listed with their numbers (the first 20, then a count and a hint) and
+nothing is written, unless --skip-invalid.
+
+The file is read twice (checked, then written), never held in memory: any
+number of ids uploads in bounded memory. On a terminal, a progress bar shows
+the rate and the time left.
 """
 
 EPILOG = """\
 examples:
-  reingest upload-ids --table grid-reingest-TEST ids.txt
-  cut -d' ' -f1 scan.txt | reingest upload-ids --table T --only-new -
+  reingest upload-ids --stage TEST ids.txt
+  cut -d' ' -f1 statuses.txt | reingest upload-ids --stage TEST -
+  reingest upload-ids --stage TEST --reset-existing ids.txt   # a new pass over the same ids
 
-exit codes: 0 every id stored; 1 AWS failed (ids already stored stay stored;
-run again to finish); 2 bad arguments or bad lines (nothing written)
+exit codes: 0 every id dealt with; 1 AWS failed (the ids written so far are
+counted; they stay stored, run again to finish); 2 bad arguments or bad lines
+(nothing written); 130 interrupted by Ctrl-C (what was written before is
+counted; run again to finish); 141 the output was closed (| head)
 """
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "upload-ids",
-        help="put image ids into the state table at state 0",
+        help="put image ids into the state table at state 0 (ids already there are kept)",
         description=DESCRIPTION,
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("file", metavar="FILE", help="file of ids, one per line; - for stdin")
     parser.add_argument(
-        "--only-new", action="store_true", help="leave ids already in the table as they are"
+        "--reset-existing",
+        action="store_true",
+        help="also put ids already in the table back at 0 (never those a worker holds)",
+    )
+    parser.add_argument(
+        "--only-new",
+        action="store_true",
+        help="accepted for old scripts: keeping existing ids is now the default",
+    )
+    parser.add_argument(
+        "--allow-any-id",
+        action="store_true",
+        help=f"accept ids that are not Grid ids (still: no whitespace, not . or .., "
+        f"at most {MAX_ID_CHARS} characters)",
     )
     parser.add_argument(
         "--skip-invalid",
@@ -62,55 +92,115 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         action="store_true",
         help="check the file and report; write nothing, call nothing",
     )
+    parser.add_argument(
+        "--lease-seconds",
+        type=positive_int,
+        default=DEFAULT_LEASE_SECONDS,
+        help="with --reset-existing: a claim older than this belongs to a dead worker and "
+        f"may be reset (default {DEFAULT_LEASE_SECONDS}, the workers' CLAIM_LEASE_SECONDS)",
+    )
+    parser.add_argument(
+        "--yes", action="store_true", help="do not ask before --reset-existing on PROD or many ids"
+    )
     add_aws_options(parser)
     parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    with pipe_guard():
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
+    if args.only_new:
+        print("note: --only-new is the default now; it can be left out", file=sys.stderr)
+    if args.reset_existing and args.only_new:
+        raise CliError("--only-new and --reset-existing contradict each other", USAGE)
     source = "<stdin>" if args.file == "-" else args.file
-    with _open(args.file) as handle:
-        parsed = read_ids(handle)
-    _report_problems(parsed, source)
-    if parsed.invalid and not args.skip_invalid:
-        raise CliError(
-            f"{source}: {len(parsed.invalid)} invalid line(s); nothing written "
-            "(fix them, or pass --skip-invalid to write the rest)",
-            USAGE,
-        )
-    if not parsed.ids:
-        raise CliError(
-            f"{source}: no ids found ({parsed.lines} line(s), all blank or invalid)", USAGE
-        )
-
-    written = present = 0
-    if not args.dry_run:
-        table = open_table(args)
-        progress = Progress(len(parsed.ids), "uploading")
+    with _ids_source(args.file) as (first_pass, reopen):
         try:
-            report = table.put_new(parsed.ids, only_new=args.only_new, on_progress=progress.advance)
-        finally:
-            progress.close()
-            table.close()
-        written, present = report.written, report.already_present
+            check = check_lines(first_pass, allow_any=args.allow_any_id)
+        except KeyboardInterrupt:
+            print(f"interrupted while reading {source}: nothing written", file=sys.stderr)
+            raise
+        except OSError as error:
+            raise CliError(f"{source}: cannot read: {error.strerror or error}", USAGE) from None
+        _report_problems(check, source)
+        if check.invalid and not args.skip_invalid:
+            raise CliError(
+                f"{source}: {check.invalid:,} invalid line(s); nothing written "
+                "(fix them, or pass --skip-invalid to write the rest)",
+                USAGE,
+            )
+        if not check.ids:
+            raise CliError(
+                f"{source}: no ids found ({check.lines:,} line(s), all blank or invalid)", USAGE
+            )
+        _print_file_summary(check, source)
+        if args.dry_run:
+            print(f"would write {check.ids:>12,} (dry run: nothing written)")
+            return OK
 
-    print(f"read        {parsed.lines:>12,} line(s) from {source}")
-    print(f"blank       {parsed.blank:>12,}")
-    print(f"invalid     {len(parsed.invalid):>12,}" + (" (skipped)" if parsed.invalid else ""))
-    print(f"duplicate   {parsed.duplicates:>12,}")
-    print(f"unusual ids {len(parsed.unusual):>12,}" + (" (written)" if parsed.unusual else ""))
-    if args.dry_run:
-        print(f"would write {len(parsed.ids):>12,} (dry run: nothing written)")
-    else:
-        if args.only_new:
-            print(f"kept        {present:>12,} (already in {args.table})")
-        print(f"written     {written:>12,} to {args.table} at state 0")
+        table = open_table(args)
+        report = WriteReport()
+        with table:
+            if args.reset_existing and (check.ids > CONFIRM_ABOVE or _is_prod(args)):
+                confirm_typed(
+                    args.stage or args.table,
+                    f"put every one of {check.ids:,} ids already in {args.table} back at state 0 "
+                    "(attempts and errors cleared)?",
+                    args.yes,
+                )
+            progress = Progress(check.ids, "uploading")
+            try:
+                table.put_new(
+                    valid_ids(reopen(), allow_any=args.allow_any_id),
+                    reset_existing=args.reset_existing,
+                    lease_seconds=args.lease_seconds,
+                    on_progress=progress.advance,
+                    report=report,
+                )
+            except BaseException as error:
+                progress.close()
+                what = (
+                    "interrupted" if isinstance(error, KeyboardInterrupt) else "stopped by an error"
+                )
+                print(f"{what} after dealing with {report.done:,} of {check.ids:,} id(s):")
+                _print_report(report, args.table)
+                print("run the same command again to finish: ids already written are kept")
+                raise
+            progress.close()
+    _print_report(report, args.table)
     return OK
 
 
+def _is_prod(args: argparse.Namespace) -> bool:
+    return (args.stage or "").upper() == "PROD"
+
+
 @contextmanager
-def _open(path: str) -> Iterator[BinaryIO]:
+def _ids_source(path: str) -> Iterator[tuple[Iterable[bytes], Callable[[], BinaryIO]]]:
+    """The lines for a first pass, and a function giving them again for the second.
+
+    A file is simply read twice. Standard input is copied to a temporary file
+    on disk as it is read (not to memory), and the second pass reads that.
+    """
     if path == "-":
-        yield sys.stdin.buffer
+        if sys.stdin.isatty():
+            print("reading ids from standard input… (end with Ctrl-D)", file=sys.stderr)
+        with tempfile.TemporaryFile(prefix="reingest-ids-") as spool:
+
+            def tee() -> Iterator[bytes]:
+                for line in sys.stdin.buffer:
+                    spool.write(line)
+                    yield line
+                spool.flush()
+
+            def again() -> BinaryIO:
+                spool.seek(0)
+                return spool
+
+            yield tee(), again
         return
     try:
         handle = open(path, "rb")  # noqa: SIM115 - closed below
@@ -120,15 +210,42 @@ def _open(path: str) -> Iterator[BinaryIO]:
         raise CliError(f"{path}: is a directory, not a file of ids", USAGE) from None
     except PermissionError:
         raise CliError(f"{path}: permission denied", USAGE) from None
+    except OSError as error:
+        raise CliError(f"{path}: cannot read: {error.strerror}", USAGE) from None
     with handle:
-        yield handle
+
+        def again() -> BinaryIO:
+            handle.seek(0)
+            return handle
+
+        yield handle, again
 
 
-def _report_problems(parsed: IdsFile, source: str) -> None:
-    for problem in parsed.invalid:
+def _report_problems(check: FileCheck, source: str) -> None:
+    for problem in check.shown:
         print(f"error: {problem.describe(source)}", file=sys.stderr)
-    for problem in parsed.unusual[:MAX_WARNINGS_SHOWN]:
-        print(f"warning: {problem.describe(source)}", file=sys.stderr)
-    hidden = len(parsed.unusual) - MAX_WARNINGS_SHOWN
+    hidden = check.invalid - len(check.shown)
     if hidden > 0:
-        print(f"warning: ... and {hidden:,} more unusual ids", file=sys.stderr)
+        print(f"error: ... and {hidden:,} more invalid line(s)", file=sys.stderr)
+    for hint in check.hint_lines():
+        print(f"hint: {hint}", file=sys.stderr)
+
+
+def _print_file_summary(check: FileCheck, source: str) -> None:
+    print(f"read        {check.lines:>12,} line(s) from {source}")
+    print(f"blank       {check.blank:>12,}")
+    print(f"invalid     {check.invalid:>12,}" + (" (skipped)" if check.invalid else ""))
+    print(f"duplicate   {check.duplicates:>12,} (repeats within {DEDUP_WINDOW:,} lines)")
+
+
+def _print_report(report: WriteReport, table: str) -> None:
+    print(f"written     {report.written:>12,} to {table} at state 0")
+    print(f"already in  {report.already_present:>12,}")
+    for state, n in sorted(report.kept.items()):
+        print(f"  kept      {n:>12,} in {state_name(state)}")
+    for state, n in sorted(report.reset.items()):
+        print(f"  reset     {n:>12,} to 0 from {state_name(state)}")
+    if report.held:
+        print(f"  held      {report.held:>12,} kept: a worker holds them (state 1 or 5)")
+    if report.repeated:
+        print(f"repeated    {report.repeated:>12,} (ids this run had already written)")

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import json
 import os
+import re
+import stat
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import pytest
+from botocore.exceptions import ClientError
 
-from grid_reingest.domain.claims import Transition
+from grid_reingest.domain.claims import Source, Transition
 from grid_reingest.domain.states import ProgressState as S
 from grid_reingest_cli.main import main
 
@@ -65,6 +71,161 @@ def test_upload_ids_strips_bom_crlf_blanks_and_duplicates(table, ids_file, capsy
     assert "written                3" in out
 
 
+def test_upload_ids_keeps_existing_items_and_says_in_which_states(table, ids_file, capsys):
+    # Given ids already in the table: one verified, one held by a worker
+    table.put_new([grid_id(1), grid_id(2), grid_id(3)])
+    table.apply([Transition(grid_id(1), S.NOT_STARTED, S.VERIFIED, attempts=1, error="e")])
+    table.claim([Source(S.NOT_STARTED)], S.IN_PROGRESS, 1, "worker")
+    path = ids_file("".join(f"{grid_id(i)}\n" for i in range(1, 6)))
+    # When the file is uploaded, and then again
+    assert run("upload-ids", "--table", table.name, path) == 0
+    first = capsys.readouterr().out
+    assert run("upload-ids", "--table", table.name, path) == 0
+    second = capsys.readouterr().out
+    # Then the existing items are untouched and counted by state; the second run writes nothing
+    assert "written                2" in first
+    assert "already in             3" in first
+    assert re.search(r"kept +1 in 6 \(image verified", first)
+    assert re.search(r"kept +1 in 1 \(in progress\)", first)
+    assert "written                0" in second
+    assert "already in             5" in second
+    assert table.get(grid_id(1))["progress_state"] == 6
+    assert table.get(grid_id(1))["attempts"] == 1
+    assert table.count(S.IN_PROGRESS) == 1
+
+
+def test_upload_ids_only_new_is_accepted_with_a_note(table, ids_file, capsys):
+    assert run("upload-ids", "--table", table.name, "--only-new", ids_file(grid_id(1))) == 0
+    assert "--only-new is the default now" in capsys.readouterr().err
+    assert table.count(S.NOT_STARTED) == 1
+
+
+def test_upload_ids_reset_existing_spares_what_a_worker_holds(table, ids_file, capsys):
+    # Given a verified item, an item held by a worker, and a new id
+    table.put_new([grid_id(1), grid_id(2)])
+    table.apply([Transition(grid_id(1), S.NOT_STARTED, S.VERIFIED)])
+    table.claim([Source(S.NOT_STARTED)], S.IN_PROGRESS, 1, "worker")
+    path = ids_file(f"{grid_id(1)}\n{grid_id(2)}\n{grid_id(3)}\n")
+    # When
+    assert run("upload-ids", "--table", table.name, "--reset-existing", path) == 0
+    # Then
+    out = capsys.readouterr().out
+    assert re.search(r"reset +1 to 0 from 6", out)
+    assert re.search(r"held +1 kept: a worker holds them", out)
+    assert "written                1" in out
+    assert table.counts([S.NOT_STARTED, S.IN_PROGRESS]) == {S.NOT_STARTED: 2, S.IN_PROGRESS: 1}
+
+
+def test_upload_ids_reset_existing_asks_for_the_table_name_above_the_threshold(
+    table, ids_file, monkeypatch, capsys
+):
+    # Given a file above the (lowered) threshold
+    monkeypatch.setattr("grid_reingest_cli.upload_ids.CONFIRM_ABOVE", 2)
+    table.put_new([grid_id(1)])
+    table.apply([Transition(grid_id(1), S.NOT_STARTED, S.VERIFIED)])
+    path = ids_file("".join(f"{grid_id(i)}\n" for i in range(1, 4)))
+    # When there is no terminal, or the answer is wrong, nothing is written
+    monkeypatch.setattr("sys.stdin.isatty", lambda: False)
+    assert run("upload-ids", "--table", table.name, "--reset-existing", path) == 2
+    assert "pass --yes" in capsys.readouterr().err
+    monkeypatch.setattr("sys.stdin.isatty", lambda: True)
+    monkeypatch.setattr("builtins.input", lambda prompt: "yes")
+    assert run("upload-ids", "--table", table.name, "--reset-existing", path) == 2
+    assert table.get(grid_id(2)) is None
+    # Then --yes goes on
+    assert run("upload-ids", "--table", table.name, "--reset-existing", "--yes", path) == 0
+    assert table.count(S.NOT_STARTED) == 3
+
+
+@pytest.mark.parametrize(
+    ("line", "reason"),
+    [
+        ("id", "a header line"),
+        (f'"{grid_id(1)}"', "quoted"),
+        (grid_id(0xABCDEF).upper(), "upper-case hex"),
+        (".", "path segment"),
+        ("..", "path segment"),
+        ("x" * 257, "longer than 256 characters"),
+    ],
+)
+def test_upload_ids_refuses_what_is_not_a_grid_id(table, ids_file, capsys, line, reason):
+    path = ids_file(f"{grid_id(1)}\n{line}\n")
+    assert run("upload-ids", "--table", table.name, path) == 2
+    err = capsys.readouterr().err
+    assert f"{path}:2: " in err and reason in err
+    assert table.get(grid_id(1)) is None
+
+
+def test_upload_ids_allow_any_id_takes_other_keys_but_not_dots(table, ids_file, capsys):
+    path = ids_file("my-image-1\nABC\n..\n")
+    assert run("upload-ids", "--table", table.name, "--allow-any-id", path) == 2
+    assert ":3: a path segment" in capsys.readouterr().err
+    path = ids_file("my-image-1\nABC\n", "other.txt")
+    assert run("upload-ids", "--table", table.name, "--allow-any-id", path) == 0
+    assert table.get("ABC")["progress_state"] == 0
+
+
+def test_upload_ids_lists_twenty_bad_lines_then_a_count_and_a_hint(table, ids_file, capsys):
+    # Given scan-statuses output passed as a file of ids
+    path = ids_file("".join(f"{grid_id(i)} 4\n" for i in range(50)))
+    # When
+    assert run("upload-ids", "--table", table.name, path) == 2
+    # Then
+    err = capsys.readouterr().err
+    assert len(re.findall(rf"error: {re.escape(path)}:\d+: ", err)) == 20
+    assert "... and 30 more invalid line(s)" in err
+    assert "looks like scan-statuses output (`id state`): take the first column" in err
+
+
+def test_upload_ids_says_what_it_wrote_when_interrupted(table, ids_file, monkeypatch, capsys):
+    # Given an operator who presses Ctrl-C once the first batch is written
+    def interrupt(self, n):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("grid_reingest_cli.progress.Progress.advance", interrupt)
+    path = ids_file("".join(f"{grid_id(i)}\n" for i in range(350)))
+    # When
+    code = run("upload-ids", "--table", table.name, "--workers", "1", path)
+    # Then
+    out = capsys.readouterr()
+    assert code == 130
+    written = table.count(S.NOT_STARTED)
+    assert 0 < written < 350
+    assert "interrupted after dealing with" in out.out
+    assert f"written     {written:>12,}" in out.out
+    assert "interrupted" in out.err
+
+
+def test_upload_ids_says_what_it_wrote_when_aws_fails(table, ids_file, monkeypatch, capsys):
+    # Given a table that refuses writes after the first 30
+    from grid_reingest.adapters.dynamodb.bulk import StateTable
+
+    real, calls = StateTable._store_one, []
+
+    def refusing(self, *args, **kwargs):
+        calls.append(1)
+        if len(calls) > 30:
+            raise ClientError({"Error": {"Code": "AccessDeniedException", "Message": "no"}}, "Put")
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(StateTable, "_store_one", refusing)
+    path = ids_file("".join(f"{grid_id(i)}\n" for i in range(80)))
+    # When
+    code = run("upload-ids", "--table", table.name, "--workers", "1", path)
+    # Then
+    out = capsys.readouterr()
+    assert code == 1
+    assert "stopped by an error after dealing with 30 of 80 id(s)" in out.out
+    assert "written               30" in out.out
+    assert "AccessDeniedException" in out.err
+    assert table.count(S.NOT_STARTED) == 30
+
+
+def test_upload_ids_names_a_directory_and_an_unreadable_input(table, tmp_path, capsys):
+    assert run("upload-ids", "--table", table.name, str(tmp_path)) == 2
+    assert "is a directory" in capsys.readouterr().err
+
+
 def test_upload_ids_reports_every_invalid_line_and_writes_nothing(table, ids_file, capsys):
     # Given a table that already holds finished work, and a file with junk in it
     table.put_new([grid_id(9)])
@@ -87,15 +248,6 @@ def test_upload_ids_skip_invalid_writes_the_rest(table, ids_file, capsys):
     assert run("upload-ids", "--table", table.name, "--skip-invalid", path) == 0
     assert table.count(S.NOT_STARTED) == 2
     assert "invalid                1 (skipped)" in capsys.readouterr().out
-
-
-def test_upload_ids_warns_on_ids_that_do_not_look_like_the_grids(table, ids_file, capsys):
-    path = ids_file(f"{grid_id(0xABCDEF).upper()}\nabc123\n")
-    assert run("upload-ids", "--table", table.name, path) == 0
-    err = capsys.readouterr().err
-    assert f"{path}:1: does not look like a Grid id" in err
-    assert f"{path}:2: does not look like a Grid id" in err
-    assert table.count(S.NOT_STARTED) == 2
 
 
 @pytest.mark.parametrize("content", ["", "\n\n   \n\r\n", "\ufeff"])
@@ -126,19 +278,6 @@ def test_upload_ids_in_the_wrong_region_says_so(table, ids_file, capsys):
     assert code == 1
     assert "does not exist in region us-east-2" in capsys.readouterr().err
     assert table.count(S.NOT_STARTED) == 0
-
-
-def test_upload_ids_only_new_keeps_existing_states(table, ids_file, capsys):
-    table.put_new([grid_id(1)])
-    table.apply([Transition(grid_id(1), S.NOT_STARTED, S.VERIFIED)])
-    path = ids_file(f"{grid_id(1)}\n{grid_id(2)}\n")
-
-    assert run("upload-ids", "--table", table.name, "--only-new", path) == 0
-    assert "kept                   1" in capsys.readouterr().out
-    assert table.get(grid_id(1))["progress_state"] == 6
-
-    assert run("upload-ids", "--table", table.name, path) == 0  # the default resets
-    assert table.get(grid_id(1))["progress_state"] == 0
 
 
 def test_upload_ids_dry_run_writes_nothing(table, ids_file, capsys):
@@ -258,13 +397,21 @@ def test_reset_dry_run_only_counts(table, capsys):
 
 
 def test_reset_asks_before_moving_more_than_a_thousand(table, monkeypatch, capsys):
-    table.put_new([grid_id(i) for i in range(1001)])
+    # Given more items than the confirmation threshold (lowered to keep the test small)
+    monkeypatch.setattr("grid_reingest_cli.reset.CONFIRM_ABOVE", 5)
+    table.put_new([grid_id(i) for i in range(6)])
     monkeypatch.setattr("sys.stdin.isatty", lambda: False)
     assert run("reset", "--table", table.name, "--from", "0", "--to", "2") == 2
     assert "pass --yes" in capsys.readouterr().err
-    assert table.count(S.NOT_STARTED) == 1001
-    assert run("reset", "--table", table.name, "--from", "0", "--to", "2", "--yes") == 0
-    assert table.count(S.NOT_FOUND) == 1001
+    assert table.count(S.NOT_STARTED) == 6
+    # A wrong answer on a terminal changes nothing; the table's name goes on
+    monkeypatch.setattr("sys.stdin.isatty", lambda: True)
+    monkeypatch.setattr("builtins.input", lambda prompt: "y")
+    assert run("reset", "--table", table.name, "--from", "0", "--to", "2") == 2
+    assert table.count(S.NOT_STARTED) == 6
+    monkeypatch.setattr("builtins.input", lambda prompt: table.name)
+    assert run("reset", "--table", table.name, "--from", "0", "--to", "2") == 0
+    assert table.count(S.NOT_FOUND) == 6
 
 
 @pytest.mark.parametrize(
@@ -272,7 +419,13 @@ def test_reset_asks_before_moving_more_than_a_thousand(table, monkeypatch, capsy
     [
         (["--from", "42"], "unknown progress state '42'"),
         (["--from", "4", "--to", "1"], "only a worker may put an item in a claim state"),
+        (["--from", "4", "--to", "5"], "only a worker may put an item in a claim state"),
+        (["--from", "7", "--to", "6"], "only batch-check marks an image verified"),
+        (["--from", "8", "--to", "3"], "were not published"),
+        (["--from", "1"], "a running worker holds those items; add --expired-only"),
+        (["--from", "0,5"], "a running worker holds those items"),
         (["--from", "0"], "nothing to do"),
+        ([], "--from STATE[,STATE...] is required"),
     ],
 )
 def test_reset_refuses_bad_states(table, capsys, args, message):
@@ -284,7 +437,8 @@ def test_reset_refuses_bad_states(table, capsys, args, message):
 
 
 @pytest.mark.parametrize(
-    "command", ["upload-ids", "scan-statuses", "stats", "reset", "start", "stop", "watch"]
+    "command",
+    ["upload-ids", "scan-statuses", "stats", "reset", "start", "stop", "watch", "failures"],
 )
 def test_each_command_run_bare_prints_its_usage(command, capsys):
     assert run(command) == 2
@@ -292,7 +446,16 @@ def test_each_command_run_bare_prints_its_usage(command, capsys):
 
 
 def test_scripts_run_the_same_commands():
-    for script in ("upload-ids", "scan-statuses", "stats", "reset", "start", "stop", "watch"):
+    for script in (
+        "upload-ids",
+        "scan-statuses",
+        "stats",
+        "reset",
+        "start",
+        "stop",
+        "watch",
+        "failures",
+    ):
         result = subprocess.run(
             [str(ROOT / "scripts" / script)],
             capture_output=True,
@@ -346,3 +509,190 @@ def test_watch_once_prints_the_states(table, capsys):
     out = capsys.readouterr().out
     assert "2 item(s) in" in out
     assert "at rest" in out and "100.0%" in out
+
+
+# -- scan-statuses: triage columns and outputs that are not plain files ----------
+
+
+def test_scan_statuses_with_errors_adds_attempts_and_last_error(table, capsys):
+    table.put_new([grid_id(1), grid_id(2)])
+    table.apply(
+        [
+            Transition(
+                grid_id(1), S.NOT_STARTED, S.UNKNOWN_ERROR, attempts=3, error="loader:\tHTTP 502\n"
+            )
+        ]
+    )
+    assert run("scan-statuses", "--table", table.name, "--with-errors", "-") == 0
+    lines = sorted(capsys.readouterr().out.splitlines())
+    assert lines == [f"{grid_id(1)}\t8\t3\tloader: HTTP 502", f"{grid_id(2)}\t0\t0\t"]
+
+
+def test_scan_statuses_force_keeps_a_symlink_and_writes_where_it_points(table, tmp_path):
+    table.put_new([grid_id(1)])
+    real = tmp_path / "real.txt"
+    real.write_text("old\n")
+    link = tmp_path / "link.txt"
+    link.symlink_to(real)
+    assert run("scan-statuses", "--table", table.name, "--force", str(link)) == 0
+    assert link.is_symlink()
+    assert real.read_text() == f"{grid_id(1)} 0\n"
+
+
+def test_scan_statuses_force_writes_into_a_fifo_in_place(table, tmp_path):
+    # Given a FIFO with a reader (a device or a pipe must not become a plain file)
+    table.put_new([grid_id(1)])
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    got: list[str] = []
+    reader = threading.Thread(target=lambda: got.append(fifo.read_text()))
+    reader.start()
+    # When
+    assert run("scan-statuses", "--table", table.name, "--force", str(fifo)) == 0
+    reader.join(timeout=30)
+    # Then
+    assert stat.S_ISFIFO(os.lstat(fifo).st_mode)
+    assert got == [f"{grid_id(1)} 0\n"]
+
+
+@pytest.mark.parametrize(
+    ("output", "message"),
+    [("/etc/hostname/out.txt", "does not exist"), ("/proc/version", "already exists")],
+)
+def test_scan_statuses_refuses_an_output_it_cannot_write(table, capsys, output, message):
+    assert run("scan-statuses", "--table", table.name, output) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_scan_statuses_into_a_closed_pipe_exits_quietly(table, aws):
+    # Given more rows than a pipe holds, read by a reader that stops after one line
+    table.put_new([grid_id(i) for i in range(2500)])
+    command = [sys.executable, "-m", "grid_reingest_cli", "scan-statuses", "--table", table.name]
+    with subprocess.Popen(
+        [*command, "-"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ}
+    ) as process:
+        process.stdout.readline()
+        process.stdout.close()
+        err = process.stderr.read().decode()
+        code = process.wait(timeout=60)
+    # Then one line, an exit code, no traceback
+    assert code == 141
+    assert "Traceback" not in err
+    assert "broken pipe" in err
+
+
+# -- failures ----------------------------------------------------------------
+
+
+@pytest.fixture
+def failed(table):
+    """12 failed items: 6 loader 502s (ids in the messages), 4 timeouts, 2 too big."""
+    table.put_new([grid_id(i) for i in range(14)])
+    moves = [
+        Transition(
+            grid_id(i), S.NOT_STARTED, S.UNKNOWN_ERROR, error=f"loader: HTTP 502 for {grid_id(i)}"
+        )
+        for i in range(6)
+    ]
+    moves += [
+        Transition(grid_id(i), S.NOT_STARTED, S.KNOWN_ERROR, error=f"timeout after {i}.5 s")
+        for i in range(6, 10)
+    ]
+    moves += [Transition(grid_id(i), S.NOT_STARTED, S.TOO_BIG) for i in range(10, 12)]
+    assert all(table.apply(moves))
+    return table
+
+
+def test_failures_groups_by_cause_largest_first(failed, capsys):
+    assert run("failures", "--table", failed.name) == 0
+    out = capsys.readouterr().out
+    assert "12 failed item(s)" in out
+    first, second = out.index("loader: HTTP 502 for <id>"), out.index("timeout after <n> s")
+    assert first < second
+    assert re.search(r"1\. +6 +50\.0% +state 8 +loader: HTTP 502 for <id>", out)
+    assert f"e.g. {grid_id(0)}, {grid_id(1)}, {grid_id(2)}" in out
+
+
+def test_failures_json_has_the_documented_shape(failed, capsys):
+    assert run("failures", "--table", failed.name, "--json") == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["total"] == 12
+    assert [g["count"] for g in data["groups"]] == [6, 4, 2]
+    assert data["groups"][0] == {
+        "reason": "loader: HTTP 502 for <id>",
+        "states": [8],
+        "count": 6,
+        "share": 0.5,
+        "examples": [grid_id(0), grid_id(1), grid_id(2)],
+    }
+    assert data["groups"][2]["reason"] == "(no error recorded)"
+
+
+def test_failures_state_picks_the_states(failed, capsys):
+    assert run("failures", "--table", failed.name, "--state", "4", "--json") == 0
+    data = json.loads(capsys.readouterr().out)
+    assert (data["total"], data["groups"][0]["states"]) == (4, [4])
+
+
+def test_failures_export_writes_the_ids_of_one_group(failed, tmp_path, capsys):
+    out = tmp_path / "ids.txt"
+    assert run("failures", "--table", failed.name, "--reason", "2", "--export", str(out)) == 0
+    assert sorted(out.read_text().splitlines()) == [grid_id(i) for i in range(6, 10)]
+    assert "wrote 4 id(s) of group 2" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--reason", "9"], "--reason 9: there are 3 group(s)"),
+        (["--export", "x.txt"], "--export needs --reason N"),
+        (["--reason", "1", "--export", "/etc/hostname/x"], "does not exist"),
+        (["--state", "77"], "unknown progress state '77'"),
+    ],
+)
+def test_failures_refuses_bad_input(failed, capsys, args, message):
+    assert run("failures", "--table", failed.name, *args) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_reset_reason_moves_just_that_group(failed, capsys):
+    # When the second group (the timeouts) is reset
+    assert run("reset", "--table", failed.name, "--reason", "2") == 0
+    # Then only those are back at 0
+    assert "moved 4 item(s)" in capsys.readouterr().out
+    assert failed.counts([S.NOT_STARTED, S.KNOWN_ERROR, S.UNKNOWN_ERROR, S.TOO_BIG]) == {
+        S.NOT_STARTED: 6,
+        S.KNOWN_ERROR: 0,
+        S.UNKNOWN_ERROR: 6,
+        S.TOO_BIG: 2,
+    }
+
+
+def test_reset_expired_only_frees_only_claims_older_than_the_lease(table, capsys):
+    # Given 3 claims of a dead worker, then (2 s later) 2 claims of a live one
+    table.put_new([grid_id(i) for i in range(5)])
+    table.claim([Source(S.NOT_STARTED)], S.IN_PROGRESS, 3, "dead")
+    time.sleep(2.1)
+    table.claim([Source(S.NOT_STARTED)], S.IN_PROGRESS, 2, "alive")
+    # When
+    args = ["--from", "1", "--expired-only", "--lease-seconds", "2"]
+    assert run("reset", "--table", table.name, *args) == 0
+    # Then
+    assert "moved 3 item(s)" in capsys.readouterr().out
+    assert table.counts([S.NOT_STARTED, S.IN_PROGRESS]) == {S.NOT_STARTED: 3, S.IN_PROGRESS: 2}
+
+
+def test_reset_says_what_it_moved_when_interrupted(table, monkeypatch, capsys):
+    table.put_new([grid_id(i) for i in range(40)])
+    table.apply([Transition(grid_id(i), S.NOT_STARTED, S.KNOWN_ERROR) for i in range(40)])
+
+    def interrupt(self, n):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("grid_reingest_cli.progress.Progress.advance", interrupt)
+    code = run("reset", "--table", table.name, "--from", "4", "--workers", "1")
+    out = capsys.readouterr().out
+    moved = table.count(S.NOT_STARTED)
+    assert code == 130
+    assert 0 < moved < 40
+    assert f"interrupted: moved {moved} item(s)" in out

@@ -7,8 +7,9 @@ import time
 from datetime import timedelta
 
 import pytest
+from botocore.exceptions import ClientError
 
-from grid_reingest.adapters.dynamodb.bulk import StateTable
+from grid_reingest.adapters.dynamodb.bulk import StateTable, WriteReport
 from grid_reingest.adapters.dynamodb.schema import SHARD_COUNT, StateTableError, shard_of
 from grid_reingest.domain.claims import Source, Transition
 from grid_reingest.domain.isotime import utc_now
@@ -33,17 +34,118 @@ def test_put_new_stores_every_id_at_state_zero_with_its_story(table):
     assert table.count(S.NOT_STARTED) == 60
 
 
-def test_put_new_resets_existing_ids_unless_only_new(table):
+def test_put_new_keeps_existing_items_and_reports_their_states(table):
+    # Given 30 items, 10 of them verified and 3 held by a worker
     table.put_new(ids(30))
-    table.apply([Transition(i, S.NOT_STARTED, S.VERIFIED) for i in ids(10)])
+    table.apply([Transition(i, S.NOT_STARTED, S.VERIFIED, attempts=2, error="x") for i in ids(10)])
+    table.claim([Source(S.NOT_STARTED)], S.IN_PROGRESS, 3, "worker")
+    # When the same ids and 10 new ones are uploaded again
+    report = table.put_new(ids(40))
+    # Then only the new ones are written; every existing item is untouched
+    assert report.written == 10
+    assert report.already_present == 30
+    assert report.kept == {6: 10, 0: 17, 1: 3}
+    assert table.counts([S.NOT_STARTED, S.IN_PROGRESS, S.VERIFIED]) == {
+        S.NOT_STARTED: 27,
+        S.IN_PROGRESS: 3,
+        S.VERIFIED: 10,
+    }
+    assert table.get(ids(1)[0])["last_error"] == "x"
 
-    report = table.put_new(ids(40), only_new=True)
 
-    assert (report.written, report.already_present) == (10, 30)
-    assert table.counts([S.NOT_STARTED, S.VERIFIED]) == {S.NOT_STARTED: 30, S.VERIFIED: 10}
+def test_put_new_reset_existing_never_takes_items_a_worker_holds(table):
+    # Given verified items, fresh claims, and claims whose lease ran out
+    table.put_new(ids(20))
+    table.apply([Transition(i, S.NOT_STARTED, S.VERIFIED, attempts=1) for i in ids(5)])
+    table.claim([Source(S.NOT_STARTED)], S.IN_PROGRESS, 15, "worker")
+    # When they are uploaded with reset_existing, and a lease of an hour
+    report = table.put_new(ids(20), reset_existing=True, lease_seconds=3600)
+    # Then verified ones go back to 0, claims stay with their worker
+    assert report.reset == {6: 5}
+    assert report.held == 15
+    assert table.count(S.IN_PROGRESS) == 15
+    assert table.get(ids(1)[0])["attempts"] == 0
+    # And once the lease is taken as over, the dead worker's claims are reset too
+    time.sleep(1.1)
+    report = table.put_new(ids(20), reset_existing=True, lease_seconds=1)
+    assert report.reset == {1: 15, 0: 5}
+    assert table.count(S.NOT_STARTED) == 20
+    assert "claimed_by" not in table.get(ids(20)[-1])
 
-    table.put_new(ids(40))
-    assert table.counts([S.NOT_STARTED, S.VERIFIED]) == {S.NOT_STARTED: 40, S.VERIFIED: 0}
+
+def test_put_new_never_overwrites_an_item_taken_between_read_and_write(table, dynamodb):
+    # Given, between the upload's read and its first write, another upload of the same
+    # ids and a worker claiming them (the window a read-then-write upload leaves open)
+    class RaceBeforeWrite:
+        def __init__(self, client):
+            self._client = client
+            self.fired = False
+
+        def __getattr__(self, name):
+            if name in ("put_item", "batch_write_item") and not self.fired:
+                self.fired = True
+                table.put_new(ids(10))
+                table.claim([Source(S.NOT_STARTED)], S.IN_PROGRESS, 10, "worker")
+            return getattr(self._client, name)
+
+    with StateTable(table.name, RaceBeforeWrite(dynamodb)) as racing:
+        # When the same ids are uploaded
+        report = racing.put_new(ids(10))
+    # Then the claims survive
+    assert report.kept == {1: 10}
+    assert table.count(S.IN_PROGRESS) == 10
+    assert table.get(ids(10)[0])["claimed_by"] == "worker"
+
+
+def test_put_new_counts_repeated_ids_as_repeats_not_as_existing_items(table):
+    # Given ids repeated in one batch and across batches
+    report = table.put_new(ids(150) + ids(50) + ids(3))
+    # Then each is written once, and the repeats are told apart from older items
+    assert (report.written, report.repeated, report.already_present) == (150, 53, 0)
+
+
+def test_put_new_reports_what_it_wrote_before_an_interruption(table):
+    # Given an upload interrupted (in the thread that reads the file) after its first batch
+    report = WriteReport()
+
+    def interrupt(done: int) -> None:
+        raise KeyboardInterrupt
+
+    # When
+    with pytest.raises(KeyboardInterrupt):
+        table.put_new(ids(700), on_progress=interrupt, report=report)
+    # Then the report counts exactly what is in the table
+    assert report.written > 0
+    assert report.written == table.count(S.NOT_STARTED)
+
+
+def test_put_new_reports_what_it_wrote_before_aws_refused(table, dynamodb):
+    # Given a client whose writes are refused after the first 30
+    class RefusingAfter30:
+        def __init__(self, client):
+            self._client = client
+            self.calls = 0
+            self.lock = threading.Lock()
+
+        def __getattr__(self, name):
+            return getattr(self._client, name)
+
+        def put_item(self, **kwargs):
+            with self.lock:
+                self.calls += 1
+                refuse = self.calls > 30
+            if refuse:
+                raise ClientError(
+                    {"Error": {"Code": "AccessDeniedException", "Message": "no"}}, "PutItem"
+                )
+            return self._client.put_item(**kwargs)
+
+    report = WriteReport()
+    # When
+    with pytest.raises(ClientError), StateTable(table.name, RefusingAfter30(dynamodb)) as t:
+        t.put_new(ids(400), report=report)
+    # Then the report says exactly what was written
+    assert report.written == 30 == table.count(S.NOT_STARTED)
 
 
 def test_claim_moves_items_and_records_the_worker(table):
@@ -226,3 +328,59 @@ def test_check_refuses_a_table_without_the_state_index(dynamodb):
     )
     with pytest.raises(StateTableError, match="not a grid-reingest state table"):
         StateTable("other", dynamodb).check()
+
+
+def test_reset_expired_only_takes_claims_older_than_the_lease(table):
+    # Given 10 claims, the first 4 older than the others
+    table.put_new(ids(10))
+    old = table.claim([Source(S.NOT_STARTED)], S.IN_PROGRESS, 4, "dead")
+    time.sleep(0.05)
+    cutoff = utc_now()
+    time.sleep(0.05)
+    table.claim([Source(S.NOT_STARTED)], S.IN_PROGRESS, 6, "alive")
+    # When
+    moved = table.reset([S.IN_PROGRESS], changed_before=cutoff)
+    # Then only the old ones moved
+    assert moved == 4
+    assert {i for i in ids(10) if table.get(i)["progress_state"] == 0} == {c.id for c in old}
+
+
+def test_reset_leaves_an_item_that_changed_after_it_was_found(table):
+    # Given an item found in state 8 that a worker has touched since
+    table.put_new(ids(2))
+    table.apply([Transition(i, S.NOT_STARTED, S.UNKNOWN_ERROR) for i in ids(2)])
+    found = table.get(ids(2)[0])["state_changed_at"]
+    time.sleep(0.01)
+    table.apply([Transition(ids(2)[0], S.UNKNOWN_ERROR, S.UNKNOWN_ERROR, error="again")])
+    # When a reset acts on what it saw
+    moved = table.reset_items([(ids(2)[0], 8, found), (ids(2)[1], 8, "stale")])
+    # Then neither moves: both changed since they were seen
+    assert moved == 0
+    assert table.count(S.UNKNOWN_ERROR) == 2
+
+
+def test_bulk_work_skips_the_control_item(table, dynamodb):
+    # Given the table's control item (no progress_state) beside real items
+    table.put_new(ids(3))
+    table.apply([Transition(ids(3)[0], S.NOT_STARTED, S.UNKNOWN_ERROR, error="boom 1")])
+    dynamodb.put_item(TableName=table.name, Item={"id": {"S": "~control"}, "paused": {"N": "1"}})
+    # When / Then it is never read as an image, counted or moved
+    assert sorted(r for p in table.scan() for r in p) == sorted(
+        [(ids(3)[0], 8), (ids(3)[1], 0), (ids(3)[2], 0)]
+    )
+    assert sorted(r.id for p in table.scan_rows() for r in p) == sorted(ids(3))
+    assert [r.id for p in table.scan_rows([8]) for r in p] == [ids(3)[0]]
+    assert sum(table.counts().values()) == 3
+    assert table.reset([S.NOT_STARTED, S.UNKNOWN_ERROR], S.KNOWN_ERROR) == 3
+    assert (
+        "progress_state"
+        not in dynamodb.get_item(TableName=table.name, Key={"id": {"S": "~control"}})["Item"]
+    )
+
+
+def test_scan_rows_carries_attempts_and_last_error(table):
+    table.put_new(ids(2))
+    table.apply([Transition(ids(2)[0], S.NOT_STARTED, S.UNKNOWN_ERROR, attempts=3, error="boom")])
+    rows = {r.id: r for p in table.scan_rows() for r in p}
+    assert (rows[ids(2)[0]].attempts, rows[ids(2)[0]].last_error) == (3, "boom")
+    assert (rows[ids(2)[1]].attempts, rows[ids(2)[1]].last_error) == (0, None)
