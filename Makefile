@@ -33,7 +33,7 @@ $(STAMP): $(DEV_LOCK) pyproject.toml
 
 ## test: the locks checked against pyproject.toml, lint, then every test
 # pytest's own exit code fails the target: 1 for a failed test, 5 when no test ran.
-test: lock-check lint node
+test: node lock-check lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: venv
@@ -57,14 +57,14 @@ demo: venv
 	$(BIN)/python scripts/demo.py
 
 ## synth: CloudFormation for every stage, and the Lambda asset, into cdk.out (no AWS needed)
-synth: venv node
+synth: node venv
 	$(BIN)/python -m infra.app
 
 ## diff / deploy: STAGE's stack (default TEST) with the pinned CDK CLI; needs AWS credentials
-diff: venv $(CDK_STAMP)
+diff: node venv $(CDK_STAMP)
 	$(CDK) diff grid-reingest-$(STAGE)
 
-deploy: venv $(CDK_STAMP)
+deploy: node venv $(CDK_STAMP)
 	$(CDK) deploy grid-reingest-$(STAGE)
 
 $(CDK_STAMP): package.json package-lock.json | node

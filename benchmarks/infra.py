@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import os
 import shutil
 import statistics
 import subprocess
@@ -128,7 +129,9 @@ def main(argv: list[str] | None = None) -> int:
         install = install_seconds(work / "cache")
 
     bundled = ", ".join(plan.distributions)
-    body = f"""Measured {machine()}.
+    load = os.getloadavg()[0]
+    body = f"""Measured {machine()}, load average {load:.1f} when it ended (other work on the
+machine slows every cold import alike).
 
 Cold import of each handler from the asset (median of {RUNS} fresh interpreters,
 `python -I -S -B` with only the asset and boto3/botocore on the path, as on
