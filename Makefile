@@ -4,6 +4,13 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+DEV_LOCK := requirements/dev.txt
+# The CDK CLI at package-lock.json's version (never a download of whatever is newest).
+CDK := node_modules/.bin/cdk
+CDK_STAMP := node_modules/.package-lock.json
+STAGE ?= TEST
+# Extra arguments for pytest, e.g. `make test PYTEST_ARGS='tests/unit -x'`.
+PYTEST_ARGS ?=
 
 # The CDK's jsii runtime warns about Node versions it has not tested.
 export JSII_SILENCE_WARNING_UNTESTED_NODE_VERSION := 1
@@ -11,23 +18,35 @@ export JSII_SILENCE_WARNING_UNTESTED_NODE_VERSION := 1
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 18,20
 export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
 
-.PHONY: venv test lint format demo synth bench clean
+.PHONY: venv test lint lock lock-check format demo synth diff deploy node bench clean
 
 venv: $(STAMP)
 
-$(STAMP): pyproject.toml
+# Everything from the dev lock, each file checked against its hash (pip refuses
+# anything unpinned or unhashed), then the project itself, editable and
+# without dependencies: those all came from the lock.
+$(STAMP): $(DEV_LOCK) pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev,infra]'
+	$(BIN)/python -m pip install --quiet --require-hashes -r $(DEV_LOCK)
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
 	touch $(STAMP)
 
-## test: lint, then every test (starts its own emulator and simulated Grid)
-test: lint
-	$(BIN)/python -m pytest
+## test: the locks checked against pyproject.toml, lint, then every test
+# pytest's own exit code fails the target: 1 for a failed test, 5 when no test ran.
+test: node lock-check lint
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+
+## lock: re-resolve requirements/*.txt from pyproject.toml (newest releases it allows)
+lock: venv
+	$(BIN)/python requirements/lock.py
+
+## lock-check: fail when a lock disagrees with pyproject.toml (no network)
+lock-check: venv
+	$(BIN)/python requirements/lock.py --check
 
 format: venv
 	$(BIN)/ruff format .
@@ -38,12 +57,26 @@ demo: venv
 	$(BIN)/python scripts/demo.py
 
 ## synth: CloudFormation for every stage, and the Lambda asset, into cdk.out (no AWS needed)
-synth: venv
+synth: node venv
 	$(BIN)/python -m infra.app
+
+## diff / deploy: STAGE's stack (default TEST) with the pinned CDK CLI; needs AWS credentials
+diff: node venv $(CDK_STAMP)
+	$(CDK) diff grid-reingest-$(STAGE)
+
+deploy: node venv $(CDK_STAMP)
+	$(CDK) deploy grid-reingest-$(STAGE)
+
+$(CDK_STAMP): package.json package-lock.json | node
+	npm ci --no-audit --no-fund
+
+# The CDK (jsii) and its CLI run on Node.js.
+node:
+	@command -v node >/dev/null 2>&1 || { echo "node not found: install Node.js 20 (the CDK runs on it), then re-run make" >&2; exit 1; }
 
 ## bench: the side-by-side benchmarks; results go to docs/benchmarks.md
 bench: venv
 	$(BIN)/python -m benchmarks
 
 clean:
-	rm -rf $(VENV) cdk.out .pytest_cache .ruff_cache
+	rm -rf $(VENV) node_modules cdk.out .cache .pytest_cache .ruff_cache

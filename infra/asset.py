@@ -1,21 +1,22 @@
 """The Lambda code asset: `grid_reingest` plus the third-party packages it needs.
 
-Built at synth time without Docker and without the network, by copying the
-installed distributions of this environment by their `importlib.metadata` file
-lists. What goes in:
+Built at synth time without Docker and without AWS credentials. What goes in:
 
 - `lambdas/grid_reingest`;
-- the closure of the project's runtime dependencies (pyproject.toml), with
-  environment markers evaluated for the Lambda runtime, minus what the Lambda
-  Python runtime already provides (boto3 and botocore, which are not descended
-  into);
+- the packages of the runtime lock (`requirements/runtime.txt`: pyproject.toml's
+  dependencies less boto3, which Lambda's Python runtime provides), installed
+  by pip from their hash-checked wheels for the functions' own platform
+  (CPython 3.11, manylinux2014 aarch64), never copied from this environment.
+  The first build fetches them from the package registry; they are kept in
+  `.cache/lambda-packages/<digest of the lock and target>` for every later one;
 - each file byte-compiled to an unchecked-hash .pyc when synthesized by the
   runtime's Python version: /var/task is read-only, so without them every cold
   start compiles every module it imports.
 
-What stays out: __pycache__ of this machine, tests, type stubs, compiled
-extension modules (each must have a pure-Python fallback beside it, which keeps
-the asset architecture-independent) and Powertools' Swagger UI bundle.
+What stays out: __pycache__, tests, type stubs, compiled extension modules
+(each must have a pure-Python fallback beside it, which the tests can import
+on any machine, so what ships is what was tested) and Powertools' Swagger UI
+bundle.
 
 Example::
 
@@ -28,10 +29,13 @@ import compileall
 import hashlib
 import importlib.metadata
 import importlib.util
+import os
 import py_compile
+import re
 import shutil
+import subprocess
 import sys
-import tomllib
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -39,32 +43,28 @@ from typing import Any
 import aws_cdk as cdk
 import jsii
 from aws_cdk import aws_lambda as lambda_
-from packaging.markers import default_environment
-from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
 ROOT = Path(__file__).resolve().parents[1]
-PYPROJECT = ROOT / "pyproject.toml"
+RUNTIME_LOCK = ROOT / "requirements" / "runtime.txt"
 # The directory whose packages are the runtime code (only grid_reingest lives there).
 SOURCE_ROOT = ROOT / "lambdas"
 PACKAGE = "grid_reingest"
+# Where the locked packages, installed for the target, are kept between builds.
+CACHE = ROOT / ".cache" / "lambda-packages"
 
-# The Lambda runtime the functions run on and the asset is built for.
+# The Lambda runtime and architecture the functions run on and the asset is built for.
 RUNTIME = lambda_.Runtime.PYTHON_3_11
+ARCHITECTURE = lambda_.Architecture.ARM_64
 TARGET_PYTHON = tuple(int(part) for part in RUNTIME.name.removeprefix("python").split("."))
-TARGET_MARKERS = {
-    "python_version": "{}.{}".format(*TARGET_PYTHON),
-    "python_full_version": "{}.{}.0".format(*TARGET_PYTHON),
-    "implementation_name": "cpython",
-    "platform_python_implementation": "CPython",
-    "os_name": "posix",
-    "sys_platform": "linux",
-    "platform_system": "Linux",
-}
-# Shipped in Lambda's Python runtime: bundling them would only add megabytes.
-RUNTIME_PROVIDED = frozenset({"boto3", "botocore"})
+# pip's names for it: Lambda's python3.11 runs on Amazon Linux 2 (glibc 2.26), which
+# runs manylinux2014 (glibc 2.17) wheels; a wheel may carry either spelling of the tag.
+TARGET_PLATFORMS = ("manylinux2014_aarch64", "manylinux_2_17_aarch64")
+TARGET_ABIS = ("cp{}{}".format(*TARGET_PYTHON), "abi3", "none")
+# Shipped in Lambda's Python runtime: bundling them would add megabytes (docs/infra.md).
+RUNTIME_PROVIDED = frozenset({"boto3", "botocore", "s3transfer"})
 # Bump when the selection rules change, so that the asset hash changes with them.
-BUNDLE_FORMAT = "3"
+BUNDLE_FORMAT = "4"
 
 _SKIPPED_DIRS = frozenset({"__pycache__", "tests", "test"})
 _SKIPPED_SUFFIXES = (".pyc", ".pyo", ".pyi")
@@ -77,10 +77,11 @@ _SKIPPED_FILES = frozenset(
         "aws_lambda_powertools/event_handler/openapi/swagger_ui/swagger-ui.min.css",
     }
 )
+_PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==([^\s;\\]+)", re.MULTILINE)
 
 
 class AssetError(RuntimeError):
-    """The runtime asset cannot be built from this environment; the message says why."""
+    """The runtime asset cannot be built; the message says why."""
 
 
 @dataclass(frozen=True)
@@ -100,43 +101,101 @@ class AssetPlan:
     hash: str
 
 
-def runtime_requirements() -> list[Requirement]:
-    """The project's runtime dependencies, as pyproject.toml declares them."""
-    with PYPROJECT.open("rb") as handle:
-        project = tomllib.load(handle)["project"]
-    return [Requirement(text) for text in project["dependencies"]]
+def locked_versions(lock: Path = RUNTIME_LOCK) -> dict[str, str]:
+    """Each package the runtime lock pins, by canonical name, and its version."""
+    if not lock.is_file():
+        raise AssetError(f"{lock} is missing: run `make lock`")
+    found: dict[str, str] = {}
+    for name, version in _PIN.findall(lock.read_text()):
+        canonical = canonicalize_name(name)
+        if canonical in found:
+            raise AssetError(f"{lock} pins {canonical} twice: it must be locked for one platform")
+        if canonical in RUNTIME_PROVIDED:
+            raise AssetError(f"{lock} pins {canonical}, which the Lambda runtime provides")
+        found[canonical] = version
+    return found
 
 
-def _applies(requirement: Requirement) -> bool:
-    if requirement.marker is None:
-        return True
-    environment = {**default_environment(), **TARGET_MARKERS, "extra": ""}
-    return requirement.marker.evaluate(environment)
+def _pip_install_command(lock: Path, target: Path) -> list[str]:
+    platforms = [arg for p in TARGET_PLATFORMS for arg in ("--platform", p)]
+    abis = [arg for abi in TARGET_ABIS for arg in ("--abi", abi)]
+    return [
+        sys.executable,
+        "-m",
+        "pip",
+        "install",
+        "--quiet",
+        "--disable-pip-version-check",
+        "--no-deps",  # the lock is the whole closure; pip checks each file's hash
+        "--require-hashes",
+        "--only-binary=:all:",
+        "--no-compile",
+        "--implementation",
+        "cp",
+        "--python-version",
+        "{}.{}".format(*TARGET_PYTHON),
+        *abis,
+        *platforms,
+        "--target",
+        str(target),
+        "--requirement",
+        str(lock),
+    ]
 
 
-def distributions_to_bundle() -> list[importlib.metadata.Distribution]:
-    """Installed distributions the runtime code needs that Lambda does not provide."""
-    found: dict[str, importlib.metadata.Distribution] = {}
-    pending = [r for r in runtime_requirements() if _applies(r)]
-    while pending:
-        requirement = pending.pop()
-        name = canonicalize_name(requirement.name)
-        if name in RUNTIME_PROVIDED or name in found:
-            continue
-        try:
-            dist = importlib.metadata.distribution(requirement.name)
-        except importlib.metadata.PackageNotFoundError:
+def locked_site(lock: Path = RUNTIME_LOCK, cache: Path = CACHE) -> Path:
+    """A directory holding the lock's packages installed for the Lambda target.
+
+    Installed once per lock content and target, then reused: a finished
+    directory is moved into place whole, so concurrent builds never see half of one.
+    """
+    key = hashlib.sha256(
+        "|".join([BUNDLE_FORMAT, *TARGET_PLATFORMS, *TARGET_ABIS]).encode() + lock.read_bytes()
+    ).hexdigest()[:16]
+    site = cache / key
+    if site.is_dir():
+        return site
+    cache.mkdir(parents=True, exist_ok=True)
+    scratch = Path(tempfile.mkdtemp(prefix=f".{key}-", dir=cache))
+    try:
+        result = subprocess.run(  # noqa: S603 - this interpreter's pip, arguments made here
+            _pip_install_command(lock, scratch / "site"),
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if result.returncode:
             raise AssetError(
-                f"{requirement.name} is needed at run time but not installed here; "
-                "run `make venv` (pip install -e '.[dev,infra]')"
-            ) from None
-        if not requirement.specifier.contains(dist.version, prereleases=True):
-            raise AssetError(
-                f"{requirement} is needed at run time but {dist.version} is installed; "
-                "run `make venv`"
+                f"pip could not install {lock.name} for Lambda ({', '.join(TARGET_PLATFORMS)}): "
+                f"{result.stderr.strip()[-2000:]}\n"
+                "The first build fetches the wheels from the package registry."
             )
-        found[name] = dist
-        pending.extend(r for r in (Requirement(t) for t in dist.requires or []) if _applies(r))
+        try:
+            os.rename(scratch / "site", site)
+        except OSError:
+            if not site.is_dir():  # another build moved its copy in first: use that one
+                raise
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    return site
+
+
+def distributions_to_bundle(
+    lock: Path = RUNTIME_LOCK, cache: Path = CACHE
+) -> list[importlib.metadata.Distribution]:
+    """The runtime lock's distributions, installed for Lambda; exactly the lock's versions."""
+    expected = locked_versions(lock)
+    site = locked_site(lock, cache)
+    found = {
+        canonicalize_name(d.metadata["Name"]): d
+        for d in importlib.metadata.distributions(path=[str(site)])
+    }
+    got = {name: d.version for name, d in found.items()}
+    if got != expected:
+        raise AssetError(
+            f"{site} holds {sorted(got.items())}, not {lock.name}'s {sorted(expected.items())}; "
+            "delete it to reinstall"
+        )
     return [found[name] for name in sorted(found)]
 
 
@@ -152,7 +211,7 @@ def _skipped(path: PurePosixPath) -> bool:
 def _distribution_files(dist: importlib.metadata.Distribution) -> list[AssetFile]:
     name = dist.metadata["Name"]
     if dist.files is None:
-        raise AssetError(f"{name} was installed without a file list (RECORD); reinstall it")
+        raise AssetError(f"{name} has no file list (RECORD); delete {CACHE} to reinstall")
     files = []
     for entry in dist.files:
         target = PurePosixPath(str(entry))
@@ -164,7 +223,7 @@ def _distribution_files(dist: importlib.metadata.Distribution) -> list[AssetFile
             if not (source.parent / f"{module}.py").is_file():
                 raise AssetError(
                     f"{name} has a compiled module {target} without a pure-Python fallback: "
-                    "it would tie the asset to this machine's architecture"
+                    "the asset could not be imported, and so not tested, on another architecture"
                 )
             continue  # the pure-Python module beside it is used instead
         files.append(AssetFile(target, source))

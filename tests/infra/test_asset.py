@@ -1,4 +1,5 @@
-"""The Lambda asset: what is in it, and that the handlers import from it alone.
+"""The Lambda asset: what is in it, that it is the runtime lock built for Lambda,
+and that the handlers import from it alone.
 
 Each import runs in a fresh interpreter (`-I -S -B`: no site-packages, no user
 paths, no .pyc writes, as on Lambda's read-only /var/task) whose path holds
@@ -11,6 +12,7 @@ from __future__ import annotations
 import importlib.metadata
 import importlib.util
 import json
+import re
 import sys
 from pathlib import Path, PurePosixPath
 
@@ -99,6 +101,71 @@ def test_asset_bundles_no_runtime_provided_distribution():
 
     assert {"requests", "aws-lambda-powertools", "charset-normalizer"} <= names
     assert not {"boto3", "botocore", "s3transfer"} & names
+
+
+def _lock_pins(lock: Path) -> dict[str, str]:
+    """`name==version` lines of a lock file, read apart from the asset's own parser."""
+    pins = {}
+    for line in lock.read_text().splitlines():
+        match = re.match(r"([A-Za-z0-9][A-Za-z0-9._-]*)==(\S+?)(?:\s|$)", line)
+        if match:
+            pins[match[1].lower().replace("_", "-").replace(".", "-")] = match[2]
+    return pins
+
+
+def test_asset_packages_are_exactly_the_runtime_lock(assembly):
+    # Given the asset as synthesized, and the runtime lock
+    root = assembly.asset_dir()
+    shipped = {}
+    for metadata in root.glob("*.dist-info/METADATA"):
+        headers = dict(
+            line.split(": ", 1) for line in metadata.read_text().splitlines() if ": " in line
+        )
+        shipped[headers["Name"].lower().replace("_", "-").replace(".", "-")] = headers["Version"]
+
+    # Then it ships every locked package at its locked version, and nothing else
+    assert shipped == _lock_pins(asset_module.RUNTIME_LOCK)
+
+
+def test_asset_is_built_for_the_functions_architecture(assembly):
+    functions = [
+        r["Properties"]
+        for r in assembly.raw("TEST")["Resources"].values()
+        if r["Type"] == "AWS::Lambda::Function"
+    ]
+
+    assert functions
+    assert {tuple(f["Architectures"]) for f in functions} == {(asset_module.ARCHITECTURE.name,)}
+    assert {f["Runtime"] for f in functions} == {asset_module.RUNTIME.name}
+    assert all("aarch64" in p for p in asset_module.TARGET_PLATFORMS)
+
+
+def test_asset_installs_the_locked_packages_once(tmp_path, monkeypatch):
+    # Given the locked packages installed for Lambda in a cache
+    lock = tmp_path / "runtime.txt"
+    lock.write_text(asset_module.RUNTIME_LOCK.read_text())
+    first = asset_module.locked_site(lock, tmp_path / "cache")
+
+    # When they are asked for again, with pip out of reach
+    def no_pip(*_args, **_kwargs):
+        raise AssertionError("pip ran again")
+
+    monkeypatch.setattr(asset_module.subprocess, "run", no_pip)
+    again = asset_module.locked_site(lock, tmp_path / "cache")
+
+    # Then the cached copy serves, and a changed lock would get a directory of its own
+    assert again == first
+    lock.write_text(lock.read_text() + "\n")
+    with pytest.raises(AssertionError, match="pip ran again"):
+        asset_module.locked_site(lock, tmp_path / "cache")
+
+
+def test_asset_refuses_a_lock_with_a_runtime_provided_package(tmp_path):
+    lock = tmp_path / "runtime.txt"
+    lock.write_text("botocore==1.0 \\\n    --hash=sha256:00\nrequests==2.0\n")
+
+    with pytest.raises(asset_module.AssetError, match="botocore, which the Lambda runtime"):
+        asset_module.locked_versions(lock)
 
 
 def test_asset_hash_depends_on_content_only():
