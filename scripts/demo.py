@@ -167,6 +167,7 @@ def main() -> int:
             "SCHEDULE_RULE_NAME": INDEX_RULE,
             "MAX_IN_FLIGHT": "16",
             "PROJECTION_TIMEOUT_SECONDS": "30",
+            "RECORD_BUDGET_SECONDS": "20",
             "STOP_MARGIN_SECONDS": "60",
         }
         check_env = {**common, "SCHEDULE_RULE_NAME": CHECK_RULE, "CHECK_MIN_AGE_SECONDS": "0"}

@@ -176,7 +176,12 @@ def lambda_workers(endpoint: str, stage: Stage, grid: Any, batch_size: int = 100
     common = {
         "STAGE": stage.name,
         "STATE_TABLE_NAME": stage.table.name,
-        "BATCH_SIZE": str(batch_size),
+        "MAX_IN_FLIGHT": str(batch_size),
+        "CHECK_MAX_IN_FLIGHT": str(batch_size),
+        # Short timeouts locally: the stop margin must still cover them.
+        "PROJECTION_TIMEOUT_SECONDS": "30",
+        "RECORD_BUDGET_SECONDS": "20",
+        "CHECK_STOP_MARGIN_SECONDS": "40",
         "GRID_CONCURRENCY": "16",
         "POWERTOOLS_METRICS_DISABLED": "true",
         "POWERTOOLS_LOG_LEVEL": "WARNING",
