@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import BinaryIO
 
-from grid_reingest.adapters.dynamodb.bulk import WriteReport
+from grid_reingest.adapters.dynamodb.upload import WriteReport
 from grid_reingest.domain.ids import MAX_ID_CHARS
 from grid_reingest_cli.common import OK, USAGE, CliError, add_aws_options, open_table, positive_int
 from grid_reingest_cli.ids_file import DEDUP_WINDOW, FileCheck, check_lines, valid_ids

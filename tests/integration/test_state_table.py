@@ -9,8 +9,9 @@ from datetime import timedelta
 import pytest
 from botocore.exceptions import ClientError
 
-from grid_reingest.adapters.dynamodb.bulk import StateTable, WriteReport
+from grid_reingest.adapters.dynamodb.bulk import StateTable
 from grid_reingest.adapters.dynamodb.schema import SHARD_COUNT, StateTableError, shard_of
+from grid_reingest.adapters.dynamodb.upload import WriteReport
 from grid_reingest.domain.claims import Source, Transition
 from grid_reingest.domain.isotime import utc_now
 from grid_reingest.domain.states import ProgressState as S

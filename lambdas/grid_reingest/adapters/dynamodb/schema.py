@@ -13,7 +13,7 @@ from __future__ import annotations
 import threading
 import zlib
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from datetime import datetime
 from typing import Any
 
@@ -184,6 +184,60 @@ class TableAccess:
                 yield in_flight.pop(0).result()
         for future in in_flight:
             yield future.result()
+
+    def _give_up_if_stuck(self, rounds: int, operation: str) -> None:
+        if rounds >= MAX_ROUNDS_WITHOUT_PROGRESS:
+            raise StateTableError(
+                f"{operation} on {self.name!r} made no progress in {rounds} rounds: the table is "
+                "throttling every write; nothing was lost, run the command again later"
+            )
+
+    def _run_bounded(
+        self,
+        fn: Callable[[Any], Any],
+        items: Iterable[Any],
+        on_result: Callable[[Any], None],
+    ) -> None:
+        """fn over items on the pool, a few in flight; on_result in this thread as each ends.
+
+        On a failure or Ctrl-C, no new work starts and the work in flight is
+        waited for and counted before the error is raised again, so that what
+        the caller reports is what was done.
+        """
+        limit = self._max_workers * 2
+        in_flight: set[Future[Any]] = set()
+        error: BaseException | None = None
+
+        def settle(done: Iterable[Future[Any]]) -> None:
+            # Every finished batch is counted, even if one before it failed (or the
+            # counting itself was interrupted); the first failure is raised after.
+            nonlocal error
+            for future in done:
+                try:
+                    on_result(future.result())
+                except BaseException as failure:
+                    error = error or failure
+
+        try:
+            for item in items:
+                in_flight.add(self.pool.submit(fn, item))
+                if len(in_flight) >= limit:
+                    done, in_flight = wait(in_flight, return_when=FIRST_COMPLETED)
+                    settle(done)
+                    if error is not None:
+                        break
+            while in_flight and error is None:
+                done, in_flight = wait(in_flight, return_when=FIRST_COMPLETED)
+                settle(done)
+        except BaseException as interrupted:  # Ctrl-C while waiting, or the input failed
+            error = error or interrupted
+        for future in in_flight:
+            future.cancel()
+        settle(f for f in in_flight if not f.cancelled())
+        if error is not None:
+            raise error
+
+    # -- scans ----------------------------------------------------------------
 
 
 def fresh_item(image_id: str, state: ProgressState, now: str) -> dict[str, Any]:
