@@ -160,7 +160,7 @@ def test_grid_client_ids_stay_one_path_segment(grid):
 
 def test_grid_client_pool_holds_every_call_in_flight():
     # Given a slow Grid and 4 images' worth of concurrent calls (28)
-    with GridSim(default_latency=0.2) as sim:
+    with GridSim(default_latency=1.0) as sim:
         client = GridClient(sim.settings(GRID_CONCURRENCY="4"), sim.api_key)
         calls = list(DATA_CALLS) * 4
 

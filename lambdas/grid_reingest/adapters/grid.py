@@ -41,6 +41,8 @@ from grid_reingest.adapters.grid_http import (
     make_session,
     read_body,
 )
+from grid_reingest.domain import ids
+from grid_reingest.domain.ids import InvalidImageId
 from grid_reingest.settings import (
     GRID_LOADER_TIMEOUT_SECONDS,
     GRID_MAX_LOADER_BODY_BYTES,
@@ -68,35 +70,18 @@ DATA_CALLS: dict[str, tuple[str, str]] = {
 # How many requests one image's projection has in flight at once.
 DATA_FAN_OUT = len(DATA_CALLS)
 
+
 # A downstream message longer than this is cut: it ends up on a DynamoDB item.
 MESSAGE_LIMIT = 1000
-# The id is the Kinesis record's partition key, which holds at most 256 characters.
-MAX_ID_CHARS = 256
-
-
-class InvalidImageId(ValueError):
-    """An id that cannot be sent to the Grid as one path segment; the message says why."""
 
 
 def id_problem(image_id: object) -> str | None:
-    """Why `image_id` cannot be sent to the Grid, or None when it can.
-
-    `.` and `..` are refused because URL libraries resolve them as path steps
-    (`/images/project/..` becomes `GET /images/`), whitespace because no Grid id
-    has any, and more than MAX_ID_CHARS because the id is the stream's partition key.
-    """
-    if not isinstance(image_id, str) or not image_id:
+    """Why `image_id` cannot be sent to the Grid, or None when it can: the rules every
+    stored id follows (domain/ids.py), whichever ids the operator allowed."""
+    if not isinstance(image_id, str):
         return f"not an image id: {image_id!r}"
-    if image_id in (".", ".."):
-        return f"not an image id: {image_id!r} is a path step, it would reach another route"
-    if any(c.isspace() for c in image_id):
-        return f"not an image id: {image_id[:MAX_ID_CHARS]!r} contains whitespace"
-    if len(image_id) > MAX_ID_CHARS:
-        return (
-            f"not an image id: {len(image_id)} characters, more than {MAX_ID_CHARS} "
-            f"(Kinesis's partition-key limit): {image_id[:40]!r}..."
-        )
-    return None
+    problem = ids.id_problem(image_id, allow_any=True)
+    return None if problem is None else f"not an image id: {image_id[:60]!r}: {problem}"
 
 
 def path_segment(image_id: str) -> str:
