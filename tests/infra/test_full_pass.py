@@ -161,6 +161,6 @@ def test_a_full_pass_of_200_images_from_0_to_6_on_the_deployed_stack(
     capsys.readouterr()
     assert reingest(["watch", "--stage", "TEST", "--once"]) == 0
     watched = capsys.readouterr().out
-    assert "batch-index schedule: DISABLED" in watched
-    assert "batch-check schedule: DISABLED" in watched
+    assert "batch-index  done (rule off)" in watched
+    assert "batch-check  done (rule off)" in watched
     assert "100.0%" in watched

@@ -6,9 +6,9 @@ allowed values); `describe()` prints them all, and a bad environment is
 reported in one error that lists every problem.
 """
 
+from grid_reingest.settings.env_vars import *  # noqa: F403 - every variable, by name
 from grid_reingest.settings.loading import describe, load, variables
 from grid_reingest.settings.var import SettingsError, Var
-from grid_reingest.settings.variables import *  # noqa: F403 - every variable, by name
 from grid_reingest.settings.workers import (
     BatchCheckSettings,
     BatchIndexSettings,

@@ -7,8 +7,7 @@ from dataclasses import dataclass, fields
 from urllib.parse import urlsplit
 
 from grid_reingest.domain.states import ProgressState
-from grid_reingest.settings.var import Var, group, setting, url
-from grid_reingest.settings.variables import (
+from grid_reingest.settings.env_vars import (
     BACKPRESSURE_STREAMS,
     BREAKER_FAILURE_SHARE,
     BREAKER_MIN_RESULTS,
@@ -43,6 +42,7 @@ from grid_reingest.settings.variables import (
     STOP_MARGIN_SECONDS,
     THRALL_STREAM_NAME,
 )
+from grid_reingest.settings.var import Var, group, setting, url
 
 
 @dataclass(frozen=True)
