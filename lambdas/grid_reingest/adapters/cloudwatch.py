@@ -13,33 +13,6 @@ WINDOW = timedelta(minutes=5)
 PERIOD_SECONDS = 60
 
 
-def iterator_age_ms(
-    cloudwatch: Any, streams: Sequence[str], now: datetime
-) -> tuple[float | None, list[str]]:
-    """The highest iterator age of `streams` over the window; None if any stream has no data.
-
-    Returns the age and the names of streams without data points.
-    """
-    highest: float | None = None
-    silent = []
-    for stream in streams:
-        points = cloudwatch.get_metric_statistics(
-            Namespace=KINESIS_NAMESPACE,
-            MetricName=ITERATOR_AGE_METRIC,
-            Dimensions=[{"Name": STREAM_DIMENSION, "Value": stream}],
-            StartTime=now - WINDOW,
-            EndTime=now,
-            Period=PERIOD_SECONDS,
-            Statistics=["Maximum"],
-        )["Datapoints"]
-        if not points:
-            silent.append(stream)
-            continue
-        peak = max(p["Maximum"] for p in points)
-        highest = peak if highest is None else max(highest, peak)
-    return (None if silent else highest), silent
-
-
 def iterator_age_points(
     cloudwatch: Any, streams: Sequence[str], now: datetime
 ) -> tuple[float, float | None] | None:
@@ -48,15 +21,7 @@ def iterator_age_points(
     minutes late: the latest visible one is what there is)."""
     per_minute: dict[datetime, float] = {}
     for stream in streams:
-        points = cloudwatch.get_metric_statistics(
-            Namespace=KINESIS_NAMESPACE,
-            MetricName=ITERATOR_AGE_METRIC,
-            Dimensions=[{"Name": STREAM_DIMENSION, "Value": stream}],
-            StartTime=now - WINDOW,
-            EndTime=now,
-            Period=PERIOD_SECONDS,
-            Statistics=["Maximum"],
-        )["Datapoints"]
+        points = _points(cloudwatch, stream, now)
         if not points:
             return None
         for point in points:
@@ -64,3 +29,16 @@ def iterator_age_points(
             per_minute[at] = max(per_minute.get(at, 0.0), point["Maximum"])
     ordered = [per_minute[at] for at in sorted(per_minute)]
     return ordered[-1], (ordered[-2] if len(ordered) > 1 else None)
+
+
+def _points(cloudwatch: Any, stream: str, now: datetime) -> list[dict[str, Any]]:
+    """One stream's one-minute maxima over the window."""
+    return cloudwatch.get_metric_statistics(
+        Namespace=KINESIS_NAMESPACE,
+        MetricName=ITERATOR_AGE_METRIC,
+        Dimensions=[{"Name": STREAM_DIMENSION, "Value": stream}],
+        StartTime=now - WINDOW,
+        EndTime=now,
+        Period=PERIOD_SECONDS,
+        Statistics=["Maximum"],
+    )["Datapoints"]
