@@ -124,18 +124,21 @@ def _grid_overload(ticks: int) -> Callable[[World], None]:
     return inject
 
 
-def _media_api_overload(world: World) -> None:
-    started: list[int] = []
+def _media_api_overload(ticks: int) -> Callable[[World], None]:
+    def inject(world: World) -> None:
+        started: list[int] = []
 
-    def media_api(endpoint: str, image_id: str, n: int) -> GridResponse | None:
-        if endpoint != "image" or world.phase != "check":
+        def media_api(endpoint: str, image_id: str, n: int) -> GridResponse | None:
+            if endpoint != "image" or world.phase != "check":
+                return None
+            started[:] = started or [world.tick]
+            if world.tick < started[0] + ticks and int(image_id, 16) % 4 == 0:
+                return GridResponse("media-api", 503, message="Service Unavailable")
             return None
-        started[:] = started or [world.tick]
-        if world.tick < started[0] + WHILE_TICKS and int(image_id, 16) % 4 == 0:
-            return GridResponse("media-api", 503, message="Service Unavailable")
-        return None
 
-    world.grid.faults.append(media_api)
+        world.grid.faults.append(media_api)
+
+    return inject
 
 
 def _lambda_throttles(world: World) -> None:
@@ -343,7 +346,13 @@ SCENARIOS: list[Scenario] = [
     Scenario(
         "media-api-overload",
         f"media-api answers 503 for 1 image in 4 for {WHILE_TICKS} min of batch-check",
-        _media_api_overload,
+        _media_api_overload(WHILE_TICKS),
+        told=(f"{CHECK} OverloadAnswers",),
+    ),
+    Scenario(
+        "media-api-overload-long",
+        f"media-api answers 503 for 1 image in 4 for {LONG_TICKS} min of batch-check",
+        _media_api_overload(LONG_TICKS),
         told=(f"{CHECK} OverloadAnswers",),
     ),
     Scenario(
