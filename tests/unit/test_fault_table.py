@@ -59,6 +59,16 @@ def test_fault_table_infrastructure_overload_charges_no_image_to_8():
         assert report.states.get(int(S.UNKNOWN_ERROR), 0) == 0, name
 
 
+def test_fault_table_systemic_overload_costs_no_attempt():
+    # Given overload answers across many images, for a few minutes, at each worker
+    for name in ("grid-overload", "lambda-throttles", "kinesis-throughput", "media-api-overload"):
+        scenario = next(s for s in SCENARIOS if s.name == name)
+        # When
+        _, report = run(scenario, IMAGES)
+        # Then no image was charged an attempt for it
+        assert report.attempts_charged == 0, name
+
+
 def test_fault_table_flags_an_image_published_twice():
     # Given a pass where a record goes out again with no failed invocation to explain it
     world = World(20)
