@@ -296,7 +296,7 @@ def _reset_from_1(world: World) -> None:
 
 
 SCENARIOS: list[Scenario] = [
-    Scenario("none", "no fault (the reference)", lambda w: None, told=(f"{INDEX} PassFinished",)),
+    Scenario("none", "no fault (the reference)", lambda w: None),
     Scenario(
         "grid-data-once",
         "a Grid data service (leases) answers 500 once, for 1 image in 10",
@@ -385,7 +385,6 @@ SCENARIOS: list[Scenario] = [
         "state writes after Kinesis accepted fail half the time (throttles), "
         f"for {WHILE_TICKS} min",
         _dynamodb_transient,
-        told=(f"{INDEX} PassFinished",),
     ),
     Scenario(
         "dynamodb-outage",
@@ -410,7 +409,6 @@ SCENARIOS: list[Scenario] = [
         "overlapping-invocations",
         "two invocations of each worker run at once, every tick",
         _overlapping,
-        told=(f"{INDEX} PassFinished",),
         overlap=2,
     ),
     Scenario(
@@ -430,7 +428,6 @@ SCENARIOS: list[Scenario] = [
         "upload-twice",
         "upload-ids of the same file (+20 new ids) while batch-index runs",
         _upload_twice,
-        told=(f"{INDEX} PassFinished",),
         extra_ids=20,
     ),
     Scenario(
