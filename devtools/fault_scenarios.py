@@ -132,7 +132,7 @@ def _media_api_overload(ticks: int) -> Callable[[World], None]:
             if endpoint != "image" or world.phase != "check":
                 return None
             started[:] = started or [world.tick]
-            if world.tick < started[0] + ticks and int(image_id, 16) % 4 == 0:
+            if world.tick < started[0] + ticks and int(image_id, 16) % 3 == 0:
                 return GridResponse("media-api", 503, message="Service Unavailable")
             return None
 
@@ -345,13 +345,13 @@ SCENARIOS: list[Scenario] = [
     ),
     Scenario(
         "media-api-overload",
-        f"media-api answers 503 for 1 image in 4 for {WHILE_TICKS} min of batch-check",
+        f"media-api answers 503 for 1 image in 3 for {WHILE_TICKS} min of batch-check",
         _media_api_overload(WHILE_TICKS),
         told=(f"{CHECK} OverloadAnswers",),
     ),
     Scenario(
         "media-api-overload-long",
-        f"media-api answers 503 for 1 image in 4 for {LONG_TICKS} min of batch-check",
+        f"media-api answers 503 for 1 image in 3 for {LONG_TICKS} min of batch-check",
         _media_api_overload(LONG_TICKS),
         told=(f"{CHECK} OverloadAnswers",),
     ),
