@@ -102,7 +102,9 @@ class _CheckLoop(Loop[Presence]):
         # Its share is taken over the images that finished.
         self.breaker = Breaker(settings.breaker_share, settings.breaker_min_results)
         self.window = OverloadWindow()
-        self.failed: list[tuple[Claim, str, bool]] = []  # written at the end: see flush
+        self.failed: list[tuple[Claim, str, bool]] = []  # (claim, error, overloaded): see flush
+        # Overload failures seen while the window showed overload across many images.
+        self.systemic_overloads: set[str] = set()
         self.systemic: str | None = None
 
     def sources(self) -> Sequence[Source]:
@@ -140,7 +142,11 @@ class _CheckLoop(Loop[Presence]):
         error = f"media-api: HTTP {reason}: {result.message}"
         if result.status in REFUSED:
             self.systemic = self.systemic or f"HTTP {reason}: the API key is refused"
-        self.failed.append((claim, error, overloaded and self.window.systemic()))
+        self.failed.append((claim, error, overloaded))
+        if self.window.systemic():
+            # Those that came before the window had seen enough are judged with it: an
+            # invocation's first overload answers are no more the images' than the rest.
+            self.systemic_overloads.update(c.id for c, _, over in self.failed if over)
         return overloaded
 
     def flush(self, final: bool) -> None:
@@ -149,7 +155,8 @@ class _CheckLoop(Loop[Presence]):
             self.failed = []
         self.record(self.take_pending())
 
-    def _failure(self, claim: Claim, error: str, overload: bool) -> Transition:
+    def _failure(self, claim: Claim, error: str, overloaded: bool) -> Transition:
+        overload = overloaded and (claim.id in self.systemic_overloads or self.window.systemic())
         if self.systemic is not None or overload:
             # Not the image's fault: back with no attempt.
             self.summary.released += 1

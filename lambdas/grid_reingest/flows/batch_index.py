@@ -183,6 +183,8 @@ class _IndexLoop(Loop[Outcome]):
         self.index_summary = summary
         self.breaker = Breaker(settings.breaker_share, settings.breaker_min_results)
         self.window = OverloadWindow()
+        # Overload failures the window has not judged yet: see _judge_overloads.
+        self.undecided: list[tuple[Claim, str]] = []
         self.ready: list[tuple[Claim, Ready]] = []
         self.ready_bytes = 0
         self.ready_since: float | None = None
@@ -241,6 +243,7 @@ class _IndexLoop(Loop[Outcome]):
                 self._settle(claim, ProgressState.KNOWN_ERROR, error=result.describe())
             case Failed():
                 self._fail(claim, result.describe(), overloaded=overloaded)
+        self._judge_overloads(final=False)
         return overloaded
 
     # -- publishing and recording --------------------------------------------------------
@@ -252,6 +255,8 @@ class _IndexLoop(Loop[Outcome]):
             self._publish()
             if final or not self.verified:
                 self._collect_sent(block=True)
+        if final:
+            self._judge_overloads(final=True)
         if final or len(self.pending) >= RECORD_MIN or not self.in_flight:
             self.record(self.take_pending())
 
@@ -312,6 +317,7 @@ class _IndexLoop(Loop[Outcome]):
             self._fail(
                 sent.claims[image_id], f"kinesis: {error}", overloaded=image_id in overloaded
             )
+        self._judge_overloads(final=False)
         # Whole calls failed: not the images' fault, no attempt counted.
         for image_id in result.unsent:
             self.release(sent.claims[image_id], result.call_error)
@@ -333,11 +339,29 @@ class _IndexLoop(Loop[Outcome]):
             self.call_error = result.call_error
 
     def _fail(self, claim: Claim, error: str, *, overloaded: bool) -> None:
-        if overloaded and self.window.systemic():
-            # Many images meet overload at once: the system's fault, not this image's.
-            self.summary.infra_released += 1
-            self.release(claim, error)
+        if overloaded:
+            self.undecided.append((claim, error))
             return
+        self._charge(claim, error)
+
+    def _judge_overloads(self, *, final: bool) -> None:
+        """Overload failures wait until the window shows overload across many images (the
+        system's fault: back with no attempt) or the invocation ends (one image's: charged).
+        Judged as each comes, an invocation's first overload answers — before the window
+        has seen enough — would be charged to whichever images come first, and those come
+        first again in the next invocation: a long overload would take them to 8."""
+        systemic = self.window.systemic()
+        if not self.undecided or not (systemic or final):
+            return
+        undecided, self.undecided = self.undecided, []
+        for claim, error in undecided:
+            if systemic:
+                self.summary.infra_released += 1
+                self.release(claim, error)
+            else:
+                self._charge(claim, error)
+
+    def _charge(self, claim: Claim, error: str) -> None:
         self.summary.failures += 1
         self._settle_transition(
             failure_transition(claim, HELD, self.deps.worker, error, self.settings.max_attempts)
