@@ -1,7 +1,7 @@
 """Every benchmark, one after another; each writes its section of docs/benchmarks.md.
 
 python -m benchmarks                (make bench; about fifteen minutes on 2 cores)
-python -m benchmarks NAME [ARGS]    (one of them: pass [--json], upload_memory, workers, ...)
+python -m benchmarks NAME [ARGS]    (one of them: pass [--json], faults, upload_memory, workers, ...)
 """
 
 import importlib
@@ -17,13 +17,14 @@ def main(argv: list[str]) -> None:
         module = importlib.import_module(f"benchmarks.{ALIASES.get(argv[0], argv[0])}")
         module.main(argv[1:])
         return
-    from benchmarks import infra, pass_sim, projection, state_table, workers
+    from benchmarks import faults, infra, pass_sim, projection, state_table, workers
 
     state_table.main([])
     projection.main(["--write"])
     workers.main()
     infra.main(["--write"])
     pass_sim.main([])
+    faults.main([])
 
 
 if __name__ == "__main__":
