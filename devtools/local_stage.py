@@ -70,7 +70,7 @@ class Stage:
     rules: dict[str, str]
 
     def rule(self, worker: str) -> str:
-        """"ENABLED" or "DISABLED": the state of `worker`'s rule now."""
+        """ "ENABLED" or "DISABLED": the state of `worker`'s rule now."""
         return self.events.describe_rule(Name=self.rules[worker])["State"]
 
 
@@ -244,9 +244,7 @@ class LocalSchedule:
             return
         self.invocations.append(worker)
         context = FakeContext(function_name=f"{WORKERS[worker]}-{self.stage.name}")
-        self.reports.append(
-            (worker, _handler(worker).handler({"source": "aws.events"}, context))
-        )
+        self.reports.append((worker, _handler(worker).handler({"source": "aws.events"}, context)))
 
     @contextlib.contextmanager
     def running(self, every: float = 0.5) -> Iterator[LocalSchedule]:
@@ -259,7 +257,7 @@ class LocalSchedule:
             while not stop.is_set():
                 try:
                     self.tick()
-                except Exception as error:  # noqa: BLE001 - Lambda logs it and carries on
+                except Exception as error:  # Lambda logs it and carries on
                     self.errors.append(f"{type(error).__name__}: {error}")
                     traceback.print_exc()
                 stop.wait(every)
@@ -297,7 +295,7 @@ def local_stage(
 
 def _handler(worker: str) -> ModuleType:
     # Imported on first use: Powertools reads its variables at import.
-    from grid_reingest.handlers import batch_check, batch_index  # noqa: PLC0415
+    from grid_reingest.handlers import batch_check, batch_index
 
     return batch_index if worker == "index" else batch_check
 

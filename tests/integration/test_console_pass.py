@@ -18,9 +18,7 @@ def test_run_drives_the_real_workers_to_the_end_and_reports_the_failures(
     ids = [grid_id(i) for i in range(1, 41)]
     grid.index_all = False
     grid.missing.update(ids[:2])
-    stage, schedule = local_stage(
-        aws, table, grid, MAX_IN_FLIGHT="25", CHECK_MAX_IN_FLIGHT="25"
-    )
+    stage, schedule = local_stage(aws, table, grid, MAX_IN_FLIGHT="25", CHECK_MAX_IN_FLIGHT="25")
     monkeypatch.setattr(watch, "sleep", schedule)
     path = tmp_path / "ids.txt"
     path.write_text("\n".join(ids) + "\n")
