@@ -196,6 +196,9 @@ class LocalSchedule:
     cloudwatch: Any
     stream: str
     envs: dict[str, dict[str, str]]
+    # Each invocation's time: with STOP_MARGIN_SECONDS 60, two minutes of starting work,
+    # then the next "minute" invokes it again (a stuck worker cannot hold a demo long).
+    timeout_seconds: float = 180.0
     invocations: list[str] = field(default_factory=list)
     reports: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
@@ -204,7 +207,7 @@ class LocalSchedule:
 
     def __post_init__(self) -> None:
         for worker in WORKERS:
-            _warm(_handler(worker), self.envs[worker])
+            _warm(worker, self.envs[worker])
 
     def __call__(self, seconds: float = 0.0) -> None:
         self.tick()
@@ -243,7 +246,10 @@ class LocalSchedule:
             )
             return
         self.invocations.append(worker)
-        context = FakeContext(function_name=f"{WORKERS[worker]}-{self.stage.name}")
+        context = FakeContext(
+            function_name=f"{WORKERS[worker]}-{self.stage.name}",
+            timeout_ms=int(self.timeout_seconds * 1000),
+        )
         self.reports.append((worker, _handler(worker).handler({"source": "aws.events"}, context)))
 
     @contextlib.contextmanager
@@ -268,7 +274,12 @@ class LocalSchedule:
             yield self
         finally:
             stop.set()
-            thread.join()
+            thread.join(self.timeout_seconds)
+            if thread.is_alive():
+                self.errors.append(
+                    f"an invocation was still running {self.timeout_seconds:.0f} s after the "
+                    "schedule stopped"
+                )
 
 
 def local_stage(
@@ -300,8 +311,10 @@ def _handler(worker: str) -> ModuleType:
     return batch_index if worker == "index" else batch_check
 
 
-def _warm(module: ModuleType, env: Mapping[str, str]) -> None:
-    """A new container's runtime for `module`, built under `env` (a cold start)."""
-    module.runtime.reset()
+def _warm(worker: str, env: Mapping[str, str]) -> None:
+    """A new container's runtime for `worker`, built under `env` (a cold start). Powertools
+    reads POWERTOOLS_METRICS_DISABLED at each invocation, from the process's environment."""
     with environment(env):
+        module = _handler(worker)
+        module.runtime.reset()
         module.runtime()
