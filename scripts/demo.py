@@ -188,14 +188,18 @@ def mix_option(text: str) -> float:
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="demo.py",
-        description=__doc__.split("\n\n")[0],
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="exit codes: 0 the pass went as planted; 1 it did not (each difference is "
         "listed); 2 bad options",
     )
-    parser.add_argument("--ids", type=ids_option, default=300, help="how many images (default 300)")
+    parser.add_argument(
+        "--ids", type=ids_option, default=300, metavar="N", help="how many images (default 300)"
+    )
     parser.add_argument(
         "--mix",
         type=mix_option,
+        metavar="SHARE",
         default=0.05,
         help="share of the ids given a planted failure, e.g. 0.05 (default); at least one of "
         f"each of the {len(KINDS)} kinds unless 0",
@@ -203,11 +207,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--out",
         type=Path,
+        metavar="DIR",
         help="folder for the files the demo leaves (default .demo/pass-<UTC time>)",
     )
     parser.add_argument(
         "--timeout",
         type=float,
+        metavar="SECONDS",
         default=600,
         help="seconds the pass may take before the demo gives up (default 600)",
     )
@@ -247,6 +253,9 @@ def main(argv: list[str] | None = None) -> int:
             problems = demo(args, endpoint, grid)
         except Failed as error:
             problems = [str(error)]
+        except KeyboardInterrupt:
+            print("\ndemo.py: interrupted; stopping the servers", file=sys.stderr)
+            return 130
     say(f"done in {time.monotonic() - started:.0f} s; servers stopped")
     if problems:
         print("the pass did NOT go as planted:", file=sys.stderr)
@@ -399,7 +408,8 @@ def explain_groups(groups: list[dict], planted: dict[str, Kind]) -> tuple[int | 
     """Which planted failure each group is; (the group number to retry, differences)."""
     problems = []
     retry = None
-    print("  which planted failure each group is:")
+    if groups:
+        print("  which planted failure each group is:")
     for number, group in enumerate(groups, start=1):
         kinds = {planted[i].key if i in planted else "unplanned" for i in group["examples"]}
         kind = next((k for k in KINDS if {k.key} == kinds), None)
