@@ -52,9 +52,11 @@ format: venv
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-## demo: a full reingestion pass on emulated AWS and a simulated Grid
+## demo: a whole pass with `reingest run` on emulated AWS and a simulated Grid, then its failures
+# Options for the demo, e.g. `make demo DEMO_ARGS='--ids 1000 --mix 0.1'` (see --help).
+DEMO_ARGS ?=
 demo: venv
-	$(BIN)/python scripts/demo.py
+	$(BIN)/python scripts/demo.py $(DEMO_ARGS)
 
 ## synth: CloudFormation for every stage, and the Lambda asset, into cdk.out (no AWS needed)
 synth: node venv

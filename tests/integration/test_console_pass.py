@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import json
 
+from devtools.local_stage import grid_id, local_stage
 from grid_reingest.domain.states import ProgressState as S
 from grid_reingest_cli import watch
 from grid_reingest_cli.main import main
-from tests.integration.console_harness import deploy_stage, grid_id, lambda_workers
 
 
 def test_run_drives_the_real_workers_to_the_end_and_reports_the_failures(
@@ -18,9 +18,8 @@ def test_run_drives_the_real_workers_to_the_end_and_reports_the_failures(
     ids = [grid_id(i) for i in range(1, 41)]
     grid.index_all = False
     grid.missing.update(ids[:2])
-    stage = deploy_stage(aws, table)
-    workers = lambda_workers(aws, stage, grid, batch_size=25)
-    monkeypatch.setattr(watch, "sleep", workers)
+    stage, schedule = local_stage(aws, table, grid, MAX_IN_FLIGHT="25", CHECK_MAX_IN_FLIGHT="25")
+    monkeypatch.setattr(watch, "sleep", schedule)
     path = tmp_path / "ids.txt"
     path.write_text("\n".join(ids) + "\n")
     # When the whole pass is run, for a script
@@ -29,5 +28,5 @@ def test_run_drives_the_real_workers_to_the_end_and_reports_the_failures(
     report = json.loads(capsys.readouterr().out.splitlines()[-1])
     assert code == 3
     assert report["states"] == {str(int(S.NOT_FOUND)): 2, str(int(S.VERIFIED)): 38}
-    assert "index" in workers.invocations and "check" in workers.invocations
+    assert "index" in schedule.invocations and "check" in schedule.invocations
     assert stage.rule("index") == stage.rule("check") == "DISABLED"
