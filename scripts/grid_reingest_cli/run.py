@@ -153,12 +153,8 @@ def _upload(args: argparse.Namespace) -> None:
     """FILE into the table through upload-ids' own entry point, keeping existing items."""
     parser = argparse.ArgumentParser(prog="reingest")
     upload_ids.add_parser(parser.add_subparsers())
-    options = {o for sub in _choices(parser) for a in sub._actions for o in a.option_strings}
+    # upload-ids keeps ids already in the table by default: never upload over progress.
     argv = ["upload-ids", args.file, "--table", args.table, "--workers", str(args.workers)]
-    # Keep ids already in the table (never upload over progress): the flag where
-    # upload-ids still needs it, its default otherwise.
-    if "--only-new" in options:
-        argv.append("--only-new")
     if args.skip_invalid:
         argv.append("--skip-invalid")
     for option, value in (
@@ -173,11 +169,6 @@ def _upload(args: argparse.Namespace) -> None:
     code = upload.run(upload)
     if code != OK:
         raise CliError(f"upload-ids ended with exit code {code}: nothing started", code)
-
-
-def _choices(parser: argparse.ArgumentParser) -> list[argparse.ArgumentParser]:
-    subs = parser._subparsers._group_actions  # argparse offers no public lookup
-    return [p for action in subs for p in action.choices.values()]
 
 
 def _phase(worker, *, counts, events, rule, src, args, say) -> dict[int, int]:
