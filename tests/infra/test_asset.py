@@ -86,7 +86,7 @@ def test_asset_is_precompiled_for_the_runtime(assembly):
     assert sources
     assert {p.stem + p.parent.name for p in sources} == compiled
     # Unchecked hash-based .pyc (PEP 552 flags = 0b01): valid whatever the zip does to mtimes.
-    sample = next(root.rglob("settings.cpython-311.pyc")).read_bytes()
+    sample = next(root.rglob("names.cpython-311.pyc")).read_bytes()
     assert int.from_bytes(sample[4:8], "little") == 0b01
 
 
