@@ -35,16 +35,24 @@ from typing import Any
 from benchmarks.report import machine, table, write_section
 from devtools.sim_lambda import SimLambda
 from devtools.sim_world import PassResult, World, WorldSpec, fixed_batch, paced
-from grid_reingest.domain import backpressure
-from grid_reingest.domain.backpressure import Verdict
 from grid_reingest.domain.controller import Tuning
-from infra.constants import BATCH_INDEX, IMAGE_PROJECTION, MEMORY_MB
+from grid_reingest.names import BATCH_INDEX, IMAGE_PROJECTION
+from infra.constants import MEMORY_MB
 
 CDK_JSON = Path(__file__).resolve().parents[1] / "cdk.json"
 PROD = json.loads(CDK_JSON.read_text())["context"]["stages"]["PROD"]
 THRESHOLD_MS = float(PROD["maxIteratorAgeMs"])
-# The controller's deployed ceiling on images in flight.
-MAX_IN_FLIGHT = 64
+# The controller's deployed ceiling on images in flight (PROD's batchIndex.maxInFlight).
+MAX_IN_FLIGHT = int(PROD["batchIndex"]["maxInFlight"])
+# Today's design: the one-batch worker with PROD's cdk.json before continuous
+# workers (500 ids every 5 minutes, GRID_CONCURRENCY, 2 invocations at most),
+# and its batch cut: a full batch while the 5-minute maximum age is under half
+# the threshold, less the closer it gets (a tenth at least), none above it.
+TODAY_BATCH = 500
+TODAY_EVERY_MINUTES = 5
+TODAY_RESERVED = 2
+TODAY_EASY_SHARE = 0.5
+TODAY_SMALLEST_SHARE = 0.1
 # Throughput counts as recovered once a minute's images reach this share of nominal.
 RECOVERED_SHARE = 0.8
 PASS_IMAGES = 40_000_000
@@ -109,7 +117,7 @@ def tuning() -> Tuning:
 
 
 def ours(world: World) -> list[SimLambda]:
-    """The paced worker."""
+    """The paced worker: the deployed continuous flow and controller."""
     return paced(world, tuning(), memory_mb=MEMORY_MB[BATCH_INDEX])
 
 
@@ -121,38 +129,38 @@ def seed_policy(world: World) -> list[SimLambda]:
     per_image = spec.loader_base_seconds + spec.data_base_seconds
     concurrency = math.ceil(spec.loader_slots * per_image / spec.loader_base_seconds) + 1
 
-    def gate(age_ms: float | None) -> Verdict:
-        if age_ms is None or age_ms >= THRESHOLD_MS:
-            return Verdict(0, age_ms, "gate closed")
-        return Verdict(batch, age_ms, "gate open")
+    def gate(age_ms: float | None) -> int:
+        return 0 if age_ms is None or age_ms >= THRESHOLD_MS else batch
 
     return fixed_batch(
         world,
         every_seconds=MINUTE,
-        batch=batch,
         concurrency=concurrency,
         gate=gate,
         memory_mb=MEMORY_MB[BATCH_INDEX],
     )
 
 
+def today_batch(age_ms: float | None, batch: int = TODAY_BATCH) -> int:
+    """Today's batch for a 5-minute maximum iterator age (none without data)."""
+    if age_ms is None or age_ms > THRESHOLD_MS:
+        return 0
+    easy = THRESHOLD_MS * TODAY_EASY_SHARE
+    if age_ms <= easy:
+        return batch
+    share = max(TODAY_SMALLEST_SHARE, (THRESHOLD_MS - age_ms) / (THRESHOLD_MS - easy))
+    return max(1, int(batch * share))
+
+
 def today(world: World) -> list[SimLambda]:
-    """PROD's cdk.json: a batch per schedule tick, GRID_CONCURRENCY, the back-pressure cut."""
-    config = PROD["batchIndex"]
-    batch = int(config["batchSize"])
-
-    def gate(age_ms: float | None) -> Verdict:
-        silent = ["thrall"] if age_ms is None else []
-        return backpressure.decide(age_ms, silent, int(THRESHOLD_MS), batch)
-
+    """Today's design: a batch per 5-minute tick, GRID_CONCURRENCY, the back-pressure cut."""
     return fixed_batch(
         world,
-        every_seconds=config["scheduleRateMinutes"] * MINUTE,
-        batch=batch,
+        every_seconds=TODAY_EVERY_MINUTES * MINUTE,
         concurrency=int(PROD["gridConcurrency"]),
-        gate=gate,
+        gate=today_batch,
         memory_mb=MEMORY_MB[BATCH_INDEX],
-        reserved=int(config["reservedConcurrency"]),
+        reserved=TODAY_RESERVED,
     )
 
 
