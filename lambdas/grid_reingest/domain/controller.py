@@ -64,10 +64,13 @@ class Tuning:
     rate_cut: float = 0.9  # ceiling x this when the age rises past the low mark
     deep_cut: float = 0.75  # ... past the high mark
     stop_cut: float = 0.75  # ... above the threshold, or when thrall stalls
-    rate_step: float = 0.01  # ceiling + this share a decision while the age is low
+    rate_step: float = 0.005  # ceiling + this share a decision while the age is low...
+    knee_step: float = 0.05  # ...and this while under thrall's rate as last estimated
     stall_slope: float = 0.8  # an age climbing this fast (s/s) is a stopped consumer
     drain_share: float = 0.5  # share of the ceiling taken while a high age falls
     hold_seconds: float = 300.0  # after a cut, points this late still show the old lag
+    point_delay_seconds: float = 90.0  # a visible point's minute ended about this long ago
+    resume_lead: float = 0.8  # resume this share of the way through the estimated drain
     free_ceiling: float = 2.0  # the ceiling rises no further than this times the rate achieved
     rate_weight: float = 0.3  # how fast the achieved rate follows (EWMA)
     default_seconds: float = 15.0  # the first decision's span
@@ -94,6 +97,7 @@ class Controller:
         if signals.finished:
             seen = memory.get("rate_seen", achieved)
             memory["rate_seen"] = seen + t.rate_weight * (achieved - seen)
+        _keep_minutes(memory, now)
 
         if knobs.paused:
             reason = "paused by the operator"
@@ -180,7 +184,9 @@ class Controller:
         memory.pop("draining", None)
         achieved = memory.get("rate_seen")
         cap = memory.get("rate_cap")
-        base = min(x for x in (cap, achieved) if x is not None) if (cap or achieved) else None
+        # Cuts are shares of the rate that made the lag (the slope says by how much):
+        # the rate of the minutes the latest points describe, not of the last decision.
+        base = _rate_then(memory) or cap
         holding = now < memory.get("hold_until", 0.0)
         rising = signals.previous_age_ms is not None and age > signals.previous_age_ms
         if rising and _slope(signals) >= t.stall_slope and age > threshold * t.low_age_share:
@@ -203,21 +209,35 @@ class Controller:
                 f"{cap * t.drain_share:.0f}/min while it drains"
             )
         if age > threshold:
-            if base is not None and not memory.get("kept_limit"):
-                # Cut once on the way in: while stopped, the stop does the work.
-                memory["rate_cap"] = base * _drain_factor(signals, t.stop_cut)
-                memory["hold_until"] = now + t.hold_seconds
-            return (
-                True,
-                f"back-pressure: iterator age {age / 1000:.0f} s > {threshold / 1000:.0f} s",
+            if "resume_at" not in memory or now >= memory.get("hold_until", 0.0):
+                # On the way in (or still over once the last cut had its time): cut
+                # once, and stop for as long as thrall needs to work through what
+                # the points say is waiting; the points come too late to say when.
+                if base is not None:
+                    cut = base * _drain_factor(signals, t.stop_cut)
+                    memory["rate_cap"] = min(cap or cut, cut)
+                    memory["thrall_rate"] = base * (1 - min(1.0, max(0.0, _slope(signals))))
+                memory["resume_at"] = now + t.resume_lead * _drain_seconds(signals, t)
+                memory["hold_until"] = memory["resume_at"] + t.hold_seconds
+            if now < memory["resume_at"]:
+                return (
+                    True,
+                    f"back-pressure: iterator age {age / 1000:.0f} s > {threshold / 1000:.0f} s",
+                )
+            return False, (
+                f"iterator age {age / 1000:.0f} s > {threshold / 1000:.0f} s in late points: "
+                f"thrall should be through its backlog; {memory.get('rate_cap', 0):.0f}/min"
             )
+        memory.pop("resume_at", None)
         if age > threshold * t.low_age_share and rising:
             if holding:
                 return False, f"iterator age {age / 1000:.0f} s: holding the last cut"
             if base is None:
                 return False, ""
             deep = age > threshold * t.high_age_share
-            memory["rate_cap"] = base * _drain_factor(signals, t.deep_cut if deep else t.rate_cut)
+            cut = base * _drain_factor(signals, t.deep_cut if deep else t.rate_cut)
+            memory["rate_cap"] = min(cap or cut, cut)
+            memory["thrall_rate"] = base * (1 - _slope(signals))
             memory["hold_until"] = now + t.hold_seconds
             return False, (
                 f"thrall lagging: iterator age {age / 1000:.0f} s and rising; "
@@ -226,7 +246,9 @@ class Controller:
         if age > threshold * t.low_age_share:
             return False, f"iterator age {age / 1000:.0f} s, not rising: holding"
         if cap is not None and not holding:
-            raised = cap * (1 + t.rate_step)
+            # Quickly back up to thrall's rate as last estimated, slowly beyond it.
+            below = cap < memory.get("thrall_rate", 0.0)
+            raised = cap * (1 + (t.knee_step if below else t.rate_step))
             if achieved:
                 # A ceiling far above what the worker achieves says nothing: keep it near.
                 raised = min(raised, max(cap, t.free_ceiling * achieved))
@@ -237,11 +259,51 @@ class Controller:
 def _drain_factor(signals: Signals, most: float) -> float:
     """The share of its rate the worker keeps after a lag: at most `most`, less as the age climbs.
 
-    While the worker publishes P a minute and thrall takes R, the age grows by
-    (P - R) / R seconds a second; two one-minute points give that slope, so
-    R is about P / (1 + slope), and the worker goes a little under it to drain.
+    While the worker publishes P a minute and thrall takes R, thrall reaches
+    the records published R/P seconds ago each second, so the age grows by
+    1 - R/P seconds a second; two one-minute points give that slope, so R is
+    about P x (1 - slope), and the worker goes a little under it to drain.
     """
-    return max(DEEPEST_CUT, min(most, DRAIN_SHARE / (1 + max(0.0, _slope(signals)))))
+    return max(DEEPEST_CUT, min(most, DRAIN_SHARE * (1 - max(0.0, _slope(signals)))))
+
+
+# The achieved rate is kept a minute at a time for this many minutes; the
+# latest visible point describes a minute that ended 1-3 minutes ago.
+RATE_MINUTES = 4
+
+
+def _keep_minutes(memory: dict[str, float], now: float) -> None:
+    """Shift the per-minute record of the achieved rate once a minute."""
+    if now - memory.get("minute_at", 0.0) < 60:
+        return
+    memory["minute_at"] = now
+    for k in range(RATE_MINUTES - 1, 0, -1):
+        if f"rate_{k - 1}" in memory:
+            memory[f"rate_{k}"] = memory[f"rate_{k - 1}"]
+    if "rate_seen" in memory:
+        memory["rate_0"] = memory["rate_seen"]
+
+
+def _rate_then(memory: dict[str, float]) -> float | None:
+    """The rate achieved 1-3 minutes ago (the minutes the latest points describe)."""
+    rates = [memory[f"rate_{k}"] for k in range(1, RATE_MINUTES) if f"rate_{k}" in memory]
+    if not rates:
+        return memory.get("rate_seen")
+    return sum(rates) / len(rates)
+
+
+def _drain_seconds(signals: Signals, t: Tuning) -> float:
+    """How long thrall needs to work through what is waiting, from the latest point.
+
+    The point's age A is about `point_delay_seconds` (d) old and climbing at
+    `slope` (s) while thrall takes records published at the worker's old pace;
+    with nothing new published, the backlog is gone when the oldest record
+    waiting was published now: after (d + A) / (1 - s) - d seconds.
+    """
+    age = (signals.iterator_age_ms or 0.0) / 1000
+    slope = min(t.stall_slope, max(0.0, _slope(signals)))
+    d = t.point_delay_seconds
+    return max(0.0, (d + age) / (1 - slope) - d)
 
 
 def _slope(signals: Signals) -> float:
