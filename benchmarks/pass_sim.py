@@ -164,8 +164,15 @@ def today(world: World) -> list[SimLambda]:
     )
 
 
+def ours_prod(world: World) -> list[SimLambda]:
+    """The paced worker at PROD's reserved concurrency (invocations overlap)."""
+    reserved = int(PROD["batchIndex"]["reservedConcurrency"])
+    return paced(world, tuning(), memory_mb=MEMORY_MB[BATCH_INDEX], reserved=reserved)
+
+
 POLICIES: dict[str, Callable[[World], list[SimLambda]]] = {
     "ours": ours,
+    "ours_prod": ours_prod,
     "seed": seed_policy,
     "today": today,
 }

@@ -30,7 +30,14 @@ from devtools.sim_clock import VirtualClock
 from devtools.sim_grid import OVERLOAD_STATUSES, Pool, SimGrid
 from devtools.sim_lambda import SimLambda
 from devtools.sim_thrall import SAMPLE_SECONDS, SimThrall
-from grid_reingest.domain.claims import Source, Transition, failure_transition, lease_cutoff
+from grid_reingest.domain.backpressure import OverloadWindow, is_overload
+from grid_reingest.domain.claims import (
+    Source,
+    Transition,
+    failure_transition,
+    lease_cutoff,
+    release_transition,
+)
 from grid_reingest.domain.control import PaceState
 from grid_reingest.domain.controller import Controller, Tuning
 from grid_reingest.domain.outcome import Failed, Outcome, Ready
@@ -261,23 +268,30 @@ class World:
 # -- policies -----------------------------------------------------------------------
 
 
-def paced(world: World, tuning: Tuning, *, memory_mb: int) -> list[SimLambda]:
+def paced(world: World, tuning: Tuning, *, memory_mb: int, reserved: int = 1) -> list[SimLambda]:
     """Ours: the continuous batch-index flow paced by the controller, as deployed.
 
-    A keep-alive tick every minute, one invocation at a time; the pace (and its
-    cached decision) outlives invocations as it does in a warm Lambda container.
+    A keep-alive tick every minute, at most `reserved` invocations at once.
+    With one, the pace (and its cached decision) outlives invocations as it
+    does in a warm Lambda container; with more, each invocation has its own,
+    as concurrent containers do, and they share only the control item.
     """
     settings = worker_settings(max_in_flight=tuning.max_limit)
-    pace = ControlledPace(
-        Controller(tuning),
-        world.control,
-        world.age_reading,
-        world.clock,
-        refresh_seconds=settings.refresh_seconds,
-    )
+
+    def new_pace() -> ControlledPace:
+        return ControlledPace(
+            Controller(tuning),
+            world.control,
+            world.age_reading,
+            world.clock,
+            refresh_seconds=settings.refresh_seconds,
+        )
+
+    shared = new_pace()
     count = itertools.count(1)
 
     def invoke(remaining_ms: Callable[[], int]) -> int:
+        pace = shared if reserved == 1 else new_pace()
         deps = IndexDeps(
             store=world.store,
             projector=world.projector,
@@ -292,7 +306,14 @@ def paced(world: World, tuning: Tuning, *, memory_mb: int) -> list[SimLambda]:
         return run_batch_index(settings, deps).claimed
 
     return [
-        SimLambda(world.clock, invoke, every_seconds=60, timeout_seconds=900, memory_mb=memory_mb)
+        SimLambda(
+            world.clock,
+            invoke,
+            every_seconds=60,
+            timeout_seconds=900,
+            memory_mb=memory_mb,
+            reserved=reserved,
+        )
     ]
 
 
@@ -331,8 +352,8 @@ def one_batch(
     world: World, settings: BatchIndexSettings, size: int, concurrency: int, worker: str
 ) -> int:
     """The one-batch design the baselines model: claim `size`, project them `concurrency` at a
-    time, publish the ready ones in PutRecords-sized calls, record every outcome; the images
-    claimed."""
+    time, publish the ready ones in PutRecords-sized calls, record every outcome (overload
+    that hits many at once given back untouched); the images claimed."""
     now = world.clock.now()
     sources = [
         Source(HELD, lease_cutoff(now, settings.lease_seconds), reclaim=True),
@@ -345,9 +366,16 @@ def one_batch(
         outcomes = list(pool.map(world.projector.project, [c.id for c in claims]))
     transitions: list[Transition] = []
     ready: list[tuple[str, bytes]] = []
+    window = OverloadWindow()
     for claim, outcome in zip(claims, outcomes, strict=True):
+        overloaded = is_overload(outcome)
+        window.record(overloaded)
         if isinstance(outcome, Ready):
             ready.append((claim.id, outcome.record))
+        elif overloaded and window.systemic():
+            # Overload that hits many images at once goes back without an attempt
+            # counted, as in the deployed flow.
+            transitions.append(release_transition(claim, HELD, worker, outcome.describe()))
         else:
             error = outcome.describe() if isinstance(outcome, Failed) else type(outcome).__name__
             transitions.append(failure_transition(claim, HELD, worker, error, settings.max_attempts))

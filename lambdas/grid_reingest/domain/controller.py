@@ -40,6 +40,10 @@ class Signals:
     finished: int  # images finished since the last decision
     overloaded: int  # of those, overload answers (429/502/503/504, throttles)
     latencies_ms: tuple[float, ...]  # projection times of those images (overloads excluded)
+    # The seconds those counts cover (None: since the last decision saved), and how
+    # many workers run alike: one worker's counts stand for the pass's x workers.
+    span_seconds: float | None = None
+    workers: int = 1
 
 
 @dataclass(frozen=True)
@@ -67,7 +71,7 @@ class Tuning:
     rate_step: float = 0.005  # ceiling + this share a decision while the age is low...
     knee_step: float = 0.05  # ...and this while under thrall's rate as last estimated
     stall_slope: float = 0.8  # an age climbing this fast (s/s) is a stopped consumer
-    drain_share: float = 0.5  # share of the ceiling taken while a high age falls
+    drain_share: float = 0.9  # share of the ceiling (or rate) taken while a high age falls
     hold_seconds: float = 300.0  # after a cut, points this late still show the old lag
     point_delay_seconds: float = 90.0  # a visible point's minute ended about this long ago
     resume_lead: float = 0.8  # resume this share of the way through the estimated drain
@@ -87,14 +91,19 @@ class Controller:
         t = self.tuning
         memory = dict(state.memory) if state is not None else {}
         now = signals.now.timestamp()
-        elapsed = min(300.0, max(1.0, now - memory.get("at", now - t.default_seconds)))
+        span = signals.span_seconds
+        if span is None:
+            span = now - memory.get("at", now - t.default_seconds)
+        # The pass's images finished a second, as one worker's counts tell them.
+        elapsed = min(300.0, max(1.0, span)) / max(1, signals.workers)
         memory["at"] = now
         ceiling = float(min(t.max_limit, knobs.max_in_flight or t.max_limit))
         limit = memory.get("kept_limit", state.limit if state is not None else t.start_limit)
         limit = min(max(limit, t.min_limit), ceiling)
         latency = median(signals.latencies_ms) if signals.latencies_ms else None
         achieved = signals.finished / elapsed * 60
-        if signals.finished:
+        if signals.finished and (state is None or state.limit > 0):
+            # Learnt only from a stretch the worker was let run (not the tail of a stop).
             seen = memory.get("rate_seen", achieved)
             memory["rate_seen"] = seen + t.rate_weight * (achieved - seen)
         _keep_minutes(memory, now)
@@ -113,9 +122,7 @@ class Controller:
             )
             stopped, thrall_reason = self._thrall(signals, memory, now)
             reason = thrall_reason if (stopped or thrall_reason) else grid_reason
-        rate = memory.get("rate_cap")
-        if rate is not None and memory.get("draining"):
-            rate *= t.drain_share
+        rate = memory.get("draining") or memory.get("rate_cap")
         if knobs.max_rate_per_minute:
             rate = min(rate or knobs.max_rate_per_minute, float(knobs.max_rate_per_minute))
         if stopped:
@@ -147,6 +154,7 @@ class Controller:
     ) -> tuple[float, str]:
         t = self.tuning
         if signals.finished and signals.overloaded / signals.finished > t.overload_share:
+            memory["grown"] = 1.0
             cut = max(t.min_limit, limit * t.backoff)
             return cut, f"overload: {signals.overloaded} of {signals.finished} answers; limit cut"
         if latency is None:
@@ -158,6 +166,8 @@ class Controller:
         used = min(limit, signals.finished * latency / 1000 / elapsed)
         queue = used * (1 - baseline / latency)
         target = max(t.min_queue, t.queue_share * used)
+        if queue >= target:
+            memory["grown"] = 1.0  # the slow start is over: the Grid has a queue
         if queue > 2 * target:
             new = min(limit, max(t.min_limit, used * baseline / latency + target))
             return new, (
@@ -165,7 +175,9 @@ class Controller:
                 f"(~{queue:.1f} queued at the Grid); limit cut"
             )
         if queue < target and used >= t.used_share * int(limit):
-            new = min(ceiling, limit + max(1.0, t.grow * limit))
+            # A fresh controller doubles until the Grid first queues (TCP's slow start).
+            grow = limit if not memory.get("grown") else max(1.0, t.grow * limit)
+            new = min(ceiling, limit + grow)
             return new, "headroom: limit raised" if new > limit else "at the ceiling"
         return limit, f"~{queue:.1f} queued at the Grid: holding"
 
@@ -190,23 +202,23 @@ class Controller:
         holding = now < memory.get("hold_until", 0.0)
         rising = signals.previous_age_ms is not None and age > signals.previous_age_ms
         if rising and _slope(signals) >= t.stall_slope and age > threshold * t.low_age_share:
-            # An age growing a second a second is most likely a consumer that stopped
-            # (a deploy), not a slow one: its rate is not learnt from the slope, but
-            # a flood looks the same, so a first ceiling is set below what was achieved.
-            if cap is None and achieved is not None:
-                memory["rate_cap"] = achieved * t.stop_cut
+            # An age growing a second a second is a consumer that stopped (a deploy),
+            # not a slow one: nothing is learnt of its rate (a five-fold flood would
+            # look the same, and is caught by the next episode's slope).
             return True, f"thrall stalled: iterator age {age / 1000:.0f} s climbing 1 s a second"
         if age > threshold and not rising:
             # The points are minutes old and falling: thrall is catching up. Feed
             # it well under its rate rather than let it idle once the backlog is gone.
-            if cap is None:
-                if achieved is None:
-                    return True, f"iterator age {age / 1000:.0f} s > {threshold / 1000:.0f} s"
-                memory["rate_cap"] = cap = achieved
-            memory["draining"] = 1.0
+            # From the rate before the drain began (what is achieved while draining
+            # is the drain's own rate: following it would spiral down).
+            feed = cap or memory.get("drain_from") or achieved
+            if feed is None:
+                return True, f"iterator age {age / 1000:.0f} s > {threshold / 1000:.0f} s"
+            memory["drain_from"] = feed
+            memory["draining"] = feed * t.drain_share
             return False, (
                 f"iterator age {age / 1000:.0f} s > {threshold / 1000:.0f} s but falling: "
-                f"{cap * t.drain_share:.0f}/min while it drains"
+                f"{feed * t.drain_share:.0f}/min while it drains"
             )
         if age > threshold:
             if "resume_at" not in memory or now >= memory.get("hold_until", 0.0):
@@ -229,6 +241,7 @@ class Controller:
                 f"thrall should be through its backlog; {memory.get('rate_cap', 0):.0f}/min"
             )
         memory.pop("resume_at", None)
+        memory.pop("drain_from", None)
         if age > threshold * t.low_age_share and rising:
             if holding:
                 return False, f"iterator age {age / 1000:.0f} s: holding the last cut"
