@@ -83,9 +83,20 @@ def test_controller_cuts_the_limit_to_the_grid_s_queue_when_latency_climbs():
     # Then the limit drops to about what the Grid serves, plus a small queue
     assert cut.limit < state.limit * 0.65
     assert "latency" in cut.reason
-    # and the congested latency does not drag the baseline up (beyond its slow creep)
-    before = state.memory["latency_baseline_ms"]
-    assert cut.memory["latency_baseline_ms"] <= before * (1 + TUNING.baseline_creep)
+    # and the congested latency does not drag the baseline up
+    assert cut.memory["latency_baseline_ms"] == state.memory["latency_baseline_ms"]
+
+
+def test_controller_follows_a_grid_that_stays_slower_after_the_baseline_window():
+    # Given a baseline learnt at 500 ms
+    controller = Controller(TUNING)
+    state = run(controller, 10)
+    # When the Grid answers at 800 ms for longer than the baseline's window
+    steps = (TUNING.baseline_minutes + 2) * 60 // STEP_SECONDS
+    slower = run(controller, steps, state=state, start=10, latency=800.0)
+    # Then 800 ms is the new baseline, and the limit is no longer cut for it
+    assert slower.memory["latency_baseline_ms"] == 800.0
+    assert "latency" not in slower.reason
 
 
 def test_controller_stops_taking_work_above_the_threshold_or_without_data():

@@ -61,7 +61,7 @@ class Tuning:
     queue_share: float = 0.1  # target queue at the Grid, a share of in flight...
     min_queue: float = 1.0  # ...and at least this many images
     used_share: float = 0.7  # grow only while the worker uses this share of its limit
-    baseline_creep: float = 0.01  # the no-load baseline rises this share a decision
+    baseline_minutes: int = 10  # the no-load baseline is the lowest median of these minutes
     # -- starts a minute (thrall) --
     low_age_share: float = 0.2  # age under this share of the threshold: headroom
     high_age_share: float = 0.4  # rising above this share: a deep cut
@@ -159,8 +159,14 @@ class Controller:
             return cut, f"overload: {signals.overloaded} of {signals.finished} answers; limit cut"
         if latency is None:
             return limit, "no finished images to judge by: holding"
-        baseline = memory.get("latency_baseline_ms", latency)
-        baseline = min(latency, baseline * (1 + t.baseline_creep))
+        # The no-load baseline: the lowest median of the last minutes (a window, not
+        # a creep: a baseline that creeps up under load lets the queue grow with it).
+        memory["latency_min_0"] = min(latency, memory.get("latency_min_0", latency))
+        baseline = min(
+            memory[f"latency_min_{k}"]
+            for k in range(t.baseline_minutes)
+            if f"latency_min_{k}" in memory
+        )
         memory["latency_baseline_ms"] = baseline
         # Little's law: the images the worker really had in flight on average.
         used = min(limit, signals.finished * latency / 1000 / elapsed)
@@ -283,6 +289,8 @@ def _drain_factor(signals: Signals, most: float) -> float:
 # The achieved rate is kept a minute at a time for this many minutes; the
 # latest visible point describes a minute that ended 1-3 minutes ago.
 RATE_MINUTES = 4
+# Minutes of lowest latency kept (at least Tuning.baseline_minutes).
+LATENCY_MINUTES = 30
 
 
 def _keep_minutes(memory: dict[str, float], now: float) -> None:
@@ -290,6 +298,10 @@ def _keep_minutes(memory: dict[str, float], now: float) -> None:
     if now - memory.get("minute_at", 0.0) < 60:
         return
     memory["minute_at"] = now
+    for k in range(LATENCY_MINUTES - 1, 0, -1):
+        if f"latency_min_{k - 1}" in memory:
+            memory[f"latency_min_{k}"] = memory[f"latency_min_{k - 1}"]
+    memory.pop("latency_min_0", None)
     for k in range(RATE_MINUTES - 1, 0, -1):
         if f"rate_{k - 1}" in memory:
             memory[f"rate_{k}"] = memory[f"rate_{k - 1}"]
