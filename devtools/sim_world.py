@@ -378,7 +378,9 @@ def one_batch(
             transitions.append(release_transition(claim, HELD, worker, outcome.describe()))
         else:
             error = outcome.describe() if isinstance(outcome, Failed) else type(outcome).__name__
-            transitions.append(failure_transition(claim, HELD, worker, error, settings.max_attempts))
+            transitions.append(
+                failure_transition(claim, HELD, worker, error, settings.max_attempts)
+            )
     for first in range(0, len(ready), PUT_RECORDS_MAX_RECORDS):
         result = world.thrall.publish(ready[first : first + PUT_RECORDS_MAX_RECORDS])
         transitions += [

@@ -19,7 +19,6 @@ import threading
 import uuid
 from collections.abc import Callable
 from dataclasses import replace
-
 from datetime import datetime
 
 from grid_reingest.domain.control import Control, PaceState
@@ -115,9 +114,7 @@ class ControlledPace:
         at = now.timestamp()
         alive = ALIVE_REFRESHES * self._refresh
         memory = {
-            k: v
-            for k, v in state.memory.items()
-            if not k.startswith(WORKER_KEY) or at - v <= alive
+            k: v for k, v in state.memory.items() if not k.startswith(WORKER_KEY) or at - v <= alive
         }
         memory[self._key] = at
         workers = sum(1 for k in memory if k.startswith(WORKER_KEY))
