@@ -375,7 +375,8 @@ def report(out: dict[str, Any], extras: dict, took: float) -> str:
   same, one invocation at a time; `seed` a batch per one-minute tick sized to
   the scenario's nominal capacity, gated on the 5-minute maximum age; `today`
   the one-batch design with PROD's earlier values ({TODAY_BATCH} ids every
-  {TODAY_EVERY_MINUTES} minutes, `gridConcurrency` {concurrency}, {TODAY_RESERVED} invocations at most).
+  {TODAY_EVERY_MINUTES} minutes, `gridConcurrency` {concurrency},
+  {TODAY_RESERVED} invocations at most).
 - Scenarios (simulated, `devtools/sim_world.py`): image-loader with K slots at a
   400 ms mean service time (log-normal) that grows 15% per queued request per
   slot, a queue of 8K, 503 beyond; data services 4K slots at 50 ms. grid_bound:
