@@ -12,7 +12,8 @@ scaled real-time clock cannot give on a loaded machine.
 "Blocked" is read from each thread's innermost Python frame
 (`sys._current_frames`): a thread waiting in `threading.Condition.wait`
 without a timeout whose waiter lock is still held (nobody notified it),
-joining a thread, or idle in a ThreadPoolExecutor worker with nothing queued.
+joining a thread, or idle in a ThreadPoolExecutor worker (waiting in its
+queue's `get`, told by the instruction) with nothing queued.
 A thread that was notified but has not run yet is seen as runnable, so time
 does not jump under it; so is a read-ahead shutting down (it polls with
 real-time timeouts until its threads end, and simulated time must not run on
@@ -21,6 +22,7 @@ meanwhile).
 
 from __future__ import annotations
 
+import dis
 import heapq
 import inspect
 import itertools
@@ -195,6 +197,26 @@ def _closing_lines() -> frozenset[int]:
 _READ_AHEAD_CLOSING_LINES = _closing_lines()
 
 
+def _pool_wait_offsets() -> frozenset[int]:
+    """The instructions of a pool worker's call that waits for work (`work_queue.get`).
+
+    The queue is C code: a worker waiting in it and a worker running its own
+    lines (taking the None of a shutdown, about to return) both show `_worker`
+    as their innermost frame; only the instruction tells them apart.
+    """
+    worker = futures_thread._worker
+    source, first = inspect.getsourcelines(worker)
+    lines = {first + i for i, line in enumerate(source) if "work_queue.get(block=True)" in line}
+    return frozenset(
+        ins.offset
+        for ins in dis.get_instructions(worker.__code__)
+        if ins.positions is not None and ins.positions.lineno in lines and ins.opname == "CALL"
+    )
+
+
+_POOL_WAIT_OFFSETS = _pool_wait_offsets()
+
+
 def _is_blocked(frame) -> bool:
     code = frame.f_code
     if code.co_filename == _THREADING_FILE:
@@ -203,6 +225,8 @@ def _is_blocked(frame) -> bool:
             return waiter is not None and waiter.locked() and not _closing_read_ahead(frame)
         return code.co_name == "_wait_for_tstate_lock"
     if code.co_filename == _FUTURES_FILE and code.co_name == "_worker":
+        if frame.f_lasti not in _POOL_WAIT_OFFSETS:
+            return False  # running its own lines: a shutdown's None taken, or a task's end
         work = frame.f_locals.get("work_queue")
         return work is not None and work.qsize() == 0
     return False

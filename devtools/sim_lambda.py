@@ -4,7 +4,8 @@ A tick every `every_seconds` starts an invocation only if fewer than
 `reserved` of the same worker are running (a scheduled event that finds the
 worker at its reserved concurrency is dropped, as the deployed rule's
 maximum event age does). Each invocation runs in a thread of its own with a
-deadline on the simulated clock; the wall time of each is kept for its cost.
+deadline on the simulated clock; the wall time of each is kept for its cost,
+and apart, that of invocations that took no image (what waiting costs).
 """
 
 from __future__ import annotations
@@ -15,8 +16,8 @@ from dataclasses import dataclass, field
 
 from devtools.sim_clock import VirtualClock
 
-# An invocation: given the deadline as remaining_ms, does its work.
-Invoke = Callable[[Callable[[], int]], object]
+# An invocation: given the deadline as remaining_ms, does its work; the images it took.
+Invoke = Callable[[Callable[[], int]], int]
 
 
 @dataclass
@@ -32,6 +33,8 @@ class SimLambda:
     enabled: bool = True
     wall_seconds: float = 0.0
     invocations: int = 0
+    idle_seconds: float = 0.0  # wall time of invocations that took no image
+    idle_invocations: int = 0
     dropped_ticks: int = 0
     errors: list[BaseException] = field(default_factory=list)
     _running: int = 0
@@ -51,6 +54,11 @@ class SimLambda:
     def gb_seconds(self) -> float:
         """What the invocations so far are billed: wall time x memory."""
         return self.wall_seconds * self.memory_mb / 1024
+
+    @property
+    def idle_gb_seconds(self) -> float:
+        """Of that, the invocations that took no image."""
+        return self.idle_seconds * self.memory_mb / 1024
 
     def _tick(self) -> None:
         if self.enabled:
@@ -72,11 +80,16 @@ class SimLambda:
         def remaining_ms() -> int:
             return int((deadline - self.clock.monotonic()) * 1000)
 
+        took = None
         try:
-            self.invoke(remaining_ms)
+            took = self.invoke(remaining_ms)
         except BaseException as error:  # kept and raised by the simulator after the run
             self.errors.append(error)
         finally:
             with self._lock:
                 self._running -= 1
-                self.wall_seconds += self.clock.monotonic() - started
+                wall = self.clock.monotonic() - started
+                self.wall_seconds += wall
+                if took == 0:
+                    self.idle_seconds += wall
+                    self.idle_invocations += 1

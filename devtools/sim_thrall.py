@@ -4,7 +4,8 @@ Records published join a backlog; thrall takes `rate_per_minute` of them a
 minute, oldest first (none while paused). Its iterator age is the age of the
 oldest record not yet taken, sampled every second. CloudWatch shows it as
 one-minute maxima, each point visible only 1 to 3 minutes after its minute
-ends, as the worker reads it in production.
+ends (in order: a point is not visible before the one of the minute before),
+as the worker reads it in production.
 """
 
 from __future__ import annotations
@@ -87,8 +88,10 @@ class SimThrall:
             self.ages.append((now, age))
             minute = int(now // PERIOD_SECONDS)
             if minute not in self._minute_max:
-                self._visible_at[minute] = (minute + 1) * PERIOD_SECONDS + self._rng.uniform(
-                    *self._delay
+                # Points arrive in order: a late one holds back the ones after it.
+                self._visible_at[minute] = max(
+                    self._visible_at.get(minute - 1, 0.0),
+                    (minute + 1) * PERIOD_SECONDS + self._rng.uniform(*self._delay),
                 )
             self._minute_max[minute] = max(self._minute_max.get(minute, 0.0), age)
 

@@ -8,16 +8,19 @@ MemoryStore); only the Grid, thrall, CloudWatch's delay and the Lambda
 runtime are simulated.
 
 Policies:
-- `ours`: the paced worker — runs until its time budget is spent, asking the
-  Pace port how many images may be in flight (`invoke_index`);
+- `paced` (ours): the deployed batch-index flow (`flows.batch_index.run_batch_index`),
+  continuous within each invocation, paced by `ControlledPace` over the
+  controller, the control item and CloudWatch's late view of thrall;
 - `fixed_batch`: one batch per schedule tick with a fixed concurrency, gated
-  by the iterator age as a baseline would be (the seed's and today's designs).
+  by the iterator age (the seed's and today's designs, `one_batch`).
 """
 
 from __future__ import annotations
 
+import itertools
 import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
@@ -27,20 +30,32 @@ from devtools.sim_clock import VirtualClock
 from devtools.sim_grid import OVERLOAD_STATUSES, Pool, SimGrid
 from devtools.sim_lambda import SimLambda
 from devtools.sim_thrall import SAMPLE_SECONDS, SimThrall
-from grid_reingest.domain.backpressure import Verdict
+from grid_reingest.domain.backpressure import OverloadWindow, is_overload
+from grid_reingest.domain.claims import (
+    Source,
+    Transition,
+    failure_transition,
+    lease_cutoff,
+    release_transition,
+)
 from grid_reingest.domain.control import PaceState
 from grid_reingest.domain.controller import Controller, Tuning
-from grid_reingest.domain.outcome import Failed, Outcome
+from grid_reingest.domain.outcome import Failed, Outcome, Ready
 from grid_reingest.domain.states import ProgressState
-from grid_reingest.flows.batch_index import IndexDeps, IndexSummary, run_batch_index
+from grid_reingest.domain.thrall_message import PUT_RECORDS_MAX_RECORDS
+from grid_reingest.flows.batch_index import IndexDeps, run_batch_index
 from grid_reingest.flows.pace import ControlledPace
-from grid_reingest.ports import Clock, Observation, Pace, Projector
+from grid_reingest.ports import Clock, Projector
 from grid_reingest.settings import BatchIndexSettings, load
 
 START = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 WORK_STATES = (ProgressState.NOT_STARTED, ProgressState.IN_PROGRESS)
+HELD = ProgressState.IN_PROGRESS
 # How often the simulator checks whether the pass is over.
 DONE_CHECK_SECONDS = 10.0
+# The first tick comes this long after the ids are loaded: a worker takes only
+# items changed before it started, as in a real pass (loaded long before).
+FIRST_TICK_SECONDS = 1.0
 # Wake-ups are rounded up to this grid (simulated seconds): fewer scheduler steps.
 QUANTUM_SECONDS = 0.05
 
@@ -85,6 +100,7 @@ class PassResult:
     ages: list[tuple[float, float]]  # (second, true iterator age in seconds)
     publish_times: list[float]
     index_gb_seconds: float
+    idle_gb_seconds: float  # of index_gb_seconds, invocations that took no image
     projection_seconds: float
     invocations: int
     steps: int
@@ -112,105 +128,21 @@ class RecordingControl(MemoryControl):
 
 
 class ObservedProjector:
-    """A projector that keeps what the Pace needs: finished, overloaded, latencies."""
+    """A projector that adds up the time its projections took (image-projection's bill)."""
 
     def __init__(self, projector: Projector, clock: Clock) -> None:
         self._projector = projector
         self._clock = clock
         self._lock = threading.Lock()
-        self._pending = Observation()
-        self.seconds = 0.0  # projection time in all, for its cost
+        self.seconds = 0.0
 
     def project(self, image_id: str) -> Outcome:
         """Project, timing it on the clock."""
         started = self._clock.monotonic()
         outcome = self._projector.project(image_id)
-        took = self._clock.monotonic() - started
         with self._lock:
-            self.seconds += took
-            self._pending.finished += 1
-            if isinstance(outcome, Failed) and outcome.status in OVERLOAD_STATUSES:
-                self._pending.overloaded += 1
-            else:
-                self._pending.latencies_ms.append(took * 1000)
+            self.seconds += self._clock.monotonic() - started
         return outcome
-
-    def take(self) -> Observation:
-        """What happened since the last take."""
-        with self._lock:
-            seen, self._pending = self._pending, Observation()
-            return seen
-
-
-@dataclass
-class Worker:
-    """What an invocation of the simulated batch-index works with."""
-
-    settings: BatchIndexSettings
-    store: MemoryStore
-    projector: ObservedProjector
-    thrall: SimThrall
-    clock: VirtualClock
-    name: str = "batch-index"
-    _count: int = 0
-
-    def deps(self, remaining_ms: Callable[[], int], verdict: Callable[[], Verdict]) -> IndexDeps:
-        """The ports of one invocation."""
-        self._count += 1
-        return IndexDeps(
-            table=self.store,
-            projector=self.projector,
-            publisher=self.thrall,
-            backpressure=verdict,
-            disable_schedule=None,
-            remaining_ms=remaining_ms,
-            worker=f"{self.name}-{self._count}",
-            now=self.clock.now,
-        )
-
-
-# -- the paced worker (ours) ----------------------------------------------------------
-
-# Rounds of `in_flight` images per batch of the one-batch flow: the pace is
-# asked again between batches, so a batch lasts a few seconds.
-ROUNDS_PER_BATCH = 20
-# A batch under a rate ceiling lasts this long (simulated seconds).
-RATE_STRETCH_SECONDS = 10.0
-IDLE_SECONDS = 5.0
-
-
-def invoke_index(worker: Worker, pace: Pace, remaining_ms: Callable[[], int]) -> list[IndexSummary]:
-    """One invocation of the paced worker: batches sized by the Pace until the budget is spent.
-
-    Written over the one-batch flow (`run_batch_index`); the continuous flow
-    takes the Pace and the Clock itself and replaces this loop.
-    """
-    margin_ms = worker.settings.stop_margin_seconds * 1000
-    summaries = []
-    clock = worker.clock
-    while remaining_ms() > margin_ms:
-        decision = pace.decide(worker.projector.take())
-        if decision.paused or decision.in_flight <= 0:
-            # Nothing to do for now: end, and let the next keep-alive ask again
-            # (an invocation that waits pays for its wait).
-            return summaries
-        batch = decision.in_flight * ROUNDS_PER_BATCH
-        if decision.rate_per_minute:
-            batch = max(1, min(batch, int(decision.rate_per_minute * RATE_STRETCH_SECONDS / 60)))
-        started = clock.monotonic()
-        verdict = Verdict(batch, None, decision.reason)
-        summary = run_batch_index(
-            replace(worker.settings, concurrency=decision.in_flight),
-            worker.deps(remaining_ms, lambda v=verdict: v),
-        )
-        summaries.append(summary)
-        if summary.finished_pass:
-            return summaries
-        if summary.claimed == 0:
-            clock.sleep(IDLE_SECONDS)
-        if decision.rate_per_minute:
-            clock.sleep(started + batch * 60 / decision.rate_per_minute - clock.monotonic())
-    return summaries
 
 
 # -- the world ----------------------------------------------------------------------
@@ -251,12 +183,6 @@ class World:
         self.control = RecordingControl(self.clock)
         self._done = False
 
-    def worker(self, **settings: object) -> Worker:
-        """The worker's ports over this world."""
-        return Worker(
-            worker_settings(**settings), self.store, self.projector, self.thrall, self.clock
-        )
-
     def age_reading(self) -> tuple[float, float | None] | None:
         """thrall's iterator age as ControlledPace reads it (CloudWatch's visible points)."""
         return self.thrall.age_points()
@@ -269,7 +195,7 @@ class World:
         """Run the pass with these scheduled functions until thrall has taken its last record."""
         self._schedule_world()
         for function in functions:
-            function.start()
+            function.start(FIRST_TICK_SECONDS)
         self.clock.run_until(self.spec.horizon_seconds, lambda: self._done)
         for function in functions:
             function.enabled = False
@@ -330,6 +256,7 @@ class World:
             ages=list(self.thrall.ages),
             publish_times=list(self.thrall.publish_times),
             index_gb_seconds=sum(f.gb_seconds for f in functions),
+            idle_gb_seconds=sum(f.idle_gb_seconds for f in functions),
             projection_seconds=self.projector.seconds,
             invocations=sum(f.invocations for f in functions),
             steps=self.clock.steps,
@@ -341,44 +268,73 @@ class World:
 # -- policies -----------------------------------------------------------------------
 
 
-def paced(
-    world: World, tuning: Tuning, *, memory_mb: int, refresh_seconds: float = 15.0
-) -> list[SimLambda]:
-    """Ours: the paced worker, a keep-alive every minute, one invocation at a time."""
-    worker = world.worker(concurrency=tuning.max_limit)
-    pace = ControlledPace(
-        Controller(tuning),
-        world.control,
-        world.age_reading,
-        world.clock,
-        refresh_seconds=refresh_seconds,
-    )
-    function = SimLambda(
-        world.clock,
-        lambda remaining_ms: invoke_index(worker, pace, remaining_ms),
-        every_seconds=60,
-        timeout_seconds=900,
-        memory_mb=memory_mb,
-    )
-    return [function]
+def paced(world: World, tuning: Tuning, *, memory_mb: int, reserved: int = 1) -> list[SimLambda]:
+    """Ours: the continuous batch-index flow paced by the controller, as deployed.
+
+    A keep-alive tick every minute, at most `reserved` invocations at once.
+    With one, the pace (and its cached decision) outlives invocations as it
+    does in a warm Lambda container; with more, each invocation has its own,
+    as concurrent containers do, and they share only the control item.
+    """
+    settings = worker_settings(max_in_flight=tuning.max_limit)
+
+    def new_pace() -> ControlledPace:
+        return ControlledPace(
+            Controller(tuning),
+            world.control,
+            world.age_reading,
+            world.clock,
+            refresh_seconds=settings.refresh_seconds,
+        )
+
+    shared = new_pace()
+    count = itertools.count(1)
+
+    def invoke(remaining_ms: Callable[[], int]) -> int:
+        pace = shared if reserved == 1 else new_pace()
+        deps = IndexDeps(
+            store=world.store,
+            projector=world.projector,
+            publisher=world.thrall,
+            pace=pace,
+            clock=world.clock,
+            remaining_ms=remaining_ms,
+            worker=f"batch-index-{next(count)}",
+            rule=None,
+            control=world.control,
+        )
+        return run_batch_index(settings, deps).claimed
+
+    return [
+        SimLambda(
+            world.clock,
+            invoke,
+            every_seconds=60,
+            timeout_seconds=900,
+            memory_mb=memory_mb,
+            reserved=reserved,
+        )
+    ]
 
 
 def fixed_batch(
     world: World,
     *,
     every_seconds: float,
-    batch: int,
     concurrency: int,
-    gate: Callable[[float | None], Verdict],
+    gate: Callable[[float | None], int],
     memory_mb: int,
     reserved: int = 1,
 ) -> list[SimLambda]:
-    """A baseline: one batch per tick, its size from `gate(5-minute maximum iterator age)`."""
-    worker = world.worker(concurrency=concurrency, batch_size=batch)
+    """A baseline: one batch per tick, its size `gate(5-minute maximum iterator age)`."""
+    settings = worker_settings()
+    count = itertools.count(1)
 
-    def invoke(remaining_ms: Callable[[], int]) -> IndexSummary:
-        verdict = gate(world.window_max_ms())
-        return run_batch_index(worker.settings, worker.deps(remaining_ms, lambda: verdict))
+    def invoke(remaining_ms: Callable[[], int]) -> int:
+        size = gate(world.window_max_ms())
+        if size <= 0:
+            return 0
+        return one_batch(world, settings, size, concurrency, f"fixed-{next(count)}")
 
     return [
         SimLambda(
@@ -390,3 +346,46 @@ def fixed_batch(
             reserved=reserved,
         )
     ]
+
+
+def one_batch(
+    world: World, settings: BatchIndexSettings, size: int, concurrency: int, worker: str
+) -> int:
+    """The one-batch design the baselines model: claim `size`, project them `concurrency` at a
+    time, publish the ready ones in PutRecords-sized calls, record every outcome (overload
+    that hits many at once given back untouched); the images claimed."""
+    now = world.clock.now()
+    sources = [
+        Source(HELD, lease_cutoff(now, settings.lease_seconds), reclaim=True),
+        Source(settings.start_state, now),
+    ]
+    claims = world.store.claim(sources, HELD, size, worker)
+    if not claims:
+        return 0
+    with ThreadPoolExecutor(concurrency) as pool:
+        outcomes = list(pool.map(world.projector.project, [c.id for c in claims]))
+    transitions: list[Transition] = []
+    ready: list[tuple[str, bytes]] = []
+    window = OverloadWindow()
+    for claim, outcome in zip(claims, outcomes, strict=True):
+        overloaded = is_overload(outcome)
+        window.record(overloaded)
+        if isinstance(outcome, Ready):
+            ready.append((claim.id, outcome.record))
+        elif overloaded and window.systemic():
+            # Overload that hits many images at once goes back without an attempt
+            # counted, as in the deployed flow.
+            transitions.append(release_transition(claim, HELD, worker, outcome.describe()))
+        else:
+            error = outcome.describe() if isinstance(outcome, Failed) else type(outcome).__name__
+            transitions.append(
+                failure_transition(claim, HELD, worker, error, settings.max_attempts)
+            )
+    for first in range(0, len(ready), PUT_RECORDS_MAX_RECORDS):
+        result = world.thrall.publish(ready[first : first + PUT_RECORDS_MAX_RECORDS])
+        transitions += [
+            Transition(i, HELD, ProgressState.ENQUEUED, worker=worker, attempts=0)
+            for i in result.accepted
+        ]
+    world.store.apply(transitions)
+    return len(claims)

@@ -2,6 +2,8 @@
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
 from grid_reingest.domain.control import Knobs
 from grid_reingest.domain.controller import Controller, Signals, Tuning
 
@@ -27,12 +29,23 @@ def run(controller, steps, state=None, knobs=None, start=0, **kw):
 
 def test_controller_raises_the_limit_while_everything_has_headroom():
     # Given a Grid answering at its baseline and thrall keeping up
-    # When the controller steps a few times
-    state = run(Controller(TUNING), 5)
-    # Then the limit grew each time, by at least one image
-    assert state.limit >= TUNING.start_limit + 5
+    # When a fresh controller steps a few times
+    state = run(Controller(TUNING), 3)
+    # Then the limit doubled each time (a slow start: no queue seen at the Grid yet)
+    assert state.limit == TUNING.start_limit * 2**3
     assert "headroom" in state.reason
     assert state.rate_per_minute is None
+
+
+def test_controller_grows_gently_once_the_grid_has_queued():
+    # Given a controller that has seen the Grid queue once (latency doubled)
+    controller = Controller(TUNING)
+    state = run(controller, 3)
+    state = controller.step(state, signals(latency=1_000.0, n=3), Knobs())
+    # When the Grid answers at its baseline again
+    later = controller.step(state, signals(n=4), Knobs())
+    # Then the limit grows by a fifth (at least one), no longer doubling
+    assert later.limit == state.limit + max(1.0, TUNING.grow * state.limit)
 
 
 def test_controller_does_not_raise_a_limit_the_worker_does_not_use():
@@ -70,9 +83,20 @@ def test_controller_cuts_the_limit_to_the_grid_s_queue_when_latency_climbs():
     # Then the limit drops to about what the Grid serves, plus a small queue
     assert cut.limit < state.limit * 0.65
     assert "latency" in cut.reason
-    # and the congested latency does not drag the baseline up (beyond its slow creep)
-    before = state.memory["latency_baseline_ms"]
-    assert cut.memory["latency_baseline_ms"] <= before * (1 + TUNING.baseline_creep)
+    # and the congested latency does not drag the baseline up
+    assert cut.memory["latency_baseline_ms"] == state.memory["latency_baseline_ms"]
+
+
+def test_controller_follows_a_grid_that_stays_slower_after_the_baseline_window():
+    # Given a baseline learnt at 500 ms
+    controller = Controller(TUNING)
+    state = run(controller, 10)
+    # When the Grid answers at 800 ms for longer than the baseline's window
+    steps = (TUNING.baseline_minutes + 2) * 60 // STEP_SECONDS
+    slower = run(controller, steps, state=state, start=10, latency=800.0)
+    # Then 800 ms is the new baseline, and the limit is no longer cut for it
+    assert slower.memory["latency_baseline_ms"] == 800.0
+    assert "latency" not in slower.reason
 
 
 def test_controller_stops_taking_work_above_the_threshold_or_without_data():
@@ -173,3 +197,48 @@ def test_controller_state_from_a_paused_pass_is_kept_not_reset():
     paused = controller.step(state, signals(n=10), Knobs(paused=True))
     assert paused.limit == state.limit
     assert paused.reason == "paused by the operator"
+
+
+def test_controller_estimates_thrall_s_rate_from_how_fast_the_age_climbs():
+    # Given a worker that achieved a steady rate (BUSY images a decision: 40,000 a minute)
+    controller = Controller(TUNING)
+    state = run(controller, 10)
+    achieved = BUSY * 60 / STEP_SECONDS
+    # When the age climbs 12 s a minute (thrall reaches records 0.8 s newer each second)
+    lagging = controller.step(state, signals(age=30_000, previous=18_000, n=10), Knobs())
+    # Then thrall's rate is taken as 0.8 of the rate that made the lag, and the ceiling
+    # goes a little under it, so that the backlog drains
+    assert lagging.memory["thrall_rate"] == pytest.approx(0.8 * achieved)
+    assert lagging.rate_per_minute == pytest.approx(0.9 * 0.8 * achieved)
+
+
+def test_controller_resumes_once_thrall_should_be_through_its_backlog():
+    # Given a stop above the threshold, the age climbing 10 s a minute
+    controller = Controller(TUNING)
+    state = run(controller, 10)
+    stopped = controller.step(state, signals(age=90_000, previous=80_000, n=10), Knobs())
+    assert stopped.limit == 0
+    # When the late points keep showing the old climb for minutes
+    later = run(controller, 12, state=stopped, start=11, age=100_000, previous=90_000)
+    # Then the worker went back to work at the estimated drain's end (about 2 minutes
+    # here), under the new ceiling, rather than wait for points that say so
+    assert later.limit > 0
+    assert later.rate_per_minute == stopped.rate_per_minute
+    assert "should be through its backlog" in later.reason
+
+
+def test_controller_climbs_back_quickly_to_thrall_s_rate_then_probes_slowly():
+    # Given a ceiling cut for a climbing age, and the hold after it over
+    controller = Controller(TUNING)
+    state = run(controller, 10)
+    cut = controller.step(state, signals(age=30_000, previous=18_000, n=10), Knobs())
+    held = run(controller, 20, state=cut, start=11)  # 5 minutes of low, steady age
+    # When the age stays low
+    up = controller.step(held, signals(n=31), Knobs())
+    # Then the ceiling rises by the knee step while under the estimated rate
+    assert up.rate_per_minute == pytest.approx(held.rate_per_minute * (1 + TUNING.knee_step))
+    # and by the small step once past it
+    past = run(controller, 20, state=up, start=32)
+    above = controller.step(past, signals(n=52), Knobs())
+    assert past.rate_per_minute > past.memory["thrall_rate"]
+    assert above.rate_per_minute == pytest.approx(past.rate_per_minute * (1 + TUNING.rate_step))

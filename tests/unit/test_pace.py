@@ -1,12 +1,19 @@
-"""The pace a worker gets: the controller stepped at most every refresh, its state shared."""
+"""The pace a worker gets: the controller stepped at most every refresh, its state shared;
+and how the loop keeps to it."""
 
-from datetime import UTC, datetime
+from collections import Counter
+from datetime import UTC, datetime, timedelta
 
 from devtools.memory_control import MemoryControl
+from devtools.memory_store import MemoryStore
 from grid_reingest.domain.control import Knobs
 from grid_reingest.domain.controller import Controller, Tuning
+from grid_reingest.domain.outcome import Failed
+from grid_reingest.flows.batch_index import run_batch_index
 from grid_reingest.flows.pace import ControlledPace
-from grid_reingest.ports import Observation
+from grid_reingest.ports import Observation, PaceDecision
+from grid_reingest.settings import BatchIndexSettings, load
+from tests.unit import flow_fakes
 
 
 class FakeClock:
@@ -14,13 +21,25 @@ class FakeClock:
         self.t = 0.0
 
     def now(self):
-        return datetime(2026, 1, 1, tzinfo=UTC)
+        return datetime(2026, 1, 1, tzinfo=UTC) + timedelta(seconds=self.t)
 
     def monotonic(self):
         return self.t
 
     def sleep(self, seconds):
         self.t += seconds
+
+
+def index_settings():
+    return load(
+        BatchIndexSettings,
+        {
+            "STATE_TABLE_NAME": "state-TEST",
+            "THRALL_STREAM_NAME": "thrall-TEST",
+            "PROJECTION_FUNCTION_NAME": "image-projection-TEST",
+            "MAX_IN_FLIGHT": "8",
+        },
+    )
 
 
 def pace(control, clock, age=(1_000.0, 1_000.0)):
@@ -37,19 +56,36 @@ def test_pace_steps_the_controller_only_once_per_refresh():
     assert control.read().version == 1
     clock.sleep(15)
     later = worker.decide(Observation())
-    assert later.in_flight == first.in_flight + 1
+    assert later.in_flight > first.in_flight
     assert control.read().version == 2
 
 
-def test_pace_two_workers_share_one_controller_state():
+def test_pace_two_workers_share_one_controller_state_and_split_its_limit():
+    # Given two workers running at once over one control item
     control, clock = MemoryControl(), FakeClock()
     a, b = pace(control, clock), pace(control, clock)
     a.decide(Observation(finished=200, latencies_ms=[300.0]))
-    clock.sleep(15)
+    clock.sleep(10)
+    # When the second steps the controller
     decision = b.decide(Observation(finished=200, latencies_ms=[300.0]))
-    # b stepped from a's saved state (3), not from a fresh start (which gives 3 too)
+    # Then it stepped from the first's saved state (4, doubled to 8) and takes half of it
+    state = control.read().pace
+    assert state.limit == 8
     assert decision.in_flight == 4
+    assert "1 of 2 workers" in decision.reason
     assert control.read().version == 2
+
+
+def test_pace_a_worker_gone_quiet_no_longer_takes_a_share():
+    # Given a worker that stepped once and then ended (its invocation over)
+    control, clock = MemoryControl(), FakeClock()
+    pace(control, clock).decide(Observation(finished=200, latencies_ms=[300.0]))
+    # When another worker steps after more than one and a half refreshes
+    clock.sleep(30)
+    decision = pace(control, clock).decide(Observation(finished=200, latencies_ms=[300.0]))
+    # Then it has the whole limit, and the quiet worker's mark is gone
+    assert decision.in_flight == control.read().pace.limit
+    assert sum(k.startswith("worker.") for k in control.read().pace.memory) == 1
 
 
 def test_pace_a_pause_reaches_a_running_worker_within_one_refresh():
@@ -68,3 +104,53 @@ def test_pace_takes_nothing_without_iterator_age_data():
     decision = pace(MemoryControl(), FakeClock(), age=None).decide(Observation())
     assert decision.in_flight == 0
     assert "no iterator-age data" in decision.reason
+
+
+# -- the loop under the pace's rate ceiling (flows/loop.py) -------------------------------
+
+
+class LateClock(flow_fakes.FakeClock):
+    """A clock whose every sleep overshoots, as a real thread's wake-up does."""
+
+    def sleep(self, seconds):
+        if seconds > 0:
+            with self.lock:
+                self.t += seconds + 0.05
+
+
+def test_pace_the_loop_reaches_the_rate_ceiling_though_every_sleep_overshoots():
+    # Given 100 images, a pace of 120 starts a minute, and wake-ups always 50 ms late
+    clock = LateClock()
+    store = MemoryStore(clock=clock.now)
+    store.put_new(flow_fakes.grid_id(i) for i in range(100))
+    starts: list[float] = []
+    projector = flow_fakes.Scripted(gate=lambda image_id: starts.append(clock.t))
+    rated = flow_fakes.Steady(script=lambda n: PaceDecision(4, 120.0, "rate ceiling"))
+    deps = flow_fakes.index_deps(store, projector, flow_fakes.Stream(), clock=clock, pace=rated)
+    # When one invocation runs
+    run_batch_index(index_settings(), deps)
+    # Then the starts kept to 2 a second on average: late wake-ups were made up
+    assert len(starts) == 100
+    span = max(starts) - min(starts)
+    assert 99 * 0.5 - 0.5 <= span <= 99 * 0.5 + 1.0  # 54.5 when each start waits anew
+    # and a wait is made up by a slot or two, never by a burst
+    assert max(Counter(round(t, 6) for t in starts).values()) <= 3
+
+
+def test_pace_latencies_reported_to_the_pace_leave_out_overload_answers():
+    # Given 30 images of which 10 meet a full queue (503 at once)
+    clock = flow_fakes.FakeClock()
+    store = MemoryStore(clock=clock.now)
+    ids = [flow_fakes.grid_id(i) for i in range(30)]
+    store.put_new(ids)
+    script = {i: Failed(i, "image-loader", 503, "queue full") for i in ids[::3]}
+    steady = flow_fakes.Steady(limit=4)
+    deps = flow_fakes.index_deps(
+        store, flow_fakes.Scripted(script), flow_fakes.Stream(), clock=clock, pace=steady
+    )
+    # When one invocation runs
+    run_batch_index(index_settings(), deps)
+    # Then every image was counted, the overloads apart, and only the others timed
+    assert steady.seen.finished == 30
+    assert steady.seen.overloaded == 10
+    assert len(steady.seen.latencies_ms) == 20

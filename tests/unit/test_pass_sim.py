@@ -9,7 +9,6 @@ from datetime import UTC, datetime
 
 from devtools.sim_clock import VirtualClock
 from devtools.sim_world import World, WorldSpec, fixed_batch, paced
-from grid_reingest.domain.backpressure import Verdict
 from grid_reingest.domain.controller import Tuning
 from grid_reingest.domain.states import ProgressState
 
@@ -80,17 +79,35 @@ def test_pass_sim_paced_worker_finishes_a_small_pass_exactly_once():
 
 
 def test_pass_sim_fixed_batch_baseline_finishes_the_same_pass():
+    # Given the same small world and a baseline taking 100 images a minute
     world = World(SMALL)
-    open_gate = Verdict(100, 0.0, "open")
     functions = fixed_batch(
-        world,
-        every_seconds=60,
-        batch=100,
-        concurrency=3,
-        gate=lambda age: open_gate,
-        memory_mb=1024,
+        world, every_seconds=60, concurrency=3, gate=lambda age: 100, memory_mb=1024
     )
+    # When the pass runs
     result = world.run(functions)
+    # Then every image was published once, in a batch per tick
     assert result.finished
     assert world.thrall.published == SMALL.images
+    assert world.store.counts()[ProgressState.ENQUEUED] == SMALL.images
     assert result.invocations >= SMALL.images // 100
+
+
+def test_pass_sim_a_worker_told_to_take_nothing_takes_nothing_and_is_billed_as_idle():
+    # Given a world whose thrall shows no iterator-age data (the controller takes nothing)
+    world = World(SMALL)
+    world.thrall.visible_points = lambda: []
+    functions = paced(world, Tuning(max_limit=16, max_iterator_age_ms=60_000), memory_mb=1024)
+    # When ten minutes pass
+    for function in functions:
+        function.start()
+    world.clock.run_until(600)
+    for function in functions:
+        function.enabled = False
+    world.clock.run_until(1500, lambda: not any(f.running for f in functions))
+    # Then nothing was claimed, and every invocation counted as idle
+    assert world.store.counts()[ProgressState.NOT_STARTED] == SMALL.images
+    (function,) = functions
+    assert function.invocations >= 9
+    assert function.idle_invocations == function.invocations
+    assert function.idle_seconds == function.wall_seconds

@@ -40,6 +40,10 @@ class Signals:
     finished: int  # images finished since the last decision
     overloaded: int  # of those, overload answers (429/502/503/504, throttles)
     latencies_ms: tuple[float, ...]  # projection times of those images (overloads excluded)
+    # The seconds those counts cover (None: since the last decision saved), and how
+    # many workers run alike: one worker's counts stand for the pass's x workers.
+    span_seconds: float | None = None
+    workers: int = 1
 
 
 @dataclass(frozen=True)
@@ -57,17 +61,20 @@ class Tuning:
     queue_share: float = 0.1  # target queue at the Grid, a share of in flight...
     min_queue: float = 1.0  # ...and at least this many images
     used_share: float = 0.7  # grow only while the worker uses this share of its limit
-    baseline_creep: float = 0.01  # the no-load baseline rises this share a decision
+    baseline_minutes: int = 10  # the no-load baseline is the lowest median of these minutes
     # -- starts a minute (thrall) --
     low_age_share: float = 0.2  # age under this share of the threshold: headroom
     high_age_share: float = 0.4  # rising above this share: a deep cut
     rate_cut: float = 0.9  # ceiling x this when the age rises past the low mark
     deep_cut: float = 0.75  # ... past the high mark
     stop_cut: float = 0.75  # ... above the threshold, or when thrall stalls
-    rate_step: float = 0.01  # ceiling + this share a decision while the age is low
+    rate_step: float = 0.005  # ceiling + this share a decision while the age is low...
+    knee_step: float = 0.05  # ...and this while under thrall's rate as last estimated
     stall_slope: float = 0.8  # an age climbing this fast (s/s) is a stopped consumer
-    drain_share: float = 0.5  # share of the ceiling taken while a high age falls
+    drain_share: float = 0.9  # share of the ceiling (or rate) taken while a high age falls
     hold_seconds: float = 300.0  # after a cut, points this late still show the old lag
+    point_delay_seconds: float = 90.0  # a visible point's minute ended about this long ago
+    resume_lead: float = 0.8  # resume this share of the way through the estimated drain
     free_ceiling: float = 2.0  # the ceiling rises no further than this times the rate achieved
     rate_weight: float = 0.3  # how fast the achieved rate follows (EWMA)
     default_seconds: float = 15.0  # the first decision's span
@@ -84,16 +91,22 @@ class Controller:
         t = self.tuning
         memory = dict(state.memory) if state is not None else {}
         now = signals.now.timestamp()
-        elapsed = min(300.0, max(1.0, now - memory.get("at", now - t.default_seconds)))
+        span = signals.span_seconds
+        if span is None:
+            span = now - memory.get("at", now - t.default_seconds)
+        # The pass's images finished a second, as one worker's counts tell them.
+        elapsed = min(300.0, max(1.0, span)) / max(1, signals.workers)
         memory["at"] = now
         ceiling = float(min(t.max_limit, knobs.max_in_flight or t.max_limit))
         limit = memory.get("kept_limit", state.limit if state is not None else t.start_limit)
         limit = min(max(limit, t.min_limit), ceiling)
         latency = median(signals.latencies_ms) if signals.latencies_ms else None
         achieved = signals.finished / elapsed * 60
-        if signals.finished:
+        if signals.finished and (state is None or state.limit > 0):
+            # Learnt only from a stretch the worker was let run (not the tail of a stop).
             seen = memory.get("rate_seen", achieved)
             memory["rate_seen"] = seen + t.rate_weight * (achieved - seen)
+        _keep_minutes(memory, now)
 
         if knobs.paused:
             reason = "paused by the operator"
@@ -109,9 +122,7 @@ class Controller:
             )
             stopped, thrall_reason = self._thrall(signals, memory, now)
             reason = thrall_reason if (stopped or thrall_reason) else grid_reason
-        rate = memory.get("rate_cap")
-        if rate is not None and memory.get("draining"):
-            rate *= t.drain_share
+        rate = memory.get("draining") or memory.get("rate_cap")
         if knobs.max_rate_per_minute:
             rate = min(rate or knobs.max_rate_per_minute, float(knobs.max_rate_per_minute))
         if stopped:
@@ -143,17 +154,26 @@ class Controller:
     ) -> tuple[float, str]:
         t = self.tuning
         if signals.finished and signals.overloaded / signals.finished > t.overload_share:
+            memory["grown"] = 1.0
             cut = max(t.min_limit, limit * t.backoff)
             return cut, f"overload: {signals.overloaded} of {signals.finished} answers; limit cut"
         if latency is None:
             return limit, "no finished images to judge by: holding"
-        baseline = memory.get("latency_baseline_ms", latency)
-        baseline = min(latency, baseline * (1 + t.baseline_creep))
+        # The no-load baseline: the lowest median of the last minutes (a window, not
+        # a creep: a baseline that creeps up under load lets the queue grow with it).
+        memory["latency_min_0"] = min(latency, memory.get("latency_min_0", latency))
+        baseline = min(
+            memory[f"latency_min_{k}"]
+            for k in range(t.baseline_minutes)
+            if f"latency_min_{k}" in memory
+        )
         memory["latency_baseline_ms"] = baseline
         # Little's law: the images the worker really had in flight on average.
         used = min(limit, signals.finished * latency / 1000 / elapsed)
         queue = used * (1 - baseline / latency)
         target = max(t.min_queue, t.queue_share * used)
+        if queue >= target:
+            memory["grown"] = 1.0  # the slow start is over: the Grid has a queue
         if queue > 2 * target:
             new = min(limit, max(t.min_limit, used * baseline / latency + target))
             return new, (
@@ -161,7 +181,9 @@ class Controller:
                 f"(~{queue:.1f} queued at the Grid); limit cut"
             )
         if queue < target and used >= t.used_share * int(limit):
-            new = min(ceiling, limit + max(1.0, t.grow * limit))
+            # A fresh controller doubles until the Grid first queues (TCP's slow start).
+            grow = limit if not memory.get("grown") else max(1.0, t.grow * limit)
+            new = min(ceiling, limit + grow)
             return new, "headroom: limit raised" if new > limit else "at the ceiling"
         return limit, f"~{queue:.1f} queued at the Grid: holding"
 
@@ -180,44 +202,61 @@ class Controller:
         memory.pop("draining", None)
         achieved = memory.get("rate_seen")
         cap = memory.get("rate_cap")
-        base = min(x for x in (cap, achieved) if x is not None) if (cap or achieved) else None
+        # Cuts are shares of the rate that made the lag (the slope says by how much):
+        # the rate of the minutes the latest points describe, not of the last decision.
+        base = _rate_then(memory) or cap
         holding = now < memory.get("hold_until", 0.0)
         rising = signals.previous_age_ms is not None and age > signals.previous_age_ms
         if rising and _slope(signals) >= t.stall_slope and age > threshold * t.low_age_share:
-            # An age growing a second a second is most likely a consumer that stopped
-            # (a deploy), not a slow one: its rate is not learnt from the slope, but
-            # a flood looks the same, so a first ceiling is set below what was achieved.
-            if cap is None and achieved is not None:
-                memory["rate_cap"] = achieved * t.stop_cut
+            # An age growing a second a second is a consumer that stopped (a deploy),
+            # not a slow one: nothing is learnt of its rate (a five-fold flood would
+            # look the same, and is caught by the next episode's slope).
             return True, f"thrall stalled: iterator age {age / 1000:.0f} s climbing 1 s a second"
         if age > threshold and not rising:
             # The points are minutes old and falling: thrall is catching up. Feed
             # it well under its rate rather than let it idle once the backlog is gone.
-            if cap is None:
-                if achieved is None:
-                    return True, f"iterator age {age / 1000:.0f} s > {threshold / 1000:.0f} s"
-                memory["rate_cap"] = cap = achieved
-            memory["draining"] = 1.0
+            # From the rate before the drain began (what is achieved while draining
+            # is the drain's own rate: following it would spiral down).
+            feed = cap or memory.get("drain_from") or achieved
+            if feed is None:
+                return True, f"iterator age {age / 1000:.0f} s > {threshold / 1000:.0f} s"
+            memory["drain_from"] = feed
+            memory["draining"] = feed * t.drain_share
             return False, (
                 f"iterator age {age / 1000:.0f} s > {threshold / 1000:.0f} s but falling: "
-                f"{cap * t.drain_share:.0f}/min while it drains"
+                f"{feed * t.drain_share:.0f}/min while it drains"
             )
         if age > threshold:
-            if base is not None and not memory.get("kept_limit"):
-                # Cut once on the way in: while stopped, the stop does the work.
-                memory["rate_cap"] = base * _drain_factor(signals, t.stop_cut)
-                memory["hold_until"] = now + t.hold_seconds
-            return (
-                True,
-                f"back-pressure: iterator age {age / 1000:.0f} s > {threshold / 1000:.0f} s",
+            if "resume_at" not in memory or now >= memory.get("hold_until", 0.0):
+                # On the way in (or still over once the last cut had its time): cut
+                # once, and stop for as long as thrall needs to work through what
+                # the points say is waiting; the points come too late to say when.
+                if base is not None:
+                    cut = base * _drain_factor(signals, t.stop_cut)
+                    memory["rate_cap"] = min(cap or cut, cut)
+                    memory["thrall_rate"] = base * (1 - min(1.0, max(0.0, _slope(signals))))
+                memory["resume_at"] = now + t.resume_lead * _drain_seconds(signals, t)
+                memory["hold_until"] = memory["resume_at"] + t.hold_seconds
+            if now < memory["resume_at"]:
+                return (
+                    True,
+                    f"back-pressure: iterator age {age / 1000:.0f} s > {threshold / 1000:.0f} s",
+                )
+            return False, (
+                f"iterator age {age / 1000:.0f} s > {threshold / 1000:.0f} s in late points: "
+                f"thrall should be through its backlog; {memory.get('rate_cap', 0):.0f}/min"
             )
+        memory.pop("resume_at", None)
+        memory.pop("drain_from", None)
         if age > threshold * t.low_age_share and rising:
             if holding:
                 return False, f"iterator age {age / 1000:.0f} s: holding the last cut"
             if base is None:
                 return False, ""
             deep = age > threshold * t.high_age_share
-            memory["rate_cap"] = base * _drain_factor(signals, t.deep_cut if deep else t.rate_cut)
+            cut = base * _drain_factor(signals, t.deep_cut if deep else t.rate_cut)
+            memory["rate_cap"] = min(cap or cut, cut)
+            memory["thrall_rate"] = base * (1 - _slope(signals))
             memory["hold_until"] = now + t.hold_seconds
             return False, (
                 f"thrall lagging: iterator age {age / 1000:.0f} s and rising; "
@@ -226,7 +265,9 @@ class Controller:
         if age > threshold * t.low_age_share:
             return False, f"iterator age {age / 1000:.0f} s, not rising: holding"
         if cap is not None and not holding:
-            raised = cap * (1 + t.rate_step)
+            # Quickly back up to thrall's rate as last estimated, slowly beyond it.
+            below = cap < memory.get("thrall_rate", 0.0)
+            raised = cap * (1 + (t.knee_step if below else t.rate_step))
             if achieved:
                 # A ceiling far above what the worker achieves says nothing: keep it near.
                 raised = min(raised, max(cap, t.free_ceiling * achieved))
@@ -237,11 +278,57 @@ class Controller:
 def _drain_factor(signals: Signals, most: float) -> float:
     """The share of its rate the worker keeps after a lag: at most `most`, less as the age climbs.
 
-    While the worker publishes P a minute and thrall takes R, the age grows by
-    (P - R) / R seconds a second; two one-minute points give that slope, so
-    R is about P / (1 + slope), and the worker goes a little under it to drain.
+    While the worker publishes P a minute and thrall takes R, thrall reaches
+    the records published R/P seconds ago each second, so the age grows by
+    1 - R/P seconds a second; two one-minute points give that slope, so R is
+    about P x (1 - slope), and the worker goes a little under it to drain.
     """
-    return max(DEEPEST_CUT, min(most, DRAIN_SHARE / (1 + max(0.0, _slope(signals)))))
+    return max(DEEPEST_CUT, min(most, DRAIN_SHARE * (1 - max(0.0, _slope(signals)))))
+
+
+# The achieved rate is kept a minute at a time for this many minutes; the
+# latest visible point describes a minute that ended 1-3 minutes ago.
+RATE_MINUTES = 4
+# Minutes of lowest latency kept (at least Tuning.baseline_minutes).
+LATENCY_MINUTES = 30
+
+
+def _keep_minutes(memory: dict[str, float], now: float) -> None:
+    """Shift the per-minute record of the achieved rate once a minute."""
+    if now - memory.get("minute_at", 0.0) < 60:
+        return
+    memory["minute_at"] = now
+    for k in range(LATENCY_MINUTES - 1, 0, -1):
+        if f"latency_min_{k - 1}" in memory:
+            memory[f"latency_min_{k}"] = memory[f"latency_min_{k - 1}"]
+    memory.pop("latency_min_0", None)
+    for k in range(RATE_MINUTES - 1, 0, -1):
+        if f"rate_{k - 1}" in memory:
+            memory[f"rate_{k}"] = memory[f"rate_{k - 1}"]
+    if "rate_seen" in memory:
+        memory["rate_0"] = memory["rate_seen"]
+
+
+def _rate_then(memory: dict[str, float]) -> float | None:
+    """The rate achieved 1-3 minutes ago (the minutes the latest points describe)."""
+    rates = [memory[f"rate_{k}"] for k in range(1, RATE_MINUTES) if f"rate_{k}" in memory]
+    if not rates:
+        return memory.get("rate_seen")
+    return sum(rates) / len(rates)
+
+
+def _drain_seconds(signals: Signals, t: Tuning) -> float:
+    """How long thrall needs to work through what is waiting, from the latest point.
+
+    The point's age A is about `point_delay_seconds` (d) old and climbing at
+    `slope` (s) while thrall takes records published at the worker's old pace;
+    with nothing new published, the backlog is gone when the oldest record
+    waiting was published now: after (d + A) / (1 - s) - d seconds.
+    """
+    age = (signals.iterator_age_ms or 0.0) / 1000
+    slope = min(t.stall_slope, max(0.0, _slope(signals)))
+    d = t.point_delay_seconds
+    return max(0.0, (d + age) / (1 - slope) - d)
 
 
 def _slope(signals: Signals) -> float:

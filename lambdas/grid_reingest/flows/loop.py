@@ -233,7 +233,12 @@ class Loop(Generic[R]):
             if started is None:
                 continue
             if rate:
-                self._next_start = max(self._next_start, now) + 60.0 / rate
+                # Spaced from the last start's slot, not from when this one got to
+                # start: a late wake-up (a sleep always overshoots) is made up, else
+                # the rate achieved falls short of the ceiling; at most one slot is
+                # made up, so a long wait never turns into a burst.
+                step = 60.0 / rate
+                self._next_start = max(self._next_start, now - step) + step
             self.in_flight[pool.submit(self._timed, started.id)] = started
         if not rate and len(self.reserve) < want // 2:
             # The next window is claimed while this one's images run.
@@ -286,7 +291,9 @@ class Loop(Generic[R]):
             overloaded = self.finish(claim, result)
             self.seen.finished += 1
             self.seen.overloaded += int(overloaded)
-            self.seen.latencies_ms.append(ms)
+            if not overloaded:
+                # A 503 at once from a full queue says nothing of the Grid's latency.
+                self.seen.latencies_ms.append(ms)
             self.summary.overloaded += int(overloaded)
 
     # -- claims -----------------------------------------------------------------------

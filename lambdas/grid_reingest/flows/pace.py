@@ -4,12 +4,22 @@ A running worker asks `decide()` often (before starting images); a real step
 of the controller happens at most every `refresh_seconds`, so that knobs reach
 a running worker within that time and the control item is not written on
 every image. Between steps the last decision stands.
+
+The controller's limit and rate are the pass's, not one worker's: when
+invocations overlap (reserved concurrency above one, an invocation still
+running when the next tick starts another), each pace marks itself in the
+controller's memory at each step, and each worker takes its share of the
+limit and of the rate among the workers that stepped lately.
 """
 
 from __future__ import annotations
 
+import math
 import threading
+import uuid
 from collections.abc import Callable
+from dataclasses import replace
+from datetime import datetime
 
 from grid_reingest.domain.control import Control, PaceState
 from grid_reingest.domain.controller import Controller, Signals
@@ -21,6 +31,9 @@ AgeReading = tuple[float, float | None] | None
 # Saving the controller's state loses to another worker's save at most this
 # many times in a row before this worker goes on with what it read.
 SAVE_TRIES = 3
+# A worker counts as running while its last step is younger than this many refreshes.
+ALIVE_REFRESHES = 1.5
+WORKER_KEY = "worker."
 
 
 class ControlledPace:
@@ -44,6 +57,7 @@ class ControlledPace:
         self._pending = Observation()
         self._decision: PaceDecision | None = None
         self._decided_at = 0.0
+        self._key = WORKER_KEY + uuid.uuid4().hex[:12]
 
     def decide(self, observation: Observation) -> PaceDecision:
         """Add `observation` to what is pending; step the controller when it is time."""
@@ -60,28 +74,62 @@ class ControlledPace:
     def _step(self) -> PaceDecision:
         seen, self._pending = self._pending, Observation()
         reading = self._iterator_age()
+        control = self._control.read()
+        at = self._clock.now()
+        span = self._clock.monotonic() - self._decided_at if self._decision else None
         signals = Signals(
-            now=self._clock.now(),
+            now=at,
             iterator_age_ms=reading[0] if reading else None,
             previous_age_ms=reading[1] if reading else None,
             finished=seen.finished,
             overloaded=seen.overloaded,
             latencies_ms=tuple(seen.latencies_ms),
+            span_seconds=span,
+            workers=self._workers(control.pace, at),
         )
-        control = self._control.read()
         for _ in range(SAVE_TRIES):
-            state = self._controller.step(control.pace, signals, control.knobs)
+            state, workers = self._mark(
+                self._controller.step(control.pace, signals, control.knobs), signals.now
+            )
             if self._control.save_pace(state, control.version):
                 break
             control = self._control.read()  # another worker decided first: decide on its state
-        return _decision(control, state)
+        return _decision(control, state, workers)
+
+    def _workers(self, state: PaceState | None, now: datetime) -> int:
+        """The workers running now, this one included, as the marks in `state` say."""
+        if state is None:
+            return 1
+        alive = ALIVE_REFRESHES * self._refresh
+        others = {
+            k
+            for k, v in state.memory.items()
+            if k.startswith(WORKER_KEY) and k != self._key and now.timestamp() - v <= alive
+        }
+        return 1 + len(others)
+
+    def _mark(self, state: PaceState, now: datetime) -> tuple[PaceState, int]:
+        """The state with this worker's step marked (and workers gone quiet dropped);
+        how many workers share it."""
+        at = now.timestamp()
+        alive = ALIVE_REFRESHES * self._refresh
+        memory = {
+            k: v for k, v in state.memory.items() if not k.startswith(WORKER_KEY) or at - v <= alive
+        }
+        memory[self._key] = at
+        workers = sum(1 for k in memory if k.startswith(WORKER_KEY))
+        return replace(state, memory=memory), workers
 
 
-def _decision(control: Control, state: PaceState) -> PaceDecision:
+def _decision(control: Control, state: PaceState, workers: int = 1) -> PaceDecision:
     knobs = control.knobs
     if knobs.paused:
         return PaceDecision(0, state.rate_per_minute, "paused by the operator", paused=True)
-    return PaceDecision(int(state.limit), state.rate_per_minute, state.reason)
+    # Each running worker takes its share (at least one image, unless the limit is 0).
+    limit = math.ceil(state.limit / workers) if state.limit >= 1 else int(state.limit)
+    rate = state.rate_per_minute / workers if state.rate_per_minute else state.rate_per_minute
+    reason = state.reason if workers == 1 else f"{state.reason} (1 of {workers} workers)"
+    return PaceDecision(limit, rate, reason)
 
 
 class KnobsPace:
