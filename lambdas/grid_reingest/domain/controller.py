@@ -219,7 +219,7 @@ class Controller:
             # is the drain's own rate: following it would spiral down).
             feed = cap or memory.get("drain_from") or achieved
             if feed is None:
-                return True, f"iterator age {age / 1000:.0f} s > {threshold / 1000:.0f} s"
+                return True, _over(age, threshold)
             memory["drain_from"] = feed
             memory["draining"] = feed * t.drain_share
             return False, (
@@ -238,10 +238,7 @@ class Controller:
                 memory["resume_at"] = now + t.resume_lead * _drain_seconds(signals, t)
                 memory["hold_until"] = memory["resume_at"] + t.hold_seconds
             if now < memory["resume_at"]:
-                return (
-                    True,
-                    f"back-pressure: iterator age {age / 1000:.0f} s > {threshold / 1000:.0f} s",
-                )
+                return True, _over(age, threshold)
             return False, (
                 f"iterator age {age / 1000:.0f} s > {threshold / 1000:.0f} s in late points: "
                 f"thrall should be through its backlog; {memory.get('rate_cap', 0):.0f}/min"
@@ -342,3 +339,8 @@ def _slope(signals: Signals) -> float:
 DRAIN_SHARE = 0.9
 # No single cut goes below this share of the rate achieved.
 DEEPEST_CUT = 0.3
+
+
+def _over(age_ms: float, threshold_ms: float) -> str:
+    """Why nothing starts while thrall is behind, as `watch` shows it."""
+    return f"back-pressure: iterator age {age_ms / 1000:.0f} s > {threshold_ms / 1000:.0f} s"

@@ -87,13 +87,7 @@ class _CheckLoop(Loop[Presence]):
     held = HELD
 
     def __init__(self, settings: BatchCheckSettings, deps: CheckDeps, summary: CheckSummary):
-        limits = Limits(
-            margin_ms=settings.stop_margin_seconds * 1000,
-            lease_seconds=settings.lease_seconds,
-            max_in_flight=settings.max_in_flight,
-            max_attempts=settings.max_attempts,
-            idle_seconds=settings.idle_seconds,
-        )
+        limits = Limits.of(settings)
         loop_deps = LoopDeps(deps.store, deps.pace, deps.clock, deps.remaining_ms, deps.worker)
         super().__init__(loop_deps, limits, summary)
         self.settings = settings

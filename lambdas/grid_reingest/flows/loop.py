@@ -30,6 +30,7 @@ from grid_reingest.domain.claims import (
 from grid_reingest.domain.states import ProgressState
 from grid_reingest.flows.summary import Summary
 from grid_reingest.ports import ClaimStore, Clock, Observation, Pace, PaceDecision, PartialApply
+from grid_reingest.settings import BatchCheckSettings, BatchIndexSettings
 
 R = TypeVar("R")
 
@@ -68,6 +69,17 @@ class Limits:
     max_in_flight: int  # the deployed ceiling (threads)
     max_attempts: int
     idle_seconds: float  # nothing could start this long and nothing in flight: end
+
+    @classmethod
+    def of(cls, settings: BatchIndexSettings | BatchCheckSettings) -> Limits:
+        """A worker's limits, from its settings (both workers name them alike)."""
+        return cls(
+            margin_ms=settings.stop_margin_seconds * 1000,
+            lease_seconds=settings.lease_seconds,
+            max_in_flight=settings.max_in_flight,
+            max_attempts=settings.max_attempts,
+            idle_seconds=settings.idle_seconds,
+        )
 
 
 class Loop(Generic[R]):
