@@ -20,7 +20,7 @@ from grid_reingest.flows.batch_index import (
     StreamRefused,
     run_batch_index,
 )
-from grid_reingest.flows.loop import RecordFailed
+from grid_reingest.flows.invocation import RecordFailed
 from grid_reingest.ports import PaceDecision, PartialApply, PublishResult
 from grid_reingest.settings import BatchIndexSettings, load
 from tests.unit.flow_fakes import (

@@ -20,7 +20,8 @@ from grid_reingest.domain.backpressure import OVERLOAD_STATUSES, OverloadWindow
 from grid_reingest.domain.claims import Claim, Source, Transition, failure_transition, lease_cutoff
 from grid_reingest.domain.runner import Breaker
 from grid_reingest.domain.states import ProgressState
-from grid_reingest.flows.loop import Limits, Loop, LoopDeps
+from grid_reingest.flows.invocation import Limits, LoopDeps
+from grid_reingest.flows.loop import Loop
 from grid_reingest.flows.summary import Summary, finish_if_done
 from grid_reingest.ports import ClaimStore, Clock, ImageLookup, Pace, Presence, RuleSwitch
 from grid_reingest.settings import BatchCheckSettings

@@ -29,7 +29,8 @@ from grid_reingest.domain.thrall_message import (
     PUT_RECORDS_MAX_RECORDS,
     record_size,
 )
-from grid_reingest.flows.loop import Limits, Loop, LoopDeps
+from grid_reingest.flows.invocation import Limits, LoopDeps
+from grid_reingest.flows.loop import Loop
 from grid_reingest.flows.summary import Summary, finish_if_done
 from grid_reingest.ports import (
     ClaimStore,

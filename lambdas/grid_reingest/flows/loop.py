@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import contextlib
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Generic, TypeVar
 
 from grid_reingest.domain.backoff import full_jitter
@@ -28,9 +28,9 @@ from grid_reingest.domain.claims import (
     release_transition,
 )
 from grid_reingest.domain.states import ProgressState
+from grid_reingest.flows.invocation import Limits, LoopDeps, RecordFailed
 from grid_reingest.flows.summary import Summary
-from grid_reingest.ports import ClaimStore, Clock, Observation, Pace, PaceDecision, PartialApply
-from grid_reingest.settings import BatchCheckSettings, BatchIndexSettings
+from grid_reingest.ports import Observation, PaceDecision, PartialApply
 
 R = TypeVar("R")
 
@@ -43,43 +43,6 @@ CLAIM_WINDOW_MIN = 50
 # many times before the invocation fails; the images it held are then left held,
 # never given back, since their records may already be on the stream.
 RECORD_TRIES = 6
-
-
-class RecordFailed(RuntimeError):
-    """Outcomes could not be written after every try; the images stay held until their lease."""
-
-
-@dataclass
-class LoopDeps:
-    """What every worker's loop works with."""
-
-    store: ClaimStore
-    pace: Pace
-    clock: Clock
-    remaining_ms: Callable[[], int]
-    worker: str
-
-
-@dataclass(frozen=True)
-class Limits:
-    """The invocation's limits from the settings."""
-
-    margin_ms: int  # stop starting images with less than this left
-    lease_seconds: int  # claims not started within half of it go back (another may take them)
-    max_in_flight: int  # the deployed ceiling (threads)
-    max_attempts: int
-    idle_seconds: float  # nothing could start this long and nothing in flight: end
-
-    @classmethod
-    def of(cls, settings: BatchIndexSettings | BatchCheckSettings) -> Limits:
-        """A worker's limits, from its settings (both workers name them alike)."""
-        return cls(
-            margin_ms=settings.stop_margin_seconds * 1000,
-            lease_seconds=settings.lease_seconds,
-            max_in_flight=settings.max_in_flight,
-            max_attempts=settings.max_attempts,
-            idle_seconds=settings.idle_seconds,
-        )
 
 
 class Loop(Generic[R]):

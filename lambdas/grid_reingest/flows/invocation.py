@@ -1,0 +1,46 @@
+"""What one worker invocation works with and within, and how it can fail to record."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from grid_reingest.ports import ClaimStore, Clock, Pace
+from grid_reingest.settings import BatchCheckSettings, BatchIndexSettings
+
+
+class RecordFailed(RuntimeError):
+    """Outcomes could not be written after every try; the images stay held until their lease."""
+
+
+@dataclass
+class LoopDeps:
+    """What every worker's loop works with."""
+
+    store: ClaimStore
+    pace: Pace
+    clock: Clock
+    remaining_ms: Callable[[], int]
+    worker: str
+
+
+@dataclass(frozen=True)
+class Limits:
+    """The invocation's limits from the settings."""
+
+    margin_ms: int  # stop starting images with less than this left
+    lease_seconds: int  # claims not started within half of it go back (another may take them)
+    max_in_flight: int  # the deployed ceiling (threads)
+    max_attempts: int
+    idle_seconds: float  # nothing could start this long and nothing in flight: end
+
+    @classmethod
+    def of(cls, settings: BatchIndexSettings | BatchCheckSettings) -> Limits:
+        """A worker's limits, from its settings (both workers name them alike)."""
+        return cls(
+            margin_ms=settings.stop_margin_seconds * 1000,
+            lease_seconds=settings.lease_seconds,
+            max_in_flight=settings.max_in_flight,
+            max_attempts=settings.max_attempts,
+            idle_seconds=settings.idle_seconds,
+        )
