@@ -29,9 +29,16 @@ class MemoryControl:
             self._control = replace(self._control, pace=pace, version=expected_version + 1)
             return True
 
-    def set_knobs(self, knobs: Knobs) -> Control:
-        """Replace the operator's knobs."""
+    def set_knobs(self, knobs: Knobs, previous: Knobs | None = None) -> Control:
+        """Write the operator's knobs; with `previous`, only those that differ from it."""
         with self._lock:
+            if previous is not None:
+                changed = {
+                    name: getattr(knobs, name)
+                    for name in ("paused", "max_in_flight", "max_rate_per_minute")
+                    if getattr(knobs, name) != getattr(previous, name)
+                }
+                knobs = replace(self._control.knobs, **changed)
             self._control = replace(self._control, knobs=knobs)
             return self._control
 

@@ -144,8 +144,9 @@ class ControlStore(Protocol):
         False when another invocation saved first (read again and decide again)."""
         ...
 
-    def set_knobs(self, knobs: Knobs) -> Control:
-        """Replace the operator's knobs (the controller's state is kept)."""
+    def set_knobs(self, knobs: Knobs, previous: Knobs | None = None) -> Control:
+        """Write the operator's knobs (the controller's state is kept); with `previous`,
+        only those that differ from it, so concurrent changes of other knobs survive."""
         ...
 
     def count_refusal(self, refused: bool) -> int:

@@ -85,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
         store = ControlTable(table.name, table.client)
         before = store.read()
         wanted = _wanted(args, before.knobs)
-        after = before if wanted == before.knobs else store.set_knobs(wanted)
+        after = before if wanted == before.knobs else store.set_knobs(wanted, before.knobs)
     changes = describe_changes(before.knobs, after.knobs)
     if wants_json(args):
         print(json.dumps(as_json(after, changes, args.table), indent=2))

@@ -47,3 +47,16 @@ def test_control_item_is_never_counted_or_claimed(table, table_name, dynamodb):
     # Then the control item is invisible to both
     assert not table.has_any(list(ProgressState))
     assert sum(table.counts().values()) == 0
+
+
+def test_control_table_two_operators_changing_different_knobs_both_keep_theirs(
+    table_name, dynamodb
+):
+    # Given two operators who read the knobs at the same time
+    store = ControlTable(table_name, dynamodb)
+    seen = store.read().knobs
+    # When one pauses and the other sets a ceiling, each from what they read
+    store.set_knobs(Knobs(paused=True), seen)
+    control = store.set_knobs(Knobs(max_in_flight=16), seen)
+    # Then both changes are there
+    assert control.knobs == Knobs(paused=True, max_in_flight=16)

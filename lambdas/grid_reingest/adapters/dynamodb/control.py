@@ -70,23 +70,31 @@ class ControlTable:
             raise
         return True
 
-    def set_knobs(self, knobs: Knobs) -> Control:
-        """Replace the operator's knobs; the controller's state is left as it is."""
-        sets = [f"{PAUSED} = :paused", f"{KNOBS_CHANGED_AT} = :now"]
+    def set_knobs(self, knobs: Knobs, previous: Knobs | None = None) -> Control:
+        """Write the operator's knobs; the controller's state is left as it is.
+
+        With `previous` (the knobs as the operator read them), only the knobs that
+        differ from it are written, so two operators changing different knobs at
+        the same time both keep their change.
+        """
+        fields = (
+            (PAUSED, knobs.paused, "paused"),
+            (MAX_IN_FLIGHT, knobs.max_in_flight, "max_in_flight"),
+            (MAX_RATE, knobs.max_rate_per_minute, "max_rate_per_minute"),
+        )
+        sets = [f"{KNOBS_CHANGED_AT} = :now"]
         removes = []
-        values: dict[str, Any] = {
-            ":paused": {"BOOL": knobs.paused},
-            ":now": {"S": format_instant(utc_now())},
-        }
-        for attribute, value in (
-            (MAX_IN_FLIGHT, knobs.max_in_flight),
-            (MAX_RATE, knobs.max_rate_per_minute),
-        ):
+        values: dict[str, Any] = {":now": {"S": format_instant(utc_now())}}
+        for attribute, value, name in fields:
+            if previous is not None and getattr(previous, name) == value:
+                continue
             if value is None:
                 removes.append(attribute)
             else:
                 sets.append(f"{attribute} = :{attribute}")
-                values[f":{attribute}"] = {"N": str(value)}
+                values[f":{attribute}"] = (
+                    {"BOOL": value} if isinstance(value, bool) else {"N": str(value)}
+                )
         update = "SET " + ", ".join(sets) + (" REMOVE " + ", ".join(removes) if removes else "")
         self.client.update_item(
             TableName=self.name,
