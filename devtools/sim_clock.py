@@ -134,7 +134,7 @@ class VirtualClock:
         # A sleep, however short, ends later than now: one rounded back onto the
         # current instant would wake at once, and a thread sleeping a few
         # nanoseconds in a loop would hold simulated time still for ever.
-        return rounded if rounded > self._t else self._t + self._quantum
+        return rounded if rounded > self._t + 1e-9 else self._t + self._quantum
 
     def _settle(self) -> None:
         """Wait (in real time) until every thread of the simulation is blocked."""

@@ -114,13 +114,13 @@ def test_pass_sim_a_worker_told_to_take_nothing_takes_nothing_and_is_billed_as_i
 
 
 def test_virtual_clock_a_tiny_sleep_still_moves_time_on():
-    # Given a clock on a 50 ms grid and a thread sleeping a nanosecond ten times
+    # Given a clock on a 50 ms grid and a thread sleeping a picosecond ten times
     clock = VirtualClock(START, quantum=0.05)
     woke: list[float] = []
 
     def sleeper() -> None:
         for _ in range(10):
-            clock.sleep(1e-9)
+            clock.sleep(1e-12)
             woke.append(clock.monotonic())
 
     thread = threading.Thread(target=sleeper)
