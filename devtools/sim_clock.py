@@ -130,7 +130,11 @@ class VirtualClock:
     def _round(self, when: float) -> float:
         if self._quantum <= 0:
             return when
-        return math.ceil(when / self._quantum - 1e-9) * self._quantum
+        rounded = math.ceil(when / self._quantum - 1e-9) * self._quantum
+        # A sleep, however short, ends later than now: one rounded back onto the
+        # current instant would wake at once, and a thread sleeping a few
+        # nanoseconds in a loop would hold simulated time still for ever.
+        return rounded if rounded > self._t + 1e-9 else self._t + self._quantum
 
     def _settle(self) -> None:
         """Wait (in real time) until every thread of the simulation is blocked."""

@@ -111,3 +111,22 @@ def test_pass_sim_a_worker_told_to_take_nothing_takes_nothing_and_is_billed_as_i
     assert function.invocations >= 9
     assert function.idle_invocations == function.invocations
     assert function.idle_seconds == function.wall_seconds
+
+
+def test_virtual_clock_a_tiny_sleep_still_moves_time_on():
+    # Given a clock on a 50 ms grid and a thread sleeping a picosecond ten times
+    clock = VirtualClock(START, quantum=0.05)
+    woke: list[float] = []
+
+    def sleeper() -> None:
+        for _ in range(10):
+            clock.sleep(1e-12)
+            woke.append(clock.monotonic())
+
+    thread = threading.Thread(target=sleeper)
+    thread.start()
+    # When the scheduler runs for a second
+    clock.run_until(1.0, lambda: len(woke) == 10)
+    thread.join(timeout=5)
+    # Then each sleep ended one step of the grid later, never at the same instant
+    assert [round(t, 6) for t in woke] == [round(0.05 * (i + 1), 6) for i in range(10)]
