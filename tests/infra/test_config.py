@@ -308,7 +308,7 @@ def test_config_max_in_flight_is_wired_by_the_stack_not_the_settings_map():
 
 
 def test_config_projection_reserved_concurrency_must_cover_batch_index_in_flight():
-    # Given PROD's batch-index: 1 invocation x 64 images in flight = 64 projections
+    # Given PROD's batch-index: 2 invocations x 32 images in flight = 64 projections
     context = context_with("PROD", imageProjection={"reservedConcurrency": 63})
 
     # When loaded, Then the shortfall is named with the product it must cover
@@ -316,7 +316,7 @@ def test_config_projection_reserved_concurrency_must_cover_batch_index_in_flight
     assert problem.startswith(
         "stages.PROD.imageProjection.reservedConcurrency=63 must be at least "
         "stages.PROD.batchIndex.reservedConcurrency x stages.PROD.batchIndex.maxInFlight "
-        "(1 x 64 = 64)"
+        "(2 x 32 = 64)"
     )
 
 
