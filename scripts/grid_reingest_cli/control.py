@@ -166,24 +166,29 @@ def pace_line(control: Control) -> str:
 
 def as_json(control: Control, changes: list[str], table: str) -> dict:
     """The control item as `--output json` prints it."""
+    return {"table": table, "changes": changes, **control_json(control, history=True)}
+
+
+def control_json(control: Control, *, history: bool) -> dict:
+    """The knobs and the controller's state as JSON (`tune` and `watch` alike)."""
     pace = control.pace
+    controller = None
+    if pace is not None:
+        controller = {
+            "limit": pace.limit,
+            "ratePerMinute": pace.rate_per_minute,
+            "reason": pace.reason,
+            "decidedAt": pace.decided_at,
+        }
+        if history:
+            controller["history"] = list(pace.history)
     return {
-        "table": table,
-        "changes": changes,
         "knobs": {
             "paused": control.knobs.paused,
             "maxInFlight": control.knobs.max_in_flight,
             "maxRatePerMinute": control.knobs.max_rate_per_minute,
         },
-        "controller": None
-        if pace is None
-        else {
-            "limit": pace.limit,
-            "ratePerMinute": pace.rate_per_minute,
-            "reason": pace.reason,
-            "decidedAt": pace.decided_at,
-            "history": list(pace.history),
-        },
+        "controller": controller,
     }
 
 

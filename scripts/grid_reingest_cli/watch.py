@@ -33,7 +33,7 @@ from grid_reingest_cli.common import (
     positive_float,
     wants_json,
 )
-from grid_reingest_cli.control import pace_line
+from grid_reingest_cli.control import control_json, pace_line
 from grid_reingest_cli.stack import WORKERS, function_environment, rule_name
 
 DESCRIPTION = """\
@@ -346,7 +346,6 @@ def _age_text(look: Look, src: Sources) -> str:
 
 def render_json(look: Look, src: Sources) -> str:
     """A look as one line of JSON."""
-    pace = look.control.pace
     return json.dumps(
         {
             "at": f"{look.at:%Y-%m-%dT%H:%M:%S}Z",
@@ -370,19 +369,7 @@ def render_json(look: Look, src: Sources) -> str:
                 }
                 for w, v in look.workers.items()
             },
-            "knobs": {
-                "paused": look.control.knobs.paused,
-                "maxInFlight": look.control.knobs.max_in_flight,
-                "maxRatePerMinute": look.control.knobs.max_rate_per_minute,
-            },
-            "controller": None
-            if pace is None
-            else {
-                "limit": pace.limit,
-                "ratePerMinute": pace.rate_per_minute,
-                "reason": pace.reason,
-                "decidedAt": pace.decided_at,
-            },
+            **control_json(look.control, history=False),
             "iteratorAge": {
                 "streams": list(src.streams),
                 "seconds": look.iterator_age_s,

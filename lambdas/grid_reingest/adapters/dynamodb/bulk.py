@@ -30,6 +30,7 @@ from grid_reingest.adapters.dynamodb.schema import (
     STATE,
     STATE_NAME,
     STATE_SHARD,
+    condition_failed,
     shard_of,
     state_shard,
 )
@@ -195,7 +196,7 @@ class StateTable(UploadTable):
                 },
             )
         except ClientError as error:
-            if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
+            if condition_failed(error):
                 return False  # moved on since it was found: not ours to move
             raise
         return True

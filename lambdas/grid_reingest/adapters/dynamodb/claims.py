@@ -29,6 +29,7 @@ from grid_reingest.adapters.dynamodb.schema import (
     STATE_NAME,
     STATE_SHARD,
     TableAccess,
+    condition_failed,
     plain,
     shard_of,
     state_shard,
@@ -164,7 +165,7 @@ class ClaimTable(TableAccess):
                 ReturnValues="ALL_NEW",
             )["Attributes"]
         except ClientError as error:
-            if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
+            if condition_failed(error):
                 return None  # another worker was faster, or the index was behind
             raise
         return Claim(
@@ -231,7 +232,7 @@ class ClaimTable(TableAccess):
                 ExpressionAttributeValues=values,
             )
         except ClientError as error:
-            if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
+            if condition_failed(error):
                 return False
             raise
         return True

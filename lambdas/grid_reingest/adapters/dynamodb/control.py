@@ -15,6 +15,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from grid_reingest.adapters.dynamodb.schema import condition_failed
 from grid_reingest.domain.control import Control, Knobs, PaceState
 from grid_reingest.domain.isotime import format_instant, utc_now
 
@@ -65,7 +66,7 @@ class ControlTable:
                 ExpressionAttributeValues=values,
             )
         except ClientError as error:
-            if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
+            if condition_failed(error):
                 return False
             raise
         return True
@@ -125,7 +126,7 @@ class ControlTable:
                 ExpressionAttributeValues={":zero": {"N": "0"}},
             )
         except ClientError as error:
-            if error.response["Error"]["Code"] != "ConditionalCheckFailedException":
+            if not condition_failed(error):
                 raise
         return 0
 

@@ -61,6 +61,11 @@ class StateTableError(Exception):
     """The state table cannot be used as asked; the message says why."""
 
 
+def condition_failed(error: ClientError) -> bool:
+    """Whether a write was refused because its condition did not hold (not a fault)."""
+    return error.response["Error"]["Code"] == "ConditionalCheckFailedException"
+
+
 def shard_of(image_id: str) -> int:
     """The index shard an id always lives in."""
     return zlib.crc32(image_id.encode()) % SHARD_COUNT

@@ -23,6 +23,7 @@ from grid_reingest.adapters.dynamodb.schema import (
     ID,
     MAX_ROUNDS_WITHOUT_PROGRESS,
     STATE,
+    condition_failed,
     fresh_item,
 )
 from grid_reingest.domain.backoff import sleep_before_retry
@@ -151,7 +152,7 @@ class UploadTable(ClaimTable):
                     TableName=self.name, ReturnValuesOnConditionCheckFailure="ALL_OLD", **action
                 )
             except ClientError as error:
-                if error.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                if not condition_failed(error):
                     raise
                 # The item is not as it was read: decide again from what it is now.
                 item = error.response.get("Item")
