@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from grid_reingest.domain.states import ProgressState
 from grid_reingest.settings.var import (
     Var,
@@ -162,6 +164,25 @@ BACKPRESSURE_STREAMS = Var(
     "Streams whose iterator age is watched (comma-separated names)",
     names_list,
     "stream names",
+    optional=True,
+)
+# DynamoDB's rule for a table name.
+_TABLE_NAME = re.compile(r"[A-Za-z0-9_.-]{3,255}")
+
+
+def dynamodb_table_name(raw: str) -> str:
+    """A DynamoDB table name as DynamoDB allows it, or ValueError."""
+    if not _TABLE_NAME.fullmatch(raw):
+        raise ValueError("is not a DynamoDB table name")
+    return raw
+
+
+THRALL_CHECKPOINT_TABLE = Var(
+    "THRALL_CHECKPOINT_TABLE",
+    "thrall's KCL lease table (its checkpoints: a fresher view of its progress than "
+    "CloudWatch's iterator age); unset: CloudWatch's only",
+    dynamodb_table_name,
+    "a DynamoDB table name: 3-255 of A-Z a-z 0-9 _ . -",
     optional=True,
 )
 MAX_ITERATOR_AGE_MS = Var(

@@ -40,6 +40,7 @@ from grid_reingest.settings.env_vars import (
     STAGE,
     STATE_TABLE_NAME,
     STOP_MARGIN_SECONDS,
+    THRALL_CHECKPOINT_TABLE,
     THRALL_STREAM_NAME,
 )
 from grid_reingest.settings.var import Var, group, setting, url
@@ -178,6 +179,7 @@ class BatchIndexSettings:
     max_in_flight: int = setting(MAX_IN_FLIGHT)
     refresh_seconds: int = setting(PACE_REFRESH_SECONDS)
     dry_run: bool = setting(DRY_RUN)
+    checkpoint_table: str | None = setting(THRALL_CHECKPOINT_TABLE)
     # Projecting in-process needs the Grid itself; invoking image-projection does not.
     grid: GridSettings | None = group(GridSettings, unless="projection_function")
 
