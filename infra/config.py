@@ -55,6 +55,7 @@ _WIRED = frozenset(
         settings.PROJECTION_FUNCTION_NAME,
         settings.THRALL_STREAM_NAME,
         settings.BACKPRESSURE_STREAMS,
+        settings.THRALL_CHECKPOINT_TABLE,
         settings.MAX_ITERATOR_AGE_MS,
         settings.GRID_CONCURRENCY,
         settings.GRID_DOMAIN_ROOT,
@@ -112,6 +113,7 @@ class StageConfig:
     alarm_email: str | None  # else: a topic of the stack's own, with this subscriber
     projection_function_url: bool
     worker_settings: Mapping[str, str]  # extra worker variables, by name
+    thrall_checkpoint_table: str | None  # thrall's KCL lease table; None: not read
 
     @property
     def thrall_stream_name(self) -> str:
@@ -316,6 +318,19 @@ def load_stage_config(context: Mapping[str, Any], stage: str) -> StageConfig:
         )
         backpressure = []
 
+    checkpoint_table = raw.get("thrallCheckpointTable")
+    if checkpoint_table is not None and not isinstance(checkpoint_table, str):
+        read.problems.append(
+            f"{read.key('thrallCheckpointTable')}={checkpoint_table!r} is invalid: "
+            f"{settings.THRALL_CHECKPOINT_TABLE.help}; allowed: "
+            f"{settings.THRALL_CHECKPOINT_TABLE.allowed}"
+        )
+        checkpoint_table = None
+    else:
+        checkpoint_table = read.var(
+            settings.THRALL_CHECKPOINT_TABLE, "thrallCheckpointTable", required=False
+        )
+
     def worker(name: str, in_flight: settings.Var) -> WorkerConfig:
         return WorkerConfig(
             schedule_minutes=read.integer(
@@ -387,6 +402,7 @@ def load_stage_config(context: Mapping[str, Any], stage: str) -> StageConfig:
             meaning="give image-projection a public Function URL",
         ),
         worker_settings=worker_settings,
+        thrall_checkpoint_table=checkpoint_table,
     )
     if not read.problems:
         read.problems.extend(_cross_checks(config))

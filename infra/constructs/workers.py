@@ -4,7 +4,8 @@
   concurrency covers every projection batch-index can have in flight.
 - batch-index: the state table (its items and control item by key, the
   by-state index); puts records on thrall's stream (and asks its KMS key for
-  data keys, through Kinesis only); reads thrall's iterator age; invokes
+  data keys, through Kinesis only); reads thrall's iterator age and, when a
+  stage names it, scans thrall's KCL lease table (its checkpoints); invokes
   image-projection; switches its own schedule off and on.
 - batch-check: the state table, as batch-index; reads the Grid API key;
   switches its own schedule off and on.
@@ -76,6 +77,8 @@ def function_environments(config: StageConfig) -> dict[str, dict[str, str]]:
         known[settings.GRID_DOMAIN_ROOT.name] = config.grid_domain_root
     if config.backpressure_streams:
         known[settings.BACKPRESSURE_STREAMS.name] = ",".join(config.backpressure_streams)
+    if config.thrall_checkpoint_table:
+        known[settings.THRALL_CHECKPOINT_TABLE.name] = config.thrall_checkpoint_table
     per_function = {
         names.IMAGE_PROJECTION: {},
         names.BATCH_INDEX: {
@@ -348,6 +351,23 @@ class Workers(Construct):
                 resources=["*"],
             )
         )
+        if config.thrall_checkpoint_table:
+            # thrall's checkpoints, a fresher view of its progress than
+            # CloudWatch's. The table is thrall's: Scan only, nothing that
+            # writes; the table alone (the lease table has no index); in the
+            # stack's account and region, as the worker names it (no ARN).
+            function.add_to_role_policy(
+                iam.PolicyStatement(
+                    actions=["dynamodb:Scan"],
+                    resources=[
+                        Stack.of(self).format_arn(
+                            service="dynamodb",
+                            resource="table",
+                            resource_name=config.thrall_checkpoint_table,
+                        )
+                    ],
+                )
+            )
         function.add_to_role_policy(
             iam.PolicyStatement(
                 actions=["lambda:InvokeFunction"],

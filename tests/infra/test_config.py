@@ -342,3 +342,44 @@ def test_config_schedules_are_a_keep_alive_every_minute(stage, worker):
     raw = cdk_json_context()[c.STAGES_CONTEXT_KEY][stage][worker]
 
     assert raw["scheduleRateMinutes"] == 1
+
+
+@pytest.mark.parametrize("stage", c.STAGES)
+def test_config_checkpoint_table_is_thrall_streams_name(stage):
+    # Given cdk.json as it ships; When each stage is loaded
+    config = load_stage_config(cdk_json_context(), stage)
+
+    # Then thrall's lease table is named after its stream, as the KCL names it
+    assert config.thrall_checkpoint_table == config.thrall_stream_name
+
+
+def test_config_checkpoint_table_is_optional():
+    # Given a stage without the key, When loaded, Then no lease table is read
+    config = load_stage_config(context_with(thrallCheckpointTable=None), "TEST")
+
+    assert config.thrall_checkpoint_table is None
+
+
+@pytest.mark.parametrize(
+    "value", ["ab", "thrall/leases", "arn:aws:dynamodb:eu-west-1:123456789012:table/t", 42, ["t"]]
+)
+def test_config_checkpoint_table_refuses_what_is_no_table_name(value):
+    # Given PROD's lease table set to something DynamoDB would not take as a table name
+    context = context_with("PROD", thrallCheckpointTable=value)
+
+    # When loaded, Then the key and the stage are named, with what is allowed
+    with pytest.raises(ConfigError) as caught:
+        load_stage_config(context, "PROD")
+    (problem,) = caught.value.problems
+    assert problem.startswith(f"stages.PROD.thrallCheckpointTable={value!r} is invalid")
+    assert settings.THRALL_CHECKPOINT_TABLE.allowed in problem
+    assert "stage PROD" in str(caught.value)
+
+
+def test_config_checkpoint_table_is_wired_by_the_stack_not_the_settings_map():
+    context = context_with(settings=with_settings(**{settings.THRALL_CHECKPOINT_TABLE.name: "t"}))
+
+    (problem,) = problems_of(context)
+    assert problem.startswith(
+        "stages.TEST.settings.THRALL_CHECKPOINT_TABLE: THRALL_CHECKPOINT_TABLE is set by"
+    )

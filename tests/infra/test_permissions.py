@@ -8,13 +8,16 @@ import pytest
 
 from grid_reingest import names
 from infra import constants as c
+from infra.app import cdk_json_context
 from tests.infra.conftest import (
     VARIANT_OVERRIDES,
+    Assembly,
     function_id,
     function_props,
     resources,
     role_statements,
     single_id,
+    synthesize,
 )
 
 pytestmark = pytest.mark.slow
@@ -81,6 +84,14 @@ def stream_key_statement(key: str = STREAM_KEY, region: str = "eu-west-1") -> di
     )
 
 
+def checkpoint_statement(stage: str = "TEST") -> dict[str, Any]:
+    """Scan on thrall's KCL lease table (named after its stream), and nothing else."""
+    return allow(
+        "dynamodb:Scan",
+        arn("dynamodb", f"table/media-service-{stage}-ThrallLowPriorityMessageStream"),
+    )
+
+
 def api_key_statement(stage: str = "TEST") -> dict[str, Any]:
     return allow(
         "ssm:GetParameter", arn("ssm", f"parameter/{stage}/media-service/grid-reingest/api-key")
@@ -113,6 +124,7 @@ def test_permissions_batch_index(assembly):
         stream_key_statement(),
         # CloudWatch has no resource-level permissions for this read.
         allow("cloudwatch:GetMetricStatistics", "*"),
+        checkpoint_statement(),
         allow(
             "lambda:InvokeFunction",
             {"Fn::GetAtt": [function_id(raw, names.IMAGE_PROJECTION), "Arn"]},
@@ -194,6 +206,7 @@ def test_permissions_prod_names_prod_resources(assembly):
         in statements
     )
     assert api_key_statement("PROD") in role_statements(raw, names.BATCH_CHECK, "PROD")
+    assert checkpoint_statement("PROD") in statements
 
 
 def actions_of(statements: list[dict[str, Any]]) -> set[str]:
@@ -207,16 +220,55 @@ def actions_of(statements: list[dict[str, Any]]) -> set[str]:
 @pytest.mark.parametrize("stage", c.STAGES)
 @pytest.mark.parametrize("service", (names.BATCH_INDEX, names.BATCH_CHECK))
 def test_permissions_workers_make_no_operator_table_call(assembly, stage, service):
-    # Given a worker's role, When its DynamoDB actions are collected
+    # Given a worker's role, When its DynamoDB actions on the state table are collected
+    statements = role_statements(assembly.raw(stage), service, stage)
     dynamodb = {
         a
-        for a in actions_of(role_statements(assembly.raw(stage), service, stage))
+        for a in actions_of([s for s in statements if s != checkpoint_statement(stage)])
         if a.startswith("dynamodb:")
     }
 
     # Then they are exactly what the worker calls: no scan, put, delete or batch call
     assert dynamodb == {"dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:Query"}
     assert not dynamodb & OPERATOR_ACTIONS
+
+
+@pytest.fixture(scope="module")
+def without_checkpoints(tmp_path_factory: pytest.TempPathFactory) -> Assembly:
+    """TEST with no thrallCheckpointTable (one more synth, TEST only)."""
+    context = cdk_json_context()
+    del context[c.STAGES_CONTEXT_KEY]["TEST"]["thrallCheckpointTable"]
+    return synthesize(tmp_path_factory.mktemp("cdk.out-no-checkpoints"), context, ["TEST"])
+
+
+@pytest.mark.parametrize("stage", c.STAGES)
+def test_permissions_only_batch_index_reads_thrall_checkpoints(assembly, stage):
+    # Given each role of a stage that names thrall's lease table
+    raw = assembly.raw(stage)
+    scans = {
+        service: [
+            s for s in role_statements(raw, service, stage) if "dynamodb:Scan" in actions_of([s])
+        ]
+        for service in (names.IMAGE_PROJECTION, names.BATCH_INDEX, names.BATCH_CHECK)
+    }
+
+    # Then batch-index alone may Scan, that table alone
+    assert scans == {
+        names.IMAGE_PROJECTION: [],
+        names.BATCH_INDEX: [checkpoint_statement(stage)],
+        names.BATCH_CHECK: [],
+    }
+
+
+def test_permissions_no_checkpoint_table_no_scan(without_checkpoints):
+    # Given a stage that names no lease table, When batch-index's role is read
+    raw = without_checkpoints.raw("TEST")
+    statements = role_statements(raw, names.BATCH_INDEX)
+
+    # Then it is what it was before: no Scan anywhere
+    assert checkpoint_statement() not in statements
+    assert "dynamodb:Scan" not in actions_of(statements)
+    assert without_checkpoints.nag_error is None
 
 
 @pytest.mark.parametrize("service", (names.BATCH_INDEX, names.BATCH_CHECK))

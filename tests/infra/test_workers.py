@@ -7,6 +7,9 @@ from aws_cdk.assertions import Match
 
 from grid_reingest import names, settings
 from infra import constants as c
+from infra.app import cdk_json_context
+from infra.config import load_stage_config
+from infra.constructs import workers
 from tests.infra.conftest import function_id, function_props, resources
 
 pytestmark = pytest.mark.slow
@@ -99,6 +102,7 @@ def test_workers_batch_index_environment(assembly):
         settings.MAX_MESSAGE_BYTES.name: settings.MAX_MESSAGE_BYTES.default,
         settings.THRALL_STREAM_NAME.name: TEST_STREAM,
         settings.MAX_ITERATOR_AGE_MS.name: "60000",
+        settings.THRALL_CHECKPOINT_TABLE.name: "media-service-TEST-ThrallLowPriorityMessageStream",
         settings.SCHEDULE_RULE_NAME.name: "grid-reingest-batch-index-TEST",
         settings.PROJECTION_FUNCTION_NAME.name: "grid-reingest-image-projection-TEST",
         settings.BREAKER_FAILURE_SHARE.name: settings.BREAKER_FAILURE_SHARE.default,
@@ -284,3 +288,21 @@ def test_workers_variant_environment_carries_the_optional_settings(variant):
     assert index[settings.BACKPRESSURE_STREAMS.name] == "thrall-a,thrall-b"
     assert check[settings.SERVICES["media-api"][0]] == "http://127.0.0.1:9999/api"
     assert settings.SERVICES["media-api"][0] not in index
+
+
+def test_workers_checkpoint_table_only_when_a_stage_names_it():
+    # Given TEST as shipped and TEST without thrall's lease table
+    context = cdk_json_context()
+    named = workers.function_environments(load_stage_config(context, "TEST"))
+    del context[c.STAGES_CONTEXT_KEY]["TEST"]["thrallCheckpointTable"]
+    unnamed = workers.function_environments(load_stage_config(context, "TEST"))
+    variable = settings.THRALL_CHECKPOINT_TABLE.name
+
+    # Then batch-index alone gets the variable, and only when it is named
+    assert named[names.BATCH_INDEX][variable] == "media-service-TEST-ThrallLowPriorityMessageStream"
+    assert variable not in named[names.BATCH_CHECK]
+    assert variable not in named[names.IMAGE_PROJECTION]
+    assert variable not in unnamed[names.BATCH_INDEX]
+    # and batch-index's settings load either way
+    for environments in (named, unnamed):
+        workers.check_environments(load_stage_config(context, "TEST"), environments)
