@@ -5,7 +5,9 @@ minute, oldest first (none while paused). Its iterator age is the age of the
 oldest record not yet taken, sampled every second. CloudWatch shows it as
 one-minute maxima, each point visible only 1 to 3 minutes after its minute
 ends (in order: a point is not visible before the one of the minute before),
-as the worker reads it in production.
+as the worker reads it in production. Its KCL checkpoint (one shard) moves to
+the last record taken when it takes records a period or more after the last
+move, as kcl-akka-stream does.
 """
 
 from __future__ import annotations
@@ -19,6 +21,9 @@ from grid_reingest.ports import Clock, PublishResult
 
 SAMPLE_SECONDS = 1.0
 PERIOD_SECONDS = 60
+SHARD = "shardId-000000000000"
+# kcl-akka-stream's checkpoint period.
+CHECKPOINT_SECONDS = 60.0
 WINDOW_SECONDS = WINDOW.total_seconds()
 
 
@@ -50,6 +55,9 @@ class SimThrall:
         self.publish_times: list[float] = []  # when each record was published
         self.consumed = 0
         self.ages: list[tuple[float, float]] = []  # (time, true iterator age s), every sample
+        self._checkpoint = 0  # the sequence number of the last record taken, as checkpointed
+        # The lease was taken some time in the last period: its first checkpoint is due then.
+        self._checkpointed_at = clock.monotonic() - self._rng.uniform(0, CHECKPOINT_SECONDS)
         # Points before the pass: thrall idle, age 0 (CloudWatch has data from the start).
         for minute in range(-6, 0):
             self._minute_max[minute] = 0.0
@@ -65,8 +73,13 @@ class SimThrall:
             now = self.clock.monotonic()
             self._backlog.extend([now] * len(records))
             self.publish_times.extend([now] * len(records))
+            first = self.published + 1
             self.published += len(records)
-        return PublishResult(accepted=[image_id for image_id, _ in records], calls=1)
+        return PublishResult(
+            accepted=[image_id for image_id, _ in records],
+            calls=1,
+            positions=[(SHARD, first + k) for k in range(len(records))],
+        )
 
     # -- the consumer (driven by the simulator every SAMPLE_SECONDS) -------------------
 
@@ -81,6 +94,9 @@ class SimThrall:
                     self._backlog.popleft()
                 self._credit -= take
                 self.consumed += take
+                if take and now - self._checkpointed_at >= CHECKPOINT_SECONDS:
+                    self._checkpoint = self.consumed
+                    self._checkpointed_at = now
                 if not self._backlog:
                     self._credit = min(self._credit, 1.0)  # an idle consumer banks nothing
             self._last = now
@@ -100,6 +116,11 @@ class SimThrall:
         """Records published and not yet consumed."""
         with self._lock:
             return len(self._backlog)
+
+    def checkpoints(self) -> dict[str, int]:
+        """thrall's lease table as the worker reads it: the shard's checkpoint."""
+        with self._lock:
+            return {SHARD: self._checkpoint}
 
     # -- CloudWatch's view -------------------------------------------------------------
 

@@ -76,6 +76,7 @@ class WorldSpec:
     events: tuple[tuple[float, str, float], ...] = ()
     horizon_seconds: float = 4 * 3600
     seed: int = 1
+    checkpoints: bool = True  # the worker reads thrall's checkpoints (else CloudWatch's only)
 
     @property
     def grid_per_minute(self) -> float:
@@ -285,6 +286,7 @@ def paced(world: World, tuning: Tuning, *, memory_mb: int, reserved: int = 1) ->
             world.age_reading,
             world.clock,
             refresh_seconds=settings.refresh_seconds,
+            checkpoints=world.thrall.checkpoints if world.spec.checkpoints else None,
         )
 
     shared = new_pace()

@@ -82,6 +82,8 @@ class PublishResult:
     # Of `rejected`, those the stream turned away for its throughput (after retries):
     # overload, not the image's fault.
     overloaded: list[str] = field(default_factory=list)
+    # Where the accepted records landed: (shard id, sequence number), in order.
+    positions: list[tuple[str, int]] = field(default_factory=list)
 
 
 class Publisher(Protocol):
@@ -162,6 +164,8 @@ class Observation:
     finished: int = 0  # images whose work ended, whatever the outcome
     overloaded: int = 0  # of those, answers that say a service is overloaded
     latencies_ms: list[float] = field(default_factory=list)  # projection times of finished images
+    # Records the stream accepted: (shard id, sequence number, monotonic time published).
+    published: list[tuple[str, int, float]] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -172,6 +176,8 @@ class PaceDecision:
     rate_per_minute: float | None  # starts a minute at most; None: no rate ceiling
     reason: str
     paused: bool = False  # the operator paused the pass: give back what has not started
+    # With in_flight 0: the pace expects work to go on in about this long (None: unknown).
+    resume_in_seconds: float | None = None
 
 
 class Pace(Protocol):

@@ -92,8 +92,14 @@ def deploy_stage(
     """
     clients = _Clients(endpoint)
     stream_arn, key_arn = _thrall_stream(clients, stage)
+    lease_table = _thrall_lease_table(clients, stream_arn)
     stage_context = deep_merge(
-        {"region": REGION, "thrallStreamArn": stream_arn, "thrallStreamKeyArn": key_arn},
+        {
+            "region": REGION,
+            "thrallStreamArn": stream_arn,
+            "thrallStreamKeyArn": key_arn,
+            "thrallCheckpointTable": lease_table,
+        },
         context_overrides or {},
     )
     context = deep_merge(cdk_json_context(), {c.STAGES_CONTEXT_KEY: {stage: stage_context}})
@@ -136,6 +142,7 @@ class _Clients:
             return boto3.client(service, endpoint_url=endpoint, region_name=REGION)
 
         self.cloudformation = make("cloudformation")
+        self.dynamodb = make("dynamodb")
         self.kinesis = make("kinesis")
         self.kms = make("kms")
         self.lambda_ = make("lambda")
@@ -157,6 +164,18 @@ def _thrall_stream(clients: _Clients, stage: str) -> tuple[str, str]:
     clients.kinesis.start_stream_encryption(StreamName=name, EncryptionType="KMS", KeyId=key_arn)
     summary = clients.kinesis.describe_stream_summary(StreamName=name)
     return summary["StreamDescriptionSummary"]["StreamARN"], key_arn
+
+
+def _thrall_lease_table(clients: _Clients, stream_arn: str) -> str:
+    """thrall's KCL lease table, named after its stream as thrall names it (no lease yet)."""
+    name = stream_arn.rsplit("/", 1)[-1]
+    clients.dynamodb.create_table(
+        TableName=name,
+        KeySchema=[{"AttributeName": "leaseKey", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "leaseKey", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    return name
 
 
 def _bootstrap(clients: _Clients, template: Mapping[str, Any]) -> None:

@@ -81,6 +81,10 @@ class Scripted:
                 self.in_flight -= 1
 
 
+# The one shard of the in-memory stream; a record's sequence number is its place in it.
+SHARD = "shardId-000000000000"
+
+
 class Stream:
     """thrall's stream in memory; `answer` may turn a call into any PublishResult."""
 
@@ -99,8 +103,13 @@ class Stream:
                     accepted = set(result.accepted)
                     self.records += [r for r in records if r[0] in accepted]
                     return result
+            first = len(self.records) + 1
             self.records += list(records)
-            return PublishResult(accepted=[i for i, _ in records], calls=1)
+            return PublishResult(
+                accepted=[i for i, _ in records],
+                calls=1,
+                positions=[(SHARD, first + k) for k in range(len(records))],
+            )
 
     def counts(self) -> Counter[str]:
         return Counter(key for key, _ in self.records)
@@ -122,6 +131,7 @@ class Steady:
             self.seen.finished += observation.finished
             self.seen.overloaded += observation.overloaded
             self.seen.latencies_ms += observation.latencies_ms
+            self.seen.published += observation.published
             if self.script is not None:
                 return self.script(self.calls)
             return PaceDecision(self.limit, None, "steady")

@@ -188,6 +188,38 @@ def test_batch_index_ends_an_idle_invocation_after_one_refresh(store, clock, set
     assert store.counts()[S.NOT_STARTED] == 20
 
 
+def test_batch_index_waits_for_a_stop_that_ends_before_the_next_keep_alive(store, clock, settings):
+    # Given a pace that stops work for 40 s (thrall working through a backlog), then goes on
+    store.put_new(grid_id(i) for i in range(20))
+
+    def script(n):
+        resume_in = 40.0 - clock.t
+        if resume_in > 0:
+            return PaceDecision(0, None, "thrall behind", resume_in_seconds=resume_in)
+        return PaceDecision(4, None, "go")
+
+    pace = Steady(script=script)
+    summary = run_batch_index(
+        settings, index_deps(store, Scripted(), Stream(), clock=clock, pace=pace)
+    )
+    # Then the invocation waited past one refresh instead of ending, and did the work
+    assert clock.t >= 40
+    assert store.counts()[S.ENQUEUED] == 20
+    assert summary.idle_reason is None
+
+
+def test_batch_index_ends_when_the_stop_outlasts_the_next_keep_alive(store, clock, settings):
+    # Given a pace that stops work for five minutes
+    store.put_new(grid_id(i) for i in range(20))
+    pace = Steady(script=lambda n: PaceDecision(0, None, "thrall behind", resume_in_seconds=300.0))
+    summary = run_batch_index(
+        settings, index_deps(store, Scripted(), Stream(), clock=clock, pace=pace)
+    )
+    # Then it ended after one refresh: the next keep-alive comes back sooner
+    assert settings.refresh_seconds <= clock.t <= settings.refresh_seconds + 2
+    assert summary.claimed == 0
+
+
 def test_batch_index_pause_stops_claiming_and_finishes_what_it_holds(store, clock, settings):
     # Given a pass paused by the operator while 4 images are in flight
     ids = [grid_id(i) for i in range(50)]

@@ -242,3 +242,98 @@ def test_controller_climbs_back_quickly_to_thrall_s_rate_then_probes_slowly():
     above = controller.step(past, signals(n=52), Knobs())
     assert past.rate_per_minute > past.memory["thrall_rate"]
     assert above.rate_per_minute == pytest.approx(past.rate_per_minute * (1 + TUNING.rate_step))
+
+
+# -- thrall's checkpoints -------------------------------------------------------------
+
+
+def fresh(n, age_s, previous_s, *, published=0, stalled=0.0, delay=5.0, mark=1.0):
+    """A decision whose worker read thrall's checkpoints (ages in seconds)."""
+    return Signals(
+        T0 + timedelta(seconds=STEP_SECONDS * n),
+        0.0,
+        0.0,
+        BUSY,
+        0,
+        (500.0,),
+        checkpoint_age_ms=age_s * 1000,
+        checkpoint_previous_ms=None if previous_s is None else previous_s * 1000,
+        checkpoint_delay_seconds=delay,
+        stalled_seconds=stalled,
+        published_ago=tuple(k * STEP_SECONDS / published for k in range(published)),
+        checkpoint_mark=mark,
+    )
+
+
+def steady(controller, minutes, per_minute, state=None):
+    """A worker publishing `per_minute` with thrall keeping up, a decision every 15 s."""
+    steps = minutes * 60 // STEP_SECONDS
+    for n in range(steps):
+        state = controller.step(
+            state, fresh(n, 0.0, 0.0, published=per_minute * STEP_SECONDS // 60), Knobs()
+        )
+    return state, steps
+
+
+def test_controller_checkpoints_rising_past_the_high_mark_stop_then_cut_under_thrall():
+    # Given a worker publishing 400 a minute for five minutes with thrall keeping up
+    controller = Controller(TUNING)
+    state, n = steady(controller, 5, 400)
+    # When the checkpoints show thrall 40 s behind, 20 s more than a minute before
+    state = controller.step(state, fresh(n, 40.0, 20.0, published=100), Knobs())
+    # Then nothing starts while thrall works through what waits, and the rate is cut
+    # under what thrall took: a third less than it was given (the age gained 1/3 s a second)
+    assert state.limit == 0
+    assert state.rate_per_minute == pytest.approx(
+        400 * (1 - 20 / 60) * TUNING.drain_share, rel=0.05
+    )
+    assert "behind" in state.reason
+
+
+def test_controller_checkpoints_rising_under_the_high_mark_cut_without_stopping():
+    # Given a worker publishing 400 a minute with thrall keeping up
+    controller = Controller(TUNING)
+    state, n = steady(controller, 5, 400)
+    # When the checkpoints show thrall 15 s behind (past the low mark, under the high) and rising
+    state = controller.step(state, fresh(n, 15.0, 5.0, published=100), Knobs())
+    # Then the worker goes on, under the rate thrall took
+    assert state.limit > 0
+    assert state.rate_per_minute == pytest.approx(
+        400 * (1 - 10 / 60) * TUNING.drain_share, rel=0.05
+    )
+
+
+def test_controller_a_stalled_checkpoint_stops_the_worker_at_once():
+    # Given a worker running freely
+    controller = Controller(TUNING)
+    state, n = steady(controller, 2, 400)
+    # When a checkpoint is overdue with records waiting (thrall stopped)
+    state = controller.step(state, fresh(n, 90.0, 30.0, stalled=25.0), Knobs())
+    # Then nothing starts, and the reason says thrall stalled
+    assert state.limit == 0
+    assert "stalled" in state.reason
+
+
+def test_controller_a_worker_without_checkpoints_uses_the_one_another_read():
+    # Given a stall another worker read from the checkpoints a decision ago
+    controller = Controller(TUNING)
+    state, n = steady(controller, 2, 400)
+    state = controller.step(state, fresh(n, 90.0, 30.0, stalled=25.0), Knobs())
+    # When a worker that reads no checkpoint (its CloudWatch points still low) decides
+    later = controller.step(state, signals(age=1_000.0, previous=1_000.0, n=n + 1), Knobs())
+    # Then it goes by the fresher reading: still stopped
+    assert later.limit == 0
+    assert "stalled" in later.reason
+
+
+def test_controller_checkpoints_low_and_steady_raise_the_rate_after_a_cut():
+    # Given a cut answered (thrall caught up again)
+    controller = Controller(TUNING)
+    state, n = steady(controller, 5, 400)
+    state = controller.step(state, fresh(n, 15.0, 5.0, published=100), Knobs())
+    cut = state.rate_per_minute
+    # When the checkpoints show thrall caught up for the hold and some
+    for k in range(1, 20):
+        state = controller.step(state, fresh(n + k, 0.0, 0.0, published=70), Knobs())
+    # Then the rate has risen again
+    assert state.rate_per_minute > cut

@@ -71,3 +71,30 @@ def test_kinesis_publisher_throughput_rejections_after_retries_are_overload(clie
         result = Publisher(client, "thrall", sleep=lambda s: None).publish(RECORDS[:1])
     assert result.overloaded == ["a" * 40]
     assert "ProvisionedThroughputExceededException" in result.rejected["a" * 40]
+
+
+def test_kinesis_publisher_says_where_each_accepted_record_landed(client):
+    # Given a call whose first record is rejected once, the second accepted at once
+    seq = "49590338271490256608559692538361571095921575989136588898"
+    with Stubber(client) as stub:
+        stub.add_response(
+            "put_records",
+            {
+                "FailedRecordCount": 1,
+                "Records": [
+                    {"ErrorCode": "InternalFailure", "ErrorMessage": "try again"},
+                    {"SequenceNumber": seq, "ShardId": "shardId-000000000001"},
+                ],
+            },
+        )
+        stub.add_response(
+            "put_records",
+            {"Records": [{"SequenceNumber": seq + "1", "ShardId": "shardId-000000000002"}]},
+        )
+        # When both are published
+        result = Publisher(client, "thrall", sleep=lambda s: None).publish(RECORDS)
+    # Then each accepted record's shard and (exact) sequence number come back, in order
+    assert result.positions == [
+        ("shardId-000000000001", int(seq)),
+        ("shardId-000000000002", int(seq + "1")),
+    ]

@@ -154,3 +154,56 @@ def test_pace_latencies_reported_to_the_pace_leave_out_overload_answers():
     assert steady.seen.finished == 30
     assert steady.seen.overloaded == 10
     assert len(steady.seen.latencies_ms) == 20
+
+
+def test_pace_the_flow_tells_the_pace_where_its_records_landed():
+    # Given 10 images and a stream that says where each record landed
+    clock = flow_fakes.FakeClock()
+    store = MemoryStore(clock=clock.now)
+    ids = [flow_fakes.grid_id(i) for i in range(10)]
+    store.put_new(ids)
+    steady = flow_fakes.Steady(limit=4)
+    deps = flow_fakes.index_deps(
+        store, flow_fakes.Scripted({}), flow_fakes.Stream(), clock=clock, pace=steady
+    )
+    # When one invocation runs
+    run_batch_index(index_settings(), deps)
+    # Then the pace heard of every record's shard and sequence number, once
+    positions = sorted(q for _, q, _ in steady.seen.published)
+    assert positions == list(range(1, 11))
+
+
+def test_pace_a_stalled_checkpoint_stops_every_worker_until_it_moves():
+    # Given two workers reading thrall's checkpoints, one of which published records
+    control, clock = MemoryControl(), FakeClock()
+    checkpoint = {"s": 0}
+    controller = Controller(Tuning(max_limit=16, max_iterator_age_ms=60_000))
+
+    def worker():
+        return ControlledPace(
+            controller,
+            control,
+            lambda: (1_000.0, 1_000.0),
+            clock,
+            refresh_seconds=15,
+            checkpoints=lambda: dict(checkpoint),
+        )
+
+    first = worker()
+    first.decide(Observation(finished=10, latencies_ms=[300.0]))
+    for k in range(12):  # a record a second for two minutes; the checkpoint never moves
+        clock.sleep(10)
+        published = [("s", 10 * k + n + 1, clock.t - 10 + n) for n in range(10)]
+        decision = first.decide(Observation(finished=10, latencies_ms=[300.0], published=published))
+    # When a worker that has just started, with nothing published, decides
+    second = worker()
+    clock.sleep(15)
+    late = second.decide(Observation())
+    # Then both take nothing: thrall stalled
+    assert decision.in_flight == 0 and "stalled" in decision.reason
+    assert late.in_flight == 0 and "stalled" in late.reason
+    # When the checkpoint moves, the stall is over; nothing new until the next one, then on
+    checkpoint["s"] = 120
+    clock.sleep(15)
+    moving = second.decide(Observation())
+    assert moving.in_flight == 0 and "moving again" in moving.reason

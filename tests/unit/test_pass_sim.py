@@ -5,6 +5,7 @@ simulated world keeps working, with outcomes that do not depend on timing.
 """
 
 import threading
+from dataclasses import replace
 from datetime import UTC, datetime
 
 from devtools.sim_clock import VirtualClock
@@ -94,8 +95,9 @@ def test_pass_sim_fixed_batch_baseline_finishes_the_same_pass():
 
 
 def test_pass_sim_a_worker_told_to_take_nothing_takes_nothing_and_is_billed_as_idle():
-    # Given a world whose thrall shows no iterator-age data (the controller takes nothing)
-    world = World(SMALL)
+    # Given a world whose thrall shows no iterator-age data, and no checkpoints read
+    # (the controller takes nothing)
+    world = World(replace(SMALL, checkpoints=False))
     world.thrall.visible_points = lambda: []
     functions = paced(world, Tuning(max_limit=16, max_iterator_age_ms=60_000), memory_mb=1024)
     # When ten minutes pass

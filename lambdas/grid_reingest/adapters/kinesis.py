@@ -98,6 +98,7 @@ class Publisher:
                 else:
                     result.accepted.append(image_id)
                     result.rejected.pop(image_id, None)
+                    result.positions.append((entry["ShardId"], int(entry["SequenceNumber"])))
             pending = retry
             if not pending:
                 return

@@ -22,6 +22,7 @@ the worker's glue (flows/pace.py) reads the signals and keeps the state.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from datetime import datetime
 from statistics import median
@@ -44,6 +45,17 @@ class Signals:
     # many workers run alike: one worker's counts stand for the pass's x workers.
     span_seconds: float | None = None
     workers: int = 1
+    # thrall's checkpoints (domain/thrall_progress.py), when the worker reads them: the
+    # age at the latest checkpoint that moved, the age a minute before on its trend,
+    # how long ago that checkpoint moved, and how long one is overdue (0: none).
+    checkpoint_age_ms: float | None = None
+    checkpoint_previous_ms: float | None = None
+    checkpoint_delay_seconds: float = 0.0
+    stalled_seconds: float = 0.0
+    checkpoint_mark: float | None = None  # a fingerprint of the checkpoints read (not read: None)
+    # Records the stream accepted from this worker since its last decision: how many
+    # seconds before `now` each was published.
+    published_ago: tuple[float, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -77,6 +89,11 @@ class Tuning:
     resume_lead: float = 0.8  # resume this share of the way through the estimated drain
     free_ceiling: float = 2.0  # the ceiling rises no further than this times the rate achieved
     rate_weight: float = 0.3  # how fast the achieved rate follows (EWMA)
+    # -- thrall's checkpoints, when read --
+    fresh_seconds: float = 120.0  # another worker's checkpoint reading stands this long
+    fresh_hold_seconds: float = 75.0  # a cut shows in the checkpoints after the age + this
+    fresh_merge_seconds: float = 30.0  # the highest reading of any worker stands this long
+    fresh_rate_step: float = 0.01  # the ceiling's rise a decision beyond thrall's rate
     default_seconds: float = 15.0  # the first decision's span
 
 
@@ -106,6 +123,7 @@ class Controller:
             # Learnt only from a stretch the worker was let run (not the tail of a stop).
             seen = memory.get("rate_seen", achieved)
             memory["rate_seen"] = seen + t.rate_weight * (achieved - seen)
+        _count_published(memory, now, signals.published_ago)
         _keep_minutes(memory, now)
 
         if knobs.paused:
@@ -195,7 +213,8 @@ class Controller:
     ) -> tuple[bool, str]:
         """(stop taking work, reason or "" when thrall has headroom)."""
         t = self.tuning
-        age = signals.iterator_age_ms
+        view = _view(signals, memory, now, t)
+        age = view.age_ms
         if age is None:
             return True, "no iterator-age data: taking nothing"
         threshold = t.max_iterator_age_ms
@@ -203,11 +222,14 @@ class Controller:
         achieved = memory.get("rate_seen")
         cap = memory.get("rate_cap")
         # Cuts are shares of the rate that made the lag (the slope says by how much):
-        # the rate of the minutes the latest points describe, not of the last decision.
-        base = _rate_then(memory) or cap
+        # the rate of the minutes the reading describes, not of the last decision.
+        base = _rate_then(memory, view.describes_seconds_ago(age)) or cap
         holding = now < memory.get("hold_until", 0.0)
-        rising = signals.previous_age_ms is not None and age > signals.previous_age_ms
-        if rising and _slope(signals) >= t.stall_slope and age > threshold * t.low_age_share:
+        slope = view.slope
+        rising = view.previous_ms is not None and age > view.previous_ms
+        if view.fresh:
+            return self._thrall_fresh(view, memory, now)
+        if rising and slope >= t.stall_slope and age > threshold * t.low_age_share:
             # An age growing a second a second is a consumer that stopped (a deploy),
             # not a slow one: nothing is learnt of its rate (a five-fold flood would
             # look the same, and is caught by the next episode's slope).
@@ -232,11 +254,11 @@ class Controller:
                 # once, and stop for as long as thrall needs to work through what
                 # the points say is waiting; the points come too late to say when.
                 if base is not None:
-                    cut = base * _drain_factor(signals, t.stop_cut)
+                    cut = base * _drain_factor(slope, t.stop_cut)
                     memory["rate_cap"] = min(cap or cut, cut)
-                    memory["thrall_rate"] = base * (1 - min(1.0, max(0.0, _slope(signals))))
-                memory["resume_at"] = now + t.resume_lead * _drain_seconds(signals, t)
-                memory["hold_until"] = memory["resume_at"] + t.hold_seconds
+                    memory["thrall_rate"] = base * (1 - min(1.0, max(0.0, slope)))
+                memory["resume_at"] = now + t.resume_lead * _drain_seconds(view, t)
+                memory["hold_until"] = memory["resume_at"] + view.hold_seconds(age)
             if now < memory["resume_at"]:
                 return True, _over(age, threshold)
             return False, (
@@ -251,10 +273,10 @@ class Controller:
             if base is None:
                 return False, ""
             deep = age > threshold * t.high_age_share
-            cut = base * _drain_factor(signals, t.deep_cut if deep else t.rate_cut)
+            cut = base * _drain_factor(slope, t.deep_cut if deep else t.rate_cut)
             memory["rate_cap"] = min(cap or cut, cut)
-            memory["thrall_rate"] = base * (1 - _slope(signals))
-            memory["hold_until"] = now + t.hold_seconds
+            memory["thrall_rate"] = base * (1 - slope)
+            memory["hold_until"] = now + view.hold_seconds(age)
             return False, (
                 f"thrall lagging: iterator age {age / 1000:.0f} s and rising; "
                 f"rate cut to {memory['rate_cap']:.0f}/min"
@@ -271,8 +293,202 @@ class Controller:
             memory["rate_cap"] = raised
         return False, ""
 
+    def _thrall_fresh(  # noqa: PLR0911 (one decision table, as _thrall)
+        self, view: _View, memory: dict[str, float], now: float
+    ) -> tuple[bool, str]:
+        """The thrall loop on thrall's checkpoints: seconds late, not minutes, and thrall's
+        rate counted from what it took. A rising age is answered at the low mark by a cut
+        under that rate; past the high mark, by a stop while thrall works through what
+        waits (the age peaks when it reaches the records published at the stop, whatever
+        is sent meanwhile). A checkpoint overdue is a stall: nothing until it moves."""
+        t = self.tuning
+        age = view.age_ms or 0.0
+        threshold = t.max_iterator_age_ms
+        cap = memory.get("rate_cap")
+        rising = view.previous_ms is not None and age > view.previous_ms
+        memory.pop("drain_from", None)
+        high = age > threshold * t.high_age_share
+        if view.stalled_seconds > 0:
+            return True, (
+                f"thrall stalled: no checkpoint for {view.stalled_seconds:.0f} s past due "
+                f"with records waiting (iterator age over {age / 1000:.0f} s)"
+            )
+        ended = memory.get("stall_ended_at")
+        if ended is not None:
+            if now - view.delay_seconds <= ended and now - ended < t.fresh_hold_seconds:
+                return True, "thrall moving again after a stall: waiting for its next checkpoint"
+            memory.pop("stall_ended_at")
+        if rising and view.slope >= t.stall_slope and age > threshold * t.low_age_share:
+            # A second a second: thrall stood still between the samples (a deploy) and has
+            # just moved again. Nothing is learnt of its rate; the next sample says how
+            # fast the backlog goes.
+            return True, f"thrall moving again {age / 1000:.0f} s behind: waiting for its pace"
+        if age > threshold * t.low_age_share and (rising or high):
+            if now >= memory.get("hold_until", 0.0):
+                if rising:
+                    self._cut_fresh(view, memory, now)
+                # Past the high mark, nothing new until thrall is nearly through what waits
+                # (the age peaks then, whatever is sent); under it, the cut is enough.
+                drain = _backlog_seconds(view, memory, now) or _drain_seconds(view, t)
+                memory["resume_at"] = now + (t.resume_lead * drain if high else 0.0)
+                memory["hold_until"] = now + drain + view.hold_base_seconds
+            if now < memory.get("resume_at", 0.0):
+                return True, (
+                    f"thrall {age / 1000:.0f} s behind: nothing new "
+                    f"for {memory['resume_at'] - now:.0f} s while it catches up"
+                )
+            return False, (
+                f"thrall {age / 1000:.0f} s behind: holding {memory.get('rate_cap', 0):.0f}/min "
+                "until the checkpoints show the cut"
+            )
+        memory.pop("resume_at", None)
+        if age > threshold * t.low_age_share:
+            return False, f"thrall {age / 1000:.0f} s behind and catching up: holding"
+        if cap is not None and now >= memory.get("hold_until", 0.0):
+            # Checkpoints answer a probe within a minute or two: a quicker climb than
+            # on CloudWatch's points.
+            below = cap < memory.get("thrall_rate", 0.0)
+            raised = cap * (1 + (t.knee_step if below else t.fresh_rate_step))
+            achieved = memory.get("rate_seen")
+            if achieved:
+                raised = min(raised, max(cap, t.free_ceiling * achieved))
+            memory["rate_cap"] = raised
+        return False, ""
 
-def _drain_factor(signals: Signals, most: float) -> float:
+    def _cut_fresh(self, view: _View, memory: dict[str, float], now: float) -> None:
+        """Cut the ceiling under thrall's rate as counted; where it cannot be counted, under
+        the rate given, less what the age gained. No cut goes deeper than `stop_cut` of the
+        ceiling: a bad count costs little, a real flood takes two cuts."""
+        t = self.tuning
+        cap = memory.get("rate_cap")
+        rate = _taken(view, memory, now)
+        if rate is None:
+            given = cap or memory.get("rate_seen")
+            if given is None:
+                return
+            rate = given * (1 - min(1.0, max(0.0, view.slope)))
+        else:
+            memory["thrall_rate"] = rate
+        cut = rate * t.drain_share
+        if cap is not None:
+            cut = min(cap, max(cut, cap * t.stop_cut))
+        memory["rate_cap"] = max(1.0, cut)
+
+
+def _backlog_seconds(view: _View, memory: dict[str, float], now: float) -> float | None:
+    """How long thrall needs for what waits, counted: the records published since the oldest
+    waiting at the latest reading, less what thrall took since, at its counted rate. None
+    without a counted rate."""
+    rate = memory.get("thrall_rate")
+    if not rate or view.age_ms is None:
+        return None
+    sampled = now - view.delay_seconds
+    waiting = _published_between(memory, sampled - view.age_ms / 1000, now)
+    waiting -= rate * view.delay_seconds / MINUTE
+    return max(0.0, waiting / rate * MINUTE)
+
+
+def _taken(view: _View, memory: dict[str, float], now: float) -> float | None:
+    """thrall's rate (a minute) over the minute before the latest reading, from what it took:
+    the records published between the oldest waiting at the earlier point of the trend and
+    the oldest waiting at the latest. None without a trend, or where the worker published
+    nothing for a while in that stretch (thrall may have idled: it took less than it can)."""
+    if view.previous_ms is None or view.age_ms is None:
+        return None
+    sampled = now - view.delay_seconds
+    start = sampled - MINUTE - view.previous_ms / 1000
+    end = sampled - view.age_ms / 1000
+    if end <= start:
+        return None
+    buckets = range(int(start // PUBLISHED_BUCKET), int(end // PUBLISHED_BUCKET) + 1)
+    if any(f"{PUBLISHED}{b}" not in memory for b in buckets):
+        return None
+    return _published_between(memory, start, end)
+
+
+@dataclass(frozen=True)
+class _View:
+    """thrall's iterator age as the thrall loop judges it, and how late it is."""
+
+    age_ms: float | None
+    previous_ms: float | None  # a minute before, on the trend
+    delay_seconds: float  # how long ago the latest reading's moment was
+    hold_base_seconds: float  # after a cut, readings for this long (+ the age) show the past
+    fresh: bool = False  # from thrall's checkpoints (else CloudWatch's points)
+    stalled_seconds: float = 0.0
+
+    @property
+    def slope(self) -> float:
+        """Seconds of iterator age gained per second, over the last minute."""
+        if self.previous_ms is None or self.age_ms is None:
+            return 0.0
+        return (self.age_ms - self.previous_ms) / 60_000
+
+    def hold_seconds(self, age_ms: float) -> float:
+        """No second cut within this: the readings until then describe what the cut answered.
+        CloudWatch's: a fixed time for its delay; checkpoints': until thrall reaches the
+        records published at the cut (the age), and a checkpoint after that."""
+        if not self.fresh:
+            return self.hold_base_seconds
+        return age_ms / 1000 + self.hold_base_seconds
+
+    def describes_seconds_ago(self, age_ms: float) -> float:
+        """When the records the reading is about were published."""
+        return self.delay_seconds + (age_ms / 1000 if self.fresh else 0.0)
+
+
+def _view(signals: Signals, memory: dict[str, float], now: float, t: Tuning) -> _View:
+    """thrall's checkpoints when this worker or another read them lately, else CloudWatch's.
+
+    Each worker sees only its own records: the pass's age is the highest any worker
+    read lately, so a reading replaces the shared one only when it is as high, or the
+    shared one has aged (a worker that has just started, its records all taken, must
+    not hide another's backlog or stall).
+    """
+    if signals.checkpoint_age_ms is not None:
+        shared_fresh = now - memory.get("fresh_read_at", -math.inf) <= t.fresh_merge_seconds
+        if not shared_fresh or signals.checkpoint_age_ms >= memory.get("fresh_age_ms", 0.0):
+            memory["fresh_age_ms"] = signals.checkpoint_age_ms
+            memory["fresh_at"] = now - signals.checkpoint_delay_seconds
+            memory["fresh_read_at"] = now
+            if signals.checkpoint_previous_ms is None:
+                memory.pop("fresh_previous_ms", None)
+            else:
+                memory["fresh_previous_ms"] = signals.checkpoint_previous_ms
+    mark = signals.checkpoint_mark
+    if signals.stalled_seconds > 0 and mark is not None:
+        memory["fresh_stalled"] = signals.stalled_seconds
+        memory["fresh_stalled_at"] = now
+        memory["fresh_stalled_mark"] = mark
+    elif mark is not None and mark != memory.get("fresh_stalled_mark", mark):
+        # A stall stands, whichever worker reads next (one just started cannot tell a
+        # stall for a minute), until the checkpoints are seen to have moved since. Then
+        # thrall has the stall's backlog before it: nothing new until a checkpoint
+        # after this one says how fast it goes.
+        for key in ("fresh_stalled", "fresh_stalled_at", "fresh_stalled_mark"):
+            memory.pop(key, None)
+        memory["stall_ended_at"] = now
+    if now - memory.get("fresh_at", -math.inf) > t.fresh_seconds:
+        return _View(
+            signals.iterator_age_ms,
+            signals.previous_age_ms,
+            t.point_delay_seconds,
+            t.hold_seconds,
+        )
+    stalled = 0.0
+    if "fresh_stalled_at" in memory:
+        stalled = memory["fresh_stalled"] + now - memory["fresh_stalled_at"]
+    return _View(
+        memory["fresh_age_ms"],
+        memory.get("fresh_previous_ms"),
+        now - memory["fresh_at"],
+        t.fresh_hold_seconds,
+        fresh=True,
+        stalled_seconds=stalled,
+    )
+
+
+def _drain_factor(slope: float, most: float) -> float:
     """The share of its rate the worker keeps after a lag: at most `most`, less as the age climbs.
 
     While the worker publishes P a minute and thrall takes R, thrall reaches
@@ -280,12 +496,17 @@ def _drain_factor(signals: Signals, most: float) -> float:
     1 - R/P seconds a second; two one-minute points give that slope, so R is
     about P x (1 - slope), and the worker goes a little under it to drain.
     """
-    return max(DEEPEST_CUT, min(most, DRAIN_SHARE * (1 - max(0.0, _slope(signals)))))
+    return max(DEEPEST_CUT, min(most, DRAIN_SHARE * (1 - max(0.0, slope))))
 
 
 # The achieved rate is kept a minute at a time for this many minutes; the
 # latest visible point describes a minute that ended 1-3 minutes ago.
 RATE_MINUTES = 4
+MINUTE = 60.0
+# The pass's records published, counted per this many seconds, kept this long.
+PUBLISHED = "published."
+PUBLISHED_BUCKET = 10.0
+PUBLISHED_KEEP = 600.0
 # Minutes of lowest latency kept (at least Tuning.baseline_minutes).
 LATENCY_MINUTES = 30
 
@@ -306,15 +527,44 @@ def _keep_minutes(memory: dict[str, float], now: float) -> None:
         memory["rate_0"] = memory["rate_seen"]
 
 
-def _rate_then(memory: dict[str, float]) -> float | None:
-    """The rate achieved 1-3 minutes ago (the minutes the latest points describe)."""
-    rates = [memory[f"rate_{k}"] for k in range(1, RATE_MINUTES) if f"rate_{k}" in memory]
+def _count_published(memory: dict[str, float], now: float, ago: tuple[float, ...]) -> None:
+    """Add a worker's records to the pass's count of records published, per 10 s (each
+    worker adds its own: whichever worker reads thrall next knows what thrall was given)."""
+    for seconds in ago:
+        key = f"{PUBLISHED}{int((now - seconds) // PUBLISHED_BUCKET)}"
+        memory[key] = memory.get(key, 0.0) + 1
+    oldest = int((now - PUBLISHED_KEEP) // PUBLISHED_BUCKET)
+    for key in [k for k in memory if k.startswith(PUBLISHED)]:
+        if int(key[len(PUBLISHED) :]) < oldest:
+            del memory[key]
+
+
+def _published_between(memory: dict[str, float], start: float, end: float) -> float:
+    """The pass's records published between two instants (a bucket counted in part
+    for the part of it inside)."""
+    total = 0.0
+    for bucket in range(int(start // PUBLISHED_BUCKET), int(end // PUBLISHED_BUCKET) + 1):
+        count = memory.get(f"{PUBLISHED}{bucket}", 0.0)
+        lo, hi = bucket * PUBLISHED_BUCKET, (bucket + 1) * PUBLISHED_BUCKET
+        inside = min(hi, end) - max(lo, start)
+        if count and inside > 0:
+            total += count * inside / PUBLISHED_BUCKET
+    return total
+
+
+def _rate_then(memory: dict[str, float], seconds_ago: float) -> float | None:
+    """The rate achieved about `seconds_ago` (the minutes the reading describes): for
+    CloudWatch's points (90 s), the mean of 1-3 minutes ago."""
+    if seconds_ago < MINUTE / 2:
+        return memory.get("rate_seen")
+    last = min(RATE_MINUTES - 1, max(1, round(seconds_ago / MINUTE) + 1))
+    rates = [memory[f"rate_{k}"] for k in range(1, last + 1) if f"rate_{k}" in memory]
     if not rates:
         return memory.get("rate_seen")
     return sum(rates) / len(rates)
 
 
-def _drain_seconds(signals: Signals, t: Tuning) -> float:
+def _drain_seconds(view: _View, t: Tuning) -> float:
     """How long thrall needs to work through what is waiting, from the latest point.
 
     The point's age A is about `point_delay_seconds` (d) old and climbing at
@@ -322,17 +572,10 @@ def _drain_seconds(signals: Signals, t: Tuning) -> float:
     with nothing new published, the backlog is gone when the oldest record
     waiting was published now: after (d + A) / (1 - s) - d seconds.
     """
-    age = (signals.iterator_age_ms or 0.0) / 1000
-    slope = min(t.stall_slope, max(0.0, _slope(signals)))
-    d = t.point_delay_seconds
+    age = (view.age_ms or 0.0) / 1000
+    slope = min(t.stall_slope, max(0.0, view.slope))
+    d = view.delay_seconds
     return max(0.0, (d + age) / (1 - slope) - d)
-
-
-def _slope(signals: Signals) -> float:
-    """Seconds of iterator age gained per second, between the two one-minute points."""
-    if signals.previous_age_ms is None or signals.iterator_age_ms is None:
-        return 0.0
-    return (signals.iterator_age_ms - signals.previous_age_ms) / 60_000
 
 
 # thrall's rate as estimated from the slope, times this: the backlog drains.

@@ -164,6 +164,7 @@ class _Sent:
     enqueued: list[Transition]
     applied: list[bool | None]
     error: BaseException | None
+    published_at: float = 0.0  # the worker's monotonic clock when the stream answered
 
 
 class _IndexLoop(Loop[Outcome]):
@@ -286,12 +287,17 @@ class _IndexLoop(Loop[Outcome]):
         """Publish, and write the accepted images' new state (the write repeated until done:
         never given back once on the stream). Touches nothing of the loop."""
         result = self.index.publisher.publish([(claim.id, data) for claim, data in ready])
+        published_at = self.deps.clock.monotonic()
         enqueued = [
             Transition(i, HELD, ProgressState.ENQUEUED, worker=self.deps.worker, attempts=0)
             for i in result.accepted
         ]
         return _Sent(
-            {c.id: c for c, _ in ready}, result, enqueued, *self.apply_with_tries(enqueued)
+            {c.id: c for c, _ in ready},
+            result,
+            enqueued,
+            *self.apply_with_tries(enqueued),
+            published_at=published_at,
         )
 
     def _collect_sent(self, *, block: bool) -> None:
@@ -301,6 +307,7 @@ class _IndexLoop(Loop[Outcome]):
         sent = sending.result()
         result = sent.result
         self._absorb(result)
+        self.seen.published += [(s, q, sent.published_at) for s, q in result.positions]
         overloaded = set(result.overloaded)
         for _ in result.accepted:
             self.window.record(False)

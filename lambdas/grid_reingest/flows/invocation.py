@@ -24,6 +24,11 @@ class LoopDeps:
     worker: str
 
 
+# A worker told work goes on this soon waits rather than ending: the keep-alive
+# deployed (a minute) would bring the next invocation no sooner.
+LONGEST_WAIT_SECONDS = 60.0
+
+
 @dataclass(frozen=True)
 class Limits:
     """The invocation's limits from the settings."""
@@ -33,6 +38,8 @@ class Limits:
     max_in_flight: int  # the deployed ceiling (threads)
     max_attempts: int
     idle_seconds: float  # nothing could start this long and nothing in flight: end
+    # ...unless the pace says work goes on within this long of going idle.
+    longest_wait_seconds: float = 0.0
 
     @classmethod
     def of(cls, settings: BatchIndexSettings | BatchCheckSettings) -> Limits:
@@ -43,4 +50,5 @@ class Limits:
             max_in_flight=settings.max_in_flight,
             max_attempts=settings.max_attempts,
             idle_seconds=settings.idle_seconds,
+            longest_wait_seconds=LONGEST_WAIT_SECONDS,
         )

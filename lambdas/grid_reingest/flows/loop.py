@@ -111,6 +111,8 @@ class Loop(Generic[R]):
                 self._reap(block=True)
                 self.flush(final=False)
             self.flush(final=True)
+            # What finished since the last decision counts too (a warm pace goes on).
+            self._decide()
         finally:
             # After a failure, what is in flight still finishes before its claims go back,
             # and a window being claimed is taken in, to be given back with the rest.
@@ -150,11 +152,18 @@ class Loop(Generic[R]):
                 # nothing, so after a while the next keep-alive tick comes back instead.
                 now = clock.monotonic()
                 idle_since = now if idle_since is None else idle_since
-                if now - idle_since >= self.limits.idle_seconds:
+                idle = now - idle_since
+                if idle >= self.limits.idle_seconds and not self._resumes_soon(decision, idle):
                     self.summary.idle_reason = decision.reason
                     self._give_back_reserve()
                     return
             clock.sleep(min(delay or POLL_SECONDS, POLL_SECONDS))
+
+    def _resumes_soon(self, decision: PaceDecision, idle: float) -> bool:
+        """The pace stopped work for a while that ends before the next keep-alive would
+        come: waiting is cheaper than a tick's gap."""
+        wait = decision.resume_in_seconds
+        return wait is not None and idle + wait <= self.limits.longest_wait_seconds
 
     def _decide(self) -> PaceDecision:
         seen, self.seen = self.seen, Observation()

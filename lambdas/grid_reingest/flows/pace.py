@@ -23,11 +23,14 @@ from datetime import datetime
 
 from grid_reingest.domain.control import Control, PaceState
 from grid_reingest.domain.controller import Controller, Signals
+from grid_reingest.domain.thrall_progress import ThrallProgress
 from grid_reingest.ports import Clock, ControlStore, Observation, PaceDecision
 
 # thrall's iterator age as the controller reads it: (latest, previous) one-minute
 # maxima of the watched streams, or None without data.
 AgeReading = tuple[float, float | None] | None
+# thrall's checkpoints: shard id to the sequence number of the last record it processed.
+Checkpoints = dict[str, int]
 # Saving the controller's state loses to another worker's save at most this
 # many times in a row before this worker goes on with what it read.
 SAVE_TRIES = 3
@@ -47,12 +50,15 @@ class ControlledPace:
         clock: Clock,
         *,
         refresh_seconds: float = 15.0,
+        checkpoints: Callable[[], Checkpoints] | None = None,
     ) -> None:
         self._controller = controller
         self._control = control
         self._iterator_age = iterator_age
         self._clock = clock
         self._refresh = refresh_seconds
+        self._checkpoints = checkpoints
+        self._progress = ThrallProgress()
         self._lock = threading.Lock()
         self._pending = Observation()
         self._decision: PaceDecision | None = None
@@ -65,6 +71,8 @@ class ControlledPace:
             self._pending.finished += observation.finished
             self._pending.overloaded += observation.overloaded
             self._pending.latencies_ms += observation.latencies_ms
+            self._pending.published += observation.published
+            self._progress.published(observation.published)
             due = self._clock.monotonic() - self._decided_at >= self._refresh
             if self._decision is None or due:
                 self._decision = self._step()
@@ -74,6 +82,12 @@ class ControlledPace:
     def _step(self) -> PaceDecision:
         seen, self._pending = self._pending, Observation()
         reading = self._iterator_age()
+        progress, mark = None, None
+        if self._checkpoints is not None:
+            read_at = self._clock.monotonic()
+            self._progress.observe(self._checkpoints(), read_at)
+            progress = self._progress.reading(read_at)
+            mark = self._progress.mark()
         control = self._control.read()
         at = self._clock.now()
         span = self._clock.monotonic() - self._decided_at if self._decision else None
@@ -86,6 +100,16 @@ class ControlledPace:
             latencies_ms=tuple(seen.latencies_ms),
             span_seconds=span,
             workers=self._workers(control.pace, at),
+            checkpoint_age_ms=progress.age_s * 1000 if progress else None,
+            checkpoint_previous_ms=(
+                progress.previous_age_s * 1000
+                if progress and progress.previous_age_s is not None
+                else None
+            ),
+            checkpoint_delay_seconds=progress.sample_age_s if progress else 0.0,
+            stalled_seconds=progress.stalled_s if progress else 0.0,
+            checkpoint_mark=mark,
+            published_ago=tuple(self._clock.monotonic() - when for _, _, when in seen.published),
         )
         for _ in range(SAVE_TRIES):
             state, workers = self._mark(
@@ -94,7 +118,7 @@ class ControlledPace:
             if self._control.save_pace(state, control.version):
                 break
             control = self._control.read()  # another worker decided first: decide on its state
-        return _decision(control, state, workers)
+        return _decision(control, state, workers, at.timestamp())
 
     def _workers(self, state: PaceState | None, now: datetime) -> int:
         """The workers running now, this one included, as the marks in `state` say."""
@@ -121,7 +145,9 @@ class ControlledPace:
         return replace(state, memory=memory), workers
 
 
-def _decision(control: Control, state: PaceState, workers: int = 1) -> PaceDecision:
+def _decision(
+    control: Control, state: PaceState, workers: int = 1, now: float | None = None
+) -> PaceDecision:
     knobs = control.knobs
     if knobs.paused:
         return PaceDecision(0, state.rate_per_minute, "paused by the operator", paused=True)
@@ -129,7 +155,10 @@ def _decision(control: Control, state: PaceState, workers: int = 1) -> PaceDecis
     limit = math.ceil(state.limit / workers) if state.limit >= 1 else int(state.limit)
     rate = state.rate_per_minute / workers if state.rate_per_minute else state.rate_per_minute
     reason = state.reason if workers == 1 else f"{state.reason} (1 of {workers} workers)"
-    return PaceDecision(limit, rate, reason)
+    resume_in = None
+    if limit == 0 and now is not None and state.memory.get("resume_at", 0.0) > now:
+        resume_in = state.memory["resume_at"] - now
+    return PaceDecision(limit, rate, reason, resume_in_seconds=resume_in)
 
 
 class KnobsPace:

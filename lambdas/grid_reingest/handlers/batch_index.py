@@ -19,6 +19,7 @@ from grid_reingest.adapters.aws import make_client
 from grid_reingest.adapters.cloudwatch import iterator_age_points
 from grid_reingest.adapters.kinesis import Publisher
 from grid_reingest.adapters.lambda_projector import LambdaProjector
+from grid_reingest.adapters.thrall_checkpoints import read_checkpoints
 from grid_reingest.domain.controller import Controller, Tuning
 from grid_reingest.flows.batch_index import IndexDeps, run_batch_index
 from grid_reingest.flows.pace import ControlledPace
@@ -47,12 +48,21 @@ def _build() -> Runtime:
     controller = Controller(
         Tuning(max_limit=settings.max_in_flight, max_iterator_age_ms=settings.max_iterator_age_ms)
     )
+    checkpoints = None
+    if settings.checkpoint_table:
+        dynamodb = make_client("dynamodb")
+        table = settings.checkpoint_table
+
+        def checkpoints() -> dict[str, int]:
+            return read_checkpoints(dynamodb, table)
+
     pace = ControlledPace(
         controller,
         control,
         lambda: iterator_age_points(cloudwatch, settings.watched_streams, clock.now()),
         clock,
         refresh_seconds=settings.refresh_seconds,
+        checkpoints=checkpoints,
     )
     deps = IndexDeps(
         store=common.worker_table(settings.table_name, settings.max_in_flight),

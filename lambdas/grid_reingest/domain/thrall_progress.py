@@ -1,0 +1,161 @@
+"""How far behind thrall is, from its own checkpoints: fresher than CloudWatch's iterator age.
+
+thrall consumes its stream with the KCL, which writes each shard's checkpoint
+(the sequence number of the last record processed) to its lease table about
+once a minute while it processes records. A worker that remembers where each
+of its records landed (shard, sequence number, when) can tell, each time a
+checkpoint moves, how old the oldest of its records thrall had not reached
+was: the iterator age at that moment, within seconds of it, where CloudWatch's
+one-minute points come 1-3 minutes after their minute. A shard whose
+checkpoint stops moving while records of ours wait is a consumer that
+stopped.
+
+Pure: the worker's pace (flows/pace.py) feeds it positions and checkpoints.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import deque
+from dataclasses import dataclass
+
+# kcl-akka-stream's default checkpoint period (thrall keeps it): a shard's
+# checkpoint moves about this often while records are processed.
+CHECKPOINT_PERIOD_SECONDS = 60.0
+# A checkpoint this late past when it was due (records of ours waiting) says
+# thrall stopped: a read of the lease table may come up to a refresh (15 s)
+# after a move, dated at the middle: about half of that.
+STALL_GRACE_SECONDS = 10.0
+# The trend is taken between samples at least this far apart...
+TREND_MIN_SECONDS = 20.0
+# ...the nearest to this far apart.
+TREND_SECONDS = 60.0
+# Samples and positions older than this are forgotten.
+KEEP_SECONDS = 1800.0
+
+
+@dataclass(frozen=True)
+class ProgressReading:
+    """What the checkpoints say now (seconds on the worker's monotonic clock)."""
+
+    age_s: float  # iterator age at the latest checkpoint seen to move (highest over shards)
+    previous_age_s: float | None  # the age TREND_SECONDS earlier, on the trend; None: unknown
+    sample_age_s: float  # how long ago the latest sample's checkpoint moved
+    stalled_s: float  # how long a checkpoint is overdue while records wait; 0: none
+    moved_s: float | None = None  # how long ago a checkpoint was last seen to move; None: never
+
+
+class ThrallProgress:
+    """Positions of the records a worker published, against thrall's checkpoints."""
+
+    def __init__(self, checkpoint_period_s: float = CHECKPOINT_PERIOD_SECONDS) -> None:
+        self._period = checkpoint_period_s
+        self._pending: dict[str, deque[tuple[int, float]]] = {}  # shard: (sequence, at)
+        self._checkpoint: dict[str, int] = {}
+        self._moved_at: dict[str, float] = {}
+        self._shard_age: dict[str, float] = {}
+        self._read_at: float | None = None
+        self._last_move: float | None = None
+        self._samples: deque[tuple[float, float]] = deque()  # (when, highest shard age)
+
+    def published(self, positions: list[tuple[str, int, float]]) -> None:
+        """Remember (shard, sequence number, when published) of records the stream accepted."""
+        # A worker's calls run one after the other: each shard's sequence numbers come
+        # in order.
+        for shard, sequence, at in positions:
+            self._pending.setdefault(shard, deque()).append((sequence, at))
+
+    def observe(self, checkpoints: dict[str, int], at: float) -> None:
+        """Take a read of the lease table (shard: checkpoint) made at `at`."""
+        # The checkpoint moved some time between the last read and this one.
+        moved = at if self._read_at is None else (self._read_at + at) / 2
+        changed = False
+        for shard, checkpoint in checkpoints.items():
+            before = self._checkpoint.get(shard)
+            self._checkpoint[shard] = checkpoint
+            if before is None:
+                # First sight: when it moved last is unknown; due again a period from now.
+                self._moved_at[shard] = at
+                continue
+            if checkpoint == before:
+                continue
+            self._moved_at[shard] = moved
+            queue = self._pending.get(shard, deque())
+            while queue and queue[0][0] <= checkpoint:
+                queue.popleft()
+            waiting = queue[0][1] if queue else None
+            self._shard_age[shard] = max(0.0, moved - waiting) if waiting is not None else 0.0
+            changed = True
+        self._read_at = at
+        if changed:
+            self._last_move = moved
+            self._samples.append((moved, self._age()))
+        elif (
+            self._checkpoint
+            and not self._waiting()
+            and (not self._samples or self._samples[-1][1] > 0)
+        ):
+            # Nothing of ours waits: as far as our records tell, thrall is not behind.
+            # (No checkpoint at all says nothing: thrall may never have run.)
+            self._samples.append((at, 0.0))
+        self._forget(at)
+
+    def _waiting(self) -> bool:
+        return any(self._pending.values())
+
+    def _age(self) -> float:
+        """The highest age over the shards; a shard with nothing of ours waiting adds 0."""
+        return max(
+            (age for shard, age in self._shard_age.items() if self._pending.get(shard)),
+            default=0.0,
+        )
+
+    def mark(self) -> float:
+        """A fingerprint of the checkpoints last read: another worker that stored it can tell
+        whether they moved since (sequence numbers are too long for a float)."""
+        digest = hashlib.blake2b(repr(sorted(self._checkpoint.items())).encode(), digest_size=6)
+        return float(int.from_bytes(digest.digest(), "big"))
+
+    def reading(self, at: float) -> ProgressReading | None:
+        """The latest age and its trend; None until a checkpoint moved past records of ours."""
+        stalled, waiting = self._stalled(at)
+        moved = None if self._last_move is None else at - self._last_move
+        if not self._samples:
+            return ProgressReading(waiting, None, 0.0, stalled, moved) if stalled else None
+        when, age = self._samples[-1]
+        if stalled:
+            # Overdue: thrall has not reached the record that made it due (it would have
+            # checkpointed on the way), so the age now is at least that record's.
+            age, when = max(age, waiting), at
+        previous = None
+        earlier = [s for s in self._samples if when - s[0] >= TREND_MIN_SECONDS]
+        if earlier:
+            then, old = min(earlier, key=lambda s: abs(when - s[0] - TREND_SECONDS))
+            previous = age - (age - old) / (when - then) * TREND_SECONDS
+        return ProgressReading(age, previous, at - when, stalled, moved)
+
+    def _stalled(self, at: float) -> tuple[float, float]:
+        """(seconds the most overdue shard's checkpoint is late; the age of the record that
+        made it due). thrall checkpoints only as it processes records: a checkpoint is due
+        once it has had a record published a period or more after its last move (a record
+        before that may have been processed without one)."""
+        late, waiting = 0.0, 0.0
+        for shard, queue in self._pending.items():
+            if shard not in self._moved_at:
+                continue
+            after = self._moved_at[shard] + self._period
+            due = next((when for _, when in queue if when >= after), None)
+            if due is None:
+                continue
+            overdue = at - due - STALL_GRACE_SECONDS
+            if overdue > 0:
+                late = max(late, overdue)
+                waiting = max(waiting, at - due)
+        return late, waiting
+
+    def _forget(self, at: float) -> None:
+        while self._samples and at - self._samples[0][0] > KEEP_SECONDS:
+            self._samples.popleft()
+        for queue in self._pending.values():
+            while queue and at - queue[0][1] > KEEP_SECONDS:
+                queue.popleft()

@@ -1,0 +1,128 @@
+"""thrall's progress from its checkpoints: the age at each move, the trend, a stopped consumer."""
+
+import pytest
+
+from grid_reingest.domain.thrall_progress import (
+    CHECKPOINT_PERIOD_SECONDS,
+    STALL_GRACE_SECONDS,
+    ThrallProgress,
+)
+
+SHARD = "shardId-000000000000"
+
+
+def published(progress, first, last, every=1.0, start=0.0, shard=SHARD):
+    """Records first..last (sequence numbers), one every `every` seconds from `start`."""
+    progress.published([(shard, n, start + (n - first) * every) for n in range(first, last + 1)])
+
+
+def moved(progress, before, after, at):
+    """A read just before `at` showing `before`, then one at `at` showing `after`: the
+    checkpoint moved at `at` (a move is dated between the two reads that show it)."""
+    progress.observe(before, at=at)
+    progress.observe(after, at=at)
+
+
+def test_thrall_progress_reads_nothing_before_a_checkpoint_moves():
+    # Given a worker that published, and a first read of the lease table
+    progress = ThrallProgress()
+    published(progress, 1, 10)
+    progress.observe({SHARD: 0}, at=10.0)
+    # When it asks before the checkpoint moved
+    # Then there is nothing to say yet (a first sight says nothing of when it moved)
+    assert progress.reading(12.0) is None
+
+
+def test_thrall_progress_a_caught_up_thrall_reads_no_age():
+    # Given records one a second, and thrall's checkpoint moving to the newest each time
+    progress = ThrallProgress()
+    progress.observe({SHARD: 0}, at=0.0)
+    published(progress, 1, 60, start=0.0)
+    # When the checkpoint moves to the last record published
+    moved(progress, {SHARD: 0}, {SHARD: 60}, 60.0)
+    reading = progress.reading(60.0)
+    # Then nothing of ours waits: the age is 0
+    assert reading.age_s == 0.0
+    assert reading.stalled_s == 0.0
+
+
+def test_thrall_progress_age_is_the_oldest_waiting_record_when_the_checkpoint_moved():
+    # Given records one a second from 0 s, and thrall behind
+    progress = ThrallProgress()
+    progress.observe({SHARD: 0}, at=0.0)
+    published(progress, 1, 120, start=0.0)
+    progress.observe({SHARD: 0}, at=50.0)
+    # When the checkpoint is seen to have moved to record 21 between the reads at 50 s and 70 s
+    progress.observe({SHARD: 21}, at=70.0)
+    reading = progress.reading(75.0)
+    # Then the age is counted at the middle of the two reads (60 s), from record 22 (21 s)
+    assert reading.age_s == pytest.approx(39.0)
+    assert reading.sample_age_s == pytest.approx(15.0)
+
+
+def test_thrall_progress_trend_gives_the_age_a_minute_before():
+    # Given a thrall taking one record every two seconds of ours published one a second
+    progress = ThrallProgress()
+    progress.observe({SHARD: 0}, at=0.0)
+    published(progress, 1, 300, start=0.0)  # record n published at n - 1 s
+    for at in range(60, 181, 60):
+        moved(progress, {SHARD: (at - 60) // 2}, {SHARD: at // 2}, float(at))
+    # When the latest and earlier samples are read
+    reading = progress.reading(180.0)
+    # Then the age grew by half a second a second: 30 s in the minute before
+    assert reading.age_s == pytest.approx(90.0)  # record 91, published at 90 s
+    assert reading.previous_age_s == pytest.approx(60.0)
+
+
+def test_thrall_progress_a_checkpoint_overdue_with_records_waiting_is_a_stall():
+    # Given a checkpoint that moved at 60 s, and records of ours published after it was due again
+    progress = ThrallProgress()
+    progress.observe({SHARD: 0}, at=0.0)
+    published(progress, 1, 200, start=0.0)  # record n published at n - 1 s
+    moved(progress, {SHARD: 0}, {SHARD: 60}, 60.0)
+    due = 60.0 + CHECKPOINT_PERIOD_SECONDS
+    # When no move is seen long past the period
+    at = due + STALL_GRACE_SECONDS + 30.0
+    progress.observe({SHARD: 60}, at=at)
+    reading = progress.reading(at)
+    # Then thrall is taken to have stopped, at least as far behind as the record that was due
+    assert reading.stalled_s == pytest.approx(30.0)
+    assert reading.age_s >= at - due
+
+
+def test_thrall_progress_no_stall_while_nothing_new_was_due():
+    # Given thrall through everything we sent, its last records taken without a checkpoint
+    # (the KCL checkpoints only as it processes records, a period after the last)
+    progress = ThrallProgress()
+    progress.observe({SHARD: 0}, at=0.0)
+    published(progress, 1, 90, start=0.0)
+    moved(progress, {SHARD: 0}, {SHARD: 60}, 60.0)
+    # When the worker sent nothing more for minutes
+    progress.observe({SHARD: 60}, at=400.0)
+    reading = progress.reading(400.0)
+    # Then nothing was due: no stall is read into the silence
+    assert reading.stalled_s == 0.0
+
+
+def test_thrall_progress_keeps_each_shard_apart_and_reads_the_oldest():
+    # Given records on two shards, one shard far behind
+    progress = ThrallProgress()
+    progress.observe({"a": 0, "b": 0}, at=0.0)
+    published(progress, 1, 100, shard="a")
+    published(progress, 1, 100, shard="b")
+    # When shard a is caught up and shard b's checkpoint reaches record 10
+    moved(progress, {"a": 0, "b": 0}, {"a": 100, "b": 10}, 60.0)
+    # Then the age is shard b's: its record 11, published at 10 s, waited 50 s
+    assert progress.reading(60.0).age_s == pytest.approx(50.0)
+
+
+def test_thrall_progress_a_lease_table_without_checkpoints_says_nothing():
+    # Given a lease table with no checkpoint yet (thrall never processed a record)
+    progress = ThrallProgress()
+    progress.observe({}, at=0.0)
+    published(progress, 1, 100, start=0.0)
+    # When the worker reads it again and again
+    for at in range(15, 300, 15):
+        progress.observe({}, at=float(at))
+    # Then there is no reading: the worker goes by CloudWatch's points
+    assert progress.reading(300.0) is None
