@@ -106,6 +106,9 @@ class FixedPace:
     def decide(self, observation: Observation) -> PaceDecision:
         return PaceDecision(CONCURRENCY, None, "benchmark")
 
+    def leave(self) -> None:
+        """Nothing shared."""
+
 
 def ours(settings, state_table, projector, kinesis) -> tuple[float, object, dict]:
     """One invocation: seconds, its summary, and when projections started and ended (ms)."""

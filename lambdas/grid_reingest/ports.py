@@ -186,3 +186,7 @@ class Pace(Protocol):
     def decide(self, observation: Observation) -> PaceDecision:
         """Report what happened since the last call; the pace for the next stretch."""
         ...
+
+    def leave(self) -> None:
+        """This worker takes no more work: its share of the pace goes to the others now."""
+        ...

@@ -124,6 +124,10 @@ class Steady:
         self.calls = 0
         self.seen = Observation()
         self.lock = threading.Lock()
+        self.left = False
+
+    def leave(self) -> None:
+        self.left = True
 
     def decide(self, observation: Observation) -> PaceDecision:
         with self.lock:

@@ -207,3 +207,34 @@ def test_pace_a_stalled_checkpoint_stops_every_worker_until_it_moves():
     clock.sleep(15)
     moving = second.decide(Observation())
     assert moving.in_flight == 0 and "moving again" in moving.reason
+
+
+def test_pace_a_worker_that_leaves_gives_its_share_to_the_others_at_once():
+    # Given two workers sharing the controller's limit
+    control, clock = MemoryControl(), FakeClock()
+    one, two = pace(control, clock), pace(control, clock)
+    one.decide(Observation(finished=200, latencies_ms=[300.0]))
+    shared = two.decide(Observation(finished=200, latencies_ms=[300.0]))
+    assert "1 of 2 workers" in shared.reason
+    # When the first ends its invocation and the second steps at its next refresh
+    one.leave()
+    clock.sleep(15)
+    alone = two.decide(Observation(finished=200, latencies_ms=[300.0]))
+    # Then the second takes the whole limit, not half of it
+    assert "workers" not in alone.reason
+    assert alone.in_flight == control.read().pace.limit
+
+
+def test_pace_the_loop_leaves_the_pace_when_its_invocation_ends():
+    # Given an invocation over a few images
+    clock = flow_fakes.FakeClock()
+    store = MemoryStore(clock=clock.now)
+    store.put_new([flow_fakes.grid_id(i) for i in range(5)])
+    steady = flow_fakes.Steady(limit=4)
+    deps = flow_fakes.index_deps(
+        store, flow_fakes.Scripted({}), flow_fakes.Stream(), clock=clock, pace=steady
+    )
+    # When it ends
+    run_batch_index(index_settings(), deps)
+    # Then it told the pace it takes no more work
+    assert steady.left

@@ -114,6 +114,8 @@ class Loop(Generic[R]):
             # What finished since the last decision counts too (a warm pace goes on).
             self._decide()
         finally:
+            with contextlib.suppress(Exception):
+                self.deps.pace.leave()
             # After a failure, what is in flight still finishes before its claims go back,
             # and a window being claimed is taken in, to be given back with the rest.
             pool.shutdown(wait=True)
