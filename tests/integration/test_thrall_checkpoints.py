@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import uuid
 
+import boto3
 import pytest
 from botocore.exceptions import ClientError
 
+from grid_reingest.adapters.kinesis import Publisher
 from grid_reingest.adapters.thrall_checkpoints import read_checkpoints
+from grid_reingest.domain.thrall_progress import ThrallProgress
 
 # A Kinesis sequence number as the KCL stores it: 56 digits, about 2**185.
 SEQUENCE = "49654373411429787343592539423547233867312094327611457586"
@@ -131,3 +134,26 @@ def test_thrall_checkpoints_missing_table_is_a_client_error(dynamodb):
     with pytest.raises(ClientError) as caught:
         read_checkpoints(dynamodb, "no-such-lease-table")
     assert caught.value.response["Error"]["Code"] == "ResourceNotFoundException"
+
+
+def test_thrall_checkpoints_against_records_published_tell_what_thrall_has_not_reached(
+    aws, dynamodb, lease_table
+):
+    # Given ten records published on a real (emulated) stream, their positions remembered
+    kinesis = boto3.client("kinesis", endpoint_url=aws)
+    stream = f"thrall-{uuid.uuid4().hex[:8]}"
+    kinesis.create_stream(StreamName=stream, ShardCount=1)
+    kinesis.get_waiter("stream_exists").wait(StreamName=stream)
+    result = Publisher(kinesis, stream).publish([(f"{i:040x}", b"{}") for i in range(10)])
+    assert len(result.positions) == 10
+    progress = ThrallProgress()
+    progress.observe(read_checkpoints(dynamodb, lease_table), at=0.0)
+    progress.published([(shard, seq, float(k)) for k, (shard, seq) in enumerate(result.positions)])
+    # When thrall's lease says it processed the fifth, as the KCL writes it
+    shard, fifth = result.positions[4]
+    put_lease(dynamodb, lease_table, shard, {"S": "TRIM_HORIZON"})
+    progress.observe(read_checkpoints(dynamodb, lease_table), at=20.0)
+    put_lease(dynamodb, lease_table, shard, {"S": str(fifth)})
+    progress.observe(read_checkpoints(dynamodb, lease_table), at=20.0)
+    # Then the oldest record thrall had not reached is the sixth (published at 5 s): 15 s
+    assert progress.reading(20.0).age_s == pytest.approx(15.0)

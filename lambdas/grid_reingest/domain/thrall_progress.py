@@ -73,7 +73,7 @@ class ThrallProgress:
         for shard, checkpoint in checkpoints.items():
             before = self._checkpoint.get(shard)
             self._checkpoint[shard] = checkpoint
-            if before is None:
+            if before is None and self._read_at is None:
                 # First sight: when it moved last is unknown; due again a period from now.
                 self._moved_at[shard] = at
                 continue
