@@ -303,14 +303,14 @@ def test_controller_checkpoints_rising_under_the_high_mark_cut_without_stopping(
     )
 
 
-def test_controller_a_stalled_checkpoint_stops_the_worker_at_once():
+def test_controller_a_stalled_checkpoint_slows_the_worker_to_a_trickle_at_once():
     # Given a worker running freely
     controller = Controller(TUNING)
     state, n = steady(controller, 2, 400)
     # When a checkpoint is overdue with records waiting (thrall stopped)
     state = controller.step(state, fresh(n, 90.0, 30.0, stalled=25.0), Knobs())
-    # Then nothing starts, and the reason says thrall stalled
-    assert state.limit == 0
+    # Then only a trickle starts (enough to see thrall move again), and the reason says why
+    assert state.rate_per_minute == TUNING.stall_probe_per_minute
     assert "stalled" in state.reason
 
 
@@ -321,8 +321,8 @@ def test_controller_a_worker_without_checkpoints_uses_the_one_another_read():
     state = controller.step(state, fresh(n, 90.0, 30.0, stalled=25.0), Knobs())
     # When a worker that reads no checkpoint (its CloudWatch points still low) decides
     later = controller.step(state, signals(age=1_000.0, previous=1_000.0, n=n + 1), Knobs())
-    # Then it goes by the fresher reading: still stopped
-    assert later.limit == 0
+    # Then it goes by the fresher reading: still a trickle
+    assert later.rate_per_minute == TUNING.stall_probe_per_minute
     assert "stalled" in later.reason
 
 

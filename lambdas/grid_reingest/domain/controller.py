@@ -94,6 +94,7 @@ class Tuning:
     fresh_hold_seconds: float = 75.0  # a cut shows in the checkpoints after the age + this
     fresh_merge_seconds: float = 30.0  # the highest reading of any worker stands this long
     fresh_rate_step: float = 0.01  # the ceiling's rise a decision beyond thrall's rate
+    stall_probe_per_minute: float = 2.0  # starts a minute while thrall looks stalled
     default_seconds: float = 15.0  # the first decision's span
 
 
@@ -309,9 +310,14 @@ class Controller:
         memory.pop("drain_from", None)
         high = age > threshold * t.high_age_share
         if view.stalled_seconds > 0:
-            return True, (
+            # A trickle, not nothing: thrall checkpoints only as it processes records, so
+            # a thrall that took the last ones without a checkpoint is told apart from a
+            # stopped one by the next few (a stopped one gets a few more to catch up on).
+            memory["draining"] = t.stall_probe_per_minute
+            return False, (
                 f"thrall stalled: no checkpoint for {view.stalled_seconds:.0f} s past due "
-                f"with records waiting (iterator age over {age / 1000:.0f} s)"
+                f"with records waiting (iterator age over {age / 1000:.0f} s); "
+                f"{t.stall_probe_per_minute:.0f}/min to see it move"
             )
         ended = memory.get("stall_ended_at")
         if ended is not None:
