@@ -42,7 +42,6 @@ class ProgressReading:
     previous_age_s: float | None  # the age TREND_SECONDS earlier, on the trend; None: unknown
     sample_age_s: float  # how long ago the latest sample's checkpoint moved
     stalled_s: float  # how long a checkpoint is overdue while records wait; 0: none
-    moved_s: float | None = None  # how long ago a checkpoint was last seen to move; None: never
 
 
 class ThrallProgress:
@@ -55,7 +54,6 @@ class ThrallProgress:
         self._moved_at: dict[str, float] = {}
         self._shard_age: dict[str, float] = {}
         self._read_at: float | None = None
-        self._last_move: float | None = None
         self._samples: deque[tuple[float, float]] = deque()  # (when, highest shard age)
 
     def published(self, positions: list[tuple[str, int, float]]) -> None:
@@ -88,7 +86,6 @@ class ThrallProgress:
             changed = True
         self._read_at = at
         if changed:
-            self._last_move = moved
             self._samples.append((moved, self._age()))
         elif (
             self._checkpoint
@@ -119,9 +116,8 @@ class ThrallProgress:
     def reading(self, at: float) -> ProgressReading | None:
         """The latest age and its trend; None until a checkpoint moved past records of ours."""
         stalled, waiting = self._stalled(at)
-        moved = None if self._last_move is None else at - self._last_move
         if not self._samples:
-            return ProgressReading(waiting, None, 0.0, stalled, moved) if stalled else None
+            return ProgressReading(waiting, None, 0.0, stalled) if stalled else None
         when, age = self._samples[-1]
         if stalled:
             # Overdue: thrall has not reached the record that made it due (it would have
@@ -132,7 +128,7 @@ class ThrallProgress:
         if earlier:
             then, old = min(earlier, key=lambda s: abs(when - s[0] - TREND_SECONDS))
             previous = age - (age - old) / (when - then) * TREND_SECONDS
-        return ProgressReading(age, previous, at - when, stalled, moved)
+        return ProgressReading(age, previous, at - when, stalled)
 
     def _stalled(self, at: float) -> tuple[float, float]:
         """(seconds the most overdue shard's checkpoint is late; the age of the record that
