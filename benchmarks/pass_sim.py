@@ -371,8 +371,9 @@ def report(out: dict[str, Any], extras: dict, took: float) -> str:
 - Policies: **ours** is the deployed continuous batch-index flow and
   controller as PROD deploys it (a keep-alive a minute, up to
   `batchIndex.reservedConcurrency` = {reserved} invocations at once sharing the
-  controller's limit and rate, `maxInFlight` {MAX_IN_FLIGHT}); `ours_single` the
-  same, one invocation at a time; `seed` a batch per one-minute tick sized to
+  controller's limit and rate, `maxInFlight` {MAX_IN_FLIGHT}, thrall's checkpoints read
+  as `thrallCheckpointTable` sets them up); `ours_single` the same, one
+  invocation at a time; `seed` a batch per one-minute tick sized to
   the scenario's nominal capacity, gated on the 5-minute maximum age; `today`
   the one-batch design with PROD's earlier values ({TODAY_BATCH} ids every
   {TODAY_EVERY_MINUTES} minutes, `gridConcurrency` {concurrency},
