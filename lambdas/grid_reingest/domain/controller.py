@@ -9,8 +9,9 @@ Two loops, because the two signals arrive on different clocks:
   limit grows while that queue is under a small target and jumps back to
   the level that would leave the target queue when it is over twice that.
   Overload answers (429/502/503/504, throttles) cut it multiplicatively.
-- **Starts a minute, from thrall** (CloudWatch one-minute maxima that arrive
-  1-3 minutes late): AIMD on a rate ceiling. A rising iterator age cuts the
+- **Starts a minute, from thrall** (its checkpoints, about a minute late, when
+  the worker reads them; else CloudWatch one-minute maxima that arrive 1-3
+  minutes late): AIMD on a rate ceiling. A rising iterator age cuts the
   ceiling below the rate the worker actually achieved, then the loop *holds*
   for the data delay before judging again, so one episode of lag is not
   punished once per stale point; a low, steady age raises it additively.
@@ -220,16 +221,16 @@ class Controller:
             return True, "no iterator-age data: taking nothing"
         threshold = t.max_iterator_age_ms
         memory.pop("draining", None)
+        if view.fresh:
+            return self._thrall_fresh(view, memory, now)
         achieved = memory.get("rate_seen")
         cap = memory.get("rate_cap")
         # Cuts are shares of the rate that made the lag (the slope says by how much):
-        # the rate of the minutes the reading describes, not of the last decision.
-        base = _rate_then(memory, view.describes_seconds_ago(age)) or cap
+        # the rate of the minutes the latest points describe, not of the last decision.
+        base = _rate_then(memory) or cap
         holding = now < memory.get("hold_until", 0.0)
         slope = view.slope
         rising = view.previous_ms is not None and age > view.previous_ms
-        if view.fresh:
-            return self._thrall_fresh(view, memory, now)
         if rising and slope >= t.stall_slope and age > threshold * t.low_age_share:
             # An age growing a second a second is a consumer that stopped (a deploy),
             # not a slow one: nothing is learnt of its rate (a five-fold flood would
@@ -259,7 +260,7 @@ class Controller:
                     memory["rate_cap"] = min(cap or cut, cut)
                     memory["thrall_rate"] = base * (1 - min(1.0, max(0.0, slope)))
                 memory["resume_at"] = now + t.resume_lead * _drain_seconds(view, t)
-                memory["hold_until"] = memory["resume_at"] + view.hold_seconds(age)
+                memory["hold_until"] = memory["resume_at"] + t.hold_seconds
             if now < memory["resume_at"]:
                 return True, _over(age, threshold)
             return False, (
@@ -277,7 +278,7 @@ class Controller:
             cut = base * _drain_factor(slope, t.deep_cut if deep else t.rate_cut)
             memory["rate_cap"] = min(cap or cut, cut)
             memory["thrall_rate"] = base * (1 - slope)
-            memory["hold_until"] = now + view.hold_seconds(age)
+            memory["hold_until"] = now + t.hold_seconds
             return False, (
                 f"thrall lagging: iterator age {age / 1000:.0f} s and rising; "
                 f"rate cut to {memory['rate_cap']:.0f}/min"
@@ -337,7 +338,7 @@ class Controller:
                 # (the age peaks then, whatever is sent); under it, the cut is enough.
                 drain = _backlog_seconds(view, memory, now) or _drain_seconds(view, t)
                 memory["resume_at"] = now + (t.resume_lead * drain if high else 0.0)
-                memory["hold_until"] = now + drain + view.hold_base_seconds
+                memory["hold_until"] = now + drain + t.fresh_hold_seconds
             if now < memory.get("resume_at", 0.0):
                 return True, (
                     f"thrall {age / 1000:.0f} s behind: nothing new "
@@ -419,7 +420,6 @@ class _View:
     age_ms: float | None
     previous_ms: float | None  # a minute before, on the trend
     delay_seconds: float  # how long ago the latest reading's moment was
-    hold_base_seconds: float  # after a cut, readings for this long (+ the age) show the past
     fresh: bool = False  # from thrall's checkpoints (else CloudWatch's points)
     stalled_seconds: float = 0.0
 
@@ -429,18 +429,6 @@ class _View:
         if self.previous_ms is None or self.age_ms is None:
             return 0.0
         return (self.age_ms - self.previous_ms) / 60_000
-
-    def hold_seconds(self, age_ms: float) -> float:
-        """No second cut within this: the readings until then describe what the cut answered.
-        CloudWatch's: a fixed time for its delay; checkpoints': until thrall reaches the
-        records published at the cut (the age), and a checkpoint after that."""
-        if not self.fresh:
-            return self.hold_base_seconds
-        return age_ms / 1000 + self.hold_base_seconds
-
-    def describes_seconds_ago(self, age_ms: float) -> float:
-        """When the records the reading is about were published."""
-        return self.delay_seconds + (age_ms / 1000 if self.fresh else 0.0)
 
 
 def _view(signals: Signals, memory: dict[str, float], now: float, t: Tuning) -> _View:
@@ -479,7 +467,6 @@ def _view(signals: Signals, memory: dict[str, float], now: float, t: Tuning) -> 
             signals.iterator_age_ms,
             signals.previous_age_ms,
             t.point_delay_seconds,
-            t.hold_seconds,
         )
     stalled = 0.0
     if "fresh_stalled_at" in memory:
@@ -488,7 +475,6 @@ def _view(signals: Signals, memory: dict[str, float], now: float, t: Tuning) -> 
         memory["fresh_age_ms"],
         memory.get("fresh_previous_ms"),
         now - memory["fresh_at"],
-        t.fresh_hold_seconds,
         fresh=True,
         stalled_seconds=stalled,
     )
@@ -558,13 +544,9 @@ def _published_between(memory: dict[str, float], start: float, end: float) -> fl
     return total
 
 
-def _rate_then(memory: dict[str, float], seconds_ago: float) -> float | None:
-    """The rate achieved about `seconds_ago` (the minutes the reading describes): for
-    CloudWatch's points (90 s), the mean of 1-3 minutes ago."""
-    if seconds_ago < MINUTE / 2:
-        return memory.get("rate_seen")
-    last = min(RATE_MINUTES - 1, max(1, round(seconds_ago / MINUTE) + 1))
-    rates = [memory[f"rate_{k}"] for k in range(1, last + 1) if f"rate_{k}" in memory]
+def _rate_then(memory: dict[str, float]) -> float | None:
+    """The rate achieved 1-3 minutes ago (the minutes the latest points describe)."""
+    rates = [memory[f"rate_{k}"] for k in range(1, RATE_MINUTES) if f"rate_{k}" in memory]
     if not rates:
         return memory.get("rate_seen")
     return sum(rates) / len(rates)

@@ -38,8 +38,6 @@ class Limits:
     max_in_flight: int  # the deployed ceiling (threads)
     max_attempts: int
     idle_seconds: float  # nothing could start this long and nothing in flight: end
-    # ...unless the pace says work goes on within this long of going idle.
-    longest_wait_seconds: float = 0.0
 
     @classmethod
     def of(cls, settings: BatchIndexSettings | BatchCheckSettings) -> Limits:
@@ -50,5 +48,4 @@ class Limits:
             max_in_flight=settings.max_in_flight,
             max_attempts=settings.max_attempts,
             idle_seconds=settings.idle_seconds,
-            longest_wait_seconds=LONGEST_WAIT_SECONDS,
         )

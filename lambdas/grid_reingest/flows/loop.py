@@ -28,7 +28,7 @@ from grid_reingest.domain.claims import (
     release_transition,
 )
 from grid_reingest.domain.states import ProgressState
-from grid_reingest.flows.invocation import Limits, LoopDeps, RecordFailed
+from grid_reingest.flows.invocation import LONGEST_WAIT_SECONDS, Limits, LoopDeps, RecordFailed
 from grid_reingest.flows.summary import Summary
 from grid_reingest.ports import Observation, PaceDecision, PartialApply
 
@@ -114,6 +114,7 @@ class Loop(Generic[R]):
             # What finished since the last decision counts too (a warm pace goes on).
             self._decide()
         finally:
+            # Best effort: a mark left behind expires by itself within 1.5 refreshes.
             with contextlib.suppress(Exception):
                 self.deps.pace.leave()
             # After a failure, what is in flight still finishes before its claims go back,
@@ -165,7 +166,7 @@ class Loop(Generic[R]):
         """The pace stopped work for a while that ends before the next keep-alive would
         come: waiting is cheaper than a tick's gap."""
         wait = decision.resume_in_seconds
-        return wait is not None and idle + wait <= self.limits.longest_wait_seconds
+        return wait is not None and idle + wait <= LONGEST_WAIT_SECONDS
 
     def _decide(self) -> PaceDecision:
         seen, self.seen = self.seen, Observation()

@@ -72,7 +72,9 @@ class ControlledPace:
             self._pending.overloaded += observation.overloaded
             self._pending.latencies_ms += observation.latencies_ms
             self._pending.published += observation.published
-            self._progress.published(observation.published)
+            if self._checkpoints is not None:
+                # Kept only where checkpoints are read: nothing else forgets them.
+                self._progress.published(observation.published)
             due = self._clock.monotonic() - self._decided_at >= self._refresh
             if self._decision is None or due:
                 self._decision = self._step()
@@ -90,7 +92,8 @@ class ControlledPace:
             mark = self._progress.mark()
         control = self._control.read()
         at = self._clock.now()
-        span = self._clock.monotonic() - self._decided_at if self._decision else None
+        mono = self._clock.monotonic()
+        span = mono - self._decided_at if self._decision else None
         signals = Signals(
             now=at,
             iterator_age_ms=reading[0] if reading else None,
@@ -109,7 +112,7 @@ class ControlledPace:
             checkpoint_delay_seconds=progress.sample_age_s if progress else 0.0,
             stalled_seconds=progress.stalled_s if progress else 0.0,
             checkpoint_mark=mark,
-            published_ago=tuple(self._clock.monotonic() - when for _, _, when in seen.published),
+            published_ago=tuple(mono - when for _, _, when in seen.published),
         )
         for _ in range(SAVE_TRIES):
             state, workers = self._mark(
