@@ -109,6 +109,9 @@ class FixedPace:
     def leave(self) -> None:
         """Nothing shared."""
 
+    def take_unread(self) -> dict[str, int]:
+        return {}
+
 
 def ours(settings, state_table, projector, kinesis) -> tuple[float, object, dict]:
     """One invocation: seconds, its summary, and when projections started and ended (ms)."""

@@ -54,6 +54,10 @@ ITERATOR_AGE = "ThrallIteratorAgeMs"
 # Invocations stopped for the system's failure (a service down, the key refused, overload
 # across most images): claims went back with no attempt, the invocation failed.
 SYSTEMIC_FAILURES = "SystemicFailures"
+# Pace steps at which a signal could not be read, and the pace went by the next one:
+# thrall's lease table (then CloudWatch), CloudWatch (then holding, then nothing).
+CHECKPOINTS_UNREAD = "CheckpointsUnread"
+ITERATOR_AGE_UNREAD = "IteratorAgeUnread"
 KINESIS_CALLS = "KinesisCalls"
 COMPLETED = "PassFinished"  # the worker found nothing left and switched its rule off
 DURATION = "DurationMs"

@@ -209,3 +209,8 @@ class Pace(Protocol):
     def leave(self) -> None:
         """This worker takes no more work: its share of the pace goes to the others now."""
         ...
+
+    def take_unread(self) -> dict[str, int]:
+        """The steps since the last call at which a signal could not be read (and the pace
+        degraded to the next one), by metric name."""
+        ...

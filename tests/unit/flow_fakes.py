@@ -129,6 +129,9 @@ class Steady:
     def leave(self) -> None:
         self.left = True
 
+    def take_unread(self) -> dict[str, int]:
+        return {}
+
     def decide(self, observation: Observation) -> PaceDecision:
         with self.lock:
             self.calls += 1

@@ -264,3 +264,103 @@ def test_pace_the_loop_leaves_the_pace_when_its_invocation_ends():
     run_batch_index(index_settings(), deps)
     # Then it told the pace it takes no more work
     assert steady.left
+
+
+def checkpoint_pace(control, clock, checkpoints, age=(1_000.0, 1_000.0)):
+    controller = Controller(Tuning(max_limit=16, max_iterator_age_ms=60_000))
+    return ControlledPace(
+        controller,
+        control,
+        age if callable(age) else (lambda: age),
+        clock,
+        refresh_seconds=15,
+        checkpoints=checkpoints,
+    )
+
+
+@pytest.mark.parametrize(
+    "failure",
+    [
+        LookupError("ResourceNotFoundException: Requested resource not found"),
+        PermissionError("AccessDeniedException: not authorized to perform dynamodb:Scan"),
+        TimeoutError("ProvisionedThroughputExceededException"),
+        ValueError("lease 'x': checkpoint 'bogus' is neither a sequence number nor ..."),
+    ],
+)
+def test_pace_an_unreadable_lease_table_falls_back_to_cloudwatch_counted(failure):
+    # Given a lease table that cannot be read (missing, denied, throttled, malformed)
+    control, clock = MemoryControl(), FakeClock()
+
+    def broken():
+        raise failure
+
+    worker = checkpoint_pace(control, clock, broken)
+    # When the worker decides, a refresh apart
+    decisions = []
+    for _ in range(3):
+        decisions.append(worker.decide(Observation(finished=20, latencies_ms=[300.0])))
+        clock.sleep(15)
+    # Then the pass goes on (CloudWatch's low age lets work start), each step is counted, and
+    # the reason says why, where `watch` shows it
+    assert all(d.in_flight > 0 for d in decisions)
+    assert worker.take_unread() == {"CheckpointsUnread": 3}
+    assert worker.take_unread() == {}
+    assert "checkpoints unreadable" in control.read().pace.reason
+
+
+def test_pace_an_unreadable_cloudwatch_holds_then_takes_nothing():
+    control, clock = MemoryControl(), FakeClock()
+    readings = iter([(1_000.0, 1_000.0)])
+
+    def cloudwatch():
+        try:
+            return next(readings)
+        except StopIteration:
+            raise ConnectionError("ThrottlingException: Rate exceeded") from None
+
+    worker = ControlledPace(
+        Controller(Tuning(max_limit=16, max_iterator_age_ms=60_000)),
+        control,
+        cloudwatch,
+        clock,
+        refresh_seconds=15,
+    )
+    worker.decide(Observation(finished=20, latencies_ms=[300.0]))
+    clock.sleep(15)
+    held = worker.decide(Observation(finished=20, latencies_ms=[300.0]))
+    # Then it holds (work goes on) for a while...
+    assert held.in_flight > 0 and "unreadable: holding" in held.reason
+    for _ in range(25):
+        clock.sleep(15)
+        late = worker.decide(Observation())
+    # ...and then takes nothing, as with no signal at all
+    assert late.in_flight == 0 and "unreadable for" in late.reason
+    assert worker.take_unread()["IteratorAgeUnread"] == 26
+
+
+def test_pace_checkpoints_of_other_shards_never_override_a_high_cloudwatch_age():
+    # Given CloudWatch at 300 s against a 60 s threshold, and a lease table whose moves are
+    # on shards holding none of our records (another consumer's table, a reshard's parents)
+    table = {"other": 0}
+    age = (300_000.0, 290_000.0)
+    with_table, clock = (
+        checkpoint_pace(MemoryControl(), FakeClock(), lambda: dict(table), age),
+        None,
+    )
+    clock = with_table._clock
+    alone_clock = FakeClock()
+    alone = checkpoint_pace(MemoryControl(), alone_clock, None, age)
+    for k in range(40):
+        table["other"] += 100
+        published = [("ours", 10 * k + n + 1, clock.t + n) for n in range(10)]
+        seen = Observation(finished=10, latencies_ms=[300.0], published=published)
+        ours = with_table.decide(seen)
+        cloudwatch = alone.decide(Observation(finished=10, latencies_ms=[300.0]))
+        # Then every decision is CloudWatch's own: nothing starts on their word ("0 s behind")
+        assert (ours.in_flight, ours.rate_per_minute, ours.reason) == (
+            cloudwatch.in_flight,
+            cloudwatch.rate_per_minute,
+            cloudwatch.reason,
+        ), k
+        clock.sleep(15)
+        alone_clock.sleep(15)

@@ -126,3 +126,25 @@ def test_thrall_progress_a_lease_table_without_checkpoints_says_nothing():
         progress.observe({}, at=float(at))
     # Then there is no reading: the worker goes by CloudWatch's points
     assert progress.reading(300.0) is None
+
+
+def test_thrall_progress_moves_on_shards_without_records_of_ours_say_nothing():
+    # Given our records on one shard, and another consumer's (or a parent's) lease moving
+    progress = ThrallProgress()
+    published(progress, 1, 60, start=0.0)
+    progress.observe({SHARD: 0, "other": 0}, at=1.0)
+    # When only the other shard's checkpoint moves
+    moved(progress, {SHARD: 0, "other": 0}, {SHARD: 0, "other": 500}, 60.0)
+    # Then nothing is said of our records (never "0 s behind")
+    assert progress.reading(61.0) is None
+
+
+def test_thrall_progress_a_shard_with_records_of_ours_and_no_checkpoint_is_unknown():
+    # Given a reshard: our records land on a child whose lease sits at TRIM_HORIZON (no
+    # checkpoint), while thrall drains the parent
+    progress = ThrallProgress()
+    published(progress, 1, 60, start=0.0, shard="child")
+    progress.observe({"parent": 0}, at=1.0)
+    moved(progress, {"parent": 0}, {"parent": 900}, 60.0)
+    # Then there is no reading: the worker goes by CloudWatch
+    assert progress.reading(61.0) is None

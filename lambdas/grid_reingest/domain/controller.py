@@ -57,6 +57,8 @@ class Signals:
     # Records the stream accepted from this worker since its last decision: how many
     # seconds before `now` each was published.
     published_ago: tuple[float, ...] = ()
+    # CloudWatch could not be read at this decision (its age is then None).
+    age_unread: bool = False
 
 
 @dataclass(frozen=True)
@@ -96,6 +98,8 @@ class Tuning:
     fresh_merge_seconds: float = 30.0  # the highest reading of any worker stands this long
     fresh_rate_step: float = 0.01  # the ceiling's rise a decision beyond thrall's rate
     stall_probe_per_minute: float = 2.0  # starts a minute while thrall looks stalled
+    # -- a signal that cannot be read --
+    unread_hold_seconds: float = 300.0  # CloudWatch unreadable: hold this long, then stop
     default_seconds: float = 15.0  # the first decision's span
 
 
@@ -217,6 +221,14 @@ class Controller:
         t = self.tuning
         view = _view(signals, memory, now, t)
         age = view.age_ms
+        if signals.age_unread and not view.fresh:
+            # Nothing fresher to go by: hold the ceiling (no rise on no news) for a while,
+            # then take nothing, as with no data at all.
+            since = memory.setdefault("age_unread_since", now)
+            if now - since > t.unread_hold_seconds:
+                return True, f"iterator age unreadable for {now - since:.0f} s: taking nothing"
+            return False, "iterator age unreadable: holding"
+        memory.pop("age_unread_since", None)
         if age is None:
             return True, "no iterator-age data: taking nothing"
         threshold = t.max_iterator_age_ms
@@ -462,12 +474,14 @@ def _view(signals: Signals, memory: dict[str, float], now: float, t: Tuning) -> 
         for key in ("fresh_stalled", "fresh_stalled_at", "fresh_stalled_mark"):
             memory.pop(key, None)
         memory["stall_ended_at"] = now
+    cloudwatch = _View(signals.iterator_age_ms, signals.previous_age_ms, t.point_delay_seconds)
     if now - memory.get("fresh_at", -math.inf) > t.fresh_seconds:
-        return _View(
-            signals.iterator_age_ms,
-            signals.previous_age_ms,
-            t.point_delay_seconds,
-        )
+        return cloudwatch
+    over = signals.iterator_age_ms is not None and signals.iterator_age_ms > t.max_iterator_age_ms
+    if over and now - t.point_delay_seconds > memory["fresh_at"]:
+        # CloudWatch says thrall is over the threshold, as of later than the checkpoints'
+        # latest reading: an older checkpoint never overrides it.
+        return cloudwatch
     stalled = 0.0
     if "fresh_stalled_at" in memory:
         stalled = memory["fresh_stalled"] + now - memory["fresh_stalled_at"]

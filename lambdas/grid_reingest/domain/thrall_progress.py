@@ -10,6 +10,12 @@ one-minute points come 1-3 minutes after their minute. A shard whose
 checkpoint stops moving while records of ours wait is a consumer that
 stopped.
 
+Only shards that hold records of ours count: a move elsewhere (another
+consumer's leases in the table, a parent shard thrall drains after a reshard)
+says nothing of them. A shard with records of ours and no checkpoint (a child
+lease still at TRIM_HORIZON) is unknown, not caught up: there is then no
+reading, and the worker goes by CloudWatch.
+
 Pure: the worker's pace (flows/pace.py) feeds it positions and checkpoints.
 """
 
@@ -79,16 +85,19 @@ class ThrallProgress:
                 continue
             self._moved_at[shard] = moved
             queue = self._pending.get(shard, deque())
+            # A move says something of our records only on a shard that holds some.
+            changed = changed or bool(queue)
             while queue and queue[0][0] <= checkpoint:
                 queue.popleft()
             waiting = queue[0][1] if queue else None
             self._shard_age[shard] = max(0.0, moved - waiting) if waiting is not None else 0.0
-            changed = True
         self._read_at = at
-        if changed:
-            self._samples.append((moved, self._age()))
+        age = self._age()
+        if changed and age is not None:
+            self._samples.append((moved, age))
         elif (
-            self._checkpoint
+            not changed
+            and self._checkpoint
             and not self._waiting()
             and (not self._samples or self._samples[-1][1] > 0)
         ):
@@ -100,11 +109,20 @@ class ThrallProgress:
     def _waiting(self) -> bool:
         return any(self._pending.values())
 
-    def _age(self) -> float:
-        """The highest age over the shards; a shard with nothing of ours waiting adds 0."""
+    def _age(self) -> float | None:
+        """The highest age over the shards that hold records of ours (0 where nothing of ours
+        waits); None while one of them has no checkpoint: unknown, not caught up."""
+        if self._unknown():
+            return None
         return max(
             (age for shard, age in self._shard_age.items() if self._pending.get(shard)),
             default=0.0,
+        )
+
+    def _unknown(self) -> bool:
+        """Whether records of ours wait on a shard that has no checkpoint."""
+        return any(
+            queue and shard not in self._checkpoint for shard, queue in self._pending.items()
         )
 
     def mark(self) -> float:
@@ -114,7 +132,10 @@ class ThrallProgress:
         return float(int.from_bytes(digest.digest(), "big"))
 
     def reading(self, at: float) -> ProgressReading | None:
-        """The latest age and its trend; None until a checkpoint moved past records of ours."""
+        """The latest age and its trend; None until a checkpoint moved past records of ours,
+        and while records of ours wait on a shard with no checkpoint."""
+        if self._unknown():
+            return None
         stalled, waiting = self._stalled(at)
         if not self._samples:
             return ProgressReading(waiting, None, 0.0, stalled) if stalled else None

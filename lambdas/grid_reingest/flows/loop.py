@@ -118,6 +118,7 @@ class Loop(Generic[R]):
             # Best effort: a mark left behind expires by itself within 1.5 refreshes.
             with contextlib.suppress(Exception):
                 self.deps.pace.leave()
+            self.summary.signals_unread = self.deps.pace.take_unread()
             # After a failure, what is in flight still finishes before its claims go back,
             # and a window being claimed is taken in, to be given back with the rest.
             pool.shutdown(wait=True)

@@ -21,10 +21,12 @@ from __future__ import annotations
 import math
 import threading
 import uuid
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
 
+from grid_reingest import names
 from grid_reingest.domain.control import Control, PaceState
 from grid_reingest.domain.controller import Controller, Signals
 from grid_reingest.domain.thrall_progress import ThrallProgress
@@ -69,6 +71,7 @@ class ControlledPace:
         self._decided_at = 0.0
         self._key = WORKER_KEY + uuid.uuid4().hex[:12]
         self._joined_at: float | None = None  # this worker's first step (epoch seconds)
+        self._unread: Counter[str] = Counter()  # steps a signal could not be read, by metric
 
     def decide(self, observation: Observation) -> PaceDecision:
         """Add `observation` to what is pending; step the controller when it is time."""
@@ -86,15 +89,38 @@ class ControlledPace:
                 self._decided_at = self._clock.monotonic()
             return self._decision
 
+    def take_unread(self) -> dict[str, int]:
+        """Steps at which a signal could not be read since the last call, by metric name."""
+        with self._lock:
+            unread, self._unread = dict(self._unread), Counter()
+            return unread
+
     def _step(self) -> PaceDecision:
         seen, self._pending = self._pending, Observation()
-        reading = self._iterator_age()
+        # A signal that cannot be read degrades to the next one, counted; it never stops
+        # the pass: the lease table to CloudWatch, CloudWatch to holding (the controller).
+        notes: list[str] = []
+        reading: AgeReading = None
+        age_unread = False
+        try:
+            reading = self._iterator_age()
+        except Exception as error:
+            age_unread = True
+            self._unread[names.ITERATOR_AGE_UNREAD] += 1
+            notes.append(f"thrall's iterator age unreadable ({_said(error)})")
         progress, mark = None, None
         if self._checkpoints is not None:
             read_at = self._clock.monotonic()
-            self._progress.observe(self._checkpoints(), read_at)
-            progress = self._progress.reading(read_at)
-            mark = self._progress.mark()
+            try:
+                checkpoints = self._checkpoints()
+            except Exception as error:
+                self._unread[names.CHECKPOINTS_UNREAD] += 1
+                said = _said(error)
+                notes.append(f"thrall's checkpoints unreadable ({said}): on CloudWatch's age")
+            else:
+                self._progress.observe(checkpoints, read_at)
+                progress = self._progress.reading(read_at)
+                mark = self._progress.mark()
         control = self._control.read()
         at = self._clock.now()
         mono = self._clock.monotonic()
@@ -118,13 +144,15 @@ class ControlledPace:
             stalled_seconds=progress.stalled_s if progress else 0.0,
             checkpoint_mark=mark,
             published_ago=tuple(mono - when for _, _, when in seen.published),
+            age_unread=age_unread,
         )
         if self._joined_at is None:
             self._joined_at = at.timestamp()
         for _ in range(SAVE_TRIES):
-            state, share = self._mark(
-                self._controller.step(control.pace, signals, control.knobs), signals.now
-            )
+            stepped = self._controller.step(control.pace, signals, control.knobs)
+            if notes:
+                stepped = replace(stepped, reason=f"{stepped.reason} [{'; '.join(notes)}]")
+            state, share = self._mark(stepped, signals.now)
             if self._control.save_pace(state, control.version):
                 break
             control = self._control.read()  # another worker decided first: decide on its state
@@ -228,6 +256,10 @@ class KnobsPace:
     def leave(self) -> None:
         """Nothing is shared: nothing to give back."""
 
+    def take_unread(self) -> dict[str, int]:
+        """It reads no signal."""
+        return {}
+
     def decide(self, observation: Observation) -> PaceDecision:
         """The ceiling (or the operator's lower one); 0 while paused."""
         with self._lock:
@@ -242,3 +274,8 @@ class KnobsPace:
                 )
                 self._decided_at = self._clock.monotonic()
             return self._decision
+
+
+def _said(error: Exception) -> str:
+    """An error as the operator reads it: the AWS error code and message, briefly."""
+    return f"{type(error).__name__}: {error}"[:300]

@@ -37,6 +37,7 @@ class Summary:
     reenabled: bool = False  # switched its rule off, found new work, switched it back on
     systemic: str | None = None  # stopped for the system's failure (domain/systemic.py)
     own_overloads: int = 0  # an image's own overload answers counted on it, no attempt yet
+    signals_unread: dict[str, int] = field(default_factory=dict)  # pace steps, by metric
 
     def note_pace(self, decision: PaceDecision) -> None:
         """Remember the pace's latest decision."""
@@ -68,6 +69,7 @@ class Summary:
             "reenabled": self.reenabled,
             "systemic": self.systemic,
             "ownOverloads": self.own_overloads,
+            "signalsUnread": self.signals_unread,
         }
 
     def metric_counts(self) -> dict[str, float]:
@@ -91,6 +93,7 @@ class Summary:
             counts[names.CONTROL_RATE] = self.rate
         for state, n in self.states.items():
             counts[names.state_metric(state)] = n
+        counts.update(self.signals_unread)
         return counts
 
     def count(self, transitions: Iterable[Transition], applied: Iterable[bool]) -> None:
