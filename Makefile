@@ -2,7 +2,7 @@
 
 # The Python of the functions' Lambda runtime (infra/asset.py's RUNTIME), and so of
 # .venv: python<version> on the PATH or through pyenv, unless PYTHON names one.
-PYTHON_VERSION := 3.11
+PYTHON_VERSION := 3.13
 PYTHON ?=
 VENV := .venv
 BIN := $(VENV)/bin
