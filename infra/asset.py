@@ -55,7 +55,7 @@ PACKAGE = "grid_reingest"
 CACHE = ROOT / ".cache" / "lambda-packages"
 
 # The Lambda runtime and architecture the functions run on and the asset is built for.
-# docs/infra.md ("The functions") says why python3.13.
+# docs/infra.md ("The functions") says why python3.13; infra/runtimes.py, until when.
 RUNTIME = lambda_.Runtime.PYTHON_3_13
 ARCHITECTURE = lambda_.Architecture.ARM_64
 TARGET_PYTHON = tuple(int(part) for part in RUNTIME.name.removeprefix("python").split("."))
