@@ -56,8 +56,8 @@ cat >&2 <<EOF
 .venv needs Python $version: the functions run on Lambda's python$version, and
 the tests and the Lambda asset's build run on the same version. Install it,
 then run make again:
-    pyenv install $version              # with pyenv (found through pyenv, no PATH change)
-    apt-get install python$version python$version-venv   # Debian 13, Ubuntu with a $version package
+    pyenv install $version              # with pyenv: make finds it there, no PATH change
+    apt-get install python$version python$version-venv   # Debian 13, or an Ubuntu that packages it
     brew install python@$version        # macOS
 or name an interpreter: make PYTHON=/path/to/python$version
 EOF
