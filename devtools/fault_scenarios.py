@@ -51,6 +51,8 @@ class Scenario:
     told: tuple[str, ...] = ()  # alarms, metrics or exit codes that must show
     overlap: int = 1
     extra_ids: int = 0  # ids the scenario adds to the table during the pass
+    # The fault is the system's: no image may be charged an attempt for it.
+    charges_nothing: bool = False
 
 
 def every(world: World, k: int) -> list[str]:
@@ -159,6 +161,81 @@ def _one_image_forever(world: World) -> None:
         return None
 
     world.grid.faults.append(loader)
+
+
+def _tail_usage_503(world: World) -> None:
+    # An image with a long history times out at the usage service, every time: those are
+    # the images left at the end of the pass, when they are all that fails.
+    failing = set(every(world, 12))
+
+    def usages(endpoint: str, image_id: str, n: int) -> GridResponse | None:
+        if endpoint == "usages" and image_id in failing:
+            return GridResponse("usage", 503, message="Service Unavailable")
+        return None
+
+    world.grid.faults.append(usages)
+
+
+def _loader_down(status: int | None) -> Callable[[World], None]:
+    """image-loader gives no answer (or `status`) to every image, and its health route too."""
+
+    def inject(world: World) -> None:
+        def loader(endpoint: str, image_id: str, n: int) -> GridResponse | None:
+            calls_loader = endpoint == "projection" or (
+                endpoint == "health" and image_id == "image-loader"
+            )
+            if calls_loader and while_ticks(world, ticks=LONG_TICKS):
+                return GridResponse("image-loader", status, message="down (injected)")
+            return None
+
+        world.grid.faults.append(loader)
+
+    return inject
+
+
+def _media_api_down(world: World) -> None:
+    started: list[int] = []
+
+    def media_api(endpoint: str, image_id: str, n: int) -> GridResponse | None:
+        if world.phase != "check" or endpoint not in ("image", "health"):
+            return None
+        started[:] = started or [world.tick]
+        if world.tick < started[0] + LONG_TICKS:
+            return GridResponse("media-api", None, message="connection refused (injected)")
+        return None
+
+    world.grid.faults.append(media_api)
+
+
+def _loader_key_rotated(world: World) -> None:
+    # The key is rotated in the Grid and in the parameter at once, at the 30th projection;
+    # image-projection's cache still holds the old one for up to five minutes.
+    def rotate(world: World, n: int) -> None:
+        if n == 30:
+            world.grid.valid_key = world.secret["key"] = "key-2"
+            world.note("rotated the Grid's key (and the parameter) to key-2")
+
+    world.on_projection.append(rotate)
+
+
+def _loader_key_revoked(world: World) -> None:
+    # The Grid refuses the workers' key from the 30th projection; the operator puts a new
+    # one in the parameter five minutes later.
+    revoked_at: list[int] = []
+
+    def revoke(world: World, n: int) -> None:
+        if n == 30:
+            world.grid.valid_key = "key-2"
+            revoked_at.append(world.tick)
+            world.note("the Grid revoked key-1, which the workers read")
+
+    def operator(world: World) -> None:
+        if revoked_at and world.tick == revoked_at[0] + 5:
+            world.secret["key"] = "key-2"
+            world.note("put a valid key in the parameter")
+
+    world.on_projection.append(revoke)
+    world.on_tick.append(operator)
 
 
 def _kinesis_refused(world: World) -> None:
@@ -369,6 +446,58 @@ SCENARIOS: list[Scenario] = [
         told=(f"{INDEX} State8",),
     ),
     Scenario(
+        "tail-503",
+        "usage answers 503 every time for 1 image in 12 (a long history timing out); "
+        "at the end of the pass they are all that is left",
+        _tail_usage_503,
+        expect=lambda w: {int(S.UNKNOWN_ERROR): set(every(w, 12))},
+        told=(f"{INDEX} State8",),
+    ),
+    Scenario(
+        "loader-down",
+        f"image-loader gives no answer to any image, nor on its health route, for {LONG_TICKS} min",
+        _loader_down(None),
+        told=(f"{INDEX}-systemic-failures", f"{INDEX}-errors"),
+        charges_nothing=True,
+    ),
+    Scenario(
+        "loader-500",
+        f"image-loader answers 500 to every image, and on its health route, for {LONG_TICKS} min",
+        _loader_down(500),
+        told=(f"{INDEX}-systemic-failures", f"{INDEX}-errors"),
+        charges_nothing=True,
+    ),
+    Scenario(
+        "loader-down-overlapping",
+        f"image-loader gives no answer for {LONG_TICKS} min, two invocations at once",
+        _loader_down(None),
+        told=(f"{INDEX}-systemic-failures", f"{INDEX}-errors"),
+        overlap=2,
+        charges_nothing=True,
+    ),
+    Scenario(
+        "loader-key-rotated",
+        "the Grid's key is rotated (and its parameter) while image-projection holds the old "
+        "one in its five-minute cache",
+        _loader_key_rotated,
+        charges_nothing=True,
+    ),
+    Scenario(
+        "loader-key-revoked",
+        "the Grid refuses the workers' key (401) until the operator puts a new one in the "
+        "parameter, 5 min later",
+        _loader_key_revoked,
+        told=(f"{INDEX}-systemic-failures", f"{INDEX}-errors"),
+        charges_nothing=True,
+    ),
+    Scenario(
+        "media-api-down",
+        f"media-api gives no answer to batch-check, nor on its health route, for {LONG_TICKS} min",
+        _media_api_down,
+        told=(f"{CHECK}-systemic-failures", f"{CHECK}-errors"),
+        charges_nothing=True,
+    ),
+    Scenario(
         "kinesis-refused",
         "the stream refuses whole calls (AccessDenied) until the operator fixes the role",
         _kinesis_refused,
@@ -470,6 +599,9 @@ def problems(scenario: Scenario, world: World, report: PassReport) -> list[str]:
     if unverified:
         states = sorted({int(world.store.get(i).state) for i in unverified})
         found.append(f"{len(unverified)} image(s) not verified (in {states}): {unverified[:3]}")
+    if scenario.charges_nothing and report.attempts_charged:
+        charged = sorted(i for i in world.store_ids() if world.store.get(i).attempts)
+        found.append(f"{len(charged)} image(s) charged for the system's fault: {charged[:3]}")
     missing = [signal for signal in scenario.told if signal not in signals(world, report)]
     if missing:
         found.append(f"the operator was not told: {missing}")

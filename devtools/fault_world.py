@@ -36,18 +36,21 @@ from botocore.exceptions import ClientError
 from devtools.memory_control import MemoryControl
 from devtools.memory_store import MemoryStore
 from grid_reingest import names
+from grid_reingest.adapters.api_key import with_fresh_key
 from grid_reingest.adapters.grid import DATA_CALLS, GridResponse
-from grid_reingest.adapters.grid_projector import GridProjector, OutcomeProjector
+from grid_reingest.adapters.grid_projector import GridProjector, OutcomeProjector, to_outcome
 from grid_reingest.adapters.kinesis import Publisher
 from grid_reingest.adapters.lambda_projector import LambdaProjector
 from grid_reingest.domain.claims import Transition
 from grid_reingest.domain.control import Knobs
 from grid_reingest.domain.controller import Controller, Tuning
-from grid_reingest.domain.outcome import to_json
+from grid_reingest.domain.outcome import Failed, to_json
 from grid_reingest.domain.states import ProgressState
+from grid_reingest.domain.systemic import REFUSED_STATUSES
 from grid_reingest.flows.batch_check import CheckDeps, run_batch_check
 from grid_reingest.flows.batch_index import IndexDeps, run_batch_index
 from grid_reingest.flows.pace import ControlledPace
+from grid_reingest.flows.probes import LookupProbe, ProjectionProbe
 from grid_reingest.flows.summary import Summary
 from grid_reingest.handlers.batch_check import media_api_lookup
 from grid_reingest.ports import PartialApply, PublishResult
@@ -171,6 +174,8 @@ class MemoryGrid:
             return GridResponse(service, 200, body=self.images.get(image_id) or image(image_id))
         if endpoint == "image":
             return GridResponse(service, 200 if self.indexed(image_id) else 404)
+        if endpoint == "health":
+            return GridResponse(service, 200)
         return GridResponse(service, 404)  # a data service with nothing on this image
 
 
@@ -192,6 +197,11 @@ class MemoryGridClient:
 
     def image(self, image_id: str) -> GridResponse:
         return self.grid.answer("image", "media-api", image_id, self.key)
+
+    def health(self, service: str) -> bool | None:
+        """A service's health route: the endpoint `health`, the service as its "image id"."""
+        status = self.grid.answer("health", service, service, self.key).status
+        return status == 200 if status is None or status == 200 or status >= 500 else None
 
 
 def image(image_id: str, **extra: Any) -> dict[str, Any]:
@@ -216,18 +226,38 @@ def huge_image(image_id: str, payload: str) -> dict[str, Any]:
 InvokeFault = Callable[[str], ClientError | None]
 
 
-class MemoryLambda:
-    """The Lambda service invoking image-projection in memory (the `lambda` client's invoke)."""
+class CachedSecret:
+    """The API key where a function reads it, through a cache as Powertools' (virtual time)."""
 
-    def __init__(self, projector: OutcomeProjector, clock: StepClock) -> None:
+    def __init__(self, secret: dict[str, str], clock: StepClock) -> None:
+        self._secret = secret
+        self._clock = clock
+        self._read: tuple[float, str] | None = None
+        self._lock = threading.Lock()
+
+    def read(self, max_age: int) -> str:
+        """The key, from the cache while it is younger than `max_age` seconds."""
+        with self._lock:
+            if self._read is None or self._clock.t - self._read[0] >= max_age:
+                self._read = (self._clock.t, self._secret["key"])
+            return self._read[1]
+
+
+class MemoryLambda:
+    """The Lambda service invoking image-projection in memory (the `lambda` client's invoke),
+    which projects as its handler does: the key from a cache, read again after a 401."""
+
+    def __init__(self, projector: OutcomeProjector, clock: StepClock, key: CachedSecret) -> None:
         self.projector = projector
         self.clock = clock
+        self.key = key
         self.faults: list[InvokeFault] = []
         self.throttles = 0  # AWS/Lambda Throttles of image-projection
         self._lock = threading.Lock()
 
     def invoke(self, FunctionName: str, InvocationType: str, Payload: bytes) -> dict[str, Any]:
-        image_id = json.loads(Payload)["id"]
+        event = json.loads(Payload)
+        image_id = event.get("id", "")
         for fault in self.faults:
             error = fault(image_id)
             if error is not None:
@@ -235,8 +265,16 @@ class MemoryLambda:
                     with self._lock:
                         self.throttles += 1
                 raise error
+        if "health" in event:
+            answer = {"health": event["health"], "healthy": self.projector.health(event["health"])}
+            return {"StatusCode": 200, "Payload": io.BytesIO(json.dumps(answer).encode())}
         self.clock.sleep(PROJECTION_SECONDS)
-        outcome = self.projector.project(image_id)
+        projection = with_fresh_key(
+            lambda key: self.projector.projector.project(image_id, api_key=key),
+            lambda answer: isinstance(answer, Failed) and answer.status in REFUSED_STATUSES,
+            self.key.read,
+        )
+        outcome = to_outcome(projection, self.projector.max_message_bytes, self.clock.now)
         return {"StatusCode": 200, "Payload": io.BytesIO(json.dumps(to_json(outcome)).encode())}
 
 
@@ -360,6 +398,10 @@ class MortalStore:
         self._life.check()
         return self._store.has_any(states)
 
+    def sample(self, states):
+        self._life.check()
+        return self._store.sample(states)
+
 
 class MortalPublisher:
     """The stream as one invocation reaches it; notes what it got accepted."""
@@ -401,6 +443,10 @@ class MortalProjector:
                 life.dead = True
         life.check()
         return self._projector.project(image_id)
+
+    def health(self, service: str) -> bool | None:
+        self._life.check()
+        return self._projector.health(service)
 
 
 class Rule:
@@ -494,6 +540,7 @@ class World:
                 self.grid_projector, self.index_settings.max_message_bytes, self.clock.now
             ),
             self.clock,
+            CachedSecret(self.secret, self.clock),
         )
         self.control = MemoryControl()
         self.index_rule = Rule()
@@ -560,10 +607,12 @@ class World:
         life = self.lives.get(n) or Life()
         worker = f"batch-index-{n}"
         publisher = Publisher(self.kinesis, STREAM, sleep=self.clock.sleep)
-        projector = LambdaProjector(self.lam, PROJECTION_FUNCTION)
+        projector = MortalProjector(
+            LambdaProjector(self.lam, PROJECTION_FUNCTION), life, self._projected
+        )
         deps = IndexDeps(
             store=MortalStore(self.store, life),  # type: ignore[arg-type]
-            projector=MortalProjector(projector, life, self._projected),
+            projector=projector,
             publisher=MortalPublisher(publisher, life),
             pace=self._pace(self.index_settings.max_in_flight),
             clock=self.clock,
@@ -571,6 +620,7 @@ class World:
             worker=worker,
             rule=self.index_rule,
             control=self.control,
+            probe=ProjectionProbe(projector),
         )
         invocation = self._run(
             names.BATCH_INDEX, worker, lambda: run_batch_index(self.index_settings, deps)
@@ -592,7 +642,7 @@ class World:
             n = self._count[names.BATCH_CHECK]
         worker = f"batch-check-{n}"
         grid = self.grid.client("")
-        lookup = media_api_lookup(grid, lambda max_age: self.secret["key"])  # type: ignore[arg-type]
+        lookup = media_api_lookup(grid, CachedSecret(self.secret, self.clock).read)  # type: ignore[arg-type]
 
         def timed(image_id: str):
             self.clock.sleep(LOOKUP_SECONDS)
@@ -606,6 +656,7 @@ class World:
             remaining_ms=self._remaining(),
             worker=worker,
             rule=self.check_rule,
+            probe=LookupProbe(timed, lambda: grid.health("media-api")),
         )
         return self._run(
             names.BATCH_CHECK, worker, lambda: run_batch_check(self.check_settings, deps)
@@ -723,6 +774,7 @@ class World:
             names.KINESIS_REFUSED: "kinesis-refused",
             names.LOST_CLAIMS: "lost-claims",
             names.EXPIRED_CLAIMS: "expired-claims",
+            names.SYSTEMIC_FAILURES: "systemic-failures",
         }
         share = unknown_failure_alarm_share()
         for service in (names.BATCH_INDEX, names.BATCH_CHECK):

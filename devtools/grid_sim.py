@@ -52,6 +52,8 @@ from grid_reingest.settings import SERVICES, GridSettings, load
 
 DEFAULT_KEY = "sim-grid-key-0123456789"
 
+# Every Grid service's health route (its Management controller): no key needed.
+HEALTH_ROUTE = "/management/healthcheck"
 PREFIXES = {
     "media-api": "/media-api",
     "image-loader": "/loader",
@@ -117,6 +119,15 @@ class Rule:
     delay: float = 0.0
     times: int | None = None
     drop: bool = False  # close the connection without answering
+    header_interval: float = 0.0  # status line and headers one byte at a time, this far apart
+
+
+@dataclass(frozen=True)
+class SlowHeaders:
+    """An answer whose status line and headers go out a byte every `interval` seconds."""
+
+    body: Any
+    interval: float
 
 
 @dataclass(frozen=True)
@@ -162,6 +173,8 @@ class GridSim:
         default_latency: float = 0.0,
     ) -> None:
         self.api_keys: set[str] = {api_key}
+        # Services whose health route (`GET /management/healthcheck`, no key) answers 503.
+        self.unhealthy: set[str] = set()
         self.api_key = api_key
         self.latency: dict[str, float] = {s: default_latency for s in SERVICES}
         self.latency.update(latency or {})
@@ -247,6 +260,11 @@ class GridSim:
         """`endpoint` answers 200 with `body` (its length declared), one byte every `interval`."""
         self._rule(image_id, endpoint, Rule(200, Stream(len(body), body, 1, interval)))
 
+    def trickle_headers(self, image_id: str, endpoint: str, interval: float) -> None:
+        """`endpoint` answers 200 normally, but its status line and headers go out one byte every
+        `interval` (each byte well within a socket's read timeout)."""
+        self._rule(image_id, endpoint, Rule(header_interval=interval))
+
     def oversized(
         self, image_id: str, endpoint: str, size: int, *, declare_length: bool = True
     ) -> None:
@@ -301,11 +319,18 @@ class GridSim:
 
     # -- one request ---------------------------------------------------------------------
 
-    def _answer(self, path: str, key: str | None) -> tuple[int, Any, float, str | None]:
+    def _answer(  # noqa: PLR0911 (one table of answers, in the order the Grid decides them)
+        self, path: str, key: str | None
+    ) -> tuple[int, Any, float, str | None]:
         """(status, body, delay, service) for one GET."""
         service, rest = _split(path)
         if service is None:
             return 404, {"errorKey": "not-found", "errorMessage": f"no service at {path}"}, 0, None
+        if rest == HEALTH_ROUTE:
+            # As the Grid's Management controller: no key, nothing counted.
+            if service in self.unhealthy:
+                return 503, {"message": "unhealthy"}, 0, None
+            return 200, {"message": "ok"}, 0, None
         delay = self.latency[service]
         with self._lock:
             self.counts[service] += 1
@@ -332,6 +357,8 @@ class GridSim:
             if rule.status is not None:
                 return rule.status, rule.body, delay, service
         status, body = self._normal(endpoint, image_id)
+        if rule is not None and rule.header_interval:
+            return status, SlowHeaders(body, rule.header_interval), delay, service
         return status, body, delay, service
 
     def _normal(self, endpoint: str, image_id: str) -> tuple[int, Any]:
@@ -445,6 +472,9 @@ def _handler_class(sim: GridSim) -> type[BaseHTTPRequestHandler]:
             if isinstance(body, Stream):
                 self._stream(status, body)
                 return
+            if isinstance(body, SlowHeaders):
+                self._slow_headers(status, body)
+                return
             if body is None:
                 payload = b""
             elif isinstance(body, bytes):
@@ -456,6 +486,22 @@ def _handler_class(sim: GridSim) -> type[BaseHTTPRequestHandler]:
             self.send_header("Content-Length", str(len(payload)))
             self.end_headers()
             self.wfile.write(payload)
+
+        def _slow_headers(self, status: int, slow: SlowHeaders) -> None:
+            payload = slow.body if isinstance(slow.body, bytes) else json.dumps(slow.body).encode()
+            head = (
+                f"HTTP/1.1 {status} OK\r\nContent-Type: application/json\r\n"
+                f"Content-Length: {len(payload)}\r\n\r\n"
+            ).encode()
+            self.close_connection = True
+            try:
+                for byte in head:
+                    self.wfile.write(bytes([byte]))
+                    self.wfile.flush()
+                    time.sleep(slow.interval)
+                self.wfile.write(payload)
+            except OSError:
+                pass  # the client hung up at its deadline
 
         def _stream(self, status: int, body: Stream) -> None:
             self.send_response(status)

@@ -33,6 +33,7 @@ class Item:
     last_error: str | None = None
     claimed_by: str | None = None
     claimed_from: ProgressState | None = None
+    overloads: int = 0
 
 
 class MemoryStore:
@@ -108,6 +109,12 @@ class MemoryStore:
         with self._lock:
             return any(item.state in wanted for item in self._items.values())
 
+    def sample(self, states: Iterable[ProgressState]) -> str | None:
+        """The id of one item in one of `states`, or None."""
+        wanted = set(states)
+        with self._lock:
+            return next((i for i, item in self._items.items() if item.state in wanted), None)
+
     # -- inside -------------------------------------------------------------------------
 
     def _now(self) -> str:
@@ -140,6 +147,7 @@ class MemoryStore:
                 item.attempts,
                 item.claimed_from or ProgressState.NOT_STARTED,
                 reclaimed=source.reclaim,
+                overloads=item.overloads,
             )
 
     def _apply_one(self, t: Transition) -> bool:
@@ -154,6 +162,8 @@ class MemoryStore:
             item.changed_at = self._now()
             if t.attempts is not None:
                 item.attempts = t.attempts
+            if t.overloads is not None:
+                item.overloads = t.overloads
             if t.error is not None:
                 item.last_error = t.error[:MAX_ERROR_CHARS] or "-"
             if not t.new.is_claim:

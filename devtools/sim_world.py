@@ -30,7 +30,6 @@ from devtools.sim_clock import VirtualClock
 from devtools.sim_grid import OVERLOAD_STATUSES, Pool, SimGrid
 from devtools.sim_lambda import SimLambda
 from devtools.sim_thrall import SAMPLE_SECONDS, SimThrall
-from grid_reingest.domain.backpressure import OverloadWindow, is_overload
 from grid_reingest.domain.claims import (
     Source,
     Transition,
@@ -42,6 +41,7 @@ from grid_reingest.domain.control import PaceState
 from grid_reingest.domain.controller import Controller, Tuning
 from grid_reingest.domain.outcome import Failed, Outcome, Ready
 from grid_reingest.domain.states import ProgressState
+from grid_reingest.domain.systemic import Cause, Judge, Symptom, Verdict, cause_of
 from grid_reingest.domain.thrall_message import PUT_RECORDS_MAX_RECORDS
 from grid_reingest.flows.batch_index import IndexDeps, run_batch_index
 from grid_reingest.flows.pace import ControlledPace
@@ -368,13 +368,21 @@ def one_batch(
         outcomes = list(pool.map(world.projector.project, [c.id for c in claims]))
     transitions: list[Transition] = []
     ready: list[tuple[str, bytes]] = []
-    window = OverloadWindow()
+    judge = Judge()
     for claim, outcome in zip(claims, outcomes, strict=True):
-        overloaded = is_overload(outcome)
-        window.record(overloaded)
+        symptom = None
+        if isinstance(outcome, Failed) and not outcome.known:
+            symptom = Symptom(outcome.service, cause_of(outcome.status))
+            judge.failed(symptom)
+        else:
+            judge.served()
         if isinstance(outcome, Ready):
             ready.append((claim.id, outcome.record))
-        elif overloaded and window.systemic():
+        elif (
+            symptom is not None
+            and symptom.cause is Cause.OVERLOAD
+            and judge.without_probe(symptom, final=True) is Verdict.SYSTEMIC
+        ):
             # Overload that hits many images at once goes back without an attempt
             # counted, as in the deployed flow.
             transitions.append(release_transition(claim, HELD, worker, outcome.describe()))

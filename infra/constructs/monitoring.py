@@ -39,12 +39,13 @@ _FLOW = {
 _CONTROL = {
     names.BATCH_INDEX: (
         names.BACKPRESSURE_SKIPS,
-        names.BREAKER_TRIPS,
+        names.SYSTEMIC_FAILURES,
         names.RELEASED,
         names.RECLAIMED,
         names.COMPLETED,
     ),
     names.BATCH_CHECK: (
+        names.SYSTEMIC_FAILURES,
         names.RELEASED,
         names.RECLAIMED,
         names.COMPLETED,
@@ -61,8 +62,9 @@ _SAFETY = {
         names.KINESIS_REFUSED,
         names.LOST_CLAIMS,
         names.EXPIRED_CLAIMS,
+        names.SYSTEMIC_FAILURES,
     ),
-    names.BATCH_CHECK: (names.LOST_CLAIMS, names.EXPIRED_CLAIMS),
+    names.BATCH_CHECK: (names.LOST_CLAIMS, names.EXPIRED_CLAIMS, names.SYSTEMIC_FAILURES),
 }
 
 
@@ -532,6 +534,13 @@ _SAFETY_ALARMS = {
         "claims were taken over after their lease ran out: a worker died holding them "
         "(timeout, out of memory, a huge or slow image). Each counted an attempt; see the "
         "functions' errors and durations.",
+    ),
+    names.SYSTEMIC_FAILURES: (
+        "systemic-failures",
+        "an invocation stopped for the system's failure: a Grid service down or failing for "
+        "the images alike (a probe of an image it had served failed too), the key refused, or "
+        "overload across most images. Its claims went back with no attempt; the pass goes on "
+        "when the service does. The log's `systemic` field names the service and the answer.",
     ),
 }
 

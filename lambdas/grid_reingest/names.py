@@ -47,11 +47,13 @@ RECLAIMED = "Reclaimed"  # claims of a dead worker, taken over after the lease
 ENQUEUED = "Enqueued"  # state 3: accepted by thrall's stream
 VERIFIED = "Verified"  # state 6
 FAILED = "Failed"  # unknown failures of one image (retried, or 8 when spent)
-RELEASED = "Released"  # claims given back untouched (time, breaker, dry run)
+RELEASED = "Released"  # claims given back untouched (time, the system's failure, dry run)
 LOST_CLAIMS = "LostClaims"  # outcomes not written: the claim had moved on
 BACKPRESSURE_SKIPS = "BackPressureSkips"
 ITERATOR_AGE = "ThrallIteratorAgeMs"
-BREAKER_TRIPS = "BreakerTrips"
+# Invocations stopped for the system's failure (a service down, the key refused, overload
+# across most images): claims went back with no attempt, the invocation failed.
+SYSTEMIC_FAILURES = "SystemicFailures"
 KINESIS_CALLS = "KinesisCalls"
 COMPLETED = "PassFinished"  # the worker found nothing left and switched its rule off
 DURATION = "DurationMs"

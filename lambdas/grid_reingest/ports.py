@@ -49,6 +49,10 @@ class ClaimStore(Protocol):
         """Whether at least one item is in one of `states`."""
         ...
 
+    def sample(self, states: Iterable[ProgressState]) -> str | None:
+        """The id of one item in one of `states`, or None when there is none."""
+        ...
+
 
 class PartialApply(Exception):
     """Some transitions of an apply() failed: `applied[i]` is None where write i failed."""
@@ -64,6 +68,21 @@ class Projector(Protocol):
 
     def project(self, image_id: str) -> Outcome:
         """Never raises for an image's failure: that is a Failed outcome."""
+        ...
+
+    def health(self, service: str) -> bool | None:
+        """Whether `service` (a Grid service, or image-projection itself) says it is healthy
+        on its health route; None when it cannot tell (no such route)."""
+        ...
+
+
+class Probe(Protocol):
+    """Asks a service whether it serves, apart from the images failing now
+    (domain/systemic.py): the judge of whose a failure is."""
+
+    def healthy(self, service: str, known_good: str | None) -> bool | None:
+        """Whether `service` serves the image `known_good` (one it served lately), or, with no
+        such image, answers on its health route; None when it cannot tell."""
         ...
 
 

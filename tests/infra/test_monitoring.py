@@ -184,8 +184,9 @@ def test_monitoring_unknown_failure_share_alarm(assembly, stage, share, service)
 
 PROD_TOPIC = "arn:aws:sns:eu-west-1:123456789012:Cloudwatch-Alerts"  # cdk.json
 # Every alarm of a stage: 3 functions' errors, 2 failure shares, 2 stalls, held
-# back, refused Kinesis calls, 2 lost-claims, 2 expired-claims, projection throttles.
-ALARMS_PER_STAGE = 14
+# back, refused Kinesis calls, 2 lost-claims, 2 expired-claims, 2 systemic failures,
+# projection throttles.
+ALARMS_PER_STAGE = 16
 
 
 def alarm_props(raw: dict[str, Any], name: str) -> dict[str, Any]:

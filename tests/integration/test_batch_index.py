@@ -119,7 +119,7 @@ def test_batch_index_records_every_outcome_on_its_own_item(table, kinesis, setti
         ids[3]: Failed(
             ids[3], "image-loader", 500, "boom", "org.im4java.core.CommandException", known=True
         ),
-        ids[4]: Failed(ids[4], "leases", 503, "Service Unavailable"),
+        ids[4]: Failed(ids[4], "leases", 500, "Internal Server Error"),
     }
     # When
     summary = run_batch_index(settings, deps(table, kinesis, Scripted(script)))
@@ -127,7 +127,7 @@ def test_batch_index_records_every_outcome_on_its_own_item(table, kinesis, setti
     states = {i: table.get(i)["progress_state"] for i in ids}
     assert states == {ids[0]: 3, ids[1]: 2, ids[2]: 9001, ids[3]: 4, ids[4]: 0, ids[5]: 3}
     assert table.get(ids[4])["attempts"] == 1
-    assert table.get(ids[4])["last_error"] == "leases: HTTP 503: Service Unavailable"
+    assert table.get(ids[4])["last_error"] == "leases: HTTP 500: Internal Server Error"
     assert table.get(ids[4])["state_name"] == "reset because of failure"
     assert "CommandException" in table.get(ids[3])["last_error"]
     assert "2000000 bytes" in table.get(ids[2])["last_error"]

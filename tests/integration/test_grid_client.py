@@ -134,9 +134,9 @@ def test_grid_client_read_timeout_is_not_retried(grid):
     # When
     response = client.data("edits", IMAGE_ID)
 
-    # Then no answer, and it was asked once
+    # Then no answer at the call's deadline, and it was asked once
     assert response.status is None
-    assert "Timeout" in response.message
+    assert "deadline of 1 s (GRID_SERVICE_TIMEOUT_SECONDS)" in response.message
     assert 1 <= response.seconds < 1.4
     assert grid.endpoint_counts["edits"] == 1
 
@@ -339,3 +339,39 @@ def test_grid_client_id_of_256_characters_is_sent_percent_encoded(grid):
     response = GridClient(grid.settings(), grid.api_key).projection(image_id)
     assert response.status == 200
     assert response.body["id"] == image_id
+
+
+def test_grid_client_trickled_headers_fail_at_the_calls_deadline(grid):
+    # Given media-api sending its status line and headers one byte every 0.4 s (about 30 s
+    # in all), each byte well within the 1 s a single read may wait
+    grid.trickle_headers(IMAGE_ID, "image", interval=0.4)
+    client = GridClient(grid.settings(GRID_SERVICE_TIMEOUT_SECONDS="1"), grid.api_key)
+
+    # When
+    response = client.image(IMAGE_ID)
+
+    # Then the call failed at its deadline: its late 200 never counts
+    assert response.status is None
+    assert "deadline of 1 s (GRID_SERVICE_TIMEOUT_SECONDS)" in response.message
+    assert response.seconds < 2
+
+
+def test_grid_client_deeply_nested_json_is_an_answer_of_its_kind(grid):
+    # Given about 2 KB of nested brackets: deeper than the JSON parser can go
+    nested = b"[" * 2000 + b"]" * 2000
+    grid.fail(IMAGE_ID, "image", 404, nested)
+    grid.fail(IMAGE_ID, "leases", 200, nested)
+    client = GridClient(grid.settings(), grid.api_key)
+
+    # Then a 404 stays a 404, and a 200 is malformed JSON: never an exception
+    assert client.image(IMAGE_ID).status == 404
+    leases = client.data("leases", IMAGE_ID)
+    assert (leases.status, leases.malformed) == (200, True)
+
+
+def test_grid_client_health_route(grid):
+    client = GridClient(grid.settings(), grid.api_key)
+    assert client.health("usage") is True
+    grid.unhealthy.add("usage")
+    assert client.health("usage") is False
+    assert client.health("kinesis") is None  # not a Grid service

@@ -492,3 +492,37 @@ def test_handler_source_holds_no_metric_name_literal():
     source = ast.parse(Path(image_projection.__file__).read_text())
     literals = {n.value for n in ast.walk(source) if isinstance(n, ast.Constant)}
     assert not literals & set(names.PROJECTION_METRICS)
+
+
+def test_handler_direct_reads_a_rotated_key_again_after_a_401(invoke, sim, monkeypatch):
+    # Given the Grid's key rotated: the Grid now refuses the one the function has cached
+    sim.api_keys = {"rotated-key"}
+    reads = []
+
+    def read(settings, max_age=300):
+        reads.append(max_age)
+        return CONFIGURED_KEY if max_age else "rotated-key"
+
+    monkeypatch.setattr(image_projection, "load_api_key", read)
+    # When batch-index invokes the function
+    payload = invoke({"id": IMAGE_ID})
+    # Then it read the key again, uncached, and projected with the new one
+    assert payload["outcome"] == "ready"
+    assert reads[-2:] == [300, 0]
+    assert sim.keys_seen["rotated-key"] >= 1
+
+
+def test_handler_direct_a_key_still_refused_after_reading_it_again_is_a_401_outcome(
+    invoke, sim, monkeypatch
+):
+    sim.api_keys = {"someone-elses-key"}
+    payload = invoke({"id": IMAGE_ID})
+    assert (payload["outcome"], payload["status"]) == ("failed", 401)
+
+
+def test_handler_health_probe_answers_for_a_service(invoke, sim):
+    # Given batch-index's probe asking about a service's health route
+    assert invoke({"health": "usage"}) == {"health": "usage", "healthy": True}
+    sim.unhealthy.add("usage")
+    assert invoke({"health": "usage"}) == {"health": "usage", "healthy": False}
+    assert invoke({"health": "image-projection"})["healthy"] is True

@@ -177,7 +177,7 @@ def test_projector_loader_slower_than_its_timeout(grid):
         result = projector.project(IMAGE_ID)
     assert isinstance(result, Failed)
     assert (result.service, result.status) == ("image-loader", None)
-    assert "Timeout" in result.describe()
+    assert "deadline of 1 s (GRID_LOADER_TIMEOUT_SECONDS)" in result.describe()
 
 
 def test_projector_data_service_503_twice_then_fine(grid):

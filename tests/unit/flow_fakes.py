@@ -173,6 +173,7 @@ def index_deps(
     control=None,
     remaining=None,
     worker="invocation-1",
+    probe=None,
 ) -> IndexDeps:
     clock = clock or FakeClock()
     return IndexDeps(
@@ -185,4 +186,5 @@ def index_deps(
         worker=worker,
         rule=rule,
         control=control if control is not None else MemoryControl(),
+        probe=probe,
     )

@@ -6,7 +6,8 @@ import pytest
 
 from devtools.memory_store import MemoryStore
 from grid_reingest.domain.states import ProgressState as S
-from grid_reingest.flows.batch_check import CheckDeps, SystemicFailure, run_batch_check
+from grid_reingest.flows.batch_check import CheckDeps, run_batch_check
+from grid_reingest.flows.invocation import SystemicFailure
 from grid_reingest.handlers.batch_check import media_api_lookup
 from grid_reingest.ports import PaceDecision, Presence
 from grid_reingest.settings import BatchCheckSettings, load
@@ -93,9 +94,9 @@ def test_batch_check_a_refused_key_costs_no_attempt_and_fails_loudly(store, cloc
     assert caught.value.summary.released == caught.value.summary.claimed
 
 
-def test_batch_check_a_tripped_breaker_costs_no_attempt_and_fails_loudly(store, clock, settings):
+def test_batch_check_media_api_down_costs_no_attempt_and_fails_loudly(store, clock, settings):
     ids = enqueued(store, 100)
-    with pytest.raises(SystemicFailure, match="breaker tripped"):
+    with pytest.raises(SystemicFailure, match="media-api server error"):
         run_batch_check(settings, deps(store, clock, lambda i: Presence(500, "down")))
     assert store.counts()[S.ENQUEUED] == 100
     assert {store.get(i).attempts for i in ids} == {0}

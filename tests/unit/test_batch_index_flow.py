@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-from collections import Counter
 from dataclasses import replace
 
 import pytest
@@ -14,13 +13,15 @@ from grid_reingest import names
 from grid_reingest.domain.claims import Source
 from grid_reingest.domain.outcome import Failed, NotFound, Ready, TooBig
 from grid_reingest.domain.states import ProgressState as S
+from grid_reingest.domain.systemic import Rules
 from grid_reingest.flows.batch_index import (
     REFUSALS_BEFORE_STOP,
     RecordMismatch,
     StreamRefused,
     run_batch_index,
 )
-from grid_reingest.flows.invocation import RecordFailed
+from grid_reingest.flows.invocation import RecordFailed, SystemicFailure
+from grid_reingest.flows.probes import ProjectionProbe
 from grid_reingest.ports import PaceDecision, PartialApply, PublishResult
 from grid_reingest.settings import BatchIndexSettings, load
 from tests.unit.flow_fakes import (
@@ -385,6 +386,26 @@ def test_batch_index_never_releases_published_images_it_could_not_record(clock, 
     assert {store.get(i).state for i in stream.counts()} == {S.IN_PROGRESS}
 
 
+def test_batch_index_repeats_a_failed_write_only_while_a_whole_try_fits(clock, settings):
+    # Given writes that keep failing, and an invocation whose time left is within one record
+    # budget of the end after its first try (a try can take the whole budget in botocore's
+    # retries)
+    store = FlakyWrites(clock.now, fail=1000)
+    store.put_new([grid_id(1)])
+    budget_ms = settings.record_budget_seconds * 1000
+
+    def remaining() -> int:
+        return 10**7 if store.fail == 1000 else budget_ms - 1
+
+    # When
+    with pytest.raises(RecordFailed):
+        run_batch_index(
+            settings, index_deps(store, Scripted(), Stream(), clock=clock, remaining=remaining)
+        )
+    # Then the write was not tried again: a try that could not end is never started
+    assert 1000 - store.fail == 1
+
+
 def test_batch_index_raises_when_a_record_is_keyed_by_another_image(store, clock, settings):
     ids = [grid_id(1), grid_id(2)]
     store.put_new(ids)
@@ -428,17 +449,22 @@ def test_batch_index_overload_across_many_images_costs_no_attempt(store, clock, 
         for i in ids
     }
     pace = Steady(limit=8)
-    summary = run_batch_index(
-        settings, index_deps(store, Scripted(throttled), Stream(), clock=clock, pace=pace)
-    )
-    # Then only the first few (before the overload looked systemic) were charged; the rest went
-    # back untouched, the breaker stopped the invocation, and the pace heard about it
-    charged = sum(store.get(i).attempts for i in ids)
-    assert charged <= 4
-    assert summary.released >= summary.claimed - 4 and summary.infra_released > 0
+    # When an invocation runs, it fails loudly
+    with pytest.raises(SystemicFailure, match="image-projection overloaded") as failed:
+        run_batch_index(
+            settings, index_deps(store, Scripted(throttled), Stream(), clock=clock, pace=pace)
+        )
+    summary = failed.value.summary
+    # Then no image was charged: every claim went back untouched, the invocation stopped, and
+    # the pace heard about it
+    assert sum(store.get(i).attempts for i in ids) == 0
+    assert {store.get(i).overloads for i in ids} == {0}
+    assert summary.released == summary.claimed
+    assert summary.infra_released == summary.outcomes["failed"] > 0
     assert pace.seen.overloaded == summary.overloaded > 0
     assert summary.metric_counts()[names.INFRA_RELEASED] == summary.infra_released
     assert summary.metric_counts()[names.OVERLOAD] == summary.overloaded
+    assert summary.metric_counts()[names.SYSTEMIC_FAILURES] == 1
     assert store.counts()[S.IN_PROGRESS] == 0
 
 
@@ -449,11 +475,15 @@ def test_batch_index_an_image_failing_alone_still_reaches_8(store, clock, settin
     lone = ids[100]
     projector = Scripted({lone: Failed(lone, "image-loader", 503, "Service Unavailable")})
     # When invocations run until nothing is left
-    for _ in range(settings.max_attempts + 1):
+    runs = 0
+    while store.has_any([S.NOT_STARTED]) and runs < 20:
         run_batch_index(settings, index_deps(store, projector, Stream(), clock=clock))
-    # Then it spent its attempts and stopped at 8: the pass ends
+        runs += 1
+    # Then its own overload answers cost an attempt every third time, and it stopped at 8:
+    # the pass ends
     assert store.get(lone).state == S.UNKNOWN_ERROR
     assert store.get(lone).attempts == settings.max_attempts
+    assert runs == settings.max_attempts * Rules().overloads_per_attempt
     assert store.counts()[S.ENQUEUED] == 199
 
 
@@ -527,17 +557,22 @@ def test_batch_index_dry_run_publishes_nothing_and_puts_every_id_back(store, clo
     assert rule.enabled
 
 
-def test_batch_index_the_breaker_stops_starting_images(store, clock, settings):
+def test_batch_index_a_service_down_for_every_image_stops_the_invocation_at_no_cost(
+    store, clock, settings
+):
     # Given a service failing every image (not an overload answer)
     ids = [grid_id(i) for i in range(100)]
     store.put_new(ids)
     down = {i: Failed(i, "cropper", 500, "crash") for i in ids}
-    summary = run_batch_index(settings, index_deps(store, Scripted(down), Stream(), clock=clock))
-    assert summary.breaker_tripped_by == "cropper:500"
+    # When an invocation runs, with no probe (the window alone judges)
+    with pytest.raises(SystemicFailure, match="cropper server error") as failed:
+        run_batch_index(settings, index_deps(store, Scripted(down), Stream(), clock=clock))
+    summary = failed.value.summary
+    # Then it stopped starting images, and gave every claim back with no attempt
     assert summary.claimed < 100
     assert store.counts()[S.IN_PROGRESS] == 0
-    charged = Counter(store.get(i).attempts for i in ids)
-    assert charged[1] == summary.failures and charged[0] == 100 - summary.failures
+    assert {store.get(i).attempts for i in ids} == {0}
+    assert summary.systemic is not None and summary.failures == 0
 
 
 def test_batch_index_does_not_start_with_too_little_time(store, clock, settings):
@@ -565,3 +600,43 @@ def test_batch_index_a_projector_that_raises_fails_only_its_image(store, clock, 
 
 def test_batch_index_ready_records_not_for_dry_run_are_ready(store, clock, settings):
     assert isinstance(ready(grid_id(1)), Ready)
+
+
+def test_batch_index_a_tail_of_images_failing_alone_ends_the_pass(store, clock, settings):
+    # Given the end of a pass: 175 images enqueued, and 25 left that the usage service
+    # answers 503 for every time (a long history timing out) — all that is left to fail
+    done = [grid_id(i) for i in range(175)]
+    store.put_new(done, state=S.ENQUEUED)
+    tail = [grid_id(1000 + i) for i in range(25)]
+    store.put_new(tail)
+    projector = Scripted({i: Failed(i, "usage", 503, "Service Unavailable") for i in tail})
+    # When invocations run, each probing the usage service with an image it served
+    runs = 0
+    while store.has_any([S.NOT_STARTED, S.IN_PROGRESS]) and runs < 30:
+        deps = index_deps(store, projector, Stream(), clock=clock, probe=ProjectionProbe(projector))
+        run_batch_index(settings, deps)
+        runs += 1
+    # Then each of them spent its attempts and stopped at 8: the pass ended, in as many
+    # invocations as their own overload answers take
+    assert {store.get(i).state for i in tail} == {S.UNKNOWN_ERROR}
+    assert {store.get(i).attempts for i in tail} == {settings.max_attempts}
+    assert runs == settings.max_attempts * Rules().overloads_per_attempt
+
+
+def test_batch_index_a_service_down_at_the_tail_costs_nothing(store, clock, settings):
+    # Given the same tail, but the usage service is down: a probe of a done image fails too
+    done = [grid_id(i) for i in range(175)]
+    store.put_new(done, state=S.ENQUEUED)
+    tail = [grid_id(1000 + i) for i in range(25)]
+    store.put_new(tail)
+    down = Scripted({i: Failed(i, "usage", None, "no response") for i in [*tail, *done]})
+    # When invocations run
+    for _ in range(5):
+        with pytest.raises(SystemicFailure, match="usage no answer"):
+            run_batch_index(
+                settings,
+                index_deps(store, down, Stream(), clock=clock, probe=ProjectionProbe(down)),
+            )
+    # Then nobody was charged: they wait for the service
+    assert {store.get(i).attempts for i in tail} == {0}
+    assert {store.get(i).state for i in tail} == {S.NOT_STARTED}

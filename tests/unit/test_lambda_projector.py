@@ -83,8 +83,7 @@ def test_a_garbled_payload_is_a_failure_not_a_crash():
 
 def test_lambda_projector_throttles_and_service_faults_are_overload():
     # Given the Lambda service throttling, then failing on its side
-    from grid_reingest.domain.backpressure import is_overload
-    from grid_reingest.flows.batch_index import INFRASTRUCTURE
+    from grid_reingest.domain.systemic import Cause, cause_of
 
     client, stubber = stubbed()
     stubber.add_client_error("invoke", "TooManyRequestsException", "Rate exceeded", 429)
@@ -93,5 +92,6 @@ def test_lambda_projector_throttles_and_service_faults_are_overload():
         throttled = LambdaProjector(client, "projection").project(IMAGE)
         faulted = LambdaProjector(client, "projection").project(IMAGE)
     # Then both count as overload (no attempt when systemic), not as the image's failure
-    assert is_overload(throttled, INFRASTRUCTURE)
-    assert is_overload(faulted, INFRASTRUCTURE)
+    for outcome in (throttled, faulted):
+        assert isinstance(outcome, Failed)
+        assert cause_of(outcome.status, infrastructure=True) is Cause.OVERLOAD

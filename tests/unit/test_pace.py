@@ -4,6 +4,8 @@ and how the loop keeps to it."""
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
 from devtools.memory_control import MemoryControl
 from devtools.memory_store import MemoryStore
 from grid_reingest.domain.control import Knobs
@@ -67,13 +69,37 @@ def test_pace_two_workers_share_one_controller_state_and_split_its_limit():
     a.decide(Observation(finished=200, latencies_ms=[300.0]))
     clock.sleep(10)
     # When the second steps the controller
-    decision = b.decide(Observation(finished=200, latencies_ms=[300.0]))
-    # Then it stepped from the first's saved state (4, doubled to 8) and takes half of it
+    joining = b.decide(Observation(finished=200, latencies_ms=[300.0]))
+    # Then it stepped from the first's saved state (4, doubled to 8), and takes nothing until
+    # the first has seen it (until then, the first may use the whole limit)
     state = control.read().pace
     assert state.limit == 8
-    assert decision.in_flight == 4
-    assert "1 of 2 workers" in decision.reason
-    assert control.read().version == 2
+    assert joining.in_flight == 0 and joining.resume_in_seconds is not None
+    assert "waiting for their share" in joining.reason
+    # Once both have stepped, each takes half of the limit
+    clock.sleep(15)
+    first = a.decide(Observation())
+    clock.sleep(1)
+    second = b.decide(Observation())
+    limit = control.read().pace.limit
+    assert first.in_flight + second.in_flight == limit
+    assert "1 of 2 workers" in second.reason
+
+
+@pytest.mark.parametrize("ceiling", [1, 2, 3, 7])
+def test_pace_overlapping_workers_together_never_exceed_the_operators_ceiling(ceiling):
+    # Given the operator's ceiling, and two workers that both stepped since the other joined
+    control, clock = MemoryControl(), FakeClock()
+    control.set_knobs(Knobs(max_in_flight=ceiling))
+    a, b = pace(control, clock), pace(control, clock)
+    a.decide(Observation(finished=200, latencies_ms=[300.0]))
+    b.decide(Observation(finished=200, latencies_ms=[300.0]))
+    for _ in range(4):
+        clock.sleep(15)
+        shares = a.decide(Observation()).in_flight + b.decide(Observation()).in_flight
+        # Then their shares add up to the ceiling at most (rounded up, 1 would give 2)
+        assert shares <= ceiling
+    assert shares == ceiling
 
 
 def test_pace_a_worker_gone_quiet_no_longer_takes_a_share():

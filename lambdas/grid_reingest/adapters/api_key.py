@@ -17,7 +17,7 @@ import hashlib
 import threading
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from aws_lambda_powertools.utilities import parameters
 
@@ -76,6 +76,37 @@ def load_api_key(
     if not isinstance(value, str) or not value.strip():
         raise ApiKeyError(f"the Grid API key in {where} is empty")
     return value.strip()
+
+
+R = TypeVar("R")
+
+
+def with_fresh_key(
+    call: Callable[[str], R],
+    refused: Callable[[R], bool],
+    read_key: Callable[[int], str],
+    max_age: int = CACHE_SECONDS,
+) -> R:
+    """`call(key)` with the key as read now (from a cache up to `max_age` seconds old); when
+    the answer says the key is `refused`, the key is read again uncached and, if it changed
+    (rotated within the cache's time), `call` is made again with it. Both workers' rule for
+    a 401 or 403: a refused key is the system's failure only once the newest key is refused.
+
+    Example::
+
+        answer = with_fresh_key(
+            lambda key: grid.with_key(key).image(image_id),
+            lambda response: response.status in (401, 403),
+            lambda max_age: load_api_key(settings.grid, max_age=max_age),
+        )
+    """
+    key = read_key(max_age)
+    answer = call(key)
+    if refused(answer):
+        fresh = read_key(0)
+        if fresh != key:
+            answer = call(fresh)
+    return answer
 
 
 def key_digest(api_key: str) -> str:

@@ -71,6 +71,9 @@ DATA_CALLS: dict[str, tuple[str, str]] = {
 DATA_FAN_OUT = len(DATA_CALLS)
 
 
+# Every Grid service's health route (the Grid's common-lib Management controller).
+HEALTH_ROUTE = "/management/healthcheck"
+
 # A downstream message longer than this is cut: it ends up on a DynamoDB item.
 MESSAGE_LIMIT = 1000
 
@@ -196,6 +199,19 @@ class GridClient:
         """
         return self._get("media-api", f"/images/{path_segment(image_id)}", parse=False)
 
+    def health(self, service: str) -> bool | None:
+        """`service`'s health route, `GET /management/healthcheck` (every Grid service has one):
+        True for 200, False for no answer or a 5xx, None for anything else (no such route,
+        or no such service)."""
+        if service not in self._bases:
+            return None
+        status = self._get(service, HEALTH_ROUTE, parse=False).status
+        if status == 200:
+            return True
+        if status is None or status >= 500:
+            return False
+        return None
+
     def validate_key(self) -> KeyCheck:
         """Whether the Grid accepts this client's key, from leases' `GET /`.
 
@@ -244,6 +260,11 @@ class GridClient:
                 )
         except requests.RequestException as error:
             message = self._scrub(f"{type(error).__name__}: {error}")
+            if time.monotonic() >= deadline:
+                message = (
+                    f"no complete answer within the call's deadline of {bounds.seconds:g} s "
+                    f"({bounds.seconds_variable}): {message}"
+                )
             logger.warning("%s GET %s: no response: %s", service, path, message)
             return GridResponse(service, None, message=message, seconds=time.monotonic() - started)
         keep = parse or not 200 <= raw.status_code < 300
@@ -279,7 +300,9 @@ class GridClient:
                 return GridResponse(service, status, seconds=seconds)
             try:
                 body = json.loads(content) if content else None
-            except ValueError as error:  # includes UnicodeDecodeError
+            # ValueError includes UnicodeDecodeError; JSON nested deeper than the parser's
+            # recursion limit (about 2 KB of brackets) raises RecursionError: malformed too.
+            except (ValueError, RecursionError) as error:
                 excerpt = content[:MESSAGE_LIMIT].decode("utf-8", "replace")
                 return GridResponse(
                     service,
@@ -310,7 +333,7 @@ def _downstream_message(text: str, reason: str | None) -> str:
     """
     try:
         body = json.loads(text) if text.strip() else None
-    except ValueError:
+    except (ValueError, RecursionError):
         body = None
     if isinstance(body, dict):
         nested = body.get("message")

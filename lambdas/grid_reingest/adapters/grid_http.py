@@ -1,10 +1,11 @@
 """One bounded GET to the Grid: a pooled, retrying Session, a deadline, a byte cap.
 
 The budget of a call covers all of it — connecting, urllib3's retries and their
-backoff, the body — and the body is read a chunk at a time up to a cap, so a
-service that trickles its answer or sends too much fails that call (`Unread`)
-without holding the worker or its memory. (The status line and headers, a few
-hundred bytes, are bounded per read by the budget; the body as a whole.) Example::
+backoff, the status line and headers, the body — and the body is read a chunk
+at a time up to a cap, so a service that trickles its answer or sends too much
+fails that call (`Unread`) without holding the worker or its memory. A socket's
+timeout bounds one read, not a trickle of them: the status line and headers are
+bounded by a watchdog that shuts the connection down at the deadline. Example::
 
     deadline = time.monotonic() + 10
     with call_deadline(deadline):
@@ -14,8 +15,13 @@ hundred bytes, are bounded per read by the budget; the body as a whole.) Example
 
 from __future__ import annotations
 
+import contextlib
+import heapq
+import itertools
+import socket
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -24,6 +30,8 @@ from typing import Any
 
 import requests
 from requests.adapters import HTTPAdapter
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.exceptions import HTTPError, ReadTimeoutError
 from urllib3.util.retry import Retry
 
@@ -53,6 +61,96 @@ def call_deadline(deadline: float) -> Iterator[None]:
         yield
     finally:
         _DEADLINE.reset(token)
+
+
+class Watchdog:
+    """One thread that runs each armed action at its time.monotonic() deadline, unless
+    disarmed first: a timer per call without a thread per call."""
+
+    def __init__(self) -> None:
+        self._heap: list[tuple[float, int, Callable[[], None]]] = []
+        self._armed: set[int] = set()
+        self._count = itertools.count()
+        self._wake = threading.Condition()
+        self._thread: threading.Thread | None = None
+
+    def arm(self, deadline: float, action: Callable[[], None]) -> int:
+        """Run `action` at `deadline`; the token disarms it."""
+        token = next(self._count)
+        with self._wake:
+            heapq.heappush(self._heap, (deadline, token, action))
+            self._armed.add(token)
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._run, name="grid-deadlines", daemon=True
+                )
+                self._thread.start()
+            self._wake.notify()
+        return token
+
+    def disarm(self, token: int) -> None:
+        """The action of `token` will not run (if it has not yet)."""
+        with self._wake:
+            self._armed.discard(token)
+
+    def _run(self) -> None:
+        while True:
+            with self._wake:
+                while not self._heap or self._heap[0][0] > time.monotonic():
+                    wait = self._heap[0][0] - time.monotonic() if self._heap else None
+                    self._wake.wait(wait)
+                _, token, action = heapq.heappop(self._heap)
+                due = token in self._armed
+                self._armed.discard(token)
+            if due:
+                action()
+
+
+_WATCHDOG = Watchdog()
+
+
+class _DeadlinedConnection(HTTPConnection):
+    """A connection whose status line and headers are read within the call's deadline."""
+
+    def getresponse(self) -> Any:  # type: ignore[override]
+        deadline = _DEADLINE.get()
+        if deadline is None:
+            return super().getresponse()
+        token = _WATCHDOG.arm(deadline, self._cut)
+        try:
+            return super().getresponse()
+        finally:
+            _WATCHDOG.disarm(token)
+
+    def _cut(self) -> None:
+        # The reading thread's recv returns at once; the connection is not reused.
+        sock = self.sock
+        if sock is not None:
+            with contextlib.suppress(OSError):  # already closed
+                sock.shutdown(socket.SHUT_RDWR)
+
+
+class _DeadlinedHTTPSConnection(_DeadlinedConnection, HTTPSConnection):
+    pass
+
+
+class _DeadlinedPool(HTTPConnectionPool):
+    ConnectionCls = _DeadlinedConnection
+
+
+class _DeadlinedHTTPSPool(HTTPSConnectionPool):
+    ConnectionCls = _DeadlinedHTTPSConnection
+
+
+class _DeadlinedAdapter(HTTPAdapter):
+    """requests' adapter over connections that keep the call's deadline."""
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = {
+            "http": _DeadlinedPool,
+            "https": _DeadlinedHTTPSPool,
+        }
 
 
 @dataclass(frozen=True)
@@ -127,7 +225,7 @@ def default_retry() -> Retry:
 def make_session(pool_size: int, retry: Retry | None = None) -> requests.Session:
     """A Session whose per-host connection pool holds `pool_size` connections."""
     session = requests.Session()
-    adapter = HTTPAdapter(
+    adapter = _DeadlinedAdapter(
         # One pool per Grid host; each holds as many connections as may be in
         # flight to that host, so none is opened and thrown away under load.
         pool_connections=len(SERVICES),

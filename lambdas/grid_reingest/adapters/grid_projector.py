@@ -94,6 +94,12 @@ class GridProjector:
             return Failed(image_id, service, 200, f"{error.call}: unexpected data", error.detail)
         return Found(image_id, image, compact_json(image))
 
+    def health(self, service: str) -> bool | None:
+        """`service`'s health route (GridClient.health); this process is image-projection."""
+        if service == REFUSED_BY:
+            return True
+        return self.client.health(service)
+
     def _data(self, client: GridClient, image_id: str) -> ServiceData | Failed:
         futures = {call: self._pool.submit(client.data, call, image_id) for call in DATA_CALLS}
         # Wait for every call, then report the first failure in DATA_CALLS order: the
@@ -156,6 +162,10 @@ class OutcomeProjector:
     def project(self, image_id: str) -> Outcome:
         """The outcome for one image."""
         return to_outcome(self.projector.project(image_id), self.max_message_bytes, self.clock)
+
+    def health(self, service: str) -> bool | None:
+        """`service`'s health route."""
+        return self.projector.health(service)
 
 
 def _loaded_image(image_id: str, loaded: GridResponse) -> dict[str, Any] | NotFound | Failed:

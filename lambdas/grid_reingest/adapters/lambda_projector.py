@@ -1,4 +1,9 @@
-"""Projecting by invoking the image-projection Lambda (how deployed batch-index projects)."""
+"""Projecting by invoking the image-projection Lambda (how deployed batch-index projects).
+
+The same function answers `{"health": service}` with that service's health
+route (handlers/image_projection.py): batch-index's probe when it has no image
+to project (flows/probes.py).
+"""
 
 from __future__ import annotations
 
@@ -22,11 +27,31 @@ class LambdaProjector:
 
     def project(self, image_id: str) -> Outcome:
         """The function's outcome for `image_id`; a failed invoke becomes Failed, never raises."""
+        answer = self._invoke({"id": image_id}, image_id)
+        if isinstance(answer, Failed):
+            return answer
+        try:
+            return from_json(answer)
+        except ValueError as error:
+            return Failed(image_id, SERVICE, 200, str(error))
+
+    def health(self, service: str) -> bool | None:
+        """`service`'s health route, as image-projection reaches it (for image-projection
+        itself: whether an invoke gets through)."""
+        answer = self._invoke({"health": service}, "")
+        if isinstance(answer, Failed):
+            return False
+        healthy = answer.get("healthy")
+        return healthy if isinstance(healthy, bool) else None
+
+    def _invoke(self, event: dict[str, str], image_id: str) -> dict[str, Any] | Failed:
+        """The function's JSON answer to `event`, or Failed (naming `image_id`) for a failed
+        invoke or a function error."""
         try:
             response = self._client.invoke(
                 FunctionName=self._function,
                 InvocationType="RequestResponse",
-                Payload=json.dumps({"id": image_id}).encode(),
+                Payload=json.dumps(event).encode(),
             )
             payload = response["Payload"].read()
         except ClientError as error:
@@ -51,6 +76,9 @@ class LambdaProjector:
                 payload.decode("utf-8", "replace")[:500],
             )
         try:
-            return from_json(json.loads(payload))
-        except ValueError as error:
-            return Failed(image_id, SERVICE, response.get("StatusCode"), str(error))
+            answer = json.loads(payload)
+        except (ValueError, RecursionError) as error:
+            return Failed(image_id, SERVICE, response.get("StatusCode"), f"not JSON: {error}")
+        if not isinstance(answer, dict):
+            return Failed(image_id, SERVICE, response.get("StatusCode"), "not a JSON object")
+        return answer

@@ -22,6 +22,7 @@ class Claim:
     attempts: int
     claimed_from: ProgressState
     reclaimed: bool = False  # taken over from a worker whose lease ran out
+    overloads: int = 0  # the image's own overload answers since its last attempt charged
 
 
 @dataclass(frozen=True)
@@ -41,9 +42,9 @@ class Source:
 class Transition:
     """Move one item from `expected` to `new`; applied only if it is still in `expected`.
 
-    With `worker`, only if that worker still holds the claim. `attempts` and
-    `error`, when given, replace the stored values; the claim is dropped when the
-    new state is not a claim state.
+    With `worker`, only if that worker still holds the claim. `attempts`,
+    `overloads` and `error`, when given, replace the stored values; the claim is
+    dropped when the new state is not a claim state.
     """
 
     id: str
@@ -53,6 +54,7 @@ class Transition:
     attempts: int | None = None
     error: str | None = None
     label: str | None = None  # the state's name on the item, when not its usual one
+    overloads: int | None = None
 
 
 def release_transition(
@@ -67,9 +69,16 @@ def failure_transition(
 ) -> Transition:
     """One more attempt counted: back where the claim came from, or state 8 once spent."""
     attempts = claim.attempts + 1
+    overloads = 0 if claim.overloads else None
     if attempts >= max_attempts:
         return Transition(
-            claim.id, held_in, ProgressState.UNKNOWN_ERROR, worker, attempts=attempts, error=error
+            claim.id,
+            held_in,
+            ProgressState.UNKNOWN_ERROR,
+            worker,
+            attempts=attempts,
+            error=error,
+            overloads=overloads,
         )
     return Transition(
         claim.id,
@@ -79,7 +88,43 @@ def failure_transition(
         attempts=attempts,
         error=error,
         label=RESET_LABEL if claim.claimed_from == ProgressState.NOT_STARTED else None,
+        overloads=overloads,
     )
+
+
+def overload_transition(
+    claim: Claim,
+    held_in: ProgressState,
+    worker: str,
+    error: str,
+    *,
+    max_attempts: int,
+    per_attempt: int,
+) -> Transition:
+    """An overload answer that was the image's own: counted on the item, and every
+    `per_attempt`-th one costs an attempt (failure_transition), so that an image that keeps
+    getting one while the service serves others still ends."""
+    overloads = claim.overloads + 1
+    if overloads >= per_attempt:
+        return failure_transition(claim, held_in, worker, error, max_attempts)
+    return Transition(
+        claim.id, held_in, claim.claimed_from, worker, error=error, overloads=overloads
+    )
+
+
+def outcome_transition(
+    claim: Claim,
+    held_in: ProgressState,
+    new: ProgressState,
+    worker: str,
+    *,
+    attempts: int | None = None,
+    error: str | None = None,
+) -> Transition:
+    """The image's outcome, other than a failure: its overload count, if any, goes (an
+    image's own overload answers count towards one attempt at a time)."""
+    overloads = 0 if claim.overloads else None
+    return Transition(claim.id, held_in, new, worker, attempts, error, overloads=overloads)
 
 
 def lease_cutoff(now: datetime, lease_seconds: int) -> datetime:

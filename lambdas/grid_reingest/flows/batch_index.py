@@ -13,30 +13,31 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from grid_reingest import names
-from grid_reingest.domain.backpressure import OverloadWindow, is_overload
 from grid_reingest.domain.claims import (
     Claim,
     Source,
     Transition,
-    failure_transition,
     lease_cutoff,
+    outcome_transition,
 )
 from grid_reingest.domain.outcome import Failed, NotFound, Outcome, Ready, TooBig
-from grid_reingest.domain.runner import Breaker
 from grid_reingest.domain.states import ProgressState
+from grid_reingest.domain.systemic import Cause, Judge, Symptom, Verdict, cause_of
 from grid_reingest.domain.thrall_message import (
     PUT_RECORDS_MAX_BYTES,
     PUT_RECORDS_MAX_RECORDS,
     record_size,
 )
-from grid_reingest.flows.invocation import Limits, LoopDeps
+from grid_reingest.flows.invocation import Limits, LoopDeps, SystemicFailure, rules_of
 from grid_reingest.flows.loop import Loop
 from grid_reingest.flows.summary import Summary, finish_if_done
+from grid_reingest.flows.triage import FailureTriage, verdict_transition
 from grid_reingest.ports import (
     ClaimStore,
     Clock,
     ControlStore,
     Pace,
+    Probe,
     Projector,
     Publisher,
     PublishResult,
@@ -54,6 +55,10 @@ RECORD_MIN = 50
 # The image-projection function's invoke errors: 429 and 5xx are the Lambda
 # service's (throttles, its own faults), never the image's.
 INFRASTRUCTURE = frozenset({names.IMAGE_PROJECTION})
+# thrall's stream, as a failing service: judged on the window alone (no probe).
+STREAM = "kinesis"
+# Images in these states were projected: any of them serves as a probe.
+PROJECTED = (ProgressState.ENQUEUED, ProgressState.VERIFIED)
 # Invocations in a row whose stream refused its calls before the worker switches
 # its own schedule off (the configuration needs a person).
 REFUSALS_BEFORE_STOP = 3
@@ -84,6 +89,7 @@ class IndexDeps:
     worker: str
     rule: RuleSwitch | None  # None: no rule configured
     control: ControlStore | None = None  # counts refused invocations; None: not counted
+    probe: Probe | None = None  # decides whose a failure is; None: the window alone
 
 
 @dataclass
@@ -94,7 +100,6 @@ class IndexSummary(Summary):
     would: Counter[int] = field(default_factory=Counter)  # dry run: states not written
     kinesis_calls: int = 0
     kinesis_refused: int = 0  # whole calls refused for the stream's configuration
-    breaker_tripped_by: str | None = None
     skipped: str | None = None
     dry_run: bool = False
 
@@ -103,7 +108,6 @@ class IndexSummary(Summary):
         return {
             **super().as_dict(),
             "outcomes": dict(self.outcomes),
-            "breakerTrippedBy": self.breaker_tripped_by,
             "wouldBe": {str(k): v for k, v in sorted(self.would.items())},
             "kinesisCalls": self.kinesis_calls,
             "kinesisRefused": self.kinesis_refused,
@@ -118,24 +122,26 @@ class IndexSummary(Summary):
         counts[names.KINESIS_CALLS] = self.kinesis_calls
         counts[names.KINESIS_REFUSED] = self.kinesis_refused
         counts[names.BACKPRESSURE_SKIPS] = int(self.claimed == 0 and self.idle_reason is not None)
-        counts[names.BREAKER_TRIPS] = int(self.breaker_tripped_by is not None)
         return counts
 
 
 def run_batch_index(settings: BatchIndexSettings, deps: IndexDeps) -> IndexSummary:
-    """One invocation of batch-index; StreamRefused (after recording) when the stream refuses."""
+    """One invocation of batch-index; StreamRefused (after recording) when the stream refuses,
+    SystemicFailure when the Grid fails for every image alike (domain/systemic.py)."""
     summary = IndexSummary(dry_run=settings.dry_run)
     if deps.remaining_ms() < settings.stop_margin_seconds * 1000:
         summary.skipped = "too little time left to start"
         return summary
     loop = _IndexLoop(settings, deps, summary)
     loop.run()
-    summary.breaker_tripped_by = loop.breaker.tripped_by
+    summary.systemic = loop.triage.stop_reason
     if summary.claimed == 0 and summary.idle_reason is not None:
         summary.skipped = summary.idle_reason
     if loop.refused is not None:
         _count_refusal(deps, summary, refused=True)
         raise StreamRefused(f"thrall's stream refused records: {loop.refused}", summary)
+    if summary.systemic is not None:
+        raise SystemicFailure(summary.systemic, summary)
     if loop.verified:
         _count_refusal(deps, summary, refused=False)
     if loop.exhausted and not settings.dry_run:
@@ -177,10 +183,14 @@ class _IndexLoop(Loop[Outcome]):
         self.settings = settings
         self.index = deps
         self.index_summary = summary
-        self.breaker = Breaker(settings.breaker_share, settings.breaker_min_results)
-        self.window = OverloadWindow()
-        # Overload failures the window has not judged yet: see _judge_overloads.
-        self.undecided: list[tuple[Claim, str]] = []
+        self.rules = rules_of(settings)
+        self.triage = FailureTriage(
+            Judge(self.rules),
+            deps.probe,
+            deps.clock,
+            lambda: deps.store.sample(PROJECTED),
+            unprobed=[STREAM],
+        )
         self.ready: list[tuple[Claim, Ready]] = []
         self.ready_bytes = 0
         self.ready_since: float | None = None
@@ -206,9 +216,7 @@ class _IndexLoop(Loop[Outcome]):
     def halt(self) -> str | None:
         if self.refused is not None or self.call_error is not None:
             return f"thrall's stream refused records: {self.refused or self.call_error}"
-        if self.breaker.tripped_by is not None:
-            return f"breaker tripped: {self.breaker.tripped_by}"
-        return None
+        return self.triage.stop_reason
 
     def cap(self, limit: int) -> int:
         # Until the stream has taken a call, one image at a time: a stream that
@@ -218,10 +226,16 @@ class _IndexLoop(Loop[Outcome]):
     def finish(self, claim: Claim, result: Outcome) -> bool:
         summary = self.index_summary
         summary.outcomes[_kind(result)] += 1
-        overloaded = is_overload(result, INFRASTRUCTURE)
-        self.breaker.record(result.reason if isinstance(result, Failed) else None)
-        if not isinstance(result, Ready):
-            self.window.record(overloaded)
+        overloaded = False
+        if isinstance(result, Failed) and not result.known:
+            infrastructure = result.service in INFRASTRUCTURE
+            symptom = Symptom(
+                result.service, cause_of(result.status, infrastructure=infrastructure)
+            )
+            overloaded = symptom.cause is Cause.OVERLOAD
+            self.triage.failed(claim, symptom, result.describe())
+        else:
+            self.triage.served(claim.id if isinstance(result, Ready) else None)
         match result:
             case Ready() if self.settings.dry_run:
                 self._settle(claim, ProgressState.ENQUEUED)
@@ -237,9 +251,7 @@ class _IndexLoop(Loop[Outcome]):
                 self._settle(claim, ProgressState.TOO_BIG, error=error)
             case Failed() if result.known:
                 self._settle(claim, ProgressState.KNOWN_ERROR, error=result.describe())
-            case Failed():
-                self._fail(claim, result.describe(), overloaded=overloaded)
-        self._judge_overloads(final=False)
+        self._settle_failures(final=False)
         return overloaded
 
     # -- publishing and recording --------------------------------------------------------
@@ -251,14 +263,14 @@ class _IndexLoop(Loop[Outcome]):
             self._publish()
             if final or not self.verified:
                 self._collect_sent(block=True)
-        if final:
-            self._judge_overloads(final=True)
+        self._settle_failures(final=final)
         if final or len(self.pending) >= RECORD_MIN or not self.in_flight:
             self.record(self.take_pending())
 
     def settle_background(self) -> None:
         self.sender.shutdown(wait=True)
         self._collect_sent(block=True)
+        self.triage.close()
 
     def _publish_due(self) -> bool:
         lingered = (
@@ -288,12 +300,15 @@ class _IndexLoop(Loop[Outcome]):
         never given back once on the stream). Touches nothing of the loop."""
         result = self.index.publisher.publish([(claim.id, data) for claim, data in ready])
         published_at = self.deps.clock.monotonic()
+        claims = {c.id: c for c, _ in ready}
         enqueued = [
-            Transition(i, HELD, ProgressState.ENQUEUED, worker=self.deps.worker, attempts=0)
+            outcome_transition(
+                claims[i], HELD, ProgressState.ENQUEUED, self.deps.worker, attempts=0
+            )
             for i in result.accepted
         ]
         return _Sent(
-            {c.id: c for c, _ in ready},
+            claims,
             result,
             enqueued,
             *self.apply_with_tries(enqueued),
@@ -310,16 +325,14 @@ class _IndexLoop(Loop[Outcome]):
         self.seen.published += [(s, q, sent.published_at) for s, q in result.positions]
         overloaded = set(result.overloaded)
         for _ in result.accepted:
-            self.window.record(False)
+            self.triage.served()
         for image_id, error in result.rejected.items():
-            self.window.record(image_id in overloaded)
+            cause = Cause.OVERLOAD if image_id in overloaded else Cause.ERROR
             if image_id in overloaded:
                 self.summary.overloaded += 1
                 self.seen.overloaded += 1
-            self._fail(
-                sent.claims[image_id], f"kinesis: {error}", overloaded=image_id in overloaded
-            )
-        self._judge_overloads(final=False)
+            self.triage.failed(sent.claims[image_id], Symptom(STREAM, cause), f"kinesis: {error}")
+        self._settle_failures(final=False)
         # Whole calls failed: not the images' fault, no attempt counted.
         for image_id in result.unsent:
             self.release(sent.claims[image_id], result.call_error)
@@ -340,38 +353,20 @@ class _IndexLoop(Loop[Outcome]):
         else:
             self.call_error = result.call_error
 
-    def _fail(self, claim: Claim, error: str, *, overloaded: bool) -> None:
-        if overloaded:
-            self.undecided.append((claim, error))
-            return
-        self._charge(claim, error)
-
-    def _judge_overloads(self, *, final: bool) -> None:
-        """Overload failures wait until the window shows overload across many images (the
-        system's fault: back with no attempt) or the invocation ends (one image's: charged).
-        Judged as each comes, an invocation's first overload answers — before the window
-        has seen enough — would be charged to whichever images come first, and those come
-        first again in the next invocation: a long overload would take them to 8."""
-        systemic = self.window.systemic()
-        if not self.undecided or not (systemic or final):
-            return
-        undecided, self.undecided = self.undecided, []
-        for claim, error in undecided:
-            if systemic:
-                self.summary.infra_released += 1
-                self.release(claim, error)
+    def _settle_failures(self, *, final: bool) -> None:
+        """Failures whose verdict is known (flows/triage.py)."""
+        for decided in self.triage.decide(final=final):
+            transition = verdict_transition(
+                decided, HELD, self.deps.worker, self.settings.max_attempts, self.summary
+            )
+            if decided.verdict is Verdict.SYSTEMIC:
+                self.pending.append(transition)  # given back, dry run or not
             else:
-                self._charge(claim, error)
-
-    def _charge(self, claim: Claim, error: str) -> None:
-        self.summary.failures += 1
-        self._settle_transition(
-            failure_transition(claim, HELD, self.deps.worker, error, self.settings.max_attempts)
-        )
+                self._settle_transition(transition)
 
     def _settle(self, claim: Claim, state: ProgressState, *, error: str | None = None) -> None:
         self._settle_transition(
-            Transition(claim.id, HELD, state, worker=self.deps.worker, error=error)
+            outcome_transition(claim, HELD, state, self.deps.worker, error=error)
         )
 
     def _settle_transition(self, transition: Transition) -> None:

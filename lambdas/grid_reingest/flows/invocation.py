@@ -4,13 +4,32 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
+from grid_reingest.domain.systemic import Rules
 from grid_reingest.ports import ClaimStore, Clock, Pace
 from grid_reingest.settings import BatchCheckSettings, BatchIndexSettings
+
+if TYPE_CHECKING:
+    from grid_reingest.flows.summary import Summary
 
 
 class RecordFailed(RuntimeError):
     """Outcomes could not be written after every try; the images stay held until their lease."""
+
+
+class SystemicFailure(RuntimeError):
+    """The system failed for the images alike (a service down, overloaded for most images, the
+    key refused): raised once their claims went back with no attempt (domain/systemic.py)."""
+
+    def __init__(self, message: str, summary: Summary) -> None:
+        super().__init__(message)
+        self.summary = summary
+
+
+def rules_of(settings: BatchIndexSettings | BatchCheckSettings) -> Rules:
+    """The judgement of whose a failure is, with the worker's settings."""
+    return Rules(min_results=settings.breaker_min_results, most_share=settings.breaker_share)
 
 
 @dataclass
@@ -38,6 +57,7 @@ class Limits:
     max_in_flight: int  # the deployed ceiling (threads)
     max_attempts: int
     idle_seconds: float  # nothing could start this long and nothing in flight: end
+    record_budget_ms: int  # a write is tried again only while this much is left
 
     @classmethod
     def of(cls, settings: BatchIndexSettings | BatchCheckSettings) -> Limits:
@@ -48,4 +68,5 @@ class Limits:
             max_in_flight=settings.max_in_flight,
             max_attempts=settings.max_attempts,
             idle_seconds=settings.idle_seconds,
+            record_budget_ms=settings.record_budget_seconds * 1000,
         )

@@ -37,8 +37,9 @@ POLL_SECONDS = 1.0
 # its cost is paid per window, not per image), or twice the in-flight limit.
 CLAIM_WINDOW_MIN = 50
 # A failed write of outcomes is repeated (it is conditional: safe to repeat) this
-# many times before the invocation fails; the images it held are then left held,
-# never given back, since their records may already be on the stream.
+# many times, while a whole try still fits in the invocation, before the
+# invocation fails; the images it held are then left held, never given back,
+# since their records may already be on the stream.
 RECORD_TRIES = 6
 
 
@@ -337,6 +338,10 @@ class Loop[R]:
             if not todo:
                 break
             if attempt:
+                if self.deps.remaining_ms() < self.limits.record_budget_ms:
+                    # A try can take the whole record budget (botocore's retries within
+                    # it): one that could not end before the invocation is not started.
+                    break
                 self.deps.clock.sleep(full_jitter(attempt - 1, base=0.2))
             try:
                 answers: list[bool | None] = list(

@@ -9,7 +9,11 @@ The controller's limit and rate are the pass's, not one worker's: when
 invocations overlap (reserved concurrency above one, an invocation still
 running when the next tick starts another), each pace marks itself in the
 controller's memory at each step, and each worker takes its share of the
-limit and of the rate among the workers that stepped lately.
+limit and of the rate among the workers that stepped lately. The shares add up
+to the limit, never more: the limit's remainder goes to the first workers in
+the order of their marks' keys, and a worker that has just joined takes
+nothing until every other has stepped since (until then, they may be using
+the whole limit).
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ import math
 import threading
 import uuid
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from grid_reingest.domain.control import Control, PaceState
@@ -64,6 +68,7 @@ class ControlledPace:
         self._decision: PaceDecision | None = None
         self._decided_at = 0.0
         self._key = WORKER_KEY + uuid.uuid4().hex[:12]
+        self._joined_at: float | None = None  # this worker's first step (epoch seconds)
 
     def decide(self, observation: Observation) -> PaceDecision:
         """Add `observation` to what is pending; step the controller when it is time."""
@@ -114,14 +119,20 @@ class ControlledPace:
             checkpoint_mark=mark,
             published_ago=tuple(mono - when for _, _, when in seen.published),
         )
+        if self._joined_at is None:
+            self._joined_at = at.timestamp()
         for _ in range(SAVE_TRIES):
-            state, workers = self._mark(
+            state, share = self._mark(
                 self._controller.step(control.pace, signals, control.knobs), signals.now
             )
             if self._control.save_pace(state, control.version):
                 break
             control = self._control.read()  # another worker decided first: decide on its state
-        return _decision(control, state, workers, at.timestamp())
+        decision = _decision(control, state, share, at.timestamp())
+        if share.waiting and not decision.paused:
+            # The others step within a refresh: wait for it rather than end the invocation.
+            decision = replace(decision, resume_in_seconds=self._refresh)
+        return decision
 
     def leave(self) -> None:
         """Drop this worker's mark from the controller's state: the others take its share of
@@ -147,29 +158,52 @@ class ControlledPace:
         }
         return 1 + len(others)
 
-    def _mark(self, state: PaceState, now: datetime) -> tuple[PaceState, int]:
-        """The state with this worker's step marked (and workers gone quiet dropped);
-        how many workers share it."""
+    def _mark(self, state: PaceState, now: datetime) -> tuple[PaceState, Share]:
+        """The state with this worker's step marked (and workers gone quiet dropped); this
+        worker's share of it."""
         at = now.timestamp()
         alive = ALIVE_REFRESHES * self._refresh
         memory = {
             k: v for k, v in state.memory.items() if not k.startswith(WORKER_KEY) or at - v <= alive
         }
         memory[self._key] = at
-        workers = sum(1 for k in memory if k.startswith(WORKER_KEY))
-        return replace(state, memory=memory), workers
+        marks = sorted(k for k in memory if k.startswith(WORKER_KEY))
+        joined = self._joined_at if self._joined_at is not None else at
+        unaware = any(memory[k] < joined for k in marks if k != self._key)
+        share = Share(len(marks), marks.index(self._key), waiting=unaware)
+        return replace(state, memory=memory), share
+
+
+@dataclass(frozen=True)
+class Share:
+    """A worker's part of the pass's pace: one of `workers`, the `rank`-th by key; `waiting`
+    while some other has not stepped since this one joined (it may use the whole limit)."""
+
+    workers: int = 1
+    rank: int = 0
+    waiting: bool = False
+
+    def of_limit(self, limit: float) -> int:
+        """Whole images; the shares of all the workers add up to the limit."""
+        if self.waiting:
+            return 0
+        whole = math.floor(limit)
+        return whole // self.workers + (1 if self.rank < whole % self.workers else 0)
 
 
 def _decision(
-    control: Control, state: PaceState, workers: int = 1, now: float | None = None
+    control: Control, state: PaceState, share: Share | None = None, now: float | None = None
 ) -> PaceDecision:
     knobs = control.knobs
     if knobs.paused:
         return PaceDecision(0, state.rate_per_minute, "paused by the operator", paused=True)
-    # Each running worker takes its share (at least one image, unless the limit is 0).
-    limit = math.ceil(state.limit / workers) if state.limit >= 1 else int(state.limit)
+    share = share or Share()
+    workers = share.workers
+    limit = share.of_limit(state.limit)
     rate = state.rate_per_minute / workers if state.rate_per_minute else state.rate_per_minute
     reason = state.reason if workers == 1 else f"{state.reason} (1 of {workers} workers)"
+    if share.waiting:
+        reason = f"{state.reason} (joining {workers - 1} running workers: waiting for their share)"
     resume_in = None
     if limit == 0 and now is not None and state.memory.get("resume_at", 0.0) > now:
         resume_in = state.memory["resume_at"] - now

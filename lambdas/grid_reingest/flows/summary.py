@@ -35,6 +35,8 @@ class Summary:
     pace_reason: str | None = None
     idle_reason: str | None = None  # ended early: nothing could start (back-pressure)
     reenabled: bool = False  # switched its rule off, found new work, switched it back on
+    systemic: str | None = None  # stopped for the system's failure (domain/systemic.py)
+    own_overloads: int = 0  # an image's own overload answers counted on it, no attempt yet
 
     def note_pace(self, decision: PaceDecision) -> None:
         """Remember the pace's latest decision."""
@@ -64,6 +66,8 @@ class Summary:
             "paceReason": self.pace_reason,
             "idleReason": self.idle_reason,
             "reenabled": self.reenabled,
+            "systemic": self.systemic,
+            "ownOverloads": self.own_overloads,
         }
 
     def metric_counts(self) -> dict[str, float]:
@@ -79,6 +83,7 @@ class Summary:
             names.INFRA_RELEASED: self.infra_released,
             names.EXPIRED_CLAIMS: self.expired_claims,
             names.PAUSED: int(self.paused),
+            names.SYSTEMIC_FAILURES: int(self.systemic is not None),
         }
         if self.limit is not None:
             counts[names.CONTROL_LIMIT] = self.limit

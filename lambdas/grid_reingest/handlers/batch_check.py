@@ -8,7 +8,6 @@ grid_reingest.handlers.batch_check` prints them.
 from __future__ import annotations
 
 import sys
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -17,10 +16,12 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from grid_reingest import names
-from grid_reingest.adapters.api_key import load_api_key
+from grid_reingest.adapters.api_key import load_api_key, with_fresh_key
 from grid_reingest.adapters.grid import GridClient
-from grid_reingest.flows.batch_check import CheckDeps, run_batch_check
+from grid_reingest.domain.systemic import REFUSED_STATUSES
+from grid_reingest.flows.batch_check import MEDIA_API, CheckDeps, run_batch_check
 from grid_reingest.flows.pace import KnobsPace
+from grid_reingest.flows.probes import LookupProbe
 from grid_reingest.handlers import common
 from grid_reingest.ports import Presence
 from grid_reingest.settings import BatchCheckSettings, describe, load
@@ -68,18 +69,17 @@ runtime = common.Once(_build)
 
 
 def media_api_lookup(grid: GridClient, read_key: Callable[[int], str]) -> Callable[[str], Presence]:
-    """media-api's GET /images/{id} with the key read now (cached briefly); after a 401 the key
-    is read once more, uncached, and the image asked again (a key rotated meanwhile)."""
-    client = [grid.with_key(read_key(KEY_MAX_AGE_SECONDS))]
-    refreshed = threading.Lock()
+    """media-api's GET /images/{id} with the key read now (cached briefly); after a 401 or 403
+    the key is read once more, uncached, and the image asked again if it changed (a key
+    rotated meanwhile): adapters/api_key.with_fresh_key, as image-projection does."""
 
     def lookup(image_id: str) -> Presence:
-        response = client[0].image(image_id)
-        if response.status == 401:
-            with refreshed:
-                fresh = read_key(0)
-                client[0] = client[0].with_key(fresh)
-            response = client[0].image(image_id)
+        response = with_fresh_key(
+            lambda key: grid.with_key(key).image(image_id),
+            lambda answer: answer.status in REFUSED_STATUSES,
+            read_key,
+            KEY_MAX_AGE_SECONDS,
+        )
         return Presence(response.status, response.message)
 
     return lookup
@@ -98,6 +98,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         **{
             **vars(current.deps),
             "lookup": lookup,
+            "probe": LookupProbe(lookup, lambda: current.grid.health(MEDIA_API)),
             "remaining_ms": context.get_remaining_time_in_millis,
             "worker": context.aws_request_id,
         }

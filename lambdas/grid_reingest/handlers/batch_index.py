@@ -23,6 +23,7 @@ from grid_reingest.adapters.thrall_checkpoints import read_checkpoints
 from grid_reingest.domain.controller import Controller, Tuning
 from grid_reingest.flows.batch_index import IndexDeps, run_batch_index
 from grid_reingest.flows.pace import ControlledPace
+from grid_reingest.flows.probes import ProjectionProbe
 from grid_reingest.handlers import common
 from grid_reingest.settings import BatchIndexSettings, SettingsError, describe, load, stream_name
 
@@ -64,9 +65,10 @@ def _build() -> Runtime:
         refresh_seconds=settings.refresh_seconds,
         checkpoints=checkpoints,
     )
+    projector = _projector(settings)
     deps = IndexDeps(
         store=common.worker_table(settings.table_name, settings.max_in_flight),
-        projector=_projector(settings),
+        projector=projector,
         publisher=Publisher(make_client("kinesis"), settings.stream),
         pace=pace,
         clock=clock,
@@ -74,6 +76,7 @@ def _build() -> Runtime:
         worker="",
         rule=common.schedule_rule(settings.schedule_rule, logger),
         control=control,
+        probe=ProjectionProbe(projector),
     )
     return Runtime(settings, deps)
 

@@ -15,9 +15,13 @@ few minutes, by digest).
 
 Direct invocation — `{"id": "<image id>"}` (batch-index): the outcome's JSON
 (outcome.to_json: ready with the encoded record, not-found, too-big, failed),
-calling the Grid with the configured key. An id no route can carry (`.`, `..`,
-whitespace, over 256 characters) is a known failure. An event with no string id
-raises ValueError: that is the invoker's bug, not an image's outcome.
+calling the Grid with the configured key. A 401 or 403 has the key read again,
+uncached, and the image projected again with it when it changed (a key rotated
+within the cache's time). An id no route can carry (`.`, `..`, whitespace, over
+256 characters) is a known failure. `{"health": "<service>"}` (batch-index's
+probe, flows/probes.py): `{"health": ..., "healthy": true|false|null}` from that
+service's health route. Any other event raises ValueError: that is the
+invoker's bug, not an image's outcome.
 """
 
 from __future__ import annotations
@@ -42,10 +46,11 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from grid_reingest import names
-from grid_reingest.adapters.api_key import KeyValidator, load_api_key
+from grid_reingest.adapters.api_key import KeyValidator, load_api_key, with_fresh_key
 from grid_reingest.adapters.grid import API_KEY_HEADER, DATA_FAN_OUT, GridClient, id_problem
 from grid_reingest.adapters.grid_projector import GridProjector, to_outcome
 from grid_reingest.domain.outcome import Failed, Found, NotFound, Projection, Ready, TooBig, to_json
+from grid_reingest.domain.systemic import REFUSED_STATUSES
 from grid_reingest.settings import ProjectionSettings, load
 
 SERVICE = names.IMAGE_PROJECTION
@@ -100,15 +105,22 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
 
 def _direct(current: Runtime, event: Any) -> dict[str, Any]:
     image_id = event.get("id") if isinstance(event, dict) else None
+    service = event.get("health") if isinstance(event, dict) else None
+    if isinstance(service, str):
+        return {"health": service, "healthy": current.projector.health(service)}
     if not isinstance(image_id, str):
         metrics.add_metric(names.INVALID_EVENT, MetricUnit.Count, 1)
         raise ValueError(
-            'expected an HTTP event or {"id": "<image id>"} with a string image id; got '
+            'expected an HTTP event, {"id": "<image id>"} or {"health": "<service>"}; got '
             f"{'keys ' + str(sorted(event)) if isinstance(event, dict) else type(event)}"
         )
     logger.append_keys(image_id=image_id)
-    key = load_api_key(current.settings.grid)
-    outcome = to_outcome(_project(current, image_id, key), current.settings.max_message_bytes)
+    projection = with_fresh_key(
+        lambda key: _project(current, image_id, key),
+        lambda answer: isinstance(answer, Failed) and answer.status in REFUSED_STATUSES,
+        lambda max_age: load_api_key(current.settings.grid, max_age=max_age),
+    )
+    outcome = to_outcome(projection, current.settings.max_message_bytes)
     match outcome:
         case Ready():
             metrics.add_metric(names.PROJECTION_READY, MetricUnit.Count, 1)

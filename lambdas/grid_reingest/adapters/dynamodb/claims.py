@@ -24,6 +24,7 @@ from grid_reingest.adapters.dynamodb.schema import (
     INDEX_NAME,
     LAST_ERROR,
     MAX_ERROR_CHARS,
+    OVERLOADS,
     SHARD_COUNT,
     STATE,
     STATE_NAME,
@@ -173,6 +174,7 @@ class ClaimTable(TableAccess):
             attempts=int(item.get(ATTEMPTS, {"N": "0"})["N"]),
             claimed_from=ProgressState(int(item.get(CLAIMED_FROM, {"N": "0"})["N"])),
             reclaimed=source.reclaim,
+            overloads=int(item.get(OVERLOADS, {"N": "0"})["N"]),
         )
 
     def apply(self, transitions: Iterable[Transition]) -> list[bool]:
@@ -214,6 +216,11 @@ class ClaimTable(TableAccess):
         if t.attempts is not None:
             sets.append(f"{ATTEMPTS} = :attempts")
             values[":attempts"] = {"N": str(t.attempts)}
+        if t.overloads:
+            sets.append(f"{OVERLOADS} = :overloads")
+            values[":overloads"] = {"N": str(t.overloads)}
+        elif t.overloads == 0:
+            removes.append(OVERLOADS)
         if t.error is not None:
             sets.append(f"{LAST_ERROR} = :error")
             values[":error"] = {"S": t.error[:MAX_ERROR_CHARS] or "-"}
@@ -278,15 +285,27 @@ class ClaimTable(TableAccess):
         pairs = [(state, shard) for state in states for shard in range(SHARD_COUNT)]
         return any(self.pool.map(lambda pair: self._shard_has_any(*pair), pairs))
 
+    def sample(self, states: Iterable[ProgressState]) -> str | None:
+        """The id of one item in one of `states` (the first shard that has one), or None."""
+        pairs = [(state, shard) for state in states for shard in range(SHARD_COUNT)]
+        for page in self.pool.map(lambda pair: self._shard_head(*pair), pairs):
+            if page["Items"]:
+                return str(page["Items"][0][ID]["S"])
+        return None
+
     def _shard_has_any(self, state: ProgressState, shard: int) -> bool:
-        page = self.client.query(
+        page = self._shard_head(state, shard)
+        return bool(page["Items"] or page.get("LastEvaluatedKey"))
+
+    def _shard_head(self, state: ProgressState, shard: int) -> dict[str, Any]:
+        """The first page of one index shard, one item long."""
+        return self.client.query(
             TableName=self.name,
             IndexName=INDEX_NAME,
             Limit=1,
             KeyConditionExpression=f"{STATE_SHARD} = :pk",
             ExpressionAttributeValues={":pk": {"S": state_shard(state, shard)}},
         )
-        return bool(page["Items"] or page.get("LastEvaluatedKey"))
 
 
 def _share(need: int, shards: int) -> int:

@@ -36,6 +36,8 @@ STATE_NAME = "state_name"
 STATE_SHARD = "state_shard"
 CHANGED_AT = "state_changed_at"
 ATTEMPTS = "attempts"
+# The image's own overload answers since its last attempt (domain/systemic.py).
+OVERLOADS = "overloads"
 LAST_ERROR = "last_error"
 CLAIMED_BY = "claimed_by"
 CLAIMED_FROM = "claimed_from"
