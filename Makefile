@@ -1,9 +1,13 @@
 # The commands the README and CI use. Every target sets up what it needs itself.
 
-PYTHON ?= python3
+# The Python of the functions' Lambda runtime (infra/asset.py's RUNTIME), and so of
+# .venv: python<version> on the PATH or through pyenv, unless PYTHON names one.
+PYTHON_VERSION := 3.13
+PYTHON ?=
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed
+# Named for the version, so that a .venv made with another Python is made again.
+STAMP := $(VENV)/.installed-$(PYTHON_VERSION)
 DEV_LOCK := requirements/dev.txt
 # The CDK CLI at package-lock.json's version (never a download of whatever is newest).
 CDK := node_modules/.bin/cdk
@@ -26,7 +30,7 @@ venv: $(STAMP)
 # anything unpinned or unhashed), then the project itself, editable and
 # without dependencies: those all came from the lock.
 $(STAMP): $(DEV_LOCK) pyproject.toml
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@sh requirements/venv.sh $(PYTHON_VERSION) $(VENV) '$(PYTHON)'
 	$(BIN)/python -m pip install --quiet --require-hashes -r $(DEV_LOCK)
 	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
 	touch $(STAMP)

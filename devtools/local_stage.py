@@ -132,7 +132,7 @@ def _function(endpoint: str, name: str, env: Mapping[str, str]) -> None:
         archive.writestr("handler.py", "def handler(event, context):\n    return None\n")
     boto3.client("lambda", endpoint_url=endpoint).create_function(
         FunctionName=name,
-        Runtime="python3.11",
+        Runtime="python3.13",
         Role=role,
         Handler="handler.handler",
         Code={"ZipFile": code.getvalue()},

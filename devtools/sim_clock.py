@@ -201,24 +201,31 @@ def _closing_lines() -> frozenset[int]:
 _READ_AHEAD_CLOSING_LINES = _closing_lines()
 
 
-def _pool_wait_offsets() -> frozenset[int]:
-    """The instructions of a pool worker's call that waits for work (`work_queue.get`).
+def _call_offsets(function, text: str) -> frozenset[int]:
+    """The instructions of `function` that call on its lines holding `text`.
 
-    The queue is C code: a worker waiting in it and a worker running its own
-    lines (taking the None of a shutdown, about to return) both show `_worker`
-    as their innermost frame; only the instruction tells them apart.
+    For a wait in C code, where the innermost Python frame is the caller's
+    whether it waits or runs its own lines: only the instruction tells them
+    apart. Any kind of call (a keyword call is CALL_KW from Python 3.13).
     """
-    worker = futures_thread._worker
-    source, first = inspect.getsourcelines(worker)
-    lines = {first + i for i, line in enumerate(source) if "work_queue.get(block=True)" in line}
+    source, first = inspect.getsourcelines(function)
+    lines = {first + i for i, line in enumerate(source) if text in line}
     return frozenset(
         ins.offset
-        for ins in dis.get_instructions(worker.__code__)
-        if ins.positions is not None and ins.positions.lineno in lines and ins.opname == "CALL"
+        for ins in dis.get_instructions(function.__code__)
+        if ins.positions is not None
+        and ins.positions.lineno in lines
+        and ins.opname.startswith("CALL")
     )
 
 
-_POOL_WAIT_OFFSETS = _pool_wait_offsets()
+# A pool worker waiting for work (`work_queue.get`): the queue is C code, and a
+# worker running its own lines (taking the None of a shutdown, about to return)
+# shows `_worker` as its innermost frame too.
+_POOL_WAIT_OFFSETS = _call_offsets(futures_thread._worker, "work_queue.get(block=True)")
+# A thread joining another: from Python 3.13 it waits in C, called from
+# Thread.join; before, in `_wait_for_tstate_lock`.
+_JOIN_WAIT_OFFSETS = _call_offsets(threading.Thread.join, "self._handle.join(")
 
 
 def _is_blocked(frame) -> bool:
@@ -227,6 +234,8 @@ def _is_blocked(frame) -> bool:
         if code.co_name == "wait":
             waiter = frame.f_locals.get("waiter")
             return waiter is not None and waiter.locked() and not _closing_read_ahead(frame)
+        if code is threading.Thread.join.__code__:
+            return frame.f_lasti in _JOIN_WAIT_OFFSETS
         return code.co_name == "_wait_for_tstate_lock"
     if code.co_filename == _FUTURES_FILE and code.co_name == "_worker":
         if frame.f_lasti not in _POOL_WAIT_OFFSETS:

@@ -6,7 +6,8 @@ Built at synth time without Docker and without AWS credentials. What goes in:
 - the packages of the runtime lock (`requirements/runtime.txt`: pyproject.toml's
   dependencies less boto3, which Lambda's Python runtime provides), installed
   by pip from their hash-checked wheels for the functions' own platform
-  (CPython 3.11, manylinux2014 aarch64), never copied from this environment.
+  (CPython 3.13, manylinux aarch64 up to glibc 2.34), never copied from this
+  environment.
   The first build fetches them from the package registry; they are kept in
   `.cache/lambda-packages/<digest of the lock and target>` for every later one;
 - each file byte-compiled to an unchecked-hash .pyc when synthesized by the
@@ -54,12 +55,17 @@ PACKAGE = "grid_reingest"
 CACHE = ROOT / ".cache" / "lambda-packages"
 
 # The Lambda runtime and architecture the functions run on and the asset is built for.
-RUNTIME = lambda_.Runtime.PYTHON_3_11
+# docs/infra.md ("The functions") says why python3.13; infra/runtimes.py, until when.
+RUNTIME = lambda_.Runtime.PYTHON_3_13
 ARCHITECTURE = lambda_.Architecture.ARM_64
 TARGET_PYTHON = tuple(int(part) for part in RUNTIME.name.removeprefix("python").split("."))
-# pip's names for it: Lambda's python3.11 runs on Amazon Linux 2 (glibc 2.26), which
-# runs manylinux2014 (glibc 2.17) wheels; a wheel may carry either spelling of the tag.
-TARGET_PLATFORMS = ("manylinux2014_aarch64", "manylinux_2_17_aarch64")
+# pip's names for it: Lambda's python3.13 runs on Amazon Linux 2023 (glibc 2.34), which
+# runs manylinux wheels for glibc 2.17 to 2.34. pip takes each tag it may install by
+# name (it widens only manylinux2014), newest first, as it ranks them on such a machine.
+TARGET_PLATFORMS = (
+    *(f"manylinux_2_{minor}_aarch64" for minor in range(34, 16, -1)),
+    "manylinux2014_aarch64",
+)
 TARGET_ABIS = ("cp{}{}".format(*TARGET_PYTHON), "abi3", "none")
 # Shipped in Lambda's Python runtime: bundling them would add megabytes (docs/infra.md).
 RUNTIME_PROVIDED = frozenset({"boto3", "botocore", "s3transfer"})

@@ -4,7 +4,7 @@ Two locks, each with a sha256 for every file pip may install:
 
 - `dev.txt`: everything `make` installs into .venv (the project's dependencies,
   its `dev` and `infra` extras, and the tools in `tools.in`), resolved for
-  every platform on CPython 3.11;
+  every platform on CPython 3.13;
 - `runtime.txt`: what the Lambda asset ships (the project's dependencies less
   what Lambda's Python runtime provides), resolved for the functions' own
   platform, at the versions of `dev.txt`, so the tests run what ships.
@@ -44,10 +44,10 @@ RUNTIME_LOCK = HERE / "runtime.txt"
 PACKAGE_JSON = ROOT / "package.json"
 PACKAGE_LOCK = ROOT / "package-lock.json"
 
-PYTHON_VERSION = "3.11"
+PYTHON_VERSION = "3.13"
 EXTRAS = ("dev", "infra")
-# Lambda's python3.11 runtime runs on Amazon Linux 2 (glibc 2.26); the functions are arm64.
-LAMBDA_PLATFORM = "aarch64-manylinux2014"
+# Lambda's python3.13 runtime runs on Amazon Linux 2023 (glibc 2.34); the functions are arm64.
+LAMBDA_PLATFORM = "aarch64-manylinux_2_34"
 # In Lambda's Python runtime already (infra/asset.py says why they are not bundled).
 LAMBDA_PROVIDED = frozenset({"boto3", "botocore", "s3transfer"})
 COMPILE_COMMAND = "make lock"

@@ -256,9 +256,10 @@ class Workers(Construct):
         Validations.of(function).acknowledge(
             _ack(
                 "AwsSolutions-L1",
-                "Python 3.11 is the interpreter the code and its tests run on and the one the "
-                "asset's .pyc files are compiled for; a newer runtime is a change to all three "
-                "together.",
+                "python3.13, not the newest python3.14: both run on Amazon Linux 2023 and "
+                "AWS deprecates both on the same date, and 3.13 is the interpreter the code "
+                "and its tests run on and the asset's .pyc files are compiled for; a newer "
+                "runtime is a change to all three together.",
             )
         )
         rule = None

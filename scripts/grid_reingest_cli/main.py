@@ -72,7 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def version() -> str:
-    """e.g. 'reingest 0.1.0 Python/3.11.9 Linux/6.1 botocore/1.35.0', as aws-cli prints it."""
+    """e.g. 'reingest 0.1.0 Python/3.13.0 Linux/6.1 botocore/1.35.0', as aws-cli prints it."""
     try:
         ours = metadata.version("grid-reingest")
     except metadata.PackageNotFoundError:

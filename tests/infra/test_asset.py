@@ -26,6 +26,8 @@ pytestmark = pytest.mark.slow
 
 MAX_ASSET_BYTES = 10 * 1024 * 1024
 HANDLERS = {service: handler.rsplit(".", 1)[0] for service, handler in c.HANDLERS.items()}
+# The runtime's interpreter reads only .pyc files named for its version.
+PYC_TAG = "cpython-{}{}".format(*asset_module.TARGET_PYTHON)
 
 
 @pytest.fixture(scope="session")
@@ -79,14 +81,12 @@ def test_asset_holds_the_package_and_its_dependencies_only(assembly):
 def test_asset_is_precompiled_for_the_runtime(assembly):
     root = assembly.asset_dir()
     sources = list(root.rglob("*.py"))
-    compiled = {
-        p.name.split(".")[0] + p.parent.parent.name for p in root.rglob("*.cpython-311.pyc")
-    }
+    compiled = {p.name.split(".")[0] + p.parent.parent.name for p in root.rglob(f"*.{PYC_TAG}.pyc")}
 
     assert sources
     assert {p.stem + p.parent.name for p in sources} == compiled
     # Unchecked hash-based .pyc (PEP 552 flags = 0b01): valid whatever the zip does to mtimes.
-    sample = next(root.rglob("names.cpython-311.pyc")).read_bytes()
+    sample = next(root.rglob(f"names.{PYC_TAG}.pyc")).read_bytes()
     assert int.from_bytes(sample[4:8], "little") == 0b01
 
 
@@ -174,11 +174,11 @@ def test_asset_hash_depends_on_content_only():
 
 def test_asset_refuses_a_compiled_module_without_fallback(tmp_path):
     # Given a distribution whose only module is a compiled extension
-    (tmp_path / "fast.cpython-311-x86_64-linux-gnu.so").write_bytes(b"\0")
+    (tmp_path / "fast.cpython-313-x86_64-linux-gnu.so").write_bytes(b"\0")
     (tmp_path / "fast-1.0.dist-info").mkdir()
     (tmp_path / "fast-1.0.dist-info" / "METADATA").write_text("Name: fast\nVersion: 1.0\n")
     (tmp_path / "fast-1.0.dist-info" / "RECORD").write_text(
-        "fast.cpython-311-x86_64-linux-gnu.so,,\nfast-1.0.dist-info/METADATA,,\n"
+        "fast.cpython-313-x86_64-linux-gnu.so,,\nfast-1.0.dist-info/METADATA,,\n"
     )
     (dist,) = importlib.metadata.distributions(path=[str(tmp_path)])
 
@@ -188,7 +188,7 @@ def test_asset_refuses_a_compiled_module_without_fallback(tmp_path):
 
 
 def test_asset_skips_what_lambda_never_needs():
-    assert asset_module._skipped(PurePosixPath("pkg/__pycache__/m.cpython-311.pyc"))
+    assert asset_module._skipped(PurePosixPath("pkg/__pycache__/m.cpython-313.pyc"))
     assert asset_module._skipped(PurePosixPath("pkg/tests/test_m.py"))
     assert asset_module._skipped(PurePosixPath("pkg-1.0.dist-info/RECORD"))
     assert not asset_module._skipped(PurePosixPath("pkg-1.0.dist-info/METADATA"))

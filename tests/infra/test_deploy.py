@@ -111,7 +111,7 @@ def test_deploy_functions_have_their_code_and_limits(deployment, aws):
 
     for service in SETTINGS_CLASSES:
         config = client.get_function_configuration(FunctionName=deployment.function_name(service))
-        assert config["Runtime"] == "python3.11"
+        assert config["Runtime"] == "python3.13"
         assert config["Handler"] == c.HANDLERS[service]
         assert config["CodeSize"] > 0
     reserved = {

@@ -35,7 +35,7 @@ def test_workers_function_runtime_handler_and_sizing(assembly, service, timeout,
         "AWS::Lambda::Function",
         {
             "FunctionName": c.resource_name(service, "TEST"),
-            "Runtime": "python3.11",
+            "Runtime": "python3.13",
             "Architectures": ["arm64"],
             "Handler": f"grid_reingest.handlers.{service.replace('-', '_')}.handler",
             "Timeout": timeout,

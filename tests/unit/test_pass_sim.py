@@ -5,9 +5,11 @@ simulated world keeps working, with outcomes that do not depend on timing.
 """
 
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from datetime import UTC, datetime
 
+from devtools import sim_clock
 from devtools.sim_clock import VirtualClock
 from devtools.sim_world import World, WorldSpec, fixed_batch, paced
 from grid_reingest.domain.controller import Tuning
@@ -61,6 +63,28 @@ def test_virtual_clock_does_not_move_while_a_thread_is_still_working():
     thread.join(timeout=5)
     # Then the work took no simulated time, and the second sleep ended 10 s after the first
     assert seen == [0.0, 20.0]
+
+
+def test_virtual_clock_sees_an_idle_pool_worker_and_a_join_as_blocked(monkeypatch):
+    # Given an idle pool worker, a sleeper, and a thread joining the sleeper (the waits it
+    # reads from CPython's own frames, which change between versions)
+    monkeypatch.setattr(sim_clock, "STUCK_AFTER_SECONDS", 10.0)
+    clock = VirtualClock(START)
+    pool = ThreadPoolExecutor(1)
+    pool.submit(lambda: None).result()
+    sleeper = threading.Thread(target=clock.sleep, args=(60.0,))
+    sleeper.start()
+    joiner = threading.Thread(target=sleeper.join)
+    joiner.start()
+
+    # When the scheduler runs on: time moves only once all of them are seen blocked
+    clock.run_until(120)
+    joiner.join(timeout=5)
+    pool.shutdown()
+
+    # Then the sleeper woke and its joiner with it
+    assert clock.monotonic() == 120
+    assert not joiner.is_alive()
 
 
 def test_pass_sim_paced_worker_finishes_a_small_pass_exactly_once():

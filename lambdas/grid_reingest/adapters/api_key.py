@@ -17,7 +17,7 @@ import hashlib
 import threading
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools.utilities import parameters
 
@@ -78,10 +78,7 @@ def load_api_key(
     return value.strip()
 
 
-R = TypeVar("R")
-
-
-def with_fresh_key(
+def with_fresh_key[R](
     call: Callable[[str], R],
     refused: Callable[[R], bool],
     read_key: Callable[[int], str],

@@ -301,7 +301,7 @@ class GridClient:
             try:
                 body = json.loads(content) if content else None
             # ValueError includes UnicodeDecodeError; JSON nested deeper than the parser's
-            # recursion limit (about 2 KB of brackets) raises RecursionError: malformed too.
+            # recursion limit (10,000 levels on Python 3.13) raises RecursionError: malformed too.
             except (ValueError, RecursionError) as error:
                 excerpt = content[:MESSAGE_LIMIT].decode("utf-8", "replace")
                 return GridResponse(

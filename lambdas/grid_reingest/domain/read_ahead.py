@@ -10,12 +10,12 @@ import contextlib
 import queue
 import threading
 from collections.abc import Iterable, Iterator, Sequence
-from typing import Any, TypeVar
-
-T = TypeVar("T")
+from typing import Any
 
 
-def read_ahead(sources: Sequence[Iterable[T]], depth: int, name: str = "read-ahead") -> Iterator[T]:
+def read_ahead[T](
+    sources: Sequence[Iterable[T]], depth: int, name: str = "read-ahead"
+) -> Iterator[T]:
     """The items of every source, each source read by its own thread, at most `depth` waiting.
 
     One source's items keep their order; sources interleave. A source's error is

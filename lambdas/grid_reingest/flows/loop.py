@@ -17,7 +17,6 @@ from collections import deque
 from collections.abc import Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import replace
-from typing import Generic, TypeVar
 
 from grid_reingest.domain.backoff import full_jitter
 from grid_reingest.domain.claims import (
@@ -32,8 +31,6 @@ from grid_reingest.flows.invocation import LONGEST_WAIT_SECONDS, Limits, LoopDep
 from grid_reingest.flows.summary import Summary
 from grid_reingest.ports import Observation, PaceDecision, PartialApply
 
-R = TypeVar("R")
-
 # Seconds between looks while nothing may start (back-pressure, a rate ceiling).
 POLL_SECONDS = 1.0
 # Claims are taken this many at least per call (a claim call reads every shard:
@@ -46,7 +43,7 @@ CLAIM_WINDOW_MIN = 50
 RECORD_TRIES = 6
 
 
-class Loop(Generic[R]):
+class Loop[R]:
     """The shared loop; a flow says where claims come from and what an outcome means."""
 
     held: ProgressState

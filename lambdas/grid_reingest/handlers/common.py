@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any, Generic, TypeVar
+from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
@@ -17,7 +17,6 @@ from grid_reingest.adapters.eventbridge import ScheduleRule
 from grid_reingest.domain.isotime import utc_now
 from grid_reingest.flows.summary import Summary
 
-T = TypeVar("T")
 # Connections and threads for a worker's own table calls (the outcomes of a
 # batch, completion checks) besides one per image in flight.
 OWN_CALLS = 4
@@ -39,7 +38,7 @@ class SystemClock:
         time.sleep(seconds)
 
 
-class Once(Generic[T]):
+class Once[T]:
     """`build` run on a container's first invocation, its result reused by every later one
     (a build that raises, e.g. SettingsError, is tried again next time)."""
 
