@@ -165,6 +165,24 @@ def test_upload_ids_allow_any_id_takes_other_keys_but_not_dots(table, ids_file, 
     assert table.get("ABC")["progress_state"] == 0
 
 
+def test_upload_ids_refuses_the_control_items_key_even_with_allow_any_id(table, ids_file, capsys):
+    # Given a file holding the control item's key among other ids
+    path = ids_file(f"my-image-1\n~control\n{grid_id(1)}\n~other\n")
+    # When it is uploaded with every id allowed
+    code = run("upload-ids", "--table", table.name, "--allow-any-id", path)
+    # Then nothing is written, and the lines are named with why
+    err = capsys.readouterr().err
+    assert code == 2
+    assert f"{path}:2: starts with '~'" in err
+    assert f"{path}:4: starts with '~'" in err
+    assert table.get("~control") is None
+    assert table.get("my-image-1") is None
+    # And with --skip-invalid, the others are written, never those
+    assert run("upload-ids", "--table", table.name, "--allow-any-id", "--skip-invalid", path) == 0
+    assert table.get("~control") is None
+    assert table.get(grid_id(1))["progress_state"] == 0
+
+
 def test_upload_ids_lists_twenty_bad_lines_then_a_count_and_a_hint(table, ids_file, capsys):
     # Given scan-statuses output passed as a file of ids
     path = ids_file("".join(f"{grid_id(i)} 4\n" for i in range(50)))
