@@ -248,7 +248,8 @@ def _report(args, before, after, seconds: float, table: str) -> int:
         raise CliError("the table holds no image: nothing was uploaded", USAGE)
     print(
         f"{total - verified:,} image(s) did not reach 6: see `reingest failures --stage "
-        f"{args.stage}`, then `reingest reset --stage {args.stage} --reason N` and run again",
+        f"{args.stage}`, then `reingest reset --stage {args.stage} --reason ID` (a group's id "
+        "as `failures` lists it) and run again",
         file=sys.stderr,
     )
     return INCOMPLETE
