@@ -12,7 +12,7 @@ reaches its stream. Then, with the operator's own commands:
    (the controller's limit moves: it decides every second here);
 2. `reingest failures --stage DEMO`: what failed, grouped by reason, each group
    matched with the failure planted for it;
-3. the next step, `reingest reset --stage DEMO --reason N` for the group worth
+3. the next step, `reingest reset --stage DEMO --reason ID` for the group worth
    retrying, run with --dry-run;
 4. the files an operator would open, in a folder under .demo/.
 
@@ -331,7 +331,7 @@ def triage(reingest, planted: dict[str, Kind], out: Path) -> list[str]:
     if retry is None:
         return problems
     say("the next step: once the leases service is mended, retry its group")
-    command = ["reset", "--stage", STAGE, "--reason", str(retry)]
+    command = ["reset", "--stage", STAGE, "--reason", retry]
     print(f"  reingest {' '.join(command)}")
     print(f"  reingest run ids.txt --stage {STAGE}   (runs them again)")
     print("  the first, here with --dry-run (it changes nothing):")
@@ -404,8 +404,8 @@ def _verified_kinds() -> tuple[Kind, ...]:
     return tuple(k for k in KINDS if k.state == S.VERIFIED)
 
 
-def explain_groups(groups: list[dict], planted: dict[str, Kind]) -> tuple[int | None, list[str]]:
-    """Which planted failure each group is; (the group number to retry, differences)."""
+def explain_groups(groups: list[dict], planted: dict[str, Kind]) -> tuple[str | None, list[str]]:
+    """Which planted failure each group is; (the id of the group to retry, differences)."""
     problems = []
     retry = None
     if groups:
@@ -417,14 +417,14 @@ def explain_groups(groups: list[dict], planted: dict[str, Kind]) -> tuple[int | 
             problems.append(f"group {number} ({group['reason']}) is no one planted failure")
             continue
         size = sum(1 for k in planted.values() if k is kind)
-        print(f"  {number:>4}. {group['count']} {kind.what}: {kind.why}")
+        print(f"  {number:>4}. {group['id']:<14} {group['count']} {kind.what}: {kind.why}")
         if group["count"] != size or group["states"] != [int(kind.state)]:
             problems.append(
                 f"group {number} holds {group['count']} at {group['states']}; "
                 f"planted {size} {kind.what} for state {int(kind.state)}"
             )
         if kind.key == RETRYABLE:
-            retry = number
+            retry = group["id"]
     failing = {
         k.key for k in planted.values() if k.state in (S.KNOWN_ERROR, S.UNKNOWN_ERROR, S.TOO_BIG)
     }

@@ -15,7 +15,7 @@ from botocore.exceptions import (
 
 from grid_reingest import names
 from grid_reingest.adapters.dynamodb.bulk import StateTable
-from grid_reingest.adapters.dynamodb.schema import StateTableError
+from grid_reingest.adapters.dynamodb.schema import StateTableError, TableNotFound
 from grid_reingest.domain.states import ProgressState
 from grid_reingest_cli.clients import client
 from grid_reingest_cli.errors import (
@@ -111,12 +111,16 @@ def positive_int(text: str) -> int:
 
 def open_table(args: argparse.Namespace) -> StateTable:
     """The state table the arguments name, checked to exist (a clear CliError if not)."""
+    # Where the name came from: the stage's stack, or the operator's --table.
+    named_by = "--stage" if getattr(args, "stage", None) else "--table"
     try:
         if not args.table:
             args.table = resolve(args, names.STATE_TABLE_OUTPUT)
         dynamodb = client(args, "dynamodb", max_pool_connections=getattr(args, "workers", 16))
         table = StateTable(args.table, dynamodb, max_workers=getattr(args, "workers", 16))
         table.check()
+    except TableNotFound as error:
+        raise CliError(f"{error}; check {named_by} and --region") from None
     except StateTableError as error:
         raise CliError(str(error)) from None
     except NoCredentialsError:

@@ -1,6 +1,8 @@
-"""Exit codes and the one error type every command reports."""
+"""Exit codes, the one error type every command reports, and which options a hint may name."""
 
 from __future__ import annotations
+
+import argparse
 
 # Exit codes, the same for every command.
 OK = 0
@@ -17,3 +19,12 @@ class CliError(Exception):
     def __init__(self, message: str, code: int = FAILED) -> None:
         super().__init__(message)
         self.code = code
+
+
+def offers(args: argparse.Namespace, option: str) -> bool:
+    """Whether the command being run takes `option` (e.g. "--table"), so a hint may name it.
+
+    main() records each command's options; a hint that names one the command lacks
+    sends the operator to an error of argparse's instead of a way out.
+    """
+    return option in getattr(args, "offered_options", ())

@@ -104,6 +104,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help(sys.stderr)
         return USAGE
     command = next((a for a in argv if not a.startswith("-")), "")
+    sub = _subparsers(parser).get(command)
+    args.offered_options = frozenset(
+        option for action in (sub._actions if sub else ()) for option in action.option_strings
+    )
     stack.clear_cache()
     if getattr(args, "file", None) == "-" and sys.stdin.isatty():
         print("reading ids from standard input… (end with Ctrl-D)", file=sys.stderr)
@@ -130,7 +134,7 @@ def _dispatch(args: argparse.Namespace, command: str) -> int:
         _report(
             command,
             f"unexpected {type(error).__name__}: {error} "
-            "(nothing more was changed; --debug shows where)",
+            f"(nothing more was changed; `reingest --debug {command} ...` shows where)",
         )
         return FAILED
 

@@ -8,7 +8,7 @@ from datetime import timedelta
 from grid_reingest.domain.isotime import format_instant, utc_now
 from grid_reingest.domain.states import ProgressState, parse_states
 from grid_reingest.settings import CLAIM_LEASE_SECONDS
-from grid_reingest_cli import failures
+from grid_reingest_cli import groups
 from grid_reingest_cli.common import OK, USAGE, CliError, add_aws_options, open_table, positive_int
 from grid_reingest_cli.output import confirm_typed, pipe_guard
 from grid_reingest_cli.progress import Progress
@@ -47,24 +47,30 @@ Items in 1 or 5 are held by a running worker: --from 1 or 5 is refused unless
 lease (--lease-seconds, default {DEFAULT_LEASE_SECONDS}: the workers'
 CLAIM_LEASE_SECONDS), i.e. left by a worker that died.
 
---reason N moves only failure group N as `reingest failures` lists it (the
-same grouping, computed by a scan of the --from states; default 4,7,8,9001).
+--reason ID moves only failure group ID, as `reingest failures` lists it (e.g.
+8-1f3a9c0d: the items of one state whose last error has one cause), and first
+prints the group's reason and count. --from, if given, must name the group's
+state. A group in 9001 (too big) is moved only with --from 9001: its images
+fail the same way unless the size limit was raised or they changed. A group
+number N is taken only with the exact --state list `reingest failures`
+numbered it over (numbers change with the states listed and as items move).
 
 Common uses:
   --from 4          re-run images that failed with a known error
   --from 8          re-run images whose retries ran out
-  --from 8 --reason 1   re-run the largest group of failures only
+  --reason 8-1f3a9c0d   re-run one group of failures only
   --from 7 --to 3   check again images media-api did not have
   --from 6,7        start a whole new pass over images already done
   --from 1,5 --expired-only   free items left by dead workers
 """
 
 EPILOG = """\
-example:
+examples:
   reingest reset --stage PROD --from 4,8 --dry-run
+  reingest reset --stage PROD --reason 8-1f3a9c0d
 
 exit codes: 0 done; 1 AWS failed (the items moved so far are counted);
-2 bad arguments or refused states (nothing changed); 130 interrupted by
+2 bad arguments, refused states or an unknown group (nothing changed); 130 interrupted by
 Ctrl-C (the items moved before are counted)
 """
 
@@ -81,7 +87,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "--from",
         dest="from_states",
         metavar="STATE[,STATE...]",
-        help="states to take items from (numbers or names); with --reason, default 4,7,8,9001",
+        help="states to take items from (numbers or names); with --reason, the group's state",
     )
     parser.add_argument(
         "--to",
@@ -92,9 +98,15 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--reason",
-        type=positive_int,
-        metavar="N",
-        help="only failure group N, as `reingest failures` numbers them",
+        type=groups.parse_reference,
+        metavar="ID",
+        help="only failure group ID, as `reingest failures` lists it (e.g. 8-1f3a9c0d); "
+        "a group number N only with --state",
+    )
+    groups.add_state_option(
+        parser,
+        "with --reason N: the states `reingest failures` numbered its groups over, as given "
+        f"to it (its default: {groups.DEFAULT_STATES})",
     )
     parser.add_argument(
         "--expired-only",
@@ -125,10 +137,8 @@ def state_name(state: int) -> str:
         return f"{state} (not a known state)" if state >= 0 else "(no state)"
 
 
-def check_states(
-    from_states: tuple[ProgressState, ...], to_state: ProgressState, expired_only: bool
-) -> list[ProgressState]:
-    """The --from states to act on; a CliError for any move the operator must not make."""
+def check_target(to_state: ProgressState) -> None:
+    """A CliError for a --to state the operator must never put items in."""
     if to_state not in ALLOWED_TO:
         why = (
             "only batch-check marks an image verified, after finding it in media-api"
@@ -136,25 +146,63 @@ def check_states(
             else "only a worker may put an item in a claim state"
         )
         raise CliError(f"--to {int(to_state)}: {why}", USAGE)
+
+
+def check_states(
+    from_states: tuple[ProgressState, ...],
+    to_state: ProgressState,
+    expired_only: bool,
+    where: str = "--from",
+) -> list[ProgressState]:
+    """The states to take items from; a CliError for any move the operator must not make.
+
+    `where` names the states in a refusal: the option, or the group they came from.
+    """
+    check_target(to_state)
     if to_state == S.ENQUEUED:
         wrong = [s for s in from_states if s not in RECHECK_FROM and s != to_state]
         if wrong:
             raise CliError(
-                f"--to 3 from {','.join(str(int(s)) for s in wrong)}: those images' messages "
+                f"--to 3 from {_listed(wrong)}: those images' messages "
                 "were not published, so a check would prove nothing; use --to 0",
                 USAGE,
             )
     held = [s for s in from_states if s.is_claim]
     if held and not expired_only:
         raise CliError(
-            f"--from {','.join(str(int(s)) for s in held)}: a running worker holds those items; "
+            f"{where} {_listed(held)}: a running worker holds those items; "
             "add --expired-only to take only those whose claim lease has run out",
             USAGE,
         )
     sources = [s for s in from_states if s != to_state]
     if not sources:
-        raise CliError("--from names only the --to state: nothing to do", USAGE)
+        raise CliError(f"{where} {_listed(from_states)}: only the --to state, nothing to do", USAGE)
     return sources
+
+
+def check_group(
+    group: groups.Group,
+    from_states: tuple[ProgressState, ...] | None,
+    to_state: ProgressState,
+    expired_only: bool,
+) -> ProgressState:
+    """The group's state, if its items may be moved as asked; a CliError otherwise."""
+    state = ProgressState(group.state)
+    if from_states is not None and state not in from_states:
+        raise CliError(
+            f"group {group.id} is in state {int(state)}, which --from {_listed(from_states)} "
+            "does not name: nothing changed",
+            USAGE,
+        )
+    if state == S.TOO_BIG and from_states is None:
+        raise CliError(
+            f"group {group.id} is in {state_name(int(state))}: their messages were over the "
+            "size limit and will be again unless the limit was raised or the images changed; "
+            "nothing changed. To move them anyway, add --from 9001",
+            USAGE,
+        )
+    check_states((state,), to_state, expired_only, where=f"group {group.id} is in")
+    return state
 
 
 def run(args: argparse.Namespace) -> int:
@@ -163,30 +211,24 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    if args.from_states is None and args.reason is None:
-        raise CliError("--from STATE[,STATE...] is required (or --reason N)", USAGE)
-    try:
-        from_states = (
-            parse_states(args.from_states) if args.from_states else failures.FAILURE_STATES
-        )
-        to_state = ProgressState.parse(args.to_state)
-    except ValueError as error:
-        raise CliError(f"--from/--to: {error}", USAGE) from None
-    sources = check_states(from_states, to_state, args.expired_only)
+    listed, from_states, to_state = _parse(args)
+    sources = None
+    if args.reason is None:
+        sources = check_states(from_states, to_state, args.expired_only)
     cutoff = utc_now() - timedelta(seconds=args.lease_seconds) if args.expired_only else None
     target = state_name(int(to_state))
 
     with open_table(args) as table:
         group = None
-        if args.reason is not None:
-            group = failures.group_failures(table, sources).pick(args.reason)
-            total = group.count
-            print(f"{total:>12,} in group {args.reason}: {group.reason}")
-        else:
+        if args.reason is None:
             counts = table.counts(sources)
             total = sum(counts.values())
             for state, n in counts.items():
                 print(f"{n:>12,} in {state_name(int(state))}")
+        else:
+            group = _announce_group(table, args.reason, listed)
+            sources = [check_group(group, from_states, to_state, args.expired_only)]
+            total = group.count
         if cutoff is not None:
             print(f"(only those unchanged for {args.lease_seconds:,} s will move)")
         if args.dry_run:
@@ -206,6 +248,44 @@ def _run(args: argparse.Namespace) -> int:
     if moved < total:
         print(f"({total - moved:,} had moved on meanwhile, or were not old enough, and stayed)")
     return OK
+
+
+def _parse(args: argparse.Namespace):
+    """(--state, --from, --to) parsed; a CliError, before any AWS call, for what cannot go."""
+    listed = groups.given_states(args)
+    if args.reason is None and listed is not None:
+        raise CliError(
+            "--state goes with --reason N (the states `reingest failures` numbered its "
+            "groups over); to choose the states to move, use --from",
+            USAGE,
+        )
+    if args.reason is None and args.from_states is None:
+        raise CliError(
+            "--from STATE[,STATE...] is required (or --reason ID, a group that "
+            "`reingest failures` lists)",
+            USAGE,
+        )
+    try:
+        from_states = parse_states(args.from_states) if args.from_states else None
+        to_state = ProgressState.parse(args.to_state)
+    except ValueError as error:
+        raise CliError(f"--from/--to: {error}", USAGE) from None
+    check_target(to_state)
+    groups.check_reference(args.reason, listed)
+    return listed, from_states, to_state
+
+
+def _announce_group(table, reference: groups.Reference, listed) -> groups.Group:
+    """The group `reference` names, its reason and count printed before anything moves."""
+    failures, group = groups.find_group(table, reference, listed)
+    if isinstance(reference, int):
+        print(f"group {reference} of the groups in states {failures.listed} is {group.id}")
+    print(f"{group.count:>12,} in group {group.id}, {state_name(group.state)}: {group.reason}")
+    return group
+
+
+def _listed(states) -> str:
+    return ",".join(str(int(s)) for s in states)
 
 
 def _move(table, sources, to_state, total: int, *, group, cutoff) -> int:
@@ -230,7 +310,7 @@ def _move(table, sources, to_state, total: int, *, group, cutoff) -> int:
             before = None if cutoff is None else format_instant(cutoff)
             rows = (
                 (r.id, r.state, r.changed_at)
-                for r in failures.rows_of_group(table, sources, group.reason)
+                for r in groups.rows_of_group(table, group)
                 if before is None or r.changed_at < before
             )
             table.reset_items(rows, to_state, progress.advance, on_moved=count_moved)

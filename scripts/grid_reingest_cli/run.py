@@ -84,6 +84,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         action="store_true",
         help="upload the valid ids even if some lines are not",
     )
+    upload_ids.add_allow_any_id_option(parser)
     watch.add_watch_options(parser)
     plan.add_plan_options(parser)
     add_output_options(parser)
@@ -155,8 +156,14 @@ def _upload(args: argparse.Namespace) -> None:
     upload_ids.add_parser(parser.add_subparsers())
     # upload-ids keeps ids already in the table by default: never upload over progress.
     argv = ["upload-ids", args.file, "--table", args.table, "--workers", str(args.workers)]
-    if args.skip_invalid:
-        argv.append("--skip-invalid")
+    argv += [
+        flag
+        for flag, on in (
+            ("--skip-invalid", args.skip_invalid),
+            ("--allow-any-id", args.allow_any_id),
+        )
+        if on
+    ]
     for option, value in (
         ("--region", args.region),
         ("--profile", args.profile),
@@ -248,7 +255,8 @@ def _report(args, before, after, seconds: float, table: str) -> int:
         raise CliError("the table holds no image: nothing was uploaded", USAGE)
     print(
         f"{total - verified:,} image(s) did not reach 6: see `reingest failures --stage "
-        f"{args.stage}`, then `reingest reset --stage {args.stage} --reason N` and run again",
+        f"{args.stage}`, then `reingest reset --stage {args.stage} --reason ID` (a group's id "
+        "as `failures` lists it) and run again",
         file=sys.stderr,
     )
     return INCOMPLETE

@@ -9,20 +9,36 @@ from botocore.exceptions import ClientError
 
 from grid_reingest import names
 from grid_reingest_cli import clients
-from grid_reingest_cli.errors import USAGE, CliError
+from grid_reingest_cli.errors import USAGE, CliError, offers
 
 WORKERS = {"index": names.BATCH_INDEX, "check": names.BATCH_CHECK}
+# What a command may name instead of the output it would read from the stack, and
+# how; a command without that option gets no such hint.
+INSTEAD = {
+    names.STATE_TABLE_OUTPUT: ("--table", "name the table with --table"),
+    **{output: ("--rule", "name the rule with --rule") for output in names.RULE_OUTPUTS.values()},
+}
 
 
-def outputs(args: argparse.Namespace) -> dict[str, str]:
-    """The outputs of `grid-reingest-<STAGE>`, or a CliError saying why there are none.
+class _NoStack(Exception):
+    """The stage's stack cannot be read; the message says which and why."""
+
+
+def outputs(args: argparse.Namespace, key: str | None = None) -> dict[str, str]:
+    """The outputs of `grid-reingest-<STAGE>`, or a CliError saying why there are none
+    (and, when the command has one, the option that names `key` instead).
 
     Read once per stage, region and profile: a command that needs the table and
     both rules describes the stack once.
     """
-    return _outputs(
-        args.stage, clients.region(args), args.profile, getattr(args, "endpoint_url", None)
-    )
+    try:
+        return _outputs(
+            args.stage, clients.region(args), args.profile, getattr(args, "endpoint_url", None)
+        )
+    except _NoStack as error:
+        option, hint = INSTEAD.get(key, ("", ""))
+        instead = f", or {hint}" if offers(args, option) else ""
+        raise CliError(f"{error}; deploy it, or check --stage and --region{instead}") from None
 
 
 @functools.cache
@@ -37,17 +53,16 @@ def _outputs(
     try:
         stacks = client.describe_stacks(StackName=name)["Stacks"]
     except ClientError as error:
-        raise CliError(
+        raise _NoStack(
             f"stack {name} not found in region {client.meta.region_name} "
-            f"({error.response['Error'].get('Message')}); deploy it, check --stage and "
-            "--region, or name the table with --table"
+            f"({error.response['Error'].get('Message')})"
         ) from None
     return {o["OutputKey"]: o["OutputValue"] for o in stacks[0].get("Outputs", [])}
 
 
 def resolve(args: argparse.Namespace, key: str) -> str:
     """One output of the stage's stack, e.g. its table name."""
-    found = outputs(args).get(key)
+    found = outputs(args, key).get(key)
     if found is None:
         raise CliError(f"stack {names.stack_name(args.stage)} has no output {key}")
     return found

@@ -32,7 +32,8 @@ PROD or above {CONFIRM_ABOVE:,} ids, unless --yes.
 
 Grid ids are 40 lower-case hex characters; any other line (a CSV header,
 quotes, upper case, `.`, `..`) is refused unless --allow-any-id, which still
-refuses whitespace, `.`, `..` and ids over {MAX_ID_CHARS} characters. Whitespace
+refuses whitespace, `.`, `..`, ids over {MAX_ID_CHARS} characters and ids starting
+with `~` (the table's own keys, such as its control item's). Whitespace
 around ids, CRLF line ends, a UTF-8 byte-order mark and blank lines are
 ignored; ids repeated within {DEDUP_WINDOW:,} lines are written once (a repeat
 further away is found by the conditional write and reported). Invalid lines
@@ -76,12 +77,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         action="store_true",
         help="accepted for old scripts: keeping existing ids is now the default",
     )
-    parser.add_argument(
-        "--allow-any-id",
-        action="store_true",
-        help=f"accept ids that are not Grid ids (still: no whitespace, not . or .., "
-        f"at most {MAX_ID_CHARS} characters)",
-    )
+    add_allow_any_id_option(parser)
     parser.add_argument(
         "--skip-invalid",
         action="store_true",
@@ -104,6 +100,16 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     add_aws_options(parser)
     parser.set_defaults(run=run)
+
+
+def add_allow_any_id_option(parser: argparse.ArgumentParser) -> None:
+    """--allow-any-id (upload-ids, and run, which uploads through upload-ids)."""
+    parser.add_argument(
+        "--allow-any-id",
+        action="store_true",
+        help=f"accept ids that are not Grid ids (still: no whitespace, not . or .., "
+        f"at most {MAX_ID_CHARS} characters, not starting with ~)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:

@@ -16,6 +16,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from grid_reingest.domain.claims import Source, Transition
+from grid_reingest.domain.reasons import group_id
 from grid_reingest.domain.states import ProgressState as S
 from grid_reingest_cli.main import main
 
@@ -163,6 +164,24 @@ def test_upload_ids_allow_any_id_takes_other_keys_but_not_dots(table, ids_file, 
     path = ids_file("my-image-1\nABC\n", "other.txt")
     assert run("upload-ids", "--table", table.name, "--allow-any-id", path) == 0
     assert table.get("ABC")["progress_state"] == 0
+
+
+def test_upload_ids_refuses_the_control_items_key_even_with_allow_any_id(table, ids_file, capsys):
+    # Given a file holding the control item's key among other ids
+    path = ids_file(f"my-image-1\n~control\n{grid_id(1)}\n~other\n")
+    # When it is uploaded with every id allowed
+    code = run("upload-ids", "--table", table.name, "--allow-any-id", path)
+    # Then nothing is written, and the lines are named with why
+    err = capsys.readouterr().err
+    assert code == 2
+    assert f"{path}:2: starts with '~'" in err
+    assert f"{path}:4: starts with '~'" in err
+    assert table.get("~control") is None
+    assert table.get("my-image-1") is None
+    # And with --skip-invalid, the others are written, never those
+    assert run("upload-ids", "--table", table.name, "--allow-any-id", "--skip-invalid", path) == 0
+    assert table.get("~control") is None
+    assert table.get(grid_id(1))["progress_state"] == 0
 
 
 def test_upload_ids_lists_twenty_bad_lines_then_a_count_and_a_hint(table, ids_file, capsys):
@@ -609,8 +628,10 @@ def test_failures_groups_by_cause_largest_first(failed, capsys):
     assert "12 failed item(s)" in out
     first, second = out.index("loader: HTTP 502 for <id>"), out.index("timeout after <n> s")
     assert first < second
-    assert re.search(r"1\. +6 +50\.0% +state 8 +loader: HTTP 502 for <id>", out)
+    loader = group_id(8, "loader: HTTP 502 for <id>")
+    assert re.search(rf"1\. {loader} +6 +50\.0% +state 8 +loader: HTTP 502 for <id>", out)
     assert f"e.g. {grid_id(0)}, {grid_id(1)}, {grid_id(2)}" in out
+    assert f"reingest reset --reason ID moves it back to 0 (ID as listed, e.g. {loader})" in out
 
 
 def test_failures_json_has_the_documented_shape(failed, capsys):
@@ -619,12 +640,14 @@ def test_failures_json_has_the_documented_shape(failed, capsys):
     assert data["total"] == 12
     assert [g["count"] for g in data["groups"]] == [6, 4, 2]
     assert data["groups"][0] == {
+        "id": "8-3d9fd31b",
         "reason": "loader: HTTP 502 for <id>",
         "states": [8],
         "count": 6,
         "share": 0.5,
         "examples": [grid_id(0), grid_id(1), grid_id(2)],
     }
+    assert list(data["groups"][0])[:4] == ["id", "reason", "states", "count"]
     assert data["groups"][2]["reason"] == "(no error recorded)"
 
 
@@ -636,18 +659,40 @@ def test_failures_state_picks_the_states(failed, capsys):
 
 def test_failures_export_writes_the_ids_of_one_group(failed, tmp_path, capsys):
     out = tmp_path / "ids.txt"
-    assert run("failures", "--table", failed.name, "--reason", "2", "--export", str(out)) == 0
+    timeouts = group_id(4, "timeout after <n> s")
+    assert run("failures", "--table", failed.name, "--reason", timeouts, "--export", str(out)) == 0
     assert sorted(out.read_text().splitlines()) == [grid_id(i) for i in range(6, 10)]
-    assert "wrote 4 id(s) of group 2" in capsys.readouterr().out
+    assert f"wrote 4 id(s) of group {timeouts}" in capsys.readouterr().out
+
+
+def test_failures_export_takes_a_number_with_the_states_it_was_numbered_over(
+    failed, tmp_path, capsys
+):
+    out = tmp_path / "ids.txt"
+    args = ["--reason", "2", "--state", "4,7,8,9001", "--export", str(out)]
+    assert run("failures", "--table", failed.name, *args) == 0
+    assert sorted(out.read_text().splitlines()) == [grid_id(i) for i in range(6, 10)]
+
+
+def test_failures_reason_alone_shows_just_that_group(failed, capsys):
+    too_big = group_id(9001, "(no error recorded)")
+    assert run("failures", "--table", failed.name, "--reason", too_big, "--json") == 0
+    groups = json.loads(capsys.readouterr().out)["groups"]
+    assert [(g["id"], g["count"]) for g in groups] == [(too_big, 2)]
 
 
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--reason", "9"], "--reason 9: there are 3 group(s)"),
-        (["--export", "x.txt"], "--export needs --reason N"),
-        (["--reason", "1", "--export", "/etc/hostname/x"], "does not exist"),
+        (["--reason", "9", "--state", "4,7,8,9001"], "--reason 9: there are 3 group(s)"),
+        (["--export", "x.txt"], "--export needs --reason ID"),
+        (["--reason", "8-3d9fd31b", "--export", "/etc/hostname/x"], "does not exist"),
         (["--state", "77"], "unknown progress state '77'"),
+        (["--reason", "2"], "or the number with the --state list `failures` used"),
+        (["--reason", "2", "--export", "x.txt"], "(its default: --state 4,7,8,9001)"),
+        (["--reason", "loader"], "'loader' is not a group id (like 8-1f3a9c0d"),
+        (["--reason", "77-0123abcd"], "77 is not a progress state"),
+        (["--reason", "0"], "group numbers start at 1"),
     ],
 )
 def test_failures_refuses_bad_input(failed, capsys, args, message):
@@ -655,9 +700,17 @@ def test_failures_refuses_bad_input(failed, capsys, args, message):
     assert message in capsys.readouterr().err
 
 
+def test_failures_an_id_that_matches_nothing_names_the_groups_there_are(failed, capsys):
+    assert run("failures", "--table", failed.name, "--reason", "8-00000000") == 2
+    err = capsys.readouterr().err
+    assert "--reason 8-00000000: no group in states 4,7,8,9001 has that id" in err
+    assert re.search(r"\n +8-3d9fd31b +6 in 8 +loader: HTTP 502 for <id>\n", err)
+    assert re.search(rf"\n +{group_id(4, 'timeout after <n> s')} +4 in 4 +timeout after <n> s", err)
+
+
 def test_reset_reason_moves_just_that_group(failed, capsys):
-    # When the second group (the timeouts) is reset
-    assert run("reset", "--table", failed.name, "--reason", "2") == 0
+    # When the timeouts' group is reset by its id
+    assert run("reset", "--table", failed.name, "--reason", group_id(4, "timeout after <n> s")) == 0
     # Then only those are back at 0
     assert "moved 4 item(s)" in capsys.readouterr().out
     assert failed.counts([S.NOT_STARTED, S.KNOWN_ERROR, S.UNKNOWN_ERROR, S.TOO_BIG]) == {
@@ -696,3 +749,175 @@ def test_reset_says_what_it_moved_when_interrupted(table, monkeypatch, capsys):
     assert code == 130
     assert 0 < moved < 40
     assert f"interrupted: moved {moved} item(s)" in out
+
+
+# -- failure groups: the same group for `failures` and `reset` ------------------
+
+
+@pytest.fixture
+def mixed(table):
+    """Failures whose numbering differs with the states listed:
+    over 4,7,8,9001: 5 corrupt (4), 4 no response (8), 3 too big (9001), 2 leases 500 (8);
+    over 8 alone: no response, then leases."""
+    kinds = [
+        (S.KNOWN_ERROR, "image-loader: HTTP 500: org.im4java.core.CommandException", 5),
+        (S.UNKNOWN_ERROR, "image-loader: no response after 300 s", 4),
+        (S.TOO_BIG, "record of 2000000 bytes > 1048576", 3),
+        (S.UNKNOWN_ERROR, "leases: HTTP 500: boom", 2),
+    ]
+    ids = iter(range(100))
+    moves = []
+    for state, error, count in kinds:
+        for _ in range(count):
+            image_id = grid_id(next(ids))
+            table.put_new([image_id])
+            moves.append(Transition(image_id, S.NOT_STARTED, state, error=error))
+    assert all(table.apply(moves))
+    return table
+
+
+def listed(table, capsys, *args: str) -> list[dict]:
+    assert run("failures", "--table", table.name, "--json", *args) == 0
+    return json.loads(capsys.readouterr().out)["groups"]
+
+
+def at_rest(table) -> set[str]:
+    return {i for page in table.scan() for i, state in page if state == S.NOT_STARTED}
+
+
+def test_reset_reason_number_over_its_own_states_does_not_move_another_group(mixed, capsys):
+    # Given `failures` lists "no response" as group 2
+    second = listed(mixed, capsys)[1]
+    assert second["reason"] == "image-loader: no response after <n> s"
+    # When the operator resets "group 2" from state 8, as the help suggested
+    code = run("reset", "--table", mixed.name, "--reason", "2", "--from", "8")
+    # Then nothing moved: a number means nothing without the states it was counted over
+    assert code == 2
+    assert "--state" in capsys.readouterr().err
+    assert at_rest(mixed) == set()
+
+
+def test_reset_reason_number_that_shifted_onto_too_big_is_refused(mixed, capsys):
+    # Given group 2 reset with the same --state `failures` used
+    every = ("--state", "4,7,8,9001")
+    assert run("reset", "--table", mixed.name, "--reason", "2", *every) == 0
+    assert len(at_rest(mixed)) == 4
+    capsys.readouterr()
+    # When "group 2" is reset again: the numbers shifted, it is now the too-big group
+    code = run("reset", "--table", mixed.name, "--reason", "2", *every)
+    # Then state 9001 is not moved by a number (it cannot succeed as it is)
+    assert code == 2
+    assert "9001" in capsys.readouterr().err
+    assert len(at_rest(mixed)) == 4
+
+
+def test_reset_reason_id_moves_exactly_the_group_failures_listed(mixed, tmp_path, capsys):
+    # Given the group `failures` lists second, and its ids as `failures --export` writes them
+    second = listed(mixed, capsys)[1]
+    exported = tmp_path / "ids.txt"
+    export = ["--reason", second["id"], "--export", str(exported)]
+    assert run("failures", "--table", mixed.name, *export) == 0
+    capsys.readouterr()
+    # When that group is reset by its id
+    assert run("reset", "--table", mixed.name, "--reason", second["id"]) == 0
+    # Then its reason and count came first, and exactly its items moved
+    out = capsys.readouterr().out
+    announced = f"4 in group {second['id']}, 8 (blacklisted because of unknown failure): "
+    assert out.index(announced + second["reason"]) < out.index("moved 4 item(s)")
+    assert at_rest(mixed) == set(exported.read_text().split()) == {grid_id(i) for i in range(5, 9)}
+
+
+def test_group_ids_stay_the_same_when_other_groups_move(mixed, capsys):
+    # Given the groups as listed
+    before = {g["reason"]: g["id"] for g in listed(mixed, capsys)}
+    # When one of them is reset
+    assert run("reset", "--table", mixed.name, "--reason", listed(mixed, capsys)[1]["id"]) == 0
+    capsys.readouterr()
+    # Then the others keep their ids (their numbers moved)
+    after = {g["reason"]: g["id"] for g in listed(mixed, capsys)}
+    assert len(after) == 3
+    assert after.items() <= before.items()
+    # And a group of another --state list is found by its id alone
+    known = listed(mixed, capsys, "--state", "4")[0]["id"]
+    assert run("reset", "--table", mixed.name, "--reason", known, "--dry-run") == 0
+    assert "would move 5 item(s)" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("flag", ["--dry-run", "--yes"])
+def test_reset_reason_prints_the_groups_reason_and_count_first(mixed, capsys, flag):
+    leases = group_id(8, "leases: HTTP 500: boom")
+    assert run("reset", "--table", mixed.name, "--reason", leases, flag) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(
+        f"           2 in group {leases}, 8 (blacklisted because of unknown failure): "
+        "leases: HTTP 500: boom\n"
+    )
+
+
+def test_reset_reason_too_big_moves_only_when_9001_is_named(mixed, capsys):
+    too_big = group_id(9001, "record of <n> bytes > <n>")
+    # When the too-big group is reset by its id alone
+    assert run("reset", "--table", mixed.name, "--reason", too_big) == 2
+    # Then it is refused, saying why and what to pass, after naming the group
+    out, err = capsys.readouterr()
+    assert f"3 in group {too_big}, 9001 (too big, putting back down)" in out
+    assert "were over the size limit" in err
+    assert "To move them anyway, add --from 9001" in err
+    assert at_rest(mixed) == set()
+    # And with --from 9001 it moves
+    assert run("reset", "--table", mixed.name, "--reason", too_big, "--from", "9001") == 0
+    assert len(at_rest(mixed)) == 3
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--reason", "8-00000000"], "no group in states 4,7,8,9001 has that id"),
+        (["--reason", "4-789949bb", "--from", "8"], "which --from 8 does not name"),
+        (["--reason", "2", "--from", "8"], "or the number with the --state list"),
+        (["--reason", "9", "--state", "8"], "--reason 9: there are 2 group(s) in states 8"),
+        (["--from", "8", "--state", "8"], "--state goes with --reason N"),
+        (["--reason", "4-789949bb", "--to", "5"], "only a worker may put an item"),
+        (["--reason", "4-789949bb", "--to", "4"], "only the --to state, nothing to do"),
+    ],
+)
+def test_reset_reason_refuses_what_it_cannot_do_and_moves_nothing(mixed, capsys, args, message):
+    assert run("reset", "--table", mixed.name, *args) == 2
+    assert message in capsys.readouterr().err
+    assert at_rest(mixed) == set()
+
+
+def test_reset_reason_unknown_id_names_the_groups_there_are(mixed, capsys):
+    assert run("reset", "--table", mixed.name, "--reason", "8-00000000") == 2
+    err = capsys.readouterr().err
+    for reason, state, count in [
+        ("image-loader: HTTP 500: org.im4java.core.CommandException", 4, 5),
+        ("image-loader: no response after <n> s", 8, 4),
+        ("record of <n> bytes > <n>", 9001, 3),
+        ("leases: HTTP 500: boom", 8, 2),
+    ]:
+        assert re.search(
+            rf"\n +{group_id(state, reason)} +{count} in {state} +{re.escape(reason)}", err
+        )
+
+
+def test_failures_and_reset_leave_out_an_item_with_a_reserved_id(failed, tmp_path, capsys):
+    # Given an item with a reserved id in state 8 (as an older upload could leave it)
+    failed.put_new(["~control"])
+    error = f"loader: HTTP 502 for {grid_id(99)}"
+    assert failed.apply([Transition("~control", S.NOT_STARTED, S.UNKNOWN_ERROR, error=error)])
+    loader = group_id(8, "loader: HTTP 502 for <id>")
+    # When its group is listed, exported and reset
+    assert run("failures", "--table", failed.name, "--json") == 0
+    out, err = capsys.readouterr()
+    out_file = tmp_path / "ids.txt"
+    assert (
+        run("failures", "--table", failed.name, "--reason", loader, "--export", str(out_file)) == 0
+    )
+    assert run("reset", "--table", failed.name, "--reason", loader) == 0
+    # Then no group holds it, and the operator is told
+    assert json.loads(out)["groups"][0]["count"] == 6
+    assert "1 item(s) in states 4,7,8,9001 have a reserved id" in err
+    assert "~control" not in out_file.read_text()
+    assert failed.get("~control")["progress_state"] == S.UNKNOWN_ERROR
+    assert failed.count(S.NOT_STARTED) == 2 + 6  # the fixture left 2 at 0

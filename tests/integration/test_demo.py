@@ -39,7 +39,7 @@ def test_demo_runs_a_pass_that_ends_as_planted_and_leaves_its_files(tmp_path):
     assert all(g["count"] == 1 for g in groups)
     assert "corrupt originals: image-loader fails with an error known" in done.stdout
     # And the next step names the retryable group: the one at state 8
-    retry = next(n for n, g in enumerate(groups, start=1) if g["states"] == [8])
+    retry = next(g["id"] for g in groups if g["states"] == [8])
     assert f"reingest reset --stage DEMO --reason {retry}" in done.stdout
     assert "would move 1 item(s) to 0" in done.stdout
     # And its files are there, their paths printed

@@ -2,7 +2,8 @@
 
 import pytest
 
-from grid_reingest.domain.ids import MAX_ID_CHARS, InvalidImageId, check_id, id_problem
+from grid_reingest.adapters.dynamodb.control import CONTROL_ID
+from grid_reingest.domain.ids import MAX_ID_CHARS, InvalidImageId, check_id, id_problem, is_reserved
 
 GRID = "0123456789abcdef0123456789abcdef01234567"
 
@@ -31,3 +32,17 @@ def test_ids_allow_any_still_refuses_unsafe_keys(text):
 @pytest.mark.parametrize("text", ["my-image", "a/b", "x" * MAX_ID_CHARS, "ÉTÉ", "..a"])
 def test_ids_allow_any_accepts_other_keys(text):
     assert check_id(text, allow_any=True) == text
+
+
+@pytest.mark.parametrize("text", ["~control", "~", "~" + GRID[1:]])
+@pytest.mark.parametrize("allow_any", [False, True])
+def test_ids_starting_with_a_tilde_are_refused_even_when_any_id_is_allowed(text, allow_any):
+    assert "starts with '~'" in id_problem(text, allow_any=allow_any)
+    with pytest.raises(InvalidImageId, match="starts with '~'"):
+        check_id(text, allow_any=allow_any)
+
+
+def test_ids_the_control_items_key_is_reserved():
+    assert is_reserved(CONTROL_ID)
+    assert not is_reserved(GRID)
+    assert id_problem("a~b", allow_any=True) is None

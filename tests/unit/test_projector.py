@@ -192,3 +192,16 @@ def test_outcome_projector_gives_outcomes():
     with GridProjector(client, images_at_once=1) as projector:
         outcome = OutcomeProjector(projector, 1024 * 1024, clock=lambda: NOW).project(IMAGE_ID)
     assert isinstance(outcome, Ready)
+
+
+def test_projector_refuses_a_reserved_id_before_any_call():
+    # Given a client that would answer for any id
+    client = StubClient(found({"id": "~control", "metadata": {}}))
+    client.projection = None  # a call would raise
+    # When the control item's key reaches the projector as if it were an image
+    with GridProjector(client, images_at_once=1) as projector:
+        result = projector.project("~control")
+    # Then it is a known failure (retrying cannot help), and nothing was asked of the Grid
+    assert isinstance(result, Failed)
+    assert result.known
+    assert "starts with '~'" in result.message

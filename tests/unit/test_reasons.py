@@ -2,7 +2,8 @@
 
 import pytest
 
-from grid_reingest.domain.reasons import MAX_REASON_CHARS, normalise
+from grid_reingest.domain.reasons import MAX_REASON_CHARS, group_id, group_id_state, normalise
+from grid_reingest.domain.states import ProgressState
 
 
 @pytest.mark.parametrize(
@@ -56,3 +57,48 @@ def test_reasons_keep_digits_inside_words():
 def test_reasons_empty_and_long_messages():
     assert normalise(None) == normalise("") == "(no error recorded)"
     assert len(normalise("word " * 500)) == MAX_REASON_CHARS
+
+
+def test_group_ids_are_the_state_then_a_digest_the_same_in_every_run():
+    # Pinned: a group's id must not change between runs, processes or releases of Python
+    assert group_id(8, "leases: HTTP 500: boom") == "8-e4d1227b"
+    assert group_id(ProgressState.UNKNOWN_ERROR, "leases: HTTP 500: boom") == "8-e4d1227b"
+    assert group_id(9001, "(no error recorded)") == group_id(9001, normalise(None))
+
+
+def test_group_ids_do_not_depend_on_the_order_groups_are_met():
+    pairs = [(s, r) for s in (4, 7, 8, 9001) for r in ("a", "b: HTTP 500", normalise(None))]
+    forwards = [group_id(*p) for p in pairs]
+    backwards = [group_id(*p) for p in reversed(pairs)]
+    assert forwards == list(reversed(backwards))
+    assert len(set(forwards)) == len(pairs)
+
+
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [
+        ((8, "leases: HTTP 500: boom"), (4, "leases: HTTP 500: boom")),
+        ((8, "leases: HTTP 500: boom"), (8, "leases: HTTP 502: boom")),
+        # The separator keeps the state and the reason apart: 8 + "1x" is not 81 + "x"
+        ((8, "1x"), (81, "x")),
+    ],
+)
+def test_group_ids_differ_for_another_state_or_reason(first, second):
+    assert group_id(*first) != group_id(*second)
+
+
+@pytest.mark.parametrize(
+    ("text", "state"),
+    [
+        ("8-e4d1227b", 8),
+        ("9001-0123abcd", 9001),
+        (" 4-ABCDEF01 ", 4),
+        ("8", None),
+        ("8-e4d1227", None),
+        ("8-e4d1227bb", None),
+        ("x-e4d1227b", None),
+        ("8-g4d1227b", None),
+    ],
+)
+def test_group_id_state_reads_the_state_of_a_well_shaped_id(text, state):
+    assert group_id_state(text) == state

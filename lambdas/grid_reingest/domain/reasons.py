@@ -4,10 +4,15 @@ The same failure reads differently on every image: its id, a byte count, a
 request id, a timestamp, an address. `normalise` replaces each of those with a
 placeholder so that one cause is one group (as the Grid's own failure report
 had to, before messages would group).
+
+A group (one state, one normalised reason) is named by `group_id`: the state,
+then a digest of state and reason. It is the same in every run and whatever
+else the table holds, unlike a group's rank, which moves as items do.
 """
 
 from __future__ import annotations
 
+import hashlib
 import re
 
 MAX_REASON_CHARS = 200
@@ -50,3 +55,23 @@ def normalise(message: str | None) -> str:
     if len(text) > MAX_REASON_CHARS:
         text = text[: MAX_REASON_CHARS - 3] + "..."
     return text
+
+
+# 8 hex characters tell apart a few thousand groups of one state with a collision
+# chance below 1 in 1,000; the state in front keeps states apart and says what it is.
+GROUP_DIGEST_CHARS = 8
+_GROUP_ID = re.compile(rf"(\d+)-[0-9a-f]{{{GROUP_DIGEST_CHARS}}}")
+
+
+def group_id(state: int, reason: str) -> str:
+    """The name of the group of items in `state` whose last error normalises to `reason`,
+    e.g. '8-1f3a9c0d'; the same in every run."""
+    text = f"{int(state)}\n{reason}".encode()
+    return f"{int(state)}-{hashlib.sha256(text).hexdigest()[:GROUP_DIGEST_CHARS]}"
+
+
+def group_id_state(text: str) -> int | None:
+    """The state a group id names ('8-1f3a9c0d' -> 8), or None when `text` is not shaped
+    like a group id."""
+    match = _GROUP_ID.fullmatch(text.strip().lower())
+    return None if match is None else int(match.group(1))

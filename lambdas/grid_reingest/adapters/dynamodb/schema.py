@@ -63,6 +63,10 @@ class StateTableError(Exception):
     """The state table cannot be used as asked; the message says why."""
 
 
+class TableNotFound(StateTableError):
+    """No table of that name where the client looks (its caller knows what named it)."""
+
+
 def condition_failed(error: ClientError) -> bool:
     """Whether a write was refused because its condition did not hold (not a fault)."""
     return error.response["Error"]["Code"] == "ConditionalCheckFailedException"
@@ -128,10 +132,7 @@ class TableAccess:
         except ClientError as error:
             code = error.response["Error"]["Code"]
             if code == "ResourceNotFoundException":
-                raise StateTableError(
-                    f"table {self.name!r} does not exist in {where}; check --table/--stage "
-                    "and --region"
-                ) from None
+                raise TableNotFound(f"table {self.name!r} does not exist in {where}") from None
             raise StateTableError(
                 f"cannot read table {self.name!r} in {where}: {code}: {error}"
             ) from None
