@@ -5,7 +5,9 @@ HTTP 500), and its `INSERT` of a key that exists replaces the item, where
 DynamoDB refuses that statement alone with `DuplicateItem` and carries on with
 the rest. Uploads depend on exactly that refusal, so this entry point runs
 moto's own server with BatchExecuteStatement's `INSERT`s done the DynamoDB way
-(devtools/partiql.py reads them); any other statement still goes to moto.
+(devtools/partiql.py reads them): each a lookup and a put under one lock,
+atomic against the other INSERTs (not against moto's other writes, which are
+not atomic themselves). Any other statement still goes to moto.
 
     python -m devtools.moto_partiql -H 127.0.0.1 -p 5000   (moto.server's options)
 """
@@ -16,8 +18,9 @@ import sys
 import threading
 from typing import Any
 
-from moto.dynamodb.exceptions import ConditionalCheckFailed, DynamodbException
+from moto.dynamodb.exceptions import DynamodbException
 from moto.dynamodb.models import DynamoDBBackend
+from moto.dynamodb.models.dynamo_type import DynamoType
 
 from devtools.partiql import InsertStatement, PartiqlError, statement_error
 
@@ -46,13 +49,10 @@ def _insert(backend: DynamoDBBackend, entry: dict[str, Any]) -> dict[str, Any]:
         return statement_error("ResourceNotFound", "Requested resource not found")
     try:
         with _INSERTS:
-            table.put_item(
-                item,
-                condition_expression="attribute_not_exists(#key)",
-                expression_attribute_names={"#key": table.hash_key_attr},
-            )
-    except ConditionalCheckFailed:
-        return statement_error("DuplicateItem", "Duplicate primary key exists in table")
+            # A lookup, not a condition expression: moto parses an expression on every put.
+            if table.get_item(DynamoType(item[table.hash_key_attr])) is not None:
+                return statement_error("DuplicateItem", "Duplicate primary key exists in table")
+            table.put_item(item)
     except DynamodbException as error:
         return statement_error("ValidationError", getattr(error, "message", str(error)))
     return {"TableName": insert.table}

@@ -8,7 +8,9 @@ all three accept the same statements and answer them the same way.
 
 Only the statement shape the state table sends is modelled:
 
-    INSERT INTO "table" VALUE {'attr': ?, 'attr': ?, ...}
+    INSERT INTO "table" VALUE {'attr': ?, 'attr': 0, 'attr': 'text', ...}
+
+each value a `?` parameter, a number or a string ('' for a quote in it).
 
 Anything else is refused with a PartiqlError (DynamoDB's ValidationError),
 never guessed at.
@@ -26,7 +28,12 @@ _TABLE = r'"(?P<quoted>[A-Za-z0-9_.\-]{3,255})"|(?P<bare>[A-Za-z_][A-Za-z0-9_]{2
 _HEAD = re.compile(
     rf"\s*INSERT\s+INTO\s+(?:{_TABLE})\s+VALUE\s*\{{(?P<body>.*)\}}\s*;?\s*\Z", re.I | re.S
 )
-_PAIR = re.compile(r"\s*'(?P<name>(?:[^']|'')+)'\s*:\s*\?\s*")
+_STRING = r"'(?:[^']|'')*'"
+_PAIR = re.compile(
+    rf"\s*'(?P<name>(?:[^']|'')+)'\s*:\s*"
+    rf"(?:(?P<parameter>\?)|(?P<number>-?\d+(?:\.\d+)?)|(?P<string>{_STRING}))\s*"
+)
+_PAIRS = re.compile(rf"(?:{_STRING}|[^,'])+")
 
 # The key of the tables these fakes hold: the state table's.
 KEY = "id"
@@ -38,10 +45,12 @@ class PartiqlError(Exception):
 
 @dataclass(frozen=True)
 class InsertStatement:
-    """One parsed `INSERT`: the table and the attribute each `?` stands for, in order."""
+    """One parsed `INSERT`: the table, the attribute each `?` stands for (in order), and
+    the attributes written as literals."""
 
     table: str
     names: tuple[str, ...]
+    literals: tuple[tuple[str, dict[str, str]], ...] = ()
 
     @staticmethod
     @functools.lru_cache(maxsize=64)
@@ -50,17 +59,25 @@ class InsertStatement:
         head = _HEAD.match(statement)
         if head is None:
             raise PartiqlError(f"not an INSERT INTO <table> VALUE {{...}} statement: {statement!r}")
-        names = []
-        for pair in head["body"].split(","):
+        names: list[str] = []
+        literals: list[tuple[str, dict[str, str]]] = []
+        for pair in _PAIRS.findall(head["body"]):
             match = _PAIR.fullmatch(pair)
             if match is None:
-                raise PartiqlError(f"only 'name': ? pairs are modelled, not {pair.strip()!r}")
-            names.append(match["name"].replace("''", "'"))
-        if len(set(names)) != len(names):
+                raise PartiqlError(f"only 'name': ?, number or 'string' is modelled, not {pair!r}")
+            name = match["name"].replace("''", "'")
+            if match["parameter"]:
+                names.append(name)
+            elif match["number"]:
+                literals.append((name, {"N": match["number"]}))
+            else:
+                literals.append((name, {"S": match["string"][1:-1].replace("''", "'")}))
+        every = names + [name for name, _ in literals]
+        if len(set(every)) != len(every):
             raise PartiqlError("an attribute is named twice in the item")
         if KEY not in names:
-            raise PartiqlError(f"Missing the key {KEY} in the item")
-        return InsertStatement(head["quoted"] or head["bare"], tuple(names))
+            raise PartiqlError(f"the key {KEY} must be a parameter (Missing the key {KEY})")
+        return InsertStatement(head["quoted"] or head["bare"], tuple(names), tuple(literals))
 
     def item(self, parameters: list[dict[str, Any]]) -> dict[str, Any]:
         """The item the statement inserts, from its parameters (AttributeValues)."""
@@ -70,6 +87,7 @@ class InsertStatement:
                 f"{len(parameters)} for {len(self.names)}"
             )
         item = dict(zip(self.names, parameters, strict=True))
+        item.update((name, dict(value)) for name, value in self.literals)
         if set(item[KEY]) != {"S"}:
             raise PartiqlError(f"the key {KEY} must be a string")
         return item

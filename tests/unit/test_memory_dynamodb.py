@@ -51,6 +51,19 @@ def test_insert_statement_refuses_what_it_does_not_model(statement):
         InsertStatement.parse(statement)
 
 
+def test_insert_statement_reads_literals_and_parameters():
+    statement = InsertStatement.parse(
+        "insert into \"memory-state-table\" value {'id': ?, 'n': -1.5, 's': 'it''s, here'}"
+    )
+    assert statement.item([{"S": "a"}]) == {
+        "id": {"S": "a"},
+        "n": {"N": "-1.5"},
+        "s": {"S": "it's, here"},
+    }
+    with pytest.raises(PartiqlError, match="don't match"):
+        statement.item([{"S": "a"}, {"S": "b"}])
+
+
 def test_memory_dynamodb_refuses_an_existing_key_in_that_statement_alone():
     # Given an item that a worker has moved on
     store = MemoryStore()
