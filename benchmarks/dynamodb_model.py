@@ -4,12 +4,14 @@ moto's server is one CPU-bound Python process (about 3,500 writes/s and 4,000
 scanned rows/s here, whatever the client does), so a benchmark against it
 measures moto. This server answers the calls the state-table client makes —
 DescribeTable, BatchWriteItem, BatchGetItem, PutItem (`attribute_not_exists`),
-Scan (segments, 1 MB pages), conditional UpdateItem (`SET`/`REMOVE`,
+BatchExecuteStatement (PartiQL `INSERT`, refused per statement as `DuplicateItem`
+when the key exists), Scan (segments, 1 MB pages), conditional UpdateItem (`SET`/`REMOVE`,
 `a = :x AND ...` conditions) and Query on the state index (keys only or COUNT) —
 from memory, after a fixed round-trip latency per request, in its own process,
 the way AWS's fleet answers: the time a call takes does not grow with the
-number of calls in flight. Optional faults (throttling, UnprocessedItems)
-come from the same `Faults` model as the test proxy.
+number of calls in flight. Optional faults (throttling, UnprocessedItems,
+statements refused with `ThrottlingError`) come from the same `Faults` model as
+the test proxy.
 
     python -m benchmarks.dynamodb_model --port 8123 --latency-ms 10
     GET /_count -> ids stored in all tables;  POST /_seed?n=1000000&table=bench -> fill one
@@ -31,6 +33,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from devtools.aws_proxy import Faults
+from devtools.partiql import InsertStatement, PartiqlError, statement_error
 
 # DynamoDB stops a Scan page at 1 MB of items read; an item of the state table
 # (id, state, name, shard, time, attempts) weighs about 150 bytes.
@@ -159,6 +162,36 @@ def serve(port: int, latency_s: float, faults: Faults, page_s: float = 0.0) -> N
                     table.put(entry["PutRequest"]["Item"])
             left = [e for i, e in enumerate(entries) if i in skipped]
             return json.dumps({"UnprocessedItems": {name: left} if left else {}}).encode()
+
+        def _BatchExecuteStatement(self, request: dict, fault: str | None) -> bytes:
+            statements = request["Statements"]
+            skipped = faults.pick(len(statements)) if fault == "partial" else set()
+            answers = []
+            for i, entry in enumerate(statements):
+                if i in skipped:
+                    answers.append(
+                        statement_error("ThrottlingError", "Throughput exceeds (modelled)")
+                    )
+                    continue
+                try:
+                    insert = InsertStatement.parse(entry["Statement"])
+                    item = insert.item(entry.get("Parameters", []))
+                except PartiqlError as error:
+                    answers.append(statement_error("ValidationError", str(error)))
+                    continue
+                table = tables[insert.table]
+                with table.lock:
+                    if item["id"]["S"] in table.items:
+                        answers.append(
+                            statement_error(
+                                "DuplicateItem", "Duplicate primary key exists in table"
+                            )
+                        )
+                        continue
+                    table.items[item["id"]["S"]] = item
+                    table._segments.clear()
+                answers.append({"TableName": insert.table})
+            return json.dumps({"Responses": answers}).encode()
 
         def _PutItem(self, request: dict, fault: str | None) -> bytes:
             table = tables[request["TableName"]]
@@ -296,7 +329,7 @@ def main() -> None:
     )
     args = parser.parse_args()
     faults = Faults(
-        targets=("BatchWriteItem", "PutItem"),
+        targets=("BatchWriteItem", "BatchExecuteStatement", "PutItem"),
         throttle_rate=args.throttle,
         partial_rate=args.partial,
     )

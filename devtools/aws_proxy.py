@@ -6,8 +6,9 @@ takes milliseconds. This proxy adds those, over real HTTP, so that botocore's
 retry modes and our own partial-failure handling are exercised as in AWS:
 
 - `throttle`: the call is answered 400 ThrottlingException (not forwarded);
-- `partial`: part of a BatchWriteItem / PutRecords is dropped before it is
-  forwarded, and reported back as UnprocessedItems / failed records.
+- `partial`: part of a BatchWriteItem / PutRecords / BatchExecuteStatement is
+  dropped before it is forwarded, and reported back as UnprocessedItems /
+  failed records / statements refused with `ThrottlingError`.
 """
 
 from __future__ import annotations
@@ -185,12 +186,13 @@ def _drop_entries(
         dropped = [(i, (table, e)) for i, e in enumerate(entries) if i in drop]
         if not request["RequestItems"][table]:
             return None, dropped
-    else:  # PutRecords
-        records = request["Records"]
-        drop = faults.pick(len(records))
-        request["Records"] = [r for i, r in enumerate(records) if i not in drop]
-        dropped = [(i, r) for i, r in enumerate(records) if i in drop]
-        if not request["Records"]:
+    else:  # entries answered one by one, in order: statements or records
+        key = "Statements" if target.endswith("BatchExecuteStatement") else "Records"
+        entries = request[key]
+        drop = faults.pick(len(entries))
+        request[key] = [e for i, e in enumerate(entries) if i not in drop]
+        dropped = [(i, e) for i, e in enumerate(entries) if i in drop]
+        if not request[key]:
             return None, dropped
     return json.dumps(request).encode(), dropped
 
@@ -202,15 +204,19 @@ def _report_dropped(target: str, payload: bytes, dropped: list[tuple[int, Any]])
         for _, (table, entry) in dropped:
             unprocessed.setdefault(table, []).append(entry)
     else:
-        results = list(response["Records"])
+        if target.endswith("BatchExecuteStatement"):
+            key = "Responses"
+            refusal = {"Error": {"Code": "ThrottlingError", "Message": "Rate exceeded (injected)"}}
+        else:
+            key = "Records"
+            refusal = {
+                "ErrorCode": "ProvisionedThroughputExceededException",
+                "ErrorMessage": "Rate exceeded for shard (injected)",
+            }
+        results = list(response.get(key, []))
         for index, _ in sorted(dropped):
-            results.insert(
-                index,
-                {
-                    "ErrorCode": "ProvisionedThroughputExceededException",
-                    "ErrorMessage": "Rate exceeded for shard (injected)",
-                },
-            )
-        response["Records"] = results
-        response["FailedRecordCount"] = response.get("FailedRecordCount", 0) + len(dropped)
+            results.insert(index, refusal)
+        response[key] = results
+        if key == "Records":
+            response["FailedRecordCount"] = response.get("FailedRecordCount", 0) + len(dropped)
     return json.dumps(response).encode()

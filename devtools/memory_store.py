@@ -64,6 +64,34 @@ class MemoryStore:
             item = self._items.get(image_id)
             return None if item is None else Item(**vars(item))
 
+    # -- item operations as DynamoDB does them, each atomic (devtools/memory_dynamodb.py) --
+
+    def read_items(self, ids: Iterable[str]) -> dict[str, Item]:
+        """Copies of the items of `ids` that exist, read at one moment."""
+        with self._lock:
+            return {i: Item(**vars(self._items[i])) for i in ids if i in self._items}
+
+    def insert(self, item: Item) -> bool:
+        """Store `item` unless its id is already there (PartiQL INSERT); whether it was."""
+        with self._lock:
+            self.writes += 1
+            if item.id in self._items:
+                return False
+            self._items[item.id] = Item(**vars(item))
+            return True
+
+    def put_if(self, item: Item, holds: Callable[[Item | None], bool]) -> tuple[bool, Item | None]:
+        """Replace the item of `item.id` by `item` if `holds(current)` (a conditional PutItem);
+        whether it was written, and a copy of the item as it was."""
+        with self._lock:
+            self.writes += 1
+            current = self._items.get(item.id)
+            before = None if current is None else Item(**vars(current))
+            if not holds(before):
+                return False, before
+            self._items[item.id] = Item(**vars(item))
+            return True, before
+
     def counts(self) -> dict[ProgressState, int]:
         """Items per state (every state, zeros included)."""
         totals = dict.fromkeys(ProgressState, 0)

@@ -9,9 +9,13 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import requests
+
+# The project's root: `python -m devtools...` in a child process imports from here.
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def free_port() -> int:
@@ -54,15 +58,19 @@ def server_process(argv: list[str], port: int, health_path: str, **popen: Any) -
 
 @contextlib.contextmanager
 def moto_server() -> Iterator[str]:
-    """moto's server in its own process (so it has its own core); yields its endpoint URL."""
+    """moto's server in its own process (so it has its own core); yields its endpoint URL.
+
+    PartiQL `INSERT`s are answered as DynamoDB answers them (devtools/moto_partiql.py).
+    """
     port = free_port()
     with server_process(
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        [sys.executable, "-m", "devtools.moto_partiql", "-H", "127.0.0.1", "-p", str(port)],
         port,
         "/moto-api/",
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         env={**os.environ, "MOTO_PORT": str(port)},
+        cwd=ROOT,
     ) as url:
         yield url
 

@@ -22,13 +22,15 @@ Put the image ids of FILE (one per line; - for stdin) into the state table at
 state 0, ready for batch-index.
 
 Ids already in the table are left exactly as they are (state, attempts, last
-error): each write is conditional on the id not being there yet. So running
-the same file a second time writes nothing new and changes nothing; it reports
-how many ids were already there, in which states. To start those over, pass
---reset-existing: they are put back at 0 with attempts and errors cleared,
-except items a worker holds (states 1 and 5 whose lease has not run out),
-which are kept and counted. That asks you to type the stage (or table) name on
-PROD or above {CONFIRM_ABOVE:,} ids, unless --yes.
+error): new ids go in 25 a call as PartiQL INSERTs, and DynamoDB refuses an
+INSERT whose id is there, whoever wrote it (your credentials need
+dynamodb:PartiQLInsert on the table). So running the same file a second time
+writes nothing new and changes nothing; it reports how many ids were already
+there, in which states. To start those over, pass --reset-existing: they are
+put back at 0 with attempts and errors cleared, except items a worker holds
+(states 1 and 5 whose lease has not run out), which are kept and counted.
+That asks you to type the stage (or table) name on PROD or above
+{CONFIRM_ABOVE:,} ids, unless --yes.
 
 Grid ids are 40 lower-case hex characters; any other line (a CSV header,
 quotes, upper case, `.`, `..`) is refused unless --allow-any-id, which still
@@ -36,9 +38,9 @@ refuses whitespace, `.`, `..`, ids over {MAX_ID_CHARS} characters and ids starti
 with `~` (the table's own keys, such as its control item's). Whitespace
 around ids, CRLF line ends, a UTF-8 byte-order mark and blank lines are
 ignored; ids repeated within {DEDUP_WINDOW:,} lines are written once (a repeat
-further away is found by the conditional write and reported). Invalid lines
-are listed with their numbers (the first 20, then a count and a hint) and
-nothing is written, unless --skip-invalid.
+further away is found in the table and reported). Invalid lines are listed
+with their numbers (the first 20, then a count and a hint) and nothing is
+written, unless --skip-invalid.
 
 The file is read twice (checked, then written), never held in memory: any
 number of ids uploads in bounded memory. On a terminal, a progress bar shows

@@ -216,28 +216,40 @@ def test_upload_ids_says_what_it_wrote_when_interrupted(table, ids_file, monkeyp
 
 
 def test_upload_ids_says_what_it_wrote_when_aws_fails(table, ids_file, monkeypatch, capsys):
-    # Given a table that refuses writes after the first 30
-    from grid_reingest.adapters.dynamodb.bulk import StateTable
+    # Given a table that refuses writes after the first call of 25 ids
+    from grid_reingest_cli import common
 
-    real, calls = StateTable._store_one, []
+    real_client = common.client
 
-    def refusing(self, *args, **kwargs):
-        calls.append(1)
-        if len(calls) > 30:
-            raise ClientError({"Error": {"Code": "AccessDeniedException", "Message": "no"}}, "Put")
-        return real(self, *args, **kwargs)
+    class RefusingAfterOneCall:
+        def __init__(self, client):
+            self._client, self.calls = client, 0
 
-    monkeypatch.setattr(StateTable, "_store_one", refusing)
+        def __getattr__(self, name):
+            return getattr(self._client, name)
+
+        def batch_execute_statement(self, **kwargs):
+            self.calls += 1
+            if self.calls > 1:
+                raise ClientError(
+                    {"Error": {"Code": "AccessDeniedException", "Message": "no"}},
+                    "BatchExecuteStatement",
+                )
+            return self._client.batch_execute_statement(**kwargs)
+
+    monkeypatch.setattr(
+        common, "client", lambda *a, **k: RefusingAfterOneCall(real_client(*a, **k))
+    )
     path = ids_file("".join(f"{grid_id(i)}\n" for i in range(80)))
     # When
     code = run("upload-ids", "--table", table.name, "--workers", "1", path)
     # Then
     out = capsys.readouterr()
     assert code == 1
-    assert "stopped by an error after dealing with 30 of 80 id(s)" in out.out
-    assert "written               30" in out.out
+    assert "stopped by an error after dealing with 25 of 80 id(s)" in out.out
+    assert "written               25" in out.out
     assert "AccessDeniedException" in out.err
-    assert table.count(S.NOT_STARTED) == 30
+    assert table.count(S.NOT_STARTED) == 25
 
 
 def test_upload_ids_names_a_directory_and_an_unreadable_input(table, tmp_path, capsys):

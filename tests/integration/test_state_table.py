@@ -9,8 +9,14 @@ from datetime import timedelta
 import pytest
 from botocore.exceptions import ClientError
 
+from devtools.partiql import InsertStatement
 from grid_reingest.adapters.dynamodb.bulk import StateTable
-from grid_reingest.adapters.dynamodb.schema import SHARD_COUNT, StateTableError, shard_of
+from grid_reingest.adapters.dynamodb.schema import (
+    SHARD_COUNT,
+    StateTableError,
+    fresh_item,
+    shard_of,
+)
 from grid_reingest.adapters.dynamodb.upload import WriteReport
 from grid_reingest.domain.claims import Source, Transition
 from grid_reingest.domain.isotime import utc_now
@@ -83,7 +89,7 @@ def test_put_new_never_overwrites_an_item_taken_between_read_and_write(table, dy
             self.fired = False
 
         def __getattr__(self, name):
-            if name in ("put_item", "batch_write_item") and not self.fired:
+            if name == "batch_execute_statement" and not self.fired:
                 self.fired = True
                 table.put_new(ids(10))
                 table.claim([Source(S.NOT_STARTED)], S.IN_PROGRESS, 10, "worker")
@@ -96,6 +102,26 @@ def test_put_new_never_overwrites_an_item_taken_between_read_and_write(table, dy
     assert report.kept == {1: 10}
     assert table.count(S.IN_PROGRESS) == 10
     assert table.get(ids(10)[0])["claimed_by"] == "worker"
+
+
+def test_emulator_refuses_the_insert_of_an_existing_key_alone(table, dynamodb):
+    # Given an item a worker has finished with
+    table.put_new(ids(1))
+    table.apply([Transition(ids(1)[0], S.NOT_STARTED, S.VERIFIED)])
+    fresh = [fresh_item(i, S.NOT_STARTED, "2026-01-01T00:00:00.000Z") for i in ids(2)]
+    # When the upload's statement inserts it and a new id in one call
+    parameters = InsertStatement.parse(table._insert_statement).names
+    answer = dynamodb.batch_execute_statement(
+        Statements=[
+            {"Statement": table._insert_statement, "Parameters": [item[p] for p in parameters]}
+            for item in fresh
+        ]
+    )
+    # Then that statement alone is refused, as DynamoDB refuses it, and the item stays
+    codes = [r.get("Error", {}).get("Code") for r in answer["Responses"]]
+    assert codes == ["DuplicateItem", None]
+    assert table.get(ids(1)[0])["progress_state"] == S.VERIFIED
+    assert table.get(ids(2)[1])["progress_state"] == S.NOT_STARTED
 
 
 def test_put_new_counts_repeated_ids_as_repeats_not_as_existing_items(table):
@@ -121,8 +147,8 @@ def test_put_new_reports_what_it_wrote_before_an_interruption(table):
 
 
 def test_put_new_reports_what_it_wrote_before_aws_refused(table, dynamodb):
-    # Given a client whose writes are refused after the first 30
-    class RefusingAfter30:
+    # Given a client whose writes are refused after the first two calls (of 25 ids each)
+    class RefusingAfterTwoCalls:
         def __init__(self, client):
             self._client = client
             self.calls = 0
@@ -131,22 +157,23 @@ def test_put_new_reports_what_it_wrote_before_aws_refused(table, dynamodb):
         def __getattr__(self, name):
             return getattr(self._client, name)
 
-        def put_item(self, **kwargs):
+        def batch_execute_statement(self, **kwargs):
             with self.lock:
                 self.calls += 1
-                refuse = self.calls > 30
+                refuse = self.calls > 2
             if refuse:
                 raise ClientError(
-                    {"Error": {"Code": "AccessDeniedException", "Message": "no"}}, "PutItem"
+                    {"Error": {"Code": "AccessDeniedException", "Message": "no"}},
+                    "BatchExecuteStatement",
                 )
-            return self._client.put_item(**kwargs)
+            return self._client.batch_execute_statement(**kwargs)
 
     report = WriteReport()
     # When
-    with pytest.raises(ClientError), StateTable(table.name, RefusingAfter30(dynamodb)) as t:
+    with pytest.raises(ClientError), StateTable(table.name, RefusingAfterTwoCalls(dynamodb)) as t:
         t.put_new(ids(400), report=report)
     # Then the report says exactly what was written
-    assert report.written == 30 == table.count(S.NOT_STARTED)
+    assert report.written == 50 == table.count(S.NOT_STARTED)
 
 
 def test_claim_moves_items_and_records_the_worker(table):

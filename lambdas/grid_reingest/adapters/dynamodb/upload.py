@@ -2,12 +2,16 @@
 
 An id already in the table keeps its item (and its state) unless the operator
 explicitly resets existing items, and even then never an item a worker holds.
-Bulk work runs in parallel batches with bounded queues, so that tens of
-millions of ids pass through in bounded memory.
+New ids go in 25 at a time as PartiQL `INSERT`s (BatchExecuteStatement): each
+one is refused on its own, `DuplicateItem`, when its key exists, so a batch
+never overwrites an item whoever wrote it and whenever. Bulk work runs in
+parallel batches with bounded queues, so that tens of millions of ids pass
+through in bounded memory.
 """
 
 from __future__ import annotations
 
+import functools
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -19,10 +23,13 @@ from botocore.exceptions import ClientError
 from grid_reingest.adapters.dynamodb.claims import ClaimTable
 from grid_reingest.adapters.dynamodb.schema import (
     BATCH_GET_MAX,
+    BATCH_WRITE_MAX,
     CHANGED_AT,
     ID,
     MAX_ROUNDS_WITHOUT_PROGRESS,
     STATE,
+    STATE_SHARD,
+    StateTableError,
     condition_failed,
     fresh_item,
 )
@@ -31,6 +38,23 @@ from grid_reingest.domain.isotime import format_instant
 from grid_reingest.domain.states import ProgressState
 
 _CLAIM_STATES = tuple(s for s in ProgressState if s.is_claim)
+# A new item's attributes that differ from id to id: the INSERT statement's parameters,
+# in order. The others are the same for every new item: literals in the statement, so
+# that botocore has less to validate and serialise in each call.
+_INSERT_PARAMETERS = (ID, STATE_SHARD, CHANGED_AT)
+# BatchExecuteStatement answers each statement on its own (Responses[i].Error.Code).
+# These are DynamoDB running short of capacity for that statement: send it again.
+_INSERT_AGAIN = frozenset(
+    {
+        "ThrottlingError",
+        "ProvisionedThroughputExceeded",
+        "RequestLimitExceeded",
+        "InternalServerError",
+        "TransactionConflict",
+    }
+)
+# The key exists (INSERT never overwrites): read the item to see whose it is.
+_ALREADY_THERE = frozenset({"DuplicateItem", "ConditionalCheckFailed"})
 
 
 @dataclass
@@ -81,24 +105,36 @@ class UploadTable(ClaimTable):
         """Store each id at state 0 unless it is already in the table; every id is dealt with
         or this raises.
 
-        Each write is a conditional PutItem (`attribute_not_exists(id)`), many in
-        flight: an item already there keeps its state, attempts and error, whoever
-        wrote it and whenever. With `reset_existing`, existing items are put back
-        at 0 too — except those a worker holds (a claim state younger than
-        `lease_seconds`), and each only if it is still as it was read. `report`
-        (a new one by default) is filled in as batches finish, also when this
-        raises: pass one to know what was done before a failure.
+        Batches of 100 ids, many in flight: one read of the batch, then its new
+        ids as PartiQL `INSERT`s, 25 a call. An `INSERT` never replaces an item,
+        so an id that appears between the read and the write (another upload,
+        then a worker's claim) keeps its state, attempts and error, and is counted
+        as kept. While the batches before found only new ids, a batch skips the
+        read and inserts at once: an id found there is then read on its own. With
+        `reset_existing`, existing items are put back at 0 too —
+        except those a worker holds (a claim state younger than `lease_seconds`),
+        and each only if it is still as it was read. `report` (a new one by
+        default) is filled in as batches finish, also when this raises: pass one
+        to know what was done before a failure.
         """
         report = report if report is not None else WriteReport()
         started = self._now()
         cutoff = format_instant(self._clock() - timedelta(seconds=lease_seconds))
 
+        # Whether the last batch to end found ids already there (a hint: batches in
+        # flight may race to set it). A file new to the table then costs one read per
+        # 100 ids less; one already uploaded costs no writes.
+        read_first = [True]
+
         def store(batch: list[str]) -> tuple[WriteReport, Exception | None]:
             # A batch that fails half way still tells what it had done.
             part = WriteReport()
             try:
-                self._store_batch(batch, reset_existing, started, cutoff, part)
+                read_first[0] = self._store_batch(
+                    batch, reset_existing, started, cutoff, part, read_first=read_first[0]
+                )
             except Exception as error:
+                read_first[0] = True
                 return part, error
             return part, None
 
@@ -113,22 +149,131 @@ class UploadTable(ClaimTable):
         return report
 
     def _store_batch(
-        self, ids: list[str], reset_existing: bool, started: str, cutoff: str, out: WriteReport
-    ) -> None:
-        """Deal with one batch of ids: one read of those already there, then a conditional
-        put for each id to write; counts what happened to each in `out`."""
+        self,
+        ids: list[str],
+        reset_existing: bool,
+        started: str,
+        cutoff: str,
+        out: WriteReport,
+        *,
+        read_first: bool = True,
+    ) -> bool:
+        """Deal with one batch of ids: those already there kept (or reset), the others
+        inserted; counts what happened to each in `out`. Whether any was already there.
+
+        With `read_first`, one read of the batch finds those already there before
+        any write; without it, they are found by their refused INSERTs.
+        """
         unique = list(dict.fromkeys(ids))
         out.repeated += len(ids) - len(unique)
-        found = self._read_items(unique)
-        for image_id in unique:
-            self._store_one(
-                image_id,
-                found.get(image_id),
-                reset_existing=reset_existing,
-                started=started,
-                cutoff=cutoff,
-                out=out,
+        found = self._read_items(unique) if read_first else {}
+        decide = functools.partial(
+            self._store_one, reset_existing=reset_existing, started=started, cutoff=cutoff, out=out
+        )
+        for image_id, item in found.items():
+            decide(image_id, item)
+        met = self._insert_new([i for i in unique if i not in found], decide, out)
+        return bool(found) or met
+
+    def _insert_new(
+        self,
+        ids: list[str],
+        decide: Callable[[str, dict[str, Any]], None],
+        out: WriteReport,
+    ) -> bool:
+        """Insert each id as a new item at state 0, 25 a call; an id whose key exists by
+        now is read and handed to `decide`. Statements DynamoDB had no capacity for are
+        sent again after a backoff. Whether any key was there."""
+        rounds_without_progress = 0
+        met = False
+        while ids:
+            again, there = self._insert_once(ids, out)
+            met = met or bool(there)
+            again += self._settle_existing(there, decide, out)
+            rounds_without_progress = 0 if len(again) < len(ids) else rounds_without_progress + 1
+            ids = again
+            if ids:
+                self._give_up_if_stuck(rounds_without_progress, "BatchExecuteStatement")
+                sleep_before_retry(rounds_without_progress)
+        return met
+
+    def _insert_once(self, ids: list[str], out: WriteReport) -> tuple[list[str], dict[str, str]]:
+        """One INSERT of each id: the ids to send again, and those whose key exists (with
+        the time of change this run sent for each)."""
+        again: list[str] = []
+        there: dict[str, str] = {}
+        for chunk in _chunks(ids, BATCH_WRITE_MAX):
+            items = [fresh_item(i, ProgressState.NOT_STARTED, self._now()) for i in chunk]
+            answers = self.client.batch_execute_statement(
+                Statements=[
+                    {
+                        "Statement": self._insert_statement,
+                        "Parameters": [item[a] for a in _INSERT_PARAMETERS],
+                    }
+                    for item in items
+                ]
+            )["Responses"]
+            refused: StateTableError | None = None
+            for image_id, item, answer in zip(chunk, items, answers, strict=True):
+                error = answer.get("Error")
+                if error is None:
+                    out.written += 1
+                elif error.get("Code") in _INSERT_AGAIN:
+                    again.append(image_id)
+                elif error.get("Code") in _ALREADY_THERE:
+                    there[image_id] = item[CHANGED_AT]["S"]
+                else:
+                    # Counted to the end first: the report must hold every id written.
+                    refused = refused or self._refused(image_id, error)
+            if refused is not None:
+                raise refused
+        return again, there
+
+    def _settle_existing(
+        self,
+        there: dict[str, str],
+        decide: Callable[[str, dict[str, Any]], None],
+        out: WriteReport,
+    ) -> list[str]:
+        """Read the ids an INSERT found there and decide for each; the ids to insert again."""
+        if not there:
+            return []
+        again = []
+        found = self._read_items(list(there))
+        for image_id, sent in there.items():
+            item = found.get(image_id)
+            if item is None:
+                again.append(image_id)  # refused as there, yet gone: insert it again
+            elif _is_state(item, ProgressState.NOT_STARTED) and _changed_at(item) == sent:
+                # Our own insert, applied though its answer was lost (botocore sent
+                # the call again): written by this very statement.
+                out.written += 1
+            else:
+                decide(image_id, item)
+        return again
+
+    @functools.cached_property
+    def _insert_statement(self) -> str:
+        # Table names are [A-Za-z0-9_.-]: quoted as an identifier, nothing to escape.
+        new = fresh_item("-", ProgressState.NOT_STARTED, "-")
+        item = ", ".join(
+            f"'{a}': " + ("?" if a in _INSERT_PARAMETERS else _literal(value))
+            for a, value in new.items()
+        )
+        return f'INSERT INTO "{self.name}" VALUE {{{item}}}'
+
+    def _refused(self, image_id: str, error: dict[str, Any]) -> StateTableError:
+        code, message = error.get("Code"), error.get("Message")
+        hint = ""
+        if code == "AccessDenied":
+            hint = (
+                "; uploads write new ids with PartiQL INSERT: the caller needs "
+                "dynamodb:PartiQLInsert on the table (and BatchGetItem, PutItem)"
             )
+        return StateTableError(
+            f"DynamoDB refused to insert id {image_id!r} into {self.name!r}: {code}: {message}"
+            f"{hint}; the ids written so far stay stored"
+        )
 
     def _store_one(
         self,
@@ -171,15 +316,14 @@ class UploadTable(ClaimTable):
         cutoff: str,
     ) -> dict[str, Any] | str:
         """The conditional put for one id, or why it is left as it is."""
-        fresh = fresh_item(image_id, ProgressState.NOT_STARTED, self._now())
         if item is None:
             return {
-                "Item": fresh,
+                "Item": fresh_item(image_id, ProgressState.NOT_STARTED, self._now()),
                 "ConditionExpression": "attribute_not_exists(#id)",
                 "ExpressionAttributeNames": {"#id": ID},
             }
         state = int(item[STATE]["N"]) if STATE in item else None
-        changed_at = item.get(CHANGED_AT, {}).get("S", "")
+        changed_at = _changed_at(item)
         if state == ProgressState.NOT_STARTED and changed_at >= started:
             return "repeated"  # written by this very run, earlier in the input
         if state is None or not reset_existing:
@@ -187,7 +331,7 @@ class UploadTable(ClaimTable):
         if state in _CLAIM_STATES and changed_at >= cutoff:
             return "held"
         return {
-            "Item": fresh,
+            "Item": fresh_item(image_id, ProgressState.NOT_STARTED, self._now()),
             "ConditionExpression": "#state = :state AND #changed = :changed",
             "ExpressionAttributeNames": {"#state": STATE, "#changed": CHANGED_AT},
             "ExpressionAttributeValues": {":state": item[STATE], ":changed": {"S": changed_at}},
@@ -215,6 +359,22 @@ class UploadTable(ClaimTable):
                 self._give_up_if_stuck(rounds_without_progress, "BatchGetItem")
                 sleep_before_retry(rounds_without_progress)
         return found
+
+
+def _literal(value: dict[str, str]) -> str:
+    """A PartiQL literal of a string or number AttributeValue."""
+    ((kind, raw),) = value.items()
+    if kind == "N":
+        return raw
+    return "'" + raw.replace("'", "''") + "'"
+
+
+def _is_state(item: dict[str, Any], state: ProgressState) -> bool:
+    return STATE in item and int(item[STATE]["N"]) == state
+
+
+def _changed_at(item: dict[str, Any]) -> str:
+    return item.get(CHANGED_AT, {}).get("S", "")
 
 
 def _count(out: WriteReport, outcome: str, item: dict[str, Any] | None) -> None:

@@ -1,0 +1,82 @@
+"""moto's server, with PartiQL `INSERT` in BatchExecuteStatement answered as DynamoDB answers it.
+
+moto 5 cannot run a parameterised `INSERT` (py-partiql-parser fails on `?`:
+HTTP 500), and its `INSERT` of a key that exists replaces the item, where
+DynamoDB refuses that statement alone with `DuplicateItem` and carries on with
+the rest. Uploads depend on exactly that refusal, so this entry point runs
+moto's own server with BatchExecuteStatement's `INSERT`s done the DynamoDB way
+(devtools/partiql.py reads them): each a lookup and a put under one lock,
+atomic against the other INSERTs (not against moto's other writes, which are
+not atomic themselves). Any other statement still goes to moto.
+
+    python -m devtools.moto_partiql -H 127.0.0.1 -p 5000   (moto.server's options)
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+from typing import Any
+
+from moto.dynamodb.exceptions import DynamodbException
+from moto.dynamodb.models import DynamoDBBackend
+from moto.dynamodb.models.dynamo_type import DynamoType
+
+from devtools.partiql import InsertStatement, PartiqlError, statement_error
+
+# moto's server answers requests on several threads; one lock makes each
+# insert's check-and-put atomic against the others.
+_INSERTS = threading.Lock()
+
+
+def batch_execute_statement(
+    self: DynamoDBBackend, statements: list[dict[str, Any]], *, moto_own: Any
+) -> list[dict[str, Any]]:
+    """DynamoDB's answer to a batch of `INSERT`s; other batches are moto's."""
+    if not all(s["Statement"].lstrip()[:6].upper() == "INSERT" for s in statements):
+        return moto_own(self, statements)
+    return [_insert(self, s) for s in statements]
+
+
+def _insert(backend: DynamoDBBackend, entry: dict[str, Any]) -> dict[str, Any]:
+    try:
+        insert = InsertStatement.parse(entry["Statement"])
+        item = insert.item(entry.get("Parameters", []))
+    except PartiqlError as error:
+        return statement_error("ValidationError", str(error))
+    table = backend.tables.get(insert.table)
+    if table is None:
+        return statement_error("ResourceNotFound", "Requested resource not found")
+    try:
+        with _INSERTS:
+            # A lookup, not a condition expression: moto parses an expression on every put.
+            if table.get_item(DynamoType(item[table.hash_key_attr])) is not None:
+                return statement_error("DuplicateItem", "Duplicate primary key exists in table")
+            table.put_item(item)
+    except DynamodbException as error:
+        return statement_error("ValidationError", getattr(error, "message", str(error)))
+    return {"TableName": insert.table}
+
+
+def install() -> None:
+    """Answer INSERTs the DynamoDB way in this process's moto backends."""
+    moto_own = DynamoDBBackend.batch_execute_statement
+    if getattr(moto_own, "answers_inserts", False):
+        return
+
+    def patched(self: DynamoDBBackend, statements: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return batch_execute_statement(self, statements, moto_own=moto_own)
+
+    patched.answers_inserts = True  # type: ignore[attr-defined]
+    DynamoDBBackend.batch_execute_statement = patched  # type: ignore[method-assign]
+
+
+def main(argv: list[str] | None = None) -> None:
+    install()
+    from moto.server import main as moto_main
+
+    moto_main(argv if argv is not None else sys.argv[1:])
+
+
+if __name__ == "__main__":
+    main()
