@@ -3,7 +3,7 @@
 Two locks, each with a sha256 for every file pip may install:
 
 - `dev.txt`: everything `make` installs into .venv (the project's dependencies,
-  its `dev` and `infra` extras, and the tools in `tools.in`), resolved for
+  its `dev`, `infra` and `inventory` extras, and the tools in `tools.in`), resolved for
   every platform on CPython 3.11;
 - `runtime.txt`: what the Lambda asset ships (the project's dependencies less
   what Lambda's Python runtime provides), resolved for the functions' own
@@ -45,7 +45,7 @@ PACKAGE_JSON = ROOT / "package.json"
 PACKAGE_LOCK = ROOT / "package-lock.json"
 
 PYTHON_VERSION = "3.11"
-EXTRAS = ("dev", "infra")
+EXTRAS = ("dev", "infra", "inventory")
 # Lambda's python3.11 runtime runs on Amazon Linux 2 (glibc 2.26); the functions are arm64.
 LAMBDA_PLATFORM = "aarch64-manylinux2014"
 # In Lambda's Python runtime already (infra/asset.py says why they are not bundled).
