@@ -10,9 +10,9 @@ import argparse
 import os
 from typing import Any
 
+import boto3
 from botocore.exceptions import NoCredentialsError, NoRegionError, ProfileNotFound
 
-from grid_reingest.adapters import aws
 from grid_reingest.adapters.aws import client_config
 from grid_reingest_cli.errors import USAGE, CliError
 
@@ -27,19 +27,11 @@ def region(args: argparse.Namespace) -> str | None:
     )
 
 
-def client(
-    args: argparse.Namespace,
-    service: str,
-    max_pool_connections: int = 10,
-    parse_timestamps: bool = True,
-) -> Any:
-    """A client for `service`; a CliError that says what to set when the account is unusable.
-
-    `parse_timestamps=False`: dates come back as AWS sent them (faster to read; see
-    grid_reingest.adapters.aws.session)."""
+def client(args: argparse.Namespace, service: str, max_pool_connections: int = 10) -> Any:
+    """A client for `service`; a CliError that says what to set when the account is unusable."""
     try:
-        session = aws.session(
-            getattr(args, "profile", None), region(args), parse_timestamps=parse_timestamps
+        session = boto3.session.Session(
+            profile_name=getattr(args, "profile", None), region_name=region(args)
         )
         return session.client(
             service,

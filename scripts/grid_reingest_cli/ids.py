@@ -162,7 +162,7 @@ def run_from_bucket(args: argparse.Namespace) -> int:
         hint = " (give the bucket's name, not a URL)" if "/" in args.bucket else ""
         raise CliError(f"{args.bucket!r} is not an S3 bucket name{hint}", USAGE)
     check_output_file(args)
-    s3 = clients.client(args, "s3", max_pool_connections=args.workers + 1, parse_timestamps=False)
+    s3 = clients.client(args, "s3", max_pool_connections=args.workers + 1)
     listing = BucketListing(s3, args.bucket, rule, hex_prefix, threads=args.workers)
     where = f"s3://{args.bucket}/{listing.rule.listing_prefix(hex_prefix)}"
     tally = Tally()

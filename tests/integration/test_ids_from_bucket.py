@@ -10,8 +10,7 @@ import boto3
 import pytest
 
 from devtools.servers import aws_environment, reset_moto
-from grid_reingest.adapters import aws as aws_clients
-from grid_reingest.adapters.s3_listing import BucketListing
+from grid_reingest.adapters.s3_listing import BucketListing, keys_only
 from grid_reingest.domain.grid_keys import KeyRule
 from grid_reingest_cli.main import main
 
@@ -165,13 +164,32 @@ def test_bucket_listing_of_a_whole_bucket_walks_only_hex_folders(images):
     assert sorted(listing.left_out) == ["guardian/", "optimised/", "thumbs/"]
 
 
-def test_listing_client_leaves_timestamps_as_sent(images, moto_endpoint):
-    # The listing's client skips parsing dates (most of a page's parse time)
-    s3 = aws_clients.session(region="eu-west-1", parse_timestamps=False).client(
-        "s3", endpoint_url=moto_endpoint
-    )
-    page = s3.list_objects_v2(Bucket=BUCKET, MaxKeys=1)
-    assert isinstance(page["Contents"][0]["LastModified"], str)
+def test_keys_only_client_reads_every_key_exactly_and_nothing_else(images, moto_endpoint):
+    # Given a listing client that keeps only keys, and keys that XML and URLs escape
+    s3 = keys_only(boto3.client("s3", endpoint_url=moto_endpoint, **_credentials()))
+    odd = ["a/odd & <name> 'q' \"d\".jpg", "a/space +plus%25.jpg", "a/été/ü.jpg"]
+    for name in odd:
+        s3.put_object(Bucket=BUCKET, Key=name, Body=b"x")
+    try:
+        # When a page is listed, Then its keys are exact, objects hold nothing else
+        page = s3.list_objects_v2(Bucket=BUCKET, Prefix="a/")
+        plain = images.list_objects_v2(Bucket=BUCKET, Prefix="a/")
+        assert [item["Key"] for item in page["Contents"]] == [
+            item["Key"] for item in plain["Contents"]
+        ]
+        assert set(odd) <= {item["Key"] for item in page["Contents"]}
+        assert all(set(item) == {"Key"} for item in page["Contents"])
+        # And the rest of the answer is parsed as usual
+        page = s3.list_objects_v2(Bucket=BUCKET, Prefix="0/", MaxKeys=2)
+        assert page["IsTruncated"] is True and page["NextContinuationToken"]
+        assert page["KeyCount"] == 2
+        top = s3.list_objects_v2(Bucket=BUCKET, Delimiter="/")
+        assert {"Prefix": "optimised/"} in top["CommonPrefixes"]
+        with pytest.raises(s3.exceptions.NoSuchBucket):
+            s3.list_objects_v2(Bucket="no-such-bucket")
+    finally:
+        for name in odd:
+            s3.delete_object(Bucket=BUCKET, Key=name)
 
 
 def test_from_bucket_stops_quietly_when_the_reader_goes_away(images, env, monkeypatch, capsys):

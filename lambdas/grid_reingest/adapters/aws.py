@@ -9,7 +9,6 @@ from __future__ import annotations
 from typing import Any
 
 import boto3
-import botocore.session
 from botocore.config import Config
 
 # botocore's "standard" mode retries throttling and transient errors with
@@ -32,27 +31,6 @@ def client_config(
     )
 
 
-def session(
-    profile: str | None = None, region: str | None = None, *, parse_timestamps: bool = True
-) -> boto3.session.Session:
-    """A boto3 session; with `parse_timestamps=False` its clients leave timestamps as the
-    strings AWS sent.
-
-    Listing a bucket or reading keys needs no dates: turning each object's
-    LastModified into a datetime is two thirds of the time botocore takes to read
-    a page of 1,000 keys (aws-cli skips it the same way for `--cli-timestamp-format
-    none`).
-    """
-    core = botocore.session.Session()
-    if not parse_timestamps:
-        core.get_component("response_parser_factory").set_parser_defaults(timestamp_parser=_as_sent)
-    return boto3.session.Session(botocore_session=core, profile_name=profile, region_name=region)
-
-
-def _as_sent(value: str) -> str:
-    return value
-
-
 def make_client(
     service: str,
     *,
@@ -63,7 +41,8 @@ def make_client(
     read_timeout: float = 60,
 ) -> Any:
     """A boto3 client for `service`, from a profile and region when given."""
-    return session(profile, region).client(
+    session = boto3.session.Session(profile_name=profile, region_name=region)
+    return session.client(
         service,
         config=client_config(max_pool_connections, max_attempts, read_timeout),
     )

@@ -98,31 +98,48 @@ class KeyRule:
         return self.base + prefix_path(hex_prefix)
 
     def ranges(self, hex_prefix: str = "", levels: int = 2) -> list[KeyRange]:
-        """Contiguous key ranges that together cover every key under `listing_prefix`, split
-        on the next `levels` hex characters of the id, for listing in parallel."""
+        """Key ranges that together cover every key under `listing_prefix` exactly once,
+        for listing in parallel.
+
+        The originals' folders (or id prefixes) `levels` hex characters further down
+        are whole prefixes (`KeyRange(prefix)`); the gaps around them, where only keys
+        of no original can be (`a/1.jpg`, `a/x/`), are ranges marked `sparse`.
+        """
         check_hex_prefix(hex_prefix, allow_empty=True)
         depth = min(levels, ID_LENGTH - len(hex_prefix))
         prefix = self.listing_prefix(hex_prefix)
         if depth <= 0:
             return [KeyRange(prefix)]
         # key prefixes of equal-length hex strings sort as the strings do ('/' is constant)
-        bounds = [
+        folders = [
             self.listing_prefix(hex_prefix + "".join(tail))
             for tail in itertools.product(HEX, repeat=depth)
-        ][1:]
-        starts = [None, *bounds]
-        stops = [*bounds, None]
-        return [KeyRange(prefix, start, stop) for start, stop in zip(starts, stops, strict=True)]
+        ]
+        # Every key in [folder, after(folder)) starts with folder, and no other key does.
+        starts = [None, *(after(f) for f in folders)]
+        stops = [*folders, None]
+        gaps = [
+            KeyRange(prefix, start, stop, sparse=True)
+            for start, stop in zip(starts, stops, strict=True)
+        ]
+        return [*(KeyRange(f) for f in folders), *gaps]
+
+
+def after(prefix: str) -> str:
+    """`prefix` with its last character bumped ('a/1/' -> 'a/10'): above every string that
+    starts with `prefix`, and at or below every other string above `prefix`."""
+    return prefix[:-1] + chr(ord(prefix[-1]) + 1)
 
 
 @dataclass(frozen=True)
 class KeyRange:
     """The keys under `prefix` that are >= `start` (None: from the first) and < `stop`
-    (None: to the last)."""
+    (None: to the last); `sparse` when few or none are expected there."""
 
     prefix: str
     start: str | None = None
     stop: str | None = None
+    sparse: bool = False
 
     def holds(self, key: str) -> bool:
         """True when `key` lies in this range."""
