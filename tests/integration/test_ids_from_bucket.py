@@ -255,3 +255,19 @@ def test_bucket_listing_splits_deep_prefixes_less(images):
     listing = BucketListing(images, BUCKET, KeyRule(), "0000", page_size=50)
     assert {k for page in listing.pages() for k in page} == {key(i) for i in CROWDED}
     assert listing.ranges == 16
+
+
+def test_keys_only_leaves_an_answer_of_another_shape_to_botocore():
+    # Given an answer whose objects do not start with their key
+    from grid_reingest.adapters.s3_listing import _keys_only
+
+    body = (
+        b"<ListBucketResult><Contents><Size>1</Size><Key>a/x</Key></Contents>"
+        b"<IsTruncated>false</IsTruncated></ListBucketResult>"
+    )
+    response = {"status_code": 200, "body": body}
+    customized: dict = {}
+    # When the handler sees it, Then it changes nothing
+    _keys_only(response_dict=response, customized_response_dict=customized)
+    assert response["body"] == body
+    assert customized == {}

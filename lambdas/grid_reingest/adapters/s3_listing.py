@@ -61,9 +61,11 @@ def _keys_only(response_dict: dict, customized_response_dict: dict, **_: Any) ->
     if response_dict.get("status_code") != 200 or not isinstance(response_dict.get("body"), bytes):
         return
     body = response_dict["body"]
+    keys = _KEY.findall(body)
+    if len(keys) != body.count(b"<Contents>"):
+        return  # not S3's usual shape (Key first): botocore parses it all, as by default
     customized_response_dict["Contents"] = [
-        {"Key": html.unescape(key.decode()) if b"&" in key else key.decode()}
-        for key in _KEY.findall(body)
+        {"Key": html.unescape(key.decode()) if b"&" in key else key.decode()} for key in keys
     ]
     response_dict["body"] = _CONTENTS.sub(b"", body)
 
