@@ -55,11 +55,11 @@ characters are kept; every other key is counted by kind and left out. Folders
 at the top that cannot hold originals (optimised/, thumbs/, other instances)
 are named, not listed.
 
-The hex folders are listed in parallel (--workers threads, each walking its own
-key range; 256 ranges over the bucket), so ids come out in no particular order. Each
-list request returns up to 1,000 keys: a bucket of 10M images takes 10,000
-requests (about $0.05). For tens of millions of images, an S3 Inventory report
-is cheaper and faster to read: see from-inventory.
+The hex folders are listed in parallel (--workers threads, each walking its
+own key range; 256 ranges over the bucket), so ids come out in no particular
+order. Each list request returns up to 1,000 keys: a bucket of 10M images
+takes 10,000 requests (about $0.05). For tens of millions of images, an S3
+Inventory report is cheaper and faster to read: see from-inventory.
 
 --prefix HEX lists only ids that start with HEX (e.g. --prefix 0 for a
 sixteenth of the bucket: a trial run, or one share of a split).
