@@ -44,9 +44,9 @@ lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-## lock: re-resolve requirements/*.txt from pyproject.toml (newest releases it allows)
+## lock: re-resolve requirements/*.txt from pyproject.toml, keeping pins it allows (UPGRADE=1: newest)
 lock: venv
-	$(BIN)/python requirements/lock.py
+	$(BIN)/python requirements/lock.py $(if $(UPGRADE),--upgrade)
 
 ## lock-check: fail when a lock disagrees with pyproject.toml (no network)
 lock-check: venv

@@ -1,7 +1,7 @@
 """Every benchmark, one after another; each writes its section of docs/benchmarks.md.
 
 python -m benchmarks                (make bench; about fifteen minutes on 2 cores)
-python -m benchmarks NAME [ARGS]    (one of them: pass [--json], faults, upload_memory, ...)
+python -m benchmarks NAME [ARGS]    (e.g. pass [--json], faults, upload_memory, id_sources)
 """
 
 import importlib

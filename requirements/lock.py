@@ -3,13 +3,14 @@
 Two locks, each with a sha256 for every file pip may install:
 
 - `dev.txt`: everything `make` installs into .venv (the project's dependencies,
-  its `dev` and `infra` extras, and the tools in `tools.in`), resolved for
+  its `dev`, `infra` and `inventory` extras, and the tools in `tools.in`), resolved for
   every platform on CPython 3.13;
 - `runtime.txt`: what the Lambda asset ships (the project's dependencies less
   what Lambda's Python runtime provides), resolved for the functions' own
   platform, at the versions of `dev.txt`, so the tests run what ships.
 
-    python requirements/lock.py          # re-resolve both (newest releases allowed); network
+    python requirements/lock.py            # re-resolve both, keeping pins where allowed; network
+    python requirements/lock.py --upgrade  # the same with the newest releases allowed
     python requirements/lock.py --check  # fail when a lock and its inputs disagree; offline
 
 The check needs no network: each lock's first lines record a digest of the
@@ -45,7 +46,7 @@ PACKAGE_JSON = ROOT / "package.json"
 PACKAGE_LOCK = ROOT / "package-lock.json"
 
 PYTHON_VERSION = "3.13"
-EXTRAS = ("dev", "infra")
+EXTRAS = ("dev", "infra", "inventory")
 # Lambda's python3.13 runtime runs on Amazon Linux 2023 (glibc 2.34); the functions are arm64.
 LAMBDA_PLATFORM = "aarch64-manylinux_2_34"
 # In Lambda's Python runtime already (infra/asset.py says why they are not bundled).
@@ -150,10 +151,14 @@ def _uv() -> str:
     return str(beside) if beside.exists() else "uv"
 
 
-def make(lock: Lock) -> None:
-    """Resolve `lock` afresh with uv (newest releases its inputs allow) and write it."""
+def make(lock: Lock, *, upgrade: bool = False) -> None:
+    """Resolve `lock` with uv and write it: keeping the versions it pins where its inputs still
+    allow them, or, with `upgrade`, the newest releases they allow."""
     with tempfile.TemporaryDirectory() as scratch:
         output = Path(scratch) / "lock.txt"
+        if lock.path.exists() and not upgrade:
+            # uv takes the versions an existing output file pins as its preferences.
+            output.write_text(lock.path.read_text())
         command = [
             _uv(),
             "pip",
@@ -249,6 +254,9 @@ def main(argv: list[str] | None = None) -> int:
     """Make the locks, or with --check report every disagreement and exit 1 on any."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true", help="check only (no network)")
+    parser.add_argument(
+        "--upgrade", action="store_true", help="the newest releases allowed, not the pinned ones"
+    )
     args = parser.parse_args(argv)
     if args.check:
         problems = check()
@@ -261,7 +269,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     # The runtime lock is constrained by the dev lock, so the dev lock goes first.
     for lock in (dev_lock(), runtime_lock()):
-        make(lock)
+        make(lock, upgrade=args.upgrade)
         print(f"wrote {lock.relative()}")
     return 0
 

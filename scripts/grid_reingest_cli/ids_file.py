@@ -11,11 +11,15 @@ writes make any repeat beyond it harmless).
 from __future__ import annotations
 
 import re
+import sys
 from collections import Counter
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import BinaryIO
 
 from grid_reingest.domain.ids import id_problem, is_grid_id
+from grid_reingest_cli.errors import USAGE, CliError
 
 BOM = b"\xef\xbb\xbf"
 # Enough to see what is wrong without drowning the terminal.
@@ -58,6 +62,23 @@ class FileCheck:
     invalid: int = 0
     shown: list[Problem] = field(default_factory=list)  # the first MAX_SHOWN invalid lines
     hints: Counter[str] = field(default_factory=Counter)
+
+    def add_problem(self, problem: Problem) -> None:
+        """Count an invalid line, keeping the first MAX_SHOWN and a hint about its kind."""
+        self.invalid += 1
+        if len(self.shown) < MAX_SHOWN:
+            self.shown.append(problem)
+        kind = _hint(problem)
+        if kind:
+            self.hints[kind] += 1
+
+    def problem_lines(self, source: str) -> list[str]:
+        """The invalid lines shown, a count of the rest, and the hints, for stderr."""
+        lines = [f"error: {problem.describe(source)}" for problem in self.shown]
+        hidden = self.invalid - len(self.shown)
+        if hidden > 0:
+            lines.append(f"error: ... and {hidden:,} more invalid line(s)")
+        return lines + [f"hint: {hint}" for hint in self.hint_lines()]
 
     def hint_lines(self) -> list[str]:
         """One line per pattern the invalid lines share, most frequent first."""
@@ -108,12 +129,7 @@ def check_lines(
         if parsed is None:
             check.blank += 1
         elif isinstance(parsed, Problem):
-            check.invalid += 1
-            if len(check.shown) < MAX_SHOWN:
-                check.shown.append(parsed)
-            kind = _hint(parsed)
-            if kind:
-                check.hints[kind] += 1
+            check.add_problem(parsed)
         elif recent.seen(parsed):
             check.duplicates += 1
         else:
@@ -132,6 +148,27 @@ def valid_ids(
         parsed = parse_line(raw, number, allow_any)
         if isinstance(parsed, str) and not recent.seen(parsed):
             yield parsed
+
+
+@contextmanager
+def open_input(path: str) -> Iterator[BinaryIO]:
+    """The file at `path` (standard input for -) to read lines of bytes from; a CliError
+    saying why when it cannot be read."""
+    if path == "-":
+        yield sys.stdin.buffer
+        return
+    try:
+        handle = open(path, "rb")  # noqa: SIM115 - closed below
+    except FileNotFoundError:
+        raise CliError(f"{path}: no such file", USAGE) from None
+    except IsADirectoryError:
+        raise CliError(f"{path}: is a directory, not a file of ids", USAGE) from None
+    except PermissionError:
+        raise CliError(f"{path}: permission denied", USAGE) from None
+    except OSError as error:
+        raise CliError(f"{path}: cannot read: {error.strerror}", USAGE) from None
+    with handle:
+        yield handle
 
 
 def _hint(problem: Problem) -> str | None:

@@ -18,6 +18,7 @@ from grid_reingest.adapters.dynamodb.schema import StateTableError
 from grid_reingest_cli import (
     control,
     failures,
+    ids,
     plan,
     reset,
     run,
@@ -66,6 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
         command.add_parser(subparsers)
     schedules.add_parsers(subparsers)
     control.add_parsers(subparsers)
+    ids.add_parsers(subparsers)
     for sub in _subparsers(parser).values():
         _add_output_alias(sub)
     return parser
@@ -90,12 +92,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not argv:
         parser.print_help(sys.stderr)
         return USAGE
-    if len(argv) == 1 and not argv[0].startswith("-"):
-        # A command run bare prints its whole usage, as the Grid's scripts did.
-        sub = _subparsers(parser).get(argv[0])
-        if sub is not None:
-            sub.print_help(sys.stderr)
-            return USAGE
+    # A command run bare prints its whole usage, as the Grid's scripts did; so does a
+    # group of commands (`reingest ids`) and each of its commands (`reingest ids diff`).
+    sub = _command_named(parser, argv)
+    if sub is not None:
+        sub.print_help(sys.stderr)
+        return USAGE
     try:
         args = parser.parse_args(argv)
     except SystemExit as stop:  # argparse's usage errors (2), --help and --version (0)
@@ -103,8 +105,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not hasattr(args, "run"):
         parser.print_help(sys.stderr)
         return USAGE
-    command = next((a for a in argv if not a.startswith("-")), "")
-    sub = _subparsers(parser).get(command)
+    words = _command_words(parser, argv)
+    command = " ".join(words)
+    sub = _command_named(parser, words) if words else None
     args.offered_options = frozenset(
         option for action in (sub._actions if sub else ()) for option in action.option_strings
     )
@@ -153,8 +156,32 @@ def _reader_gone() -> int:
     return BROKEN_PIPE
 
 
+def _command_words(parser: argparse.ArgumentParser, argv: list[str]) -> list[str]:
+    """The command's words in `argv`: `ids from-bucket` of `ids from-bucket images ...`."""
+    words = []
+    for word in (a for a in argv if not a.startswith("-")):
+        parser = _subparsers(parser).get(word)
+        if parser is None:
+            break
+        words.append(word)
+    return words
+
+
+def _command_named(
+    parser: argparse.ArgumentParser, words: list[str]
+) -> argparse.ArgumentParser | None:
+    """The (sub-)command that `words` name, when they name one and nothing else."""
+    for word in words:
+        parser = _subparsers(parser).get(word)
+        if parser is None:
+            return None
+    return parser
+
+
 def _subparsers(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
     found: dict[str, argparse.ArgumentParser] = {}
+    if parser._subparsers is None:
+        return found
     for action in parser._subparsers._group_actions:  # argparse offers no public lookup
         found.update(getattr(action, "choices", {}) or {})
     return found

@@ -12,7 +12,7 @@ from typing import BinaryIO
 from grid_reingest.adapters.dynamodb.upload import WriteReport
 from grid_reingest.domain.ids import MAX_ID_CHARS
 from grid_reingest_cli.common import OK, USAGE, CliError, add_aws_options, open_table, positive_int
-from grid_reingest_cli.ids_file import DEDUP_WINDOW, FileCheck, check_lines, valid_ids
+from grid_reingest_cli.ids_file import DEDUP_WINDOW, FileCheck, check_lines, open_input, valid_ids
 from grid_reingest_cli.output import confirm_typed, pipe_guard
 from grid_reingest_cli.progress import Progress
 from grid_reingest_cli.reset import CONFIRM_ABOVE, DEFAULT_LEASE_SECONDS, state_name
@@ -133,7 +133,8 @@ def _run(args: argparse.Namespace) -> int:
             raise
         except OSError as error:
             raise CliError(f"{source}: cannot read: {error.strerror or error}", USAGE) from None
-        _report_problems(check, source)
+        for line in check.problem_lines(source):
+            print(line, file=sys.stderr)
         if check.invalid and not args.skip_invalid:
             raise CliError(
                 f"{source}: {check.invalid:,} invalid line(s); nothing written "
@@ -210,33 +211,13 @@ def _ids_source(path: str) -> Iterator[tuple[Iterable[bytes], Callable[[], Binar
 
             yield tee(), again
         return
-    try:
-        handle = open(path, "rb")  # noqa: SIM115 - closed below
-    except FileNotFoundError:
-        raise CliError(f"{path}: no such file", USAGE) from None
-    except IsADirectoryError:
-        raise CliError(f"{path}: is a directory, not a file of ids", USAGE) from None
-    except PermissionError:
-        raise CliError(f"{path}: permission denied", USAGE) from None
-    except OSError as error:
-        raise CliError(f"{path}: cannot read: {error.strerror}", USAGE) from None
-    with handle:
+    with open_input(path) as handle:
 
         def again() -> BinaryIO:
             handle.seek(0)
             return handle
 
         yield handle, again
-
-
-def _report_problems(check: FileCheck, source: str) -> None:
-    for problem in check.shown:
-        print(f"error: {problem.describe(source)}", file=sys.stderr)
-    hidden = check.invalid - len(check.shown)
-    if hidden > 0:
-        print(f"error: ... and {hidden:,} more invalid line(s)", file=sys.stderr)
-    for hint in check.hint_lines():
-        print(f"hint: {hint}", file=sys.stderr)
 
 
 def _print_file_summary(check: FileCheck, source: str) -> None:

@@ -1,5 +1,6 @@
 """Reading iterators ahead of their consumer."""
 
+import threading
 import time
 
 import pytest
@@ -59,3 +60,43 @@ def test_read_ahead_interleaves_sources_and_keeps_each_one_s_order():
 
 def test_read_ahead_of_no_sources_is_empty():
     assert list(read_ahead([], depth=1)) == []
+
+
+def test_read_ahead_with_fewer_threads_than_sources_reads_them_all_that_many_at_once():
+    # Given 20 sources and 3 threads that note how many sources are being read at once
+    lock = threading.Lock()
+    reading = [0]
+    most = [0]
+
+    def source(s: int):
+        with lock:
+            reading[0] += 1
+            most[0] = max(most[0], reading[0])
+        for i in range(5):
+            time.sleep(0.001)
+            yield (s, i)
+        with lock:
+            reading[0] -= 1
+
+    # When read
+    items = list(read_ahead([source(s) for s in range(20)], depth=4, threads=3))
+    # Then every item came, each source in order, never more than 3 sources at once
+    assert sorted(items) == [(s, i) for s in range(20) for i in range(5)]
+    for s in range(20):
+        assert [i for source_, i in items if source_ == s] == list(range(5))
+    assert most[0] <= 3
+
+
+def test_read_ahead_with_threads_stops_taking_sources_after_an_error():
+    started: list[int] = []
+
+    def source(s: int):
+        started.append(s)
+        if s == 0:
+            raise RuntimeError("listing refused")
+        time.sleep(0.01)
+        yield s
+
+    with pytest.raises(RuntimeError, match="listing refused"):
+        list(read_ahead([source(s) for s in range(100)], depth=2, threads=2))
+    assert len(started) < 100

@@ -14,40 +14,52 @@ from typing import Any
 
 
 def read_ahead[T](
-    sources: Sequence[Iterable[T]], depth: int, name: str = "read-ahead"
+    sources: Sequence[Iterable[T]],
+    depth: int,
+    name: str = "read-ahead",
+    threads: int | None = None,
 ) -> Iterator[T]:
-    """The items of every source, each source read by its own thread, at most `depth` waiting.
+    """The items of every source, read by `threads` threads (default: one per source),
+    at most `depth` waiting.
 
-    One source's items keep their order; sources interleave. A source's error is
-    raised to the reader. If the reader stops early, the threads stop at their
-    next item and are waited for; what they had read is dropped.
+    Each thread reads one source to its end, then takes the next one not yet
+    started. One source's items keep their order; sources interleave. A source's
+    error is raised to the reader. If the reader stops early, the threads stop
+    at their next item and are waited for; what they had read is dropped.
     """
     buffer: queue.Queue[Any] = queue.Queue(maxsize=max(1, depth))
     closed = threading.Event()
     end = object()
+    pending = iter(sources)
+    taking = threading.Lock()
 
-    def produce(source: Iterable[T]) -> None:
+    def next_source() -> Iterable[T] | None:
+        with taking:
+            return next(pending, None)
+
+    def produce() -> None:
         try:
-            for item in source:
-                while not closed.is_set():
-                    with contextlib.suppress(queue.Full):
-                        buffer.put(item, timeout=0.2)
-                        break
-                if closed.is_set():
-                    return
+            while not closed.is_set() and (source := next_source()) is not None:
+                for item in source:
+                    while not closed.is_set():
+                        with contextlib.suppress(queue.Full):
+                            buffer.put(item, timeout=0.2)
+                            break
+                    if closed.is_set():
+                        return
             buffer.put(end)
         except BaseException as error:  # handed to the reader, who raises it
             buffer.put(error)
 
-    threads = [
-        threading.Thread(target=produce, args=(source,), daemon=True, name=f"{name}-{i}")
-        for i, source in enumerate(sources)
+    count = len(sources) if threads is None else max(1, min(threads, len(sources)))
+    workers = [
+        threading.Thread(target=produce, daemon=True, name=f"{name}-{i}") for i in range(count)
     ]
-    for thread in threads:
-        thread.start()
+    for worker in workers:
+        worker.start()
     finished = 0
     try:
-        while finished < len(threads):
+        while finished < len(workers):
             item = buffer.get()
             if item is end:
                 finished += 1
@@ -57,6 +69,6 @@ def read_ahead[T](
                 yield item
     finally:
         closed.set()
-        while any(thread.is_alive() for thread in threads):
+        while any(worker.is_alive() for worker in workers):
             with contextlib.suppress(queue.Empty):
                 buffer.get(timeout=0.05)
