@@ -28,10 +28,14 @@ def reingest(*argv: str) -> int:
 
 
 def options_of() -> dict[str, set[str]]:
-    return {
-        name: {o for a in sub._actions for o in a.option_strings}
-        for name, sub in _subparsers(build_parser()).items()
-    }
+    """Each command's options; a command with commands of its own (`ids`) by its full name,
+    `ids from-bucket`."""
+    found = {}
+    for name, sub in _subparsers(build_parser()).items():
+        found[name] = {o for a in sub._actions for o in a.option_strings}
+        for inner, parser in _subparsers(sub).items():
+            found[f"{name} {inner}"] = {o for a in parser._actions for o in a.option_strings}
+    return found
 
 
 def suggestions() -> list[tuple[str, str, str]]:
@@ -48,6 +52,9 @@ def test_hints_every_suggested_command_line_names_options_it_takes():
     options = options_of()
     wrong = []
     for where, command, rest in suggestions():
+        inner = f"{command} {rest.split()[0]}" if rest.split() else ""
+        if inner in options:
+            command = inner
         if command not in options:
             continue  # prose: "reingest is", "reingest run's report"
         for word in rest.replace("[", " ").replace("]", " ").split():

@@ -9,7 +9,11 @@ import pytest
 from botocore.exceptions import ClientError
 
 from grid_reingest.adapters.kinesis import Publisher
-from grid_reingest.adapters.thrall_checkpoints import read_checkpoints
+from grid_reingest.adapters.thrall_checkpoints import (
+    SHARD_ENDED,
+    lease_table_problem,
+    read_checkpoints,
+)
 from grid_reingest.domain.thrall_progress import ThrallProgress
 
 # A Kinesis sequence number as the KCL stores it: 56 digits, about 2**185.
@@ -77,7 +81,7 @@ def test_thrall_checkpoints_reads_every_shard_over_several_pages(dynamodb, lease
     assert projected == {"leaseKey", "checkpoint"}
 
 
-@pytest.mark.parametrize("sentinel", ["TRIM_HORIZON", "LATEST", "AT_TIMESTAMP", "SHARD_END"])
+@pytest.mark.parametrize("sentinel", ["TRIM_HORIZON", "LATEST", "AT_TIMESTAMP"])
 def test_thrall_checkpoints_leaves_out_shards_not_yet_checkpointed(dynamodb, lease_table, sentinel):
     # Given a shard at a sentinel, one with no checkpoint, and one checkpointed
     put_lease(dynamodb, lease_table, "shardId-000000000000", {"S": sentinel})
@@ -86,6 +90,23 @@ def test_thrall_checkpoints_leaves_out_shards_not_yet_checkpointed(dynamodb, lea
 
     # When read, Then only the checkpointed shard is there
     assert read_checkpoints(dynamodb, lease_table) == {"shardId-000000000002": 12}
+
+
+def test_thrall_checkpoints_a_closed_shard_is_past_every_record(dynamodb, lease_table):
+    # Given a parent shard closed by a reshard: thrall processed all of it
+    put_lease(dynamodb, lease_table, "shardId-000000000000", {"S": "SHARD_END"})
+    # Then it reads as a checkpoint beyond any sequence number
+    checkpoint = read_checkpoints(dynamodb, lease_table)["shardId-000000000000"]
+    assert checkpoint == SHARD_ENDED > int("9" * 128)
+
+
+def test_thrall_checkpoints_a_table_that_cannot_be_read_is_said_in_words(dynamodb, lease_table):
+    assert lease_table_problem(dynamodb, lease_table) is None
+    missing = lease_table_problem(dynamodb, "no-such-table")
+    assert missing is not None and missing.startswith("ResourceNotFoundException")
+    put_lease(dynamodb, lease_table, "shardId-000000000001", {"S": "bogus"})
+    malformed = lease_table_problem(dynamodb, lease_table)
+    assert malformed is not None and "'bogus' is neither a sequence number" in malformed
 
 
 def test_thrall_checkpoints_empty_table_has_none(dynamodb, lease_table):
