@@ -51,9 +51,9 @@ def test_hints_every_suggested_command_line_names_options_it_takes():
     # Given every `reingest COMMAND --option ...` the commands and the docs suggest
     options = options_of()
     wrong = []
-    for where, word, rest in suggestions():
-        inner = f"{word} {rest.split()[0]}" if rest.split() else ""
-        command = inner if inner in options else word
+    for where, named, rest in suggestions():
+        inner = f"{named} {rest.split()[0]}" if rest.split() else ""
+        command = inner if inner in options else named
         if command not in options:
             continue  # prose: "reingest is", "reingest run's report"
         for word in rest.replace("[", " ").replace("]", " ").split():
