@@ -933,3 +933,6 @@ def test_failures_and_reset_leave_out_an_item_with_a_reserved_id(failed, tmp_pat
     assert "~control" not in out_file.read_text()
     assert failed.get("~control")["progress_state"] == S.UNKNOWN_ERROR
     assert failed.count(S.NOT_STARTED) == 2 + 6  # the fixture left 2 at 0
+    # Nor does a reset of the whole state move it
+    assert run("reset", "--table", failed.name, "--from", "8", "--yes") == 0
+    assert failed.get("~control")["progress_state"] == S.UNKNOWN_ERROR

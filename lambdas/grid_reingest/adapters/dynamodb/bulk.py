@@ -25,6 +25,7 @@ from grid_reingest.adapters.dynamodb.schema import (
     CLAIMED_FROM,
     ID,
     LAST_ERROR,
+    OVERLOADS,
     SCAN_PAGE_ITEMS,
     SHARD_COUNT,
     STATE,
@@ -36,6 +37,7 @@ from grid_reingest.adapters.dynamodb.schema import (
 )
 from grid_reingest.adapters.dynamodb.upload import UploadTable
 from grid_reingest.domain.claims import Source
+from grid_reingest.domain.ids import RESERVED_PREFIX
 from grid_reingest.domain.read_ahead import read_ahead
 from grid_reingest.domain.states import ProgressState
 
@@ -135,7 +137,8 @@ class StateTable(UploadTable):
         changed_before: datetime | None = None,
         on_moved: Callable[[int], None] = lambda n: None,
     ) -> int:
-        """Move every item in `from_states` to `to_state`, attempts back to 0; returns the count.
+        """Move every item in `from_states` to `to_state`, attempts (and overload answers) back to
+        0; returns the count.
 
         Items are found on the index; with `changed_before`, only those whose
         state is older (claims whose lease ran out). Each move is conditional on
@@ -150,6 +153,8 @@ class StateTable(UploadTable):
             for shard in range(SHARD_COUNT)
             for page in self._candidate_pages(Source(state, changed_before), shard)
             for image_id, changed_at in page
+            # The table's own items (`~control`) are never an image to move.
+            if not image_id.startswith(RESERVED_PREFIX)
         )
         return self.reset_items(candidates, to_state, on_progress, on_moved=on_moved)
 
@@ -181,7 +186,8 @@ class StateTable(UploadTable):
                 Key={ID: {"S": image_id}},
                 UpdateExpression=(
                     f"SET #state = :to, {STATE_NAME} = :name, {STATE_SHARD} = :shard, "
-                    f"#changed = :now, {ATTEMPTS} = :zero REMOVE {CLAIMED_BY}, {CLAIMED_FROM}"
+                    f"#changed = :now, {ATTEMPTS} = :zero "
+                    f"REMOVE {CLAIMED_BY}, {CLAIMED_FROM}, {OVERLOADS}"
                 ),
                 ConditionExpression="#state = :from AND #changed = :seen",
                 ExpressionAttributeNames={"#state": STATE, "#changed": CHANGED_AT},
