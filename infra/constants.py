@@ -95,6 +95,10 @@ STALL_ALARM_PERIODS = 4
 # Refused Kinesis calls, lost or expired claims and projection throttles should
 # never happen in a healthy pass: one is worth a look.
 SAFETY_ALARM_THRESHOLD = 1
+# A pace signal that cannot be read degrades to the next one; it alarms when it
+# lasts: this many unread pace steps in a period are 5 minutes of them at the
+# default PACE_REFRESH_SECONDS (15 s), however the invocations fall in periods.
+UNREAD_ALARM_STEPS = 20
 
 # EventBridge's own metric of a rule's target invocations: data means the rule is on.
 EVENTS_NAMESPACE = "AWS/Events"

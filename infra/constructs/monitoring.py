@@ -55,7 +55,12 @@ _CONTROL = {
 _PROJECTION_MEASURES = (names.PROJECTION_TIME, names.IMAGE_SIZE)
 # The pace: what the controller allows, and what it reacts to.
 _PACE_LEVELS = (names.CONTROL_LIMIT, names.CONTROL_RATE, names.PAUSED)
-_PACE_EVENTS = (names.OVERLOAD, names.INFRA_RELEASED)
+_PACE_EVENTS = (
+    names.OVERLOAD,
+    names.INFRA_RELEASED,
+    names.CHECKPOINTS_UNREAD,
+    names.ITERATOR_AGE_UNREAD,
+)
 # What should never happen in a healthy pass; each has an alarm.
 _SAFETY = {
     names.BATCH_INDEX: (
@@ -89,6 +94,13 @@ class Monitoring(Construct):
             self._build_failure_share_alarm(service)
             self._build_stalled_alarm(service)
         self._build_held_back_alarm()
+        for name, (part, why) in _UNREAD_ALARMS.items():
+            self._alarm(
+                f"{names.BATCH_INDEX}-{part}",
+                f"batch-index: {why}",
+                self.metric(name, names.BATCH_INDEX),
+                threshold=c.UNREAD_ALARM_STEPS,
+            )
         for service, metric_names in _SAFETY.items():
             for name in metric_names:
                 self._build_safety_alarm(service, name)
@@ -541,6 +553,25 @@ _SAFETY_ALARMS = {
         "the images alike (a probe of an image it had served failed too), the key refused, or "
         "overload across most images. Its claims went back with no attempt; the pass goes on "
         "when the service does. The log's `systemic` field names the service and the answer.",
+    ),
+}
+
+
+# Each pace signal's alarm when it cannot be read for a while: the name part, and why.
+_UNREAD_ALARMS = {
+    names.CHECKPOINTS_UNREAD: (
+        "checkpoints-unread",
+        "thrall's lease table (thrallCheckpointTable) could not be read for 5 minutes or more "
+        "(missing, access denied, throttled, an item it does not understand). The pass goes "
+        "on, paced on CloudWatch's iterator age, which is minutes late; the controller's "
+        "reason in `reingest watch` says why. Check the table's name (thrall's stream name) "
+        "and the function's role.",
+    ),
+    names.ITERATOR_AGE_UNREAD: (
+        "iterator-age-unread",
+        "thrall's iterator age could not be read from CloudWatch for 5 minutes or more: "
+        "batch-index holds its pace for 5 minutes, then takes nothing until it can read it "
+        "again. Check cloudwatch:GetMetricStatistics on the function's role.",
     ),
 }
 

@@ -184,9 +184,9 @@ def test_monitoring_unknown_failure_share_alarm(assembly, stage, share, service)
 
 PROD_TOPIC = "arn:aws:sns:eu-west-1:123456789012:Cloudwatch-Alerts"  # cdk.json
 # Every alarm of a stage: 3 functions' errors, 2 failure shares, 2 stalls, held
-# back, refused Kinesis calls, 2 lost-claims, 2 expired-claims, 2 systemic failures,
-# projection throttles.
-ALARMS_PER_STAGE = 16
+# back, 2 unread pace signals, refused Kinesis calls, 2 lost-claims, 2 expired-claims,
+# 2 systemic failures, projection throttles.
+ALARMS_PER_STAGE = 18
 
 
 def alarm_props(raw: dict[str, Any], name: str) -> dict[str, Any]:
@@ -371,6 +371,8 @@ def test_monitoring_held_back_alarm_takes_the_highest_of_the_watched_streams(var
         (names.BATCH_CHECK, "lost-claims", names.LOST_CLAIMS),
         (names.BATCH_INDEX, "expired-claims", names.EXPIRED_CLAIMS),
         (names.BATCH_CHECK, "expired-claims", names.EXPIRED_CLAIMS),
+        (names.BATCH_INDEX, "systemic-failures", names.SYSTEMIC_FAILURES),
+        (names.BATCH_CHECK, "systemic-failures", names.SYSTEMIC_FAILURES),
     ],
 )
 def test_monitoring_safety_alarm_fires_on_the_first_one(assembly, service, part, metric):
@@ -392,6 +394,28 @@ def test_monitoring_safety_alarm_fires_on_the_first_one(assembly, service, part,
             "TreatMissingData": "notBreaching",
         },
     )
+
+
+@pytest.mark.parametrize(
+    ("part", "metric"),
+    [
+        ("checkpoints-unread", names.CHECKPOINTS_UNREAD),
+        ("iterator-age-unread", names.ITERATOR_AGE_UNREAD),
+    ],
+)
+def test_monitoring_an_unreadable_pace_signal_alarms_when_it_lasts(assembly, part, metric):
+    # Five minutes of pace steps (one every 15 s) in a period: it lasts, however the
+    # invocations that counted them fall in periods
+    assembly.template("TEST").has_resource_properties(
+        "AWS::CloudWatch::Alarm",
+        {
+            "AlarmName": f"grid-reingest-batch-index-{part}-TEST",
+            "MetricName": metric,
+            "Threshold": c.UNREAD_ALARM_STEPS,
+            "EvaluationPeriods": 1,
+        },
+    )
+    assert c.UNREAD_ALARM_STEPS * 15 == 300
 
 
 def test_monitoring_projection_throttles_alarm(assembly):
