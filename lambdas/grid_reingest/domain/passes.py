@@ -56,8 +56,24 @@ class Kind(Enum):
 class Status(Enum):
     """Whether a pass still runs."""
 
+    LOADING = "loading"  # its ids are still being listed and uploaded (the scheduled repair)
     RUNNING = "running"
     FINISHED = "finished"
+
+
+@dataclass(frozen=True)
+class Arming:
+    """How an upload arms its items: the pass (None: none recorded), where they start, whether
+    they are checked first; and whether ids a finished pass left final are re-armed."""
+
+    pass_id: str | None = None
+    kind: Kind = Kind.FULL
+    rearm: bool = False
+
+    @property
+    def state(self) -> ProgressState:
+        """Where the items start."""
+        return self.kind.start_state
 
 
 def pass_id(started: datetime) -> str:
@@ -137,6 +153,11 @@ class Pass:
     ended_at: str | None = None
     topic: str | None = None  # where the report goes (the scheduled repair's topic)
     report: Report | None = field(default=None, compare=False)
+    # While loading: the parts of the source still to list (hex prefixes, inventory files),
+    # and the ids loaded so far.
+    remaining: tuple[str, ...] = ()
+    loaded: int = 0
+    updated_at: str | None = None  # when the record last moved (a loading part done)
 
     @classmethod
     def start(
@@ -154,6 +175,10 @@ class Pass:
     def finished(self, report: Report, now: datetime) -> Pass:
         """This pass, ended now with `report`."""
         return replace(self, status=Status.FINISHED, ended_at=format_instant(now), report=report)
+
+    def quiet_for(self, now: datetime) -> float:
+        """Seconds since the record last moved."""
+        return (now - parse_instant(self.updated_at or self.started_at)).total_seconds()
 
     def seconds(self, now: datetime) -> float:
         """How long the pass has run, or ran."""
@@ -176,6 +201,12 @@ class Pass:
             data["topic"] = self.topic
         if self.report is not None:
             data["report"] = self.report.to_json()
+        if self.remaining:
+            data["remaining"] = list(self.remaining)
+        if self.loaded:
+            data["loaded"] = self.loaded
+        if self.updated_at:
+            data["updatedAt"] = self.updated_at
         return data
 
     @classmethod
@@ -193,6 +224,9 @@ class Pass:
                 ended_at=data.get("endedAt"),
                 topic=data.get("topic"),
                 report=Report.from_json(report) if isinstance(report, dict) else None,
+                remaining=tuple(str(u) for u in data.get("remaining", ())),
+                loaded=int(data.get("loaded", 0)),
+                updated_at=data.get("updatedAt"),
             )
         except (KeyError, ValueError, TypeError) as error:
             raise ValueError(f"malformed pass record ({error!r}): {str(data)[:200]}") from None

@@ -77,21 +77,28 @@ class PassTable:
     def finish(self, ended: Pass) -> bool:
         """Record `ended` (status finished, with its report) if it is the current pass and still
         running: True for the one call that did."""
+        return self.save(ended, Status.RUNNING)
+
+    def save(self, record: Pass, expected: Status) -> bool:
+        """Store `record` as the current pass if it is, with status `expected` (and as its own
+        record): False, storing nothing, when it is not so any more."""
         try:
             self.client.put_item(
                 TableName=self.name,
-                Item=self._item(CURRENT_ID, ended),
-                ConditionExpression=f"{PASS_ID} = :id AND {STATUS} = :running",
+                Item=self._item(CURRENT_ID, record),
+                ConditionExpression=f"{PASS_ID} = :id AND {STATUS} = :expected",
                 ExpressionAttributeValues={
-                    ":id": {"S": ended.id},
-                    ":running": {"S": Status.RUNNING.value},
+                    ":id": {"S": record.id},
+                    ":expected": {"S": expected.value},
                 },
             )
         except ClientError as error:
             if condition_failed(error):
                 return False
             raise
-        self.client.put_item(TableName=self.name, Item=self._item(RECORD_PREFIX + ended.id, ended))
+        self.client.put_item(
+            TableName=self.name, Item=self._item(RECORD_PREFIX + record.id, record)
+        )
         return True
 
     def history(self, most: int = HISTORY_MAX) -> list[Pass]:

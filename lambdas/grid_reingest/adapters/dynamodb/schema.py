@@ -14,7 +14,6 @@ import threading
 import zlib
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -22,7 +21,7 @@ from botocore.exceptions import ClientError
 
 from grid_reingest.domain.claims import Source
 from grid_reingest.domain.isotime import format_instant, utc_now
-from grid_reingest.domain.passes import CHECK_FIRST_LABEL, Kind
+from grid_reingest.domain.passes import CHECK_FIRST_LABEL, Arming, Kind
 from grid_reingest.domain.states import ProgressState
 
 INDEX_NAME = "by-state"
@@ -253,21 +252,6 @@ class TableAccess:
             raise error
 
     # -- scans ----------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Arming:
-    """How an upload arms its items: the pass (None: none recorded), where they start, whether
-    they are checked first; and whether ids a finished pass left final are re-armed."""
-
-    pass_id: str | None = None
-    kind: Kind = Kind.FULL
-    rearm: bool = False
-
-    @property
-    def state(self) -> ProgressState:
-        """Where the items start."""
-        return self.kind.start_state
 
 
 def fresh_item(
