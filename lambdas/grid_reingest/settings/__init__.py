@@ -14,6 +14,7 @@ from grid_reingest.settings.workers import (
     BatchIndexSettings,
     GridSettings,
     ProjectionSettings,
+    RepairSettings,
     stream_name,
     watched_streams,
 )
@@ -23,6 +24,7 @@ __all__ = [
     "BatchIndexSettings",
     "GridSettings",
     "ProjectionSettings",
+    "RepairSettings",
     "SettingsError",
     "Var",
     "describe",

@@ -455,3 +455,15 @@ def _chunks(items: Iterable[str], size: int) -> Iterator[list[str]]:
             batch = []
     if batch:
         yield batch
+
+
+class TableLoader:
+    """The IdLoader port over an upload table: what a scheduled repair loads its ids with."""
+
+    def __init__(self, table: UploadTable) -> None:
+        self._table = table
+
+    def load(self, ids: Iterable[str], arming: Arming) -> int:
+        """Upload `ids` armed for a pass; how many were written or armed again."""
+        report = self._table.put_new(ids, arming=arming)
+        return report.written + sum(report.rearmed.values())
