@@ -21,6 +21,7 @@ HANDLERS = {
     names.IMAGE_PROJECTION: "grid_reingest.handlers.image_projection.handler",
     names.BATCH_INDEX: "grid_reingest.handlers.batch_index.handler",
     names.BATCH_CHECK: "grid_reingest.handlers.batch_check.handler",
+    names.REPAIR: "grid_reingest.handlers.repair.handler",
 }
 
 
@@ -52,6 +53,9 @@ MEMORY_MB = {
     names.BATCH_INDEX: 1024,
     # Only ids and status codes; Lambda's floor for a Python worker with threads.
     names.BATCH_CHECK: 256,
+    # Listing keys and uploading ids, in pages; an inventory's data file is read from
+    # /tmp a batch at a time. 1 GB is ~0.6 vCPU: the upload is bound by the client's CPU.
+    names.REPAIR: 1024,
 }
 
 # The schedule is a keep-alive: a tick that cannot start within this (the worker

@@ -120,7 +120,7 @@ class Workers(Construct):
         self._config = config
         environments = function_environments(config)
         check_environments(config, environments)
-        code = runtime_code()
+        self.code = code = runtime_code()
         self.projection = build_function(
             self,
             config,

@@ -2,9 +2,9 @@
 
 Each source comes in parts listed on their own — the bucket's 16 hex prefixes
 (each listed in parallel over its own key ranges: at 40M originals, 2.5M keys
-and about a minute of listing a part), or the inventory's data files — so that a repair loads one part
-at a time and carries on in another invocation (flows/repair.py). Both keep
-only the Grid's originals (domain/grid_keys.py).
+and about a minute of listing a part), or the inventory's data files — so that
+a repair loads one part at a time and carries on in another invocation
+(flows/repair.py). Both keep only the Grid's originals (domain/grid_keys.py).
 """
 
 from __future__ import annotations
