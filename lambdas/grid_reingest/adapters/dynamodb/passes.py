@@ -2,6 +2,7 @@
 
 Like the control item they have no `progress_state`: never in the index, never
 claimed, counted or reset. One pass at a time is a conditional write of `~pass`.
+Every write is an UpdateItem, as the workers' (they end passes) are allowed.
 docs/state-table.md ("Passes") says why.
 """
 
@@ -18,7 +19,7 @@ from grid_reingest.domain.passes import Pass, Status
 CURRENT_ID = "~pass"
 RECORD_PREFIX = "~pass#"
 HISTORY_ID = "~passes"  # the ids of every pass, oldest first
-RECORD = "record"  # the pass as JSON
+RECORD = "pass_record"  # the pass as JSON
 STATUS = "pass_status"
 PASS_ID = "pass_id"  # noqa: S105 - an attribute name
 IDS = "pass_ids"
@@ -52,11 +53,11 @@ class PassTable:
     def start(self, new: Pass) -> Pass:
         """Record `new` as the current pass; PassRunning when one still runs."""
         try:
-            self.client.put_item(
-                TableName=self.name,
-                Item=self._item(CURRENT_ID, new),
-                ConditionExpression=f"attribute_not_exists({ID}) OR {STATUS} = :finished",
-                ExpressionAttributeValues={":finished": {"S": Status.FINISHED.value}},
+            self._write(
+                CURRENT_ID,
+                new,
+                f"attribute_not_exists({ID}) OR {STATUS} = :finished",
+                {":finished": {"S": Status.FINISHED.value}},
             )
         except ClientError as error:
             if not condition_failed(error):
@@ -65,7 +66,7 @@ class PassTable:
             if running is None:  # finished and gone meanwhile: try once more
                 return self.start(new)
             raise PassRunning(running) from None
-        self.client.put_item(TableName=self.name, Item=self._item(RECORD_PREFIX + new.id, new))
+        self._write(RECORD_PREFIX + new.id, new)
         self.client.update_item(
             TableName=self.name,
             Key={ID: {"S": HISTORY_ID}},
@@ -83,22 +84,17 @@ class PassTable:
         """Store `record` as the current pass if it is, with status `expected` (and as its own
         record): False, storing nothing, when it is not so any more."""
         try:
-            self.client.put_item(
-                TableName=self.name,
-                Item=self._item(CURRENT_ID, record),
-                ConditionExpression=f"{PASS_ID} = :id AND {STATUS} = :expected",
-                ExpressionAttributeValues={
-                    ":id": {"S": record.id},
-                    ":expected": {"S": expected.value},
-                },
+            self._write(
+                CURRENT_ID,
+                record,
+                f"{PASS_ID} = :id AND {STATUS} = :expected",
+                {":id": {"S": record.id}, ":expected": {"S": expected.value}},
             )
         except ClientError as error:
             if condition_failed(error):
                 return False
             raise
-        self.client.put_item(
-            TableName=self.name, Item=self._item(RECORD_PREFIX + record.id, record)
-        )
+        self._write(RECORD_PREFIX + record.id, record)
         return True
 
     def history(self, most: int = HISTORY_MAX) -> list[Pass]:
@@ -125,14 +121,27 @@ class PassTable:
         ).get("Item")
         return None if item is None else _record(item)
 
-    @staticmethod
-    def _item(key: str, record: Pass) -> dict[str, Any]:
-        return {
-            ID: {"S": key},
-            PASS_ID: {"S": record.id},
-            STATUS: {"S": record.status.value},
-            RECORD: {"S": json.dumps(record.to_json(), separators=(",", ":"))},
-        }
+    def _write(
+        self,
+        key: str,
+        record: Pass,
+        condition: str | None = None,
+        values: dict[str, Any] | None = None,
+    ) -> None:
+        """Set the item `key` to `record` (if `condition` holds)."""
+        extra = {"ConditionExpression": condition} if condition else {}
+        self.client.update_item(
+            TableName=self.name,
+            Key={ID: {"S": key}},
+            UpdateExpression=f"SET {PASS_ID} = :pid, {STATUS} = :status, {RECORD} = :record",
+            ExpressionAttributeValues={
+                ":pid": {"S": record.id},
+                ":status": {"S": record.status.value},
+                ":record": {"S": json.dumps(record.to_json(), separators=(",", ":"))},
+                **(values or {}),
+            },
+            **extra,
+        )
 
 
 def _record(item: dict[str, Any]) -> Pass:
