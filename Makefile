@@ -22,7 +22,7 @@ export JSII_SILENCE_WARNING_UNTESTED_NODE_VERSION := 1
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 18,20
 export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
 
-.PHONY: venv test test-fast lint lock lock-check format demo synth diff deploy node bench clean
+.PHONY: venv test test-fast typecheck lint lock lock-check format demo synth diff deploy node bench clean
 
 venv: $(STAMP)
 
@@ -37,8 +37,13 @@ $(STAMP): $(DEV_LOCK) pyproject.toml
 
 ## test: the locks checked against pyproject.toml, lint, then every test
 # pytest's own exit code fails the target: 1 for a failed test, 5 when no test ran.
-test: node lock-check lint
+test: node lock-check lint typecheck
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+## typecheck: mypy, strict on the core (domain, ports, flows, adapters)
+typecheck: venv
+	$(BIN)/mypy lambdas/grid_reingest/domain lambdas/grid_reingest/ports.py \
+		lambdas/grid_reingest/flows lambdas/grid_reingest/adapters
 
 ## test-fast: the unit tier without the whole-pass simulations (no sockets, seconds)
 test-fast: venv

@@ -193,7 +193,7 @@ class BatchIndexSettings:
     @property
     def watched_streams(self) -> tuple[str, ...]:
         """The streams whose iterator age gates work: thrall's stream unless set otherwise."""
-        return watched_streams(self.backpressure_streams, self.stream)
+        return watched_streams(self.backpressure_streams or (), self.stream)
 
     @property
     def idle_seconds(self) -> float:

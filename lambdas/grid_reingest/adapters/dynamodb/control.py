@@ -44,7 +44,8 @@ class ControlTable:
         ).get("Item")
         if item is None:
             return Control()
-        return Control(knobs=_knobs(item), pace=_pace(item), version=_number(item, PACE_VERSION, 0))
+        version = _number(item, PACE_VERSION, 0) or 0
+        return Control(knobs=_knobs(item), pace=_pace(item), version=version)
 
     def save_pace(self, pace: PaceState, expected_version: int) -> bool:
         """Store the controller's state if nobody saved since `expected_version`."""

@@ -75,7 +75,7 @@ class TableNotFound(StateTableError):
 
 def condition_failed(error: ClientError) -> bool:
     """Whether a write was refused because its condition did not hold (not a fault)."""
-    return error.response["Error"]["Code"] == "ConditionalCheckFailedException"
+    return bool(error.response["Error"]["Code"] == "ConditionalCheckFailedException")
 
 
 def shard_of(image_id: str) -> int:

@@ -30,14 +30,13 @@ from grid_reingest.adapters.dynamodb.schema import (
     PASS,
     STATE,
     STATE_SHARD,
-    Arming,
     StateTableError,
     condition_failed,
     fresh_item,
 )
 from grid_reingest.domain.backoff import sleep_before_retry
 from grid_reingest.domain.isotime import format_instant
-from grid_reingest.domain.passes import rearms
+from grid_reingest.domain.passes import Arming, rearms
 from grid_reingest.domain.states import ProgressState
 
 _CLAIM_STATES = tuple(s for s in ProgressState if s.is_claim)
@@ -427,7 +426,7 @@ def _is_state(item: dict[str, Any], state: ProgressState) -> bool:
 
 
 def _changed_at(item: dict[str, Any]) -> str:
-    return item.get(CHANGED_AT, {}).get("S", "")
+    return str(item.get(CHANGED_AT, {}).get("S", ""))
 
 
 def _count(out: WriteReport, outcome: str, item: dict[str, Any] | None) -> None:
