@@ -19,6 +19,7 @@ from grid_reingest_cli import (
     control,
     failures,
     ids,
+    pass_records,
     plan,
     reset,
     run,
@@ -38,7 +39,17 @@ from grid_reingest_cli.common import (
     explain_aws_error,
 )
 
-COMMANDS = (upload_ids, scan_statuses, stats, reset, failures, watch, run, plan)
+COMMANDS = (
+    upload_ids,
+    scan_statuses,
+    stats,
+    reset,
+    failures,
+    watch,
+    run,
+    plan,
+    pass_records,
+)
 
 EPILOG = """\
 Run a command with no arguments, or with --help, to see its usage.

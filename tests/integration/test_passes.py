@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -97,3 +98,33 @@ def test_without_a_new_pass_an_upload_keeps_every_state(table):
     table.apply([Transition(i, S.NOT_STARTED, S.VERIFIED) for i in ids(3)])
     report = table.put_new(ids(3), arming=Arming("20261208T030000Z", Kind.CHECK_FIRST))
     assert report.kept == {6: 3} and not report.rearmed
+
+
+def test_reingest_passes_lists_them_newest_first_with_their_reports(table, passes, capsys):
+    from grid_reingest_cli.main import main
+
+    # Given a finished check-first pass and a running one
+    first = passes.start(Pass.start(Kind.CHECK_FIRST, "s3://images/", T0, started_by="schedule"))
+    report = Report(
+        states={6: 95, 8: 5},
+        present=80,
+        repaired=15,
+        groups=({"id": "8-1f3a9c0d", "count": 5, "reason": "usage: HTTP 503"},),
+        seconds=3600,
+    )
+    passes.finish(first.finished(report, T0 + timedelta(hours=1)))
+    passes.start(Pass.start(Kind.FULL, "ids.txt", T0 + timedelta(days=1)))
+    # When the operator lists them
+    assert main(["passes", "--table", table.name]) == 0
+    out = capsys.readouterr().out
+    # Then the newest comes first, and the finished one says what it came to
+    assert out.index("20261202T030000Z") < out.index("20261201T030000Z")
+    assert "present in media-api: 80; repaired: 15; failed: 5" in out
+    assert main(["passes", "--table", table.name, "--report", first.id]) == 0
+    assert "8-1f3a9c0d: 5 x usage: HTTP 503" in capsys.readouterr().out
+    assert main(["passes", "--table", table.name, "--json"]) == 0
+    listed = json.loads(capsys.readouterr().out)["passes"]
+    assert [p["status"] for p in listed] == ["running", "finished"]
+    # And an id that matches nothing exits 2, naming those there are
+    assert main(["passes", "--table", table.name, "--report", "nope"]) == 2
+    assert "20261201T030000Z" in capsys.readouterr().err
