@@ -14,6 +14,7 @@ from grid_reingest.settings.workers import (
     BatchIndexSettings,
     GridSettings,
     ProjectionSettings,
+    StateCountsSettings,
     stream_name,
     watched_streams,
 )
@@ -24,6 +25,7 @@ __all__ = [
     "GridSettings",
     "ProjectionSettings",
     "SettingsError",
+    "StateCountsSettings",
     "Var",
     "describe",
     "load",
