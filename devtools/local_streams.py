@@ -13,6 +13,7 @@ send::
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -41,6 +42,8 @@ class StreamPoller:
         self.dynamodb = boto3.client("dynamodb", endpoint_url=endpoint)
         self.streams = boto3.client("dynamodbstreams", endpoint_url=endpoint)
         self._after: dict[str, str] = {}  # shard -> the last sequence number handled
+        # One drain at a time: like Lambda's, a shard's batches go one after another.
+        self._lock = threading.Lock()
 
     def stream_arn(self) -> str | None:
         """The table's stream, None when it has none."""
@@ -49,6 +52,10 @@ class StreamPoller:
 
     def drain(self) -> int:
         """Hand every record not yet handled to the handler; how many were handed."""
+        with self._lock:
+            return self._drain()
+
+    def _drain(self) -> int:
         arn = self.stream_arn()
         if arn is None:
             return 0

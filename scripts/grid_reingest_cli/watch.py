@@ -21,7 +21,7 @@ from grid_reingest.adapters.dynamodb.control import ControlTable
 from grid_reingest.adapters.eventbridge import rule_state
 from grid_reingest.domain.control import Control
 from grid_reingest.domain.states import ProgressState as S
-from grid_reingest_cli import clients, passes, status
+from grid_reingest_cli import clients, counting, passes, status
 from grid_reingest_cli.common import (
     OK,
     CliError,
@@ -38,10 +38,12 @@ from grid_reingest_cli.stack import WORKERS, function_environment, rule_name
 
 DESCRIPTION = """\
 Follow a pass: every --interval seconds, the items per state (only the states
-that hold items) and what changed, each worker's rate over the last --window
-minutes and the ETA of its part, why a worker is idle ("rule off", "paused",
-"back-pressure: iterator age 95 s > 60 s", "no iterator-age data"), the pace
-controller's current limit and why it is there, and thrall's iterator age.
+that hold items; from the table's tally, one read whatever its size, or a scan
+where the tally cannot be trusted, which it says) and what changed, each
+worker's rate over the last --window minutes and the ETA of its part, why a
+worker is idle ("rule off", "paused", "back-pressure: iterator age 95 s > 60 s",
+"no iterator-age data"), the pace controller's current limit and why it is
+there, and thrall's iterator age.
 
 With --stage, the rules, thrall's stream and the threshold come from the stack
 and the deployed batch-index; it stops by itself when both schedules are off and
@@ -111,6 +113,13 @@ class Sources:
     streams: tuple[str, ...] = ()
     threshold_s: float | None = DEFAULT_THRESHOLD_S
     works: Mapping[str, passes.Work] = field(default_factory=lambda: dict(passes.DEFAULT_WORK))
+    counter: counting.StateCounter | None = None
+
+    def count(self) -> counting.Counted:
+        """The items per state: the tally, or a scan where it cannot be trusted."""
+        if self.counter is None:
+            self.counter = counting.StateCounter(self.table)
+        return self.counter.count()
 
 
 @dataclass(frozen=True)
@@ -124,6 +133,10 @@ class Look:
     iterator_age_s: float | None
     previous_age_s: float | None
     workers: dict[str, status.WorkerView]
+    counted: counting.Counted | None = None
+    # Workers whose rule is off and that hold nothing, asked of the index (exact), not
+    # taken from the counts (the tally is seconds behind).
+    settled: frozenset[str] = frozenset()
 
     @property
     def all_done(self) -> bool:
@@ -132,7 +145,7 @@ class Look:
 
     def worker_done(self, worker: str) -> bool:
         """`worker`'s rule is known and off, and it holds nothing."""
-        return self.rules.get(worker) == "DISABLED" and self.workers[worker].held == 0
+        return self.rules.get(worker) == "DISABLED" and worker in self.settled
 
 
 def sources(args: argparse.Namespace, table: StateTable) -> Sources:
@@ -184,7 +197,8 @@ class Watcher:
         self.meters = {w: status.RateMeter(window_minutes * 60) for w in passes.WORKERS}
 
     def look(self) -> Look:
-        counts = {int(s): n for s, n in self.src.table.counts().items()}
+        counted = self.src.count()
+        counts = counted.counts
         control = self.src.control.read()
         try:
             rules = {w: rule_state(self.src.events, r)["State"] for w, r in self.src.rules.items()}
@@ -227,7 +241,15 @@ class Watcher:
                 rate_per_minute=rate,
                 blocked_by=blocked,
             )
-        return Look(datetime.now(UTC), counts, control, rules, age, previous, views)
+        settled = frozenset(
+            worker
+            for worker in passes.WORKERS
+            if rules.get(worker) == "DISABLED"
+            and not self.src.table.has_any([self.src.works[worker].held])
+        )
+        return Look(
+            datetime.now(UTC), counts, control, rules, age, previous, views, counted, settled
+        )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -251,6 +273,7 @@ def follow(
     as_json = wants_json(args)
     previous: Look | None = None
     failures = 0
+    warned = False
     while True:
         try:
             current = watcher.look()
@@ -267,6 +290,15 @@ def follow(
             )
             sleep(args.interval)
             continue
+        if not warned and current.counted is not None and current.counted.by == "scan":
+            warned = True
+            price = src.counter.scan_price() if src.counter else None
+            print(
+                f"warning: each look counts {src.table.name} by scanning it "
+                f"({current.counted.why_not_tally})"
+                + (f": {price.describe()} a look" if price else ""),
+                file=sys.stderr,
+            )
         out.write(
             render_json(current, src) + "\n"
             if as_json
@@ -305,7 +337,8 @@ def render_text(look: Look, src: Sources, previous: Look | None, terminal: bool)
     held = {s: n for s, n in look.counts.items() if n}
     shown_before = None if previous is None else previous.counts
     header, *lines = count_lines(held, src.table.name, shown_before)
-    out = [f"-- {look.at:%Y-%m-%d %H:%M:%S}Z  {header}", *lines]
+    counted = f" (counted by {look.counted.describe(look.at)})" if look.counted else ""
+    out = [f"-- {look.at:%Y-%m-%d %H:%M:%S}Z  {header}{counted}", *lines]
     for worker, view in look.workers.items():
         name = WORKERS[worker]
         rule = "" if view.rule is None else f" (rule {'on' if view.rule == 'ENABLED' else 'off'})"
@@ -351,6 +384,8 @@ def render_json(look: Look, src: Sources) -> str:
             "at": f"{look.at:%Y-%m-%dT%H:%M:%S}Z",
             "table": src.table.name,
             "total": sum(look.counts.values()),
+            "countedBy": look.counted.by if look.counted else None,
+            "tallyUpdatedAt": look.counted.at if look.counted else None,
             "states": {
                 str(s): {"name": S(s).label, "count": n}
                 for s, n in sorted(look.counts.items())

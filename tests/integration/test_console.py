@@ -33,16 +33,6 @@ def stage(aws, table):
     return deploy_stage(aws, table)
 
 
-@pytest.fixture
-def ids_path(tmp_path):
-    def write(ids: list[str]) -> str:
-        path = tmp_path / "ids.txt"
-        path.write_text("".join(f"{i}\n" for i in ids))
-        return str(path)
-
-    return write
-
-
 def ids(n: int) -> list[str]:
     return [grid_id(i) for i in range(1, n + 1)]
 

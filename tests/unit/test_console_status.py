@@ -7,7 +7,6 @@ import argparse
 import pytest
 
 from grid_reingest.domain.control import Knobs
-from grid_reingest.domain.states import ProgressState as S
 from grid_reingest_cli import clients, passes, plan, status
 from grid_reingest_cli.control import _rate
 
@@ -98,19 +97,21 @@ def test_duration_reads_like_an_operator_would_say_it(seconds, text):
 
 
 @pytest.mark.parametrize(
-    ("worker", "enabled", "counts", "step"),
-    [
-        ("index", True, {}, "watch"),
-        ("index", False, {S.NOT_STARTED: 3}, "start"),
-        ("index", False, {S.IN_PROGRESS: 1}, "start"),
-        ("index", False, {S.ENQUEUED: 3}, "skip"),
-        ("check", False, {S.ENQUEUED: 3}, "start"),
-        ("check", False, {S.VERIFIED: 3}, "skip"),
-    ],
+    ("enabled", "has_work", "step"),
+    [(True, False, "watch"), (True, True, "watch"), (False, True, "start"), (False, False, "skip")],
 )
-def test_next_step_follows_starts_or_skips(worker, enabled, counts, step):
-    counts = {int(s): n for s, n in counts.items()}
-    assert passes.next_step(worker, enabled, counts, passes.DEFAULT_WORK[worker]) == step
+def test_next_step_follows_starts_or_skips(enabled, has_work, step):
+    assert passes.next_step(enabled, has_work) == step
+
+
+def test_start_warns_of_no_work_and_of_index_still_working():
+    assert passes.start_warnings("index", has_work=True, index_left=0) == []
+    (nothing,) = passes.start_warnings("index", has_work=False, index_left=0)
+    assert "nothing to do" in nothing
+    (early,) = passes.start_warnings("check", has_work=True, index_left=12)
+    assert "batch-index still has 12 item(s)" in early
+    (unknown,) = passes.start_warnings("check", has_work=True, index_left=None)
+    assert "batch-index still has work" in unknown
 
 
 @pytest.mark.parametrize(

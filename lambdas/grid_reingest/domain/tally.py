@@ -36,6 +36,8 @@ class Tally:
     # When a batch of changes was last added (ISO-8601 UTC), and how many batches were.
     updated_at: str | None = None
     batches: int = 0
+    # When an exact recount was stored as the tally (ISO-8601 UTC), if ever.
+    recounted_at: str | None = None
 
     @property
     def total(self) -> int:

@@ -31,6 +31,7 @@ COUNTS_ID = "~counts"
 MARKER_PREFIX = "~counts-batch#"
 UPDATED_AT = "updated_at"
 BATCHES = "batches"
+RECOUNTED_AT = "recounted_at"
 # A stream keeps records 24 hours; Lambda retries a batch at most that long.
 MARKER_DAYS = 2
 # Transactions on `~counts` from different stream shards can collide
@@ -81,6 +82,7 @@ class TallyTable:
             counts=counts,
             updated_at=item.get(UPDATED_AT, {}).get("S"),
             batches=int(item.get(BATCHES, {}).get("N", "0")),
+            recounted_at=item.get(RECOUNTED_AT, {}).get("S"),
         )
 
     def add(self, batch: str, deltas: Mapping[int, int]) -> bool:
@@ -133,10 +135,12 @@ class TallyTable:
     def replace(self, counts: Mapping[int, int], seen: Tally | None) -> bool:
         """Set the counts to `counts` (an exact recount) if no batch was added since the
         tally was `seen` (None: it did not exist); False when one was."""
+        now = {"S": format_instant(utc_now())}
         item: dict[str, Any] = {
             ID: {"S": COUNTS_ID},
             BATCHES: {"N": str(seen.batches if seen else 0)},
-            UPDATED_AT: {"S": format_instant(utc_now())},
+            UPDATED_AT: now,
+            RECOUNTED_AT: now,
         }
         item.update(
             {state_attribute(s): {"N": str(n)} for s, n in counts.items()},
