@@ -140,6 +140,7 @@ def _function(endpoint: str, name: str, env: Mapping[str, str]) -> None:
         Handler="handler.handler",
         Code={"ZipFile": code.getvalue()},
         MemorySize=1024,
+        Architectures=["arm64"],
         Environment={"Variables": dict(env)},
     )
 

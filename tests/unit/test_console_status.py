@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import math
+from dataclasses import replace
 
 import pytest
 
 from grid_reingest.domain.control import Knobs
-from grid_reingest_cli import clients, passes, plan, status
+from grid_reingest_cli import clients, passes, plan, prices, status
 from grid_reingest_cli.control import _rate
 
 
@@ -151,8 +153,48 @@ def test_plan_counts_fourteen_write_units_and_one_record_an_image():
     assert result.write_units == 140_000
     assert result.kinesis_records == result.kinesis_payload_units == 10_000
     assert result.total_usd == pytest.approx(
-        result.dynamodb_usd + result.lambda_usd + result.kinesis_usd
+        result.dynamodb_usd
+        + result.lambda_usd
+        + result.kinesis_usd
+        + result.tally_usd
+        + result.watch_usd
     )
+
+
+def test_plan_prices_lambda_on_arm64_as_deployed():
+    arm = plan.estimate(1_000_000, deployed(), 2.0)
+    x86 = plan.estimate(1_000_000, replace(deployed(), architecture="x86_64"), 2.0)
+    # Graviton's GB-second is 20% cheaper; the requests cost the same
+    assert arm.gb_seconds == x86.gb_seconds
+    assert arm.lambda_usd < x86.lambda_usd
+    assert arm.gb_seconds * prices.LAMBDA_GB_SECOND.value == pytest.approx(
+        arm.lambda_usd - arm.lambda_requests * prices.LAMBDA_REQUEST.value
+    )
+    # and image-projection, a Lambda, is most of it
+    assert arm.projection_usd / arm.lambda_usd > 0.9
+
+
+def test_plan_times_the_upload_by_what_limits_it():
+    # 16 batches of 100 in flight, 4 calls of 30 ms each: 13,333 ids/s; one process's CPU
+    # sends ~13,000; a new on-demand table takes 4,000 writes/s: the table sets it
+    result = plan.estimate(40_000_000, deployed(), 2.0)
+    assert result.upload_set_by.startswith("the table's write throughput")
+    assert result.upload_seconds == pytest.approx(40_000_000 / 4000)
+    warm = plan.estimate(40_000_000, replace(deployed(), warm_writes_per_s=40_000), 2.0)
+    assert warm.upload_set_by.startswith("botocore's CPU")
+    assert warm.upload_seconds == pytest.approx(40_000_000 / 13_000)
+    few = plan.estimate(40_000_000, replace(deployed(), upload_workers=2), 2.0)
+    assert few.upload_set_by.startswith("2 batches of 100 in flight")
+
+
+def test_plan_prices_watching_the_whole_pass_every_minute():
+    result = plan.estimate(40_000_000, deployed(), 2.0)
+    active = result.upload_seconds + result.index_seconds + result.check_seconds
+    assert result.watch_looks == math.ceil(active / 60)
+    per_look = 17 * prices.DYNAMODB_READ_UNIT.value + prices.CLOUDWATCH_REQUEST.value
+    assert result.watch_usd == pytest.approx(result.watch_looks * per_look)
+    # far below the pass's own DynamoDB writes
+    assert result.watch_usd < result.dynamodb_usd / 100
 
 
 def test_plan_warns_about_warming_only_when_the_upload_outruns_the_table():
