@@ -27,6 +27,11 @@ from grid_reingest_cli import prices
 STREAM_LATE = timedelta(minutes=5)
 # DynamoDB reads 4 KB a read unit; a scan's reads are eventually consistent (half a unit).
 READ_UNIT_BYTES = 4096
+# An image's item as the workers write it (id, state, its name, shard, time, attempts): for
+# a table DynamoDB has not measured yet (it does every six hours or so).
+ITEM_BYTES = 150
+# A scan a look dearer than this is worth a warning: $0.0001 a minute is $0.14 a day.
+WARN_ABOVE_USD = 0.0001
 
 
 @dataclass(frozen=True)
@@ -54,24 +59,31 @@ class Counted:
 
 @dataclass(frozen=True)
 class ScanPrice:
-    """What scanning the whole table costs, from DynamoDB's own (six-hourly) size figures."""
+    """What scanning the whole table costs, from DynamoDB's own (six-hourly) size figures,
+    or from its items at ITEM_BYTES each where those are larger (a table not measured yet)."""
 
     items: int
     size_bytes: int
 
     @property
     def read_units(self) -> float:
-        return math.ceil(self.size_bytes / READ_UNIT_BYTES) / 2
+        size = max(self.size_bytes, self.items * ITEM_BYTES)
+        return math.ceil(size / READ_UNIT_BYTES) / 2
 
     @property
     def usd(self) -> float:
         return self.read_units * prices.DYNAMODB_READ_UNIT.value
 
     def describe(self) -> str:
+        size = (
+            f"{self.size_bytes / 1e6:,.1f} MB as DynamoDB last measured it, every six hours or so"
+            if self.size_bytes >= self.items * ITEM_BYTES
+            else f"~{ITEM_BYTES} bytes an item: DynamoDB's own measure, every six hours or so, "
+            "is lower or not made yet"
+        )
         return (
             f"~{self.read_units:,.0f} read units, ${self.usd:,.4f} on demand "
-            f"({self.items:,} items, {self.size_bytes / 1e6:,.1f} MB as DynamoDB last measured "
-            "it, every six hours or so)"
+            f"({self.items:,} items, {size})"
         )
 
 
@@ -124,10 +136,12 @@ class StateCounter:
             return None
         return format_instant(began)
 
-    def scan_price(self) -> ScanPrice:
-        """What an exact count (a scan of the table) costs now."""
+    def scan_price(self, items: int = 0) -> ScanPrice:
+        """What an exact count (a scan of the table) costs now; `items`: as many as a count
+        just found, if DynamoDB's figure (six-hourly) is lower."""
         return ScanPrice(
-            int(self._described.get("ItemCount", 0)), int(self._described.get("TableSizeBytes", 0))
+            max(items, int(self._described.get("ItemCount", 0))),
+            int(self._described.get("TableSizeBytes", 0)),
         )
 
 

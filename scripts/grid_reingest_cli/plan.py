@@ -21,8 +21,8 @@ from grid_reingest_cli.common import (
     CliError,
     add_aws_options,
     add_output_options,
+    number_between,
     open_table,
-    positive_float,
     wants_json,
 )
 from grid_reingest_cli.ids_file import DEDUP_WINDOW
@@ -77,7 +77,8 @@ def add_plan_options(parser: argparse.ArgumentParser) -> None:
     """--projection-seconds and --sources (plan and run --dry-run)."""
     parser.add_argument(
         "--projection-seconds",
-        type=positive_float,
+        # image-projection's invocation lasts at most Lambda's 900 s.
+        type=number_between(0, 900, " s"),
         default=prices.PROJECTION_SECONDS,
         help=f"seconds image-loader takes per image (default {prices.PROJECTION_SECONDS})",
     )

@@ -33,6 +33,7 @@ from grid_reingest_cli import (
 from grid_reingest_cli.common import (
     INCOMPLETE,
     INTERRUPTED,
+    MAX_WORKERS,
     OK,
     USAGE,
     CliError,
@@ -40,8 +41,9 @@ from grid_reingest_cli.common import (
     add_output_options,
     confirm_stage,
     count_lines,
+    int_between,
+    not_blank,
     open_table,
-    positive_int,
     wants_json,
 )
 from grid_reingest_cli.stack import WORKERS, resolve, rule_name
@@ -89,7 +91,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("file", metavar="FILE", help="file of ids, one per line; - for stdin")
-    parser.add_argument("--stage", required=True, help="TEST, PROD...: the stack to run on")
+    parser.add_argument(
+        "--stage",
+        required=True,
+        type=not_blank("--stage"),
+        help="TEST, PROD...: the stack to run on",
+    )
     parser.add_argument("--yes", action="store_true", help="do not ask for the stage name on PROD")
     parser.add_argument(
         "--dry-run", action="store_true", help="print the plan (cost and time); change nothing"
@@ -107,9 +114,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     add_account_options(group)
     group.add_argument(
         "--workers",
-        type=positive_int,
+        type=int_between(1, MAX_WORKERS),
         default=16,
-        help="parallel requests to DynamoDB (default 16)",
+        help=f"parallel requests to DynamoDB (default 16, at most {MAX_WORKERS})",
     )
     parser.set_defaults(run=run, table=None)
 

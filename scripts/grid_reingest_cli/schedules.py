@@ -11,7 +11,12 @@ from grid_reingest import names
 from grid_reingest.adapters.dynamodb.control import ControlTable
 from grid_reingest.adapters.eventbridge import switch_rule
 from grid_reingest_cli import clients, counting, passes, preflight
-from grid_reingest_cli.common import add_account_options, explain_aws_error, open_table
+from grid_reingest_cli.common import (
+    add_account_options,
+    explain_aws_error,
+    not_blank,
+    open_table,
+)
 from grid_reingest_cli.errors import FAILED, OK, USAGE, CliError
 from grid_reingest_cli.stack import WORKERS, resolve, rule_name
 
@@ -46,11 +51,17 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
         parser.add_argument(
             "--worker", choices=choices, default=default, help=f"which schedule (default {default})"
         )
-        parser.add_argument("--stage", help="TEST, PROD...: find the rules in its stack")
-        parser.add_argument("--rule", help="the rule's name, instead of --stage")
+        parser.add_argument(
+            "--stage", type=not_blank("--stage"), help="TEST, PROD...: find the rules in its stack"
+        )
+        parser.add_argument(
+            "--rule", type=not_blank("--rule"), help="the rule's name, instead of --stage"
+        )
         if name == "start":
             parser.add_argument(
-                "--table", help="with --rule: the state table, to warn when there is no work"
+                "--table",
+                type=not_blank("--table"),
+                help="with --rule: the state table, to warn when there is no work",
             )
         add_account_options(parser)
         parser.set_defaults(run=run, enable=name == "start")

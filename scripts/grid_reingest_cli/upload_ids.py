@@ -11,7 +11,15 @@ from typing import BinaryIO
 
 from grid_reingest.adapters.dynamodb.upload import WriteReport
 from grid_reingest.domain.ids import MAX_ID_CHARS
-from grid_reingest_cli.common import OK, USAGE, CliError, add_aws_options, open_table, positive_int
+from grid_reingest_cli.common import (
+    MAX_LEASE_SECONDS,
+    OK,
+    USAGE,
+    CliError,
+    add_aws_options,
+    int_between,
+    open_table,
+)
 from grid_reingest_cli.ids_file import (
     DEDUP_WINDOW,
     BinaryInput,
@@ -99,7 +107,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--lease-seconds",
-        type=positive_int,
+        type=int_between(1, MAX_LEASE_SECONDS),
         default=DEFAULT_LEASE_SECONDS,
         help="with --reset-existing: a claim older than this belongs to a dead worker and "
         f"may be reset (default {DEFAULT_LEASE_SECONDS}, the workers' CLAIM_LEASE_SECONDS)",

@@ -29,11 +29,11 @@ from grid_reingest_cli.common import (
     add_output_options,
     count_lines,
     explain_aws_error,
+    number_between,
     open_table,
-    positive_float,
     wants_json,
 )
-from grid_reingest_cli.control import control_json, pace_line
+from grid_reingest_cli.control import control_json, knobs_line, pace_line
 from grid_reingest_cli.stack import WORKERS, function_environment, rule_name
 
 DESCRIPTION = """\
@@ -57,6 +57,11 @@ line by line; --output json prints one JSON object per look, one per line.
 # reported and retried at the next look.
 MAX_FAILED_LOOKS = 3
 DEFAULT_THRESHOLD_S = int(settings.MAX_ITERATOR_AGE_MS.default) / 1000
+# Beyond these an option is a typo: a look a day, a rate over a day, an age of a week
+# (Kinesis keeps records a day by default).
+MAX_INTERVAL_S = 86_400
+MAX_WINDOW_MINUTES = 1_440
+MAX_ITERATOR_AGE_S = 7 * 86_400
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -78,13 +83,16 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def add_watch_options(parser: argparse.ArgumentParser) -> None:
     """--interval, --window, --stream and --max-iterator-age (watch and run)."""
     parser.add_argument(
-        "--interval", type=positive_float, default=60, help="seconds between looks (default 60)"
+        "--interval",
+        type=number_between(0, MAX_INTERVAL_S, " s"),
+        default=60,
+        help=f"seconds between looks (default 60, at most {MAX_INTERVAL_S:,})",
     )
     parser.add_argument(
         "--window",
-        type=positive_float,
+        type=number_between(0, MAX_WINDOW_MINUTES, " min"),
         default=5,
-        help="minutes the rate is measured over (default 5)",
+        help=f"minutes the rate is measured over (default 5, at most {MAX_WINDOW_MINUTES:,})",
     )
     parser.add_argument(
         "--stream",
@@ -94,7 +102,7 @@ def add_watch_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--max-iterator-age",
-        type=positive_float,
+        type=number_between(0, MAX_ITERATOR_AGE_S, " s"),
         metavar="SECONDS",
         help="back-pressure threshold (default: the deployed batch-index's, else "
         f"{DEFAULT_THRESHOLD_S:.0f})",
@@ -292,13 +300,13 @@ def follow(
             continue
         if not warned and current.counted is not None and current.counted.by == "scan":
             warned = True
-            price = src.counter.scan_price() if src.counter else None
-            print(
-                f"warning: each look counts {src.table.name} by scanning it "
-                f"({current.counted.why_not_tally})"
-                + (f": {price.describe()} a look" if price else ""),
-                file=sys.stderr,
-            )
+            price = src.counter.scan_price(current.counted.total) if src.counter else None
+            if price is not None and price.usd >= counting.WARN_ABOVE_USD:
+                print(
+                    f"warning: each look counts {src.table.name} by scanning it "
+                    f"({current.counted.why_not_tally}): {price.describe()} a look",
+                    file=sys.stderr,
+                )
         out.write(
             render_json(current, src) + "\n"
             if as_json
@@ -350,19 +358,18 @@ def render_text(look: Look, src: Sources, previous: Look | None, terminal: bool)
             out.append(f"{name:<12} idle{rule}: {view.reason}; {view.remaining:,} left")
             continue
         progress = f"{status.bar(view.share)} " if terminal else ""
-        why = f" ({view.reason})" if view.reason else ""
+        # A worker whose rule is off while it still holds images is finishing them; its
+        # rule is said once.
+        why = f" ({view.reason})" if view.reason and view.reason != "rule off" else ""
+        if view.reason == "rule off":
+            why = f" (finishing the {view.held:,} it holds)"
         out.append(
             f"{name:<12} working{rule}{why}: {progress}{view.done:,} done, "
             f"{view.remaining:,} left, {rate}, ETA {status.duration(view.eta_seconds)}"
         )
-    out.append(pace_line(look.control).replace("controller:", "controller  ", 1))
-    knobs = look.control.knobs
-    ceilings = [
-        f"max {knobs.max_in_flight:,} in flight" if knobs.max_in_flight else "",
-        f"max {knobs.max_rate_per_minute:,}/min" if knobs.max_rate_per_minute else "",
-    ]
-    shown = ", ".join(c for c in ceilings if c) or "none"
-    out.append(f"knobs        {'PAUSED' if knobs.paused else 'running'}; ceilings: {shown}")
+    was = None if previous is None or previous.control.pace is None else previous.control.pace
+    out.append(pace_line(look.control, was).replace("controller:", "controller  ", 1))
+    out.append(knobs_line(look.control.knobs).replace("knobs:", "knobs       ", 1))
     out.append("thrall       " + _age_text(look, src))
     return "\n".join(out) + "\n"
 
