@@ -271,10 +271,11 @@ class LocalSchedule:
         self.reports.append((worker, _handler(worker).handler({"source": "aws.events"}, context)))
 
     @contextlib.contextmanager
-    def running(self, every: float = 0.5) -> Iterator[LocalSchedule]:
+    def running(self, every: float = 0.5, wait: float | None = None) -> Iterator[LocalSchedule]:
         """Tick in a background thread, `every` seconds after each tick ends, until the block
-        ends. A handler that raises is recorded in `errors` (the schedule carries on, as
-        Lambda's would)."""
+        ends, then wait at most `wait` seconds (default: an invocation's time) for the
+        invocation running then. A handler that raises is recorded in `errors` (the schedule
+        carries on, as Lambda's would)."""
         stop = threading.Event()
 
         def loop() -> None:
@@ -302,12 +303,12 @@ class LocalSchedule:
             yield self
         finally:
             stop.set()
-            poller.join(self.timeout_seconds)
-            thread.join(self.timeout_seconds)
+            waited = self.timeout_seconds if wait is None else wait
+            poller.join(waited)
+            thread.join(waited)
             if thread.is_alive():
                 self.errors.append(
-                    f"an invocation was still running {self.timeout_seconds:.0f} s after the "
-                    "schedule stopped"
+                    f"an invocation was still running {waited:.0f} s after the schedule stopped"
                 )
 
 
