@@ -96,7 +96,7 @@ def run(args: argparse.Namespace) -> int:
     if not bare:
         for line in changes or ["no change"]:
             print(line)
-        print(effect(args.action, before.knobs, after.knobs))
+        print(effect(args.action, before.knobs, after.knobs, _which(args)))
     print(knobs_line(after.knobs))
     print(pace_line(after))
     return OK
@@ -124,6 +124,11 @@ def _wanted(args: argparse.Namespace, knobs: Knobs) -> Knobs:
     return replace(knobs, max_in_flight=in_flight, max_rate_per_minute=rate)
 
 
+def _which(args: argparse.Namespace) -> str:
+    """ " --stage S" or " --table T", as the command was given."""
+    return f" --stage {args.stage}" if args.stage else f" --table {args.table}"
+
+
 def describe_changes(before: Knobs, after: Knobs) -> list[str]:
     """One line per knob that changed, e.g. 'max in flight: none -> 32'."""
     lines = []
@@ -141,14 +146,15 @@ def describe_changes(before: Knobs, after: Knobs) -> list[str]:
     return lines
 
 
-def effect(action: str, before: Knobs, after: Knobs) -> str:
-    """What the workers will do about it, in the operator's words."""
+def effect(action: str, before: Knobs, after: Knobs, which: str = "") -> str:
+    """What the workers will do about it, in the operator's words (`which`: the options that
+    name the table, for the command to run next)."""
     if action == "pause":
         if before.paused:
-            return "already paused: workers take no work; `reingest resume` to carry on"
+            return f"already paused: workers take no work; `reingest resume{which}` to carry on"
         return (
             f"running workers stop claiming {WITHIN}, give back what they have not started, "
-            "finish what they hold; `reingest resume` to carry on"
+            f"finish what they hold; `reingest resume{which}` to carry on"
         )
     if action == "resume":
         if not before.paused:

@@ -50,7 +50,7 @@ class Counted:
     def describe(self, now: datetime | None = None) -> str:
         """e.g. 'the tally, updated 4 s ago' or 'a scan of the table (no tally yet)'."""
         if self.by == "scan":
-            return f"a scan of the table ({self.why_not_tally})"
+            return f"a scan of the table — {self.why_not_tally}"
         if self.at is None:
             return "the tally"
         age = ((now or datetime.now(UTC)) - parse_instant(self.at)).total_seconds()

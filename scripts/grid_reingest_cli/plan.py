@@ -187,10 +187,11 @@ def estimate(ids: int, deployed: Deployed, projection_s: float) -> Plan:
         ),
     }
     client_by, client_rate = min(client.items(), key=lambda kv: kv[1])
-    upload_by, upload_rate = min(
-        [(client_by, client_rate), ("the table's write throughput (see warming)", capacity)],
-        key=lambda kv: kv[1],
-    )
+    upload_by, upload_rate = client_by, client_rate
+    # A second's worth of the table's throughput goes in at any rate; beyond it the
+    # table's throughput is what the upload gets.
+    if client_rate > capacity and ids > capacity:
+        upload_by, upload_rate = "the table's write throughput (see warming)", capacity
     upload_seconds = ids / upload_rate
 
     # Keeping the tally: a batch per stream shard every window while items move, and at
@@ -350,10 +351,14 @@ def render(plan: Plan, deployed: Deployed, args: argparse.Namespace) -> str:
             f"table is warmed (UpdateTable WarmThroughput) or --workers is lowered to "
             f"{max(1, int(workers / p.UPLOAD_BATCH_IDS))}"
         )
+    elif plan.upload_writes_per_s <= plan.table_writes_per_s:
+        lines.append(
+            f"warming         not needed: the upload's ~{plan.upload_writes_per_s:,.0f} items/s "
+            f"fit {warm}"
+        )
     else:
         lines.append(
-            f"warming         not needed: ~{plan.upload_writes_per_s:,.0f} items/s at most "
-            f"against {warm}"
+            f"warming         not needed: {plan.ids:,} ids are fewer than {warm} take in a second"
         )
     lines.append(
         f"assumed         {args.projection_seconds:g} s a projection, {p.CHECK_SECONDS:g} s a "

@@ -355,7 +355,8 @@ def render_text(look: Look, src: Sources, previous: Look | None, terminal: bool)
             out.append(f"{name:<12} done{rule}: {view.reason}")
             continue
         if view.status == "idle":
-            out.append(f"{name:<12} idle{rule}: {view.reason}; {view.remaining:,} left")
+            why = "" if view.reason == "rule off" else f": {view.reason}"
+            out.append(f"{name:<12} idle{rule}{why}; {view.remaining:,} left")
             continue
         progress = f"{status.bar(view.share)} " if terminal else ""
         # A worker whose rule is off while it still holds images is finishing them; its

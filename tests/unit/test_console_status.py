@@ -185,6 +185,9 @@ def test_plan_times_the_upload_by_what_limits_it():
     assert warm.upload_seconds == pytest.approx(40_000_000 / 13_000)
     few = plan.estimate(40_000_000, replace(deployed(), upload_workers=2), 2.0)
     assert few.upload_set_by.startswith("2 batches of 100 in flight")
+    # a file the table takes in its first second goes at the client's rate
+    small = plan.estimate(2_000, deployed(), 2.0)
+    assert small.upload_set_by.startswith("botocore's CPU") and not small.needs_warming
 
 
 def test_plan_prices_watching_the_whole_pass_every_minute():
