@@ -48,13 +48,14 @@ class Counted:
         return sum(self.counts.values())
 
     def describe(self, now: datetime | None = None) -> str:
-        """e.g. 'the tally, updated 4 s ago' or 'a scan of the table (no tally yet)'."""
+        """e.g. 'the tally, its last write counted 4 s ago' or 'a scan of the table — no
+        tally yet: …'."""
         if self.by == "scan":
             return f"a scan of the table — {self.why_not_tally}"
         if self.at is None:
             return "the tally"
         age = ((now or datetime.now(UTC)) - parse_instant(self.at)).total_seconds()
-        return f"the tally, updated {max(age, 0):,.0f} s ago"
+        return f"the tally, its last write counted {max(age, 0):,.0f} s ago"
 
 
 @dataclass(frozen=True)

@@ -78,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
         before = counter.tally.read()
         started = time.monotonic()
         counts = counting.exact_counts(table)
-        counted = counting.Counted(counts, "scan", why_not_tally="--exact")
+        counted = counting.Counted(counts, "scan", why_not_tally="an exact recount (--exact)")
         print(render(counted, args.table, as_json=args.json))
         print(f"recounted in {time.monotonic() - started:,.1f} s")
         print(compare(counts, before))

@@ -99,7 +99,7 @@ def test_stats_reads_the_tally_and_says_how_old_it_is(stage, poller, capsys):
     assert reingest("stats", "--stage", "TEST") == 0
     out = capsys.readouterr().out
     assert "5 item(s) in" in out
-    assert "counted by the tally, updated" in out
+    assert "counted by the tally, its last write counted" in out
 
 
 def test_stats_without_a_tally_scans_and_says_why(stage, capsys):
