@@ -116,7 +116,7 @@ def _say(lines: list[str]) -> None:
 
 
 def _stop_on(signum: int, frame: object) -> None:
-    # kill, or a closed terminal, stops it as Ctrl-C does: the emulator goes with it.
+    # Ctrl-C, kill or a closed terminal: the emulator and the Grid go with it.
     raise KeyboardInterrupt
 
 
@@ -125,7 +125,8 @@ def serve(args: argparse.Namespace) -> int:
     home = args.home
     home.mkdir(parents=True, exist_ok=True)
     state_file = home / "stage.json"
-    for signum in (signal.SIGTERM, signal.SIGHUP):
+    # Ctrl-C too: a process started in the background may have inherited SIGINT ignored.
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(signum, _stop_on)
     port = _port(args.port)
     with (
