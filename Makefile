@@ -22,7 +22,7 @@ export JSII_SILENCE_WARNING_UNTESTED_NODE_VERSION := 1
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 18,20
 export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
 
-.PHONY: venv test lint lock lock-check format demo local local-env synth diff deploy node bench clean
+.PHONY: venv test test-fast lint lock lock-check format demo local local-env synth diff deploy node bench clean
 
 venv: $(STAMP)
 
@@ -39,6 +39,10 @@ $(STAMP): $(DEV_LOCK) pyproject.toml
 # pytest's own exit code fails the target: 1 for a failed test, 5 when no test ran.
 test: node lock-check lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+## test-fast: the unit tier without the whole-pass simulations (no sockets, seconds)
+test-fast: venv
+	$(BIN)/python -m pytest tests/unit -m "not simulation" -q $(PYTEST_ARGS)
 
 lint: venv
 	$(BIN)/ruff check .

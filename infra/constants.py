@@ -22,6 +22,7 @@ HANDLERS = {
     names.BATCH_INDEX: "grid_reingest.handlers.batch_index.handler",
     names.BATCH_CHECK: "grid_reingest.handlers.batch_check.handler",
     names.STATE_COUNTS: "grid_reingest.handlers.state_counts.handler",
+    names.REPAIR: "grid_reingest.handlers.repair.handler",
 }
 
 
@@ -56,6 +57,9 @@ MEMORY_MB = {
     # A batch of stream records (STATE_COUNTS_BATCH_SIZE items of ~1 KB) and one
     # transaction; 256 MB keeps the cold start of boto3 and Powertools short.
     names.STATE_COUNTS: 256,
+    # Listing keys and uploading ids, in pages; an inventory's data file is read from
+    # /tmp a batch at a time. 1 GB is ~0.6 vCPU: the upload is bound by the client's CPU.
+    names.REPAIR: 1024,
 }
 
 # -- state-counts: the items per state, from the table's stream -------------------

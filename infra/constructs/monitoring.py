@@ -105,6 +105,8 @@ class Monitoring(Construct):
             for name in metric_names:
                 self._build_safety_alarm(service, name)
         self._build_projection_throttle_alarm(workers[names.IMAGE_PROJECTION])
+        if names.REPAIR in workers:
+            self._build_safety_alarm(names.REPAIR, names.REPAIR_REFUSED)
         self.topic = self._build_topic()
         if self.topic is not None:
             action = cw_actions.SnsAction(self.topic)
@@ -546,6 +548,12 @@ _SAFETY_ALARMS = {
         "claims were taken over after their lease ran out: a worker died holding them "
         "(timeout, out of memory, a huge or slow image). Each counted an attempt; see the "
         "functions' errors and durations.",
+    ),
+    names.REPAIR_REFUSED: (
+        "refused",
+        "a run of the scheduled repair found a pass still running and started nothing (one "
+        "pass at a time). `reingest passes` shows which; it ends when both workers are done, "
+        "or stop it. The report topic was told too.",
     ),
     names.SYSTEMIC_FAILURES: (
         "systemic-failures",

@@ -15,6 +15,8 @@ BATCH_INDEX = "batch-index"
 BATCH_CHECK = "batch-check"
 # Keeps the items per state (the `~counts` item) from the state table's stream.
 STATE_COUNTS = "state-counts"
+# The optional scheduled repair (a stage's `repair` in cdk.json).
+REPAIR = "repair"
 
 
 def stack_name(stage: str) -> str:
@@ -35,6 +37,9 @@ RULE_OUTPUTS = {
     BATCH_INDEX: "BatchIndexRuleName",
     BATCH_CHECK: "BatchCheckRuleName",
 }
+# Only where the stage has a scheduled repair.
+REPAIR_FUNCTION_OUTPUT = "RepairFunctionName"
+REPAIR_RULE_OUTPUT = "RepairRuleName"
 DASHBOARD_OUTPUT = "DashboardName"
 PROJECTION_URL_OUTPUT = "ImageProjectionUrl"
 
@@ -60,6 +65,10 @@ SYSTEMIC_FAILURES = "SystemicFailures"
 # Pace steps at which a signal could not be read, and the pace went by the next one:
 # thrall's lease table (then CloudWatch), CloudWatch (then holding, then nothing).
 CHECKPOINTS_UNREAD = "CheckpointsUnread"
+# The scheduled repair: a run refused (a pass still running), ids loaded, passes started.
+REPAIR_REFUSED = "RepairRefused"
+REPAIR_IDS_LOADED = "RepairIdsLoaded"
+REPAIR_STARTED = "RepairStarted"
 ITERATOR_AGE_UNREAD = "IteratorAgeUnread"
 KINESIS_CALLS = "KinesisCalls"
 COMPLETED = "PassFinished"  # the worker found nothing left and switched its rule off

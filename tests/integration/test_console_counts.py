@@ -53,12 +53,12 @@ def poller(aws, table):
 
 
 def test_watch_totals_add_up_to_the_table_while_items_move(stage, poller, monkeypatch, capsys):
-    # Given 300 ids moving 37 at a time through index and check, the tally kept as they move
-    image_ids = ids(300)
+    # Given 120 ids moving 23 at a time through index and check, the tally kept as they move
+    image_ids = ids(120)
     stage.table.put_new(image_ids)
     poller.drain()
     stage.events.enable_rule(Name=stage.rules["index"])
-    workers = FakeWorkers(stage, image_ids, per_tick=37)
+    workers = FakeWorkers(stage, image_ids, per_tick=23)
 
     def tick(seconds):
         workers(seconds)
@@ -69,13 +69,13 @@ def test_watch_totals_add_up_to_the_table_while_items_move(stage, poller, monkey
     monkeypatch.setattr(watch, "sleep", tick)
     # When watch follows the pass
     code = reingest("watch", "--stage", "TEST", "--output", "json", "--interval", "1")
-    # Then every look counts 300, read from the tally, and the last sees them all verified
+    # Then every look counts 120, read from the tally, and the last sees them all verified
     looks = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert code == 0
     assert len(looks) > 10
-    assert {look["total"] for look in looks} == {300}
+    assert {look["total"] for look in looks} == {120}
     assert {look["countedBy"] for look in looks} == {"tally"}
-    assert looks[-1]["states"] == {"6": {"name": S.VERIFIED.label, "count": 300}}
+    assert looks[-1]["states"] == {"6": {"name": S.VERIFIED.label, "count": 120}}
 
 
 def test_a_look_reads_one_item_whatever_the_table_holds(stage, poller):

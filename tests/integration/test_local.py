@@ -43,7 +43,7 @@ def local(tmp_path):
     """`python -m devtools.local` up in the background, with its home in tmp_path."""
     home = tmp_path / "local"
     process = subprocess.Popen(
-        [*LOCAL, "--home", str(home), "--port", str(free_port()), "--ids", "12", "--mix", "0"],
+        [*LOCAL, "--home", str(home), "--port", str(free_port()), "--ids", "6", "--mix", "0"],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,

@@ -21,6 +21,7 @@ from botocore.exceptions import ClientError
 
 from grid_reingest.domain.claims import Source
 from grid_reingest.domain.isotime import format_instant, utc_now
+from grid_reingest.domain.passes import CHECK_FIRST_LABEL, Arming, Kind
 from grid_reingest.domain.states import ProgressState
 
 INDEX_NAME = "by-state"
@@ -38,6 +39,11 @@ CHANGED_AT = "state_changed_at"
 ATTEMPTS = "attempts"
 # The image's own overload answers since its last attempt (domain/systemic.py).
 OVERLOADS = "overloads"
+# The pass that armed the item (its id), and, in a check-first pass, whether it is still
+# to be checked first (1) or was sent back to be re-projected (docs/state-table.md).
+PASS = "pass"  # noqa: S105 - an attribute name
+CHECK_FIRST = "check_first"
+REPROJECTED = "reprojected"
 LAST_ERROR = "last_error"
 CLAIMED_BY = "claimed_by"
 CLAIMED_FROM = "claimed_from"
@@ -253,8 +259,11 @@ class TableAccess:
     # -- scans ----------------------------------------------------------------
 
 
-def fresh_item(image_id: str, state: ProgressState, now: str) -> dict[str, Any]:
-    return {
+def fresh_item(
+    image_id: str, state: ProgressState, now: str, arming: Arming | None = None
+) -> dict[str, Any]:
+    """A new item at `state`, armed as `arming` says (no pass by default)."""
+    item = {
         ID: {"S": image_id},
         STATE: {"N": str(int(state))},
         STATE_NAME: {"S": state.label},
@@ -262,6 +271,12 @@ def fresh_item(image_id: str, state: ProgressState, now: str) -> dict[str, Any]:
         CHANGED_AT: {"S": now},
         ATTEMPTS: {"N": "0"},
     }
+    if arming is not None and arming.pass_id is not None:
+        item[PASS] = {"S": arming.pass_id}
+    if arming is not None and arming.kind is Kind.CHECK_FIRST:
+        item[CHECK_FIRST] = {"N": "1"}
+        item[STATE_NAME] = {"S": CHECK_FIRST_LABEL}
+    return item
 
 
 def plain(item: dict[str, Any]) -> dict[str, Any]:
