@@ -22,7 +22,7 @@ export JSII_SILENCE_WARNING_UNTESTED_NODE_VERSION := 1
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 18,20
 export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
 
-.PHONY: venv test test-fast typecheck lint lock lock-check format demo synth diff deploy node bench clean
+.PHONY: venv test test-fast typecheck lint lock lock-check format demo local local-env synth diff deploy node bench clean
 
 venv: $(STAMP)
 
@@ -71,6 +71,16 @@ DEMO_ARGS ?=
 demo: venv
 	$(BIN)/python scripts/demo.py $(DEMO_ARGS)
 
+## local: a stage LOCAL on emulated AWS and a simulated Grid that stays up until Ctrl-C
+# (run again while it is up: it says so and prints its environment lines)
+LOCAL_ARGS ?=
+local: venv
+	$(BIN)/python -m devtools.local $(LOCAL_ARGS)
+
+## local-env: the lines that point reingest at the local stage: eval "$$(make -s local-env)"
+local-env: venv
+	@$(BIN)/python -m devtools.local --env
+
 ## synth: CloudFormation for every stage, and the Lambda asset, into cdk.out (no AWS needed)
 synth: node venv
 	$(BIN)/python -m infra.app
@@ -94,4 +104,4 @@ bench: venv
 	$(BIN)/python -m benchmarks
 
 clean:
-	rm -rf $(VENV) node_modules cdk.out .cache .pytest_cache .ruff_cache
+	rm -rf $(VENV) node_modules cdk.out .cache .pytest_cache .ruff_cache .local

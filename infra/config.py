@@ -73,6 +73,7 @@ SETTINGS_CLASSES: Mapping[str, type] = {
     names.IMAGE_PROJECTION: settings.ProjectionSettings,
     names.BATCH_INDEX: settings.BatchIndexSettings,
     names.BATCH_CHECK: settings.BatchCheckSettings,
+    names.STATE_COUNTS: settings.StateCountsSettings,
 }
 # Every variable some worker reads, by name.
 _ALL_VARS: dict[str, settings.Var] = {

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from aws_cdk import CfnOutput, Environment, Stack, Tags
+from aws_cdk import aws_cloudwatch_actions as cw_actions
 from constructs import Construct
 
 from grid_reingest import names
@@ -12,6 +13,7 @@ from infra import constants as c
 from infra.config import StageConfig
 from infra.constructs.monitoring import Monitoring
 from infra.constructs.repair import Repair
+from infra.constructs.state_counts import StateCountsAlarms
 from infra.constructs.state_table import StateTable
 from infra.constructs.workers import Workers
 
@@ -52,6 +54,16 @@ class ReingestStack(Stack):
             )
             functions[names.REPAIR] = self.repair.worker
         self.monitoring = Monitoring(self, "Monitoring", config=config, workers=functions)
+        self.state_counts_alarms = StateCountsAlarms(
+            self,
+            "StateCounts",
+            config=config,
+            function=self.workers.state_counts.function,
+            dashboard=self.monitoring.dashboard,
+        )
+        if self.monitoring.topic is not None:
+            for alarm in self.state_counts_alarms.alarms.values():
+                alarm.add_alarm_action(cw_actions.SnsAction(self.monitoring.topic))
         self._build_outputs()
 
     def _output(self, key: str, value: str, description: str) -> None:
@@ -84,6 +96,11 @@ class ReingestStack(Stack):
                 self.repair.worker.rule.rule_name,
                 "the scheduled repair's schedule (on)",
             )
+        self._output(
+            names.FUNCTION_OUTPUTS[names.STATE_COUNTS],
+            self.workers.state_counts.function.function_name,
+            f"{names.STATE_COUNTS} function (the items per state, from the table's stream)",
+        )
         self._output(
             names.DASHBOARD_OUTPUT, self.monitoring.dashboard.dashboard_name, "CloudWatch dashboard"
         )

@@ -1,4 +1,4 @@
-"""The three Lambdas, their schedules, and exactly what each may touch.
+"""The four Lambdas, their schedules, and exactly what each may touch.
 
 - image-projection: reads the Grid API key; nothing else in AWS. Its reserved
   concurrency covers every projection batch-index can have in flight.
@@ -9,6 +9,8 @@
   image-projection; switches its own schedule off and on.
 - batch-check: the state table, as batch-index; reads the Grid API key;
   switches its own schedule off and on.
+- state-counts: reads the state table's stream (its event source); writes
+  only the table's `~counts` items (the tally and its batch markers).
 
 Both workers run continuously: the schedule is a keep-alive every minute, a
 tick that cannot start within a minute is dropped (never queued or retried),
@@ -23,10 +25,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from aws_cdk import Stack, Validations
+from aws_cdk import Duration, Stack, Validations
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_lambda_event_sources as lambda_sources
 from constructs import Construct
 
 from grid_reingest import names, settings
@@ -68,6 +71,7 @@ def function_environments(config: StageConfig) -> dict[str, dict[str, str]]:
             settings.SCHEDULE_RULE_NAME.name: c.resource_name(names.BATCH_CHECK, stage),
             settings.CHECK_MAX_IN_FLIGHT.name: str(config.batch_check.max_in_flight),
         },
+        names.STATE_COUNTS: {},
     }
     # batch-index invokes image-projection, so it never talks to the Grid itself.
     grid_only = {v.name for v in settings.variables(settings.GridSettings)} - {
@@ -159,6 +163,17 @@ class Workers(Construct):
             description="Claims enqueued ids and records whether media-api has them, until "
             "its time budget is spent",
         )
+        self.state_counts = build_function(
+            self,
+            config,
+            names.STATE_COUNTS,
+            code,
+            environments[names.STATE_COUNTS],
+            timeout_seconds=c.STATE_COUNTS_TIMEOUT_SECONDS,
+            description="Keeps the state table's items per state (its ~counts item) from "
+            "the table's stream",
+        )
+        self._count_states(table)
         self.projection_url = self._build_projection_url()
         self._grant_batch_index(table)
         self._grant_batch_check(table)
@@ -175,6 +190,53 @@ class Workers(Construct):
         }
 
     # -- building ---------------------------------------------------------
+
+    def _count_states(self, table: dynamodb.ITable) -> None:
+        # Each shard's records in order, one batch at a time, until it is counted: a batch
+        # that fails is sent again (retries until the records expire, 24 h; the late
+        # alarm goes off long before). Only writes to images are sent: `~control`'s and
+        # the tally's own do not wake the function.
+        self.state_counts.function.add_event_source(
+            lambda_sources.DynamoEventSource(
+                table,
+                starting_position=lambda_.StartingPosition.TRIM_HORIZON,
+                batch_size=c.STATE_COUNTS_BATCH_SIZE,
+                max_batching_window=Duration.seconds(c.STATE_COUNTS_WINDOW_SECONDS),
+                parallelization_factor=1,
+                bisect_batch_on_error=False,
+                filters=[
+                    lambda_.FilterCriteria.filter(
+                        {
+                            "dynamodb": {
+                                image: {names.STATE_ATTRIBUTE: {"N": lambda_.FilterRule.exists()}}
+                            }
+                        }
+                    )
+                    for image in ("NewImage", "OldImage")
+                ],
+            )
+        )
+        Validations.of(self.state_counts.function.role).acknowledge(
+            ack(
+                "AwsSolutions-IAM5[Resource::*]",
+                "dynamodb:ListStreams, granted by the event source mapping, has no "
+                "resource-level permissions: AWS only accepts '*' for it. It lists stream "
+                "ARNs; reading one is granted on the state table's stream alone.",
+            )
+        )
+        # Its only writes: `~counts` and its batch markers (TransactWriteItems of an
+        # update and a conditional put), by key.
+        self.state_counts.function.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["dynamodb:UpdateItem", "dynamodb:PutItem"],
+                resources=[table.table_arn],
+                conditions={
+                    "ForAllValues:StringLike": {
+                        "dynamodb:LeadingKeys": [f"{names.TALLY_KEY_PREFIX}*"]
+                    }
+                },
+            )
+        )
 
     def _build_projection_url(self) -> lambda_.FunctionUrl | None:
         # Off unless a stage asks: batch-index invokes image-projection directly,

@@ -13,6 +13,8 @@ APP = "grid-reingest"
 IMAGE_PROJECTION = "image-projection"
 BATCH_INDEX = "batch-index"
 BATCH_CHECK = "batch-check"
+# Keeps the items per state (the `~counts` item) from the state table's stream.
+STATE_COUNTS = "state-counts"
 # The optional scheduled repair (a stage's `repair` in cdk.json).
 REPAIR = "repair"
 
@@ -29,6 +31,7 @@ FUNCTION_OUTPUTS = {
     IMAGE_PROJECTION: "ImageProjectionFunctionName",
     BATCH_INDEX: "BatchIndexFunctionName",
     BATCH_CHECK: "BatchCheckFunctionName",
+    STATE_COUNTS: "StateCountsFunctionName",
 }
 RULE_OUTPUTS = {
     BATCH_INDEX: "BatchIndexRuleName",
@@ -70,6 +73,11 @@ ITERATOR_AGE_UNREAD = "IteratorAgeUnread"
 KINESIS_CALLS = "KinesisCalls"
 COMPLETED = "PassFinished"  # the worker found nothing left and switched its rule off
 DURATION = "DurationMs"
+
+# state-counts' own, per invocation: stream records read, and batches found already
+# counted (Lambda delivered them again; they added nothing).
+TALLY_RECORDS = "TallyRecords"
+TALLY_REPEATS = "TallyRepeatedBatches"
 
 # image-projection's own, one per request or image.
 PROJECTION_READY = "ProjectionReady"  # direct invoke: the record fits on the stream
@@ -122,3 +130,7 @@ STATE_INDEX = "by-state"  # the index workers find work through
 ID_ATTRIBUTE = "id"  # the table's partition key: the Grid image id
 STATE_SHARD_ATTRIBUTE = "state_shard"  # the index's partition key, "<state>#<shard>"
 CHANGED_AT_ATTRIBUTE = "state_changed_at"  # the index's sort key
+STATE_ATTRIBUTE = "progress_state"  # every image's state; items without it are not images
+TTL_ATTRIBUTE = "expires_at"  # the table's time-to-live: the tally's batch markers only
+# The tally's own items all start with this: `~counts` and `~counts-batch#<event id>`.
+TALLY_KEY_PREFIX = "~counts"

@@ -15,6 +15,7 @@ from grid_reingest.settings.workers import (
     GridSettings,
     ProjectionSettings,
     RepairSettings,
+    StateCountsSettings,
     stream_name,
     watched_streams,
 )
@@ -26,6 +27,7 @@ __all__ = [
     "ProjectionSettings",
     "RepairSettings",
     "SettingsError",
+    "StateCountsSettings",
     "Var",
     "describe",
     "load",

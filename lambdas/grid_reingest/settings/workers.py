@@ -248,6 +248,14 @@ class BatchCheckSettings:
         )
 
 
+@dataclass(frozen=True)
+class StateCountsSettings:
+    """state-counts' settings: the table whose stream it counts (its `~counts` item)."""
+
+    stage: str = setting(STAGE)
+    table_name: str = setting(STATE_TABLE_NAME)
+
+
 def _margin_problems(
     margin_var: Var, margin: int, work_var: Var, work_timeout: int, budget: int
 ) -> list[str]:

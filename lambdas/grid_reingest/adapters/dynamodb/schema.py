@@ -47,6 +47,11 @@ REPROJECTED = "reprojected"
 LAST_ERROR = "last_error"
 CLAIMED_BY = "claimed_by"
 CLAIMED_FROM = "claimed_from"
+# The table's time-to-live attribute (epoch seconds): only the tally's batch markers have it.
+EXPIRES_AT = "expires_at"
+# What the table's stream carries of each write: the item before and after (the
+# state-counts function needs both states).
+STREAM_VIEW = "NEW_AND_OLD_IMAGES"
 
 # Items per Scan page. DynamoDB's own 1 MB cap is ~7,000 of ours, ~10 MB each
 # once decoded; 2,000 keeps a scan with 8 segments and 8 queued pages well under
@@ -285,11 +290,13 @@ def plain(item: dict[str, Any]) -> dict[str, Any]:
 def create_table(client: Any, name: str) -> None:
     """Create a state table, on demand, and wait for it (local runs and tests).
 
-    Deployed tables come from the CDK app, which declares the same keys and index.
+    Deployed tables come from the CDK app, which declares the same keys, index,
+    stream (the state-counts function reads it) and time-to-live attribute.
     """
     client.create_table(
         TableName=name,
         BillingMode="PAY_PER_REQUEST",
+        StreamSpecification={"StreamEnabled": True, "StreamViewType": STREAM_VIEW},
         AttributeDefinitions=[
             {"AttributeName": ID, "AttributeType": "S"},
             {"AttributeName": STATE_SHARD, "AttributeType": "S"},
@@ -308,3 +315,7 @@ def create_table(client: Any, name: str) -> None:
         ],
     )
     client.get_waiter("table_exists").wait(TableName=name)
+    client.update_time_to_live(
+        TableName=name,
+        TimeToLiveSpecification={"Enabled": True, "AttributeName": EXPIRES_AT},
+    )
