@@ -62,6 +62,9 @@ class Loop[R]:
         self._claiming: Future[list[Claim]] | None = None  # the next window, being claimed
         self._claimer = ThreadPoolExecutor(1, thread_name_prefix="claims")
         self._next_start = 0.0  # clock.monotonic() before which the rate allows no start
+        # Image-seconds in flight since the last decision (the pace's measure of use).
+        self._busy = 0.0
+        self._busy_at = deps.clock.monotonic()
         # Items that went back after this instant (this invocation's failures and
         # releases among them) wait for the next invocation: a failing image is not
         # retried within seconds, and what was given back is not taken again at once.
@@ -167,7 +170,15 @@ class Loop[R]:
         wait = decision.resume_in_seconds
         return wait is not None and idle + wait <= LONGEST_WAIT_SECONDS
 
+    def _count_busy(self) -> None:
+        """Add the images in flight since the last count (call before in_flight changes)."""
+        now = self.deps.clock.monotonic()
+        self._busy += len(self.in_flight) * (now - self._busy_at)
+        self._busy_at = now
+
     def _decide(self) -> PaceDecision:
+        self._count_busy()
+        self.seen.busy_seconds, self._busy = self._busy, 0.0
         seen, self.seen = self.seen, Observation()
         decision = self.deps.pace.decide(seen)
         self.summary.note_pace(decision)
@@ -225,6 +236,7 @@ class Loop[R]:
                 # made up, so a long wait never turns into a burst.
                 step = 60.0 / rate
                 self._next_start = max(self._next_start, now - step) + step
+            self._count_busy()
             self.in_flight[pool.submit(self._timed, started.id)] = started
         if not rate and len(self.reserve) < want // 2:
             # The next window is claimed while this one's images run.
@@ -271,6 +283,7 @@ class Loop[R]:
         if not self.in_flight:
             return
         done, _ = wait(self.in_flight, timeout=None if block else 0, return_when=FIRST_COMPLETED)
+        self._count_busy()
         for future in done:
             claim = self.in_flight.pop(future)
             result, ms = future.result()

@@ -80,6 +80,10 @@ class ControlledPace:
             self._pending.overloaded += observation.overloaded
             self._pending.latencies_ms += observation.latencies_ms
             self._pending.published += observation.published
+            if observation.busy_seconds is not None:
+                self._pending.busy_seconds = (
+                    self._pending.busy_seconds or 0.0
+                ) + observation.busy_seconds
             if self._checkpoints is not None:
                 # Kept only where checkpoints are read: nothing else forgets them.
                 self._progress.published(observation.published)
@@ -145,6 +149,7 @@ class ControlledPace:
             checkpoint_mark=mark,
             published_ago=tuple(mono - when for _, _, when in seen.published),
             age_unread=age_unread,
+            busy_seconds=seen.busy_seconds,
         )
         if self._joined_at is None:
             self._joined_at = at.timestamp()
@@ -168,10 +173,10 @@ class ControlledPace:
         with self._lock:
             for _ in range(SAVE_TRIES):
                 control = self._control.read()
-                if control.pace is None or self._key not in control.pace.memory:
+                if control.pace is None or self._key not in control.pace.workers:
                     return
-                memory = {k: v for k, v in control.pace.memory.items() if k != self._key}
-                if self._control.save_pace(replace(control.pace, memory=memory), control.version):
+                workers = {k: v for k, v in control.pace.workers.items() if k != self._key}
+                if self._control.save_pace(replace(control.pace, workers=workers), control.version):
                     return
 
     def _workers(self, state: PaceState | None, now: datetime) -> int:
@@ -180,9 +185,7 @@ class ControlledPace:
             return 1
         alive = ALIVE_REFRESHES * self._refresh
         others = {
-            k
-            for k, v in state.memory.items()
-            if k.startswith(WORKER_KEY) and k != self._key and now.timestamp() - v <= alive
+            k for k, v in state.workers.items() if k != self._key and now.timestamp() - v <= alive
         }
         return 1 + len(others)
 
@@ -191,15 +194,13 @@ class ControlledPace:
         worker's share of it."""
         at = now.timestamp()
         alive = ALIVE_REFRESHES * self._refresh
-        memory = {
-            k: v for k, v in state.memory.items() if not k.startswith(WORKER_KEY) or at - v <= alive
-        }
-        memory[self._key] = at
-        marks = sorted(k for k in memory if k.startswith(WORKER_KEY))
+        workers = {k: v for k, v in state.workers.items() if at - v <= alive}
+        workers[self._key] = at
+        marks = sorted(workers)
         joined = self._joined_at if self._joined_at is not None else at
-        unaware = any(memory[k] < joined for k in marks if k != self._key)
+        unaware = any(workers[k] < joined for k in marks if k != self._key)
         share = Share(len(marks), marks.index(self._key), waiting=unaware)
-        return replace(state, memory=memory), share
+        return replace(state, workers=workers), share
 
 
 @dataclass(frozen=True)
@@ -233,8 +234,9 @@ def _decision(
     if share.waiting:
         reason = f"{state.reason} (joining {workers - 1} running workers: waiting for their share)"
     resume_in = None
-    if limit == 0 and now is not None and state.memory.get("resume_at", 0.0) > now:
-        resume_in = state.memory["resume_at"] - now
+    resume_at = state.thrall.resume_at if state.thrall is not None else None
+    if limit == 0 and now is not None and resume_at is not None and resume_at > now:
+        resume_in = resume_at - now
     return PaceDecision(limit, rate, reason, resume_in_seconds=resume_in)
 
 

@@ -145,26 +145,17 @@ def _knobs(item: dict[str, Any]) -> Knobs:
 
 
 def _pace_json(pace: PaceState) -> dict[str, Any]:
-    return {
-        "limit": pace.limit,
-        "ratePerMinute": pace.rate_per_minute,
-        "reason": pace.reason,
-        "decidedAt": pace.decided_at,
-        "memory": dict(pace.memory),
-        "history": list(pace.history),
-    }
+    return pace.to_json()
 
 
 def _pace(item: dict[str, Any]) -> PaceState | None:
     raw = item.get(PACE, {}).get("S")
     if raw is None:
         return None
-    data = json.loads(raw)
-    return PaceState(
-        limit=float(data["limit"]),
-        rate_per_minute=data.get("ratePerMinute"),
-        reason=str(data.get("reason", "")),
-        decided_at=data.get("decidedAt"),
-        memory={str(k): float(v) for k, v in (data.get("memory") or {}).items()},
-        history=tuple(data.get("history") or ()),
-    )
+    try:
+        return PaceState.from_json(json.loads(raw))
+    except (KeyError, TypeError, ValueError) as error:
+        raise ValueError(
+            f"the control item's {PACE!r} attribute ({CONTROL_ID}) is not a controller state "
+            f"this version reads: {error}"
+        ) from None
