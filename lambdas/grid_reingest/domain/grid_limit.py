@@ -13,9 +13,12 @@ The baseline is what makes this work or not. Per-image times vary widely (a
 projection converts an image of any size), so any one decision's latency is
 noisy, and the lowest of many noisy figures is far below the true one: a
 phantom queue that grows with the limit and stops it well below capacity. So
-the baseline is the lowest of a few long blocks (minutes, hundreds of images
-each), each summarised by its geometric mean latency, and the latency judged
-is smoothed over decisions. Why each constant: docs/throughput.md.
+the baseline is the lowest mean latency of a few long blocks (minutes,
+hundreds of images each), and the latency judged is a mean smoothed over
+decisions. Means, not medians: Little's law holds for means, and what waits
+is the throughput times the mean wait. A stray time far above the baseline (a
+timeout) is counted at `outlier_factor` times it, so that one image does not
+look like a queue. Why each constant: docs/throughput.md.
 
 Pure; its state (`GridState`) is saved with the controller's (domain/control.py).
 """
@@ -31,27 +34,39 @@ from grid_reingest.domain.tuning import Tuning
 
 @dataclass(frozen=True)
 class Block:
-    """A stretch of the pass's latencies: from `start` (epoch seconds), the sum of their
-    logarithms (ms) and how many."""
+    """A stretch of the pass's latencies: from `start` (epoch seconds), their sum and sum of
+    squares (ms) and how many."""
 
     start: float
-    log_sum: float = 0.0
+    total_ms: float = 0.0
+    squares: float = 0.0
     count: int = 0
 
-    @property
-    def latency_ms(self) -> float:
-        """The block's geometric mean latency."""
-        return math.exp(self.log_sum / self.count)
+    def add(self, latencies_ms: list[float]) -> Block:
+        """This block with more latencies."""
+        return Block(
+            self.start,
+            self.total_ms + sum(latencies_ms),
+            self.squares + sum(ms * ms for ms in latencies_ms),
+            self.count + len(latencies_ms),
+        )
+
+    def bound_ms(self, z: float) -> float:
+        """The block's mean latency plus `z` standard errors: a no-load latency the block's
+        own noise cannot have put too low."""
+        mean = self.total_ms / self.count
+        variance = max(0.0, self.squares / self.count - mean * mean)
+        return mean + z * math.sqrt(variance / self.count)
 
     def to_json(self) -> list[float]:
-        """Three numbers."""
-        return [self.start, self.log_sum, self.count]
+        """Four numbers."""
+        return [self.start, self.total_ms, self.squares, self.count]
 
     @classmethod
     def from_json(cls, data: Any) -> Block:
         """From `to_json`'s numbers."""
-        start, log_sum, count = data
-        return cls(float(start), float(log_sum), int(count))
+        start, total, squares, count = data
+        return cls(float(start), float(total), float(squares), int(count))
 
 
 @dataclass(frozen=True)
@@ -61,17 +76,17 @@ class GridState:
     limit: float
     grown: bool = False  # the slow start is over: the Grid has shown a queue
     blocks: tuple[Block, ...] = ()  # the last few closed blocks, then the open one
-    smooth_log_sum: float = 0.0  # the smoothed latency: weighted sums of logarithms...
+    smooth_total_ms: float = 0.0  # the smoothed latency: weighted sums of latencies...
     smooth_count: float = 0.0  # ...and of images
     baseline_ms: float | None = None  # the baseline last judged by (for `watch`)
-    kept_limit: float | None = None  # the limit kept while thrall's loop stops the pass
+    hold_until: float = 0.0  # no further cut before this (epoch seconds)
 
     @property
     def latency_ms(self) -> float | None:
-        """The smoothed latency (geometric mean); None before any image."""
+        """The smoothed mean latency; None before any image."""
         if self.smooth_count <= 0:
             return None
-        return math.exp(self.smooth_log_sum / self.smooth_count)
+        return self.smooth_total_ms / self.smooth_count
 
     def to_json(self) -> dict[str, Any]:
         """Plain JSON values, named."""
@@ -79,10 +94,10 @@ class GridState:
             "limit": self.limit,
             "grown": self.grown,
             "blocks": [b.to_json() for b in self.blocks],
-            "smoothLogSum": self.smooth_log_sum,
+            "smoothTotalMs": self.smooth_total_ms,
             "smoothCount": self.smooth_count,
             "baselineMs": self.baseline_ms,
-            "keptLimit": self.kept_limit,
+            "holdUntil": self.hold_until,
         }
 
     @classmethod
@@ -93,10 +108,10 @@ class GridState:
                 limit=float(data["limit"]),
                 grown=bool(data.get("grown", False)),
                 blocks=tuple(Block.from_json(b) for b in data.get("blocks") or ()),
-                smooth_log_sum=float(data.get("smoothLogSum", 0.0)),
+                smooth_total_ms=float(data.get("smoothTotalMs", 0.0)),
                 smooth_count=float(data.get("smoothCount", 0.0)),
                 baseline_ms=_optional(data.get("baselineMs")),
-                kept_limit=_optional(data.get("keptLimit")),
+                hold_until=float(data.get("holdUntil", 0.0)),
             )
         except (KeyError, TypeError, ValueError) as error:
             raise ValueError(f"the Grid loop's state is malformed ({error!r}): {data!r}") from None
@@ -124,78 +139,104 @@ class GridLimit:
         """The state before any decision."""
         return GridState(float(self.tuning.start_limit))
 
-    def step(self, state: GridState, sample: GridSample, ceiling: float) -> tuple[GridState, str]:
+    def step(  # noqa: PLR0911 (one decision table)
+        self, state: GridState, sample: GridSample, ceiling: float
+    ) -> tuple[GridState, str]:
         """The next state, and why, in an operator's words."""
         t = self.tuning
         limit = min(max(state.limit, t.min_limit), ceiling)
         state = replace(state, limit=limit)
+        holding = sample.now < state.hold_until
         if sample.finished and sample.overloaded / sample.finished > t.overload_share:
+            if holding:
+                return state, f"overload: {sample.overloaded} of {sample.finished}; holding the cut"
             cut = max(t.min_limit, limit * t.backoff)
-            return replace(state, limit=cut, grown=True), (
+            return self._cut(state, cut, sample), (
                 f"overload: {sample.overloaded} of {sample.finished} answers; limit cut"
             )
         if not sample.latencies_ms:
             return state, "no finished images to judge by: holding"
-        state = self._observe(state, sample)
-        baseline = _baseline(state.blocks, t.block_min_images)
-        latency = state.latency_ms or baseline
+        state, now_ms = self._observe(state, sample)
+        baseline = baseline_of(state.blocks, t)
+        latency = state.latency_ms or now_ms
         state = replace(state, baseline_ms=baseline)
         used = sample.in_flight
         if used is None:
             # Little's law: the images in flight on average, from throughput and latency.
-            mean_s = sum(sample.latencies_ms) / len(sample.latencies_ms) / 1000
-            used = sample.finished * mean_s / sample.elapsed
+            used = sample.finished * now_ms / 1000 / sample.elapsed
         used = min(limit, used)
-        queue = used * (1 - baseline / latency)
+        queue = used * (1 - baseline / latency)  # smoothed: what decides a cut
+        fresh = used * (1 - baseline / now_ms)  # this decision's alone: what stops a rise
         target = max(t.min_queue, t.queue_share * used)
-        if queue >= target:
+        if fresh >= target:
             state = replace(state, grown=True)  # the slow start is over: the Grid has a queue
+        if holding:
+            return state, f"~{queue:.1f} queued at the Grid: holding the last cut"
         if queue > 2 * target:
             new = min(limit, max(t.min_limit, used * baseline / latency + target))
-            return replace(state, limit=new), (
+            return self._cut(state, new, sample), (
                 f"latency {latency:.0f} ms over baseline {baseline:.0f} ms "
                 f"(~{queue:.1f} queued at the Grid); limit cut"
             )
-        if queue < target and used >= t.used_share * math.floor(limit):
-            # A fresh controller doubles until the Grid first queues (TCP's slow start).
-            grow = limit if not state.grown else max(1.0, t.grow * limit)
-            new = min(ceiling, limit + grow)
+        if queue < target and fresh < 2 * target and used >= t.used_share * math.floor(limit):
+            # Per refresh of the pass's time (overlapping workers each step with their part):
+            # doubling until the Grid first queues (TCP's slow start), then a fifth.
+            share = sample.elapsed / t.default_seconds
+            factor = 2**share if not state.grown else 1 + t.grow * share
+            new = min(ceiling, max(limit * factor, limit + share))
             reason = "headroom: limit raised" if new > limit else "at the ceiling"
             return replace(state, limit=new), reason
         return state, f"~{queue:.1f} queued at the Grid: holding"
 
-    def _observe(self, state: GridState, sample: GridSample) -> GridState:
-        """Add the latencies to the open block (closing it once long enough) and to the
-        smoothed latency."""
-        t = self.tuning
-        logs = sum(math.log(max(ms, 1e-3)) for ms in sample.latencies_ms)
-        n = len(sample.latencies_ms)
-        blocks = list(state.blocks)
-        # The first block closes as soon as it is large enough: the pass's first images,
-        # at a limit still low, are the baseline until blocks of full length come.
-        first_full = len(blocks) == 1 and blocks[0].count >= t.block_min_images
-        if not blocks or first_full or sample.now - blocks[-1].start >= t.block_seconds:
-            blocks.append(Block(sample.now))
-        last = blocks[-1]
-        blocks[-1] = Block(last.start, last.log_sum + logs, last.count + n)
-        blocks = blocks[-(t.baseline_blocks + 1) :]
-        w = t.latency_weight
+    def _cut(self, state: GridState, limit: float, sample: GridSample) -> GridState:
+        """`state` cut to `limit`: no further cut until the images started since have answered
+        (those in flight at the cut still show the queue it answers), and the smoothed
+        latency starts afresh."""
+        latency_s = (state.latency_ms or 0.0) / 1000
+        hold = max(self.tuning.default_seconds, self.tuning.cut_hold_latencies * latency_s)
         return replace(
             state,
-            blocks=tuple(blocks),
-            smooth_log_sum=state.smooth_log_sum * w + logs,
-            smooth_count=state.smooth_count * w + n,
+            limit=limit,
+            grown=True,
+            hold_until=sample.now + hold,
+            smooth_total_ms=0.0,
+            smooth_count=0.0,
         )
 
+    def _observe(self, state: GridState, sample: GridSample) -> tuple[GridState, float]:
+        """Add the latencies to the open block (closing it once long enough) and to the
+        smoothed latency; this decision's mean latency."""
+        t = self.tuning
+        blocks = list(state.blocks)
+        # A stray time far above what the Grid has shown (a timeout) counts as at most this.
+        most = t.outlier_factor * baseline_of(tuple(blocks), t) if blocks else math.inf
+        latencies = [min(ms, most) for ms in sample.latencies_ms]
+        if not blocks or sample.now - blocks[-1].start >= t.block_seconds:
+            blocks.append(Block(sample.now))
+        blocks[-1] = blocks[-1].add(latencies)
+        blocks = blocks[-(t.baseline_blocks + 1) :]
+        w = t.latency_weight
+        observed = replace(
+            state,
+            blocks=tuple(blocks),
+            smooth_total_ms=state.smooth_total_ms * w + sum(latencies),
+            smooth_count=state.smooth_count * w + len(latencies),
+        )
+        return observed, sum(latencies) / len(latencies)
 
-def _baseline(blocks: tuple[Block, ...], min_images: int) -> float:
-    """The lowest latency of the closed blocks with enough images; before there is one, the
-    pooled latency of every image so far (the start of a pass queues little)."""
-    full = [b.latency_ms for b in blocks[:-1] if b.count >= min_images]
+
+def baseline_of(blocks: tuple[Block, ...], t: Tuning) -> float:
+    """The no-load latency: the lowest bound of the closed blocks with enough images; before
+    there is one, the bound of every image so far (the start of a pass queues little)."""
+    full = [b.bound_ms(t.baseline_z) for b in blocks[:-1] if b.count >= t.block_min_images]
     if full:
         return min(full)
-    count = sum(b.count for b in blocks)
-    return math.exp(sum(b.log_sum for b in blocks) / count)
+    pooled = Block(0.0)
+    for b in blocks:
+        pooled = Block(
+            0.0, pooled.total_ms + b.total_ms, pooled.squares + b.squares, pooled.count + b.count
+        )
+    return pooled.bound_ms(t.baseline_z)
 
 
 def _optional(value: Any) -> float | None:

@@ -44,6 +44,8 @@ class ThrallRate:
         t = self.tuning
         view = view_of(signals, s, now, t)
         age = view.age_ms
+        if age is not None:
+            s.age_ms, s.age_at = age, now - view.delay_seconds
         if signals.age_unread and not view.fresh:
             return self._unread(s, now)
         s.age_unread_since = None

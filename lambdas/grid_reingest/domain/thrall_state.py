@@ -42,6 +42,17 @@ class ThrallState:
     stalled_at: float | None = None  # ...at this moment...
     stalled_mark: float | None = None  # ...with the checkpoints fingerprinted so
     stall_ended_at: float | None = None  # the checkpoints moved again after a stall
+    # thrall's iterator age as the loop last judged it, and the moment it describes
+    # (batch-check waits for thrall to be past what it checks).
+    age_ms: float | None = None
+    age_at: float | None = None
+
+    def lag_seconds(self, now: float, fresh_for: float) -> float | None:
+        """How far behind thrall was when last judged, if that was within `fresh_for` seconds
+        of `now`; None when unknown or older."""
+        if self.age_ms is None or self.age_at is None or now - self.age_at > fresh_for:
+            return None
+        return self.age_ms / 1000
 
     def copy(self) -> ThrallState:
         """A copy to step (the published counts copied too)."""

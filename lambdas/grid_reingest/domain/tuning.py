@@ -30,16 +30,20 @@ class Tuning:
     min_queue: float = 1.0  # ...and at least this many images
     used_share: float = 0.7  # grow only while the pass uses this share of its limit
     # The no-load baseline: blocks of this many seconds, each summarised by its images'
-    # geometric mean latency (a median for log-normal times, blind to a stray timeout);
-    # the baseline is the lowest of the last `baseline_blocks` blocks with at least
-    # `block_min_images` images (fewer, larger blocks: a minimum over many small, noisy
-    # ones is biased low, and sees a queue that is not there).
-    block_seconds: float = 180.0
-    baseline_blocks: int = 5
-    block_min_images: int = 100
-    # The latency judged at a decision is smoothed over this many decisions' images
-    # (exponential weight per decision): one decision's few images are too noisy.
-    latency_weight: float = 0.5
+    # mean latency plus `baseline_z` standard errors (the lowest of many noisy means is
+    # far below the true one, and shows a queue that is not there); the baseline is the
+    # lowest of the last `baseline_blocks` blocks with at least `block_min_images` images.
+    block_seconds: float = 60.0
+    baseline_blocks: int = 15
+    block_min_images: int = 30
+    baseline_z: float = 2.0
+    # The latency judged at a decision: the mean of the decision's images and the earlier
+    # decisions', each earlier one weighted this much less (one decision's few are noisy).
+    latency_weight: float = 0.6
+    outlier_factor: float = 10.0  # an image's time counts as at most this times the baseline
+    # After a cut, no further cut for this many latencies (at least a refresh): until the
+    # images started after it have answered.
+    cut_hold_latencies: float = 2.0
     # -- starts a minute (thrall) -------------------------------------------------------
     low_age_share: float = 0.2  # age under this share of the threshold: headroom (12 s)
     high_age_share: float = 0.4  # rising above this share: a deep cut (24 s)

@@ -25,16 +25,20 @@ PAUSED = "paused"
 MAX_IN_FLIGHT = "max_in_flight"
 MAX_RATE = "max_rate_per_minute"
 KNOBS_CHANGED_AT = "knobs_changed_at"
-PACE = "pace"  # the controller's state, as JSON
-PACE_VERSION = "pace_version"
+PACE = "pace"  # batch-index's controller state, as JSON
+CHECK_PACE = "check_pace"  # batch-check's (paced on media-api alone)
 REFUSED_RUNS = "refused_runs"  # batch-index invocations in a row whose stream refused its calls
 
 
 class ControlTable:
     """The control item of one state table (the ControlStore port)."""
 
-    def __init__(self, name: str, client: Any) -> None:
+    def __init__(self, name: str, client: Any, pace: str = PACE) -> None:
+        """`pace`: the attribute that holds this worker's controller state (PACE for
+        batch-index, CHECK_PACE for batch-check); its version is `<pace>_version`."""
         self.name = name
+        self.pace = pace
+        self.version = f"{pace}_version"
         self.client = client
 
     def read(self) -> Control:
@@ -44,7 +48,11 @@ class ControlTable:
         ).get("Item")
         if item is None:
             return Control()
-        return Control(knobs=_knobs(item), pace=_pace(item), version=_number(item, PACE_VERSION, 0))
+        return Control(
+            knobs=_knobs(item),
+            pace=_pace(item, self.pace),
+            version=_number(item, self.version, 0),
+        )
 
     def save_pace(self, pace: PaceState, expected_version: int) -> bool:
         """Store the controller's state if nobody saved since `expected_version`."""
@@ -53,15 +61,15 @@ class ControlTable:
             ":next": {"N": str(expected_version + 1)},
         }
         if expected_version == 0:
-            condition = f"attribute_not_exists({PACE_VERSION})"
+            condition = f"attribute_not_exists({self.version})"
         else:
-            condition = f"{PACE_VERSION} = :expected"
+            condition = f"{self.version} = :expected"
             values[":expected"] = {"N": str(expected_version)}
         try:
             self.client.update_item(
                 TableName=self.name,
                 Key={"id": {"S": CONTROL_ID}},
-                UpdateExpression=f"SET {PACE} = :pace, {PACE_VERSION} = :next",
+                UpdateExpression=f"SET {self.pace} = :pace, {self.version} = :next",
                 ConditionExpression=condition,
                 ExpressionAttributeValues=values,
             )
@@ -148,14 +156,14 @@ def _pace_json(pace: PaceState) -> dict[str, Any]:
     return pace.to_json()
 
 
-def _pace(item: dict[str, Any]) -> PaceState | None:
-    raw = item.get(PACE, {}).get("S")
+def _pace(item: dict[str, Any], attribute: str) -> PaceState | None:
+    raw = item.get(attribute, {}).get("S")
     if raw is None:
         return None
     try:
         return PaceState.from_json(json.loads(raw))
     except (KeyError, TypeError, ValueError) as error:
         raise ValueError(
-            f"the control item's {PACE!r} attribute ({CONTROL_ID}) is not a controller state "
+            f"the control item's {attribute!r} attribute ({CONTROL_ID}) is not a controller state "
             f"this version reads: {error}"
         ) from None
