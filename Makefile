@@ -15,6 +15,9 @@ CDK_STAMP := node_modules/.package-lock.json
 STAGE ?= TEST
 # Extra arguments for pytest, e.g. `make test PYTEST_ARGS='tests/unit -x'`.
 PYTEST_ARGS ?=
+# pytest-xdist processes for make test: one a core (most tests wait on sockets and
+# emulators, so two on two cores nearly halve the time); TEST_WORKERS=0 runs in one.
+TEST_WORKERS ?= auto
 
 # The CDK's jsii runtime warns about Node versions it has not tested.
 export JSII_SILENCE_WARNING_UNTESTED_NODE_VERSION := 1
@@ -38,7 +41,7 @@ $(STAMP): $(DEV_LOCK) pyproject.toml
 ## test: the locks checked against pyproject.toml, lint, then every test
 # pytest's own exit code fails the target: 1 for a failed test, 5 when no test ran.
 test: node lock-check lint typecheck
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) $(PYTEST_ARGS)
 
 ## typecheck: mypy, strict on the core (domain, ports, flows, adapters)
 typecheck: venv
