@@ -71,6 +71,7 @@ class Controller:
                 signals.latencies_ms,
                 elapsed,
                 in_flight,
+                workers,
             )
             grid, reason = self.grid.step(grid, sample, ceiling)
             if thrall is not None and self.thrall is not None:

@@ -130,7 +130,9 @@ class Loop[R]:
                 self._reap(block=True)
                 self.flush(final=False)
             self.flush(final=True)
-            # What finished since the last decision counts too (a warm pace goes on).
+            # What finished since the last decision counts too (a warm pace goes on), as
+            # the end of a worker that starts nothing more: not for the pass's in-flight use.
+            self.seen.draining = True
             self._decide()
         finally:
             # Best effort: a mark left behind expires by itself within 1.5 refreshes.
@@ -158,6 +160,9 @@ class Loop[R]:
             if reason is not None:
                 self.summary.stopped_because = reason
                 self._give_back_reserve()
+                # Its share of the pace goes to the others now, not once what it holds ends.
+                with contextlib.suppress(Exception):
+                    self.deps.pace.leave()
                 return
             if self.exhausted and not self.in_flight and not self.reserve:
                 wait = self.again_in()
