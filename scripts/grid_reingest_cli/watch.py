@@ -114,6 +114,16 @@ class Sources:
 
 
 @dataclass(frozen=True)
+class PassView:
+    """The whole pass: images finished (verified or failed), left, its rate and ETA."""
+
+    done: int
+    remaining: int
+    rate_per_minute: float | None
+    eta_seconds: float | None
+
+
+@dataclass(frozen=True)
 class Look:
     """One reading of the pass."""
 
@@ -124,6 +134,8 @@ class Look:
     iterator_age_s: float | None
     previous_age_s: float | None
     workers: dict[str, status.WorkerView]
+    # The whole pass, checking included: images verified or failed, and the rest.
+    whole: PassView | None = None
 
     @property
     def all_done(self) -> bool:
@@ -181,7 +193,7 @@ class Watcher:
 
     def __init__(self, src: Sources, window_minutes: float) -> None:
         self.src = src
-        self.meters = {w: status.RateMeter(window_minutes * 60) for w in passes.WORKERS}
+        self.meters = {w: status.RateMeter(window_minutes * 60) for w in (*passes.WORKERS, "pass")}
 
     def look(self) -> Look:
         counts = {int(s): n for s, n in self.src.table.counts().items()}
@@ -227,7 +239,14 @@ class Watcher:
                 rate_per_minute=rate,
                 blocked_by=blocked,
             )
-        return Look(datetime.now(UTC), counts, control, rules, age, previous, views)
+        # batch-index and batch-check run together: the pass ends when the last image is
+        # checked, so its rate is finished images a minute and its ETA what is left at it.
+        left = passes.remaining(counts, self.src.works["index"]) + passes.remaining(
+            counts, self.src.works["check"]
+        )
+        rate = self.meters["pass"].add(now, total - left)
+        whole = PassView(total - left, left, rate, status.eta_seconds(left, rate))
+        return Look(datetime.now(UTC), counts, control, rules, age, previous, views, whole)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -322,6 +341,13 @@ def render_text(look: Look, src: Sources, previous: Look | None, terminal: bool)
             f"{name:<12} working{rule}{why}: {progress}{view.done:,} done, "
             f"{view.remaining:,} left, {rate}, ETA {status.duration(view.eta_seconds)}"
         )
+    if look.whole is not None:
+        whole = look.whole
+        rate = "—" if whole.rate_per_minute is None else f"{whole.rate_per_minute:,.0f}/min"
+        out.append(
+            f"{'whole pass':<12} {whole.done:,} finished, {whole.remaining:,} left, {rate}, "
+            f"ETA {status.duration(whole.eta_seconds)} (checking included)"
+        )
     out.append(pace_line(look.control).replace("controller:", "controller  ", 1))
     knobs = look.control.knobs
     ceilings = [
@@ -368,6 +394,14 @@ def render_json(look: Look, src: Sources) -> str:
                     "etaSeconds": v.eta_seconds,
                 }
                 for w, v in look.workers.items()
+            },
+            "pass": None
+            if look.whole is None
+            else {
+                "finished": look.whole.done,
+                "remaining": look.whole.remaining,
+                "ratePerMinute": look.whole.rate_per_minute,
+                "etaSeconds": look.whole.eta_seconds,
             },
             **control_json(look.control, history=False),
             "iteratorAge": {
