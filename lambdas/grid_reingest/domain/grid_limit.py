@@ -103,21 +103,28 @@ class GridLimit:
         if state.grown and busy and sample.now - (state.probed_at or 0.0) >= t.probe_every_seconds:
             return self._probe(state, sample, used * baseline / latency)
         if queue < target and fresh < 2 * target and busy:
-            # Per refresh of the pass's time (overlapping workers each step with their part):
-            # doubling until the Grid first queues (TCP's slow start), then a fifth.
-            share = sample.elapsed / t.default_seconds
-            if state.grown:
-                # The closer the queue is to its target, the smaller the step: near the knee
-                # a fifth overshoots before the latency (seconds late) says so.
-                room = max(t.grow_floor, 1 - max(0.0, queue) / target)
-                factor = 1 + t.grow * share * room
-            else:
-                # Doubling once the pass has had a limit's worth of answers (a round trip).
-                factor = 2 ** min(1.0, sample.finished * sample.workers / limit)
-            new = min(ceiling, max(limit * factor, limit + share))
-            reason = "headroom: limit raised" if new > limit else "at the ceiling"
-            return replace(state, limit=new), reason
+            return self._grow(state, sample, ceiling, queue / target)
         return state, f"~{queue:.1f} queued at the Grid: holding"
+
+    def _grow(
+        self, state: GridState, sample: GridSample, ceiling: float, queued: float
+    ) -> tuple[GridState, str]:
+        """Raise the limit: per refresh of the pass's time (overlapping workers each step with
+        their part), doubling until the Grid first queues (TCP's slow start), then by up to a
+        fifth, less the closer the queue is to its target (`queued`, a share of it)."""
+        t = self.tuning
+        limit = state.limit
+        share = sample.elapsed / t.default_seconds
+        if state.grown:
+            # Near the knee a fifth overshoots before the latency (seconds late) says so.
+            room = max(t.grow_floor, 1 - max(0.0, queued))
+            factor = 1 + t.grow * share * room
+        else:
+            # Doubling once the pass has had a limit's worth of answers (a round trip).
+            factor = 2 ** min(1.0, sample.finished * sample.workers / limit)
+        new = min(ceiling, max(limit * factor, limit + share))
+        reason = "headroom: limit raised" if new > limit else "at the ceiling"
+        return replace(state, limit=new), reason
 
     # -- the probe: the no-load latency, measured ---------------------------------------
 
