@@ -22,7 +22,7 @@ export JSII_SILENCE_WARNING_UNTESTED_NODE_VERSION := 1
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 18,20
 export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
 
-.PHONY: venv test lint lock lock-check format demo synth diff deploy node bench clean
+.PHONY: venv test test-fast typecheck lint lock lock-check format demo local local-env synth diff deploy node bench clean
 
 venv: $(STAMP)
 
@@ -37,8 +37,17 @@ $(STAMP): $(DEV_LOCK) pyproject.toml
 
 ## test: the locks checked against pyproject.toml, lint, then every test
 # pytest's own exit code fails the target: 1 for a failed test, 5 when no test ran.
-test: node lock-check lint
+test: node lock-check lint typecheck
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+## typecheck: mypy, strict on the core (domain, ports, flows, adapters)
+typecheck: venv
+	$(BIN)/mypy lambdas/grid_reingest/domain lambdas/grid_reingest/ports.py \
+		lambdas/grid_reingest/flows lambdas/grid_reingest/adapters
+
+## test-fast: the unit tier without the whole-pass simulations (no sockets, seconds)
+test-fast: venv
+	$(BIN)/python -m pytest tests/unit -m "not simulation" -q $(PYTEST_ARGS)
 
 lint: venv
 	$(BIN)/ruff check .
@@ -61,6 +70,16 @@ format: venv
 DEMO_ARGS ?=
 demo: venv
 	$(BIN)/python scripts/demo.py $(DEMO_ARGS)
+
+## local: a stage LOCAL on emulated AWS and a simulated Grid that stays up until Ctrl-C
+# (run again while it is up: it says so and prints its environment lines)
+LOCAL_ARGS ?=
+local: venv
+	$(BIN)/python -m devtools.local $(LOCAL_ARGS)
+
+## local-env: the lines that point reingest at the local stage: eval "$$(make -s local-env)"
+local-env: venv
+	@$(BIN)/python -m devtools.local --env
 
 ## synth: CloudFormation for every stage, and the Lambda asset, into cdk.out (no AWS needed)
 synth: node venv
@@ -85,4 +104,4 @@ bench: venv
 	$(BIN)/python -m benchmarks
 
 clean:
-	rm -rf $(VENV) node_modules cdk.out .cache .pytest_cache .ruff_cache
+	rm -rf $(VENV) node_modules cdk.out .cache .pytest_cache .ruff_cache .local

@@ -1,7 +1,8 @@
 """Every benchmark, one after another; each writes its section of docs/benchmarks.md.
 
 python -m benchmarks                (make bench; about fifteen minutes on 2 cores)
-python -m benchmarks NAME [ARGS]    (e.g. pass [--json], faults, upload_memory, id_sources)
+python -m benchmarks NAME [ARGS]    (e.g. pass [--json], faults, upload_memory, id_sources,
+                                     watch_cost)
 """
 
 import importlib
@@ -17,7 +18,7 @@ def main(argv: list[str]) -> None:
         module = importlib.import_module(f"benchmarks.{ALIASES.get(argv[0], argv[0])}")
         module.main(argv[1:])
         return
-    from benchmarks import faults, infra, pass_sim, projection, state_table, workers
+    from benchmarks import faults, infra, pass_sim, projection, state_table, watch_cost, workers
 
     state_table.main([])
     projection.main(["--write"])
@@ -25,6 +26,7 @@ def main(argv: list[str]) -> None:
     infra.main(["--write"])
     pass_sim.main([])
     faults.main([])
+    watch_cost.main(["--write"])
 
 
 if __name__ == "__main__":

@@ -54,6 +54,11 @@ def row(scenario: Scenario, world: World, report: PassReport, seconds: float) ->
         "lost": len(report.lost),
         "mismatched": len(report.mismatched),
         "attemptsCharged": report.attempts_charged,
+        "imagesCharged": sum(
+            1 for i in world.store_ids() if (item := world.store.get(i)) and item.attempts
+        ),
+        "passEnded": report.finished,
+        "passMinutes": round(report.seconds / 60, 1),
         "alarms": report.alarms,
         "errors": report.errors,
         "metrics": {k: v for k, v in report.metrics.items() if k.split(" ", 1)[-1] not in ROUTINE},
@@ -101,22 +106,24 @@ def markdown(rows: list[dict[str, Any]], images: int, seconds: float) -> str:
     headers = [
         "fault",
         "final states (count×state)",
+        "images charged (attempts)",
+        "pass ended (minutes)",
+        "operator told (how)",
         "published: images / records",
         "published twice (accepted, not recorded)",
         "lost",
-        "attempts charged",
-        "what the operator sees",
         "ok",
     ]
     lines = [
         [
             f"**{r['scenario']}**: {r['fault']}",
             _states(r["states"]),
+            f"{r['imagesCharged']} ({r['attemptsCharged']})",
+            f"{'yes' if r['passEnded'] else '**no**'}, {r['passMinutes']:g}",
+            _sees(r),
             f"{r['published']} / {r['records']}",
             f"{r['doublePublished']} ({r['doubleAcceptedNotRecorded']})",
             r["lost"],
-            r["attemptsCharged"],
-            _sees(r),
             "yes" if not r["problems"] else "**no**: " + "; ".join(r["problems"]),
         ]
         for r in rows

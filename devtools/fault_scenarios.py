@@ -9,6 +9,7 @@ benchmark on a few hundred, writing docs/reliability.md (benchmarks/faults.py).
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import io
 import os
 from collections.abc import Callable
@@ -53,6 +54,11 @@ class Scenario:
     extra_ids: int = 0  # ids the scenario adds to the table during the pass
     # The fault is the system's: no image may be charged an attempt for it.
     charges_nothing: bool = False
+
+
+def _draw(image_id: str, n: int) -> int:
+    """A number drawn from an image and the n-th call about it: the same in every run."""
+    return int.from_bytes(hashlib.blake2b(f"{image_id}:{n}".encode(), digest_size=4).digest())
 
 
 def every(world: World, k: int) -> list[str]:
@@ -134,7 +140,9 @@ def _media_api_overload(ticks: int) -> Callable[[World], None]:
             if endpoint != "image" or world.phase != "check":
                 return None
             started[:] = started or [world.tick]
-            if world.tick < started[0] + ticks and int(image_id, 16) % 3 == 0:
+            # One answer in three, whichever image it is for (an overloaded service does not
+            # pick its images): drawn from the image and how many times it was asked.
+            if world.tick < started[0] + ticks and _draw(image_id, n) % 3 == 0:
                 return GridResponse("media-api", 503, message="Service Unavailable")
             return None
 
@@ -236,6 +244,27 @@ def _loader_key_revoked(world: World) -> None:
 
     world.on_projection.append(revoke)
     world.on_tick.append(operator)
+
+
+def _lease_table(error: Callable[[], Exception]) -> Callable[[World], None]:
+    """thrall's lease table, which batch-index reads for its pace, raising `error` each read."""
+
+    def inject(world: World) -> None:
+        def unreadable() -> dict[str, int]:
+            raise error()
+
+        world.checkpoints = unreadable
+
+    return inject
+
+
+def _cloudwatch_unreadable(world: World) -> None:
+    def iterator_age() -> tuple[float, float | None]:
+        if while_ticks(world):
+            raise client_error("ThrottlingException", 400, "GetMetricStatistics", "Rate exceeded")
+        return (1_000.0, 1_000.0)
+
+    world.iterator_age = iterator_age
 
 
 def _kinesis_refused(world: World) -> None:
@@ -422,13 +451,13 @@ SCENARIOS: list[Scenario] = [
     ),
     Scenario(
         "media-api-overload",
-        f"media-api answers 503 for 1 image in 3 for {WHILE_TICKS} min of batch-check",
+        f"media-api answers 503 to 1 call in 3 for {WHILE_TICKS} min of batch-check",
         _media_api_overload(WHILE_TICKS),
         told=(f"{CHECK} OverloadAnswers",),
     ),
     Scenario(
         "media-api-overload-long",
-        f"media-api answers 503 for 1 image in 3 for {LONG_TICKS} min of batch-check",
+        f"media-api answers 503 to 1 call in 3 for {LONG_TICKS} min of batch-check",
         _media_api_overload(LONG_TICKS),
         told=(f"{CHECK} OverloadAnswers",),
     ),
@@ -495,6 +524,46 @@ SCENARIOS: list[Scenario] = [
         f"media-api gives no answer to batch-check, nor on its health route, for {LONG_TICKS} min",
         _media_api_down,
         told=(f"{CHECK}-systemic-failures", f"{CHECK}-errors"),
+        charges_nothing=True,
+    ),
+    Scenario(
+        "lease-table-missing",
+        "thrall's lease table (thrallCheckpointTable) does not exist",
+        _lease_table(lambda: client_error("ResourceNotFoundException", 400, "Scan")),
+        told=(f"{INDEX} CheckpointsUnread",),
+        charges_nothing=True,
+    ),
+    Scenario(
+        "lease-table-denied",
+        "batch-index may not read thrall's lease table (AccessDenied)",
+        _lease_table(lambda: client_error("AccessDeniedException", 400, "Scan")),
+        told=(f"{INDEX} CheckpointsUnread",),
+        charges_nothing=True,
+    ),
+    Scenario(
+        "lease-table-throttled",
+        "every read of thrall's lease table is throttled (after botocore's retries)",
+        _lease_table(lambda: client_error("ProvisionedThroughputExceededException", 400, "Scan")),
+        told=(f"{INDEX} CheckpointsUnread",),
+        charges_nothing=True,
+    ),
+    Scenario(
+        "lease-table-malformed",
+        "thrall's lease table holds an item the adapter does not understand",
+        _lease_table(
+            lambda: ValueError(
+                "lease table thrall-TEST, lease 'shardId-0': checkpoint 'x' is neither a "
+                "sequence number nor a sentinel"
+            )
+        ),
+        told=(f"{INDEX} CheckpointsUnread",),
+        charges_nothing=True,
+    ),
+    Scenario(
+        "cloudwatch-unreadable",
+        f"CloudWatch refuses batch-index's reads of the iterator age for {WHILE_TICKS} min",
+        _cloudwatch_unreadable,
+        told=(f"{INDEX} IteratorAgeUnread",),
         charges_nothing=True,
     ),
     Scenario(

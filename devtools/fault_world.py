@@ -556,6 +556,13 @@ class World:
         # Called as each projection starts, with how many had started in the pass.
         self.on_projection: list[Callable[[World, int], None]] = []
         self.lives: dict[int, Life] = {}  # the n-th batch-index invocation's (1-based) fate
+        # thrall's signals as batch-index reads them: CloudWatch's iterator age (thrall keeps
+        # up: low and flat) and, when set, its lease table's checkpoints (None: not read).
+        self.iterator_age: Callable[[], tuple[float, float | None] | None] = lambda: (
+            1_000.0,
+            1_000.0,
+        )
+        self.checkpoints: Callable[[], dict[str, int]] | None = None
         self._projections = 0
         self._lock = threading.Lock()
         self._count = Counter[str]()
@@ -579,13 +586,13 @@ class World:
 
     def _pace(self, max_in_flight: int) -> ControlledPace:
         controller = Controller(Tuning(max_limit=max_in_flight, max_iterator_age_ms=60_000))
-        # thrall keeps up: its iterator age is low and flat.
         return ControlledPace(
             controller,
             self.control,
-            lambda: (1_000.0, 1_000.0),
+            self.iterator_age,
             self.clock,
             refresh_seconds=self.index_settings.refresh_seconds,
+            checkpoints=self.checkpoints,
         )
 
     def _remaining(self) -> Callable[[], int]:
@@ -770,11 +777,14 @@ class World:
                 for name, value in inv.summary.metric_counts().items():
                     period[name] += value
         alarms: set[str] = set()
-        safety = {
-            names.KINESIS_REFUSED: "kinesis-refused",
-            names.LOST_CLAIMS: "lost-claims",
-            names.EXPIRED_CLAIMS: "expired-claims",
-            names.SYSTEMIC_FAILURES: "systemic-failures",
+        # A metric's alarm: its name part and how much of it in a period sets it off.
+        thresholds = {
+            names.KINESIS_REFUSED: ("kinesis-refused", c.SAFETY_ALARM_THRESHOLD),
+            names.LOST_CLAIMS: ("lost-claims", c.SAFETY_ALARM_THRESHOLD),
+            names.EXPIRED_CLAIMS: ("expired-claims", c.SAFETY_ALARM_THRESHOLD),
+            names.SYSTEMIC_FAILURES: ("systemic-failures", c.SAFETY_ALARM_THRESHOLD),
+            names.CHECKPOINTS_UNREAD: ("checkpoints-unread", c.UNREAD_ALARM_STEPS),
+            names.ITERATOR_AGE_UNREAD: ("iterator-age-unread", c.UNREAD_ALARM_STEPS),
         }
         share = unknown_failure_alarm_share()
         for service in (names.BATCH_INDEX, names.BATCH_CHECK):
@@ -784,8 +794,8 @@ class World:
                 seen = by_period.get((service, p), Counter())
                 if seen["Errors"] >= c.ERROR_ALARM_THRESHOLD:
                     alarms.add(f"{service}-errors")
-                for name, part in safety.items():
-                    if seen[name] >= c.SAFETY_ALARM_THRESHOLD:
+                for name, (part, threshold) in thresholds.items():
+                    if seen[name] >= threshold:
                         alarms.add(f"{service}-{part}")
                 claimed = seen[names.CLAIMED]
                 failing = failing + 1 if claimed and seen[names.FAILED] / claimed > share else 0

@@ -6,8 +6,10 @@ stage is a stack with those outputs (the table, both rules, both functions with
 the environment the handlers read) plus thrall's stream. Lambda cannot run on
 the emulator without Docker, so `LocalSchedule` plays EventBridge and Lambda:
 whenever a worker's rule is on it invokes that worker's handler in this process,
-and between invocations a thrall stand-in indexes in the simulated Grid what
-reached its stream. Used by the integration tests and `make demo`::
+between invocations a thrall stand-in indexes in the simulated Grid what
+reached its stream, and at each tick Lambda's stream poller hands the state
+table's new stream records to state-counts (the tally `watch` reads). Used by
+the integration tests, `make demo` and `make local`::
 
     with moto_server() as endpoint, GridSim() as grid:
         stage, schedule = local_stage(endpoint, table, grid, "DEMO")
@@ -32,6 +34,7 @@ from typing import Any
 import boto3
 
 from devtools.local_lambda import FakeContext, environment
+from devtools.local_streams import StreamPoller
 from devtools.thrall_consumer import read_stream
 from devtools.thrall_metrics import report_iterator_age
 from grid_reingest import names
@@ -137,6 +140,7 @@ def _function(endpoint: str, name: str, env: Mapping[str, str]) -> None:
         Handler="handler.handler",
         Code={"ZipFile": code.getvalue()},
         MemorySize=1024,
+        Architectures=["arm64"],
         Environment={"Variables": dict(env)},
     )
 
@@ -204,10 +208,19 @@ class LocalSchedule:
     errors: list[str] = field(default_factory=list)
     _in_a_row: dict[str, int] = field(default_factory=dict)
     _reported_at: float = float("-inf")
+    tally: StreamPoller | None = None
 
     def __post_init__(self) -> None:
         for worker in WORKERS:
             _warm(worker, self.envs[worker])
+        # Imported on first use, as the workers' handlers are (Powertools reads at import).
+        from grid_reingest.handlers import state_counts
+
+        with environment(self.envs["index"]):
+            state_counts.runtime.reset()
+            state_counts.runtime()
+        endpoint = self.kinesis.meta.endpoint_url
+        self.tally = StreamPoller(endpoint, self.stage.table.name, state_counts.handler)
 
     def __call__(self, seconds: float = 0.0) -> None:
         self.tick()
@@ -224,6 +237,11 @@ class LocalSchedule:
             self.thrall()
         if on["check"]:
             self._invoke("check")
+        self.count()
+
+    def count(self) -> int:
+        """Lambda's part for state-counts: the table's new stream records counted."""
+        return self.tally.drain() if self.tally is not None else 0
 
     def thrall(self) -> int:
         """thrall's part: index every image whose message is on the stream (media-api then
@@ -253,10 +271,11 @@ class LocalSchedule:
         self.reports.append((worker, _handler(worker).handler({"source": "aws.events"}, context)))
 
     @contextlib.contextmanager
-    def running(self, every: float = 0.5) -> Iterator[LocalSchedule]:
+    def running(self, every: float = 0.5, wait: float | None = None) -> Iterator[LocalSchedule]:
         """Tick in a background thread, `every` seconds after each tick ends, until the block
-        ends. A handler that raises is recorded in `errors` (the schedule carries on, as
-        Lambda's would)."""
+        ends, then wait at most `wait` seconds (default: an invocation's time) for the
+        invocation running then. A handler that raises is recorded in `errors` (the schedule
+        carries on, as Lambda's would)."""
         stop = threading.Event()
 
         def loop() -> None:
@@ -268,17 +287,28 @@ class LocalSchedule:
                     traceback.print_exc()
                 stop.wait(every)
 
+        def count() -> None:
+            # Lambda polls the stream while the workers run, not between their invocations.
+            while not stop.wait(every):
+                try:
+                    self.count()
+                except Exception as error:  # Lambda retries the batch; so does the next drain
+                    self.errors.append(f"state-counts: {type(error).__name__}: {error}")
+
         thread = threading.Thread(target=loop, name="local-schedule", daemon=True)
+        poller = threading.Thread(target=count, name="local-stream-poller", daemon=True)
         thread.start()
+        poller.start()
         try:
             yield self
         finally:
             stop.set()
-            thread.join(self.timeout_seconds)
+            waited = self.timeout_seconds if wait is None else wait
+            poller.join(waited)
+            thread.join(waited)
             if thread.is_alive():
                 self.errors.append(
-                    f"an invocation was still running {self.timeout_seconds:.0f} s after the "
-                    "schedule stopped"
+                    f"an invocation was still running {waited:.0f} s after the schedule stopped"
                 )
 
 

@@ -9,6 +9,10 @@ moto's own server with BatchExecuteStatement's `INSERT`s done the DynamoDB way
 atomic against the other INSERTs (not against moto's other writes, which are
 not atomic themselves). Any other statement still goes to moto.
 
+It also leaves a table's stream records on its stream for a poller to read
+(devtools/local_streams.py, as Lambda's own poller would), where moto would
+hand them to a mapped function it can only run in Docker, and then drop them.
+
     python -m devtools.moto_partiql -H 127.0.0.1 -p 5000   (moto.server's options)
 """
 
@@ -21,6 +25,7 @@ from typing import Any
 from moto.dynamodb.exceptions import DynamodbException
 from moto.dynamodb.models import DynamoDBBackend
 from moto.dynamodb.models.dynamo_type import DynamoType
+from moto.dynamodb.models.table import StreamRecord, StreamShard
 
 from devtools.partiql import InsertStatement, PartiqlError, statement_error
 
@@ -58,8 +63,18 @@ def _insert(backend: DynamoDBBackend, entry: dict[str, Any]) -> dict[str, Any]:
     return {"TableName": insert.table}
 
 
+def _keep_stream_record(self: StreamShard, old: Any, new: Any) -> None:
+    """moto's StreamShard.add without sending the records to a mapped function."""
+    view = self.table.stream_specification["StreamViewType"]  # type: ignore[index]
+    name = "INSERT" if old is None else "REMOVE" if new is None else "MODIFY"
+    sequence = len(self.items) + self.starting_sequence_number
+    self.items.append(StreamRecord(self.table, view, name, old, new, sequence))
+
+
 def install() -> None:
-    """Answer INSERTs the DynamoDB way in this process's moto backends."""
+    """Answer INSERTs the DynamoDB way, and keep stream records on their stream, in this
+    process's moto backends."""
+    StreamShard.add = _keep_stream_record  # type: ignore[method-assign]
     moto_own = DynamoDBBackend.batch_execute_statement
     if getattr(moto_own, "answers_inserts", False):
         return

@@ -57,12 +57,13 @@ def server_process(argv: list[str], port: int, health_path: str, **popen: Any) -
 
 
 @contextlib.contextmanager
-def moto_server() -> Iterator[str]:
+def moto_server(port: int | None = None) -> Iterator[str]:
     """moto's server in its own process (so it has its own core); yields its endpoint URL.
 
-    PartiQL `INSERT`s are answered as DynamoDB answers them (devtools/moto_partiql.py).
+    On `port` if given, else a free one. PartiQL `INSERT`s are answered as DynamoDB
+    answers them (devtools/moto_partiql.py).
     """
-    port = free_port()
+    port = port or free_port()
     with server_process(
         [sys.executable, "-m", "devtools.moto_partiql", "-H", "127.0.0.1", "-p", str(port)],
         port,

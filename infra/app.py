@@ -11,6 +11,7 @@ import json
 import os
 import sys
 from collections.abc import Iterable, Mapping
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -18,8 +19,10 @@ from aws_cdk import App, Validations
 from cdk_nag import AwsSolutionsChecks
 
 from infra import constants as c
-from infra.config import ConfigError, load_stage_config
+from infra.asset import RUNTIME
+from infra.config import ConfigError, StageConfig, load_stage_config
 from infra.stack import ReingestStack
+from infra.synth_warnings import runtime_warning, stage_warnings
 
 ROOT = Path(__file__).resolve().parents[1]
 CDK_JSON = ROOT / "cdk.json"
@@ -49,15 +52,27 @@ def build_app(
         app.synth()
     """
     app = App(context=dict(context) if context is not None else None, outdir=outdir)
-    full_context = {c.STAGES_CONTEXT_KEY: app.node.try_get_context(c.STAGES_CONTEXT_KEY)}
-    configs = [load_stage_config(full_context, stage) for stage in stages]
-    for config in configs:
+    for config in stage_configs(app, stages):
         ReingestStack(app, config)
     if nag:
         Validations.of(app).add_plugins(
             AwsSolutionsChecks(app, verbose=True, write_suppressions_to_cloud_formation=True)
         )
     return app
+
+
+def stage_configs(app: App, stages: Iterable[str] = c.STAGES) -> list[StageConfig]:
+    """Each stage's configuration from the app's context (a ConfigError naming bad keys)."""
+    full_context = {c.STAGES_CONTEXT_KEY: app.node.try_get_context(c.STAGES_CONTEXT_KEY)}
+    return [load_stage_config(full_context, stage) for stage in stages]
+
+
+def deploy_warnings(app: App, today: date) -> list[str]:
+    """What to fix before a real deploy: placeholders, a lease table not named as its
+    stream, the runtime near its deprecation (infra/synth_warnings.py)."""
+    found = [w for config in stage_configs(app) for w in stage_warnings(config)]
+    runtime = runtime_warning(RUNTIME.name, today)
+    return found + ([runtime] if runtime else [])
 
 
 def main() -> int:
@@ -70,6 +85,8 @@ def main() -> int:
             outdir=os.environ.get("CDK_OUTDIR", str(ROOT / "cdk.out")),
             nag=True,
         )
+        for warning in deploy_warnings(app, date.today()):
+            print(f"warning: {warning}", file=sys.stderr)
         nag_failure = synth(app)
     except ConfigError as error:
         print(error, file=sys.stderr)

@@ -73,6 +73,7 @@ SETTINGS_CLASSES: Mapping[str, type] = {
     names.IMAGE_PROJECTION: settings.ProjectionSettings,
     names.BATCH_INDEX: settings.BatchIndexSettings,
     names.BATCH_CHECK: settings.BatchCheckSettings,
+    names.STATE_COUNTS: settings.StateCountsSettings,
 }
 # Every variable some worker reads, by name.
 _ALL_VARS: dict[str, settings.Var] = {
@@ -87,6 +88,17 @@ class WorkerConfig:
     schedule_minutes: int
     reserved_concurrency: int
     max_in_flight: int | None  # images at once, at most (batch-index: from pass_in_flight)
+
+
+@dataclass(frozen=True)
+class RepairConfig:
+    """The stage's scheduled repair (cdk.json `repair`): when, from where, told to whom."""
+
+    schedule: str  # an EventBridge schedule expression: rate(...) or cron(...)
+    source_bucket: str | None  # the image bucket, listed; else
+    inventory_url: str | None  # the newest S3 Inventory manifest under this s3:// prefix
+    instance: str | None  # a multi-instance Grid's instance
+    report_topic_arn: str
 
 
 @dataclass(frozen=True)
@@ -114,6 +126,7 @@ class StageConfig:
     projection_function_url: bool
     worker_settings: Mapping[str, str]  # extra worker variables, by name
     thrall_checkpoint_table: str | None  # thrall's KCL lease table; None: not read
+    repair: RepairConfig | None = None  # the scheduled repair; None: none (the default)
 
     @property
     def thrall_stream_name(self) -> str:
@@ -407,12 +420,61 @@ def load_stage_config(context: Mapping[str, Any], stage: str) -> StageConfig:
         ),
         worker_settings=worker_settings,
         thrall_checkpoint_table=checkpoint_table,
+        repair=_repair(read, region),
     )
     if not read.problems:
         read.problems.extend(_cross_checks(config))
     if read.problems:
         raise ConfigError(stage, read.problems)
     return config
+
+
+# EventBridge's schedule expressions (its own syntax is checked when deployed).
+_SCHEDULE = re.compile(r"^(rate\(\d+ (minute|minutes|hour|hours|day|days)\)|cron\([^()]+\))$")
+_REPAIR_KEYS = frozenset({"schedule", "sourceBucket", "inventory", "instance", "reportTopicArn"})
+
+
+def _repair(read: _Reader, region: str | None) -> RepairConfig | None:
+    """The stage's `repair`, or None when it has none (off unless cdk.json turns it on)."""
+    raw = read.raw.get("repair")
+    if raw is None:
+        return None
+    if not isinstance(raw, Mapping) or set(raw) - _REPAIR_KEYS:
+        unknown = sorted(set(raw) - _REPAIR_KEYS) if isinstance(raw, Mapping) else raw
+        read.problems.append(
+            f"{read.key('repair')}: unknown {unknown!r}; a scheduled repair takes "
+            f"{', '.join(sorted(_REPAIR_KEYS))}"
+        )
+        return None
+    schedule = read.text(
+        "repair",
+        "schedule",
+        meaning="when the repair starts a pass: an EventBridge expression, e.g. "
+        "cron(0 3 ? * SUN *) or rate(7 days)",
+        pattern=_SCHEDULE,
+    )
+    bucket = read.var(settings.REPAIR_SOURCE_BUCKET, "repair", "sourceBucket", required=False)
+    inventory = read.var(settings.REPAIR_INVENTORY_URL, "repair", "inventory", required=False)
+    if bool(bucket) == bool(inventory):
+        read.problems.append(
+            f"{read.key('repair')}: set exactly one of sourceBucket (the Grid's image bucket, "
+            "listed) and inventory (s3://BUCKET/PREFIX/ of its S3 Inventory reports)"
+        )
+    topic = read.arn(
+        "repair",
+        "reportTopicArn",
+        meaning="the SNS topic each scheduled pass's report is published on "
+        "(arn:aws:sns:<region>:<account>:<name>)",
+        pattern=_TOPIC_ARN,
+        region=region or "",
+    )
+    return RepairConfig(
+        schedule=schedule or "",
+        source_bucket=bucket,
+        inventory_url=inventory,
+        instance=read.var(settings.REPAIR_INSTANCE, "repair", "instance", required=False),
+        report_topic_arn=topic or "",
+    )
 
 
 def _check_no_index_in_flight(read: _Reader, raw: Mapping[str, Any]) -> None:

@@ -21,6 +21,8 @@ HANDLERS = {
     names.IMAGE_PROJECTION: "grid_reingest.handlers.image_projection.handler",
     names.BATCH_INDEX: "grid_reingest.handlers.batch_index.handler",
     names.BATCH_CHECK: "grid_reingest.handlers.batch_check.handler",
+    names.STATE_COUNTS: "grid_reingest.handlers.state_counts.handler",
+    names.REPAIR: "grid_reingest.handlers.repair.handler",
 }
 
 
@@ -52,7 +54,29 @@ MEMORY_MB = {
     names.BATCH_INDEX: 1024,
     # Only ids and status codes; Lambda's floor for a Python worker with threads.
     names.BATCH_CHECK: 256,
+    # A batch of stream records (STATE_COUNTS_BATCH_SIZE items of ~1 KB) and one
+    # transaction; 256 MB keeps the cold start of boto3 and Powertools short.
+    names.STATE_COUNTS: 256,
+    # Listing keys and uploading ids, in pages; an inventory's data file is read from
+    # /tmp a batch at a time. 1 GB is ~0.6 vCPU: the upload is bound by the client's CPU.
+    names.REPAIR: 1024,
 }
+
+# -- state-counts: the items per state, from the table's stream -------------------
+
+# Records an invocation takes at most: one transaction on `~counts` per batch, so
+# the larger the batch the fewer writes (DynamoDB streams allow up to 10,000).
+STATE_COUNTS_BATCH_SIZE = 1000
+# Lambda waits this long to fill a batch: at most one transaction per stream shard
+# this often, however fast items move, and `watch` is at most this late (plus
+# Lambda's own polling, about a second).
+STATE_COUNTS_WINDOW_SECONDS = 10
+# One batch and one transaction take well under a second; a minute covers a cold
+# start and DynamoDB's retries of a throttled transaction.
+STATE_COUNTS_TIMEOUT_SECONDS = 60
+# The tally is this late before its alarm goes off (the function's IteratorAge):
+# `watch` then shows old counts, and records expire from the stream after 24 h.
+STATE_COUNTS_LATE_ALARM_MINUTES = 15
 
 # The schedule is a keep-alive: a tick that cannot start within this (the worker
 # is at its reserved concurrency: invocations already running keep working) is

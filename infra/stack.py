@@ -5,12 +5,15 @@ from __future__ import annotations
 from typing import Any
 
 from aws_cdk import CfnOutput, Environment, Stack, Tags
+from aws_cdk import aws_cloudwatch_actions as cw_actions
 from constructs import Construct
 
 from grid_reingest import names
 from infra import constants as c
 from infra.config import StageConfig
 from infra.constructs.monitoring import Monitoring
+from infra.constructs.repair import Repair
+from infra.constructs.state_counts import StateCountsAlarms
 from infra.constructs.state_table import StateTable
 from infra.constructs.workers import Workers
 
@@ -38,9 +41,29 @@ class ReingestStack(Stack):
 
         self.state_table = StateTable(self, "StateTable", config=config)
         self.workers = Workers(self, "Workers", config=config, table=self.state_table.table)
-        self.monitoring = Monitoring(
-            self, "Monitoring", config=config, workers=self.workers.by_service
+        functions = dict(self.workers.by_service)
+        self.repair: Repair | None = None
+        if config.repair is not None:
+            self.repair = Repair(
+                self,
+                "Repair",
+                config=config,
+                repair=config.repair,
+                table=self.state_table.table,
+                code=self.workers.code,
+            )
+            functions[names.REPAIR] = self.repair.worker
+        self.monitoring = Monitoring(self, "Monitoring", config=config, workers=functions)
+        self.state_counts_alarms = StateCountsAlarms(
+            self,
+            "StateCounts",
+            config=config,
+            function=self.workers.state_counts.function,
+            dashboard=self.monitoring.dashboard,
         )
+        if self.monitoring.topic is not None:
+            for alarm in self.state_counts_alarms.alarms.values():
+                alarm.add_alarm_action(cw_actions.SnsAction(self.monitoring.topic))
         self._build_outputs()
 
     def _output(self, key: str, value: str, description: str) -> None:
@@ -62,6 +85,22 @@ class ReingestStack(Stack):
                     worker.rule.rule_name,
                     f"{service} schedule (deployed disabled)",
                 )
+        if self.repair is not None and self.repair.worker.rule is not None:
+            self._output(
+                names.REPAIR_FUNCTION_OUTPUT,
+                self.repair.worker.function.function_name,
+                "the scheduled repair's function",
+            )
+            self._output(
+                names.REPAIR_RULE_OUTPUT,
+                self.repair.worker.rule.rule_name,
+                "the scheduled repair's schedule (on)",
+            )
+        self._output(
+            names.FUNCTION_OUTPUTS[names.STATE_COUNTS],
+            self.workers.state_counts.function.function_name,
+            f"{names.STATE_COUNTS} function (the items per state, from the table's stream)",
+        )
         self._output(
             names.DASHBOARD_OUTPUT, self.monitoring.dashboard.dashboard_name, "CloudWatch dashboard"
         )

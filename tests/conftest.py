@@ -17,6 +17,22 @@ os.environ.pop("AWS_PROFILE", None)
 os.environ.setdefault("JSII_SILENCE_WARNING_UNTESTED_NODE_VERSION", "1")
 os.environ.setdefault("JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION", "1")
 
+# Whole passes (the pass simulator, the fault world): their own tier, `-m simulation`.
+SIMULATIONS = frozenset({"test_pass_sim.py", "test_fault_table.py"})
+# A test marked slow or simulation may take this long (pytest-timeout's default is in
+# pyproject.toml); one that needs more says so with its own timeout mark.
+LONG_TIMEOUT_SECONDS = 600
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark the simulations, and give long tests a longer timeout."""
+    for item in items:
+        if item.path.name in SIMULATIONS:
+            item.add_marker(pytest.mark.simulation)
+        long = item.get_closest_marker("slow") or item.get_closest_marker("simulation")
+        if long and not item.get_closest_marker("timeout"):
+            item.add_marker(pytest.mark.timeout(LONG_TIMEOUT_SECONDS))
+
 
 @pytest.fixture(scope="session")
 def moto_endpoint() -> Iterator[str]:

@@ -105,6 +105,8 @@ class Monitoring(Construct):
             for name in metric_names:
                 self._build_safety_alarm(service, name)
         self._build_projection_throttle_alarm(workers[names.IMAGE_PROJECTION])
+        if names.REPAIR in workers:
+            self._build_safety_alarm(names.REPAIR, names.REPAIR_REFUSED)
         self.topic = self._build_topic()
         if self.topic is not None:
             action = cw_actions.SnsAction(self.topic)
@@ -307,8 +309,8 @@ class Monitoring(Construct):
         self._alarm(
             f"{names.IMAGE_PROJECTION}-throttles",
             "image-projection was throttled: its reserved concurrency should cover every "
-            "projection batch-index can have in flight (imageProjection.reservedConcurrency "
-            ">= batchIndex.reservedConcurrency x batchIndex.maxInFlight), or something else "
+            "projection batch-index can have in flight (the pass's ceiling is the lower of "
+            "gridConcurrency and imageProjection.reservedConcurrency), or something else "
             "invokes it. Throttled images go back with no attempt counted, but the pass slows.",
             worker.function.metric_throttles(period=_PERIOD, statistic="Sum"),
             threshold=c.SAFETY_ALARM_THRESHOLD,
@@ -546,6 +548,12 @@ _SAFETY_ALARMS = {
         "claims were taken over after their lease ran out: a worker died holding them "
         "(timeout, out of memory, a huge or slow image). Each counted an attempt; see the "
         "functions' errors and durations.",
+    ),
+    names.REPAIR_REFUSED: (
+        "refused",
+        "a run of the scheduled repair found a pass still running and started nothing (one "
+        "pass at a time). `reingest passes` shows which; it ends when both workers are done, "
+        "or stop it. The report topic was told too.",
     ),
     names.SYSTEMIC_FAILURES: (
         "systemic-failures",

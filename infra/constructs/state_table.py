@@ -33,6 +33,11 @@ class StateTable(Construct):
                 name=names.ID_ATTRIBUTE, type=dynamodb.AttributeType.STRING
             ),
             billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
+            # Every write, with the item before and after: state-counts keeps the items
+            # per state from it, so that a look at a pass reads one item, not the index.
+            stream=dynamodb.StreamViewType.NEW_AND_OLD_IMAGES,
+            # Only the tally's batch markers expire; images never do.
+            time_to_live_attribute=names.TTL_ATTRIBUTE,
             # A reset by state can be undone by restoring to a point before it.
             point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
                 point_in_time_recovery_enabled=True

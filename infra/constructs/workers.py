@@ -1,4 +1,4 @@
-"""The three Lambdas, their schedules, and exactly what each may touch.
+"""The four Lambdas, their schedules, and exactly what each may touch.
 
 - image-projection: reads the Grid API key; nothing else in AWS. Its reserved
   concurrency bounds the pass's projections in flight (with gridConcurrency).
@@ -9,6 +9,8 @@
   image-projection; switches its own schedule off and on.
 - batch-check: the state table, as batch-index; reads the Grid API key;
   switches its own schedule off and on.
+- state-counts: reads the state table's stream (its event source); writes
+  only the table's `~counts` items (the tally and its batch markers).
 
 Both workers run continuously: the schedule is a keep-alive every minute, a
 tick that cannot start within a minute is dropped (never queued or retried),
@@ -22,41 +24,19 @@ a value a worker would refuse at cold start fails `cdk synth` instead.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 
-from aws_cdk import Acknowledgment, Duration, RemovalPolicy, Stack, Validations
+from aws_cdk import Duration, Stack, Validations
 from aws_cdk import aws_dynamodb as dynamodb
-from aws_cdk import aws_events as events
-from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
-from aws_cdk import aws_logs as logs
+from aws_cdk import aws_lambda_event_sources as lambda_sources
 from constructs import Construct
 
 from grid_reingest import names, settings
-from infra import asset
 from infra import constants as c
 from infra.asset import runtime_code
 from infra.config import SETTINGS_CLASSES, ConfigError, StageConfig
-
-_RETENTION = {
-    7: logs.RetentionDays.ONE_WEEK,
-    14: logs.RetentionDays.TWO_WEEKS,
-    30: logs.RetentionDays.ONE_MONTH,
-    60: logs.RetentionDays.TWO_MONTHS,
-    90: logs.RetentionDays.THREE_MONTHS,
-    180: logs.RetentionDays.SIX_MONTHS,
-    365: logs.RetentionDays.ONE_YEAR,
-}
-
-
-@dataclass(frozen=True)
-class Worker:
-    """One deployed function, with its schedule when it has one."""
-
-    function: lambda_.Function
-    log_group: logs.LogGroup
-    rule: events.Rule | None
+from infra.constructs.functions import Worker, ack, build_function, keep_alive
 
 
 def function_environments(config: StageConfig) -> dict[str, dict[str, str]]:
@@ -91,6 +71,7 @@ def function_environments(config: StageConfig) -> dict[str, dict[str, str]]:
             settings.SCHEDULE_RULE_NAME.name: c.resource_name(names.BATCH_CHECK, stage),
             settings.CHECK_MAX_IN_FLIGHT.name: str(config.batch_check.max_in_flight),
         },
+        names.STATE_COUNTS: {},
     }
     # batch-index invokes image-projection, so it never talks to the Grid itself.
     grid_only = {v.name for v in settings.variables(settings.GridSettings)} - {
@@ -143,8 +124,10 @@ class Workers(Construct):
         self._config = config
         environments = function_environments(config)
         check_environments(config, environments)
-        code = runtime_code()
-        self.projection = self._build_worker(
+        self.code = code = runtime_code()
+        self.projection = build_function(
+            self,
+            config,
             names.IMAGE_PROJECTION,
             code,
             environments[names.IMAGE_PROJECTION],
@@ -156,26 +139,41 @@ class Workers(Construct):
             description="Projects one Grid image: image-loader's re-projection merged with "
             "the data services",
         )
-        self.batch_index = self._build_worker(
+        self.batch_index = build_function(
+            self,
+            config,
             names.BATCH_INDEX,
             code,
             environments[names.BATCH_INDEX],
             timeout_seconds=c.WORKER_TIMEOUT_SECONDS,
             reserved_concurrency=config.batch_index.reserved_concurrency,
-            schedule_minutes=config.batch_index.schedule_minutes,
+            schedule=keep_alive(config.batch_index.schedule_minutes),
             description="Claims ids, projects them and posts reingest-image messages on "
             "thrall's low-priority stream until its time budget is spent",
         )
-        self.batch_check = self._build_worker(
+        self.batch_check = build_function(
+            self,
+            config,
             names.BATCH_CHECK,
             code,
             environments[names.BATCH_CHECK],
             timeout_seconds=c.WORKER_TIMEOUT_SECONDS,
             reserved_concurrency=config.batch_check.reserved_concurrency,
-            schedule_minutes=config.batch_check.schedule_minutes,
+            schedule=keep_alive(config.batch_check.schedule_minutes),
             description="Claims enqueued ids and records whether media-api has them, until "
             "its time budget is spent",
         )
+        self.state_counts = build_function(
+            self,
+            config,
+            names.STATE_COUNTS,
+            code,
+            environments[names.STATE_COUNTS],
+            timeout_seconds=c.STATE_COUNTS_TIMEOUT_SECONDS,
+            description="Keeps the state table's items per state (its ~counts item) from "
+            "the table's stream",
+        )
+        self._count_states(table)
         self.projection_url = self._build_projection_url()
         self._grant_batch_index(table)
         self._grant_batch_check(table)
@@ -193,88 +191,52 @@ class Workers(Construct):
 
     # -- building ---------------------------------------------------------
 
-    def _build_worker(
-        self,
-        service: str,
-        code: lambda_.Code,
-        environment: Mapping[str, str],
-        *,
-        timeout_seconds: int,
-        description: str,
-        reserved_concurrency: int | None = None,
-        schedule_minutes: int | None = None,
-    ) -> Worker:
-        config = self._config
-        name = c.resource_name(service, config.stage)
-        construct_id = "".join(part.title() for part in service.split("-"))
-        # Created here rather than by Lambda on first write, so that it has a
-        # retention and goes (or stays, in PROD) with the stack.
-        log_group = logs.LogGroup(
-            self,
-            f"{construct_id}Logs",
-            log_group_name=f"/aws/lambda/{name}",
-            retention=_RETENTION[config.log_retention_days],
-            removal_policy=(
-                RemovalPolicy.RETAIN if config.is_production else RemovalPolicy.DESTROY
-            ),
-        )
-        # A role of its own with no managed policy: the AWS-managed basic
-        # execution policy would allow writing to every log group.
-        role = iam.Role(
-            self,
-            f"{construct_id}Role",
-            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
-            description=f"{name}: only what docs/infra.md lists for {service}",
-        )
-        log_group.grant_write(role)
-        scheduled = schedule_minutes is not None
-        function = lambda_.Function(
-            self,
-            construct_id,
-            function_name=name,
-            description=description,
-            # The interpreter the code and its tests run on (and the asset's .pyc files).
-            runtime=asset.RUNTIME,
-            # The asset is pure Python, and Graviton costs ~20% less per GB-second.
-            architecture=lambda_.Architecture.ARM_64,
-            handler=c.HANDLERS[service],
-            code=code,
-            memory_size=c.MEMORY_MB[service],
-            timeout=Duration.seconds(timeout_seconds),
-            environment=dict(environment),
-            role=role,
-            log_group=log_group,
-            reserved_concurrent_executions=reserved_concurrency,
-            # The schedule is a keep-alive: a tick that fails or cannot start
-            # within a minute (reserved concurrency reached: invocations are
-            # already at work) is dropped, never retried or queued behind them.
-            retry_attempts=0 if scheduled else None,
-            max_event_age=(
-                Duration.seconds(c.SCHEDULED_EVENT_MAX_AGE_SECONDS) if scheduled else None
-            ),
-        )
-        Validations.of(function).acknowledge(
-            _ack(
-                "AwsSolutions-L1",
-                "python3.13, not the newest python3.14: both run on Amazon Linux 2023 and "
-                "AWS deprecates both on the same date, and 3.13 is the interpreter the code "
-                "and its tests run on and the asset's .pyc files are compiled for; a newer "
-                "runtime is a change to all three together.",
+    def _count_states(self, table: dynamodb.ITable) -> None:
+        # Each shard's records in order, one batch at a time, until it is counted: a batch
+        # that fails is sent again (retries until the records expire, 24 h; the late
+        # alarm goes off long before). Only writes to images are sent: `~control`'s and
+        # the tally's own do not wake the function.
+        self.state_counts.function.add_event_source(
+            lambda_sources.DynamoEventSource(
+                table,
+                starting_position=lambda_.StartingPosition.TRIM_HORIZON,
+                batch_size=c.STATE_COUNTS_BATCH_SIZE,
+                max_batching_window=Duration.seconds(c.STATE_COUNTS_WINDOW_SECONDS),
+                parallelization_factor=1,
+                bisect_batch_on_error=False,
+                filters=[
+                    lambda_.FilterCriteria.filter(
+                        {
+                            "dynamodb": {
+                                image: {names.STATE_ATTRIBUTE: {"N": lambda_.FilterRule.exists()}}
+                            }
+                        }
+                    )
+                    for image in ("NewImage", "OldImage")
+                ],
             )
         )
-        rule = None
-        if scheduled:
-            rule = events.Rule(
-                self,
-                f"{construct_id}Schedule",
-                rule_name=name,
-                description=f"Keeps {name} running. Deployed off: enable it to start; "
-                "the worker disables it when it finds nothing left to do.",
-                schedule=events.Schedule.rate(Duration.minutes(schedule_minutes)),
-                enabled=False,
-                targets=[targets.LambdaFunction(function)],
+        Validations.of(self.state_counts.function.role).acknowledge(
+            ack(
+                "AwsSolutions-IAM5[Resource::*]",
+                "dynamodb:ListStreams, granted by the event source mapping, has no "
+                "resource-level permissions: AWS only accepts '*' for it. It lists stream "
+                "ARNs; reading one is granted on the state table's stream alone.",
             )
-        return Worker(function=function, log_group=log_group, rule=rule)
+        )
+        # Its only writes: `~counts` and its batch markers (TransactWriteItems of an
+        # update and a conditional put), by key.
+        self.state_counts.function.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["dynamodb:UpdateItem", "dynamodb:PutItem"],
+                resources=[table.table_arn],
+                conditions={
+                    "ForAllValues:StringLike": {
+                        "dynamodb:LeadingKeys": [f"{names.TALLY_KEY_PREFIX}*"]
+                    }
+                },
+            )
+        )
 
     def _build_projection_url(self) -> lambda_.FunctionUrl | None:
         # Off unless a stage asks: batch-index invokes image-projection directly,
@@ -377,7 +339,7 @@ class Workers(Construct):
         )
         self._grant_own_rule(names.BATCH_INDEX, self.batch_index)
         Validations.of(function.role).acknowledge(
-            _ack(
+            ack(
                 "AwsSolutions-IAM5[Resource::*]",
                 "cloudwatch:GetMetricStatistics has no resource-level permissions: AWS only "
                 "accepts '*' for it. It is read-only (thrall's iterator age, SPEC §6).",
@@ -415,7 +377,3 @@ class Workers(Construct):
                     },
                 )
             )
-
-
-def _ack(rule_id: str, reason: str) -> Acknowledgment:
-    return Acknowledgment(id=rule_id, reason=reason)

@@ -13,6 +13,10 @@ APP = "grid-reingest"
 IMAGE_PROJECTION = "image-projection"
 BATCH_INDEX = "batch-index"
 BATCH_CHECK = "batch-check"
+# Keeps the items per state (the `~counts` item) from the state table's stream.
+STATE_COUNTS = "state-counts"
+# The optional scheduled repair (a stage's `repair` in cdk.json).
+REPAIR = "repair"
 
 
 def stack_name(stage: str) -> str:
@@ -27,11 +31,15 @@ FUNCTION_OUTPUTS = {
     IMAGE_PROJECTION: "ImageProjectionFunctionName",
     BATCH_INDEX: "BatchIndexFunctionName",
     BATCH_CHECK: "BatchCheckFunctionName",
+    STATE_COUNTS: "StateCountsFunctionName",
 }
 RULE_OUTPUTS = {
     BATCH_INDEX: "BatchIndexRuleName",
     BATCH_CHECK: "BatchCheckRuleName",
 }
+# Only where the stage has a scheduled repair.
+REPAIR_FUNCTION_OUTPUT = "RepairFunctionName"
+REPAIR_RULE_OUTPUT = "RepairRuleName"
 DASHBOARD_OUTPUT = "DashboardName"
 PROJECTION_URL_OUTPUT = "ImageProjectionUrl"
 
@@ -57,10 +65,19 @@ SYSTEMIC_FAILURES = "SystemicFailures"
 # Pace steps at which a signal could not be read, and the pace went by the next one:
 # thrall's lease table (then CloudWatch), CloudWatch (then holding, then nothing).
 CHECKPOINTS_UNREAD = "CheckpointsUnread"
+# The scheduled repair: a run refused (a pass still running), ids loaded, passes started.
+REPAIR_REFUSED = "RepairRefused"
+REPAIR_IDS_LOADED = "RepairIdsLoaded"
+REPAIR_STARTED = "RepairStarted"
 ITERATOR_AGE_UNREAD = "IteratorAgeUnread"
 KINESIS_CALLS = "KinesisCalls"
 COMPLETED = "PassFinished"  # the worker found nothing left and switched its rule off
 DURATION = "DurationMs"
+
+# state-counts' own, per invocation: stream records read, and batches found already
+# counted (Lambda delivered them again; they added nothing).
+TALLY_RECORDS = "TallyRecords"
+TALLY_REPEATS = "TallyRepeatedBatches"
 
 # image-projection's own, one per request or image.
 PROJECTION_READY = "ProjectionReady"  # direct invoke: the record fits on the stream
@@ -113,3 +130,7 @@ STATE_INDEX = "by-state"  # the index workers find work through
 ID_ATTRIBUTE = "id"  # the table's partition key: the Grid image id
 STATE_SHARD_ATTRIBUTE = "state_shard"  # the index's partition key, "<state>#<shard>"
 CHANGED_AT_ATTRIBUTE = "state_changed_at"  # the index's sort key
+STATE_ATTRIBUTE = "progress_state"  # every image's state; items without it are not images
+TTL_ATTRIBUTE = "expires_at"  # the table's time-to-live: the tally's batch markers only
+# The tally's own items all start with this: `~counts` and `~counts-batch#<event id>`.
+TALLY_KEY_PREFIX = "~counts"

@@ -14,6 +14,7 @@ from typing import Protocol
 from grid_reingest.domain.claims import Claim, Source, Transition
 from grid_reingest.domain.control import Control, Knobs, PaceState
 from grid_reingest.domain.outcome import Outcome
+from grid_reingest.domain.passes import Arming, Pass, Status
 from grid_reingest.domain.states import ProgressState
 
 
@@ -218,4 +219,57 @@ class Pace(Protocol):
     def take_unread(self) -> dict[str, int]:
         """The steps since the last call at which a signal could not be read (and the pace
         degraded to the next one), by metric name."""
+        ...
+
+
+class PassStore(Protocol):
+    """The pass records (adapters/dynamodb/passes.py)."""
+
+    def current(self) -> Pass | None:
+        """The current pass (running, loading or the last finished), or None."""
+        ...
+
+    def start(self, new: Pass) -> Pass:
+        """Record `new` as the current pass; PassRunning (adapters) when one still runs."""
+        ...
+
+    def save(self, record: Pass, expected: Status) -> bool:
+        """Store `record` if the current pass is it, in status `expected`; else False."""
+        ...
+
+    def finish(self, ended: Pass) -> bool:
+        """Record `ended`, finished, if it still runs: True for the one call that did."""
+        ...
+
+
+class IdSource(Protocol):
+    """Where a scheduled repair's ids come from, in parts listed one at a time."""
+
+    def describe(self) -> str:
+        """The source in an operator's words (`s3://bucket`, a manifest's URL)."""
+        ...
+
+    def parts(self) -> list[str]:
+        """The parts of the source, each listed on its own (hex prefixes, data files)."""
+        ...
+
+    def ids(self, part: str) -> Iterator[list[str]]:
+        """The Grid ids of one part, page by page."""
+        ...
+
+
+class IdLoader(Protocol):
+    """The state table as a repair loads its ids."""
+
+    def load(self, ids: Iterable[str], arming: Arming) -> int:
+        """Upload `ids` armed for a pass (adapters/dynamodb/upload.py); how many were written
+        or re-armed."""
+        ...
+
+
+class Notifier(Protocol):
+    """Where a pass's report goes (an SNS topic)."""
+
+    def publish(self, subject: str, text: str) -> None:
+        """Send one message."""
         ...

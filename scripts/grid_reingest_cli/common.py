@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from botocore.exceptions import (
     BotoCoreError,
@@ -17,6 +17,7 @@ from grid_reingest import names
 from grid_reingest.adapters.dynamodb.bulk import StateTable
 from grid_reingest.adapters.dynamodb.schema import StateTableError, TableNotFound
 from grid_reingest.domain.states import ProgressState
+from grid_reingest_cli import clients
 from grid_reingest_cli.clients import client
 from grid_reingest_cli.errors import (
     BROKEN_PIPE,
@@ -43,17 +44,18 @@ def add_aws_options(
     """--table or --stage, --region, --profile and --workers."""
     group = parser.add_argument_group("AWS (AWS_ENDPOINT_URL, if set, points every call elsewhere)")
     which = group.add_mutually_exclusive_group(required=True)
-    which.add_argument("--table", help="the state table's name")
+    which.add_argument("--table", type=not_blank("--table"), help="the state table's name")
     which.add_argument(
         "--stage",
+        type=not_blank("--stage"),
         help="TEST, PROD...: find the table (and schedules) from stack grid-reingest-STAGE",
     )
     add_account_options(group)
     group.add_argument(
         "--workers",
-        type=positive_int,
+        type=int_between(1, MAX_WORKERS),
         default=workers,
-        help=f"{workers_help} (default {workers})",
+        help=f"{workers_help} (default {workers}, at most {MAX_WORKERS})",
     )
 
 
@@ -67,6 +69,7 @@ def add_account_options(group: argparse._ActionsContainer) -> None:
     group.add_argument(
         "--endpoint-url",
         metavar="URL",
+        type=endpoint_url,
         help="send every AWS call to URL (an emulator; default: AWS_ENDPOINT_URL, else AWS)",
     )
 
@@ -87,26 +90,63 @@ def wants_json(args: argparse.Namespace) -> bool:
     return bool(getattr(args, "json", False)) or getattr(args, "output", None) == "json"
 
 
-def positive_float(text: str) -> float:
-    """argparse type: a number of seconds above 0."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"{text} must be a number above 0")
-    return value
+def number_between(low: float, high: float, unit: str = "") -> Callable[[str], float]:
+    """argparse type: a number above `low` and at most `high` (a typo such as 1e12 refused)."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        if not low < value <= high:
+            raise argparse.ArgumentTypeError(
+                f"{text} must be more than {low:g} and at most {high:,g}{unit}"
+            )
+        return value
+
+    return parse
 
 
-def positive_int(text: str) -> int:
-    """argparse type: an integer >= 1."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{value} must be 1 or more")
-    return value
+def int_between(low: int, high: int) -> Callable[[str], int]:
+    """argparse type: a whole number from `low` to `high`."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"{value} must be between {low:,} and {high:,}")
+        return value
+
+    return parse
+
+
+# Bounds of the options every command shares: beyond them a value is a typo, not a wish.
+MAX_WORKERS = 256  # threads and connections of one process to DynamoDB
+MAX_SEGMENTS = 1000  # parallel scan segments
+MAX_LEASE_SECONDS = 7 * 86400  # a claim lease: the workers' is 20 minutes
+
+
+def not_blank(what: str) -> Callable[[str], str]:
+    """argparse type: a name that is not empty or only spaces."""
+
+    def parse(text: str) -> str:
+        if not text.strip():
+            raise argparse.ArgumentTypeError(f"{what} is empty")
+        if text != text.strip():
+            raise argparse.ArgumentTypeError(f"{what} {text!r} has spaces around it")
+        return text
+
+    return parse
+
+
+def endpoint_url(text: str) -> str:
+    """argparse type: an http(s) URL with a host, as AWS_ENDPOINT_URL takes it."""
+    problem = clients.endpoint_problem(text)
+    if problem:
+        raise argparse.ArgumentTypeError(problem)
+    return text
 
 
 def open_table(args: argparse.Namespace) -> StateTable:

@@ -11,8 +11,9 @@ import json
 import re
 from dataclasses import replace
 
+from grid_reingest import settings
 from grid_reingest.adapters.dynamodb.control import ControlTable
-from grid_reingest.domain.control import Control, Knobs
+from grid_reingest.domain.control import Control, Knobs, PaceState
 from grid_reingest_cli.common import (
     OK,
     USAGE,
@@ -42,10 +43,11 @@ the controller's current limit.
 WITHIN = "within a minute"
 RATE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*(?:/\s*(s|sec|min|m|h|hour))?\s*", re.IGNORECASE)
 PER_MINUTE = {None: 1, "min": 1, "m": 1, "s": 60, "sec": 60, "h": 1 / 60, "hour": 1 / 60}
-# Above these a ceiling is more likely a typo than an intent: a Grid takes ~1,200 images a
-# minute on three image-loaders (guardian/grid #3501).
-MAX_IN_FLIGHT = 10_000
-MAX_RATE_PER_MINUTE = 1_000_000
+# Above these a ceiling is a typo, not an intent: batch-index never has more than its
+# MAX_IN_FLIGHT (1..1024) in flight, and a Grid takes ~1,200 images a minute on three
+# image-loaders (guardian/grid #3501): 60,000 a minute is fifty such Grids.
+MAX_IN_FLIGHT = int(settings.MAX_IN_FLIGHT.allowed.split("..")[1])
+MAX_RATE_PER_MINUTE = 60_000
 
 
 def add_parsers(subparsers: argparse._SubParsersAction) -> None:
@@ -90,9 +92,12 @@ def run(args: argparse.Namespace) -> int:
     if wants_json(args):
         print(json.dumps(as_json(after, changes, args.table), indent=2))
         return OK
-    for line in changes or ["no change"]:
-        print(line)
-    print(effect(args.action, before.knobs, after.knobs))
+    bare = args.action == "tune" and not (args.max_in_flight or args.max_rate or args.clear)
+    if not bare:
+        for line in changes or ["no change"]:
+            print(line)
+        print(effect(args.action, before.knobs, after.knobs, _which(args)))
+    print(knobs_line(after.knobs))
     print(pace_line(after))
     return OK
 
@@ -119,6 +124,11 @@ def _wanted(args: argparse.Namespace, knobs: Knobs) -> Knobs:
     return replace(knobs, max_in_flight=in_flight, max_rate_per_minute=rate)
 
 
+def _which(args: argparse.Namespace) -> str:
+    """ " --stage S" or " --table T", as the command was given."""
+    return f" --stage {args.stage}" if args.stage else f" --table {args.table}"
+
+
 def describe_changes(before: Knobs, after: Knobs) -> list[str]:
     """One line per knob that changed, e.g. 'max in flight: none -> 32'."""
     lines = []
@@ -136,14 +146,15 @@ def describe_changes(before: Knobs, after: Knobs) -> list[str]:
     return lines
 
 
-def effect(action: str, before: Knobs, after: Knobs) -> str:
-    """What the workers will do about it, in the operator's words."""
+def effect(action: str, before: Knobs, after: Knobs, which: str = "") -> str:
+    """What the workers will do about it, in the operator's words (`which`: the options that
+    name the table, for the command to run next)."""
     if action == "pause":
         if before.paused:
-            return "already paused: workers take no work; `reingest resume` to carry on"
+            return f"already paused: workers take no work; `reingest resume{which}` to carry on"
         return (
             f"running workers stop claiming {WITHIN}, give back what they have not started, "
-            "finish what they hold; `reingest resume` to carry on"
+            f"finish what they hold; `reingest resume{which}` to carry on"
         )
     if action == "resume":
         if not before.paused:
@@ -154,14 +165,31 @@ def effect(action: str, before: Knobs, after: Knobs) -> str:
     return f"the controller stays under these ceilings from its next decision ({WITHIN})"
 
 
-def pace_line(control: Control) -> str:
-    """The controller's current limit and why, as the workers last wrote it."""
+def knobs_line(knobs: Knobs) -> str:
+    """The operator's knobs in one line: paused or running, and the ceilings."""
+    ceilings = [
+        f"max {knobs.max_in_flight:,} in flight" if knobs.max_in_flight else "",
+        f"max {knobs.max_rate_per_minute:,}/min" if knobs.max_rate_per_minute else "",
+    ]
+    shown = ", ".join(c for c in ceilings if c) or "none (the deployed settings apply)"
+    return f"knobs: {'PAUSED' if knobs.paused else 'running'}; ceilings: {shown}"
+
+
+def pace_line(control: Control, previous: PaceState | None = None) -> str:
+    """The controller's current limit and why, as the workers last wrote it; with `previous`
+    (the state a look before), how the limit moved since, the reason being only the last
+    of the decisions made meanwhile (a limit raised twice and cut once reads "limit cut")."""
     pace = control.pace
     if pace is None:
         return "controller: no decision recorded yet (running workers write it)"
     rate = "no rate limit" if pace.rate_per_minute is None else f"{pace.rate_per_minute:,.0f}/min"
     when = f" at {pace.decided_at}" if pace.decided_at else ""
-    return f"controller: {pace.limit:,.0f} in flight, {rate} — {pace.reason}{when}"
+    moved, why = "", ""
+    if previous is not None and round(previous.limit) != round(pace.limit):
+        way = "up" if pace.limit > previous.limit else "down"
+        moved = f" ({way} from {previous.limit:,.0f} a look before)"
+        why = "last decision: "
+    return f"controller: {pace.limit:,.0f} in flight{moved}, {rate} — {why}{pace.reason}{when}"
 
 
 def as_json(control: Control, changes: list[str], table: str) -> dict:

@@ -9,7 +9,15 @@ from collections.abc import Iterable
 from typing import TextIO
 
 from grid_reingest.adapters.dynamodb.bulk import Row, StateTable
-from grid_reingest_cli.common import OK, USAGE, CliError, add_aws_options, open_table, positive_int
+from grid_reingest_cli.common import (
+    MAX_SEGMENTS,
+    OK,
+    USAGE,
+    CliError,
+    add_aws_options,
+    int_between,
+    open_table,
+)
 from grid_reingest_cli.groups import (
     DEFAULT_STATES,
     FAILURE_STATES,
@@ -73,7 +81,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--force", action="store_true", help="replace the --export FILE")
     parser.add_argument("--json", action="store_true", help="print the groups as JSON")
     parser.add_argument(
-        "--segments", type=positive_int, default=8, help="parallel scan segments (default 8)"
+        "--segments",
+        type=int_between(1, MAX_SEGMENTS),
+        default=8,
+        help=f"parallel scan segments (default 8, at most {MAX_SEGMENTS:,})",
     )
     add_aws_options(parser, workers=8, workers_help="connections to DynamoDB")
     parser.set_defaults(run=run)

@@ -27,7 +27,7 @@ from grid_reingest.domain.grid_keys import (
     original_ids,
 )
 from grid_reingest_cli import clients, ids_diff
-from grid_reingest_cli.common import OK, USAGE, CliError, add_account_options, positive_int
+from grid_reingest_cli.common import OK, USAGE, CliError, add_account_options, int_between
 from grid_reingest_cli.ids_output import (
     add_output_file_options,
     check_output_file,
@@ -97,6 +97,10 @@ input, a data file whose MD5 does not match, an OUTPUT that cannot be written;
 # An inventory older than this is named in the summary.
 STALE_INVENTORY_DAYS = 2
 
+# Beyond these a value is a typo: threads listing at once, data files downloaded ahead.
+MAX_LIST_WORKERS = 1024
+MAX_PREFETCH = 16
+
 
 def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     """`reingest ids` and its commands."""
@@ -115,7 +119,7 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     )
     bucket.add_argument(
         "--workers",
-        type=positive_int,
+        type=int_between(1, MAX_LIST_WORKERS),
         default=DEFAULT_THREADS,
         metavar="N",
         help=f"list requests at once (default {DEFAULT_THREADS})",
@@ -127,7 +131,7 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     inventory.add_argument("manifest", metavar="MANIFEST", help="s3://BUCKET/PATH/manifest.json")
     inventory.add_argument(
         "--prefetch",
-        type=positive_int,
+        type=int_between(1, MAX_PREFETCH),
         default=2,
         help="data files downloaded ahead of the one being read (default 2)",
     )

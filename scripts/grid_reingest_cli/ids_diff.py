@@ -6,7 +6,7 @@ import argparse
 import tempfile
 from collections.abc import Iterator
 
-from grid_reingest_cli.common import OK, USAGE, CliError, positive_int
+from grid_reingest_cli.common import OK, USAGE, CliError, int_between
 from grid_reingest_cli.external_sort import SortedIds, difference, ids_per_chunk, sort_unique
 from grid_reingest_cli.ids_file import FileCheck, open_input, parse_line
 from grid_reingest_cli.ids_output import (
@@ -19,6 +19,8 @@ from grid_reingest_cli.ids_output import (
 from grid_reingest_cli.progress import Progress
 
 DEFAULT_MEMORY_MB = 64
+# More than a machine has is a typo (and would be refused by its memory, late).
+MAX_MEMORY_MB = 1 << 20
 PROGRESS_EVERY = 65_536  # lines
 DESCRIPTION = f"""\
 Write the ids of file A that are not in file B, once each, in sorted order:
@@ -58,7 +60,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     add_output_file_options(parser)
     parser.add_argument(
         "--memory-mb",
-        type=positive_int,
+        type=int_between(1, MAX_MEMORY_MB),
         default=DEFAULT_MEMORY_MB,
         metavar="MB",
         help=f"ids held in memory at once, in MB (default {DEFAULT_MEMORY_MB})",

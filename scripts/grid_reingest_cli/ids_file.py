@@ -38,6 +38,30 @@ _HINTS = {
 }
 
 
+# What a file of bytes is, from its first bytes, when it is not text: said by name.
+_MAGIC = {
+    b"\x1f\x8b": "a gzip file: decompress it first, e.g. zcat FILE.gz > ids.txt",
+    b"PK\x03\x04": "a zip file: unzip it first",
+    b"\xff\xfe": "UTF-16 text: convert it to UTF-8, e.g. iconv -f UTF-16 -t UTF-8",
+    b"\xfe\xff": "UTF-16 text: convert it to UTF-8, e.g. iconv -f UTF-16 -t UTF-8",
+}
+
+
+class BinaryInput(ValueError):
+    """The input is not a text file of ids (a NUL byte, or a known binary format)."""
+
+
+def binary_problem(raw: bytes, number: int) -> str | None:
+    """Why a raw line shows a binary file (its first line: a known format), or None."""
+    if number == 1:
+        for magic, what in _MAGIC.items():
+            if raw.startswith(magic):
+                return f"not a text file of ids: {what}"
+    if b"\x00" in raw:
+        return f"a binary file, not text of ids (a NUL byte on line {number:,})"
+    return None
+
+
 @dataclass(frozen=True)
 class Problem:
     """One line that is not an id."""
@@ -125,6 +149,9 @@ def check_lines(
     recent = RecentIds(window)
     for number, raw in enumerate(raw_lines, start=1):
         check.lines = number
+        binary = binary_problem(raw, number)
+        if binary:
+            raise BinaryInput(binary)
         parsed = parse_line(raw, number, allow_any)
         if parsed is None:
             check.blank += 1

@@ -16,9 +16,11 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from grid_reingest.adapters.dynamodb.schema import StateTableError
 from grid_reingest_cli import (
+    clients,
     control,
     failures,
     ids,
+    pass_records,
     plan,
     reset,
     run,
@@ -37,8 +39,19 @@ from grid_reingest_cli.common import (
     CliError,
     explain_aws_error,
 )
+from grid_reingest_cli.output import QuietExit
 
-COMMANDS = (upload_ids, scan_statuses, stats, reset, failures, watch, run, plan)
+COMMANDS = (
+    upload_ids,
+    scan_statuses,
+    stats,
+    reset,
+    failures,
+    watch,
+    run,
+    plan,
+    pass_records,
+)
 
 EPILOG = """\
 Run a command with no arguments, or with --help, to see its usage.
@@ -60,7 +73,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=version())
     parser.add_argument(
-        "--debug", action="store_true", help="show the Python traceback of an unexpected error"
+        "--debug",
+        action="store_true",
+        help="show the Python traceback of an unexpected error (anywhere on the line, or "
+        "REINGEST_DEBUG=1)",
     )
     subparsers = parser.add_subparsers(title="commands", metavar="COMMAND")
     for command in COMMANDS:
@@ -87,7 +103,17 @@ def version() -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; returns its exit code (see EPILOG)."""
-    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        return _main(list(sys.argv[1:] if argv is None else argv))
+    except BrokenPipeError:  # the reader went away while usage or help was printed
+        return _reader_gone()
+
+
+def _main(argv: list[str]) -> int:
+    # --debug is the program's, wherever it is written: before the command or after it.
+    debug = "--debug" in _options(argv)
+    if debug:
+        argv = [a for n, a in enumerate(argv) if a != "--debug" or n >= _options_end(argv)]
     parser = build_parser()
     if not argv:
         parser.print_help(sys.stderr)
@@ -105,6 +131,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not hasattr(args, "run"):
         parser.print_help(sys.stderr)
         return USAGE
+    args.debug = args.debug or debug
     words = _command_words(parser, argv)
     command = " ".join(words)
     sub = _command_named(parser, words) if words else None
@@ -112,6 +139,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         option for action in (sub._actions if sub else ()) for option in action.option_strings
     )
     stack.clear_cache()
+    clients.clear_cache()
     if getattr(args, "file", None) == "-" and sys.stdin.isatty():
         print("reading ids from standard input… (end with Ctrl-D)", file=sys.stderr)
     return _dispatch(args, command)
@@ -123,6 +151,8 @@ def _dispatch(args: argparse.Namespace, command: str) -> int:
         code = args.run(args)
         sys.stdout.flush()
         return code
+    except QuietExit as stop:
+        return stop.code
     except (CliError, StateTableError, ClientError, BotoCoreError, OSError) as error:
         if isinstance(error, BrokenPipeError):
             return _reader_gone()
@@ -140,6 +170,15 @@ def _dispatch(args: argparse.Namespace, command: str) -> int:
             f"(nothing more was changed; `reingest --debug {command} ...` shows where)",
         )
         return FAILED
+
+
+def _options_end(argv: list[str]) -> int:
+    """Where options end: at `--`, after which every word is an argument."""
+    return argv.index("--") if "--" in argv else len(argv)
+
+
+def _options(argv: list[str]) -> list[str]:
+    return argv[: _options_end(argv)]
 
 
 def _report(command: str, message: str) -> None:

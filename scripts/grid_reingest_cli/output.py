@@ -19,7 +19,8 @@ PIPE_CLOSED = 141
 
 @contextlib.contextmanager
 def pipe_guard() -> Iterator[None]:
-    """Turn a reader that went away (`| head`) into one quiet exit code, not a traceback."""
+    """A reader that went away (`| head`) ends the command quietly with exit code 141, as a
+    shell's command killed by SIGPIPE: the reader took what it wanted, nothing failed."""
     try:
         yield
     except BrokenPipeError:
@@ -27,7 +28,15 @@ def pipe_guard() -> Iterator[None]:
         with contextlib.suppress(OSError, ValueError, AttributeError):
             devnull = os.open(os.devnull, os.O_WRONLY)
             os.dup2(devnull, sys.stdout.fileno())
-        raise CliError("output closed before the end (broken pipe)", PIPE_CLOSED) from None
+        raise QuietExit(PIPE_CLOSED) from None
+
+
+class QuietExit(Exception):
+    """End the command with this exit code and nothing more said."""
+
+    def __init__(self, code: int) -> None:
+        super().__init__(code)
+        self.code = code
 
 
 def check_output(path: str, force: bool) -> None:
@@ -51,10 +60,10 @@ def open_output(path: str) -> Iterator[TextIO]:
     """A file to write OUTPUT through.
 
     A regular file (or a new one) is written beside it and renamed over it once
-    complete, so it never holds half a result; through a symlink, that is done
-    at the file it points to, and the link stays. Anything else — a device, a
-    FIFO — is written in place: renaming over it would replace it with a plain
-    file.
+    complete, so it never holds half a result, with the mode `>` would give it;
+    through a symlink, that is done at the file it points to, and the link stays.
+    Anything else — a device, a FIFO — is written in place: renaming over it
+    would replace it with a plain file.
     """
     target = os.path.realpath(path)
     try:
@@ -76,6 +85,10 @@ def open_output(path: str) -> Iterator[TextIO]:
         with handle:
             yield handle
         if tmp is not None:
+            # The temporary file is made readable by its owner only; the result gets the
+            # mode a file written with `>` would: the file's own if it is replaced, else
+            # what the umask leaves of rw-rw-rw-.
+            os.chmod(tmp.name, _mode_of(target))
             os.replace(tmp.name, target)
     except BaseException as error:
         if tmp is not None:
@@ -95,6 +108,16 @@ def confirm_typed(expected: str, question: str, assume_yes: bool) -> None:
     answer = input(f"{question}\nType {expected} to go on: ").strip()
     if answer != expected:
         raise CliError("nothing changed", USAGE)
+
+
+def _mode_of(target: str) -> int:
+    """The permissions `target` should have once written."""
+    try:
+        return stat.S_IMODE(os.stat(target).st_mode)
+    except FileNotFoundError:
+        umask = os.umask(0)
+        os.umask(umask)
+        return 0o666 & ~umask
 
 
 def _is_regular(path: str) -> bool:

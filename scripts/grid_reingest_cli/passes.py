@@ -46,29 +46,38 @@ def remaining(counts: Mapping[int, int], of: Work) -> int:
 
 
 def start_warnings(
-    worker: str, counts: Mapping[int, int], works: Mapping[str, Work] = DEFAULT_WORK
+    worker: str,
+    *,
+    has_work: bool,
+    index_left: int | None,
+    works: Mapping[str, Work] = DEFAULT_WORK,
 ) -> list[str]:
-    """What an operator should know before switching `worker` on."""
+    """What an operator should know before switching `worker` on: whether it has work (asked
+    of the index), and for batch-check, how much batch-index has still to do (0: nothing;
+    None: some, how much unknown)."""
     warnings = []
-    if remaining(counts, works[worker]) == 0:
+    if not has_work:
         warnings.append(
             f"batch-{worker} has nothing to do: no item at state {int(works[worker].start)} "
             f"({works[worker].start.label}); it will switch itself off at its first run"
         )
-    if worker == "check":
-        left = remaining(counts, works["index"])
-        if left:
-            warnings.append(
-                f"batch-index still has {left:,} item(s) to do: batch-check may switch itself "
-                "off before they are enqueued; start it when batch-index has finished"
-            )
+    if worker == "check" and index_left != 0:
+        left = "work" if index_left is None else f"{index_left:,} item(s) to do"
+        warnings.append(
+            f"batch-index still has {left}: batch-check may switch itself off before they are "
+            "enqueued; start it when batch-index has finished"
+        )
     return warnings
 
 
-def next_step(worker: str, rule_enabled: bool, counts: Mapping[int, int], of: Work) -> str:
-    """For `run`: "watch" (its rule is on), "start" (work left, rule off) or "skip" (finished)."""
+def next_step(rule_enabled: bool, has_work: bool) -> str:
+    """For `run`: "watch" (its rule is on), "start" (work left, rule off) or "skip" (finished).
+
+    `has_work` is asked of the index (an item in one of the worker's states), not read
+    from counts that may be seconds behind.
+    """
     if rule_enabled:
         return "watch"
-    if remaining(counts, of):
+    if has_work:
         return "start"
     return "skip"

@@ -6,7 +6,6 @@ import argparse
 import json
 import math
 import os
-import sys
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 
@@ -15,25 +14,33 @@ from botocore.exceptions import BotoCoreError, ClientError
 from grid_reingest import names, settings
 from grid_reingest.adapters.dynamodb.control import ControlTable
 from grid_reingest.domain.control import Knobs
-from grid_reingest_cli import clients, prices, status
+from grid_reingest_cli import clients, prices, status, upload_ids
 from grid_reingest_cli.common import (
     OK,
     USAGE,
     CliError,
     add_aws_options,
     add_output_options,
+    number_between,
     open_table,
-    positive_float,
     wants_json,
 )
+from grid_reingest_cli.ids_file import DEDUP_WINDOW
 from grid_reingest_cli.stack import function_configuration
 
 DESCRIPTION = """\
-Before a pass: how many ids FILE holds, the DynamoDB write and read units and
-their on-demand price, Lambda GB-seconds (from the deployed memory sizes), the
-Kinesis records and payload units, the expected duration at the configured
-ceilings (`reingest tune`), and whether the table's on-demand throughput needs
-warming for the upload's rate. Changes nothing.
+Before a pass: how many ids FILE holds (checked as `run` and `upload-ids` check
+it: the same refusals, exit 2), the DynamoDB write and read units and their
+on-demand price, Lambda GB-seconds (from the deployed functions' memory and
+architecture), the Kinesis records and payload units, keeping the tally and
+watching the pass every minute, the upload's time and what sets it, the
+expected duration at the configured ceilings (`reingest tune`), and whether
+the table's on-demand throughput needs warming for the upload's rate. Changes
+nothing.
+
+With --stage the deployed functions are read (memory, architecture, images in
+flight, whether image-projection is a Lambda); with --table only the table is,
+and the rest is assumed as the stack deploys it: the plan says which.
 
 Prices are list prices with their source and date (printed with --sources);
 times rest on the assumptions printed with them.
@@ -41,6 +48,8 @@ times rest on the assumptions printed with them.
 
 # Memory sizes when the stack cannot be read (infra/constants.py deploys these).
 FALLBACK_MEMORY_MB = {names.IMAGE_PROJECTION: 512, names.BATCH_INDEX: 1024, names.BATCH_CHECK: 256}
+# The stack deploys every function on arm64 (infra/constructs/workers.py).
+FALLBACK_ARCHITECTURE = "arm64"
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -52,6 +61,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         epilog="example:\n  reingest plan --stage PROD ids.txt",
     )
     parser.add_argument("file", metavar="FILE", help="file of ids, one per line; - for stdin")
+    parser.add_argument(
+        "--skip-invalid",
+        action="store_true",
+        help="plan for the valid ids even if some lines are not (as run and upload-ids take it)",
+    )
+    upload_ids.add_allow_any_id_option(parser)
     add_plan_options(parser)
     add_output_options(parser)
     add_aws_options(parser)
@@ -62,7 +77,8 @@ def add_plan_options(parser: argparse.ArgumentParser) -> None:
     """--projection-seconds and --sources (plan and run --dry-run)."""
     parser.add_argument(
         "--projection-seconds",
-        type=positive_float,
+        # image-projection's invocation lasts at most Lambda's 900 s.
+        type=number_between(0, 900, " s"),
         default=prices.PROJECTION_SECONDS,
         help=f"seconds image-loader takes per image (default {prices.PROJECTION_SECONDS})",
     )
@@ -81,6 +97,9 @@ class Deployed:
     knobs: Knobs
     warm_writes_per_s: float | None  # the table's warm throughput, if DescribeTable says
     upload_workers: int
+    architecture: str = FALLBACK_ARCHITECTURE
+    # The stack the functions were read from; None when they were assumed (--table).
+    read_from: str | None = None
     # batch-index's MAX_IN_FLIGHT: the pass's ceiling as deployed, the lower of the Grid
     # concurrency setting and image-projection's reserved concurrency (None: not deployed).
     pass_in_flight: int | None = None
@@ -102,14 +121,21 @@ class Plan:
     gb_seconds: float
     lambda_requests: int
     lambda_usd: float
+    projection_usd: float
     kinesis_records: int
     kinesis_payload_units: int
     kinesis_usd: float
+    tally_batches: int
+    tally_usd: float
+    watch_looks: int
+    watch_usd: float
     total_usd: float
     rate_per_minute: float
     rate_set_by: str
     index_seconds: float
     check_seconds: float
+    upload_seconds: float
+    upload_set_by: str
     upload_writes_per_s: float
     table_writes_per_s: float
     needs_warming: bool
@@ -143,24 +169,68 @@ def estimate(ids: int, deployed: Deployed, projection_s: float) -> Plan:
     check_seconds = ids / check_rate * 60
 
     gb = {k: v / 1024 for k, v in deployed.memory_mb.items()}
+    gb_second = (
+        p.LAMBDA_GB_SECOND if deployed.architecture == "arm64" else p.LAMBDA_GB_SECOND_X86
+    ).value
     # batch-index is billed while it waits for the images it holds: its GB for each image's
     # share of the invocation; the projector's own GB for the whole projection.
     gb_seconds = ids * gb[names.BATCH_INDEX] * projection_s / in_flight
     gb_seconds += ids * gb[names.BATCH_CHECK] * p.CHECK_SECONDS / deployed.grid_concurrency
     requests = 0
+    projection_usd = 0.0
     if deployed.lambda_projector:
-        gb_seconds += ids * gb[names.IMAGE_PROJECTION] * projection_s
+        projection_gb_s = ids * gb[names.IMAGE_PROJECTION] * projection_s
+        gb_seconds += projection_gb_s
         requests = ids
+        projection_usd = projection_gb_s * gb_second + ids * p.LAMBDA_REQUEST.value
     # The workers' own invocations: about one a minute each, both through the pass.
     requests += math.ceil(max(index_seconds, check_seconds) / 60) * 2
-    lambda_usd = gb_seconds * p.LAMBDA_GB_SECOND.value + requests * p.LAMBDA_REQUEST.value
+    lambda_usd = gb_seconds * gb_second + requests * p.LAMBDA_REQUEST.value
 
     units_per_record = math.ceil(p.RECORD_BYTES / p.KINESIS_PUT_PAYLOAD_BYTES.value)
     payload_units = ids * units_per_record
     kinesis = payload_units * p.KINESIS_PUT_PAYLOAD_UNIT.value
 
-    upload_items_per_s = deployed.upload_workers * 25 / p.UPLOAD_ROUND_TRIP_S
     capacity = deployed.warm_writes_per_s or p.ON_DEMAND_INITIAL_WRITES_PER_S.value
+    round_trips = p.UPLOAD_CALLS_PER_BATCH * p.UPLOAD_ROUND_TRIP_S
+    client = {
+        f"{deployed.upload_workers} batches of {p.UPLOAD_BATCH_IDS} in flight, "
+        f"{p.UPLOAD_CALLS_PER_BATCH} calls of 25 each at {p.UPLOAD_ROUND_TRIP_S * 1000:.0f} ms": (
+            deployed.upload_workers * p.UPLOAD_BATCH_IDS / round_trips
+        ),
+        f"botocore's CPU in one process (~{p.UPLOAD_IDS_PER_S_CPU:,} ids/s measured)": float(
+            p.UPLOAD_IDS_PER_S_CPU
+        ),
+    }
+    client_by, client_rate = min(client.items(), key=lambda kv: kv[1])
+    upload_by, upload_rate = client_by, client_rate
+    # A second's worth of the table's throughput goes in at any rate; beyond it the
+    # table's throughput is what the upload gets.
+    if client_rate > capacity and ids > capacity:
+        upload_by, upload_rate = "the table's write throughput (see warming)", capacity
+    upload_seconds = ids / upload_rate
+
+    # Keeping the tally: a batch per stream shard every window while items move, and at
+    # least one per 1,000 records.
+    active = upload_seconds + max(index_seconds, check_seconds)
+    records = ids * p.TALLY_RECORDS_PER_IMAGE
+    batches = math.ceil(
+        min(
+            records,
+            max(records / p.TALLY_BATCH_RECORDS, p.TALLY_STREAM_SHARDS * active / p.TALLY_WINDOW_S),
+        )
+    )
+    tally = batches * (
+        p.TALLY_WRITE_UNITS_PER_BATCH * p.DYNAMODB_WRITE_UNIT.value
+        + p.LAMBDA_REQUEST.value
+        + p.TALLY_INVOCATION_S * p.TALLY_MEMORY_MB / 1024 * gb_second
+    )
+    # Watching the whole pass at the default interval.
+    looks = math.ceil(active / p.WATCH_INTERVAL_S)
+    watching = looks * (
+        p.WATCH_LOOK_READ_UNITS * p.DYNAMODB_READ_UNIT.value
+        + p.WATCH_LOOK_CLOUDWATCH_REQUESTS * p.CLOUDWATCH_REQUEST.value
+    )
     return Plan(
         ids=ids,
         write_units=write_units,
@@ -169,22 +239,30 @@ def estimate(ids: int, deployed: Deployed, projection_s: float) -> Plan:
         gb_seconds=gb_seconds,
         lambda_requests=requests,
         lambda_usd=lambda_usd,
+        projection_usd=projection_usd,
         kinesis_records=ids,
         kinesis_payload_units=payload_units,
         kinesis_usd=kinesis,
-        total_usd=dynamodb + lambda_usd + kinesis,
+        tally_batches=batches,
+        tally_usd=tally,
+        watch_looks=looks,
+        watch_usd=watching,
+        total_usd=dynamodb + lambda_usd + kinesis + tally + watching,
         rate_per_minute=rate,
         rate_set_by=rate_set_by,
         index_seconds=index_seconds,
         check_seconds=check_seconds,
-        upload_writes_per_s=upload_items_per_s,
+        upload_seconds=upload_seconds,
+        upload_set_by=upload_by,
+        upload_writes_per_s=client_rate,
         table_writes_per_s=capacity,
-        needs_warming=upload_items_per_s > capacity and ids > capacity,
+        needs_warming=client_rate > capacity and ids > capacity,
     )
 
 
 def run(args: argparse.Namespace) -> int:
-    ids = count_ids(args.file)
+    # The file first, as upload-ids checks it: the same refusals before any AWS call.
+    ids = upload_ids.check_file(args.file, args.allow_any_id, args.skip_invalid).ids
     deployed = read_deployed(args)
     result = estimate(ids, deployed, args.projection_seconds)
     if wants_json(args):
@@ -205,29 +283,18 @@ def check_readable(path: str) -> None:
         raise CliError(f"{path}: permission denied", USAGE)
 
 
-def count_ids(path: str) -> int:
-    """Non-blank lines of `path` (- for stdin), streamed: an upper bound of the ids
-    (a repeated id counts each time)."""
-    if path != "-":
-        check_readable(path)
-    handle = sys.stdin.buffer if path == "-" else open(path, "rb")  # noqa: SIM115
-    try:
-        return sum(1 for line in handle if line.strip())
-    finally:
-        if handle is not sys.stdin.buffer:
-            handle.close()
-
-
 def read_deployed(args: argparse.Namespace) -> Deployed:
     """The stage's memory sizes and settings, the table's knobs and warm throughput."""
     memory = dict(FALLBACK_MEMORY_MB)
     env: dict[str, str] = {}
+    architecture = FALLBACK_ARCHITECTURE
     for service in list(memory):
         found = function_configuration(args, service) if args.stage else None
         if found:
             memory[service] = int(found.get("MemorySize", memory[service]))
             if service == names.BATCH_INDEX:
                 env = dict(found.get("Environment", {}).get("Variables", {}))
+                architecture = (found.get("Architectures") or ["x86_64"])[0]
     knobs = Knobs()
     warm = None
     with open_table(args) as table:
@@ -242,6 +309,8 @@ def read_deployed(args: argparse.Namespace) -> Deployed:
         knobs=knobs,
         warm_writes_per_s=warm,
         upload_workers=getattr(args, "workers", 16),
+        architecture=architecture,
+        read_from=names.stack_name(args.stage) if env else None,
         pass_in_flight=int(ceiling) if ceiling else None,
     )
 
@@ -259,19 +328,35 @@ def render(plan: Plan, deployed: Deployed, args: argparse.Namespace) -> str:
     """The plan as the operator reads it."""
     p = prices
     mem = ", ".join(f"{k} {v} MB" for k, v in deployed.memory_mb.items())
+    share = plan.projection_usd / plan.lambda_usd if plan.lambda_usd else 0
+    projection = (
+        f"; image-projection {_usd(plan.projection_usd)} of it ({share:.0%})"
+        if plan.projection_usd
+        else "; no image-projection function: batch-index projects in-process"
+    )
     lines = [
-        f"ids             {plan.ids:>14,}  (non-blank lines of {args.file}; repeats count)",
+        f"ids             {plan.ids:>14,}  (valid ids of {args.file}, repeats within "
+        f"{DEDUP_WINDOW:,} lines once)",
+        _deployment_line(deployed, plan),
         f"DynamoDB writes {plan.write_units:>14,.0f}  WRU  {_usd(plan.dynamodb_usd)} "
         f"with {plan.read_units:,.0f} RRU (on demand)",
         f"Lambda          {plan.gb_seconds:>14,.0f}  GB-s {_usd(plan.lambda_usd)} "
-        f"with {plan.lambda_requests:,} invocations ({mem})",
+        f"with {plan.lambda_requests:,} invocations, {deployed.architecture} ({mem}){projection}",
         f"Kinesis         {plan.kinesis_records:>14,}  records, {plan.kinesis_payload_units:,} "
         f"PUT payload units {_usd(plan.kinesis_usd)}",
+        f"tally           {plan.tally_batches:>14,}  batches of state-counts "
+        f"{_usd(plan.tally_usd)} (a transaction and an invocation each)",
+        f"watching        {plan.watch_looks:>14,}  looks at {p.WATCH_INTERVAL_S} s "
+        f"{_usd(plan.watch_usd)} (the tally, ~{p.WATCH_LOOK_READ_UNITS} read units a look)",
         f"total           {'':>14}  {_usd(plan.total_usd)}",
+        f"upload          {status.duration(plan.upload_seconds):>14}  at "
+        f"{plan.ids / plan.upload_seconds if plan.upload_seconds else 0:,.0f} ids/s, set by "
+        f"{plan.upload_set_by}",
         f"rate            {plan.rate_per_minute:>14,.0f}  images/min, set by {plan.rate_set_by}",
         f"duration        {status.duration(plan.pass_seconds):>14}  batch-index "
         f"{status.duration(plan.index_seconds)}, batch-check beside it "
-        f"{status.duration(plan.check_seconds)} (plus thrall's lag)",
+        f"{status.duration(plan.check_seconds)} (plus thrall's lag), after the "
+        "upload",
     ]
     warm = (
         f"the table's warm throughput {plan.table_writes_per_s:,.0f} writes/s"
@@ -279,21 +364,27 @@ def render(plan: Plan, deployed: Deployed, args: argparse.Namespace) -> str:
         else f"a new on-demand table's {plan.table_writes_per_s:,.0f} writes/s"
     )
     if plan.needs_warming:
+        workers = plan.table_writes_per_s * p.UPLOAD_CALLS_PER_BATCH * p.UPLOAD_ROUND_TRIP_S
         lines.append(
             f"warming         needed: the upload writes ~{plan.upload_writes_per_s:,.0f} items/s "
             f"against {warm}; it is throttled and retried (slower, nothing lost) unless the "
             f"table is warmed (UpdateTable WarmThroughput) or --workers is lowered to "
-            f"{max(1, int(plan.table_writes_per_s * p.UPLOAD_ROUND_TRIP_S / 25))}"
+            f"{max(1, int(workers / p.UPLOAD_BATCH_IDS))}"
+        )
+    elif plan.upload_writes_per_s <= plan.table_writes_per_s:
+        lines.append(
+            f"warming         not needed: the upload's ~{plan.upload_writes_per_s:,.0f} items/s "
+            f"fit {warm}"
         )
     else:
         lines.append(
-            f"warming         not needed: ~{plan.upload_writes_per_s:,.0f} items/s at most "
-            f"against {warm}"
+            f"warming         not needed: {plan.ids:,} ids are fewer than {warm} take in a second"
         )
     lines.append(
         f"assumed         {args.projection_seconds:g} s a projection, {p.CHECK_SECONDS:g} s a "
         f"check, {p.RECORD_BYTES // 1024} KB a record, {p.UPLOAD_ROUND_TRIP_S * 1000:.0f} ms an "
-        "upload round trip; every id new and succeeding first time"
+        f"upload round trip, {p.TALLY_STREAM_SHARDS} stream shards; every id new and "
+        "succeeding first time"
     )
     if args.sources:
         lines.append("sources:")
@@ -301,12 +392,39 @@ def render(plan: Plan, deployed: Deployed, args: argparse.Namespace) -> str:
             p.DYNAMODB_WRITE_UNIT,
             p.DYNAMODB_READ_UNIT,
             p.LAMBDA_GB_SECOND,
+            p.LAMBDA_GB_SECOND_X86,
             p.LAMBDA_REQUEST,
             p.KINESIS_PUT_PAYLOAD_UNIT,
+            p.CLOUDWATCH_REQUEST,
             p.ON_DEMAND_INITIAL_WRITES_PER_S,
         ):
             lines.append(f"  {figure.value:g} {figure.unit}: {figure.source}")
+        lines.append(
+            "  the upload's rate: docs/benchmarks.md, 'State table: upload-ids'; a look's read "
+            "units: 'watch: the cost of one look'"
+        )
     return "\n".join(lines)
+
+
+def _deployment_line(deployed: Deployed, plan: Plan) -> str:
+    """Where the functions' figures come from: the stage's, or assumed for --table."""
+    in_flight = deployed.knobs.max_in_flight or deployed.grid_concurrency
+    if deployed.read_from:
+        projector = (
+            "image-projection a Lambda"
+            if deployed.lambda_projector
+            else "batch-index projects in-process"
+        )
+        return (
+            f"deployment      {deployed.read_from}'s functions: {deployed.architecture}, "
+            f"{in_flight} images in flight, {projector}"
+        )
+    return (
+        "deployment      not read (--table names a table, not a stack): assumed as the stack "
+        f"deploys it — {deployed.architecture}, {in_flight} images in flight, image-projection "
+        "a Lambda (most of the Lambda cost); --stage reads the deployed functions, and a stage "
+        "whose batch-index projects in-process (a local one) costs far less Lambda"
+    )
 
 
 def _deployed_json(deployed: Deployed) -> dict:
@@ -319,6 +437,8 @@ def _deployed_json(deployed: Deployed) -> dict:
         "inFlight": deployed.in_flight,
         "maxRatePerMinute": deployed.knobs.max_rate_per_minute,
         "warmWritesPerSecond": deployed.warm_writes_per_s,
+        "architecture": deployed.architecture,
+        "readFrom": deployed.read_from,
     }
 
 

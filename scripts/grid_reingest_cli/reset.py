@@ -9,7 +9,15 @@ from grid_reingest.domain.isotime import format_instant, utc_now
 from grid_reingest.domain.states import ProgressState, parse_states
 from grid_reingest.settings import CLAIM_LEASE_SECONDS
 from grid_reingest_cli import groups
-from grid_reingest_cli.common import OK, USAGE, CliError, add_aws_options, open_table, positive_int
+from grid_reingest_cli.common import (
+    MAX_LEASE_SECONDS,
+    OK,
+    USAGE,
+    CliError,
+    add_aws_options,
+    int_between,
+    open_table,
+)
 from grid_reingest_cli.output import confirm_typed, pipe_guard
 from grid_reingest_cli.progress import Progress
 
@@ -115,7 +123,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--lease-seconds",
-        type=positive_int,
+        type=int_between(1, MAX_LEASE_SECONDS),
         default=DEFAULT_LEASE_SECONDS,
         help=f"the claim lease for --expired-only (default {DEFAULT_LEASE_SECONDS})",
     )

@@ -18,12 +18,24 @@ import time
 from collections.abc import Mapping
 
 from grid_reingest import names
+from grid_reingest.adapters.dynamodb.control import ControlTable
 from grid_reingest.adapters.eventbridge import rule_state
 from grid_reingest.domain.states import ProgressState as S
-from grid_reingest_cli import clients, passes, plan, schedules, status, upload_ids, watch
+from grid_reingest_cli import (
+    clients,
+    counting,
+    passes,
+    plan,
+    preflight,
+    schedules,
+    status,
+    upload_ids,
+    watch,
+)
 from grid_reingest_cli.common import (
     INCOMPLETE,
     INTERRUPTED,
+    MAX_WORKERS,
     OK,
     USAGE,
     CliError,
@@ -31,8 +43,9 @@ from grid_reingest_cli.common import (
     add_output_options,
     confirm_stage,
     count_lines,
+    int_between,
+    not_blank,
     open_table,
-    positive_int,
     wants_json,
 )
 from grid_reingest_cli.stack import WORKERS, resolve, rule_name
@@ -52,6 +65,10 @@ Resumable: interrupted (Ctrl-C) and run again, it carries on from the table's
 states and the rules' states: it never uploads over progress, follows a worker
 that is still running, and does not start again a worker that has finished.
 Ctrl-C stops only the watching: the workers keep to their schedules.
+
+A paused stage (`reingest pause`) is refused before anything is written:
+`reingest resume` first. A lease table of thrall's that the deployed
+batch-index cannot read is said at once (a warning: it paces on CloudWatch).
 
 On PROD it asks you to type the stage name before its first write (--yes to
 skip). --dry-run prints the pass's plan (as `reingest plan`) and changes nothing.
@@ -79,7 +96,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("file", metavar="FILE", help="file of ids, one per line; - for stdin")
-    parser.add_argument("--stage", required=True, help="TEST, PROD...: the stack to run on")
+    parser.add_argument(
+        "--stage",
+        required=True,
+        type=not_blank("--stage"),
+        help="TEST, PROD...: the stack to run on",
+    )
     parser.add_argument("--yes", action="store_true", help="do not ask for the stage name on PROD")
     parser.add_argument(
         "--dry-run", action="store_true", help="print the plan (cost and time); change nothing"
@@ -97,9 +119,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     add_account_options(group)
     group.add_argument(
         "--workers",
-        type=positive_int,
+        type=int_between(1, MAX_WORKERS),
         default=16,
-        help="parallel requests to DynamoDB (default 16)",
+        help=f"parallel requests to DynamoDB (default 16, at most {MAX_WORKERS})",
     )
     parser.set_defaults(run=run, table=None)
 
@@ -117,7 +139,9 @@ def run(args: argparse.Namespace) -> int:
     say = sys.stderr if wants_json(args) else sys.stdout
     try:
         with open_table(args) as table:
-            before = _counts(table)
+            _preflight(args, table, say)
+            counter = counting.StateCounter(table)
+            before = counter.count().counts
             if sum(before.values()):
                 print(
                     f"{table.name} already holds {sum(before.values()):,} item(s): "
@@ -128,29 +152,66 @@ def run(args: argparse.Namespace) -> int:
             with contextlib.redirect_stdout(say):
                 _upload(args)
             src = watch.sources(args, table)
-            # Both start from the counts after the upload; then one watch follows both.
-            after = _counts(table)
-            steps = {
-                worker: _start(
-                    worker, counts=after, src=src, events=events, rule=rules[worker], say=say
-                )
+            src.counter = counter
+            # Each start is decided from the index (is there work?), never from counts
+            # that may be seconds behind; both start together, then one watch follows both.
+            steps = [
+                _start(worker, events=events, rule=rules[worker], src=src, say=say)
                 for worker in passes.WORKERS
-            }
-            if any(step != "skip" for step in steps.values()):
-                after = watch.follow(src, args, until="both").counts
+            ]
+            if any(step != "skip" for step in steps):
+                watch.follow(src, args, until="both")
+            after, complete = _final_counts(table, counter)
     except KeyboardInterrupt:
-        print(
-            f"reingest run: interrupted; the workers keep to their schedules. Run the same "
-            f"command again to carry on (`reingest pause --stage {args.stage}` stops them "
-            "taking work)",
-            file=sys.stderr,
-        )
+        print(f"reingest run: interrupted; {_carry_on(args)}", file=sys.stderr)
         return INTERRUPTED
-    return _report(args, before, after, time.monotonic() - started, table.name)
+    return _report(args, before, after, time.monotonic() - started, table.name, complete=complete)
 
 
-def _counts(table) -> dict[int, int]:
-    return {int(s): n for s, n in table.counts().items()}
+def _preflight(args: argparse.Namespace, table, say) -> None:
+    """Refuse a paused stage before anything is written; warn of a lease table batch-index
+    cannot read."""
+    stopped = preflight.paused(ControlTable(table.name, table.client).read().knobs, args.stage)
+    if stopped:
+        raise CliError(f"{stopped}; nothing was uploaded or started", USAGE)
+    problem = preflight.lease_table(args)
+    if problem:
+        print(f"warning: {problem}", file=sys.stderr)
+
+
+def _carry_on(args: argparse.Namespace) -> str:
+    """What to do after Ctrl-C, as the pass stands."""
+    with contextlib.suppress(Exception), open_table(args) as table:
+        if ControlTable(table.name, table.client).read().knobs.paused:
+            return (
+                "the pass is paused: `reingest resume --stage "
+                f"{args.stage}`, then run the same command again to carry on"
+            )
+    return (
+        "the workers keep to their schedules. Run the same command again to carry on "
+        f"(`reingest pause --stage {args.stage}` stops them taking work)"
+    )
+
+
+# How long the report waits for the tally to catch up with the pass's last writes.
+SETTLE_SECONDS = 30.0
+
+
+def _final_counts(table, counter: counting.StateCounter) -> tuple[dict[int, int], bool]:
+    """The counts to report, and whether every image reached 6 (asked of the index: exact).
+
+    The tally is seconds behind the last writes: it is read again until it agrees with
+    the index on whether anything is left unverified, for at most SETTLE_SECONDS.
+    """
+    others = [s for s in S if s != S.VERIFIED]
+    complete = not table.has_any(others)
+    deadline = time.monotonic() + SETTLE_SECONDS
+    while True:
+        counts = counter.count().counts
+        agrees = complete == (sum(n for s, n in counts.items() if s != S.VERIFIED) == 0)
+        if agrees or time.monotonic() >= deadline:
+            return counts, complete and sum(counts.values()) > 0
+        watch.sleep(2)
 
 
 def _upload(args: argparse.Namespace) -> None:
@@ -181,7 +242,7 @@ def _upload(args: argparse.Namespace) -> None:
         raise CliError(f"upload-ids ended with exit code {code}: nothing started", code)
 
 
-def _start(worker, *, counts, src, events, rule, say) -> str:
+def _start(worker, *, events, rule, src, say) -> str:
     """Switch `worker`'s schedule on if it has work and is off; its step ("start", "watch"
     when already on, "skip" when finished)."""
     name = WORKERS[worker]
@@ -189,9 +250,10 @@ def _start(worker, *, counts, src, events, rule, say) -> str:
         enabled = rule_state(events, rule)["State"] == "ENABLED"
     except LookupError as error:
         raise CliError(f"{name}: {error}") from None
-    step = passes.next_step(worker, enabled, counts, src.works[worker])
-    if step == "skip" and worker == "check" and passes.remaining(counts, src.works["index"]):
-        step = "start"  # what batch-index has still to enqueue is batch-check's work too
+    states = list(src.works[worker].states)
+    if worker == "check":
+        states += src.works["index"].states  # what batch-index will enqueue is checked too
+    step = passes.next_step(enabled, src.table.has_any(states))
     if step == "skip":
         print(f"-- {name}: nothing to do (finished, or nothing reached it)", file=say)
     elif step == "start":
@@ -211,7 +273,7 @@ def failure_lines(counts: Mapping[int, int]) -> list[str]:
     return [f"{counts.get(s, 0):>12,} at {int(s)} ({s.label})" for s in failed if counts.get(s)]
 
 
-def _report(args, before, after, seconds: float, table: str) -> int:
+def _report(args, before, after, seconds: float, table: str, *, complete: bool) -> int:
     total = sum(after.values())
     verified = after.get(S.VERIFIED, 0)
     unfinished = (S.NOT_STARTED, S.IN_PROGRESS, S.ENQUEUED, S.LOOKING_FOR_IMAGE)
@@ -219,7 +281,6 @@ def _report(args, before, after, seconds: float, table: str) -> int:
     finished_now = sum(n for s, n in after.items() if s not in unfinished)
     moved = max(finished_now - finished_before, 0)
     per_minute = moved * 60 / seconds if seconds > 0 else 0.0
-    complete = total > 0 and verified == total
     failures = failure_lines(after)
     if wants_json(args):
         print(

@@ -7,16 +7,29 @@ import sys
 from collections import Counter
 from typing import TextIO
 
-from grid_reingest_cli.common import OK, USAGE, CliError, add_aws_options, count_lines, open_table
+from grid_reingest.domain.states import ProgressState
+from grid_reingest_cli.common import (
+    MAX_SEGMENTS,
+    OK,
+    add_aws_options,
+    count_lines,
+    int_between,
+    open_table,
+)
 from grid_reingest_cli.output import check_output, open_output, pipe_guard
 from grid_reingest_cli.progress import Progress
+
+# How a verified item's last error is shown: it came before the attempt that succeeded.
+BEFORE_SUCCESS = "(before success)"
 
 DESCRIPTION = """\
 Write one `id state` line per item of the state table to OUTPUT (- for
 stdout), the format of the Grid's scan script, then print the number of items
 in each state. With --with-errors, each line is tab-separated `id state
 attempts last_error` instead, for triage. The table is read by parallel scan
-segments and streamed: memory does not grow with the table.
+segments and streamed: memory does not grow with the table. A verified item
+(6) keeps the error of an attempt before the one that succeeded: its column
+reads "(before success) <error>".
 
 A regular OUTPUT file appears only once complete (written beside it, then
 renamed); a device or FIFO is written in place, and a symlink keeps pointing
@@ -43,7 +56,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("output", metavar="OUTPUT", help="file to write; - for stdout")
     parser.add_argument(
-        "--segments", type=int, default=8, help="parallel scan segments (default 8)"
+        "--segments",
+        type=int_between(1, MAX_SEGMENTS),
+        default=8,
+        help=f"parallel scan segments (default 8, at most {MAX_SEGMENTS:,})",
     )
     parser.add_argument(
         "--with-errors",
@@ -63,8 +79,6 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    if not 1 <= args.segments <= 1000:
-        raise CliError(f"--segments {args.segments}: must be between 1 and 1000", USAGE)
     to_stdout = args.output == "-"
     if not to_stdout:
         check_output(args.output, args.force)
@@ -98,10 +112,20 @@ def _write_with_errors(
 ) -> None:
     for page in table.scan_rows(segments=segments):
         out.write(
-            "".join(f"{r.id}\t{r.state}\t{r.attempts}\t{_one_line(r.last_error)}\n" for r in page)
+            "".join(
+                f"{r.id}\t{r.state}\t{r.attempts}\t{_error_column(r.state, r.last_error)}\n"
+                for r in page
+            )
         )
         counts.update(r.state for r in page)
         progress.advance(len(page))
+
+
+def _error_column(state: int, error: str | None) -> str:
+    """An item's last error as the column shows it: a verified item's is history."""
+    if error and state == ProgressState.VERIFIED:
+        return f"{BEFORE_SUCCESS} {_one_line(error)}"
+    return _one_line(error)
 
 
 def _one_line(text: str | None) -> str:

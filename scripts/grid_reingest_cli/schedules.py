@@ -8,9 +8,15 @@ import sys
 from botocore.exceptions import BotoCoreError, ClientError
 
 from grid_reingest import names
+from grid_reingest.adapters.dynamodb.control import ControlTable
 from grid_reingest.adapters.eventbridge import switch_rule
-from grid_reingest_cli import clients, passes
-from grid_reingest_cli.common import add_account_options, explain_aws_error, open_table
+from grid_reingest_cli import clients, counting, passes, preflight
+from grid_reingest_cli.common import (
+    add_account_options,
+    explain_aws_error,
+    not_blank,
+    open_table,
+)
 from grid_reingest_cli.errors import FAILED, OK, USAGE, CliError
 from grid_reingest_cli.stack import WORKERS, resolve, rule_name
 
@@ -45,11 +51,17 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
         parser.add_argument(
             "--worker", choices=choices, default=default, help=f"which schedule (default {default})"
         )
-        parser.add_argument("--stage", help="TEST, PROD...: find the rules in its stack")
-        parser.add_argument("--rule", help="the rule's name, instead of --stage")
+        parser.add_argument(
+            "--stage", type=not_blank("--stage"), help="TEST, PROD...: find the rules in its stack"
+        )
+        parser.add_argument(
+            "--rule", type=not_blank("--rule"), help="the rule's name, instead of --stage"
+        )
         if name == "start":
             parser.add_argument(
-                "--table", help="with --rule: the state table, to warn when there is no work"
+                "--table",
+                type=not_blank("--table"),
+                help="with --rule: the state table, to warn when there is no work",
             )
         add_account_options(parser)
         parser.set_defaults(run=run, enable=name == "start")
@@ -89,15 +101,31 @@ def switch(events, rule: str, enabled: bool) -> dict:
 
 
 def _warnings(args: argparse.Namespace, worker: str) -> list[str]:
-    # Only a warning: a table we cannot count must not stop a start.
+    # Only warnings: a table or lease table we cannot read must not stop a start.
+    found = []
+    if worker == "index":
+        try:
+            found += [w for w in [preflight.lease_table(args)] if w]
+        except (CliError, ClientError, BotoCoreError) as error:
+            found.append(f"could not look at thrall's lease table: {explain_aws_error(error)}")
     if not args.stage and not args.table:
-        return []
+        return found
     try:
         if not args.table:
             args.table = resolve(args, names.STATE_TABLE_OUTPUT)
         args.workers = 16
         with open_table(args) as table:
-            counts = table.counts()
+            knobs = ControlTable(table.name, table.client).read().knobs
+            works = passes.DEFAULT_WORK
+            has_work = table.has_any(works[worker].states)
+            index_left: int | None = 0
+            if worker == "check" and table.has_any(works["index"].states):
+                # The tally, else the index's count of batch-index's two states (once).
+                counts = counting.StateCounter(table).trusted_counts() or {
+                    int(s): n for s, n in table.counts(works["index"].states).items()
+                }
+                index_left = passes.remaining(counts, works["index"]) or None
     except (CliError, ClientError, BotoCoreError) as error:
-        return [f"could not count the table's items: {explain_aws_error(error)}"]
-    return passes.start_warnings(worker, counts)
+        return [*found, f"could not count the table's items: {explain_aws_error(error)}"]
+    found += [w for w in [preflight.paused(knobs, args.stage)] if w]
+    return found + passes.start_warnings(worker, has_work=has_work, index_left=index_left)

@@ -11,8 +11,23 @@ from typing import BinaryIO
 
 from grid_reingest.adapters.dynamodb.upload import WriteReport
 from grid_reingest.domain.ids import MAX_ID_CHARS
-from grid_reingest_cli.common import OK, USAGE, CliError, add_aws_options, open_table, positive_int
-from grid_reingest_cli.ids_file import DEDUP_WINDOW, FileCheck, check_lines, open_input, valid_ids
+from grid_reingest_cli.common import (
+    MAX_LEASE_SECONDS,
+    OK,
+    USAGE,
+    CliError,
+    add_aws_options,
+    int_between,
+    open_table,
+)
+from grid_reingest_cli.ids_file import (
+    DEDUP_WINDOW,
+    BinaryInput,
+    FileCheck,
+    check_lines,
+    open_input,
+    valid_ids,
+)
 from grid_reingest_cli.output import confirm_typed, pipe_guard
 from grid_reingest_cli.progress import Progress
 from grid_reingest_cli.reset import CONFIRM_ABOVE, DEFAULT_LEASE_SECONDS, state_name
@@ -92,7 +107,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--lease-seconds",
-        type=positive_int,
+        type=int_between(1, MAX_LEASE_SECONDS),
         default=DEFAULT_LEASE_SECONDS,
         help="with --reset-existing: a claim older than this belongs to a dead worker and "
         f"may be reset (default {DEFAULT_LEASE_SECONDS}, the workers' CLAIM_LEASE_SECONDS)",
@@ -126,25 +141,7 @@ def _run(args: argparse.Namespace) -> int:
         raise CliError("--only-new and --reset-existing contradict each other", USAGE)
     source = "<stdin>" if args.file == "-" else args.file
     with _ids_source(args.file) as (first_pass, reopen):
-        try:
-            check = check_lines(first_pass, allow_any=args.allow_any_id)
-        except KeyboardInterrupt:
-            print(f"interrupted while reading {source}: nothing written", file=sys.stderr)
-            raise
-        except OSError as error:
-            raise CliError(f"{source}: cannot read: {error.strerror or error}", USAGE) from None
-        for line in check.problem_lines(source):
-            print(line, file=sys.stderr)
-        if check.invalid and not args.skip_invalid:
-            raise CliError(
-                f"{source}: {check.invalid:,} invalid line(s); nothing written "
-                "(fix them, or pass --skip-invalid to write the rest)",
-                USAGE,
-            )
-        if not check.ids:
-            raise CliError(
-                f"{source}: no ids found ({check.lines:,} line(s), all blank or invalid)", USAGE
-            )
+        check = checked(first_pass, source, args.allow_any_id, args.skip_invalid)
         _print_file_summary(check, source)
         if args.dry_run:
             print(f"would write {check.ids:>12,} (dry run: nothing written)")
@@ -181,6 +178,41 @@ def _run(args: argparse.Namespace) -> int:
             progress.close()
     _print_report(report, args.table)
     return OK
+
+
+def checked(lines: Iterable[bytes], source: str, allow_any: bool, skip_invalid: bool) -> FileCheck:
+    """Every line of a file of ids checked, as `upload-ids` (and `run`, `plan`) take it: the
+    invalid lines listed on stderr, and a CliError (exit 2) for a file that would write
+    nothing or that has invalid lines (unless `skip_invalid`)."""
+    try:
+        check = check_lines(lines, allow_any=allow_any)
+    except KeyboardInterrupt:
+        print(f"interrupted while reading {source}: nothing written", file=sys.stderr)
+        raise
+    except BinaryInput as binary:
+        raise CliError(f"{source}: {binary}; nothing written", USAGE) from None
+    except OSError as error:
+        raise CliError(f"{source}: cannot read: {error.strerror or error}", USAGE) from None
+    for line in check.problem_lines(source):
+        print(line, file=sys.stderr)
+    if check.invalid and not skip_invalid:
+        raise CliError(
+            f"{source}: {check.invalid:,} invalid line(s); nothing written "
+            "(fix them, or pass --skip-invalid to write the rest)",
+            USAGE,
+        )
+    if not check.ids:
+        raise CliError(
+            f"{source}: no ids found ({check.lines:,} line(s), all blank or invalid)", USAGE
+        )
+    return check
+
+
+def check_file(path: str, allow_any: bool, skip_invalid: bool) -> FileCheck:
+    """`checked` over the file at `path` (- for stdin), read once."""
+    source = "<stdin>" if path == "-" else path
+    with open_input(path) as handle:
+        return checked(handle, source, allow_any, skip_invalid)
 
 
 def _is_prod(args: argparse.Namespace) -> bool:

@@ -21,7 +21,7 @@ from grid_reingest.adapters.dynamodb.control import ControlTable
 from grid_reingest.adapters.eventbridge import rule_state
 from grid_reingest.domain.control import Control
 from grid_reingest.domain.states import ProgressState as S
-from grid_reingest_cli import clients, passes, status
+from grid_reingest_cli import clients, counting, passes, status
 from grid_reingest_cli.common import (
     OK,
     CliError,
@@ -29,19 +29,21 @@ from grid_reingest_cli.common import (
     add_output_options,
     count_lines,
     explain_aws_error,
+    number_between,
     open_table,
-    positive_float,
     wants_json,
 )
-from grid_reingest_cli.control import control_json, pace_line
+from grid_reingest_cli.control import control_json, knobs_line, pace_line
 from grid_reingest_cli.stack import WORKERS, function_environment, rule_name
 
 DESCRIPTION = """\
 Follow a pass: every --interval seconds, the items per state (only the states
-that hold items) and what changed, each worker's rate over the last --window
-minutes and the ETA of its part, why a worker is idle ("rule off", "paused",
-"back-pressure: iterator age 95 s > 60 s", "no iterator-age data"), the pace
-controller's current limit and why it is there, and thrall's iterator age.
+that hold items; from the table's tally, one read whatever its size, or a scan
+where the tally cannot be trusted, which it says) and what changed, each
+worker's rate over the last --window minutes and the ETA of its part, why a
+worker is idle ("rule off", "paused", "back-pressure: iterator age 95 s > 60 s",
+"no iterator-age data"), the pace controller's current limit and why it is
+there, and thrall's iterator age.
 
 With --stage, the rules, thrall's stream and the threshold come from the stack
 and the deployed batch-index; it stops by itself when both schedules are off and
@@ -55,6 +57,11 @@ line by line; --output json prints one JSON object per look, one per line.
 # reported and retried at the next look.
 MAX_FAILED_LOOKS = 3
 DEFAULT_THRESHOLD_S = int(settings.MAX_ITERATOR_AGE_MS.default) / 1000
+# Beyond these an option is a typo: a look a day, a rate over a day, an age of a week
+# (Kinesis keeps records a day by default).
+MAX_INTERVAL_S = 86_400
+MAX_WINDOW_MINUTES = 1_440
+MAX_ITERATOR_AGE_S = 7 * 86_400
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -76,13 +83,16 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def add_watch_options(parser: argparse.ArgumentParser) -> None:
     """--interval, --window, --stream and --max-iterator-age (watch and run)."""
     parser.add_argument(
-        "--interval", type=positive_float, default=60, help="seconds between looks (default 60)"
+        "--interval",
+        type=number_between(0, MAX_INTERVAL_S, " s"),
+        default=60,
+        help=f"seconds between looks (default 60, at most {MAX_INTERVAL_S:,})",
     )
     parser.add_argument(
         "--window",
-        type=positive_float,
+        type=number_between(0, MAX_WINDOW_MINUTES, " min"),
         default=5,
-        help="minutes the rate is measured over (default 5)",
+        help=f"minutes the rate is measured over (default 5, at most {MAX_WINDOW_MINUTES:,})",
     )
     parser.add_argument(
         "--stream",
@@ -92,7 +102,7 @@ def add_watch_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--max-iterator-age",
-        type=positive_float,
+        type=number_between(0, MAX_ITERATOR_AGE_S, " s"),
         metavar="SECONDS",
         help="back-pressure threshold (default: the deployed batch-index's, else "
         f"{DEFAULT_THRESHOLD_S:.0f})",
@@ -111,6 +121,13 @@ class Sources:
     streams: tuple[str, ...] = ()
     threshold_s: float | None = DEFAULT_THRESHOLD_S
     works: Mapping[str, passes.Work] = field(default_factory=lambda: dict(passes.DEFAULT_WORK))
+    counter: counting.StateCounter | None = None
+
+    def count(self) -> counting.Counted:
+        """The items per state: the tally, or a scan where it cannot be trusted."""
+        if self.counter is None:
+            self.counter = counting.StateCounter(self.table)
+        return self.counter.count()
 
 
 @dataclass(frozen=True)
@@ -134,6 +151,10 @@ class Look:
     iterator_age_s: float | None
     previous_age_s: float | None
     workers: dict[str, status.WorkerView]
+    counted: counting.Counted | None = None
+    # Workers whose rule is off and that hold nothing, asked of the index (exact), not
+    # taken from the counts (the tally is seconds behind).
+    settled: frozenset[str] = frozenset()
     # The whole pass, checking included: images verified or failed, and the rest.
     whole: PassView | None = None
 
@@ -144,7 +165,7 @@ class Look:
 
     def worker_done(self, worker: str) -> bool:
         """`worker`'s rule is known and off, and it holds nothing."""
-        return self.rules.get(worker) == "DISABLED" and self.workers[worker].held == 0
+        return self.rules.get(worker) == "DISABLED" and worker in self.settled
 
 
 def sources(args: argparse.Namespace, table: StateTable) -> Sources:
@@ -196,7 +217,8 @@ class Watcher:
         self.meters = {w: status.RateMeter(window_minutes * 60) for w in (*passes.WORKERS, "pass")}
 
     def look(self) -> Look:
-        counts = {int(s): n for s, n in self.src.table.counts().items()}
+        counted = self.src.count()
+        counts = counted.counts
         control = self.src.control.read()
         try:
             rules = {w: rule_state(self.src.events, r)["State"] for w, r in self.src.rules.items()}
@@ -246,7 +268,15 @@ class Watcher:
         )
         rate = self.meters["pass"].add(now, total - left)
         whole = PassView(total - left, left, rate, status.eta_seconds(left, rate))
-        return Look(datetime.now(UTC), counts, control, rules, age, previous, views, whole)
+        settled = frozenset(
+            worker
+            for worker in passes.WORKERS
+            if rules.get(worker) == "DISABLED"
+            and not self.src.table.has_any([self.src.works[worker].held])
+        )
+        return Look(
+            datetime.now(UTC), counts, control, rules, age, previous, views, counted, settled, whole
+        )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -270,6 +300,7 @@ def follow(
     as_json = wants_json(args)
     previous: Look | None = None
     failures = 0
+    warned = False
     while True:
         try:
             current = watcher.look()
@@ -286,6 +317,15 @@ def follow(
             )
             sleep(args.interval)
             continue
+        if not warned and current.counted is not None and current.counted.by == "scan":
+            warned = True
+            price = src.counter.scan_price(current.counted.total) if src.counter else None
+            if price is not None and price.usd >= counting.WARN_ABOVE_USD:
+                print(
+                    f"warning: each look counts {src.table.name} by scanning it "
+                    f"({current.counted.why_not_tally}): {price.describe()} a look",
+                    file=sys.stderr,
+                )
         out.write(
             render_json(current, src) + "\n"
             if as_json
@@ -324,7 +364,8 @@ def render_text(look: Look, src: Sources, previous: Look | None, terminal: bool)
     held = {s: n for s, n in look.counts.items() if n}
     shown_before = None if previous is None else previous.counts
     header, *lines = count_lines(held, src.table.name, shown_before)
-    out = [f"-- {look.at:%Y-%m-%d %H:%M:%S}Z  {header}", *lines]
+    counted = f" (counted by {look.counted.describe(look.at)})" if look.counted else ""
+    out = [f"-- {look.at:%Y-%m-%d %H:%M:%S}Z  {header}{counted}", *lines]
     for worker, view in look.workers.items():
         name = WORKERS[worker]
         rule = "" if view.rule is None else f" (rule {'on' if view.rule == 'ENABLED' else 'off'})"
@@ -333,10 +374,15 @@ def render_text(look: Look, src: Sources, previous: Look | None, terminal: bool)
             out.append(f"{name:<12} done{rule}: {view.reason}")
             continue
         if view.status == "idle":
-            out.append(f"{name:<12} idle{rule}: {view.reason}; {view.remaining:,} left")
+            why = "" if view.reason == "rule off" else f": {view.reason}"
+            out.append(f"{name:<12} idle{rule}{why}; {view.remaining:,} left")
             continue
         progress = f"{status.bar(view.share)} " if terminal else ""
-        why = f" ({view.reason})" if view.reason else ""
+        # A worker whose rule is off while it still holds images is finishing them; its
+        # rule is said once.
+        why = f" ({view.reason})" if view.reason and view.reason != "rule off" else ""
+        if view.reason == "rule off":
+            why = f" (finishing the {view.held:,} it holds)"
         out.append(
             f"{name:<12} working{rule}{why}: {progress}{view.done:,} done, "
             f"{view.remaining:,} left, {rate}, ETA {status.duration(view.eta_seconds)}"
@@ -348,14 +394,9 @@ def render_text(look: Look, src: Sources, previous: Look | None, terminal: bool)
             f"{'whole pass':<12} {whole.done:,} finished, {whole.remaining:,} left, {rate}, "
             f"ETA {status.duration(whole.eta_seconds)} (checking included)"
         )
-    out.append(pace_line(look.control).replace("controller:", "controller  ", 1))
-    knobs = look.control.knobs
-    ceilings = [
-        f"max {knobs.max_in_flight:,} in flight" if knobs.max_in_flight else "",
-        f"max {knobs.max_rate_per_minute:,}/min" if knobs.max_rate_per_minute else "",
-    ]
-    shown = ", ".join(c for c in ceilings if c) or "none"
-    out.append(f"knobs        {'PAUSED' if knobs.paused else 'running'}; ceilings: {shown}")
+    was = None if previous is None or previous.control.pace is None else previous.control.pace
+    out.append(pace_line(look.control, was).replace("controller:", "controller  ", 1))
+    out.append(knobs_line(look.control.knobs).replace("knobs:", "knobs       ", 1))
     out.append("thrall       " + _age_text(look, src))
     return "\n".join(out) + "\n"
 
@@ -377,6 +418,8 @@ def render_json(look: Look, src: Sources) -> str:
             "at": f"{look.at:%Y-%m-%dT%H:%M:%S}Z",
             "table": src.table.name,
             "total": sum(look.counts.values()),
+            "countedBy": look.counted.by if look.counted else None,
+            "tallyUpdatedAt": look.counted.at if look.counted else None,
             "states": {
                 str(s): {"name": S(s).label, "count": n}
                 for s, n in sorted(look.counts.items())

@@ -12,7 +12,7 @@ from infra import app as app_module
 from infra import constants as c
 from infra.app import build_app, cdk_json_context
 from infra.config import ConfigError, load_stage_config
-from infra.constructs import workers
+from infra.constructs import functions
 
 
 def context_with(stage: str = "TEST", **changes: Any) -> dict[str, Any]:
@@ -209,7 +209,7 @@ def test_config_domain_root_is_optional_when_every_service_url_is_given():
 
 
 def test_config_log_retention_choices_are_the_ones_the_stack_can_build():
-    assert set(workers._RETENTION) == set(c.LOG_RETENTION_DAYS)
+    assert set(functions._RETENTION) == set(c.LOG_RETENTION_DAYS)
 
 
 def test_config_bad_context_makes_the_app_exit_1_naming_the_key(monkeypatch, capsys, tmp_path):

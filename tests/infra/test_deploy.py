@@ -81,7 +81,24 @@ def test_deploy_function_environment_is_usable_as_is(deployment, service):
     assert loaded.stage == "TEST"
     if service != names.IMAGE_PROJECTION:
         assert loaded.table_name == deployment.table_name
+    if service in names.RULE_OUTPUTS:
         assert loaded.schedule_rule == deployment.rule_name(service)
+
+
+def test_deploy_state_counts_reads_the_tables_stream_from_its_start(deployment, aws):
+    # Given the deployed table and its stream
+    client = boto3.client("lambda", endpoint_url=aws)
+    table = boto3.client("dynamodb", endpoint_url=aws).describe_table(
+        TableName=deployment.table_name
+    )["Table"]
+    # Then state-counts is mapped to it, from the oldest record, one batch per shard at a time
+    (mapping,) = client.list_event_source_mappings(
+        FunctionName=deployment.function_name(names.STATE_COUNTS)
+    )["EventSourceMappings"]
+    assert table["StreamSpecification"]["StreamViewType"] == "NEW_AND_OLD_IMAGES"
+    assert mapping["EventSourceArn"] == table["LatestStreamArn"]
+    assert mapping["StartingPosition"] == "TRIM_HORIZON"
+    assert mapping["BatchSize"] == c.STATE_COUNTS_BATCH_SIZE
 
 
 def test_deploy_batch_index_points_at_the_stream_and_projection(deployment):

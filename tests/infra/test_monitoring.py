@@ -186,7 +186,8 @@ PROD_TOPIC = "arn:aws:sns:eu-west-1:123456789012:Cloudwatch-Alerts"  # cdk.json
 # Every alarm of a stage: 3 functions' errors, 2 failure shares, 2 stalls, held
 # back, 2 unread pace signals, refused Kinesis calls, 2 lost-claims, 2 expired-claims,
 # 2 systemic failures, projection throttles.
-ALARMS_PER_STAGE = 18
+# The workers' 18, and state-counts' two (infra/constructs/state_counts.py).
+ALARMS_PER_STAGE = 18 + 2
 
 
 def alarm_props(raw: dict[str, Any], name: str) -> dict[str, Any]:
@@ -440,12 +441,14 @@ def test_monitoring_projection_throttles_alarm(assembly):
 
 def test_monitoring_alarm_status_widget_lists_every_alarm(assembly):
     raw = assembly.raw("TEST")
-    (status,) = [w for w in dashboard(raw)["widgets"] if w["type"] == "alarm"]
+    statuses = [w for w in dashboard(raw)["widgets"] if w["type"] == "alarm"]
     alarm_names = {
         a["Properties"]["AlarmName"] for a in resources(raw, "AWS::CloudWatch::Alarm").values()
     }
 
-    listed = {arn.rsplit(":", 1)[-1] for arn in status["properties"]["alarms"]}
+    listed = {
+        arn.rsplit(":", 1)[-1] for status in statuses for arn in status["properties"]["alarms"]
+    }
     assert listed == alarm_names
 
 

@@ -144,8 +144,28 @@ def test_permissions_batch_check(assembly):
     ]
 
 
+def test_permissions_state_counts_reads_the_stream_and_writes_only_its_tally(assembly):
+    raw = assembly.raw("TEST")
+    table = single_id(raw, "AWS::DynamoDB::Table")
+
+    assert role_statements(raw, names.STATE_COUNTS) == [
+        logs_statement(raw, names.STATE_COUNTS),
+        # Lambda's poller lists streams; DynamoDB has no resource-level permission for it.
+        allow("dynamodb:ListStreams", "*"),
+        allow(
+            ["dynamodb:DescribeStream", "dynamodb:GetRecords", "dynamodb:GetShardIterator"],
+            {"Fn::GetAtt": [table, "StreamArn"]},
+        ),
+        allow(
+            ["dynamodb:UpdateItem", "dynamodb:PutItem"],
+            {"Fn::GetAtt": [table, "Arn"]},
+            Condition={"ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["~counts*"]}},
+        ),
+    ]
+
+
 @pytest.mark.parametrize("stage", c.STAGES)
-def test_permissions_no_wildcard_resource_but_the_cloudwatch_read(assembly, stage):
+def test_permissions_no_wildcard_resource_but_the_reads_aws_allows_no_other_way(assembly, stage):
     raw = assembly.raw(stage)
     wildcards = [
         statement["Action"]
@@ -155,14 +175,14 @@ def test_permissions_no_wildcard_resource_but_the_cloudwatch_read(assembly, stag
         or (isinstance(statement["Resource"], list) and "*" in statement["Resource"])
     ]
 
-    assert wildcards == ["cloudwatch:GetMetricStatistics"]
+    assert wildcards == ["cloudwatch:GetMetricStatistics", "dynamodb:ListStreams"]
 
 
 @pytest.mark.parametrize("stage", c.STAGES)
 def test_permissions_roles_have_no_managed_policies(assembly, stage):
     roles = resources(assembly.raw(stage), "AWS::IAM::Role")
 
-    assert len(roles) == 3
+    assert len(roles) == 4
     for role in roles.values():
         assert "ManagedPolicyArns" not in role["Properties"]
         assert role["Properties"]["AssumeRolePolicyDocument"]["Statement"] == [

@@ -27,6 +27,9 @@ class _RecordingClient:
     def get_waiter(self, _name: str) -> Any:
         return self
 
+    def update_time_to_live(self, **request: Any) -> None:
+        self.request["TimeToLiveSpecification"] = request["TimeToLiveSpecification"]
+
     def wait(self, **_: Any) -> None:
         pass
 
@@ -51,6 +54,10 @@ def test_state_table_matches_what_the_adapter_creates(assembly):
             "AttributeDefinitions": Match.array_equals(declared["AttributeDefinitions"]),
             "GlobalSecondaryIndexes": Match.array_equals(declared["GlobalSecondaryIndexes"]),
             "BillingMode": declared["BillingMode"],
+            "StreamSpecification": {
+                "StreamViewType": declared["StreamSpecification"]["StreamViewType"]
+            },
+            "TimeToLiveSpecification": declared["TimeToLiveSpecification"],
         },
     )
 
@@ -127,4 +134,5 @@ def test_state_table_names_the_infra_uses_are_the_adapters():
         names.ID_ATTRIBUTE,
         names.STATE_SHARD_ATTRIBUTE,
         names.CHANGED_AT_ATTRIBUTE,
-    ) == (schema.INDEX_NAME, schema.ID, schema.STATE_SHARD, schema.CHANGED_AT)
+        names.TTL_ATTRIBUTE,
+    ) == (schema.INDEX_NAME, schema.ID, schema.STATE_SHARD, schema.CHANGED_AT, schema.EXPIRES_AT)

@@ -22,3 +22,15 @@ def table(table_name, dynamodb) -> Iterator[StateTable]:
     """The state table of this test, on the emulator."""
     with StateTable(table_name, dynamodb) as t:
         yield t
+
+
+@pytest.fixture
+def ids_path(tmp_path):
+    """Writes a file of ids, one a line, and gives its path."""
+
+    def write(ids: list[str]) -> str:
+        path = tmp_path / "ids.txt"
+        path.write_text("".join(f"{i}\n" for i in ids))
+        return str(path)
+
+    return write

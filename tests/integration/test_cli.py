@@ -18,7 +18,7 @@ from botocore.exceptions import ClientError
 from grid_reingest.domain.claims import Source, Transition
 from grid_reingest.domain.reasons import group_id
 from grid_reingest.domain.states import ProgressState as S
-from grid_reingest_cli.main import main
+from grid_reingest_cli.main import _subparsers, build_parser, main
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -476,17 +476,11 @@ def test_each_command_run_bare_prints_its_usage(command, capsys):
     assert f"usage: reingest {command}" in capsys.readouterr().err
 
 
-def test_scripts_run_the_same_commands():
-    for script in (
-        "upload-ids",
-        "scan-statuses",
-        "stats",
-        "reset",
-        "start",
-        "stop",
-        "watch",
-        "failures",
-    ):
+def test_every_command_has_its_script_that_runs_it():
+    # Every command `reingest` has, as the README promises: scripts/<command>
+    commands = set(_subparsers(build_parser()))
+    assert commands <= {p.name for p in (ROOT / "scripts").iterdir()}
+    for script in sorted(commands):
         result = subprocess.run(
             [str(ROOT / "scripts" / script)],
             capture_output=True,
@@ -606,10 +600,9 @@ def test_scan_statuses_into_a_closed_pipe_exits_quietly(table, aws):
         process.stdout.close()
         err = process.stderr.read().decode()
         code = process.wait(timeout=60)
-    # Then one line, an exit code, no traceback
+    # Then the shell's exit code for it, and nothing said: the reader took what it wanted
     assert code == 141
-    assert "Traceback" not in err
-    assert "broken pipe" in err
+    assert err == ""
 
 
 # -- failures ----------------------------------------------------------------

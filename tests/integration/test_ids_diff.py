@@ -85,7 +85,7 @@ def test_diff_refuses_lines_that_are_not_ids_before_writing_anything(tmp_path, c
         (["-", "-"], "A and B cannot both be - (stdin)"),
         (["same.txt", "same.txt"], "A and B are the same file"),
         (["missing.txt", "b.txt"], "missing.txt: no such file"),
-        (["a.txt", "b.txt", "--memory-mb", "0"], "0 must be 1 or more"),
+        (["a.txt", "b.txt", "--memory-mb", "0"], "0 must be between 1 and"),
         (["a.txt", "b.txt", "--output", "nowhere/out.txt"], "does not exist"),
     ],
 )

@@ -13,6 +13,7 @@ from devtools.partiql import InsertStatement
 from grid_reingest.adapters.dynamodb.bulk import StateTable
 from grid_reingest.adapters.dynamodb.schema import (
     SHARD_COUNT,
+    Arming,
     StateTableError,
     fresh_item,
     shard_of,
@@ -110,10 +111,13 @@ def test_emulator_refuses_the_insert_of_an_existing_key_alone(table, dynamodb):
     table.apply([Transition(ids(1)[0], S.NOT_STARTED, S.VERIFIED)])
     fresh = [fresh_item(i, S.NOT_STARTED, "2026-01-01T00:00:00.000Z") for i in ids(2)]
     # When the upload's statement inserts it and a new id in one call
-    parameters = InsertStatement.parse(table._insert_statement).names
+    parameters = InsertStatement.parse(table._insert_statement(Arming())).names
     answer = dynamodb.batch_execute_statement(
         Statements=[
-            {"Statement": table._insert_statement, "Parameters": [item[p] for p in parameters]}
+            {
+                "Statement": table._insert_statement(Arming()),
+                "Parameters": [item[p] for p in parameters],
+            }
             for item in fresh
         ]
     )

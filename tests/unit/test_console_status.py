@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 from dataclasses import replace
 
 import pytest
@@ -11,7 +12,6 @@ import pytest
 from benchmarks import pass_sim
 from benchmarks.pass_sim import CDK_JSON
 from grid_reingest.domain.control import Knobs
-from grid_reingest.domain.states import ProgressState as S
 from grid_reingest_cli import clients, passes, plan, prices, status
 from grid_reingest_cli.control import _rate
 from infra.config import load_stage_config
@@ -103,19 +103,21 @@ def test_duration_reads_like_an_operator_would_say_it(seconds, text):
 
 
 @pytest.mark.parametrize(
-    ("worker", "enabled", "counts", "step"),
-    [
-        ("index", True, {}, "watch"),
-        ("index", False, {S.NOT_STARTED: 3}, "start"),
-        ("index", False, {S.IN_PROGRESS: 1}, "start"),
-        ("index", False, {S.ENQUEUED: 3}, "skip"),
-        ("check", False, {S.ENQUEUED: 3}, "start"),
-        ("check", False, {S.VERIFIED: 3}, "skip"),
-    ],
+    ("enabled", "has_work", "step"),
+    [(True, False, "watch"), (True, True, "watch"), (False, True, "start"), (False, False, "skip")],
 )
-def test_next_step_follows_starts_or_skips(worker, enabled, counts, step):
-    counts = {int(s): n for s, n in counts.items()}
-    assert passes.next_step(worker, enabled, counts, passes.DEFAULT_WORK[worker]) == step
+def test_next_step_follows_starts_or_skips(enabled, has_work, step):
+    assert passes.next_step(enabled, has_work) == step
+
+
+def test_start_warns_of_no_work_and_of_index_still_working():
+    assert passes.start_warnings("index", has_work=True, index_left=0) == []
+    (nothing,) = passes.start_warnings("index", has_work=False, index_left=0)
+    assert "nothing to do" in nothing
+    (early,) = passes.start_warnings("check", has_work=True, index_left=12)
+    assert "batch-index still has 12 item(s)" in early
+    (unknown,) = passes.start_warnings("check", has_work=True, index_left=None)
+    assert "batch-index still has work" in unknown
 
 
 @pytest.mark.parametrize(
@@ -176,8 +178,51 @@ def test_plan_counts_fourteen_write_units_and_one_record_an_image():
     assert result.write_units == 140_000
     assert result.kinesis_records == result.kinesis_payload_units == 10_000
     assert result.total_usd == pytest.approx(
-        result.dynamodb_usd + result.lambda_usd + result.kinesis_usd
+        result.dynamodb_usd
+        + result.lambda_usd
+        + result.kinesis_usd
+        + result.tally_usd
+        + result.watch_usd
     )
+
+
+def test_plan_prices_lambda_on_arm64_as_deployed():
+    arm = plan.estimate(1_000_000, deployed(), 2.0)
+    x86 = plan.estimate(1_000_000, replace(deployed(), architecture="x86_64"), 2.0)
+    # Graviton's GB-second is 20% cheaper; the requests cost the same
+    assert arm.gb_seconds == x86.gb_seconds
+    assert arm.lambda_usd < x86.lambda_usd
+    assert arm.gb_seconds * prices.LAMBDA_GB_SECOND.value == pytest.approx(
+        arm.lambda_usd - arm.lambda_requests * prices.LAMBDA_REQUEST.value
+    )
+    # and image-projection, a Lambda, is most of it
+    assert arm.projection_usd / arm.lambda_usd > 0.9
+
+
+def test_plan_times_the_upload_by_what_limits_it():
+    # 16 batches of 100 in flight, 4 calls of 30 ms each: 13,333 ids/s; one process's CPU
+    # sends ~13,000; a new on-demand table takes 4,000 writes/s: the table sets it
+    result = plan.estimate(40_000_000, deployed(), 2.0)
+    assert result.upload_set_by.startswith("the table's write throughput")
+    assert result.upload_seconds == pytest.approx(40_000_000 / 4000)
+    warm = plan.estimate(40_000_000, replace(deployed(), warm_writes_per_s=40_000), 2.0)
+    assert warm.upload_set_by.startswith("botocore's CPU")
+    assert warm.upload_seconds == pytest.approx(40_000_000 / 13_000)
+    few = plan.estimate(40_000_000, replace(deployed(), upload_workers=2), 2.0)
+    assert few.upload_set_by.startswith("2 batches of 100 in flight")
+    # a file the table takes in its first second goes at the client's rate
+    small = plan.estimate(2_000, deployed(), 2.0)
+    assert small.upload_set_by.startswith("botocore's CPU") and not small.needs_warming
+
+
+def test_plan_prices_watching_the_whole_pass_every_minute():
+    result = plan.estimate(40_000_000, deployed(), 2.0)
+    active = result.upload_seconds + result.pass_seconds  # index and check together
+    assert result.watch_looks == math.ceil(active / 60)
+    per_look = 17 * prices.DYNAMODB_READ_UNIT.value + prices.CLOUDWATCH_REQUEST.value
+    assert result.watch_usd == pytest.approx(result.watch_looks * per_look)
+    # far below the pass's own DynamoDB writes
+    assert result.watch_usd < result.dynamodb_usd / 100
 
 
 def test_plan_warns_about_warming_only_when_the_upload_outruns_the_table():

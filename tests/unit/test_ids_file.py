@@ -1,8 +1,16 @@
 """Reading files of ids as operators produce them, one line at a time."""
 
+import re
+
 import pytest
 
-from grid_reingest_cli.ids_file import MAX_SHOWN, RecentIds, check_lines, valid_ids
+from grid_reingest_cli.ids_file import (
+    MAX_SHOWN,
+    BinaryInput,
+    RecentIds,
+    check_lines,
+    valid_ids,
+)
 
 A = "a" * 40
 B = "b" * 40
@@ -92,3 +100,23 @@ def test_recent_ids_forgets_beyond_two_windows():
     assert recent.seen("6")
     assert recent.seen("3")
     assert not recent.seen("0")
+
+
+@pytest.mark.parametrize(
+    ("first", "said"),
+    [
+        (b"\x1f\x8b\x08\x00", "a gzip file: decompress it first"),
+        (b"PK\x03\x04abc", "a zip file"),
+        (b"\xff\xfea\x00b\x00", "UTF-16 text"),
+        (b"abc\x00def", "a binary file, not text of ids (a NUL byte on line 1)"),
+    ],
+)
+def test_a_binary_file_is_refused_as_binary_not_line_by_line(first, said):
+    with pytest.raises(BinaryInput, match=re.escape(said)):
+        check_lines([first, b"0" * 40 + b"\n"])
+
+
+def test_a_nul_byte_further_down_names_its_line():
+    lines = [f"{i:040x}\n".encode() for i in range(5)] + [b"\x00\x00\n"]
+    with pytest.raises(BinaryInput, match="on line 6"):
+        check_lines(lines)

@@ -13,7 +13,7 @@ from devtools.memory_dynamodb import memory_dynamodb
 from devtools.memory_store import Item, MemoryStore
 from devtools.partiql import InsertStatement
 from grid_reingest.adapters.dynamodb.bulk import StateTable
-from grid_reingest.adapters.dynamodb.schema import StateTableError, fresh_item
+from grid_reingest.adapters.dynamodb.schema import Arming, StateTableError, fresh_item
 from grid_reingest.adapters.dynamodb.upload import WriteReport
 from grid_reingest.domain.claims import Source, Transition
 from grid_reingest.domain.states import ProgressState as S
@@ -56,7 +56,7 @@ def before_first_insert(client: Any, race: Any) -> None:
 
 def test_upload_statement_is_read_alike_by_an_independent_partiql_parser():
     # Given the adapter's statement with its parameters written in as literals
-    sent = StateTable(TABLE, client=None)._insert_statement
+    sent = StateTable(TABLE, client=None)._insert_statement(Arming())
     statement = InsertStatement.parse(sent)
     literal = sent
     for _ in statement.names:

@@ -21,12 +21,13 @@ def client_config(
     max_pool_connections: int = 10,
     max_attempts: int = DEFAULT_MAX_ATTEMPTS,
     read_timeout: float = 60,
+    connect_timeout: float = 5,
 ) -> Config:
     """A botocore Config: standard retries and a connection pool sized to the caller's threads."""
     return Config(
         retries={"mode": "standard", "max_attempts": max_attempts},
         max_pool_connections=max_pool_connections,
-        connect_timeout=5,
+        connect_timeout=connect_timeout,
         read_timeout=read_timeout,
     )
 

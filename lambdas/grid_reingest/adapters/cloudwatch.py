@@ -33,7 +33,7 @@ def iterator_age_points(
 
 def _points(cloudwatch: Any, stream: str, now: datetime) -> list[dict[str, Any]]:
     """One stream's one-minute maxima over the window."""
-    return cloudwatch.get_metric_statistics(
+    points: list[dict[str, Any]] = cloudwatch.get_metric_statistics(
         Namespace=KINESIS_NAMESPACE,
         MetricName=ITERATOR_AGE_METRIC,
         Dimensions=[{"Name": STREAM_DIMENSION, "Value": stream}],
@@ -42,3 +42,4 @@ def _points(cloudwatch: Any, stream: str, now: datetime) -> list[dict[str, Any]]
         Period=PERIOD_SECONDS,
         Statistics=["Maximum"],
     )["Datapoints"]
+    return points

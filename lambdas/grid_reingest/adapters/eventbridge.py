@@ -29,7 +29,8 @@ def rule_state(events: Any, rule: str) -> dict[str, Any]:
     """`rule`'s DescribeRule answer (State, ScheduleExpression...); LookupError if it does
     not exist."""
     try:
-        return events.describe_rule(Name=rule)
+        answer: dict[str, Any] = events.describe_rule(Name=rule)
+        return answer
     except ClientError as error:
         if error.response["Error"]["Code"] == "ResourceNotFoundException":
             raise LookupError(f"schedule rule {rule!r} does not exist") from None

@@ -26,7 +26,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any
+from typing import Any, Self
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -112,7 +112,7 @@ _WATCHDOG = Watchdog()
 class _DeadlinedConnection(HTTPConnection):
     """A connection whose status line and headers are read within the call's deadline."""
 
-    def getresponse(self) -> Any:  # type: ignore[override]
+    def getresponse(self) -> Any:
         deadline = _DEADLINE.get()
         if deadline is None:
             return super().getresponse()
@@ -190,7 +190,7 @@ class GridRetry(Retry):
         error: Exception | None = None,
         _pool: Any = None,
         _stacktrace: TracebackType | None = None,
-    ) -> Retry:
+    ) -> Self:
         if isinstance(error, ReadTimeoutError):
             raise error.with_traceback(_stacktrace)
         retry = super().increment(method, url, response, error, _pool, _stacktrace)

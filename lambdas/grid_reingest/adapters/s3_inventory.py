@@ -324,7 +324,7 @@ def _open_orc(path: str, _batch_size: int) -> tuple[list[str], Any]:
 _ARROW_OPENERS = {"Parquet": _open_parquet, "ORC": _open_orc}
 
 
-def _column(batch: Any, name: str) -> list | None:
+def _column(batch: Any, name: str) -> list[Any] | None:
     at = batch.schema.get_field_index(name)
     return None if at < 0 else batch.column(at).to_pylist()
 
@@ -385,7 +385,7 @@ def _get_small(s3: Any, bucket: str, key: str, url: str, what: str) -> bytes:
             raise InventoryError(f"{url}: no such {place} ({code})") from None
         raise
     with contextlib.closing(response["Body"]) as body:
-        data = body.read(MAX_MANIFEST_BYTES + 1)
+        data: bytes = body.read(MAX_MANIFEST_BYTES + 1)
     if len(data) > MAX_MANIFEST_BYTES:
         raise InventoryError(f"{url}: larger than {MAX_MANIFEST_BYTES:,} bytes: not a {what}")
     return data

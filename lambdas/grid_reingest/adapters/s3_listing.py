@@ -57,7 +57,9 @@ def keys_only(s3: Any) -> Any:
     return s3
 
 
-def _keys_only(response_dict: dict, customized_response_dict: dict, **_: Any) -> None:
+def _keys_only(
+    response_dict: dict[str, Any], customized_response_dict: dict[str, Any], **_: Any
+) -> None:
     if response_dict.get("status_code") != 200 or not isinstance(response_dict.get("body"), bytes):
         return
     body = response_dict["body"]

@@ -17,7 +17,7 @@ from __future__ import annotations
 import itertools
 import re
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from enum import Enum
 
@@ -34,7 +34,7 @@ HEX = "0123456789abcdef"
 GRID_FOLDERS = frozenset({"optimised", "thumbs", "thumbnails"})
 
 _ORIGINAL = re.compile(rf"(?:[0-9a-f]/){{{FOLDERS}}}{GRID_ID.pattern}")
-_INSTANCE_PROBLEMS = (
+_INSTANCE_PROBLEMS: tuple[tuple[Callable[[str], bool], str], ...] = (
     (lambda t: not t, "is empty"),
     (lambda t: "/" in t, "contains '/' (give the instance's name, the first folder of its keys)"),
     (lambda t: t in (".", ".."), "is a path segment, not a name"),

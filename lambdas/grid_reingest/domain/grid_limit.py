@@ -169,7 +169,7 @@ class GridLimit:
             smooth_total_ms=0.0,
             smooth_count=0.0,
         )
-        if not measured:
+        if probed is None or not measured:
             return done, "probe inconclusive (too few answers): back to the limit"
         baseline = baseline_of(done, t)
         return replace(done, baseline_ms=baseline), (

@@ -94,29 +94,37 @@ class Rules:
 
 
 class Judge:
-    """The latest results, per service, and the verdict on a failure given a probe's answer."""
+    """The latest results, per service, and the verdict on a failure given a probe's answer.
+
+    Results are kept per channel: the Grid's services answer for images (one result a
+    projection), thrall's stream for records (one a record); a service's share is taken
+    among the results of its own channel.
+    """
 
     def __init__(self, rules: Rules | None = None) -> None:
         self.rules = rules or Rules()
-        self._latest: deque[str | None] = deque(maxlen=self.rules.window)
+        self._windows: dict[str, deque[str | None]] = {}
+        self._channels: dict[str, str] = {}  # service: its channel
 
-    def served(self) -> None:
-        """Count one image (or record) every service answered."""
-        self._latest.append(None)
+    def served(self, channel: str = "") -> None:
+        """Count one image (or record) every service of `channel` answered."""
+        self._window(channel).append(None)
 
-    def failed(self, symptom: Symptom) -> None:
+    def failed(self, symptom: Symptom, channel: str = "") -> None:
         """Count one image (or record) whose `symptom.service` failed."""
-        self._latest.append(symptom.service)
+        self._channels[symptom.service] = channel
+        self._window(channel).append(symptom.service)
 
     def share(self, service: str) -> float:
-        """The share of the window `service` failed (0 for an empty window)."""
-        if not self._latest:
+        """The share of its channel's window `service` failed (0 for an empty window)."""
+        latest = self._latest(service)
+        if not latest:
             return 0.0
-        return sum(s == service for s in self._latest) / len(self._latest)
+        return sum(s == service for s in latest) / len(latest)
 
     def others_fine(self, service: str) -> bool:
         """Whether the window shows `service` serving other images."""
-        enough = len(self._latest) >= self.rules.min_results
+        enough = len(self._latest(service)) >= self.rules.min_results
         return enough and self.share(service) <= self.rules.others_fine_share
 
     def verdict(self, symptom: Symptom, healthy: bool | None) -> Verdict:
@@ -135,7 +143,7 @@ class Judge:
         is, OPEN — unless `final` (the invocation ends): then the image's own."""
         if symptom.cause is Cause.REFUSED:
             return Verdict.SYSTEMIC
-        if len(self._latest) < self.rules.min_results:
+        if len(self._latest(symptom.service)) < self.rules.min_results:
             return Verdict.OWN if final else Verdict.OPEN
         failing = self.share(symptom.service) > self.rules.others_fine_share
         return Verdict.SYSTEMIC if failing else Verdict.OWN
@@ -146,3 +154,9 @@ class Judge:
         if symptom.cause is not Cause.OVERLOAD:
             return True
         return self.share(symptom.service) > self.rules.most_share
+
+    def _window(self, channel: str) -> deque[str | None]:
+        return self._windows.setdefault(channel, deque(maxlen=self.rules.window))
+
+    def _latest(self, service: str) -> deque[str | None]:
+        return self._window(self._channels.get(service, ""))

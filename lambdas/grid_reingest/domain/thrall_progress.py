@@ -1,14 +1,14 @@
 """How far behind thrall is, from its own checkpoints: fresher than CloudWatch's iterator age.
 
-thrall consumes its stream with the KCL, which writes each shard's checkpoint
-(the sequence number of the last record processed) to its lease table about
-once a minute while it processes records. A worker that remembers where each
-of its records landed (shard, sequence number, when) can tell, each time a
-checkpoint moves, how old the oldest of its records thrall had not reached
-was: the iterator age at that moment, within seconds of it, where CloudWatch's
-one-minute points come 1-3 minutes after their minute. A shard whose
-checkpoint stops moving while records of ours wait is a consumer that
-stopped.
+thrall consumes its stream with the KCL (3.x, through kcl-pekko-stream), which
+writes each shard's checkpoint (the sequence number of the last record
+processed) to its lease table about once a minute while it processes records.
+A worker that remembers where each of its records landed (shard, sequence
+number, when) can tell, each time a checkpoint moves, how old the oldest of its
+records thrall had not reached was: the iterator age at that moment, within
+seconds of it, where CloudWatch's one-minute points come 1-3 minutes after their
+minute. A shard whose checkpoint stops moving while records of ours wait is a
+consumer that stopped.
 
 Only shards that hold records of ours count: a move elsewhere (another
 consumer's leases in the table, a parent shard thrall drains after a reshard)
@@ -25,7 +25,7 @@ import hashlib
 from collections import deque
 from dataclasses import dataclass
 
-# kcl-akka-stream's default checkpoint period (thrall keeps it): a shard's
+# kcl-pekko-stream's default checkpoint period (thrall keeps it): a shard's
 # checkpoint moves about this often while records are processed.
 CHECKPOINT_PERIOD_SECONDS = 60.0
 # A checkpoint this late past when it was due (records of ours waiting) says

@@ -27,7 +27,9 @@ class ThrallRate:
     def __init__(self, tuning: Tuning) -> None:
         self.tuning = tuning
 
-    def observe(self, state: ThrallState, signals: Signals, now: float, achieved: float) -> None:
+    def observe(
+        self, state: ThrallState, signals: Signals, now: float, achieved: float | None
+    ) -> None:
         """Take what the pass did since the last decision (before `step`): its rate, when it
         was let run, and the records it published."""
         t = self.tuning

@@ -325,13 +325,14 @@ class _IndexLoop(Loop[Outcome]):
         self.seen.published += [(s, q, sent.published_at) for s, q in result.positions]
         overloaded = set(result.overloaded)
         for _ in result.accepted:
-            self.triage.served()
+            self.triage.served(channel=STREAM)
         for image_id, error in result.rejected.items():
             cause = Cause.OVERLOAD if image_id in overloaded else Cause.ERROR
             if image_id in overloaded:
                 self.summary.overloaded += 1
                 self.seen.overloaded += 1
-            self.triage.failed(sent.claims[image_id], Symptom(STREAM, cause), f"kinesis: {error}")
+            claim = sent.claims[image_id]
+            self.triage.failed(claim, Symptom(STREAM, cause), f"kinesis: {error}", STREAM)
         self._settle_failures(final=False)
         # Whole calls failed: not the images' fault, no attempt counted.
         for image_id in result.unsent:

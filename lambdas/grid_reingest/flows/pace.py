@@ -98,19 +98,21 @@ class ControlledPace:
                     self._pending.busy_seconds or 0.0
                 ) + observation.busy_seconds
             if observation.draining:
-                # What a worker finishing its last images saw: counted next time (a warm
-                # pace goes on), but never stepped on alone, nor its in-flight use.
+                # What a worker finishing its last images saw: its in-flight use says nothing
+                # of the pass's (it starts no more).
                 self._pending.busy_seconds = None
-                if self._decision is not None:
-                    return self._decision
             if self._checkpoints is not None:
                 # Kept only where checkpoints are read: nothing else forgets them.
                 self._progress.published(observation.published)
             since = self._clock.monotonic() - self._decided_at
-            early = since >= EARLY_STEP_SECONDS and (
-                self._overloaded(self._pending) or self._round_trip(self._pending)
+            early = (
+                not observation.draining
+                and since >= EARLY_STEP_SECONDS
+                and (self._overloaded(self._pending) or self._round_trip(self._pending))
             )
-            due = since >= self._refresh or early
+            # An invocation's last decision always steps: what it says of the pass (a pause
+            # the operator asked for meanwhile) is the pace's now, not a refresh ago.
+            due = since >= self._refresh or early or observation.draining
             if self._decision is None or due:
                 self._decision = self._step()
                 self._decided_at = self._clock.monotonic()

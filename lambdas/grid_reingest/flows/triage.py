@@ -98,15 +98,16 @@ class FailureTriage:
         self.stop_reason: str | None = None
         self.probes = 0
 
-    def served(self, image_id: str | None = None) -> None:
-        """One image (or record) every service answered; `image_id`: it may serve as a probe."""
-        self.judge.served()
+    def served(self, image_id: str | None = None, channel: str = "") -> None:
+        """One image (or record) every service of `channel` answered; `image_id`: it may serve
+        as a probe."""
+        self.judge.served(channel)
         if image_id is not None:
             self._served = image_id
 
-    def failed(self, claim: Claim, symptom: Symptom, error: str) -> None:
+    def failed(self, claim: Claim, symptom: Symptom, error: str, channel: str = "") -> None:
         """One failure, to be decided."""
-        self.judge.failed(symptom)
+        self.judge.failed(symptom, channel)
         self._undecided.append((claim, error, symptom))
 
     @property

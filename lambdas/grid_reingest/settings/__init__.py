@@ -14,6 +14,8 @@ from grid_reingest.settings.workers import (
     BatchIndexSettings,
     GridSettings,
     ProjectionSettings,
+    RepairSettings,
+    StateCountsSettings,
     stream_name,
     watched_streams,
 )
@@ -23,7 +25,9 @@ __all__ = [
     "BatchIndexSettings",
     "GridSettings",
     "ProjectionSettings",
+    "RepairSettings",
     "SettingsError",
+    "StateCountsSettings",
     "Var",
     "describe",
     "load",

@@ -276,3 +276,63 @@ DRY_RUN = Var(
     "true or false",
     "false",
 )
+
+
+# -- the scheduled repair ------------------------------------------------------------------
+
+
+def _s3_prefix_url(raw: str) -> str:
+    bucket = raw[len("s3://") :].split("/", 1)[0] if raw.startswith("s3://") else ""
+    if not bucket:
+        raise ValueError("is not s3://BUCKET/PREFIX/")
+    return raw
+
+
+REPAIR_SOURCE_BUCKET = Var(
+    "REPAIR_SOURCE_BUCKET",
+    "The Grid's image bucket the scheduled repair lists (else REPAIR_INVENTORY_URL)",
+    text,
+    "a bucket name",
+    optional=True,
+)
+REPAIR_INVENTORY_URL = Var(
+    "REPAIR_INVENTORY_URL",
+    "Where the image bucket's S3 Inventory reports are: the repair reads the newest manifest.json "
+    "under it (else REPAIR_SOURCE_BUCKET)",
+    _s3_prefix_url,
+    "s3://BUCKET/PREFIX/",
+    optional=True,
+)
+REPAIR_INSTANCE = Var(
+    "REPAIR_INSTANCE",
+    "A multi-instance Grid's instance: originals under <instance>/a/b/c/d/e/f/<id>",
+    text,
+    "an instance name",
+    optional=True,
+)
+REPORT_TOPIC_ARN = Var(
+    "REPORT_TOPIC_ARN",
+    "The SNS topic a scheduled pass's report (and a refused run) is published on",
+    text,
+    "an SNS topic ARN",
+    optional=True,
+)
+INDEX_RULE_NAME = Var(
+    "INDEX_RULE_NAME",
+    "batch-index's schedule rule, switched on once a pass is loaded",
+    text,
+    "a rule name",
+)
+CHECK_RULE_NAME = Var(
+    "CHECK_RULE_NAME",
+    "batch-check's schedule rule, switched on once a pass is loaded",
+    text,
+    "a rule name",
+)
+REPAIR_STOP_MARGIN_SECONDS = Var(
+    "REPAIR_STOP_MARGIN_SECONDS",
+    "The repair starts no new part of its source with less than this left (> one part's load)",
+    integer(30, 900),
+    "30..900",
+    "300",
+)

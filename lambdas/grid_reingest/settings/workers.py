@@ -13,6 +13,7 @@ from grid_reingest.settings.env_vars import (
     BREAKER_MIN_RESULTS,
     CHECK_MAX_IN_FLIGHT,
     CHECK_MIN_AGE_SECONDS,
+    CHECK_RULE_NAME,
     CHECK_START_STATE,
     CHECK_STOP_MARGIN_SECONDS,
     CLAIM_LEASE_SECONDS,
@@ -26,6 +27,7 @@ from grid_reingest.settings.env_vars import (
     GRID_MAX_LOADER_BODY_BYTES,
     GRID_MAX_SERVICE_BODY_BYTES,
     GRID_SERVICE_TIMEOUT_SECONDS,
+    INDEX_RULE_NAME,
     INDEX_START_STATE,
     MAX_ATTEMPTS,
     MAX_IN_FLIGHT,
@@ -35,6 +37,11 @@ from grid_reingest.settings.env_vars import (
     PROJECTION_FUNCTION_NAME,
     PROJECTION_TIMEOUT_SECONDS,
     RECORD_BUDGET_SECONDS,
+    REPAIR_INSTANCE,
+    REPAIR_INVENTORY_URL,
+    REPAIR_SOURCE_BUCKET,
+    REPAIR_STOP_MARGIN_SECONDS,
+    REPORT_TOPIC_ARN,
     SCHEDULE_RULE_NAME,
     SERVICES,
     STAGE,
@@ -186,7 +193,7 @@ class BatchIndexSettings:
     @property
     def watched_streams(self) -> tuple[str, ...]:
         """The streams whose iterator age gates work: thrall's stream unless set otherwise."""
-        return watched_streams(self.backpressure_streams, self.stream)
+        return watched_streams(self.backpressure_streams or (), self.stream)
 
     @property
     def idle_seconds(self) -> float:
@@ -243,6 +250,14 @@ class BatchCheckSettings:
         )
 
 
+@dataclass(frozen=True)
+class StateCountsSettings:
+    """state-counts' settings: the table whose stream it counts (its `~counts` item)."""
+
+    stage: str = setting(STAGE)
+    table_name: str = setting(STATE_TABLE_NAME)
+
+
 def _margin_problems(
     margin_var: Var, margin: int, work_var: Var, work_timeout: int, budget: int
 ) -> list[str]:
@@ -266,3 +281,27 @@ def watched_streams(backpressure_streams: tuple[str, ...], stream: str) -> tuple
     """The streams whose iterator age gates batch-index: thrall's (`stream`, a name or
     ARN) unless others are named."""
     return backpressure_streams or (stream_name(stream),)
+
+
+@dataclass(frozen=True)
+class RepairSettings:
+    """The scheduled repair's settings."""
+
+    stage: str = setting(STAGE)
+    table_name: str = setting(STATE_TABLE_NAME)
+    source_bucket: str | None = setting(REPAIR_SOURCE_BUCKET)
+    inventory_url: str | None = setting(REPAIR_INVENTORY_URL)
+    instance: str | None = setting(REPAIR_INSTANCE)
+    report_topic: str | None = setting(REPORT_TOPIC_ARN)
+    index_rule: str = setting(INDEX_RULE_NAME)
+    check_rule: str = setting(CHECK_RULE_NAME)
+    stop_margin_seconds: int = setting(REPAIR_STOP_MARGIN_SECONDS)
+
+    def problems(self, env: Mapping[str, str]) -> list[str]:
+        """What is wrong with the settings taken together: exactly one source."""
+        if bool(self.source_bucket) == bool(self.inventory_url):
+            return [
+                f"set exactly one of {REPAIR_SOURCE_BUCKET.name} and {REPAIR_INVENTORY_URL.name}"
+                " (where the scheduled repair finds the Grid's originals)"
+            ]
+        return []

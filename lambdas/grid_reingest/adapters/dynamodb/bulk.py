@@ -176,7 +176,9 @@ class StateTable(UploadTable):
                 on_moved(1)
             on_progress(1)
 
-        self._run_bounded(lambda item: self._reset_one(*item, to_state), items, record)
+        self._run_bounded(
+            lambda item: self._reset_one(item[0], item[1], item[2], to_state), items, record
+        )
         return moved
 
     def _reset_one(self, image_id: str, state: int, changed_at: str, to: ProgressState) -> bool:

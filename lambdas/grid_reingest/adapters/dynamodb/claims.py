@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import random
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from itertools import repeat
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -82,10 +83,10 @@ class ClaimTable(TableAccess):
             while cursors and taken < limit and not stop():
                 if pages is None:
                     share = _share(limit - taken, len(cursors))
+                    shards, starts = list(cursors), list(cursors.values())
                     pages = list(
                         self.pool.map(
-                            lambda start, s=source, n=share: self._shard_page(s, *start, n),
-                            list(cursors.items()),
+                            self._shard_page, repeat(source), shards, starts, repeat(share)
                         )
                     )
                 candidates: list[tuple[str, str]] = []
@@ -195,7 +196,8 @@ class ClaimTable(TableAccess):
         try:
             return self._apply_one(t)
         except (ClientError, BotoCoreError) as error:
-            return error
+            failure: Exception = error
+            return failure
 
     def _apply_one(self, t: Transition) -> bool:
         names = {"#state": STATE}
@@ -299,13 +301,14 @@ class ClaimTable(TableAccess):
 
     def _shard_head(self, state: ProgressState, shard: int) -> dict[str, Any]:
         """The first page of one index shard, one item long."""
-        return self.client.query(
+        page: dict[str, Any] = self.client.query(
             TableName=self.name,
             IndexName=INDEX_NAME,
             Limit=1,
             KeyConditionExpression=f"{STATE_SHARD} = :pk",
             ExpressionAttributeValues={":pk": {"S": state_shard(state, shard)}},
         )
+        return page
 
 
 def _share(need: int, shards: int) -> int:

@@ -51,7 +51,7 @@ class ControlTable:
         return Control(
             knobs=_knobs(item),
             pace=_pace(item, self.pace),
-            version=_number(item, self.version, 0),
+            version=_number(item, self.version, 0) or 0,
         )
 
     def save_pace(self, pace: PaceState, expected_version: int) -> bool:

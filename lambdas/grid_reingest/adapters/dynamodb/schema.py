@@ -21,6 +21,7 @@ from botocore.exceptions import ClientError
 
 from grid_reingest.domain.claims import Source
 from grid_reingest.domain.isotime import format_instant, utc_now
+from grid_reingest.domain.passes import CHECK_FIRST_LABEL, Arming, Kind
 from grid_reingest.domain.states import ProgressState
 
 INDEX_NAME = "by-state"
@@ -38,9 +39,19 @@ CHANGED_AT = "state_changed_at"
 ATTEMPTS = "attempts"
 # The image's own overload answers since its last attempt (domain/systemic.py).
 OVERLOADS = "overloads"
+# The pass that armed the item (its id), and, in a check-first pass, whether it is still
+# to be checked first (1) or was sent back to be re-projected (docs/state-table.md).
+PASS = "pass"  # noqa: S105 - an attribute name
+CHECK_FIRST = "check_first"
+REPROJECTED = "reprojected"
 LAST_ERROR = "last_error"
 CLAIMED_BY = "claimed_by"
 CLAIMED_FROM = "claimed_from"
+# The table's time-to-live attribute (epoch seconds): only the tally's batch markers have it.
+EXPIRES_AT = "expires_at"
+# What the table's stream carries of each write: the item before and after (the
+# state-counts function needs both states).
+STREAM_VIEW = "NEW_AND_OLD_IMAGES"
 
 # Items per Scan page. DynamoDB's own 1 MB cap is ~7,000 of ours, ~10 MB each
 # once decoded; 2,000 keeps a scan with 8 segments and 8 queued pages well under
@@ -69,7 +80,7 @@ class TableNotFound(StateTableError):
 
 def condition_failed(error: ClientError) -> bool:
     """Whether a write was refused because its condition did not hold (not a fault)."""
-    return error.response["Error"]["Code"] == "ConditionalCheckFailedException"
+    return bool(error.response["Error"]["Code"] == "ConditionalCheckFailedException")
 
 
 def shard_of(image_id: str) -> int:
@@ -248,8 +259,11 @@ class TableAccess:
     # -- scans ----------------------------------------------------------------
 
 
-def fresh_item(image_id: str, state: ProgressState, now: str) -> dict[str, Any]:
-    return {
+def fresh_item(
+    image_id: str, state: ProgressState, now: str, arming: Arming | None = None
+) -> dict[str, Any]:
+    """A new item at `state`, armed as `arming` says (no pass by default)."""
+    item = {
         ID: {"S": image_id},
         STATE: {"N": str(int(state))},
         STATE_NAME: {"S": state.label},
@@ -257,6 +271,12 @@ def fresh_item(image_id: str, state: ProgressState, now: str) -> dict[str, Any]:
         CHANGED_AT: {"S": now},
         ATTEMPTS: {"N": "0"},
     }
+    if arming is not None and arming.pass_id is not None:
+        item[PASS] = {"S": arming.pass_id}
+    if arming is not None and arming.kind is Kind.CHECK_FIRST:
+        item[CHECK_FIRST] = {"N": "1"}
+        item[STATE_NAME] = {"S": CHECK_FIRST_LABEL}
+    return item
 
 
 def plain(item: dict[str, Any]) -> dict[str, Any]:
@@ -270,11 +290,13 @@ def plain(item: dict[str, Any]) -> dict[str, Any]:
 def create_table(client: Any, name: str) -> None:
     """Create a state table, on demand, and wait for it (local runs and tests).
 
-    Deployed tables come from the CDK app, which declares the same keys and index.
+    Deployed tables come from the CDK app, which declares the same keys, index,
+    stream (the state-counts function reads it) and time-to-live attribute.
     """
     client.create_table(
         TableName=name,
         BillingMode="PAY_PER_REQUEST",
+        StreamSpecification={"StreamEnabled": True, "StreamViewType": STREAM_VIEW},
         AttributeDefinitions=[
             {"AttributeName": ID, "AttributeType": "S"},
             {"AttributeName": STATE_SHARD, "AttributeType": "S"},
@@ -293,3 +315,7 @@ def create_table(client: Any, name: str) -> None:
         ],
     )
     client.get_waiter("table_exists").wait(TableName=name)
+    client.update_time_to_live(
+        TableName=name,
+        TimeToLiveSpecification={"Enabled": True, "AttributeName": EXPIRES_AT},
+    )

@@ -27,6 +27,7 @@ from grid_reingest.adapters.dynamodb.schema import (
     CHANGED_AT,
     ID,
     MAX_ROUNDS_WITHOUT_PROGRESS,
+    PASS,
     STATE,
     STATE_SHARD,
     StateTableError,
@@ -35,6 +36,7 @@ from grid_reingest.adapters.dynamodb.schema import (
 )
 from grid_reingest.domain.backoff import sleep_before_retry
 from grid_reingest.domain.isotime import format_instant
+from grid_reingest.domain.passes import Arming, rearms
 from grid_reingest.domain.states import ProgressState
 
 _CLAIM_STATES = tuple(s for s in ProgressState if s.is_claim)
@@ -71,11 +73,18 @@ class WriteReport:
     held: int = 0
     # Ids this run had already written: repeats in the input beyond the dedup window.
     repeated: int = 0
+    # Items a finished pass left final, armed again for the new pass, by the state they were in.
+    rearmed: Counter[int] = field(default_factory=Counter)
 
     @property
     def already_present(self) -> int:
         """Ids that were in the table before this run."""
-        return sum(self.kept.values()) + sum(self.reset.values()) + self.held
+        return (
+            sum(self.kept.values())
+            + sum(self.reset.values())
+            + sum(self.rearmed.values())
+            + self.held
+        )
 
     @property
     def done(self) -> int:
@@ -88,6 +97,7 @@ class WriteReport:
         self.reset.update(other.reset)
         self.held += other.held
         self.repeated += other.repeated
+        self.rearmed.update(other.rearmed)
 
 
 class UploadTable(ClaimTable):
@@ -101,6 +111,7 @@ class UploadTable(ClaimTable):
         lease_seconds: int = 1200,
         on_progress: Callable[[int], None] = lambda n: None,
         report: WriteReport | None = None,
+        arming: Arming | None = None,
     ) -> WriteReport:
         """Store each id at state 0 unless it is already in the table; every id is dealt with
         or this raises.
@@ -115,8 +126,11 @@ class UploadTable(ClaimTable):
         except those a worker holds (a claim state younger than `lease_seconds`),
         and each only if it is still as it was read. `report` (a new one by
         default) is filled in as batches finish, also when this raises: pass one
-        to know what was done before a failure.
+        to know what was done before a failure. `arming`: the pass the new items belong to,
+        where they start (0, or 3 to be checked first), and whether items a finished pass
+        left final are armed again for it (docs/state-table.md, "Passes").
         """
+        arming = arming or Arming()
         report = report if report is not None else WriteReport()
         started = self._now()
         cutoff = format_instant(self._clock() - timedelta(seconds=lease_seconds))
@@ -131,7 +145,13 @@ class UploadTable(ClaimTable):
             part = WriteReport()
             try:
                 read_first[0] = self._store_batch(
-                    batch, reset_existing, started, cutoff, part, read_first=read_first[0]
+                    batch,
+                    reset_existing,
+                    started,
+                    cutoff,
+                    part,
+                    arming=arming,
+                    read_first=read_first[0],
                 )
             except Exception as error:
                 read_first[0] = True
@@ -156,6 +176,7 @@ class UploadTable(ClaimTable):
         cutoff: str,
         out: WriteReport,
         *,
+        arming: Arming,
         read_first: bool = True,
     ) -> bool:
         """Deal with one batch of ids: those already there kept (or reset), the others
@@ -168,11 +189,16 @@ class UploadTable(ClaimTable):
         out.repeated += len(ids) - len(unique)
         found = self._read_items(unique) if read_first else {}
         decide = functools.partial(
-            self._store_one, reset_existing=reset_existing, started=started, cutoff=cutoff, out=out
+            self._store_one,
+            reset_existing=reset_existing,
+            started=started,
+            cutoff=cutoff,
+            out=out,
+            arming=arming,
         )
         for image_id, item in found.items():
             decide(image_id, item)
-        met = self._insert_new([i for i in unique if i not in found], decide, out)
+        met = self._insert_new([i for i in unique if i not in found], decide, out, arming)
         return bool(found) or met
 
     def _insert_new(
@@ -180,16 +206,17 @@ class UploadTable(ClaimTable):
         ids: list[str],
         decide: Callable[[str, dict[str, Any]], None],
         out: WriteReport,
+        arming: Arming,
     ) -> bool:
-        """Insert each id as a new item at state 0, 25 a call; an id whose key exists by
-        now is read and handed to `decide`. Statements DynamoDB had no capacity for are
+        """Insert each id as a new item at the pass's start state, 25 a call; an id whose key
+        exists by now is read and handed to `decide`. Statements DynamoDB had no capacity for are
         sent again after a backoff. Whether any key was there."""
         rounds_without_progress = 0
         met = False
         while ids:
-            again, there = self._insert_once(ids, out)
+            again, there = self._insert_once(ids, out, arming)
             met = met or bool(there)
-            again += self._settle_existing(there, decide, out)
+            again += self._settle_existing(there, decide, out, arming)
             rounds_without_progress = 0 if len(again) < len(ids) else rounds_without_progress + 1
             ids = again
             if ids:
@@ -197,17 +224,20 @@ class UploadTable(ClaimTable):
                 sleep_before_retry(rounds_without_progress)
         return met
 
-    def _insert_once(self, ids: list[str], out: WriteReport) -> tuple[list[str], dict[str, str]]:
+    def _insert_once(
+        self, ids: list[str], out: WriteReport, arming: Arming
+    ) -> tuple[list[str], dict[str, str]]:
         """One INSERT of each id: the ids to send again, and those whose key exists (with
         the time of change this run sent for each)."""
         again: list[str] = []
         there: dict[str, str] = {}
         for chunk in _chunks(ids, BATCH_WRITE_MAX):
-            items = [fresh_item(i, ProgressState.NOT_STARTED, self._now()) for i in chunk]
+            items = [fresh_item(i, arming.state, self._now(), arming) for i in chunk]
+            statement = self._insert_statement(arming)
             answers = self.client.batch_execute_statement(
                 Statements=[
                     {
-                        "Statement": self._insert_statement,
+                        "Statement": statement,
                         "Parameters": [item[a] for a in _INSERT_PARAMETERS],
                     }
                     for item in items
@@ -234,6 +264,7 @@ class UploadTable(ClaimTable):
         there: dict[str, str],
         decide: Callable[[str, dict[str, Any]], None],
         out: WriteReport,
+        arming: Arming,
     ) -> list[str]:
         """Read the ids an INSERT found there and decide for each; the ids to insert again."""
         if not there:
@@ -244,7 +275,7 @@ class UploadTable(ClaimTable):
             item = found.get(image_id)
             if item is None:
                 again.append(image_id)  # refused as there, yet gone: insert it again
-            elif _is_state(item, ProgressState.NOT_STARTED) and _changed_at(item) == sent:
+            elif _is_state(item, arming.state) and _changed_at(item) == sent:
                 # Our own insert, applied though its answer was lost (botocore sent
                 # the call again): written by this very statement.
                 out.written += 1
@@ -252,10 +283,10 @@ class UploadTable(ClaimTable):
                 decide(image_id, item)
         return again
 
-    @functools.cached_property
-    def _insert_statement(self) -> str:
+    @functools.cache  # noqa: B019 - one per table and arming, kept as long as the table
+    def _insert_statement(self, arming: Arming) -> str:
         # Table names are [A-Za-z0-9_.-]: quoted as an identifier, nothing to escape.
-        new = fresh_item("-", ProgressState.NOT_STARTED, "-")
+        new = fresh_item("-", arming.state, "-", arming)
         item = ", ".join(
             f"'{a}': " + ("?" if a in _INSERT_PARAMETERS else _literal(value))
             for a, value in new.items()
@@ -284,14 +315,21 @@ class UploadTable(ClaimTable):
         started: str,
         cutoff: str,
         out: WriteReport,
+        arming: Arming,
     ) -> None:
         for _ in range(MAX_ROUNDS_WITHOUT_PROGRESS):
             action = self._upload_action(
-                image_id, item, reset_existing=reset_existing, started=started, cutoff=cutoff
+                image_id,
+                item,
+                reset_existing=reset_existing,
+                started=started,
+                cutoff=cutoff,
+                arming=arming,
             )
             if isinstance(action, str):
                 _count(out, action, item)
                 return
+            outcome = action.pop("outcome", "reset")
             try:
                 self.client.put_item(
                     TableName=self.name, ReturnValuesOnConditionCheckFailure="ALL_OLD", **action
@@ -302,7 +340,7 @@ class UploadTable(ClaimTable):
                 # The item is not as it was read: decide again from what it is now.
                 item = error.response.get("Item")
                 continue
-            _count(out, "written" if item is None else "reset", item)
+            _count(out, "written" if item is None else outcome, item)
             return
         _count(out, "kept", item)  # it kept changing under us: leave it to whoever changes it
 
@@ -314,27 +352,41 @@ class UploadTable(ClaimTable):
         reset_existing: bool,
         started: str,
         cutoff: str,
+        arming: Arming,
     ) -> dict[str, Any] | str:
-        """The conditional put for one id, or why it is left as it is."""
+        """The conditional put for one id (with the outcome to count), or why it is left as
+        it is."""
         if item is None:
             return {
-                "Item": fresh_item(image_id, ProgressState.NOT_STARTED, self._now()),
+                "Item": fresh_item(image_id, arming.state, self._now(), arming),
                 "ConditionExpression": "attribute_not_exists(#id)",
                 "ExpressionAttributeNames": {"#id": ID},
             }
         state = int(item[STATE]["N"]) if STATE in item else None
         changed_at = _changed_at(item)
-        if state == ProgressState.NOT_STARTED and changed_at >= started:
+        if state == arming.state and changed_at >= started:
             return "repeated"  # written by this very run, earlier in the input
-        if state is None or not reset_existing:
+        armed_by = item.get(PASS, {}).get("S")
+        if state is None:
             return "kept"
-        if state in _CLAIM_STATES and changed_at >= cutoff:
+        if (
+            arming.rearm
+            and arming.pass_id
+            and rearms(ProgressState(state), armed_by, arming.pass_id)
+        ):
+            outcome = "rearmed"  # a finished pass left it final: the new pass takes it again
+        elif not reset_existing:
+            return "kept"
+        elif state in _CLAIM_STATES and changed_at >= cutoff:
             return "held"
+        else:
+            outcome = "reset"
         return {
-            "Item": fresh_item(image_id, ProgressState.NOT_STARTED, self._now()),
+            "Item": fresh_item(image_id, arming.state, self._now(), arming),
             "ConditionExpression": "#state = :state AND #changed = :changed",
             "ExpressionAttributeNames": {"#state": STATE, "#changed": CHANGED_AT},
             "ExpressionAttributeValues": {":state": item[STATE], ":changed": {"S": changed_at}},
+            "outcome": outcome,
         }
 
     def _read_items(self, ids: list[str]) -> dict[str, dict[str, Any]]:
@@ -374,7 +426,7 @@ def _is_state(item: dict[str, Any], state: ProgressState) -> bool:
 
 
 def _changed_at(item: dict[str, Any]) -> str:
-    return item.get(CHANGED_AT, {}).get("S", "")
+    return str(item.get(CHANGED_AT, {}).get("S", ""))
 
 
 def _count(out: WriteReport, outcome: str, item: dict[str, Any] | None) -> None:
@@ -383,6 +435,8 @@ def _count(out: WriteReport, outcome: str, item: dict[str, Any] | None) -> None:
         out.written += 1
     elif outcome == "reset":
         out.reset[state] += 1
+    elif outcome == "rearmed":
+        out.rearmed[state] += 1
     elif outcome == "held":
         out.held += 1
     elif outcome == "repeated":
@@ -400,3 +454,15 @@ def _chunks(items: Iterable[str], size: int) -> Iterator[list[str]]:
             batch = []
     if batch:
         yield batch
+
+
+class TableLoader:
+    """The IdLoader port over an upload table: what a scheduled repair loads its ids with."""
+
+    def __init__(self, table: UploadTable) -> None:
+        self._table = table
+
+    def load(self, ids: Iterable[str], arming: Arming) -> int:
+        """Upload `ids` armed for a pass; how many were written or armed again."""
+        report = self._table.put_new(ids, arming=arming)
+        return report.written + sum(report.rearmed.values())

@@ -1,0 +1,39 @@
+"""The pass records in memory (the PassStore port), atomic as the DynamoDB adapter's."""
+
+from __future__ import annotations
+
+import threading
+
+from grid_reingest.adapters.dynamodb.passes import PassRunning
+from grid_reingest.domain.passes import Pass, Status
+
+
+class MemoryPasses:
+    """`~pass` and the history, in memory; every method is atomic."""
+
+    def __init__(self) -> None:
+        self._current: Pass | None = None
+        self.records: dict[str, Pass] = {}
+        self._lock = threading.Lock()
+
+    def current(self) -> Pass | None:
+        with self._lock:
+            return self._current
+
+    def start(self, new: Pass) -> Pass:
+        with self._lock:
+            if self._current is not None and self._current.status is not Status.FINISHED:
+                raise PassRunning(self._current)
+            self._current = self.records[new.id] = new
+            return new
+
+    def save(self, record: Pass, expected: Status) -> bool:
+        with self._lock:
+            current = self._current
+            if current is None or current.id != record.id or current.status is not expected:
+                return False
+            self._current = self.records[record.id] = record
+            return True
+
+    def finish(self, ended: Pass) -> bool:
+        return self.save(ended, Status.RUNNING)

@@ -1,0 +1,148 @@
+"""The pass records in the state table: `~pass` (the current pass), `~pass#<id>` (each pass).
+
+Like the control item they have no `progress_state`: never in the index, never
+claimed, counted or reset. One pass at a time is a conditional write of `~pass`.
+Every write is an UpdateItem, as the workers' (they end passes) are allowed.
+docs/state-table.md ("Passes") says why.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from grid_reingest.adapters.dynamodb.schema import ID, condition_failed
+from grid_reingest.domain.passes import Pass, Status
+
+CURRENT_ID = "~pass"
+RECORD_PREFIX = "~pass#"
+HISTORY_ID = "~passes"  # the ids of every pass, oldest first
+RECORD = "pass_record"  # the pass as JSON
+STATUS = "pass_status"
+PASS_ID = "pass_id"  # noqa: S105 - an attribute name
+IDS = "pass_ids"
+# Passes `reingest passes` lists at most (the history item stays small).
+HISTORY_MAX = 200
+
+
+class PassRunning(RuntimeError):
+    """A pass is still running: another may not start. `running` is it."""
+
+    def __init__(self, running: Pass) -> None:
+        super().__init__(
+            f"pass {running.id} ({running.kind.value}, from {running.source}, started "
+            f"{running.started_at} by {running.started_by}) is still running: one pass at a "
+            "time. Watch it with `reingest watch`; it ends when both workers are done."
+        )
+        self.running = running
+
+
+class PassTable:
+    """The pass records of one state table."""
+
+    def __init__(self, name: str, client: Any) -> None:
+        self.name = name
+        self.client = client
+
+    def current(self) -> Pass | None:
+        """The current pass (running or the last finished), or None before the first."""
+        return self._get(CURRENT_ID)
+
+    def start(self, new: Pass) -> Pass:
+        """Record `new` as the current pass; PassRunning when one still runs."""
+        try:
+            self._write(
+                CURRENT_ID,
+                new,
+                f"attribute_not_exists({ID}) OR {STATUS} = :finished",
+                {":finished": {"S": Status.FINISHED.value}},
+            )
+        except ClientError as error:
+            if not condition_failed(error):
+                raise
+            running = self.current()
+            if running is None:  # finished and gone meanwhile: try once more
+                return self.start(new)
+            raise PassRunning(running) from None
+        self._write(RECORD_PREFIX + new.id, new)
+        self.client.update_item(
+            TableName=self.name,
+            Key={ID: {"S": HISTORY_ID}},
+            UpdateExpression=f"SET {IDS} = list_append(if_not_exists({IDS}, :empty), :id)",
+            ExpressionAttributeValues={":empty": {"L": []}, ":id": {"L": [{"S": new.id}]}},
+        )
+        return new
+
+    def finish(self, ended: Pass) -> bool:
+        """Record `ended` (status finished, with its report) if it is the current pass and still
+        running: True for the one call that did."""
+        return self.save(ended, Status.RUNNING)
+
+    def save(self, record: Pass, expected: Status) -> bool:
+        """Store `record` as the current pass if it is, with status `expected` (and as its own
+        record): False, storing nothing, when it is not so any more."""
+        try:
+            self._write(
+                CURRENT_ID,
+                record,
+                f"{PASS_ID} = :id AND {STATUS} = :expected",
+                {":id": {"S": record.id}, ":expected": {"S": expected.value}},
+            )
+        except ClientError as error:
+            if condition_failed(error):
+                return False
+            raise
+        self._write(RECORD_PREFIX + record.id, record)
+        return True
+
+    def history(self, most: int = HISTORY_MAX) -> list[Pass]:
+        """The passes, newest first (at most `most`)."""
+        item = self.client.get_item(
+            TableName=self.name, Key={ID: {"S": HISTORY_ID}}, ConsistentRead=True
+        ).get("Item")
+        ids = [v["S"] for v in (item or {}).get(IDS, {}).get("L", [])][-most:]
+        found: dict[str, Pass] = {}
+        for first in range(0, len(ids), 100):
+            keys = [{ID: {"S": RECORD_PREFIX + i}} for i in ids[first : first + 100]]
+            request: dict[str, Any] = {self.name: {"Keys": keys}}
+            while request:
+                answer = self.client.batch_get_item(RequestItems=request)
+                for raw in answer["Responses"].get(self.name, []):
+                    record = _record(raw)
+                    found[record.id] = record
+                request = answer.get("UnprocessedKeys") or {}
+        return [found[i] for i in reversed(ids) if i in found]
+
+    def _get(self, key: str) -> Pass | None:
+        item = self.client.get_item(
+            TableName=self.name, Key={ID: {"S": key}}, ConsistentRead=True
+        ).get("Item")
+        return None if item is None else _record(item)
+
+    def _write(
+        self,
+        key: str,
+        record: Pass,
+        condition: str | None = None,
+        values: dict[str, Any] | None = None,
+    ) -> None:
+        """Set the item `key` to `record` (if `condition` holds)."""
+        extra = {"ConditionExpression": condition} if condition else {}
+        self.client.update_item(
+            TableName=self.name,
+            Key={ID: {"S": key}},
+            UpdateExpression=f"SET {PASS_ID} = :pid, {STATUS} = :status, {RECORD} = :record",
+            ExpressionAttributeValues={
+                ":pid": {"S": record.id},
+                ":status": {"S": record.status.value},
+                ":record": {"S": json.dumps(record.to_json(), separators=(",", ":"))},
+                **(values or {}),
+            },
+            **extra,
+        )
+
+
+def _record(item: dict[str, Any]) -> Pass:
+    return Pass.from_json(json.loads(item[RECORD]["S"]))
