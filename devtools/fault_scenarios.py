@@ -36,7 +36,7 @@ CHECK = names.BATCH_CHECK
 WHILE_TICKS = 3
 # A long one: longer than a pass of the unit tier's table takes to go round.
 LONG_TICKS = 15
-# How many apply() calls the long outage fails: more than loop.RECORD_TRIES in a row.
+# How many apply() calls the long outage fails: more than record.RECORD_TRIES in a row.
 OUTAGE_WRITES = 8
 
 

@@ -188,6 +188,9 @@ class Observation:
     published: list[tuple[str, int, float]] = field(default_factory=list)
     # Image-seconds in flight over the stretch (None: not measured).
     busy_seconds: float | None = None
+    # The worker starts no more images (it finishes what it holds): its use of its share
+    # says nothing of the pass's.
+    draining: bool = False
 
 
 @dataclass(frozen=True)

@@ -100,6 +100,16 @@ class Deployed:
     architecture: str = FALLBACK_ARCHITECTURE
     # The stack the functions were read from; None when they were assumed (--table).
     read_from: str | None = None
+    # batch-index's MAX_IN_FLIGHT: the pass's ceiling as deployed, the lower of the Grid
+    # concurrency setting and image-projection's reserved concurrency (None: not deployed).
+    pass_in_flight: int | None = None
+
+    @property
+    def in_flight(self) -> int:
+        """Most images the pass has in flight: the deployment's ceiling, or the operator's
+        `tune --max-in-flight` where lower."""
+        ceiling = self.pass_in_flight or self.grid_concurrency
+        return min(ceiling, self.knobs.max_in_flight or ceiling)
 
 
 @dataclass(frozen=True)
@@ -130,6 +140,11 @@ class Plan:
     table_writes_per_s: float
     needs_warming: bool
 
+    @property
+    def pass_seconds(self) -> float:
+        """batch-index and batch-check run together: the longer of the two."""
+        return max(self.index_seconds, self.check_seconds)
+
 
 def estimate(ids: int, deployed: Deployed, projection_s: float) -> Plan:
     """The plan of a pass over `ids` new images. Pure arithmetic over the figures in prices."""
@@ -138,7 +153,8 @@ def estimate(ids: int, deployed: Deployed, projection_s: float) -> Plan:
     read_units = ids * p.READ_UNITS_PER_IMAGE
     dynamodb = write_units * p.DYNAMODB_WRITE_UNIT.value + read_units * p.DYNAMODB_READ_UNIT.value
 
-    in_flight = deployed.knobs.max_in_flight or deployed.grid_concurrency
+    # Little's law: what is in flight over the time each image takes.
+    in_flight = deployed.in_flight
     candidates = {
         f"{in_flight} in flight at {projection_s:g} s an image": in_flight * 60 / projection_s,
         f"a Grid of three image-loaders (~{p.GRID_REFERENCE_PER_MINUTE:,}/min)": float(
@@ -167,8 +183,8 @@ def estimate(ids: int, deployed: Deployed, projection_s: float) -> Plan:
         gb_seconds += projection_gb_s
         requests = ids
         projection_usd = projection_gb_s * gb_second + ids * p.LAMBDA_REQUEST.value
-    # The workers' own invocations: continuous, about one a minute each while they run.
-    requests += math.ceil((index_seconds + check_seconds) / 60) * 2
+    # The workers' own invocations: about one a minute each, both through the pass.
+    requests += math.ceil(max(index_seconds, check_seconds) / 60) * 2
     lambda_usd = gb_seconds * gb_second + requests * p.LAMBDA_REQUEST.value
 
     units_per_record = math.ceil(p.RECORD_BYTES / p.KINESIS_PUT_PAYLOAD_BYTES.value)
@@ -196,7 +212,7 @@ def estimate(ids: int, deployed: Deployed, projection_s: float) -> Plan:
 
     # Keeping the tally: a batch per stream shard every window while items move, and at
     # least one per 1,000 records.
-    active = upload_seconds + index_seconds + check_seconds
+    active = upload_seconds + max(index_seconds, check_seconds)
     records = ids * p.TALLY_RECORDS_PER_IMAGE
     batches = math.ceil(
         min(
@@ -250,7 +266,8 @@ def run(args: argparse.Namespace) -> int:
     deployed = read_deployed(args)
     result = estimate(ids, deployed, args.projection_seconds)
     if wants_json(args):
-        print(json.dumps({**asdict(result), "deployed": _deployed_json(deployed)}, indent=2))
+        shown = {**asdict(result), "pass_seconds": result.pass_seconds}
+        print(json.dumps({**shown, "deployed": _deployed_json(deployed)}, indent=2))
         return OK
     print(render(result, deployed, args))
     return OK
@@ -284,6 +301,7 @@ def read_deployed(args: argparse.Namespace) -> Deployed:
         knobs = ControlTable(table.name, table.client).read().knobs
         warm = _warm_writes(args, table.name)
     concurrency = env.get(settings.GRID_CONCURRENCY.name) or settings.GRID_CONCURRENCY.default
+    ceiling = env.get(settings.MAX_IN_FLIGHT.name)
     return Deployed(
         memory_mb=memory,
         grid_concurrency=int(concurrency),
@@ -293,6 +311,7 @@ def read_deployed(args: argparse.Namespace) -> Deployed:
         upload_workers=getattr(args, "workers", 16),
         architecture=architecture,
         read_from=names.stack_name(args.stage) if env else None,
+        pass_in_flight=int(ceiling) if ceiling else None,
     )
 
 
@@ -334,8 +353,9 @@ def render(plan: Plan, deployed: Deployed, args: argparse.Namespace) -> str:
         f"{plan.ids / plan.upload_seconds if plan.upload_seconds else 0:,.0f} ids/s, set by "
         f"{plan.upload_set_by}",
         f"rate            {plan.rate_per_minute:>14,.0f}  images/min, set by {plan.rate_set_by}",
-        f"duration        {status.duration(plan.index_seconds):>14}  batch-index, then "
-        f"{status.duration(plan.check_seconds)} batch-check (plus thrall's lag), after the "
+        f"duration        {status.duration(plan.pass_seconds):>14}  batch-index "
+        f"{status.duration(plan.index_seconds)}, batch-check beside it "
+        f"{status.duration(plan.check_seconds)} (plus thrall's lag), after the "
         "upload",
     ]
     warm = (
@@ -413,6 +433,8 @@ def _deployed_json(deployed: Deployed) -> dict:
         "gridConcurrency": deployed.grid_concurrency,
         "lambdaProjector": deployed.lambda_projector,
         "maxInFlight": deployed.knobs.max_in_flight,
+        "passInFlight": deployed.pass_in_flight,
+        "inFlight": deployed.in_flight,
         "maxRatePerMinute": deployed.knobs.max_rate_per_minute,
         "warmWritesPerSecond": deployed.warm_writes_per_s,
         "architecture": deployed.architecture,

@@ -1,7 +1,9 @@
 """reingest run: a whole pass in one command, resumable.
 
-upload (keeping items already in the table) → start batch-index → watch until
-it switches itself off → start batch-check → watch → report. Each step is
+upload (keeping items already in the table) → start batch-index and
+batch-check together (batch-check checks what batch-index enqueued a while
+ago, so a pass takes about the longer of the two, not their sum) → watch until
+both switch themselves off → report. Each step is
 decided from the table's states and the rules' states, so that a run
 interrupted and started again carries on where the pass is.
 """
@@ -52,9 +54,12 @@ DESCRIPTION = """\
 The whole pass in one command:
 
   1. upload FILE's ids at state 0 (ids already in the table keep their state);
-  2. start batch-index and watch until it switches itself off;
-  3. start batch-check and watch until it switches itself off;
-  4. report: items per state, failures, throughput and duration.
+  2. start batch-index and batch-check together: batch-check confirms in
+     media-api what batch-index enqueued a few minutes before, while batch-index
+     goes on (a pass takes about the longer of the two, not their sum);
+  3. watch until both switch themselves off: each worker's rate and ETA, and
+     the whole pass's, checking included;
+  4. report: items per state, failures, the whole pass's throughput and duration.
 
 Resumable: interrupted (Ctrl-C) and run again, it carries on from the table's
 states and the rules' states: it never uploads over progress, follows a worker
@@ -148,10 +153,14 @@ def run(args: argparse.Namespace) -> int:
                 _upload(args)
             src = watch.sources(args, table)
             src.counter = counter
-            # Each step is decided from the index (is there work?), never from counts
-            # that may be seconds behind.
-            for worker in passes.WORKERS:
-                _phase(worker, events=events, rule=rules[worker], src=src, args=args, say=say)
+            # Each start is decided from the index (is there work?), never from counts
+            # that may be seconds behind; both start together, then one watch follows both.
+            steps = [
+                _start(worker, events=events, rule=rules[worker], src=src, say=say)
+                for worker in passes.WORKERS
+            ]
+            if any(step != "skip" for step in steps):
+                watch.follow(src, args, until="both")
             after, complete = _final_counts(table, counter)
     except KeyboardInterrupt:
         print(f"reingest run: interrupted; {_carry_on(args)}", file=sys.stderr)
@@ -233,26 +242,26 @@ def _upload(args: argparse.Namespace) -> None:
         raise CliError(f"upload-ids ended with exit code {code}: nothing started", code)
 
 
-def _phase(worker, *, events, rule, src, args, say) -> None:
-    """Start `worker` if it has work and is off, follow it until it switches itself off."""
+def _start(worker, *, events, rule, src, say) -> str:
+    """Switch `worker`'s schedule on if it has work and is off; its step ("start", "watch"
+    when already on, "skip" when finished)."""
     name = WORKERS[worker]
     try:
         enabled = rule_state(events, rule)["State"] == "ENABLED"
     except LookupError as error:
         raise CliError(f"{name}: {error}") from None
-    step = passes.next_step(enabled, src.table.has_any(src.works[worker].states))
+    states = list(src.works[worker].states)
+    if worker == "check":
+        states += src.works["index"].states  # what batch-index will enqueue is checked too
+    step = passes.next_step(enabled, src.table.has_any(states))
     if step == "skip":
         print(f"-- {name}: nothing to do (finished, or nothing reached it)", file=say)
-        return
-    if step == "start":
+    elif step == "start":
         schedules.switch(events, rule, True)
-        print(
-            f"-- {name}: schedule {rule} switched on; watching until it switches itself off",
-            file=say,
-        )
+        print(f"-- {name}: schedule {rule} switched on", file=say)
     else:
-        print(f"-- {name}: already running; watching until it switches itself off", file=say)
-    watch.follow(src, args, until=worker)
+        print(f"-- {name}: already running", file=say)
+    return step
 
 
 def failure_lines(counts: Mapping[int, int]) -> list[str]:
@@ -299,7 +308,7 @@ def _report(args, before, after, seconds: float, table: str, *, complete: bool) 
             print(line)
         print(
             f"finished in this run: {moved:,} image(s) in {status.duration(seconds)} "
-            f"({per_minute:,.0f}/min)"
+            f"({per_minute:,.0f}/min, the whole pass: indexed and checked)"
         )
     if complete:
         print("every image reached 6 (verified)", file=sys.stderr)

@@ -131,6 +131,16 @@ class Sources:
 
 
 @dataclass(frozen=True)
+class PassView:
+    """The whole pass: images finished (verified or failed), left, its rate and ETA."""
+
+    done: int
+    remaining: int
+    rate_per_minute: float | None
+    eta_seconds: float | None
+
+
+@dataclass(frozen=True)
 class Look:
     """One reading of the pass."""
 
@@ -145,6 +155,8 @@ class Look:
     # Workers whose rule is off and that hold nothing, asked of the index (exact), not
     # taken from the counts (the tally is seconds behind).
     settled: frozenset[str] = frozenset()
+    # The whole pass, checking included: images verified or failed, and the rest.
+    whole: PassView | None = None
 
     @property
     def all_done(self) -> bool:
@@ -202,7 +214,7 @@ class Watcher:
 
     def __init__(self, src: Sources, window_minutes: float) -> None:
         self.src = src
-        self.meters = {w: status.RateMeter(window_minutes * 60) for w in passes.WORKERS}
+        self.meters = {w: status.RateMeter(window_minutes * 60) for w in (*passes.WORKERS, "pass")}
 
     def look(self) -> Look:
         counted = self.src.count()
@@ -249,6 +261,13 @@ class Watcher:
                 rate_per_minute=rate,
                 blocked_by=blocked,
             )
+        # batch-index and batch-check run together: the pass ends when the last image is
+        # checked, so its rate is finished images a minute and its ETA what is left at it.
+        left = passes.remaining(counts, self.src.works["index"]) + passes.remaining(
+            counts, self.src.works["check"]
+        )
+        rate = self.meters["pass"].add(now, total - left)
+        whole = PassView(total - left, left, rate, status.eta_seconds(left, rate))
         settled = frozenset(
             worker
             for worker in passes.WORKERS
@@ -256,7 +275,7 @@ class Watcher:
             and not self.src.table.has_any([self.src.works[worker].held])
         )
         return Look(
-            datetime.now(UTC), counts, control, rules, age, previous, views, counted, settled
+            datetime.now(UTC), counts, control, rules, age, previous, views, counted, settled, whole
         )
 
 
@@ -368,6 +387,13 @@ def render_text(look: Look, src: Sources, previous: Look | None, terminal: bool)
             f"{name:<12} working{rule}{why}: {progress}{view.done:,} done, "
             f"{view.remaining:,} left, {rate}, ETA {status.duration(view.eta_seconds)}"
         )
+    if look.whole is not None:
+        whole = look.whole
+        rate = "—" if whole.rate_per_minute is None else f"{whole.rate_per_minute:,.0f}/min"
+        out.append(
+            f"{'whole pass':<12} {whole.done:,} finished, {whole.remaining:,} left, {rate}, "
+            f"ETA {status.duration(whole.eta_seconds)} (checking included)"
+        )
     was = None if previous is None or previous.control.pace is None else previous.control.pace
     out.append(pace_line(look.control, was).replace("controller:", "controller  ", 1))
     out.append(knobs_line(look.control.knobs).replace("knobs:", "knobs       ", 1))
@@ -411,6 +437,14 @@ def render_json(look: Look, src: Sources) -> str:
                     "etaSeconds": v.eta_seconds,
                 }
                 for w, v in look.workers.items()
+            },
+            "pass": None
+            if look.whole is None
+            else {
+                "finished": look.whole.done,
+                "remaining": look.whole.remaining,
+                "ratePerMinute": look.whole.rate_per_minute,
+                "etaSeconds": look.whole.eta_seconds,
             },
             **control_json(look.control, history=False),
             "iteratorAge": {

@@ -18,7 +18,8 @@ class FakeWorkers:
     """Moves states the way the workers would, one step each time watch waits.
 
     batch-index takes up to `per_tick` items from 0 to 3 (those in `fail` to 8) and
-    switches its rule off when none is left; batch-check likewise from 3 to 6.
+    switches its rule off when none is left; batch-check likewise from 3 to 6, running
+    beside it, and switches its rule off only once batch-index has nothing left either.
     """
 
     stage: Stage
@@ -41,7 +42,8 @@ class FakeWorkers:
             states = self._states()
             waiting = [i for i in self.ids if states.get(i) == source]
             self._move(waiting[: self.per_tick], source, target)
-            if len(waiting) <= self.per_tick:
+            index_left = worker == "check" and S.NOT_STARTED in self._states().values()
+            if len(waiting) <= self.per_tick and not index_left:
                 self.stage.events.disable_rule(Name=self.stage.rules[worker])
 
     def _states(self) -> dict[str, int]:

@@ -208,6 +208,29 @@ def test_watch_measures_a_rate_and_an_eta_and_stops_when_both_workers_are_done(
     assert looks[-1]["states"] == {"6": {"name": S.VERIFIED.label, "count": 40}}
 
 
+def test_watch_gives_the_whole_pass_rate_and_eta_with_checking_included(stage, monkeypatch, capsys):
+    # Given batch-index and batch-check running together over 40 ids, 10 each at each wait
+    image_ids = ids(40)
+    stage.table.put_new(image_ids)
+    for worker in ("index", "check"):
+        stage.events.enable_rule(Name=stage.rules[worker])
+    monkeypatch.setattr(watch, "sleep", FakeWorkers(stage, image_ids, per_tick=10))
+    clock = iter(range(0, 6000, 60))
+    monkeypatch.setattr(watch, "clock", lambda: next(clock))
+    # When watch follows the pass, for a script
+    code = reingest("watch", "--stage", "TEST", "--output", "json", "--interval", "60")
+    # Then the pass's rate counts checked images, and its ETA is what is left at that rate
+    looks = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert code == 0
+    assert looks[1]["pass"] == {
+        "finished": 10,
+        "remaining": 30,
+        "ratePerMinute": 10,
+        "etaSeconds": 30 * 60 / 10,
+    }
+    assert looks[-1]["pass"]["remaining"] == 0 and looks[-1]["done"] is True
+
+
 def test_watch_on_a_terminal_draws_a_progress_bar(stage, capsys, monkeypatch):
     # Given batch-index on, half done
     stage.table.put_new(ids(4))
@@ -285,7 +308,7 @@ def test_run_does_a_whole_pass_and_exits_0_when_every_image_is_verified(
     monkeypatch.setattr(watch, "sleep", workers)
     # When the operator runs the pass
     code = reingest("run", ids_path(image_ids), "--stage", "TEST", "--interval", "1")
-    # Then it uploads, runs index then check, reports, and exits 0
+    # Then it uploads, runs index and check together, reports, and exits 0
     out = capsys.readouterr().out
     assert code == 0
     assert stage.table.count(S.VERIFIED) == 30
@@ -316,32 +339,32 @@ def test_run_exits_3_and_lists_the_failures_when_some_images_do_not_reach_6(
 def test_run_interrupted_then_run_again_carries_on_without_uploading_over_progress(
     stage, ids_path, monkeypatch, capsys
 ):
-    # Given a pass interrupted after batch-index has done 10 of 30
+    # Given a pass interrupted after batch-index has done 10 of 30, and batch-check those 10
     image_ids = ids(30)
     path = ids_path(image_ids)
     workers = FakeWorkers(stage, image_ids, per_tick=10)
 
     def interrupt(tick):
-        if tick == 1:
+        if tick == 2:
             raise KeyboardInterrupt
 
     workers.on_tick = interrupt
     monkeypatch.setattr(watch, "sleep", workers)
     assert reingest("run", path, "--stage", "TEST", "--interval", "1") == 130
     assert "Run the same command again to carry on" in capsys.readouterr().err
-    assert stage.table.count(S.ENQUEUED) == 10
-    assert stage.rule("index") == "ENABLED"
+    assert stage.table.count(S.VERIFIED) == 10
+    assert stage.rule("index") == stage.rule("check") == "ENABLED"
     # When it is run again
     workers.on_tick = None
     code = reingest("run", path, "--stage", "TEST", "--interval", "1")
-    # Then the 10 enqueued were not uploaded back to 0, index was followed, not restarted,
+    # Then the 10 verified were not uploaded back to 0, both were followed, not restarted,
     # and the pass finished
     out = capsys.readouterr().out
     assert code == 0
     assert "already holds 30 item(s): carrying on" in out
-    assert "batch-index: already running" in out
+    assert "batch-index: already running" in out and "batch-check: already running" in out
     assert stage.table.count(S.VERIFIED) == 30
-    assert workers.ticks == ["index", "index", "index", "check", "check", "check"]
+    assert workers.ticks == ["index", "check"] * 3
 
 
 def test_run_does_not_start_again_a_worker_that_finished(stage, ids_path, monkeypatch, capsys):

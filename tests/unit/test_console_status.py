@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import argparse
+import json
 import math
 from dataclasses import replace
 
 import pytest
 
+from benchmarks import pass_sim
+from benchmarks.pass_sim import CDK_JSON
 from grid_reingest.domain.control import Knobs
 from grid_reingest_cli import clients, passes, plan, prices, status
 from grid_reingest_cli.control import _rate
+from infra.config import load_stage_config
 
 
 def test_rate_meter_measures_over_its_window_only():
@@ -148,6 +152,27 @@ def test_plan_is_set_by_the_lowest_of_the_ceilings():
     assert capped.rate_per_minute == 300 and capped.index_seconds == 200
 
 
+def test_plan_rate_is_little_s_law_over_the_deployment_s_ceiling():
+    # Given PROD as cdk.json deploys it: the pass's ceiling is the lower of the Grid
+    # concurrency setting and image-projection's reserved concurrency
+    config = load_stage_config(json.loads(CDK_JSON.read_text())["context"], "PROD")
+    ceiling = min(config.grid_concurrency, config.projection_reserved_concurrency)
+    assert config.pass_in_flight == ceiling
+    prod = replace(deployed(), grid_concurrency=config.grid_concurrency, pass_in_flight=ceiling)
+    # When the plan is made at 5 s an image (slow enough that the ceiling sets the rate)
+    result = plan.estimate(100_000, prod, 5.0)
+    # Then the rate is what is in flight over the latency, as the simulator's deployment has it
+    assert prod.in_flight == ceiling == pass_sim.deployment("PROD").in_flight
+    assert result.rate_per_minute == min(ceiling * 60 / 5.0, prices.GRID_REFERENCE_PER_MINUTE)
+    # and the operator's --max-in-flight lowers it, never raises it
+    lower = replace(prod, knobs=Knobs(max_in_flight=10))
+    higher = replace(prod, knobs=Knobs(max_in_flight=ceiling * 4))
+    assert plan.estimate(100_000, lower, 5.0).rate_per_minute == 10 * 60 / 5.0
+    assert higher.in_flight == ceiling
+    # and batch-check runs beside batch-index: the pass takes the longer, not the sum
+    assert result.pass_seconds == max(result.index_seconds, result.check_seconds)
+
+
 def test_plan_counts_fourteen_write_units_and_one_record_an_image():
     result = plan.estimate(10_000, deployed(), 2.0)
     assert result.write_units == 140_000
@@ -192,7 +217,7 @@ def test_plan_times_the_upload_by_what_limits_it():
 
 def test_plan_prices_watching_the_whole_pass_every_minute():
     result = plan.estimate(40_000_000, deployed(), 2.0)
-    active = result.upload_seconds + result.index_seconds + result.check_seconds
+    active = result.upload_seconds + result.pass_seconds  # index and check together
     assert result.watch_looks == math.ceil(active / 60)
     per_look = 17 * prices.DYNAMODB_READ_UNIT.value + prices.CLOUDWATCH_REQUEST.value
     assert result.watch_usd == pytest.approx(result.watch_looks * per_look)

@@ -9,6 +9,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from datetime import UTC, datetime
 
+import pytest
+
 from devtools import sim_clock
 from devtools.sim_clock import VirtualClock, watching
 from devtools.sim_policies import Deployment, ours, seed
@@ -104,6 +106,7 @@ def test_virtual_clock_sees_an_idle_pool_worker_and_a_join_as_blocked(monkeypatc
     assert not joiner.is_alive()
 
 
+@pytest.mark.simulation
 def test_pass_sim_ours_finishes_a_small_pass_exactly_once():
     # Given a small Grid, thrall with headroom, and both workers as deployed
     world = World(SMALL, 1, reserved=DEPLOYMENT.projection_reserved)
@@ -119,6 +122,7 @@ def test_pass_sim_ours_finishes_a_small_pass_exactly_once():
     assert max(limit for _, limit, _, _ in result.timeline) > 2
 
 
+@pytest.mark.simulation
 def test_pass_sim_the_seed_s_one_batch_policy_finishes_the_same_pass():
     # Given the same small world and the seed's policy at its nominal sizing
     world = World(SMALL, 1, invoked=False)
@@ -130,6 +134,7 @@ def test_pass_sim_the_seed_s_one_batch_policy_finishes_the_same_pass():
     assert world.memory.counts()[ProgressState.VERIFIED] == SMALL.images
 
 
+@pytest.mark.simulation
 def test_pass_sim_a_worker_told_to_take_nothing_takes_nothing_and_is_billed_as_idle():
     # Given a world whose thrall shows no iterator-age data, and no checkpoints read
     # (the controller takes nothing)

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from grid_reingest.domain.grid_limit import GridState
+from grid_reingest.domain.grid_state import GridState
 from grid_reingest.domain.thrall_state import ThrallState
 
 # How many of the controller's last decisions the control item keeps (for `watch`).

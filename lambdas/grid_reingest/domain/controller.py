@@ -20,7 +20,8 @@ and keeps the state.
 from __future__ import annotations
 
 from grid_reingest.domain.control import Knobs, PaceState
-from grid_reingest.domain.grid_limit import GridLimit, GridSample, GridState
+from grid_reingest.domain.grid_limit import GridLimit, GridSample
+from grid_reingest.domain.grid_state import GridState
 from grid_reingest.domain.isotime import format_instant
 from grid_reingest.domain.signals import Signals
 from grid_reingest.domain.thrall_rate import ThrallRate
@@ -71,6 +72,7 @@ class Controller:
                 signals.latencies_ms,
                 elapsed,
                 in_flight,
+                workers,
             )
             grid, reason = self.grid.step(grid, sample, ceiling)
             if thrall is not None and self.thrall is not None:

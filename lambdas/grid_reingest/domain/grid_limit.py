@@ -27,94 +27,9 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
-from typing import Any
 
+from grid_reingest.domain.grid_state import Block, GridState
 from grid_reingest.domain.tuning import Tuning
-
-
-@dataclass(frozen=True)
-class Block:
-    """A stretch of the pass's latencies: from `start` (epoch seconds), their sum and sum of
-    squares (ms) and how many."""
-
-    start: float
-    total_ms: float = 0.0
-    squares: float = 0.0
-    count: int = 0
-
-    def add(self, latencies_ms: list[float]) -> Block:
-        """This block with more latencies."""
-        return Block(
-            self.start,
-            self.total_ms + sum(latencies_ms),
-            self.squares + sum(ms * ms for ms in latencies_ms),
-            self.count + len(latencies_ms),
-        )
-
-    def bound_ms(self, z: float) -> float:
-        """The block's mean latency plus `z` standard errors: a no-load latency the block's
-        own noise cannot have put too low."""
-        mean = self.total_ms / self.count
-        variance = max(0.0, self.squares / self.count - mean * mean)
-        return mean + z * math.sqrt(variance / self.count)
-
-    def to_json(self) -> list[float]:
-        """Four numbers."""
-        return [self.start, self.total_ms, self.squares, self.count]
-
-    @classmethod
-    def from_json(cls, data: Any) -> Block:
-        """From `to_json`'s numbers."""
-        start, total, squares, count = data
-        return cls(float(start), float(total), float(squares), int(count))
-
-
-@dataclass(frozen=True)
-class GridState:
-    """The Grid loop's memory between decisions."""
-
-    limit: float
-    grown: bool = False  # the slow start is over: the Grid has shown a queue
-    blocks: tuple[Block, ...] = ()  # the last few closed blocks, then the open one
-    smooth_total_ms: float = 0.0  # the smoothed latency: weighted sums of latencies...
-    smooth_count: float = 0.0  # ...and of images
-    baseline_ms: float | None = None  # the baseline last judged by (for `watch`)
-    hold_until: float = 0.0  # no further cut before this (epoch seconds)
-
-    @property
-    def latency_ms(self) -> float | None:
-        """The smoothed mean latency; None before any image."""
-        if self.smooth_count <= 0:
-            return None
-        return self.smooth_total_ms / self.smooth_count
-
-    def to_json(self) -> dict[str, Any]:
-        """Plain JSON values, named."""
-        return {
-            "limit": self.limit,
-            "grown": self.grown,
-            "blocks": [b.to_json() for b in self.blocks],
-            "smoothTotalMs": self.smooth_total_ms,
-            "smoothCount": self.smooth_count,
-            "baselineMs": self.baseline_ms,
-            "holdUntil": self.hold_until,
-        }
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> GridState:
-        """From `to_json`'s object; ValueError naming what is wrong."""
-        try:
-            return cls(
-                limit=float(data["limit"]),
-                grown=bool(data.get("grown", False)),
-                blocks=tuple(Block.from_json(b) for b in data.get("blocks") or ()),
-                smooth_total_ms=float(data.get("smoothTotalMs", 0.0)),
-                smooth_count=float(data.get("smoothCount", 0.0)),
-                baseline_ms=_optional(data.get("baselineMs")),
-                hold_until=float(data.get("holdUntil", 0.0)),
-            )
-        except (KeyError, TypeError, ValueError) as error:
-            raise ValueError(f"the Grid loop's state is malformed ({error!r}): {data!r}") from None
 
 
 @dataclass(frozen=True)
@@ -127,6 +42,7 @@ class GridSample:
     latencies_ms: tuple[float, ...]  # times of the others
     elapsed: float  # seconds the counts cover, divided by the workers running alike
     in_flight: float | None = None  # the pass's images in flight on average; None: unknown
+    workers: int = 1  # workers running alike (the pass finished `finished` x this)
 
 
 class GridLimit:
@@ -146,18 +62,23 @@ class GridLimit:
         t = self.tuning
         limit = min(max(state.limit, t.min_limit), ceiling)
         state = replace(state, limit=limit)
+        if state.probed_at is None:
+            state = replace(state, probed_at=sample.now)
         holding = sample.now < state.hold_until
         if sample.finished and sample.overloaded / sample.finished > t.overload_share:
             if holding:
                 return state, f"overload: {sample.overloaded} of {sample.finished}; holding the cut"
             cut = max(t.min_limit, limit * t.backoff)
+            state = replace(state, probe_until=0.0)  # no probe measures an overloaded Grid
             return self._cut(state, cut, sample), (
                 f"overload: {sample.overloaded} of {sample.finished} answers; limit cut"
             )
         if not sample.latencies_ms:
             return state, "no finished images to judge by: holding"
         state, now_ms = self._observe(state, sample)
-        baseline = baseline_of(state.blocks, t)
+        if state.probe_until:
+            return self._probing(state, sample, ceiling)
+        baseline = baseline_of(state, t)
         latency = state.latency_ms or now_ms
         state = replace(state, baseline_ms=baseline)
         used = sample.in_flight
@@ -178,15 +99,82 @@ class GridLimit:
                 f"latency {latency:.0f} ms over baseline {baseline:.0f} ms "
                 f"(~{queue:.1f} queued at the Grid); limit cut"
             )
-        if queue < target and fresh < 2 * target and used >= t.used_share * math.floor(limit):
-            # Per refresh of the pass's time (overlapping workers each step with their part):
-            # doubling until the Grid first queues (TCP's slow start), then a fifth.
-            share = sample.elapsed / t.default_seconds
-            factor = 2**share if not state.grown else 1 + t.grow * share
-            new = min(ceiling, max(limit * factor, limit + share))
-            reason = "headroom: limit raised" if new > limit else "at the ceiling"
-            return replace(state, limit=new), reason
+        busy = used >= t.used_share * math.floor(limit)
+        if state.grown and busy and sample.now - (state.probed_at or 0.0) >= t.probe_every_seconds:
+            return self._probe(state, sample, used * baseline / latency)
+        if queue < target and fresh < 2 * target and busy:
+            return self._grow(state, sample, ceiling, queue / target)
         return state, f"~{queue:.1f} queued at the Grid: holding"
+
+    def _grow(
+        self, state: GridState, sample: GridSample, ceiling: float, queued: float
+    ) -> tuple[GridState, str]:
+        """Raise the limit: per refresh of the pass's time (overlapping workers each step with
+        their part), doubling until the Grid first queues (TCP's slow start), then by up to a
+        fifth, less the closer the queue is to its target (`queued`, a share of it)."""
+        t = self.tuning
+        limit = state.limit
+        share = sample.elapsed / t.default_seconds
+        if state.grown:
+            # Near the knee a fifth overshoots before the latency (seconds late) says so.
+            room = max(t.grow_floor, 1 - max(0.0, queued))
+            factor = 1 + t.grow * share * room
+        else:
+            # Doubling once the pass has had a limit's worth of answers (a round trip).
+            factor = 2 ** min(1.0, sample.finished * sample.workers / limit)
+        new = min(ceiling, max(limit * factor, limit + share))
+        reason = "headroom: limit raised" if new > limit else "at the ceiling"
+        return replace(state, limit=new), reason
+
+    # -- the probe: the no-load latency, measured ---------------------------------------
+
+    def _probe(self, state: GridState, sample: GridSample, served: float) -> tuple[GridState, str]:
+        """Begin a probe: hold the limit under what the Grid serves, so that what queued
+        drains (the first half), then measure the latency with nothing queued (the second)."""
+        t = self.tuning
+        latency_s = (state.latency_ms or 0.0) / 1000
+        length = max(2 * t.default_seconds, t.probe_latencies * latency_s)
+        low = max(t.min_limit, served * t.probe_share)
+        probing = replace(
+            state,
+            limit=low,
+            resume_limit=state.limit,
+            probe_until=sample.now + length,
+            probe_from=sample.now + length / 2,
+            probed=None,
+        )
+        return (
+            probing,
+            f"probing the Grid's latency with nothing queued: limit {low:.0f} for {length:.0f} s",
+        )
+
+    def _probing(
+        self, state: GridState, sample: GridSample, ceiling: float
+    ) -> tuple[GridState, str]:
+        t = self.tuning
+        if sample.now < state.probe_until:
+            return state, "probing the Grid's latency with nothing queued"
+        # Over: the probe's measure starts the baseline's window afresh (a Grid that has
+        # become slower is followed from here), and the limit goes back where it was.
+        probed = state.probed
+        measured = probed is not None and probed.count >= t.block_min_images
+        blocks = (Block(sample.now),) if measured else state.blocks
+        done = replace(
+            state,
+            limit=min(ceiling, state.resume_limit),
+            probe_until=0.0,
+            probed_at=sample.now,
+            probed=probed if measured else None,
+            blocks=blocks,
+            smooth_total_ms=0.0,
+            smooth_count=0.0,
+        )
+        if probed is None or not measured:
+            return done, "probe inconclusive (too few answers): back to the limit"
+        baseline = baseline_of(done, t)
+        return replace(done, baseline_ms=baseline), (
+            f"probe: {probed.mean_ms:.0f} ms with nothing queued; limit back to {done.limit:.0f}"
+        )
 
     def _cut(self, state: GridState, limit: float, sample: GridSample) -> GridState:
         """`state` cut to `limit`: no further cut until the images started since have answered
@@ -204,40 +192,46 @@ class GridLimit:
         )
 
     def _observe(self, state: GridState, sample: GridSample) -> tuple[GridState, float]:
-        """Add the latencies to the open block (closing it once long enough) and to the
-        smoothed latency; this decision's mean latency."""
+        """Add the latencies to the open block (closing it once long enough), to the probe's
+        measure while it measures, and to the smoothed latency; this decision's mean."""
         t = self.tuning
         blocks = list(state.blocks)
         # A stray time far above what the Grid has shown (a timeout) counts as at most this.
-        most = t.outlier_factor * baseline_of(tuple(blocks), t) if blocks else math.inf
+        most = math.inf
+        if blocks or state.probed is not None:
+            most = t.outlier_factor * baseline_of(state, t)
         latencies = [min(ms, most) for ms in sample.latencies_ms]
-        if not blocks or sample.now - blocks[-1].start >= t.block_seconds:
+        # The first block closes once it has a few times the images a block needs: the
+        # pass's first images, at a limit still low, are the baseline until the first probe.
+        first = len(blocks) == 1 and state.probed is None
+        full_first = first and blocks[0].count >= t.first_block_images
+        if not blocks or full_first or sample.now - blocks[-1].start >= t.block_seconds:
             blocks.append(Block(sample.now))
         blocks[-1] = blocks[-1].add(latencies)
         blocks = blocks[-(t.baseline_blocks + 1) :]
+        probed = state.probed
+        if state.probe_until and sample.now >= state.probe_from:
+            probed = (probed or Block(sample.now)).add(latencies)
         w = t.latency_weight
         observed = replace(
             state,
             blocks=tuple(blocks),
+            probed=probed,
             smooth_total_ms=state.smooth_total_ms * w + sum(latencies),
             smooth_count=state.smooth_count * w + len(latencies),
         )
         return observed, sum(latencies) / len(latencies)
 
 
-def baseline_of(blocks: tuple[Block, ...], t: Tuning) -> float:
-    """The no-load latency: the lowest bound of the closed blocks with enough images; before
-    there is one, the bound of every image so far (the start of a pass queues little)."""
-    full = [b.bound_ms(t.baseline_z) for b in blocks[:-1] if b.count >= t.block_min_images]
-    if full:
-        return min(full)
+def baseline_of(state: GridState, t: Tuning) -> float:
+    """The no-load latency: the last probe's mean, or lower, the lowest bound of the closed
+    blocks since with enough images; before either, the bound of every image so far."""
+    bounds = [b.bound_ms(t.baseline_z) for b in state.blocks[:-1] if b.count >= t.block_min_images]
+    if state.probed is not None:
+        bounds.append(state.probed.mean_ms)
+    if bounds:
+        return min(bounds)
     pooled = Block(0.0)
-    for b in blocks:
-        pooled = Block(
-            0.0, pooled.total_ms + b.total_ms, pooled.squares + b.squares, pooled.count + b.count
-        )
+    for block in state.blocks:
+        pooled = pooled.merge(block)
     return pooled.bound_ms(t.baseline_z)
-
-
-def _optional(value: Any) -> float | None:
-    return None if value is None else float(value)

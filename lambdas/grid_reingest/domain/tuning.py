@@ -23,7 +23,8 @@ class Tuning:
     # -- in flight (the Grid) ---------------------------------------------------------
     start_limit: int = 2  # in flight before any answer: a Grid answers within a decision
     min_limit: float = 1.0  # the limit never goes below one image
-    grow: float = 0.2  # limit x (1 + grow) a decision with headroom, once the Grid has queued
+    grow: float = 0.2  # limit x (1 + grow) a refresh with headroom, once the Grid has queued...
+    grow_floor: float = 0.1  # ...times the share of the target queue still free, at least this
     backoff: float = 0.7  # limit x this on overload answers (TCP's and AIMD's factor)
     overload_share: float = 0.05  # overload answers above this share of a decision: back off
     queue_share: float = 0.1  # target queue at the Grid, a share of what is in flight...
@@ -36,7 +37,15 @@ class Tuning:
     block_seconds: float = 60.0
     baseline_blocks: int = 15
     block_min_images: int = 30
+    first_block_images: int = 90  # the first block closes at this many (a few round trips)
     baseline_z: float = 2.0
+    # Every this many seconds of a busy pass, a probe: the limit held at `probe_share` of
+    # what the Grid serves for `probe_latencies` latencies (at least two refreshes), the
+    # first half to drain what queued, the second to measure the latency with no queue
+    # (a baseline learnt under load creeps up with the queue it should measure).
+    probe_every_seconds: float = 300.0
+    probe_share: float = 0.8
+    probe_latencies: float = 6.0
     # The latency judged at a decision: the mean of the decision's images and the earlier
     # decisions', each earlier one weighted this much less (one decision's few are noisy).
     latency_weight: float = 0.6

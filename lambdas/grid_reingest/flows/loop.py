@@ -19,18 +19,17 @@ from collections.abc import Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import replace
 
-from grid_reingest.domain.backoff import full_jitter
 from grid_reingest.domain.claims import (
     Claim,
     Source,
     Transition,
     expiry_transition,
-    release_transition,
 )
 from grid_reingest.domain.states import ProgressState
-from grid_reingest.flows.invocation import LONGEST_WAIT_SECONDS, Limits, LoopDeps, RecordFailed
+from grid_reingest.flows.invocation import LONGEST_WAIT_SECONDS, Limits, LoopDeps
+from grid_reingest.flows.record import Recorder
 from grid_reingest.flows.summary import Summary
-from grid_reingest.ports import Observation, PaceDecision, PartialApply
+from grid_reingest.ports import Observation, PaceDecision
 
 # Seconds between looks while nothing may start (back-pressure, a rate ceiling).
 POLL_SECONDS = 1.0
@@ -46,14 +45,9 @@ OVERLOAD_HOLD_FIRST_SECONDS = 1.0
 OVERLOAD_HOLD_LONGEST_SECONDS = 30.0
 # How fast that mean follows each image's time.
 TYPICAL_WEIGHT = 0.05
-# A failed write of outcomes is repeated (it is conditional: safe to repeat) this
-# many times, while a whole try still fits in the invocation, before the
-# invocation fails; the images it held are then left held, never given back,
-# since their records may already be on the stream.
-RECORD_TRIES = 6
 
 
-class Loop[R]:
+class Loop[R](Recorder):
     """The shared loop; a flow says where claims come from and what an outcome means."""
 
     held: ProgressState
@@ -130,7 +124,9 @@ class Loop[R]:
                 self._reap(block=True)
                 self.flush(final=False)
             self.flush(final=True)
-            # What finished since the last decision counts too (a warm pace goes on).
+            # What finished since the last decision counts too (a warm pace goes on), as
+            # the end of a worker that starts nothing more: not for the pass's in-flight use.
+            self.seen.draining = True
             self._decide()
         finally:
             # Best effort: a mark left behind expires by itself within 1.5 refreshes.
@@ -158,6 +154,9 @@ class Loop[R]:
             if reason is not None:
                 self.summary.stopped_because = reason
                 self._give_back_reserve()
+                # Its share of the pace goes to the others now, not once what it holds ends.
+                with contextlib.suppress(Exception):
+                    self.deps.pace.leave()
                 return
             if self.exhausted and not self.in_flight and not self.reserve:
                 wait = self.again_in()
@@ -357,84 +356,5 @@ class Loop[R]:
         self.unresolved[claim.id] = counted
         return counted
 
-    def release(self, claim: Claim, error: str | None = None) -> None:
-        """Give a claim back untouched (no attempt counted)."""
-        self.summary.released += 1
-        self.pending.append(release_transition(claim, self.held, self.deps.worker, error))
-
-    def take_pending(self) -> list[Transition]:
-        """The outcomes waiting to be written, taken."""
-        pending, self.pending = self.pending, []
-        return pending
-
-    def record(self, transitions: list[Transition]) -> None:
-        """Write outcomes (repeating failed writes) and count them."""
-        if not transitions:
-            return
-        applied = self._apply(transitions)
-        for transition in transitions:
-            self.unresolved.pop(transition.id, None)
-        self.summary.count(transitions, applied)
-
-    def _apply(self, transitions: list[Transition]) -> list[bool]:
-        return self.written(transitions, *self.apply_with_tries(transitions))
-
-    def apply_with_tries(
-        self, transitions: list[Transition]
-    ) -> tuple[list[bool | None], BaseException | None]:
-        """Write transitions, repeating those whose write failed; None where every try failed.
-        Touches nothing of the loop: it may run beside it."""
-        results: list[bool | None] = [None] * len(transitions)
-        error: BaseException | None = None
-        for attempt in range(RECORD_TRIES):
-            todo = [i for i, done in enumerate(results) if done is None]
-            if not todo:
-                break
-            if attempt:
-                if self.deps.remaining_ms() < self.limits.record_budget_ms:
-                    # A try can take the whole record budget (botocore's retries within
-                    # it): one that could not end before the invocation is not started.
-                    break
-                self.deps.clock.sleep(full_jitter(attempt - 1, base=0.2))
-            try:
-                answers: list[bool | None] = list(
-                    self.deps.store.apply([transitions[i] for i in todo])
-                )
-            except PartialApply as partial:
-                answers, error = partial.applied, partial.error
-            except Exception as failure:  # nothing known to be written: repeat them all
-                answers, error = [None] * len(todo), failure
-            for i, answer in zip(todo, answers, strict=True):
-                results[i] = answer
-        return results, error
-
-    def written(
-        self,
-        transitions: list[Transition],
-        results: list[bool | None],
-        error: BaseException | None,
-    ) -> list[bool]:
-        """The results of apply_with_tries; RecordFailed when some were never written."""
-        if any(done is None for done in results):
-            self.summary.record_failures += sum(done is None for done in results)
-            # Their images stay held (their records may be on the stream already): the
-            # lease brings them back, counting an attempt.
-            for transition, done in zip(transitions, results, strict=True):
-                if done is None:
-                    self.unresolved.pop(transition.id, None)
-            raise RecordFailed(f"outcomes not written after {RECORD_TRIES} tries: {error}")
-        return [bool(done) for done in results]
-
     def settle_background(self) -> None:
         """After a failure, wait for the flow's own background work before claims go back."""
-
-    def _release_leftovers(self) -> None:
-        """After a failure, give back what was neither recorded nor released."""
-        leftovers = [
-            release_transition(c, self.held, self.deps.worker) for c in self.unresolved.values()
-        ]
-        self.unresolved.clear()
-        # If this fails too, the lease brings the claims back; the first error is the one raised.
-        with contextlib.suppress(Exception):
-            self.summary.released += len(leftovers)
-            self.summary.count(leftovers, self.deps.store.apply(leftovers))

@@ -41,9 +41,10 @@ Checkpoints = dict[str, int]
 # many times in a row before this worker goes on with what it read.
 SAVE_TRIES = 3
 # Overload answers step the controller before the refresh is up once there are this many
-# (over its share of the answers), at most this often: the cut comes within seconds.
+# (over its share of the answers); so does a round trip's answers while the limit is still
+# doubling: at most this often.
 OVERLOAD_STEP_ANSWERS = 5
-OVERLOAD_STEP_SECONDS = 2.0
+EARLY_STEP_SECONDS = 2.0
 # A worker counts as running while its last step is younger than this many refreshes.
 ALIVE_REFRESHES = 1.5
 WORKER_KEY = "worker."
@@ -82,6 +83,8 @@ class ControlledPace:
         self._key = WORKER_KEY + (name or uuid.uuid4().hex[:12])
         self._joined_at: float | None = None  # this worker's first step (epoch seconds)
         self._unread: Counter[str] = Counter()  # steps a signal could not be read, by metric
+        self._slow_start_limit: float | None = None  # the limit, while it still doubles
+        self._workers_seen = 1
 
     def decide(self, observation: Observation) -> PaceDecision:
         """Add `observation` to what is pending; step the controller when it is time."""
@@ -94,17 +97,34 @@ class ControlledPace:
                 self._pending.busy_seconds = (
                     self._pending.busy_seconds or 0.0
                 ) + observation.busy_seconds
+            if observation.draining:
+                # What a worker finishing its last images saw: its in-flight use says nothing
+                # of the pass's (it starts no more).
+                self._pending.busy_seconds = None
             if self._checkpoints is not None:
                 # Kept only where checkpoints are read: nothing else forgets them.
                 self._progress.published(observation.published)
             since = self._clock.monotonic() - self._decided_at
-            due = since >= self._refresh or (
-                since >= OVERLOAD_STEP_SECONDS and self._overloaded(self._pending)
+            early = (
+                not observation.draining
+                and since >= EARLY_STEP_SECONDS
+                and (self._overloaded(self._pending) or self._round_trip(self._pending))
             )
+            # An invocation's last decision always steps: what it says of the pass (a pause
+            # the operator asked for meanwhile) is the pace's now, not a refresh ago.
+            due = since >= self._refresh or early or observation.draining
             if self._decision is None or due:
                 self._decision = self._step()
                 self._decided_at = self._clock.monotonic()
             return self._decision
+
+    def _round_trip(self, pending: Observation) -> bool:
+        """While the limit is still doubling (no queue seen at the Grid yet), two limits' worth
+        of answers is a round trip of the images the last doubling started: the next need not
+        wait for the refresh."""
+        if self._slow_start_limit is None:
+            return False
+        return pending.finished * self._workers_seen >= 2 * max(1.0, self._slow_start_limit)
 
     def _overloaded(self, pending: Observation) -> bool:
         """Overload answers enough to cut now rather than at the next refresh (a full queue
@@ -184,6 +204,9 @@ class ControlledPace:
                 break
             control = self._control.read()  # another worker decided first: decide on its state
         decision = _decision(control, state, share, at.timestamp())
+        grid = state.grid
+        self._slow_start_limit = state.limit if grid is not None and not grid.grown else None
+        self._workers_seen = share.workers
         if share.waiting and not decision.paused:
             # The others step within a refresh: wait for it rather than end the invocation.
             decision = replace(decision, resume_in_seconds=self._refresh)

@@ -1,0 +1,128 @@
+"""Writing outcomes: each failed write repeated while a try still fits; what the loop
+(flows/loop.py) holds given back, recorded, or left held when never written.
+
+The writes are conditional, so repeating one is safe: an item that moved on
+answers False, never a second change. What was never written is None, for the
+caller to decide (the loop leaves those images held: their records may be on
+the stream already).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+
+from grid_reingest.domain.backoff import full_jitter
+from grid_reingest.domain.claims import Claim, Transition, release_transition
+from grid_reingest.domain.states import ProgressState
+from grid_reingest.flows.invocation import Limits, LoopDeps, RecordFailed
+from grid_reingest.flows.summary import Summary
+from grid_reingest.ports import ClaimStore, Clock, PartialApply
+
+# A failed write of outcomes is repeated this many times, while a whole try still fits in
+# the invocation, before the invocation fails.
+RECORD_TRIES = 6
+
+
+def apply_with_tries(
+    store: ClaimStore,
+    transitions: list[Transition],
+    clock: Clock,
+    another_fits: Callable[[], bool],
+) -> tuple[list[bool | None], BaseException | None]:
+    """Write `transitions`, repeating those whose write failed while `another_fits()`; each
+    one's result (None where every try failed), and the last error."""
+    results: list[bool | None] = [None] * len(transitions)
+    error: BaseException | None = None
+    for attempt in range(RECORD_TRIES):
+        todo = [i for i, done in enumerate(results) if done is None]
+        if not todo:
+            break
+        if attempt:
+            if not another_fits():
+                # A try can take the whole record budget (botocore's retries within it):
+                # one that could not end before the invocation is not started.
+                break
+            clock.sleep(full_jitter(attempt - 1, base=0.2))
+        try:
+            answers: list[bool | None] = list(store.apply([transitions[i] for i in todo]))
+        except PartialApply as partial:
+            answers, error = partial.applied, partial.error
+        except Exception as failure:  # nothing known to be written: repeat them all
+            answers, error = [None] * len(todo), failure
+        for i, answer in zip(todo, answers, strict=True):
+            results[i] = answer
+    return results, error
+
+
+class Recorder:
+    """The loop's writing side: outcomes pending, written, released; what is held."""
+
+    held: ProgressState
+    deps: LoopDeps
+    limits: Limits
+    summary: Summary
+    unresolved: dict[str, Claim]  # held by this invocation, outcome not written
+    pending: list[Transition]  # outcomes to write
+
+    def release(self, claim: Claim, error: str | None = None) -> None:
+        """Give a claim back untouched (no attempt counted)."""
+        self.summary.released += 1
+        self.pending.append(release_transition(claim, self.held, self.deps.worker, error))
+
+    def take_pending(self) -> list[Transition]:
+        """The outcomes waiting to be written, taken."""
+        pending, self.pending = self.pending, []
+        return pending
+
+    def record(self, transitions: list[Transition]) -> None:
+        """Write outcomes (repeating failed writes) and count them."""
+        if not transitions:
+            return
+        applied = self._apply(transitions)
+        for transition in transitions:
+            self.unresolved.pop(transition.id, None)
+        self.summary.count(transitions, applied)
+
+    def _apply(self, transitions: list[Transition]) -> list[bool]:
+        return self.written(transitions, *self.apply_with_tries(transitions))
+
+    def apply_with_tries(
+        self, transitions: list[Transition]
+    ) -> tuple[list[bool | None], BaseException | None]:
+        """Write transitions, repeating those whose write failed; None where every try failed.
+        Touches nothing of the loop: it may run beside it."""
+        return apply_with_tries(
+            self.deps.store,
+            transitions,
+            self.deps.clock,
+            lambda: self.deps.remaining_ms() >= self.limits.record_budget_ms,
+        )
+
+    def written(
+        self,
+        transitions: list[Transition],
+        results: list[bool | None],
+        error: BaseException | None,
+    ) -> list[bool]:
+        """The results of apply_with_tries; RecordFailed when some were never written."""
+        unwritten = [t.id for t, done in zip(transitions, results, strict=True) if done is None]
+        if unwritten:
+            self.summary.record_failures += len(unwritten)
+            # Their images stay held (their records may be on the stream already): the
+            # lease brings them back, counting an attempt.
+            for image_id in unwritten:
+                self.unresolved.pop(image_id, None)
+            raise RecordFailed(f"outcomes not written after {RECORD_TRIES} tries: {error}")
+        return [bool(done) for done in results]
+
+    def _release_leftovers(self) -> None:
+        """After a failure, give back what was neither recorded nor released."""
+        leftovers = [
+            release_transition(c, self.held, self.deps.worker) for c in self.unresolved.values()
+        ]
+        self.unresolved.clear()
+        # If this fails too, the lease brings the claims back; the first error is the one raised.
+        with contextlib.suppress(Exception):
+            self.summary.released += len(leftovers)
+            self.summary.count(leftovers, self.deps.store.apply(leftovers))

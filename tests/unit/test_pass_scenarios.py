@@ -1,0 +1,134 @@
+"""The pass benchmark's scenario files, and what its numbers rest on: the same seed gives the
+same pass however busy the machine is, and batch-check runs beside batch-index exactly once.
+
+The passes here are small (a few hundred images, seconds each) and marked `simulation`.
+"""
+
+import json
+import subprocess
+import sys
+from collections import Counter
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from benchmarks import pass_sim
+from benchmarks.pass_score import score
+from devtools.sim_policies import ours
+from devtools.sim_scenario import ScenarioError, load_scenario, parse_scenario
+from devtools.sim_world import World
+from grid_reingest.domain.states import ProgressState as S
+
+from .test_pass_sim import DEPLOYMENT, SMALL
+
+# -- the schema ---------------------------------------------------------------------------
+
+
+def write(tmp_path: Path, data: object) -> str:
+    path = tmp_path / "scenario.json"
+    path.write_text(json.dumps(data))
+    return str(path)
+
+
+@pytest.mark.parametrize(
+    ("data", "named"),
+    [
+        ({"name": "x", "grid": {"slotz": 4}}, "grid.slotz"),
+        ({"name": "x", "speed": 2}, "speed"),
+        ({"name": "x", "grid": {"service_sigma": -0.5}}, "grid.service_sigma"),
+        ({"name": "x", "thrall": {"shards": 0}}, "thrall.shards"),
+        ({"name": "x", "grid": {"changes": [{"at_minute": 3, "slots": "many"}]}}, "slots"),
+        ({"name": "x", "images": 2.5}, "images"),
+    ],
+)
+def test_a_bad_scenario_file_exits_2_naming_the_key(tmp_path, capsys, data, named):
+    # Given a scenario file with an unknown key or a value out of range
+    path = write(tmp_path, data)
+    # When the benchmark is asked to run it
+    with pytest.raises(SystemExit) as exited:
+        pass_sim.main(["--scenario", path, "--json"])
+    # Then it exits 2 before running anything, naming the file and the key
+    assert exited.value.code == 2
+    err = capsys.readouterr().err
+    assert path in err and named in err
+
+
+def test_a_file_that_is_not_json_is_refused_with_its_name(tmp_path):
+    path = tmp_path / "broken.json"
+    path.write_text('{"name": "x",')
+    with pytest.raises(ScenarioError, match=r"broken\.json"):
+        load_scenario(path)
+
+
+def test_every_key_has_a_default_so_a_file_gives_only_what_it_changes():
+    # Given a file that names only a scenario and the Grid's slots
+    scenario = parse_scenario({"name": "few", "grid": {"slots": 12}})
+    # Then the rest is the documented defaults
+    assert scenario.grid.slots == 12
+    assert scenario.images > 0 and scenario.grid.service_seconds > 0
+    assert scenario.thrall.per_minute > 0 and scenario.kinesis.shard_records_per_second > 0
+
+
+def test_every_built_in_scenario_loads_and_is_named_tuning_or_holdout():
+    names = [load_scenario(path).name for path in pass_sim.builtins()]
+    assert names and all(n.startswith(("tuning-", "holdout-")) for n in names)
+    assert {p.stem for p in pass_sim.builtins()} == set(names)
+
+
+# -- repeatability ------------------------------------------------------------------------
+
+
+def small_pass() -> tuple[dict, list[float], list]:
+    world = World(SMALL, 7, reserved=DEPLOYMENT.projection_reserved)
+    result = world.run(ours(world, DEPLOYMENT))
+    return score(result, DEPLOYMENT.threshold_ms), result.publish_times, result.timeline
+
+
+@pytest.mark.simulation
+def test_the_same_seed_gives_the_same_pass_on_a_quiet_and_a_loaded_machine():
+    # Given one pass on the machine as it is
+    quiet = small_pass()
+    # When the same scenario and seed run again while a process keeps a core busy
+    busy = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        loaded = small_pass()
+    finally:
+        busy.kill()
+        busy.wait()
+    # Then every figure, every publish time and every decision is the same
+    assert loaded[0] == quiet[0]
+    assert loaded[1] == quiet[1]
+    assert loaded[2] == quiet[2]
+
+
+# -- checking while indexing --------------------------------------------------------------
+
+
+@pytest.mark.simulation
+def test_batch_check_runs_beside_batch_index_and_verifies_each_image_exactly_once():
+    # Given a pass long enough that batch-index is still enqueueing once the first images
+    # are old enough to check, on the atomic in-memory store, every transition recorded
+    scenario = replace(SMALL, name="beside", images=600)
+    world = World(scenario, 3, reserved=DEPLOYMENT.projection_reserved)
+    applied: list[tuple[float, str, S]] = []
+    apply_one = world.memory._apply_one
+
+    def recording(transition):
+        done = apply_one(transition)
+        if done:
+            applied.append((world.clock.monotonic(), transition.id, transition.new))
+        return done
+
+    world.memory._apply_one = recording
+    # When both workers run as deployed
+    result = world.run(ours(world, DEPLOYMENT))
+    # Then every image was verified once and published once
+    assert result.finished and result.charged == 0
+    verified = Counter(i for _, i, state in applied if state is S.VERIFIED)
+    assert len(verified) == scenario.images and set(verified.values()) == {1}
+    assert world.thrall.published == scenario.images
+    # and batch-check verified images before batch-index had enqueued its last
+    last_enqueued = max(t for t, _, state in applied if state is S.ENQUEUED)
+    first_verified = min(t for t, _, state in applied if state is S.VERIFIED)
+    assert first_verified < last_enqueued
