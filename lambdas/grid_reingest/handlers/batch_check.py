@@ -53,14 +53,19 @@ def _build() -> Runtime:
         clock,
         refresh_seconds=settings.refresh_seconds,
     )
+    store = common.worker_table(settings.table_name, settings.max_in_flight)
+    end = common.pass_end(store, settings.report_topic)
     deps = CheckDeps(
-        store=common.worker_table(settings.table_name, settings.max_in_flight),
+        store=store,
         lookup=lambda image_id: Presence(None),
         pace=pace,
         clock=clock,
         remaining_ms=lambda: 0,
         worker="",
         rule=common.schedule_rule(settings.schedule_rule, logger),
+        passes=end.passes,
+        index_rule=common.schedule_rule(settings.index_rule, logger),
+        pass_end=end,
     )
     return Runtime(settings, grid, deps)
 

@@ -66,8 +66,9 @@ def _build() -> Runtime:
         checkpoints=checkpoints,
     )
     projector = _projector(settings)
+    store = common.worker_table(settings.table_name, settings.max_in_flight)
     deps = IndexDeps(
-        store=common.worker_table(settings.table_name, settings.max_in_flight),
+        store=store,
         projector=projector,
         publisher=Publisher(make_client("kinesis"), settings.stream),
         pace=pace,
@@ -77,6 +78,7 @@ def _build() -> Runtime:
         rule=common.schedule_rule(settings.schedule_rule, logger),
         control=control,
         probe=ProjectionProbe(projector),
+        pass_end=common.pass_end(store, settings.report_topic),
     )
     return Runtime(settings, deps)
 
