@@ -174,7 +174,7 @@ def test_a_check_first_pass_end_to_end_in_memory(store, clock, passes, settings)
     check_first(store, passes, ids)
     missing = set(ids[:10])
     projector, stream, notes = Scripted(), Stream(), Notes()
-    end = PassEnd(passes, store, clock, lambda topic: notes)
+    end = PassEnd(passes, store, clock.now, lambda topic: notes)
 
     def lookup(image_id):
         return Presence(404 if image_id in missing and image_id not in projector.calls else 200)
@@ -204,7 +204,7 @@ def test_a_pass_is_finished_exactly_once_by_racing_workers(store, clock, passes)
     store.put_new([grid_id(1)], S.VERIFIED)
     store.put_new([grid_id(2)], S.UNKNOWN_ERROR)
     notes = Notes()
-    end = PassEnd(passes, store, clock, lambda topic: notes)
+    end = PassEnd(passes, store, clock.now, lambda topic: notes)
     ended = []
     barrier = threading.Barrier(8)
 
@@ -225,7 +225,7 @@ def test_a_pass_is_finished_exactly_once_by_racing_workers(store, clock, passes)
 
 def test_a_pass_with_work_left_is_not_finished(store, clock, passes):
     store.put_new([grid_id(1)], S.ENQUEUED)
-    assert end_pass_if_over(PassEnd(passes, store, clock)) is None
+    assert end_pass_if_over(PassEnd(passes, store, clock.now)) is None
     assert passes.current().status is Status.RUNNING
 
 

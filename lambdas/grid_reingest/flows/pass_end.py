@@ -14,13 +14,14 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from grid_reingest.domain.passes import FAILED_STATES, WORKING_STATES, Pass, Report, Status
 from grid_reingest.domain.reasons import group_id, normalise
 from grid_reingest.domain.states import ProgressState
 from grid_reingest.flows.summary import Summary
-from grid_reingest.ports import Clock, Notifier, PassFacts, PassStore
+from grid_reingest.ports import Notifier, PassFacts, PassStore
 
 # Failed items read for the report's groups: a bounded read (one GetItem each) whatever the
 # number of failures; the report says when the groups come from a sample.
@@ -35,7 +36,7 @@ class PassEnd:
 
     passes: PassStore
     table: PassFacts
-    clock: Clock
+    now: Callable[[], datetime]
     # Where the report goes, given the pass's own topic (the scheduled repair's, or None):
     # that topic, else the stage's REPORT_TOPIC_ARN, else nowhere (None).
     notifier_for: Callable[[str | None], Notifier | None] = field(default=lambda topic: None)
@@ -59,7 +60,7 @@ def end_pass_if_over(end: PassEnd) -> Pass | None:
     if end.table.has_any(WORKING_STATES):
         return None
     report = pass_report(end, current)
-    ended = current.finished(report, end.clock.now())
+    ended = current.finished(report, end.now())
     if not end.passes.finish(ended):
         return None  # the other worker finished it first
     notifier = end.notifier_for(ended.topic)
@@ -79,7 +80,7 @@ def pass_report(end: PassEnd, current: Pass) -> Report:
         present=current.present,
         repaired=current.repaired,
         groups=groups,
-        seconds=current.seconds(end.clock.now()),
+        seconds=current.seconds(end.now()),
     )
 
 

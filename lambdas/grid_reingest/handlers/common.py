@@ -79,7 +79,7 @@ def pass_end(table: ClaimTable, report_topic: str | None) -> PassEnd:
         arn = topic or report_topic
         return None if arn is None else TopicNotifier(make_client("sns"), arn)
 
-    return PassEnd(PassTable(table.name, table.client), table, SystemClock(), notifier_for)
+    return PassEnd(PassTable(table.name, table.client), table, utc_now, notifier_for)
 
 
 def schedule_rule(rule: str | None, logger: Logger) -> ScheduleRule | None:
