@@ -25,7 +25,8 @@ class MemoryPasses:
         with self._lock:
             if self._current is not None and self._current.status is not Status.FINISHED:
                 raise PassRunning(self._current)
-            self._current = self.records[new.id] = replace(new, present=0, repaired=0)
+            fresh = replace(new, present=0, repaired=0, gb_seconds=0.0)
+            self._current = self.records[new.id] = fresh
             return new
 
     def save(self, record: Pass, expected: Status) -> bool:
@@ -34,7 +35,12 @@ class MemoryPasses:
             if current is None or current.id != record.id or current.status is not expected:
                 return False
             # The counts are kept apart from the record, as the table's ADDs are.
-            kept = replace(record, present=current.present, repaired=current.repaired)
+            kept = replace(
+                record,
+                present=current.present,
+                repaired=current.repaired,
+                gb_seconds=current.gb_seconds,
+            )
             self._current = self.records[record.id] = kept
             return True
 
@@ -51,4 +57,12 @@ class MemoryPasses:
                 present=current.present + verified.present,
                 repaired=current.repaired + verified.repaired,
             )
+            return True
+
+    def add_usage(self, gb_seconds: float) -> bool:
+        with self._lock:
+            current = self._current
+            if current is None or current.status is not Status.RUNNING:
+                return False
+            self._current = replace(current, gb_seconds=current.gb_seconds + gb_seconds)
             return True

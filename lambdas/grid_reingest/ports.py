@@ -241,6 +241,10 @@ class PassStore(Protocol):
         `verified.pass_id` (atomic); else False."""
         ...
 
+    def add_usage(self, gb_seconds: float) -> bool:
+        """Add a worker invocation's Lambda time to the current pass if one runs; else False."""
+        ...
+
 
 class PassFacts(Protocol):
     """What the end of a pass reads of the state table for its report."""

@@ -57,10 +57,13 @@ def test_run_missing_only_reprojects_only_what_media_api_lacks(
     assert report["kind"] == "check-first"
     record = PassTable(table.name, table.client).current()
     assert record.status is Status.FINISHED and record.report.present == 200
+    assert record.report.gb_seconds > 0  # the workers' invocations, as they ran
     assert not schedule.errors
     # And `reingest passes` shows it
     assert main(["passes", "--table", table.name]) == 0
-    assert "present in media-api: 200; repaired: 100; failed: 0" in capsys.readouterr().out
+    listed = capsys.readouterr().out
+    assert "present in media-api: 200; repaired: 100; failed: 0" in listed
+    assert "cost so far: $" in listed
     # When the same file is run again as a new pass
     assert run(path, "--missing-only", "--new-pass") == 0
     # Then every id was re-armed and checked again, all present now: nothing re-projected

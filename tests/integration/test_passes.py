@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -178,3 +179,15 @@ def test_the_errors_of_failed_items_read_through_the_index(table):
         sorted(table.errors([S.UNKNOWN_ERROR, S.KNOWN_ERROR], 10)) == [(8, "usage: HTTP 503")] * 3
     )
     assert len(table.errors([S.UNKNOWN_ERROR], 2)) == 2
+
+
+def test_the_workers_lambda_time_added_to_a_running_pass_only(passes):
+    loading = replace(Pass.start(Kind.CHECK_FIRST, "ids.txt", T0), status=Status.LOADING)
+    passes.start(loading)
+    assert not passes.add_usage(10.0)  # still loading: its workers have not started
+    record = replace(loading, status=Status.RUNNING)
+    assert passes.save(record, Status.LOADING)
+    assert passes.add_usage(12.5) and passes.add_usage(0.25)
+    assert passes.current().gb_seconds == 12.75
+    passes.finish(record.finished(Report(states={}), T0))
+    assert not passes.add_usage(1.0)

@@ -93,6 +93,7 @@ class Report:
     repaired: int = 0  # check-first: re-projected, and media-api has it now
     groups: tuple[dict[str, Any], ...] = ()  # the failure groups, largest first
     seconds: float = 0.0  # from the start to the end
+    gb_seconds: float = 0.0  # the workers' Lambda time so far (their cost: docs/state-table.md)
 
     @property
     def failed(self) -> int:
@@ -113,6 +114,7 @@ class Report:
             "failed": self.failed,
             "groups": list(self.groups),
             "seconds": round(self.seconds, 1),
+            "gbSeconds": round(self.gb_seconds, 1),
         }
 
     @classmethod
@@ -124,11 +126,15 @@ class Report:
             repaired=int(data.get("repaired", 0)),
             groups=tuple(data.get("groups", ())),
             seconds=float(data.get("seconds", 0.0)),
+            gb_seconds=float(data.get("gbSeconds", 0.0)),
         )
 
     def text(self, kind: Kind) -> str:
         """The report in an operator's words."""
-        lines = [f"{self.total} images; {self.seconds / 60:.0f} min"]
+        lines = [
+            f"{self.total} images; {self.seconds / 60:.0f} min; the workers' Lambda time so far "
+            f"{self.gb_seconds:,.0f} GB-s"
+        ]
         if kind is Kind.CHECK_FIRST:
             lines.append(
                 f"present in media-api: {self.present}; repaired: {self.repaired}; "
@@ -165,6 +171,8 @@ class Pass:
     # record apart from its JSON: docs/state-table.md, "Counting present and repaired").
     present: int = field(default=0, compare=False)
     repaired: int = field(default=0, compare=False)
+    # The workers' Lambda time while the pass ran, in GB-seconds (ADDed per invocation).
+    gb_seconds: float = field(default=0.0, compare=False)
 
     @classmethod
     def start(

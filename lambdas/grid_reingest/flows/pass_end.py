@@ -81,6 +81,7 @@ def pass_report(end: PassEnd, current: Pass) -> Report:
         repaired=current.repaired,
         groups=groups,
         seconds=current.seconds(end.now()),
+        gb_seconds=current.gb_seconds,
     )
 
 

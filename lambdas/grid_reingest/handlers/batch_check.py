@@ -109,7 +109,12 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         }
     )
     return common.run_and_report(
-        SERVICE, logger, metrics, lambda: run_batch_check(current.settings, deps)
+        SERVICE,
+        logger,
+        metrics,
+        lambda: common.charged(
+            deps.passes, context.memory_limit_in_mb, lambda: run_batch_check(current.settings, deps)
+        ),
     )
 
 

@@ -128,7 +128,11 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         SERVICE,
         logger,
         metrics,
-        lambda: run_batch_index(current.settings, deps),
+        lambda: common.charged(
+            deps.pass_end.passes if deps.pass_end else None,
+            context.memory_limit_in_mb,
+            lambda: run_batch_index(current.settings, deps),
+        ),
         stream=stream_name(current.settings.stream),
     )
 

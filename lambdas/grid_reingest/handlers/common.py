@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable
 from datetime import datetime
@@ -19,7 +20,7 @@ from grid_reingest.adapters.notify import TopicNotifier
 from grid_reingest.domain.isotime import utc_now
 from grid_reingest.flows.pass_end import PassEnd
 from grid_reingest.flows.summary import Summary
-from grid_reingest.ports import Notifier
+from grid_reingest.ports import Notifier, PassStore
 
 # Connections and threads for a worker's own table calls (the outcomes of a
 # batch, completion checks) besides one per image in flight.
@@ -80,6 +81,19 @@ def pass_end(table: ClaimTable, report_topic: str | None) -> PassEnd:
         return None if arn is None else TopicNotifier(make_client("sns"), arn)
 
     return PassEnd(PassTable(table.name, table.client), table, utc_now, notifier_for)
+
+
+def charged[T](passes: PassStore | None, memory_mb: int, run: Callable[[], T]) -> T:
+    """`run`, its Lambda time (GB-seconds, as billed: elapsed time by memory) added to the
+    running pass, if any, whatever it comes to: a pass's report says what its workers cost."""
+    started = time.monotonic()
+    try:
+        return run()
+    finally:
+        used = (time.monotonic() - started) * memory_mb / 1024
+        with contextlib.suppress(Exception):  # never fail an invocation for its accounting
+            if passes is not None:
+                passes.add_usage(used)
 
 
 def schedule_rule(rule: str | None, logger: Logger) -> ScheduleRule | None:

@@ -27,6 +27,7 @@ IDS = "pass_ids"
 # Check-first items of the current pass verified so far (ADDed by batch-check).
 PRESENT = "present"
 REPAIRED = "repaired"
+GB_SECONDS = "gb_seconds"  # the workers' Lambda time while the pass runs
 # Passes `reingest passes` lists at most (the history item stays small).
 HISTORY_MAX = 200
 
@@ -62,7 +63,7 @@ class PassTable:
                 new,
                 f"attribute_not_exists({ID}) OR {STATUS} = :finished",
                 {":finished": {"S": Status.FINISHED.value}},
-                remove=(PRESENT, REPAIRED),  # the last pass's counts
+                remove=(PRESENT, REPAIRED, GB_SECONDS),  # the last pass's counts
             )
         except ClientError as error:
             if not condition_failed(error):
@@ -105,17 +106,34 @@ class PassTable:
     def count_verified(self, verified: Verified) -> bool:
         """Add to the current pass's counts of present and repaired items, if it is still
         `verified.pass_id` (one atomic ADD); False, adding nothing, when it is not."""
+        return self._add_to_current(
+            f"ADD {PRESENT} :present, {REPAIRED} :repaired",
+            f"{PASS_ID} = :id",
+            {
+                ":present": {"N": str(verified.present)},
+                ":repaired": {"N": str(verified.repaired)},
+                ":id": {"S": verified.pass_id},
+            },
+        )
+
+    def add_usage(self, gb_seconds: float) -> bool:
+        """Add a worker invocation's Lambda time to the current pass, if one runs (one atomic
+        ADD); False when none runs."""
+        return self._add_to_current(
+            f"ADD {GB_SECONDS} :used",
+            f"{STATUS} = :running",
+            {":used": {"N": f"{gb_seconds:.3f}"}, ":running": {"S": Status.RUNNING.value}},
+        )
+
+    def _add_to_current(self, update: str, condition: str, values: dict[str, Any]) -> bool:
+        """One conditional UpdateItem of `~pass`; False when the condition failed."""
         try:
             self.client.update_item(
                 TableName=self.name,
                 Key={ID: {"S": CURRENT_ID}},
-                UpdateExpression=f"ADD {PRESENT} :present, {REPAIRED} :repaired",
-                ConditionExpression=f"{PASS_ID} = :id",
-                ExpressionAttributeValues={
-                    ":present": {"N": str(verified.present)},
-                    ":repaired": {"N": str(verified.repaired)},
-                    ":id": {"S": verified.pass_id},
-                },
+                UpdateExpression=update,
+                ConditionExpression=condition,
+                ExpressionAttributeValues=values,
             )
         except ClientError as error:
             if condition_failed(error):
@@ -180,4 +198,5 @@ def _record(item: dict[str, Any]) -> Pass:
         record,
         present=int(item.get(PRESENT, {"N": "0"})["N"]),
         repaired=int(item.get(REPAIRED, {"N": "0"})["N"]),
+        gb_seconds=float(item.get(GB_SECONDS, {"N": "0"})["N"]),
     )
