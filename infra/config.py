@@ -87,7 +87,7 @@ class WorkerConfig:
 
     schedule_minutes: int
     reserved_concurrency: int
-    max_in_flight: int  # images one invocation works on at once, at most
+    max_in_flight: int | None  # images at once, at most (batch-index: from pass_in_flight)
 
 
 @dataclass(frozen=True)
@@ -148,9 +148,12 @@ class StageConfig:
         return var.parse(self.worker_settings.get(var.name, var.default))
 
     @property
-    def projections_in_flight(self) -> int:
-        """The most image-projection invocations batch-index can have running at once."""
-        return self.batch_index.reserved_concurrency * self.batch_index.max_in_flight
+    def pass_in_flight(self) -> int:
+        """The pass's ceiling on projections in flight, every batch-index invocation together
+        (batch-index's MAX_IN_FLIGHT): what the deployment can hold, the lower of the Grid's
+        concurrency setting and image-projection's reserved concurrency. The operator's
+        `reingest tune --max-in-flight` can lower it while the pass runs."""
+        return min(self.grid_concurrency, self.projection_reserved_concurrency)
 
     @property
     def projection_timeout_seconds(self) -> int:
@@ -344,7 +347,7 @@ def load_stage_config(context: Mapping[str, Any], stage: str) -> StageConfig:
             settings.THRALL_CHECKPOINT_TABLE, "thrallCheckpointTable", required=False
         )
 
-    def worker(name: str, in_flight: settings.Var) -> WorkerConfig:
+    def worker(name: str, in_flight: settings.Var | None) -> WorkerConfig:
         return WorkerConfig(
             schedule_minutes=read.integer(
                 name,
@@ -360,11 +363,12 @@ def load_stage_config(context: Mapping[str, Any], stage: str) -> StageConfig:
                 lo=c.RESERVED_CONCURRENCY_RANGE[0],
                 hi=c.RESERVED_CONCURRENCY_RANGE[1],
             ),
-            max_in_flight=read.var(in_flight, name, "maxInFlight"),
+            max_in_flight=None if in_flight is None else read.var(in_flight, name, "maxInFlight"),
         )
 
     worker_settings = _worker_settings(read, raw.get("settings") or {})
     _check_alarm_target(read, raw)
+    _check_no_index_in_flight(read, raw)
     config = StageConfig(
         stage=stage,
         region=region or "",
@@ -377,13 +381,13 @@ def load_stage_config(context: Mapping[str, Any], stage: str) -> StageConfig:
         grid_concurrency=read.var(settings.GRID_CONCURRENCY, "gridConcurrency"),
         max_iterator_age_ms=read.var(settings.MAX_ITERATOR_AGE_MS, "maxIteratorAgeMs"),
         backpressure_streams=tuple(backpressure),
-        batch_index=worker("batchIndex", settings.MAX_IN_FLIGHT),
+        batch_index=worker("batchIndex", None),
         batch_check=worker("batchCheck", settings.CHECK_MAX_IN_FLIGHT),
         projection_reserved_concurrency=read.integer(
             "imageProjection",
             "reservedConcurrency",
-            meaning="most image-projection invocations at once; at least "
-            "batchIndex.reservedConcurrency x batchIndex.maxInFlight",
+            meaning="most image-projection invocations at once; with gridConcurrency, "
+            "the pass's ceiling on projections in flight",
             lo=c.PROJECTION_RESERVED_CONCURRENCY_RANGE[0],
             hi=c.PROJECTION_RESERVED_CONCURRENCY_RANGE[1],
         ),
@@ -473,6 +477,18 @@ def _repair(read: _Reader, region: str | None) -> RepairConfig | None:
     )
 
 
+def _check_no_index_in_flight(read: _Reader, raw: Mapping[str, Any]) -> None:
+    index = raw.get("batchIndex")
+    if isinstance(index, Mapping) and "maxInFlight" in index:
+        read.problems.append(
+            f"{read.key('batchIndex', 'maxInFlight')} is no longer read: the pass's ceiling on "
+            "projections in flight (all batch-index invocations together) is the lower of "
+            f"{read.key('gridConcurrency')} and "
+            f"{read.key('imageProjection', 'reservedConcurrency')}; remove it and set those "
+            "(`reingest tune --max-in-flight` lowers it while a pass runs)"
+        )
+
+
 def _check_alarm_target(read: _Reader, raw: Mapping[str, Any]) -> None:
     topic, email = raw.get("alarmTopicArn"), raw.get("alarmEmail")
     if topic and email:
@@ -539,15 +555,5 @@ def _cross_checks(config: StageConfig) -> list[str]:
             f"{settings.RECORD_BUDGET_SECONDS.name} ({budget} s), {needed} s, so that what an "
             "invocation projects last is published and recorded before it ends, and stay "
             f"below the worker timeout ({c.WORKER_TIMEOUT_SECONDS} s)"
-        )
-    in_flight = config.projections_in_flight
-    if config.projection_reserved_concurrency < in_flight:
-        stage = f"{c.STAGES_CONTEXT_KEY}.{config.stage}"
-        problems.append(
-            f"{stage}.imageProjection.reservedConcurrency="
-            f"{config.projection_reserved_concurrency} must be at least "
-            f"{stage}.batchIndex.reservedConcurrency x {stage}.batchIndex.maxInFlight "
-            f"({config.batch_index.reserved_concurrency} x {config.batch_index.max_in_flight}"
-            f" = {in_flight}): batch-index's projections would be throttled"
         )
     return problems

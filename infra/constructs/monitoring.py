@@ -309,8 +309,8 @@ class Monitoring(Construct):
         self._alarm(
             f"{names.IMAGE_PROJECTION}-throttles",
             "image-projection was throttled: its reserved concurrency should cover every "
-            "projection batch-index can have in flight (imageProjection.reservedConcurrency "
-            ">= batchIndex.reservedConcurrency x batchIndex.maxInFlight), or something else "
+            "projection batch-index can have in flight (the pass's ceiling is the lower of "
+            "gridConcurrency and imageProjection.reservedConcurrency), or something else "
             "invokes it. Throttled images go back with no attempt counted, but the pass slows.",
             worker.function.metric_throttles(period=_PERIOD, statistic="Sum"),
             threshold=c.SAFETY_ALARM_THRESHOLD,

@@ -1,7 +1,7 @@
 """The four Lambdas, their schedules, and exactly what each may touch.
 
 - image-projection: reads the Grid API key; nothing else in AWS. Its reserved
-  concurrency covers every projection batch-index can have in flight.
+  concurrency bounds the pass's projections in flight (with gridConcurrency).
 - batch-index: the state table (its items and control item by key, the
   by-state index); puts records on thrall's stream (and asks its KMS key for
   data keys, through Kinesis only); reads thrall's iterator age and, when a
@@ -69,7 +69,7 @@ def function_environments(config: StageConfig) -> dict[str, dict[str, str]]:
         names.IMAGE_PROJECTION: {},
         names.BATCH_INDEX: {
             settings.SCHEDULE_RULE_NAME.name: c.resource_name(names.BATCH_INDEX, stage),
-            settings.MAX_IN_FLIGHT.name: str(config.batch_index.max_in_flight),
+            settings.MAX_IN_FLIGHT.name: str(config.pass_in_flight),
             # What the stop margin is checked against: the function's own timeout.
             settings.PROJECTION_TIMEOUT_SECONDS.name: str(config.projection_timeout_seconds),
         },
@@ -140,9 +140,9 @@ class Workers(Construct):
             code,
             environments[names.IMAGE_PROJECTION],
             timeout_seconds=config.projection_timeout_seconds,
-            # Every projection batch-index can have in flight (config checks it
-            # covers reservedConcurrency x maxInFlight): a throttle is then a
-            # fault worth an alarm, not a pass running at full speed.
+            # Every projection batch-index can have in flight (the pass's ceiling is
+            # at most this): a throttle is then a fault worth an alarm (another
+            # caller), not a pass running at full speed.
             reserved_concurrency=config.projection_reserved_concurrency,
             description="Projects one Grid image: image-loader's re-projection merged with "
             "the data services",

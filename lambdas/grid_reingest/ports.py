@@ -186,6 +186,8 @@ class Observation:
     latencies_ms: list[float] = field(default_factory=list)  # projection times of finished images
     # Records the stream accepted: (shard id, sequence number, monotonic time published).
     published: list[tuple[str, int, float]] = field(default_factory=list)
+    # Image-seconds in flight over the stretch (None: not measured).
+    busy_seconds: float | None = None
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ are created first and their ARNs passed as context, as a Grid's would be.
 
 Example::
 
-    deployment = deploy_stage(aws, "TEST", {"batchIndex": {"maxInFlight": 4}})
+    deployment = deploy_stage(aws, "TEST", {"gridConcurrency": 4})
     env = deployment.environments["batch-index"]  # run the handler in-process with it
 """
 

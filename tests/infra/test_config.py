@@ -75,7 +75,7 @@ def test_config_reports_every_problem_at_once():
     context = context_with(
         gridConcurrency=0,
         logRetentionDays=13,
-        batchIndex={"maxInFlight": 8, "scheduleRateMinutes": 0, "reservedConcurrency": 1},
+        batchIndex={"scheduleRateMinutes": 0, "reservedConcurrency": 1},
     )
 
     # When loaded, Then each is named with what is allowed
@@ -285,19 +285,13 @@ def test_config_rejects_a_bad_alarm_target(key, value, expected):
 # -- projections in flight ---------------------------------------------------------------
 
 
-def test_config_max_in_flight_is_required_for_batch_index():
-    index = {"scheduleRateMinutes": 1, "reservedConcurrency": 1}
+def test_config_batch_index_max_in_flight_is_refused_with_what_replaced_it():
+    index = {"scheduleRateMinutes": 1, "reservedConcurrency": 1, "maxInFlight": 8}
 
     (problem,) = problems_of(context_with(batchIndex=index))
-    assert problem.startswith("stages.TEST.batchIndex.maxInFlight is required")
-
-
-def test_config_max_in_flight_is_checked_by_the_workers_parser():
-    index = {"scheduleRateMinutes": 1, "reservedConcurrency": 1}
-
-    (problem,) = problems_of(context_with(batchIndex={**index, "maxInFlight": 0}))
-    assert problem.startswith("stages.TEST.batchIndex.maxInFlight=0 is invalid")
-    assert settings.MAX_IN_FLIGHT.allowed in problem
+    assert problem.startswith("stages.TEST.batchIndex.maxInFlight is no longer read")
+    assert "stages.TEST.gridConcurrency" in problem
+    assert "stages.TEST.imageProjection.reservedConcurrency" in problem
 
 
 def test_config_max_in_flight_is_wired_by_the_stack_not_the_settings_map():
@@ -307,27 +301,18 @@ def test_config_max_in_flight_is_wired_by_the_stack_not_the_settings_map():
     assert problem.startswith("stages.TEST.settings.MAX_IN_FLIGHT: MAX_IN_FLIGHT is set by")
 
 
-def test_config_projection_reserved_concurrency_must_cover_batch_index_in_flight():
-    # Given PROD's batch-index: 2 invocations x 32 images in flight = 64 projections
-    context = context_with("PROD", imageProjection={"reservedConcurrency": 63})
-
-    # When loaded, Then the shortfall is named with the product it must cover
-    (problem,) = problems_of(context, "PROD")
-    assert problem.startswith(
-        "stages.PROD.imageProjection.reservedConcurrency=63 must be at least "
-        "stages.PROD.batchIndex.reservedConcurrency x stages.PROD.batchIndex.maxInFlight "
-        "(2 x 32 = 64)"
+@pytest.mark.parametrize(
+    ("grid", "projection", "ceiling"), [(128, 140, 128), (64, 40, 40), (8, 8, 8)]
+)
+def test_config_the_pass_ceiling_is_what_the_deployment_can_hold(grid, projection, ceiling):
+    # Given the Grid's concurrency setting and image-projection's reserved concurrency
+    context = context_with(
+        "PROD", gridConcurrency=grid, imageProjection={"reservedConcurrency": projection}
     )
-
-
-@pytest.mark.parametrize("stage", c.STAGES)
-def test_config_cdk_json_covers_every_projection_in_flight(stage):
-    config = load_stage_config(cdk_json_context(), stage)
-
-    assert config.projection_reserved_concurrency >= config.projections_in_flight
-    assert config.projections_in_flight == (
-        config.batch_index.reserved_concurrency * config.batch_index.max_in_flight
-    )
+    # When loaded, Then the pass's ceiling on projections in flight is the lower of the two,
+    # whatever the number of batch-index invocations (they share it)
+    config = load_stage_config(context, "PROD")
+    assert config.pass_in_flight == ceiling
 
 
 def test_config_projection_reserved_concurrency_is_required():

@@ -38,7 +38,7 @@ def deployment(aws: str, tmp_path_factory: pytest.TempPathFactory) -> Deployment
     return deploy_stage(
         aws,
         "TEST",
-        {"batchIndex": {"maxInFlight": 4}},
+        {"gridConcurrency": 4},
         outdir=tmp_path_factory.mktemp("cdk.out-deployed"),
     )
 

@@ -73,7 +73,7 @@ def deployed(moto_endpoint: str, grid: GridSim, tmp_path_factory) -> Iterator[De
             "TEST",
             {
                 "gridServiceUrls": {s: grid.base_url(s) for s in SERVICES},
-                "batchIndex": {"maxInFlight": 8},
+                "gridConcurrency": 8,
                 "batchCheck": {"maxInFlight": 8},
                 # The emulator's thrall indexes at once: no need to wait for it.
                 "settings": {"CHECK_MIN_AGE_SECONDS": 0},

@@ -46,7 +46,7 @@ def deployed(request, moto_endpoint: str, grid: GridSim, tmp_path_factory) -> It
     reset_moto(moto_endpoint)
     overrides = {
         "gridServiceUrls": {s: grid.base_url(s) for s in SERVICES},
-        "batchIndex": {"maxInFlight": 8},
+        "gridConcurrency": 8,
         "batchCheck": {"maxInFlight": 8},
         # A failing call ends within a second: urllib3's retries stop at the call's deadline.
         "settings": {"CHECK_MIN_AGE_SECONDS": 0, "GRID_SERVICE_TIMEOUT_SECONDS": 1},

@@ -63,7 +63,7 @@ def test_workers_share_one_code_asset(assembly):
         ("TEST", names.IMAGE_PROJECTION, 10),
         ("PROD", names.BATCH_INDEX, 2),
         ("PROD", names.BATCH_CHECK, 1),
-        ("PROD", names.IMAGE_PROJECTION, 70),
+        ("PROD", names.IMAGE_PROJECTION, 140),
     ],
 )
 def test_workers_reserved_concurrency_from_context(assembly, stage, service, reserved):
@@ -74,16 +74,16 @@ def test_workers_reserved_concurrency_from_context(assembly, stage, service, res
 
 @pytest.mark.parametrize("stage", c.STAGES)
 def test_workers_projection_reserved_concurrency_covers_batch_index_in_flight(assembly, stage):
-    # Given what batch-index can have in flight: its invocations x MAX_IN_FLIGHT each
+    # Given what the pass can have in flight: MAX_IN_FLIGHT, every batch-index invocation
+    # together (they share the controller's limit)
     raw = assembly.raw(stage)
     index = function_props(raw, names.BATCH_INDEX, stage)
-    in_flight = index["ReservedConcurrentExecutions"] * int(
-        index["Environment"]["Variables"][settings.MAX_IN_FLIGHT.name]
-    )
+    in_flight = int(index["Environment"]["Variables"][settings.MAX_IN_FLIGHT.name])
 
-    # Then image-projection may run that many at once
+    # Then image-projection may run that many at once, and the Grid's setting allows them
     projection = function_props(raw, names.IMAGE_PROJECTION, stage)
     assert projection["ReservedConcurrentExecutions"] >= in_flight
+    assert int(index["Environment"]["Variables"][settings.GRID_CONCURRENCY.name]) >= in_flight
 
 
 def test_workers_batch_index_environment(assembly):
@@ -121,6 +121,7 @@ def test_workers_batch_check_environment(assembly):
         settings.STAGE.name: "TEST",
         settings.STATE_TABLE_NAME.name: "grid-reingest-TEST",
         settings.CHECK_START_STATE.name: settings.CHECK_START_STATE.default,
+        settings.INDEX_START_STATE.name: settings.INDEX_START_STATE.default,
         settings.CHECK_MIN_AGE_SECONDS.name: settings.CHECK_MIN_AGE_SECONDS.default,
         settings.MAX_ATTEMPTS.name: "3",
         settings.CLAIM_LEASE_SECONDS.name: settings.CLAIM_LEASE_SECONDS.default,

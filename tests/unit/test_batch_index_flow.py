@@ -145,10 +145,36 @@ def test_batch_index_starts_at_most_the_rate_a_minute(store, clock, settings):
             store, Scripted(), Stream(), clock=clock, pace=pace, remaining=clock.remaining(budget)
         ),
     )
-    # Then about 120 started, no more
-    assert 110 <= summary.claimed <= 121
+    # Then about 120 started, no more; what was claimed and not started went back
+    started = summary.claimed - summary.released
+    assert 110 <= started <= 121
     assert summary.stopped_because == "invocation running out of time"
     assert store.counts()[S.IN_PROGRESS] == 0
+
+
+def test_batch_index_under_a_rate_claims_a_refresh_s_worth_a_call(store, clock, settings):
+    # Given a rate ceiling of 240 a minute (60 in a 15 s refresh) and a claim store that
+    # counts its calls
+    store.put_new(grid_id(i) for i in range(600))
+    calls: list[int] = []
+    claim = store.claim
+
+    def counted(sources, to_state, limit, worker):
+        calls.append(limit)
+        return claim(sources, to_state, limit, worker)
+
+    store.claim = counted
+    pace = Steady(script=lambda n: PaceDecision(8, 240.0, "rate"))
+    # When one invocation works through them
+    summary = run_batch_index(
+        settings, index_deps(store, Scripted(), Stream(), clock=clock, pace=pace)
+    )
+    # Then each claim call asked for a refresh's worth (not one image), so the 600 images
+    # took a tenth as many calls as there were images (each call reads every index shard)
+    assert store.counts()[S.ENQUEUED] == 600
+    assert set(calls) == {60}
+    assert len(calls) <= 600 // 60 + 2
+    assert summary.claimed == 600
 
 
 def test_batch_index_waits_out_back_pressure_then_works(store, clock, settings):

@@ -46,13 +46,19 @@ def check_first(store, passes, ids):
     store.put_new(ids, S.ENQUEUED, pass_id=passes.current().id, check_first=True)
 
 
+def budget(clock, ms=15 * 60_000):
+    """An invocation's time left, from now on the fake clock."""
+    start = clock.t
+    return lambda: int(ms - (clock.t - start) * 1000)
+
+
 def check_deps(store, clock, lookup, passes, **extra) -> CheckDeps:
     return CheckDeps(
         store=store,
         lookup=lookup,
         pace=Steady(limit=4),
         clock=clock,
-        remaining_ms=lambda: 15 * 60_000,
+        remaining_ms=budget(clock),
         worker=extra.pop("worker", "check-1"),
         rule=extra.pop("rule", None),
         passes=passes,
@@ -182,7 +188,11 @@ def test_a_check_first_pass_end_to_end_in_memory(store, clock, passes, settings)
     # When batch-check, then batch-index, then batch-check run
     first = run_batch_check(settings, check_deps(store, clock, lookup, passes, pass_end=end))
     indexed = run_batch_index(
-        index_settings(), replace(index_deps(store, projector, stream, clock=clock), pass_end=end)
+        index_settings(),
+        replace(
+            index_deps(store, projector, stream, clock=clock, remaining=budget(clock)),
+            pass_end=end,
+        ),
     )
     clock.sleep(1)
     last = run_batch_check(settings, check_deps(store, clock, lookup, passes, pass_end=end))

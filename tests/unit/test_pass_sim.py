@@ -10,13 +10,30 @@ from dataclasses import replace
 from datetime import UTC, datetime
 
 from devtools import sim_clock
-from devtools.sim_clock import VirtualClock
-from devtools.sim_world import World, WorldSpec, fixed_batch, paced
-from grid_reingest.domain.controller import Tuning
+from devtools.sim_clock import VirtualClock, watching
+from devtools.sim_policies import Deployment, ours, seed
+from devtools.sim_scenario import parse_scenario
+from devtools.sim_world import World
 from grid_reingest.domain.states import ProgressState
 
 START = datetime(2026, 1, 1, tzinfo=UTC)
-SMALL = WorldSpec(images=300, loader_slots=2, thrall_per_minute=600, horizon_seconds=3600)
+SMALL = parse_scenario(
+    {
+        "name": "small",
+        "images": 300,
+        "minutes_max": 60,
+        "grid": {"slots": 4, "service_seconds": 1.0, "queue": 16},
+        "thrall": {"per_minute": 600},
+    }
+)
+DEPLOYMENT = Deployment(
+    in_flight=16,
+    index_reserved=2,
+    projection_reserved=20,
+    check_in_flight=8,
+    check_reserved=1,
+    threshold_ms=60_000,
+)
 
 
 def test_virtual_clock_wakes_sleepers_in_time_order_without_real_waiting():
@@ -87,56 +104,52 @@ def test_virtual_clock_sees_an_idle_pool_worker_and_a_join_as_blocked(monkeypatc
     assert not joiner.is_alive()
 
 
-def test_pass_sim_paced_worker_finishes_a_small_pass_exactly_once():
-    # Given a small Grid, thrall with headroom, and the paced worker
-    world = World(SMALL)
-    functions = paced(world, Tuning(max_limit=16, max_iterator_age_ms=60_000), memory_mb=1024)
+def test_pass_sim_ours_finishes_a_small_pass_exactly_once():
+    # Given a small Grid, thrall with headroom, and both workers as deployed
+    world = World(SMALL, 1, reserved=DEPLOYMENT.projection_reserved)
     # When the pass runs
-    result = world.run(functions)
-    # Then every image was published once and recorded as enqueued
+    result = world.run(ours(world, DEPLOYMENT))
+    # Then every image was published once and verified, batch-check included
     assert result.finished
     assert world.thrall.published == SMALL.images
-    assert world.store.counts()[ProgressState.ENQUEUED] == SMALL.images
-    assert result.overload_failures == 0
+    assert world.memory.counts()[ProgressState.VERIFIED] == SMALL.images
+    assert result.charged == 0
     # and the controller decided as it went, its limit above its start
     assert result.timeline
     assert max(limit for _, limit, _, _ in result.timeline) > 2
 
 
-def test_pass_sim_fixed_batch_baseline_finishes_the_same_pass():
-    # Given the same small world and a baseline taking 100 images a minute
-    world = World(SMALL)
-    functions = fixed_batch(
-        world, every_seconds=60, concurrency=3, gate=lambda age: 100, memory_mb=1024
-    )
+def test_pass_sim_the_seed_s_one_batch_policy_finishes_the_same_pass():
+    # Given the same small world and the seed's policy at its nominal sizing
+    world = World(SMALL, 1, invoked=False)
     # When the pass runs
-    result = world.run(functions)
-    # Then every image was published once, in a batch per tick
+    result = world.run(seed(world, 1.0, DEPLOYMENT))
+    # Then every image was published once and verified, a batch per tick
     assert result.finished
     assert world.thrall.published == SMALL.images
-    assert world.store.counts()[ProgressState.ENQUEUED] == SMALL.images
-    assert result.invocations >= SMALL.images // 100
+    assert world.memory.counts()[ProgressState.VERIFIED] == SMALL.images
 
 
 def test_pass_sim_a_worker_told_to_take_nothing_takes_nothing_and_is_billed_as_idle():
     # Given a world whose thrall shows no iterator-age data, and no checkpoints read
     # (the controller takes nothing)
-    world = World(replace(SMALL, checkpoints=False))
+    world = World(SMALL, 1)
     world.thrall.visible_points = lambda: []
-    functions = paced(world, Tuning(max_limit=16, max_iterator_age_ms=60_000), memory_mb=1024)
+    functions = ours(world, replace(DEPLOYMENT, checkpoints=False))
     # When ten minutes pass
     for function in functions:
         function.start()
-    world.clock.run_until(600)
-    for function in functions:
-        function.enabled = False
-    world.clock.run_until(1500, lambda: not any(f.running for f in functions))
-    # Then nothing was claimed, and every invocation counted as idle
-    assert world.store.counts()[ProgressState.NOT_STARTED] == SMALL.images
-    (function,) = functions
-    assert function.invocations >= 9
-    assert function.idle_invocations == function.invocations
-    assert function.idle_seconds == function.wall_seconds
+    with watching():
+        world.clock.run_until(600)
+        for function in functions:
+            function.enabled = False
+        world.clock.run_until(1500, lambda: not any(f.running for f in functions))
+    # Then nothing was claimed, and every batch-index invocation counted as idle
+    assert world.memory.counts()[ProgressState.NOT_STARTED] == SMALL.images
+    index = functions[0]
+    assert index.invocations >= 9
+    assert index.idle_invocations == index.invocations
+    assert index.idle_seconds == index.wall_seconds
 
 
 def test_virtual_clock_a_tiny_sleep_still_moves_time_on():

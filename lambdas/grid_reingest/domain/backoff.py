@@ -10,8 +10,14 @@ import random
 import time
 from collections.abc import Callable
 
+# The first retry waits up to this long, each next one twice as long, none longer than the cap.
+JITTER_BASE_SECONDS = 0.05
+JITTER_CAP_SECONDS = 5.0
 
-def full_jitter(attempt: int, base: float = 0.05, cap: float = 5.0) -> float:
+
+def full_jitter(
+    attempt: int, base: float = JITTER_BASE_SECONDS, cap: float = JITTER_CAP_SECONDS
+) -> float:
     """Seconds to wait before retry number `attempt` (0-based): AWS's "full jitter"."""
     return random.uniform(0, min(cap, base * 2**attempt))  # noqa: S311 - not for security
 

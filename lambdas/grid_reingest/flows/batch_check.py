@@ -1,11 +1,17 @@
-"""batch-check: confirm in media-api that enqueued images arrived.
+"""batch-check: confirm in media-api that enqueued images arrived, while batch-index runs.
 
-Claims enqueued ids (old enough for thrall to have indexed them) progressively,
-as batch-index does (flows/loop.py), and asks media-api about each: 200
-verified, 404 not found (or, for an item of a check-first pass not yet
-re-projected, back to 0 for batch-index: docs/state-table.md, "Passes"),
-anything else back to enqueued with one more attempt
-— when the failure is the image's own. Whose a failure is follows the one rule
+Claims enqueued ids progressively, as batch-index does (flows/loop.py), paced
+by the same controller on media-api's answers (its Grid loop: latency and
+overload), and asks media-api about each: 200 verified, 404 not found (or,
+for an item of a check-first pass not yet re-projected, back to 0 for
+batch-index: docs/state-table.md, "Passes"), anything else back to enqueued
+with one more attempt — when the failure is the image's own. It runs beside
+batch-index: an id is checked once it was enqueued `CHECK_MIN_AGE_SECONDS`
+before the records thrall is reaching (its lag as batch-index last judged it),
+and while batch-index still has work a
+claim that finds nothing is tried again a few seconds later rather than
+ending the invocation; only once neither has work left does it switch its
+schedule off. Whose a failure is follows the one rule
 both workers share (domain/systemic.py, flows/triage.py): media-api refusing
 the key (401/403), or failing for the images alike, is the system's; their
 claims go back with no attempt and the invocation fails loudly. No AWS here:
@@ -46,6 +52,8 @@ MEDIA_API = "media-api"
 # batch-index's rule is switched on at most this often while items go back to it (it
 # switches itself off when it finds nothing, which it may do between two send-backs).
 WAKE_INDEX_EVERY_SECONDS = 60.0
+# While batch-index has work, a claim that found nothing is tried again after this long.
+WAIT_FOR_MORE_SECONDS = 5.0
 # media-api's answer -> the image's new state; any other answer is a failure.
 ANSWERS = {200: ProgressState.VERIFIED, 404: ProgressState.NOT_FOUND_IN_MEDIA_API}
 
@@ -67,6 +75,8 @@ class CheckDeps:
     # batch-index's rule, switched on when a check-first item goes back to it.
     index_rule: RuleSwitch | None = None
     pass_end: PassEnd | None = None  # ends the pass once nothing is left; None: never
+    # How far behind thrall is, in seconds, as batch-index last judged it (None: unknown).
+    thrall_lag: Callable[[], float | None] = lambda: None
 
 
 @dataclass
@@ -114,7 +124,7 @@ def run_batch_check(settings: BatchCheckSettings, deps: CheckDeps) -> CheckSumma
 def work_states(settings: BatchCheckSettings) -> list[ProgressState]:
     """The states that mean the pass has work left for batch-check: its own, and batch-index's
     (what is still to be indexed, or re-projected in a check-first pass, will be checked)."""
-    return [ProgressState.NOT_STARTED, ProgressState.IN_PROGRESS, settings.start_state, HELD]
+    return [settings.index_start_state, ProgressState.IN_PROGRESS, settings.start_state, HELD]
 
 
 class _CheckLoop(Loop[Presence]):
@@ -131,6 +141,8 @@ class _CheckLoop(Loop[Presence]):
         self.index_rule = deps.index_rule
         self.index_woken_until = 0.0  # monotonic time before which it is not switched on again
         self.verified_claims: dict[str, Claim] = {}  # check-first ones, outcome not written
+        self.thrall_lag = deps.thrall_lag
+        self._index_busy_at: float | None = None  # when batch-index last had work, seen here
         self.triage = FailureTriage(
             Judge(rules_of(settings)),
             deps.probe,
@@ -140,13 +152,28 @@ class _CheckLoop(Loop[Presence]):
 
     def sources(self) -> Sequence[Source]:
         now = self.deps.clock.now()
+        # Enqueued long enough before what thrall is reaching now. Images enqueued while this
+        # invocation runs count too (it runs beside batch-index); one it put back itself
+        # waits as long again before it is asked about once more.
+        wait = self.settings.min_age_seconds + (self.thrall_lag() or 0.0)
         return [
             Source(HELD, lease_cutoff(now, self.settings.lease_seconds), reclaim=True),
-            Source(
-                self.settings.start_state,
-                min(self.started_at, now - timedelta(seconds=self.settings.min_age_seconds)),
-            ),
+            Source(self.settings.start_state, now - timedelta(seconds=wait)),
         ]
+
+    def again_in(self) -> float | None:
+        # While batch-index has work, more comes within this invocation, and once it has
+        # just finished, until its last images are old enough. Otherwise the invocation
+        # ends: what it put back itself waits for the next one anyway (claims take only
+        # what changed before it began).
+        now = self.deps.clock.monotonic()
+        if self.deps.store.has_any([self.settings.index_start_state, ProgressState.IN_PROGRESS]):
+            self._index_busy_at = now
+            return WAIT_FOR_MORE_SECONDS
+        if self._index_busy_at is None:
+            return None
+        aging = self.settings.min_age_seconds + (self.thrall_lag() or 0.0) + WAIT_FOR_MORE_SECONDS
+        return WAIT_FOR_MORE_SECONDS if now - self._index_busy_at < aging else None
 
     def work(self, image_id: str) -> Presence:
         return self.lookup(image_id)

@@ -58,6 +58,7 @@ class Limits:
     max_attempts: int
     idle_seconds: float  # nothing could start this long and nothing in flight: end
     record_budget_ms: int  # a write is tried again only while this much is left
+    refresh_seconds: float = 15.0  # the pace's refresh: claims under a rate take this long's worth
 
     @classmethod
     def of(cls, settings: BatchIndexSettings | BatchCheckSettings) -> Limits:
@@ -69,4 +70,5 @@ class Limits:
             max_attempts=settings.max_attempts,
             idle_seconds=settings.idle_seconds,
             record_budget_ms=settings.record_budget_seconds * 1000,
+            refresh_seconds=settings.refresh_seconds,
         )

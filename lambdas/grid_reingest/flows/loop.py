@@ -13,6 +13,7 @@ simulator can compress it.
 from __future__ import annotations
 
 import contextlib
+import math
 from collections import deque
 from collections.abc import Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -34,8 +35,17 @@ from grid_reingest.ports import Observation, PaceDecision, PartialApply
 # Seconds between looks while nothing may start (back-pressure, a rate ceiling).
 POLL_SECONDS = 1.0
 # Claims are taken this many at least per call (a claim call reads every shard:
-# its cost is paid per window, not per image), or twice the in-flight limit.
+# its cost is paid per window, not per image), or twice the in-flight limit; under
+# a rate ceiling, what the rate allows in a refresh of the pace.
 CLAIM_WINDOW_MIN = 50
+# An overload answer (a 503 from a full queue comes back at once) keeps its slot taken
+# for about as long as an image takes (the recent mean, this at first, at most the
+# longest): refilled at once, one slot too many would turn into hundreds of 503s a
+# decision, and the failure rule would stop the invocation for systemic overload.
+OVERLOAD_HOLD_FIRST_SECONDS = 1.0
+OVERLOAD_HOLD_LONGEST_SECONDS = 30.0
+# How fast that mean follows each image's time.
+TYPICAL_WEIGHT = 0.05
 # A failed write of outcomes is repeated (it is conditional: safe to repeat) this
 # many times, while a whole try still fits in the invocation, before the
 # invocation fails; the images it held are then left held, never given back,
@@ -62,6 +72,12 @@ class Loop[R]:
         self._claiming: Future[list[Claim]] | None = None  # the next window, being claimed
         self._claimer = ThreadPoolExecutor(1, thread_name_prefix="claims")
         self._next_start = 0.0  # clock.monotonic() before which the rate allows no start
+        # Slots an overload answer keeps taken: when each frees (monotonic seconds).
+        self._held: list[float] = []
+        self._typical_s = OVERLOAD_HOLD_FIRST_SECONDS
+        # Image-seconds in flight since the last decision (the pace's measure of use).
+        self._busy = 0.0
+        self._busy_at = deps.clock.monotonic()
         # Items that went back after this instant (this invocation's failures and
         # releases among them) wait for the next invocation: a failing image is not
         # retried within seconds, and what was given back is not taken again at once.
@@ -96,6 +112,11 @@ class Loop[R]:
     def cap(self, limit: int) -> int:
         """The in-flight limit the flow allows now, given the pace's."""
         return limit
+
+    def again_in(self) -> float | None:
+        """Once a claim found nothing and nothing runs: seconds to wait before claiming again
+        (more will come within the invocation), or None to end."""
+        return None
 
     # -- the loop ---------------------------------------------------------------------
 
@@ -139,12 +160,17 @@ class Loop[R]:
                 self._give_back_reserve()
                 return
             if self.exhausted and not self.in_flight and not self.reserve:
-                return
+                wait = self.again_in()
+                if wait is None:
+                    return
+                clock.sleep(wait)
+                self.exhausted = False
+                continue
             limit = self.cap(decision.in_flight)
             delay = self._start_delay(limit, decision)
             if delay == 0 and (self.reserve or not self.exhausted):
                 idle_since = None
-                self._start_some(pool, limit - len(self.in_flight), decision)
+                self._start_some(pool, limit - self._occupied(), decision)
                 continue
             if self.in_flight and (delay is None or (self.exhausted and not self.reserve)):
                 self._reap(block=True)
@@ -167,7 +193,15 @@ class Loop[R]:
         wait = decision.resume_in_seconds
         return wait is not None and idle + wait <= LONGEST_WAIT_SECONDS
 
+    def _count_busy(self) -> None:
+        """Add the images in flight since the last count (call before in_flight changes)."""
+        now = self.deps.clock.monotonic()
+        self._busy += len(self.in_flight) * (now - self._busy_at)
+        self._busy_at = now
+
     def _decide(self) -> PaceDecision:
+        self._count_busy()
+        self.seen.busy_seconds, self._busy = self._busy, 0.0
         seen, self.seen = self.seen, Observation()
         decision = self.deps.pace.decide(seen)
         self.summary.note_pace(decision)
@@ -187,18 +221,30 @@ class Loop[R]:
         """0: an image may start now; None: when one in flight finishes; else seconds."""
         if limit <= 0:
             return POLL_SECONDS
-        if len(self.in_flight) >= limit:
-            return None
+        if self._occupied() >= limit:
+            if self.in_flight:
+                return None
+            return max(0.0, min(self._held) - self.deps.clock.monotonic())
         if decision.rate_per_minute:
             wait_s = self._next_start - self.deps.clock.monotonic()
             if wait_s > 0:
                 return wait_s
         return 0
 
+    def _occupied(self) -> int:
+        """Images in flight, and slots overload answers still keep taken."""
+        now = self.deps.clock.monotonic()
+        self._held = [t for t in self._held if t > now]
+        return len(self.in_flight) + len(self._held)
+
     def _start_some(self, pool: ThreadPoolExecutor, room: int, decision: PaceDecision) -> None:
         rate = decision.rate_per_minute
-        # A window of claims at a time: one claim call per window, not per image.
-        want = 1 if rate else max(room, 2 * decision.in_flight, CLAIM_WINDOW_MIN)
+        # A window of claims at a time: one claim call per window, not per image; under a
+        # rate ceiling, what the rate starts in a refresh of the pace.
+        if rate:
+            want = max(1, math.ceil(rate * self.limits.refresh_seconds / 60))
+        else:
+            want = max(room, 2 * decision.in_flight, CLAIM_WINDOW_MIN)
         now = self.deps.clock.monotonic()
         self._collect_claims(block=False)
         if self.reserve and now - self._reserved_at > self.limits.lease_seconds / 2:
@@ -225,8 +271,9 @@ class Loop[R]:
                 # made up, so a long wait never turns into a burst.
                 step = 60.0 / rate
                 self._next_start = max(self._next_start, now - step) + step
+            self._count_busy()
             self.in_flight[pool.submit(self._timed, started.id)] = started
-        if not rate and len(self.reserve) < want // 2:
+        if len(self.reserve) < want // 2:
             # The next window is claimed while this one's images run.
             self._claim_ahead(want)
 
@@ -271,15 +318,20 @@ class Loop[R]:
         if not self.in_flight:
             return
         done, _ = wait(self.in_flight, timeout=None if block else 0, return_when=FIRST_COMPLETED)
+        self._count_busy()
         for future in done:
             claim = self.in_flight.pop(future)
             result, ms = future.result()
             overloaded = self.finish(claim, result)
             self.seen.finished += 1
             self.seen.overloaded += int(overloaded)
-            if not overloaded:
+            if overloaded:
+                self._held.append(self.deps.clock.monotonic() + self._typical_s)
+            else:
                 # A 503 at once from a full queue says nothing of the Grid's latency.
                 self.seen.latencies_ms.append(ms)
+                typical = self._typical_s + TYPICAL_WEIGHT * (ms / 1000 - self._typical_s)
+                self._typical_s = min(OVERLOAD_HOLD_LONGEST_SECONDS, typical)
             self.summary.overloaded += int(overloaded)
 
     # -- claims -----------------------------------------------------------------------

@@ -28,7 +28,7 @@ from datetime import datetime
 
 from grid_reingest import names
 from grid_reingest.domain.control import Control, PaceState
-from grid_reingest.domain.controller import Controller, Signals
+from grid_reingest.domain.controller import Controller, Signals, Tuning
 from grid_reingest.domain.thrall_progress import ThrallProgress
 from grid_reingest.ports import Clock, ControlStore, Observation, PaceDecision
 
@@ -40,9 +40,16 @@ Checkpoints = dict[str, int]
 # Saving the controller's state loses to another worker's save at most this
 # many times in a row before this worker goes on with what it read.
 SAVE_TRIES = 3
+# Overload answers step the controller before the refresh is up once there are this many
+# (over its share of the answers), at most this often: the cut comes within seconds.
+OVERLOAD_STEP_ANSWERS = 5
+OVERLOAD_STEP_SECONDS = 2.0
 # A worker counts as running while its last step is younger than this many refreshes.
 ALIVE_REFRESHES = 1.5
 WORKER_KEY = "worker."
+# batch-index's judgement of thrall's lag counts for batch-check while this recent
+# (batch-index steps every refresh while it runs; once it has ended, the lag is unknown).
+LAG_FRESH_SECONDS = 600.0
 
 
 class ControlledPace:
@@ -57,7 +64,10 @@ class ControlledPace:
         *,
         refresh_seconds: float = 15.0,
         checkpoints: Callable[[], Checkpoints] | None = None,
+        name: str | None = None,
     ) -> None:
+        """`name` marks this worker among those sharing the pace (default: a random one;
+        the pass simulator names its workers so that a run repeats exactly)."""
         self._controller = controller
         self._control = control
         self._iterator_age = iterator_age
@@ -69,7 +79,7 @@ class ControlledPace:
         self._pending = Observation()
         self._decision: PaceDecision | None = None
         self._decided_at = 0.0
-        self._key = WORKER_KEY + uuid.uuid4().hex[:12]
+        self._key = WORKER_KEY + (name or uuid.uuid4().hex[:12])
         self._joined_at: float | None = None  # this worker's first step (epoch seconds)
         self._unread: Counter[str] = Counter()  # steps a signal could not be read, by metric
 
@@ -80,14 +90,30 @@ class ControlledPace:
             self._pending.overloaded += observation.overloaded
             self._pending.latencies_ms += observation.latencies_ms
             self._pending.published += observation.published
+            if observation.busy_seconds is not None:
+                self._pending.busy_seconds = (
+                    self._pending.busy_seconds or 0.0
+                ) + observation.busy_seconds
             if self._checkpoints is not None:
                 # Kept only where checkpoints are read: nothing else forgets them.
                 self._progress.published(observation.published)
-            due = self._clock.monotonic() - self._decided_at >= self._refresh
+            since = self._clock.monotonic() - self._decided_at
+            due = since >= self._refresh or (
+                since >= OVERLOAD_STEP_SECONDS and self._overloaded(self._pending)
+            )
             if self._decision is None or due:
                 self._decision = self._step()
                 self._decided_at = self._clock.monotonic()
             return self._decision
+
+    def _overloaded(self, pending: Observation) -> bool:
+        """Overload answers enough to cut now rather than at the next refresh (a full queue
+        answers at once: a refresh of them is hundreds)."""
+        share = self._controller.tuning.overload_share
+        return (
+            pending.overloaded >= OVERLOAD_STEP_ANSWERS
+            and pending.overloaded > share * pending.finished
+        )
 
     def take_unread(self) -> dict[str, int]:
         """Steps at which a signal could not be read since the last call, by metric name."""
@@ -145,6 +171,7 @@ class ControlledPace:
             checkpoint_mark=mark,
             published_ago=tuple(mono - when for _, _, when in seen.published),
             age_unread=age_unread,
+            busy_seconds=seen.busy_seconds,
         )
         if self._joined_at is None:
             self._joined_at = at.timestamp()
@@ -168,10 +195,10 @@ class ControlledPace:
         with self._lock:
             for _ in range(SAVE_TRIES):
                 control = self._control.read()
-                if control.pace is None or self._key not in control.pace.memory:
+                if control.pace is None or self._key not in control.pace.workers:
                     return
-                memory = {k: v for k, v in control.pace.memory.items() if k != self._key}
-                if self._control.save_pace(replace(control.pace, memory=memory), control.version):
+                workers = {k: v for k, v in control.pace.workers.items() if k != self._key}
+                if self._control.save_pace(replace(control.pace, workers=workers), control.version):
                     return
 
     def _workers(self, state: PaceState | None, now: datetime) -> int:
@@ -180,9 +207,7 @@ class ControlledPace:
             return 1
         alive = ALIVE_REFRESHES * self._refresh
         others = {
-            k
-            for k, v in state.memory.items()
-            if k.startswith(WORKER_KEY) and k != self._key and now.timestamp() - v <= alive
+            k for k, v in state.workers.items() if k != self._key and now.timestamp() - v <= alive
         }
         return 1 + len(others)
 
@@ -191,15 +216,13 @@ class ControlledPace:
         worker's share of it."""
         at = now.timestamp()
         alive = ALIVE_REFRESHES * self._refresh
-        memory = {
-            k: v for k, v in state.memory.items() if not k.startswith(WORKER_KEY) or at - v <= alive
-        }
-        memory[self._key] = at
-        marks = sorted(k for k in memory if k.startswith(WORKER_KEY))
+        workers = {k: v for k, v in state.workers.items() if at - v <= alive}
+        workers[self._key] = at
+        marks = sorted(workers)
         joined = self._joined_at if self._joined_at is not None else at
-        unaware = any(memory[k] < joined for k in marks if k != self._key)
+        unaware = any(workers[k] < joined for k in marks if k != self._key)
         share = Share(len(marks), marks.index(self._key), waiting=unaware)
-        return replace(state, memory=memory), share
+        return replace(state, workers=workers), share
 
 
 @dataclass(frozen=True)
@@ -233,47 +256,29 @@ def _decision(
     if share.waiting:
         reason = f"{state.reason} (joining {workers - 1} running workers: waiting for their share)"
     resume_in = None
-    if limit == 0 and now is not None and state.memory.get("resume_at", 0.0) > now:
-        resume_in = state.memory["resume_at"] - now
+    resume_at = state.thrall.resume_at if state.thrall is not None else None
+    if limit == 0 and now is not None and resume_at is not None and resume_at > now:
+        resume_in = resume_at - now
     return PaceDecision(limit, rate, reason, resume_in_seconds=resume_in)
 
 
-class KnobsPace:
-    """A fixed ceiling under the operator's knobs, for a worker that needs no controller
-    (batch-check): the control item is read at most every `refresh_seconds`."""
+def grid_only(max_in_flight: int) -> Controller:
+    """The controller for a worker with no thrall behind it (batch-check): the Grid loop alone,
+    on the answers of the service it calls, under its deployed ceiling and the knobs."""
+    return Controller(Tuning(max_limit=max_in_flight, max_iterator_age_ms=math.inf), thrall=False)
 
-    def __init__(
-        self, ceiling: int, control: ControlStore, clock: Clock, *, refresh_seconds: float = 15.0
-    ) -> None:
-        self._ceiling = ceiling
-        self._control = control
-        self._clock = clock
-        self._refresh = refresh_seconds
-        self._lock = threading.Lock()
-        self._decision: PaceDecision | None = None
-        self._decided_at = 0.0
 
-    def leave(self) -> None:
-        """Nothing is shared: nothing to give back."""
+def thrall_lag(control: ControlStore, clock: Clock) -> Callable[[], float | None]:
+    """How far behind thrall is, in seconds, as batch-index's controller last judged it (from
+    its state in `control`); None when it has not judged within LAG_FRESH_SECONDS."""
 
-    def take_unread(self) -> dict[str, int]:
-        """It reads no signal."""
-        return {}
+    def lag() -> float | None:
+        pace = control.read().pace
+        if pace is None or pace.thrall is None:
+            return None
+        return pace.thrall.lag_seconds(clock.now().timestamp(), LAG_FRESH_SECONDS)
 
-    def decide(self, observation: Observation) -> PaceDecision:
-        """The ceiling (or the operator's lower one); 0 while paused."""
-        with self._lock:
-            due = self._clock.monotonic() - self._decided_at >= self._refresh
-            if self._decision is None or due:
-                knobs = self._control.read().knobs
-                ceiling = min(self._ceiling, knobs.max_in_flight or self._ceiling)
-                self._decision = (
-                    PaceDecision(0, None, "paused by the operator", paused=True)
-                    if knobs.paused
-                    else PaceDecision(ceiling, None, f"fixed ceiling {ceiling}")
-                )
-                self._decided_at = self._clock.monotonic()
-            return self._decision
+    return lag
 
 
 def _said(error: Exception) -> str:

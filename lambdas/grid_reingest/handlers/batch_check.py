@@ -17,10 +17,12 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from grid_reingest import names
 from grid_reingest.adapters.api_key import load_api_key, with_fresh_key
+from grid_reingest.adapters.aws import make_client
+from grid_reingest.adapters.dynamodb.control import CHECK_PACE, ControlTable
 from grid_reingest.adapters.grid import GridClient
 from grid_reingest.domain.systemic import REFUSED_STATUSES
 from grid_reingest.flows.batch_check import MEDIA_API, CheckDeps, run_batch_check
-from grid_reingest.flows.pace import KnobsPace
+from grid_reingest.flows.pace import ControlledPace, grid_only, thrall_lag
 from grid_reingest.flows.probes import LookupProbe
 from grid_reingest.handlers import common
 from grid_reingest.ports import Presence
@@ -47,9 +49,12 @@ def _build() -> Runtime:
     metrics.set_default_dimensions(**{names.STAGE_DIMENSION: settings.stage})
     clock = common.SystemClock()
     grid = GridClient(settings.grid, load_api_key(settings.grid), pool_size=settings.max_in_flight)
-    pace = KnobsPace(
-        settings.max_in_flight,
-        common.control_table(settings.table_name),
+    dynamodb = make_client("dynamodb")
+    # Paced on media-api's answers, its state beside batch-index's in the control item.
+    pace = ControlledPace(
+        grid_only(settings.max_in_flight),
+        ControlTable(settings.table_name, dynamodb, CHECK_PACE),
+        lambda: None,
         clock,
         refresh_seconds=settings.refresh_seconds,
     )
@@ -66,6 +71,7 @@ def _build() -> Runtime:
         passes=end.passes,
         index_rule=common.schedule_rule(settings.index_rule, logger),
         pass_end=end,
+        thrall_lag=thrall_lag(ControlTable(settings.table_name, dynamodb), clock),
     )
     return Runtime(settings, grid, deps)
 

@@ -127,10 +127,11 @@ CHECK_START_STATE = Var(
 )
 CHECK_MIN_AGE_SECONDS = Var(
     "CHECK_MIN_AGE_SECONDS",
-    "Only check images enqueued at least this long ago (thrall's lag)",
+    "Only check images enqueued at least this long before the records thrall is reaching "
+    "(its lag as batch-index last judged it is added)",
     integer(0, 86400),
     "0..86400",
-    "300",
+    "120",
 )
 MAX_ATTEMPTS = Var(
     "MAX_ATTEMPTS",

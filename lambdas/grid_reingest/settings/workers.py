@@ -220,6 +220,8 @@ class BatchCheckSettings:
     stage: str = setting(STAGE)
     table_name: str = setting(STATE_TABLE_NAME)
     start_state: ProgressState = setting(CHECK_START_STATE)
+    # batch-check runs beside batch-index: it is done only once batch-index is too.
+    index_start_state: ProgressState = setting(INDEX_START_STATE)
     min_age_seconds: int = setting(CHECK_MIN_AGE_SECONDS)
     max_attempts: int = setting(MAX_ATTEMPTS)
     lease_seconds: int = setting(CLAIM_LEASE_SECONDS)

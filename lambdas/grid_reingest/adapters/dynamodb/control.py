@@ -25,16 +25,20 @@ PAUSED = "paused"
 MAX_IN_FLIGHT = "max_in_flight"
 MAX_RATE = "max_rate_per_minute"
 KNOBS_CHANGED_AT = "knobs_changed_at"
-PACE = "pace"  # the controller's state, as JSON
-PACE_VERSION = "pace_version"
+PACE = "pace"  # batch-index's controller state, as JSON
+CHECK_PACE = "check_pace"  # batch-check's (paced on media-api alone)
 REFUSED_RUNS = "refused_runs"  # batch-index invocations in a row whose stream refused its calls
 
 
 class ControlTable:
     """The control item of one state table (the ControlStore port)."""
 
-    def __init__(self, name: str, client: Any) -> None:
+    def __init__(self, name: str, client: Any, pace: str = PACE) -> None:
+        """`pace`: the attribute that holds this worker's controller state (PACE for
+        batch-index, CHECK_PACE for batch-check); its version is `<pace>_version`."""
         self.name = name
+        self.pace = pace
+        self.version = f"{pace}_version"
         self.client = client
 
     def read(self) -> Control:
@@ -44,8 +48,11 @@ class ControlTable:
         ).get("Item")
         if item is None:
             return Control()
-        version = _number(item, PACE_VERSION, 0) or 0
-        return Control(knobs=_knobs(item), pace=_pace(item), version=version)
+        return Control(
+            knobs=_knobs(item),
+            pace=_pace(item, self.pace),
+            version=_number(item, self.version, 0) or 0,
+        )
 
     def save_pace(self, pace: PaceState, expected_version: int) -> bool:
         """Store the controller's state if nobody saved since `expected_version`."""
@@ -54,15 +61,15 @@ class ControlTable:
             ":next": {"N": str(expected_version + 1)},
         }
         if expected_version == 0:
-            condition = f"attribute_not_exists({PACE_VERSION})"
+            condition = f"attribute_not_exists({self.version})"
         else:
-            condition = f"{PACE_VERSION} = :expected"
+            condition = f"{self.version} = :expected"
             values[":expected"] = {"N": str(expected_version)}
         try:
             self.client.update_item(
                 TableName=self.name,
                 Key={"id": {"S": CONTROL_ID}},
-                UpdateExpression=f"SET {PACE} = :pace, {PACE_VERSION} = :next",
+                UpdateExpression=f"SET {self.pace} = :pace, {self.version} = :next",
                 ConditionExpression=condition,
                 ExpressionAttributeValues=values,
             )
@@ -146,26 +153,17 @@ def _knobs(item: dict[str, Any]) -> Knobs:
 
 
 def _pace_json(pace: PaceState) -> dict[str, Any]:
-    return {
-        "limit": pace.limit,
-        "ratePerMinute": pace.rate_per_minute,
-        "reason": pace.reason,
-        "decidedAt": pace.decided_at,
-        "memory": dict(pace.memory),
-        "history": list(pace.history),
-    }
+    return pace.to_json()
 
 
-def _pace(item: dict[str, Any]) -> PaceState | None:
-    raw = item.get(PACE, {}).get("S")
+def _pace(item: dict[str, Any], attribute: str) -> PaceState | None:
+    raw = item.get(attribute, {}).get("S")
     if raw is None:
         return None
-    data = json.loads(raw)
-    return PaceState(
-        limit=float(data["limit"]),
-        rate_per_minute=data.get("ratePerMinute"),
-        reason=str(data.get("reason", "")),
-        decided_at=data.get("decidedAt"),
-        memory={str(k): float(v) for k, v in (data.get("memory") or {}).items()},
-        history=tuple(data.get("history") or ()),
-    )
+    try:
+        return PaceState.from_json(json.loads(raw))
+    except (KeyError, TypeError, ValueError) as error:
+        raise ValueError(
+            f"the control item's {attribute!r} attribute ({CONTROL_ID}) is not a controller state "
+            f"this version reads: {error}"
+        ) from None
