@@ -162,8 +162,9 @@ class GridSim:
     `unknown_loader_error` / `answers_with` (another id's image) for image-loader.
     media-api's `GET /images/{id}`: 200 for every id not `missing` while
     `index_all` is True (the default), else only for ids in `indexed`.
-    Counters: `counts` per service, `endpoint_counts` per endpoint, `peak` (the
-    most requests in flight at once, per service and "total"), `keys_seen`.
+    Counters: `counts` per service, `endpoint_counts` per endpoint, `image_counts` per
+    (endpoint, image id), `peak` (the most requests in flight at once, per service and
+    "total"), `keys_seen`.
     """
 
     def __init__(
@@ -185,6 +186,8 @@ class GridSim:
         self.profiles: dict[str, Profile] = {}
         self.counts: Counter[str] = Counter()
         self.endpoint_counts: Counter[str] = Counter()
+        # Requests per (endpoint, image id): which images were projected, or asked about.
+        self.image_counts: Counter[tuple[str, str]] = Counter()
         self.peak: Counter[str] = Counter()
         self.keys_seen: Counter[str] = Counter()
         self._in_flight: Counter[str] = Counter()
@@ -340,6 +343,7 @@ class GridSim:
         if endpoint is not None:
             with self._lock:
                 self.endpoint_counts[endpoint] += 1
+                self.image_counts[endpoint, image_id] += 1
         if key not in self.api_keys:
             return (
                 401,

@@ -176,6 +176,8 @@ def worker_environments(
     check = {
         **common,
         "SCHEDULE_RULE_NAME": rules["check"],
+        # A check-first item media-api lacks goes back to batch-index: its rule goes on.
+        "INDEX_RULE_NAME": rules["index"],
         "CHECK_MIN_AGE_SECONDS": "0",
         **overrides,
     }

@@ -35,11 +35,14 @@ from grid_reingest.adapters.dynamodb.schema import (
     ATTEMPTS,
     BATCH_GET_MAX,
     CHANGED_AT,
+    CHECK_FIRST,
     CLAIMED_BY,
     CLAIMED_FROM,
     ID,
     INDEX_NAME,
     LAST_ERROR,
+    PASS,
+    REPROJECTED,
     STATE,
     STATE_NAME,
     STATE_SHARD,
@@ -236,6 +239,12 @@ def _attributes(item: Item) -> dict[str, Any]:
         attributes[CLAIMED_BY] = {"S": item.claimed_by}
     if item.claimed_from is not None:
         attributes[CLAIMED_FROM] = {"N": str(int(item.claimed_from))}
+    if item.pass_id is not None:
+        attributes[PASS] = {"S": item.pass_id}
+    if item.check_first:
+        attributes[CHECK_FIRST] = {"N": "1"}
+    if item.reprojected:
+        attributes[REPROJECTED] = {"N": "1"}
     return attributes
 
 
@@ -243,6 +252,7 @@ def _item(attributes: dict[str, Any]) -> Item:
     """A DynamoDB item as the store holds it; refused if the store cannot hold it as it is."""
     required = (ID, STATE, STATE_NAME, CHANGED_AT, ATTEMPTS)
     known = {*required, STATE_SHARD, LAST_ERROR, CLAIMED_BY, CLAIMED_FROM}
+    known |= {PASS, CHECK_FIRST, REPROJECTED}
     if missing := [a for a in required if a not in attributes]:
         raise _Refusal("ValidationException", f"not modelled: an item without {missing}")
     if unknown := set(attributes) - known:
@@ -259,6 +269,9 @@ def _item(attributes: dict[str, Any]) -> Item:
             last_error=attributes.get(LAST_ERROR, {}).get("S"),
             claimed_by=attributes.get(CLAIMED_BY, {}).get("S"),
             claimed_from=None if claimed_from is None else ProgressState(int(claimed_from["N"])),
+            pass_id=attributes.get(PASS, {}).get("S"),
+            check_first=CHECK_FIRST in attributes,
+            reprojected=REPROJECTED in attributes,
         )
     except (KeyError, ValueError) as error:
         raise _Refusal("ValidationException", f"not modelled: {error}") from None

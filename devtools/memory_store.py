@@ -34,6 +34,9 @@ class Item:
     claimed_by: str | None = None
     claimed_from: ProgressState | None = None
     overloads: int = 0
+    pass_id: str | None = None  # the pass that armed it (attribute `pass`)
+    check_first: bool = False
+    reprojected: bool = False
 
 
 class MemoryStore:
@@ -47,14 +50,24 @@ class MemoryStore:
 
     # -- loading and reading (the operator's side) -----------------------------
 
-    def put_new(self, ids: Iterable[str], state: ProgressState = ProgressState.NOT_STARTED) -> int:
-        """Store each id not yet present at `state`; returns how many were new."""
+    def put_new(
+        self,
+        ids: Iterable[str],
+        state: ProgressState = ProgressState.NOT_STARTED,
+        *,
+        pass_id: str | None = None,
+        check_first: bool = False,
+    ) -> int:
+        """Store each id not yet present at `state` (armed for `pass_id`, checked first or
+        not); returns how many were new."""
         now = self._now()
         added = 0
         with self._lock:
             for image_id in ids:
                 if image_id not in self._items:
-                    self._items[image_id] = Item(image_id, state, state.label, now)
+                    self._items[image_id] = Item(
+                        image_id, state, state.label, now, pass_id=pass_id, check_first=check_first
+                    )
                     added += 1
         return added
 
@@ -92,13 +105,25 @@ class MemoryStore:
             self._items[item.id] = Item(**vars(item))
             return True, before
 
-    def counts(self) -> dict[ProgressState, int]:
-        """Items per state (every state, zeros included)."""
-        totals = dict.fromkeys(ProgressState, 0)
+    def counts(
+        self, states: Iterable[ProgressState] = tuple(ProgressState)
+    ) -> dict[ProgressState, int]:
+        """Items per state (every state asked, zeros included)."""
+        totals = dict.fromkeys(states, 0)
         with self._lock:
             for item in self._items.values():
-                totals[item.state] += 1
+                if item.state in totals:
+                    totals[item.state] += 1
         return totals
+
+    def errors(self, states: Iterable[ProgressState], most: int) -> list[tuple[int, str | None]]:
+        """(state, last_error) of up to `most` items in `states`."""
+        wanted = set(states)
+        with self._lock:
+            found = [
+                (int(i.state), i.last_error) for i in self._items.values() if i.state in wanted
+            ]
+        return found[:most]
 
     # -- the ClaimStore port ------------------------------------------------------
 
@@ -176,6 +201,9 @@ class MemoryStore:
                 item.claimed_from or ProgressState.NOT_STARTED,
                 reclaimed=source.reclaim,
                 overloads=item.overloads,
+                pass_id=item.pass_id,
+                check_first=item.check_first,
+                reprojected=item.reprojected,
             )
 
     def _apply_one(self, t: Transition) -> bool:
@@ -194,6 +222,8 @@ class MemoryStore:
                 item.overloads = t.overloads
             if t.error is not None:
                 item.last_error = t.error[:MAX_ERROR_CHARS] or "-"
+            if t.reproject:
+                item.check_first, item.reprojected = False, True
             if not t.new.is_claim:
                 item.claimed_by = item.claimed_from = None
             return True

@@ -8,7 +8,10 @@
   stage names it, scans thrall's KCL lease table (its checkpoints); invokes
   image-projection; switches its own schedule off and on.
 - batch-check: the state table, as batch-index; reads the Grid API key;
-  switches its own schedule off and on.
+  switches its own schedule off and on, and batch-index's on (a check-first
+  item media-api lacks goes back to it).
+- both, where the stage has a scheduled repair: publish the report of the pass
+  they end on its report topic.
 - state-counts: reads the state table's stream (its event source); writes
   only the table's `~counts` items (the tally and its batch markers).
 
@@ -59,6 +62,9 @@ def function_environments(config: StageConfig) -> dict[str, dict[str, str]]:
         known[settings.BACKPRESSURE_STREAMS.name] = ",".join(config.backpressure_streams)
     if config.thrall_checkpoint_table:
         known[settings.THRALL_CHECKPOINT_TABLE.name] = config.thrall_checkpoint_table
+    if config.repair is not None:
+        # The worker that ends a pass publishes its report on the stage's report topic.
+        known[settings.REPORT_TOPIC_ARN.name] = config.repair.report_topic_arn
     per_function = {
         names.IMAGE_PROJECTION: {},
         names.BATCH_INDEX: {
@@ -70,6 +76,8 @@ def function_environments(config: StageConfig) -> dict[str, dict[str, str]]:
         names.BATCH_CHECK: {
             settings.SCHEDULE_RULE_NAME.name: c.resource_name(names.BATCH_CHECK, stage),
             settings.CHECK_MAX_IN_FLIGHT.name: str(config.batch_check.max_in_flight),
+            # A check-first item media-api lacks goes back to batch-index: its rule goes on.
+            settings.WAKE_INDEX_RULE_NAME.name: c.resource_name(names.BATCH_INDEX, stage),
         },
         names.STATE_COUNTS: {},
     }
@@ -177,6 +185,7 @@ class Workers(Construct):
         self.projection_url = self._build_projection_url()
         self._grant_batch_index(table)
         self._grant_batch_check(table)
+        self._grant_report_topic()
         self._grant_api_key(self.projection)
         self._grant_api_key(self.batch_check)
 
@@ -349,6 +358,25 @@ class Workers(Construct):
     def _grant_batch_check(self, table: dynamodb.ITable) -> None:
         self._grant_table(self.batch_check, table)
         self._grant_own_rule(names.BATCH_CHECK, self.batch_check)
+        # A check-first item media-api lacks goes back to batch-index, which may have
+        # switched itself off: batch-check switches it on (never off).
+        self.batch_check.function.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["events:DescribeRule", "events:EnableRule"],
+                resources=[self._rule_arn(names.BATCH_INDEX)],
+            )
+        )
+
+    def _grant_report_topic(self) -> None:
+        """The worker that ends a pass publishes its report on the stage's report topic."""
+        if self._config.repair is None:
+            return
+        for worker in (self.batch_index, self.batch_check):
+            worker.function.add_to_role_policy(
+                iam.PolicyStatement(
+                    actions=["sns:Publish"], resources=[self._config.repair.report_topic_arn]
+                )
+            )
 
     def _grant_api_key(self, worker: Worker) -> None:
         config = self._config

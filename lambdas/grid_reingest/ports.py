@@ -14,7 +14,7 @@ from typing import Protocol
 from grid_reingest.domain.claims import Claim, Source, Transition
 from grid_reingest.domain.control import Control, Knobs, PaceState
 from grid_reingest.domain.outcome import Outcome
-from grid_reingest.domain.passes import Arming, Pass, Status
+from grid_reingest.domain.passes import Arming, Pass, Status, Verified
 from grid_reingest.domain.states import ProgressState
 
 
@@ -239,6 +239,31 @@ class PassStore(Protocol):
 
     def finish(self, ended: Pass) -> bool:
         """Record `ended`, finished, if it still runs: True for the one call that did."""
+        ...
+
+    def count_verified(self, verified: Verified) -> bool:
+        """Add to the current pass's present and repaired counts, if it is still
+        `verified.pass_id` (atomic); else False."""
+        ...
+
+    def add_usage(self, gb_seconds: float) -> bool:
+        """Add a worker invocation's Lambda time to the current pass if one runs; else False."""
+        ...
+
+
+class PassFacts(Protocol):
+    """What the end of a pass reads of the state table for its report."""
+
+    def has_any(self, states: Iterable[ProgressState]) -> bool:
+        """Whether at least one item is in one of `states`."""
+        ...
+
+    def counts(self, states: Iterable[ProgressState]) -> dict[ProgressState, int]:
+        """Items per state, exactly."""
+        ...
+
+    def errors(self, states: Iterable[ProgressState], most: int) -> list[tuple[int, str | None]]:
+        """(state, last error) of up to `most` items in `states`."""
         ...
 
 

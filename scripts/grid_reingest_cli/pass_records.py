@@ -9,6 +9,7 @@ from grid_reingest.adapters.dynamodb.passes import PassTable
 from grid_reingest.domain.isotime import utc_now
 from grid_reingest.domain.passes import Pass, Status
 from grid_reingest_cli.common import OK, USAGE, CliError, add_aws_options, open_table
+from grid_reingest_cli.prices import LAMBDA_GB_SECOND
 
 DESCRIPTION = """\
 List the passes run over the state table, newest first: each one's id, kind
@@ -74,4 +75,10 @@ def _lines(record: Pass, *, whole: bool) -> list[str]:
     if record.report is not None:
         text = record.report.text(record.kind).splitlines()
         lines += [f"  {line}" for line in (text if whole else text[:2])]
+    used = record.report.gb_seconds if record.report is not None else record.gb_seconds
+    lines.append(
+        f"  cost so far: ${used * LAMBDA_GB_SECOND.value:,.2f} of the workers' Lambda "
+        f"({used:,.0f} GB-s at the arm64 price; image-projection and DynamoDB apart: "
+        "`reingest plan` prices a whole pass)"
+    )
     return lines

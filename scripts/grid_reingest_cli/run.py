@@ -20,6 +20,7 @@ from collections.abc import Mapping
 from grid_reingest import names
 from grid_reingest.adapters.dynamodb.control import ControlTable
 from grid_reingest.adapters.eventbridge import rule_state
+from grid_reingest.domain.passes import Arming, Kind
 from grid_reingest.domain.states import ProgressState as S
 from grid_reingest_cli import (
     clients,
@@ -32,6 +33,7 @@ from grid_reingest_cli import (
     upload_ids,
     watch,
 )
+from grid_reingest_cli import run_pass as pass_record
 from grid_reingest_cli.common import (
     INCOMPLETE,
     INTERRUPTED,
@@ -72,11 +74,28 @@ batch-index cannot read is said at once (a warning: it paces on CloudWatch).
 
 On PROD it asks you to type the stage name before its first write (--yes to
 skip). --dry-run prints the pass's plan (as `reingest plan`) and changes nothing.
+
+--missing-only repairs what media-api lacks, re-projecting nothing else: a
+check-first pass. FILE's ids go in at state 3 for batch-check first; those
+media-api has end at 6 at once, those it lacks go back to batch-index (0),
+are re-projected and checked again. Both workers are started together, and
+the report says how many were present, repaired and failed.
+
+--new-pass (with or without --missing-only) starts a new pass over ids a
+finished pass left final (2, 4, 6, 7, 8, 9001): they are armed again, at 0
+(or at 3 to be checked first), attempts and errors cleared. Without it, ids
+already in the table keep their state (a 6 stays 6). Either flag records the
+pass (`reingest passes` lists it, with its report); one pass runs at a time:
+--new-pass while a pass runs is refused before anything is written, and so is
+a run whose pass differs from the one running (its kind or its file). Run the
+same command again to carry on its own pass.
 """
 
 EPILOG = """\
 examples:
   reingest run ids.txt --stage TEST
+  reingest run originals.txt --stage PROD --missing-only      # repair what media-api lacks
+  reingest run ids.txt --stage PROD --new-pass                # again, over a finished pass
   reingest run ids.txt --stage PROD --interval 300
   reingest run ids.txt --stage PROD --dry-run
 
@@ -112,6 +131,16 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="upload the valid ids even if some lines are not",
     )
     upload_ids.add_allow_any_id_option(parser)
+    parser.add_argument(
+        "--missing-only",
+        action="store_true",
+        help="a check-first pass: ask media-api first, re-project only the ids it lacks",
+    )
+    parser.add_argument(
+        "--new-pass",
+        action="store_true",
+        help="a new pass: re-arm ids a finished pass left final (refused while a pass runs)",
+    )
     watch.add_watch_options(parser)
     plan.add_plan_options(parser)
     add_output_options(parser)
@@ -131,6 +160,8 @@ def run(args: argparse.Namespace) -> int:
         return plan.run(args)
     if args.file != "-":
         plan.check_readable(args.file)
+    if pass_record.wanted(args):
+        pass_record.check_input(args)
     started = time.monotonic()
     args.table = resolve(args, names.STATE_TABLE_OUTPUT)
     rules = {w: rule_name(args, w) for w in WORKERS}
@@ -149,23 +180,59 @@ def run(args: argparse.Namespace) -> int:
                     file=say,
                 )
             confirm_stage(args.stage, "reingest run writes to the state table", args.yes)
+            run_pass = _begin_pass(args, table, say)
             with contextlib.redirect_stdout(say):
-                _upload(args)
+                _upload(args, run_pass.arming if run_pass else None)
             src = watch.sources(args, table)
             src.counter = counter
-            # Each start is decided from the index (is there work?), never from counts
-            # that may be seconds behind; both start together, then one watch follows both.
-            steps = [
-                _start(worker, events=events, rule=rules[worker], src=src, say=say)
-                for worker in passes.WORKERS
-            ]
-            if any(step != "skip" for step in steps):
-                watch.follow(src, args, until="both")
+            if run_pass is not None:
+                run_pass = pass_record.loaded(table, run_pass)
+            if run_pass is not None and run_pass.arming.kind is Kind.CHECK_FIRST:
+                # batch-check looks first; batch-index re-projects what it sends back.
+                _together(events=events, rules=rules, src=src, args=args, say=say)
+            else:
+                # Each start is decided from the index (is there work?), never from counts
+                # that may be seconds behind; both start together, then one watch follows both.
+                steps = [
+                    _start(worker, events=events, rule=rules[worker], src=src, say=say)
+                    for worker in passes.WORKERS
+                ]
+                if any(step != "skip" for step in steps):
+                    watch.follow(src, args, until="both")
             after, complete = _final_counts(table, counter)
+            ended = pass_record.ended(table, run_pass) if run_pass is not None else None
     except KeyboardInterrupt:
         print(f"reingest run: interrupted; {_carry_on(args)}", file=sys.stderr)
         return INTERRUPTED
-    return _report(args, before, after, time.monotonic() - started, table.name, complete=complete)
+    seconds = time.monotonic() - started
+    return _report(args, before, after, seconds, table.name, complete=complete, ended=ended)
+
+
+def _begin_pass(args: argparse.Namespace, table, say) -> pass_record.RunPass | None:
+    """The pass this run records (--missing-only, --new-pass), said; None without them."""
+    if not pass_record.wanted(args):
+        return None
+    run_pass = pass_record.begin(args, table)
+    record = run_pass.record
+    verb = "carrying on" if run_pass.carried_on else "started"
+    print(f"-- pass {record.id} ({record.kind.value}): {verb}", file=say)
+    return run_pass
+
+
+def _together(*, events, rules, src, args, say) -> None:
+    """Switch both workers on and follow them until both have switched themselves off."""
+    for worker in passes.WORKERS:
+        try:
+            enabled = rule_state(events, rules[worker])["State"] == "ENABLED"
+        except LookupError as error:
+            raise CliError(f"{WORKERS[worker]}: {error}") from None
+        if not enabled:
+            schedules.switch(events, rules[worker], True)
+    print(
+        "-- batch-check and batch-index: schedules on; watching until both switch themselves off",
+        file=say,
+    )
+    watch.follow(src, args, until="both")
 
 
 def _preflight(args: argparse.Namespace, table, say) -> None:
@@ -214,8 +281,9 @@ def _final_counts(table, counter: counting.StateCounter) -> tuple[dict[int, int]
         watch.sleep(2)
 
 
-def _upload(args: argparse.Namespace) -> None:
-    """FILE into the table through upload-ids' own entry point, keeping existing items."""
+def _upload(args: argparse.Namespace, arming: Arming | None = None) -> None:
+    """FILE into the table through upload-ids' own entry point, keeping existing items (armed
+    for the run's pass, if any)."""
     parser = argparse.ArgumentParser(prog="reingest")
     upload_ids.add_parser(parser.add_subparsers())
     # upload-ids keeps ids already in the table by default: never upload over progress.
@@ -236,7 +304,11 @@ def _upload(args: argparse.Namespace) -> None:
         if value:
             argv += [option, value]
     upload = parser.parse_args(argv)
-    print("-- upload-ids (ids already in the table keep their state)")
+    upload.arming = arming
+    if arming is not None and arming.rearm:
+        print("-- upload-ids (ids a finished pass left final are armed again; others kept)")
+    else:
+        print("-- upload-ids (ids already in the table keep their state)")
     code = upload.run(upload)
     if code != OK:
         raise CliError(f"upload-ids ended with exit code {code}: nothing started", code)
@@ -273,7 +345,7 @@ def failure_lines(counts: Mapping[int, int]) -> list[str]:
     return [f"{counts.get(s, 0):>12,} at {int(s)} ({s.label})" for s in failed if counts.get(s)]
 
 
-def _report(args, before, after, seconds: float, table: str, *, complete: bool) -> int:
+def _report(args, before, after, seconds: float, table: str, *, complete: bool, ended=None) -> int:
     total = sum(after.values())
     verified = after.get(S.VERIFIED, 0)
     unfinished = (S.NOT_STARTED, S.IN_PROGRESS, S.ENQUEUED, S.LOOKING_FOR_IMAGE)
@@ -296,6 +368,7 @@ def _report(args, before, after, seconds: float, table: str, *, complete: bool) 
                     "finishedThisRun": moved,
                     "durationSeconds": round(seconds, 3),
                     "imagesPerMinute": round(per_minute, 1),
+                    **_pass_json(ended),
                 },
                 separators=(",", ":"),
             )
@@ -310,6 +383,9 @@ def _report(args, before, after, seconds: float, table: str, *, complete: bool) 
             f"finished in this run: {moved:,} image(s) in {status.duration(seconds)} "
             f"({per_minute:,.0f}/min, the whole pass: indexed and checked)"
         )
+        if ended is not None and ended.report is not None:
+            print(f"pass {ended.id} ({ended.kind.value}):")
+            print(*(f"  {line}" for line in ended.report.text(ended.kind).splitlines()), sep="\n")
     if complete:
         print("every image reached 6 (verified)", file=sys.stderr)
         return OK
@@ -322,3 +398,16 @@ def _report(args, before, after, seconds: float, table: str, *, complete: bool) 
         file=sys.stderr,
     )
     return INCOMPLETE
+
+
+def _pass_json(ended) -> dict:
+    """The run's pass in its JSON report (none without --missing-only or --new-pass)."""
+    if ended is None or ended.report is None:
+        return {}
+    return {
+        "pass": ended.id,
+        "kind": ended.kind.value,
+        "present": ended.report.present,
+        "repaired": ended.report.repaired,
+        "failed": ended.report.failed,
+    }

@@ -11,6 +11,8 @@ from typing import BinaryIO
 
 from grid_reingest.adapters.dynamodb.upload import WriteReport
 from grid_reingest.domain.ids import MAX_ID_CHARS
+from grid_reingest.domain.passes import Arming
+from grid_reingest.domain.states import ProgressState
 from grid_reingest_cli.common import (
     MAX_LEASE_SECONDS,
     OK,
@@ -116,7 +118,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "--yes", action="store_true", help="do not ask before --reset-existing on PROD or many ids"
     )
     add_aws_options(parser)
-    parser.set_defaults(run=run)
+    # `run` arms the ids for its pass (--missing-only, --new-pass); upload-ids alone, none.
+    parser.set_defaults(run=run, arming=None)
 
 
 def add_allow_any_id_option(parser: argparse.ArgumentParser) -> None:
@@ -165,6 +168,7 @@ def _run(args: argparse.Namespace) -> int:
                     lease_seconds=args.lease_seconds,
                     on_progress=progress.advance,
                     report=report,
+                    arming=args.arming,
                 )
             except BaseException as error:
                 progress.close()
@@ -172,11 +176,11 @@ def _run(args: argparse.Namespace) -> int:
                     "interrupted" if isinstance(error, KeyboardInterrupt) else "stopped by an error"
                 )
                 print(f"{what} after dealing with {report.done:,} of {check.ids:,} id(s):")
-                _print_report(report, args.table)
+                _print_report(report, args.table, args.arming)
                 print("run the same command again to finish: ids already written are kept")
                 raise
             progress.close()
-    _print_report(report, args.table)
+    _print_report(report, args.table, args.arming)
     return OK
 
 
@@ -259,13 +263,16 @@ def _print_file_summary(check: FileCheck, source: str) -> None:
     print(f"duplicate   {check.duplicates:>12,} (repeats within {DEDUP_WINDOW:,} lines)")
 
 
-def _print_report(report: WriteReport, table: str) -> None:
-    print(f"written     {report.written:>12,} to {table} at state 0")
+def _print_report(report: WriteReport, table: str, arming: Arming | None = None) -> None:
+    start = arming.state if arming is not None else ProgressState.NOT_STARTED
+    print(f"written     {report.written:>12,} to {table} at state {int(start)}")
     print(f"already in  {report.already_present:>12,}")
     for state, n in sorted(report.kept.items()):
         print(f"  kept      {n:>12,} in {state_name(state)}")
     for state, n in sorted(report.reset.items()):
         print(f"  reset     {n:>12,} to 0 from {state_name(state)}")
+    for state, n in sorted(report.rearmed.items()):
+        print(f"  re-armed  {n:>12,} to {int(start)} from {state_name(state)} (a new pass)")
     if report.held:
         print(f"  held      {report.held:>12,} kept: a worker holds them (state 1 or 5)")
     if report.repeated:

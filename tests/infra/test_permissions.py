@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -140,6 +141,11 @@ def test_permissions_batch_check(assembly):
         logs_statement(raw, names.BATCH_CHECK),
         *table_statements(raw),
         own_rule_statement(names.BATCH_CHECK),
+        # batch-index's switched on (never off) when a check-first item goes back to it
+        allow(
+            ["events:DescribeRule", "events:EnableRule"],
+            arn("events", "rule/grid-reingest-batch-index-TEST"),
+        ),
         api_key_statement(),
     ]
 
@@ -227,6 +233,11 @@ def test_permissions_prod_names_prod_resources(assembly):
     )
     assert api_key_statement("PROD") in role_statements(raw, names.BATCH_CHECK, "PROD")
     assert checkpoint_statement("PROD") in statements
+
+
+def test_permissions_no_worker_publishes_without_a_scheduled_repair(assembly):
+    for service in (names.BATCH_INDEX, names.BATCH_CHECK):
+        assert "sns:Publish" not in json.dumps(role_statements(assembly.raw("TEST"), service))
 
 
 def actions_of(statements: list[dict[str, Any]]) -> set[str]:

@@ -90,6 +90,15 @@ def test_repair_may_touch_only_what_it_needs(with_repair):
     assert publish["Resource"] == TOPIC
 
 
+def test_repair_the_workers_publish_the_report_of_the_pass_they_end(with_repair):
+    raw = with_repair.raw("TEST")
+    for service in (names.BATCH_INDEX, names.BATCH_CHECK):
+        env = function_props(raw, service)["Environment"]["Variables"]
+        assert env["REPORT_TOPIC_ARN"] == TOPIC
+        publish = [s for s in role_statements(raw, service) if s["Action"] == "sns:Publish"]
+        assert [s["Resource"] for s in publish] == [TOPIC]
+
+
 @pytest.mark.parametrize(
     ("repair", "expected"),
     [

@@ -132,6 +132,7 @@ def test_workers_batch_check_environment(assembly):
         settings.CHECK_MAX_IN_FLIGHT.name: "8",
         settings.PACE_REFRESH_SECONDS.name: settings.PACE_REFRESH_SECONDS.default,
         settings.SCHEDULE_RULE_NAME.name: "grid-reingest-batch-check-TEST",
+        settings.WAKE_INDEX_RULE_NAME.name: "grid-reingest-batch-index-TEST",
         settings.GRID_DOMAIN_ROOT.name: "test.dev-gutools.co.uk",
         settings.GRID_API_KEY_PARAMETER.name: TEST_KEY_PARAMETER,
         settings.GRID_LOADER_TIMEOUT_SECONDS.name: settings.GRID_LOADER_TIMEOUT_SECONDS.default,

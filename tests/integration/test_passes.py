@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -10,7 +11,15 @@ import pytest
 from grid_reingest.adapters.dynamodb.passes import PassRunning, PassTable
 from grid_reingest.adapters.dynamodb.schema import Arming
 from grid_reingest.domain.claims import Source, Transition
-from grid_reingest.domain.passes import Kind, Pass, Report, Status
+from grid_reingest.domain.passes import (
+    MISSING_ERROR,
+    Kind,
+    Pass,
+    Report,
+    Status,
+    Verified,
+    missing_transition,
+)
 from grid_reingest.domain.states import ProgressState as S
 
 T0 = datetime(2026, 12, 1, 3, 0, tzinfo=UTC)
@@ -128,3 +137,57 @@ def test_reingest_passes_lists_them_newest_first_with_their_reports(table, passe
     # And an id that matches nothing exits 2, naming those there are
     assert main(["passes", "--table", table.name, "--report", "nope"]) == 2
     assert "20261201T030000Z" in capsys.readouterr().err
+
+
+def test_a_check_first_claim_and_its_way_back_to_batch_index_in_dynamodb(table, passes):
+    # Given check-first items of the current pass
+    record = passes.start(Pass.start(Kind.CHECK_FIRST, "ids.txt", T0))
+    table.put_new(ids(2), arming=Arming(record.id, Kind.CHECK_FIRST))
+    # When batch-check claims them
+    claims = table.claim([Source(S.ENQUEUED)], S.LOOKING_FOR_IMAGE, 2, "check-1")
+    # Then each claim knows its pass and that it is checked first
+    assert {(c.pass_id, c.check_first, c.reprojected) for c in claims} == {(record.id, True, False)}
+    # And one media-api lacks goes back to 0, re-armed for re-projection
+    missing = next(c for c in claims if c.id == ids(1)[0])
+    assert table.apply([missing_transition(missing, S.LOOKING_FOR_IMAGE, "check-1")]) == [True]
+    item = table.get(missing.id)
+    assert (item["progress_state"], item["reprojected"], item["attempts"]) == (0, 1, 0)
+    assert "check_first" not in item and "claimed_by" not in item
+    assert item["last_error"] == MISSING_ERROR
+    (again,) = table.claim([Source(S.NOT_STARTED)], S.IN_PROGRESS, 1, "index-1")
+    assert (again.check_first, again.reprojected) == (False, True)
+
+
+def test_present_and_repaired_counted_on_the_current_pass_only(passes):
+    first = passes.start(Pass.start(Kind.CHECK_FIRST, "ids.txt", T0))
+    assert passes.count_verified(Verified(first.id, present=3, repaired=1))
+    assert passes.count_verified(Verified(first.id, present=2))
+    assert not passes.count_verified(Verified("20200101T000000Z", present=5))
+    # The counts survive the record's own writes, and a new pass starts from none
+    passes.finish(first.finished(Report(states={6: 6}), T0 + timedelta(hours=1)))
+    assert (passes.current().present, passes.current().repaired) == (5, 1)
+    passes.start(Pass.start(Kind.CHECK_FIRST, "ids.txt", T0 + timedelta(days=1)))
+    assert (passes.current().present, passes.current().repaired) == (0, 0)
+
+
+def test_the_errors_of_failed_items_read_through_the_index(table):
+    table.put_new(ids(5))
+    table.apply(
+        [Transition(i, S.NOT_STARTED, S.UNKNOWN_ERROR, error="usage: HTTP 503") for i in ids(3)]
+    )
+    assert (
+        sorted(table.errors([S.UNKNOWN_ERROR, S.KNOWN_ERROR], 10)) == [(8, "usage: HTTP 503")] * 3
+    )
+    assert len(table.errors([S.UNKNOWN_ERROR], 2)) == 2
+
+
+def test_the_workers_lambda_time_added_to_a_running_pass_only(passes):
+    loading = replace(Pass.start(Kind.CHECK_FIRST, "ids.txt", T0), status=Status.LOADING)
+    passes.start(loading)
+    assert not passes.add_usage(10.0)  # still loading: its workers have not started
+    record = replace(loading, status=Status.RUNNING)
+    assert passes.save(record, Status.LOADING)
+    assert passes.add_usage(12.5) and passes.add_usage(0.25)
+    assert passes.current().gb_seconds == 12.75
+    passes.finish(record.finished(Report(states={}), T0))
+    assert not passes.add_usage(1.0)

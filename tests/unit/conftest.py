@@ -6,6 +6,21 @@ import socket
 
 import pytest
 
+from devtools.memory_store import MemoryStore
+from tests.unit.flow_fakes import FakeClock
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    """Time that moves only when a flow sleeps."""
+    return FakeClock()
+
+
+@pytest.fixture
+def store(clock: FakeClock) -> MemoryStore:
+    """The state table in memory, on `clock`."""
+    return MemoryStore(clock=clock.now)
+
 
 @pytest.fixture(autouse=True)
 def no_network(monkeypatch: pytest.MonkeyPatch) -> None:

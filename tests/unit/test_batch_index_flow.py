@@ -51,16 +51,6 @@ def settings():
     )
 
 
-@pytest.fixture
-def clock():
-    return FakeClock()
-
-
-@pytest.fixture
-def store(clock):
-    return MemoryStore(clock=clock.now)
-
-
 def states(store, ids):
     return [store.get(i).state for i in ids]
 

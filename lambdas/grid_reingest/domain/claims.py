@@ -23,6 +23,11 @@ class Claim:
     claimed_from: ProgressState
     reclaimed: bool = False  # taken over from a worker whose lease ran out
     overloads: int = 0  # the image's own overload answers since its last attempt charged
+    # The pass that armed the item, and where it is in a check-first pass
+    # (docs/state-table.md, "Passes"): still to be checked first, or re-projected after.
+    pass_id: str | None = None
+    check_first: bool = False
+    reprojected: bool = False
 
 
 @dataclass(frozen=True)
@@ -55,6 +60,8 @@ class Transition:
     error: str | None = None
     label: str | None = None  # the state's name on the item, when not its usual one
     overloads: int | None = None
+    # A check-first item media-api lacks: `check_first` removed, `reprojected` set.
+    reproject: bool = False
 
 
 def release_transition(

@@ -13,6 +13,7 @@ from datetime import datetime
 from enum import Enum
 from typing import Any
 
+from grid_reingest.domain.claims import Claim, Transition
 from grid_reingest.domain.isotime import format_instant, parse_instant
 from grid_reingest.domain.states import ProgressState
 
@@ -39,6 +40,8 @@ FAILED_STATES = frozenset(FINAL_STATES - {ProgressState.VERIFIED})
 CHECK_FIRST_LABEL = "waiting for a check in media-api"
 # A check-first item media-api lacks, back for batch-index.
 MISSING_LABEL = "missing in media-api: to reingest"
+# Its last_error: why it was sent back (one failure group, should it fail later).
+MISSING_ERROR = "media-api: HTTP 404: missing before re-projection (check-first pass)"
 
 
 class Kind(Enum):
@@ -90,6 +93,7 @@ class Report:
     repaired: int = 0  # check-first: re-projected, and media-api has it now
     groups: tuple[dict[str, Any], ...] = ()  # the failure groups, largest first
     seconds: float = 0.0  # from the start to the end
+    gb_seconds: float = 0.0  # the workers' Lambda time so far (their cost: docs/state-table.md)
 
     @property
     def failed(self) -> int:
@@ -110,6 +114,7 @@ class Report:
             "failed": self.failed,
             "groups": list(self.groups),
             "seconds": round(self.seconds, 1),
+            "gbSeconds": round(self.gb_seconds, 1),
         }
 
     @classmethod
@@ -121,11 +126,15 @@ class Report:
             repaired=int(data.get("repaired", 0)),
             groups=tuple(data.get("groups", ())),
             seconds=float(data.get("seconds", 0.0)),
+            gb_seconds=float(data.get("gbSeconds", 0.0)),
         )
 
     def text(self, kind: Kind) -> str:
         """The report in an operator's words."""
-        lines = [f"{self.total} images; {self.seconds / 60:.0f} min"]
+        lines = [
+            f"{self.total} images; {self.seconds / 60:.0f} min; the workers' Lambda time so far "
+            f"{self.gb_seconds:,.0f} GB-s"
+        ]
         if kind is Kind.CHECK_FIRST:
             lines.append(
                 f"present in media-api: {self.present}; repaired: {self.repaired}; "
@@ -158,6 +167,12 @@ class Pass:
     remaining: tuple[str, ...] = ()
     loaded: int = 0
     updated_at: str | None = None  # when the record last moved (a loading part done)
+    # Check-first items verified so far, counted as batch-check verifies them (kept on the
+    # record apart from its JSON: docs/state-table.md, "Counting present and repaired").
+    present: int = field(default=0, compare=False)
+    repaired: int = field(default=0, compare=False)
+    # The workers' Lambda time while the pass ran, in GB-seconds (ADDed per invocation).
+    gb_seconds: float = field(default=0.0, compare=False)
 
     @classmethod
     def start(
@@ -236,3 +251,41 @@ def rearms(state: ProgressState, armed_by: str | None, new_pass: str) -> bool:
     """Whether starting `new_pass` re-arms an item in `state`, armed by `armed_by`: only one a
     finished pass left in a final state (docs/state-table.md)."""
     return state in FINAL_STATES and armed_by != new_pass
+
+
+def missing_transition(claim: Claim, held_in: ProgressState, worker: str) -> Transition:
+    """A check-first item media-api lacks: back to 0 for batch-index, as a fresh item (no
+    attempt, no overload answer), `check_first` removed and `reprojected` set."""
+    return Transition(
+        claim.id,
+        held_in,
+        ProgressState.NOT_STARTED,
+        worker,
+        attempts=0,
+        error=MISSING_ERROR,
+        label=MISSING_LABEL,
+        overloads=0,
+        reproject=True,
+    )
+
+
+@dataclass(frozen=True)
+class Verified:
+    """Check-first items of one pass that reached 6: present (never re-projected) and
+    repaired (re-projected, then found)."""
+
+    pass_id: str
+    present: int = 0
+    repaired: int = 0
+
+
+def verified_counts(claims: list[Claim]) -> list[Verified]:
+    """The verified claims' counts by pass (items of no pass, or of a full pass, count
+    nowhere)."""
+    found: dict[str, tuple[int, int]] = {}
+    for claim in claims:
+        if claim.pass_id is None or not (claim.check_first or claim.reprojected):
+            continue
+        present, repaired = found.get(claim.pass_id, (0, 0))
+        found[claim.pass_id] = (present + int(claim.check_first), repaired + int(claim.reprojected))
+    return [Verified(p, present, repaired) for p, (present, repaired) in found.items()]

@@ -2,11 +2,13 @@
 
 Claims enqueued ids progressively, as batch-index does (flows/loop.py), paced
 by the same controller on media-api's answers (its Grid loop: latency and
-overload), and asks media-api about each: 200 verified, 404 not found,
-anything else back to enqueued with one more attempt — when the failure is
-the image's own. It runs beside batch-index: an id is checked once it was
-enqueued `CHECK_MIN_AGE_SECONDS` before the records thrall is reaching (its
-lag as batch-index last judged it), and while batch-index still has work a
+overload), and asks media-api about each: 200 verified, 404 not found (or,
+for an item of a check-first pass not yet re-projected, back to 0 for
+batch-index: docs/state-table.md, "Passes"), anything else back to enqueued
+with one more attempt — when the failure is the image's own. It runs beside
+batch-index: an id is checked once it was enqueued `CHECK_MIN_AGE_SECONDS`
+before the records thrall is reaching (its lag as batch-index last judged it),
+and while batch-index still has work a
 claim that finds nothing is tried again a few seconds later rather than
 ending the invocation; only once neither has work left does it switch its
 schedule off. Whose a failure is follows the one rule
@@ -21,20 +23,35 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 from grid_reingest import names
 from grid_reingest.domain.claims import Claim, Source, lease_cutoff, outcome_transition
+from grid_reingest.domain.passes import missing_transition, verified_counts
 from grid_reingest.domain.states import ProgressState
 from grid_reingest.domain.systemic import Cause, Judge, Symptom, cause_of
 from grid_reingest.flows.invocation import Limits, LoopDeps, SystemicFailure, rules_of
 from grid_reingest.flows.loop import Loop
+from grid_reingest.flows.pass_end import PassEnd, end_if_over
 from grid_reingest.flows.summary import Summary, finish_if_done
 from grid_reingest.flows.triage import FailureTriage, verdict_transition
-from grid_reingest.ports import ClaimStore, Clock, ImageLookup, Pace, Presence, Probe, RuleSwitch
+from grid_reingest.ports import (
+    ClaimStore,
+    Clock,
+    ImageLookup,
+    Pace,
+    PassStore,
+    Presence,
+    Probe,
+    RuleSwitch,
+)
 from grid_reingest.settings import BatchCheckSettings
 
 HELD = ProgressState.LOOKING_FOR_IMAGE
 MEDIA_API = "media-api"
+# batch-index's rule is switched on at most this often while items go back to it (it
+# switches itself off when it finds nothing, which it may do between two send-backs).
+WAKE_INDEX_EVERY_SECONDS = 60.0
 # While batch-index has work, a claim that found nothing is tried again after this long.
 WAIT_FOR_MORE_SECONDS = 5.0
 # media-api's answer -> the image's new state; any other answer is a failure.
@@ -53,6 +70,11 @@ class CheckDeps:
     worker: str
     rule: RuleSwitch | None
     probe: Probe | None = None  # decides whose a failure is; None: the window alone
+    # The pass records: present and repaired counted on them; None: not counted.
+    passes: PassStore | None = None
+    # batch-index's rule, switched on when a check-first item goes back to it.
+    index_rule: RuleSwitch | None = None
+    pass_end: PassEnd | None = None  # ends the pass once nothing is left; None: never
     # How far behind thrall is, in seconds, as batch-index last judged it (None: unknown).
     thrall_lag: Callable[[], float | None] = lambda: None
 
@@ -60,6 +82,19 @@ class CheckDeps:
 @dataclass
 class CheckSummary(Summary):
     """What one invocation of batch-check did."""
+
+    sent_back: int = 0  # check-first items media-api lacks, back to batch-index
+    present: int = 0  # check-first items verified without re-projection
+    repaired: int = 0  # re-projected items of a check-first pass, verified
+
+    def as_dict(self) -> dict[str, Any]:
+        """The summary as one structured log line."""
+        return {
+            **super().as_dict(),
+            "sentBack": self.sent_back,
+            "present": self.present,
+            "repaired": self.repaired,
+        }
 
     def metric_counts(self) -> dict[str, float]:
         """The summary as metrics (names from telemetry)."""
@@ -82,12 +117,13 @@ def run_batch_check(settings: BatchCheckSettings, deps: CheckDeps) -> CheckSumma
         raise SystemicFailure(summary.systemic, summary)
     if loop.exhausted:
         finish_if_done(deps.store, work_states(settings), summary, deps.rule)
+        end_if_over(deps.pass_end, summary)
     return summary
 
 
 def work_states(settings: BatchCheckSettings) -> list[ProgressState]:
     """The states that mean the pass has work left for batch-check: its own, and batch-index's
-    (what is still to be indexed will be checked)."""
+    (what is still to be indexed, or re-projected in a check-first pass, will be checked)."""
     return [settings.index_start_state, ProgressState.IN_PROGRESS, settings.start_state, HELD]
 
 
@@ -100,6 +136,11 @@ class _CheckLoop(Loop[Presence]):
         super().__init__(loop_deps, limits, summary)
         self.settings = settings
         self.lookup = deps.lookup
+        self.check_summary = summary
+        self.passes = deps.passes
+        self.index_rule = deps.index_rule
+        self.index_woken_until = 0.0  # monotonic time before which it is not switched on again
+        self.verified_claims: dict[str, Claim] = {}  # check-first ones, outcome not written
         self.thrall_lag = deps.thrall_lag
         self._index_busy_at: float | None = None  # when batch-index last had work, seen here
         self.triage = FailureTriage(
@@ -147,6 +188,11 @@ class _CheckLoop(Loop[Presence]):
         state = ANSWERS.get(result.status) if result.status is not None else None
         if state is not None:
             self.triage.served(claim.id if state is ProgressState.VERIFIED else None)
+            if state is ProgressState.NOT_FOUND_IN_MEDIA_API and claim.check_first:
+                self.pending.append(missing_transition(claim, HELD, self.deps.worker))
+                return False
+            if state is ProgressState.VERIFIED and (claim.check_first or claim.reprojected):
+                self.verified_claims[claim.id] = claim
             self.pending.append(outcome_transition(claim, HELD, state, self.deps.worker))
             return False
         symptom = Symptom(MEDIA_API, cause_of(result.status))
@@ -157,7 +203,37 @@ class _CheckLoop(Loop[Presence]):
 
     def flush(self, final: bool) -> None:
         self._settle_failures(final=final)
-        self.record(self.take_pending())
+        pending = self.take_pending()
+        applied = self.record(pending)
+        verified, sent_back = [], 0
+        for transition, ok in zip(pending, applied, strict=True):
+            claim = self.verified_claims.pop(transition.id, None)
+            if not ok:
+                continue
+            if claim is not None and transition.new is ProgressState.VERIFIED:
+                verified.append(claim)
+            sent_back += int(transition.reproject)
+        self._count_verified(verified)
+        self._send_back(sent_back)
+
+    def _count_verified(self, claims: list[Claim]) -> None:
+        """Present and repaired counted on the pass record as soon as they are written, so
+        that whichever worker ends the pass reads them."""
+        for counted in verified_counts(claims):
+            self.check_summary.present += counted.present
+            self.check_summary.repaired += counted.repaired
+            if self.passes is not None:
+                self.passes.count_verified(counted)
+
+    def _send_back(self, sent_back: int) -> None:
+        """Items went back to 0: batch-index may have switched itself off meanwhile."""
+        if not sent_back:
+            return
+        self.check_summary.sent_back += sent_back
+        now = self.deps.clock.monotonic()
+        if self.index_rule is not None and now >= self.index_woken_until:
+            self.index_rule.enable()
+            self.index_woken_until = now + WAKE_INDEX_EVERY_SECONDS
 
     def settle_background(self) -> None:
         self.triage.close()

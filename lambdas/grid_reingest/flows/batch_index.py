@@ -30,6 +30,7 @@ from grid_reingest.domain.thrall_message import (
 )
 from grid_reingest.flows.invocation import Limits, LoopDeps, SystemicFailure, rules_of
 from grid_reingest.flows.loop import Loop
+from grid_reingest.flows.pass_end import PassEnd, end_if_over
 from grid_reingest.flows.summary import Summary, finish_if_done
 from grid_reingest.flows.triage import FailureTriage, verdict_transition
 from grid_reingest.ports import (
@@ -90,6 +91,7 @@ class IndexDeps:
     rule: RuleSwitch | None  # None: no rule configured
     control: ControlStore | None = None  # counts refused invocations; None: not counted
     probe: Probe | None = None  # decides whose a failure is; None: the window alone
+    pass_end: PassEnd | None = None  # ends the pass once nothing is left; None: never
 
 
 @dataclass
@@ -147,6 +149,7 @@ def run_batch_index(settings: BatchIndexSettings, deps: IndexDeps) -> IndexSumma
     if loop.exhausted and not settings.dry_run:
         # A dry run changes nothing, its schedule included.
         finish_if_done(deps.store, [settings.start_state, HELD], summary, deps.rule)
+        end_if_over(deps.pass_end, summary)
     return summary
 
 

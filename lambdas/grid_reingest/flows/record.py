@@ -75,14 +75,15 @@ class Recorder:
         pending, self.pending = self.pending, []
         return pending
 
-    def record(self, transitions: list[Transition]) -> None:
-        """Write outcomes (repeating failed writes) and count them."""
+    def record(self, transitions: list[Transition]) -> list[bool]:
+        """Write outcomes (repeating failed writes) and count them; which were applied."""
         if not transitions:
-            return
+            return []
         applied = self._apply(transitions)
         for transition in transitions:
             self.unresolved.pop(transition.id, None)
         self.summary.count(transitions, applied)
+        return applied
 
     def _apply(self, transitions: list[Transition]) -> list[bool]:
         return self.written(transitions, *self.apply_with_tries(transitions))

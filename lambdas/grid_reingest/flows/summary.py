@@ -25,6 +25,7 @@ class Summary:
     lost_claims: int = 0
     stopped_because: str | None = None
     finished_pass: bool = False
+    ended_pass: str | None = None  # the pass this invocation finished (its report written)
     overloaded: int = 0  # overload answers (the controller slows down)
     infra_released: int = 0  # of `released`: overload or infrastructure, no attempt counted
     expired_claims: int = 0  # taken over after their lease ran out: an attempt counted
@@ -57,6 +58,7 @@ class Summary:
             "lostClaims": self.lost_claims,
             "stoppedBecause": self.stopped_because,
             "finishedPass": self.finished_pass,
+            "endedPass": self.ended_pass,
             "overloaded": self.overloaded,
             "infraReleased": self.infra_released,
             "expiredClaims": self.expired_claims,

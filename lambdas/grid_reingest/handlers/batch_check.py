@@ -58,14 +58,19 @@ def _build() -> Runtime:
         clock,
         refresh_seconds=settings.refresh_seconds,
     )
+    store = common.worker_table(settings.table_name, settings.max_in_flight)
+    end = common.pass_end(store, settings.report_topic)
     deps = CheckDeps(
-        store=common.worker_table(settings.table_name, settings.max_in_flight),
+        store=store,
         lookup=lambda image_id: Presence(None),
         pace=pace,
         clock=clock,
         remaining_ms=lambda: 0,
         worker="",
         rule=common.schedule_rule(settings.schedule_rule, logger),
+        passes=end.passes,
+        index_rule=common.schedule_rule(settings.index_rule, logger),
+        pass_end=end,
         thrall_lag=thrall_lag(ControlTable(settings.table_name, dynamodb), clock),
     )
     return Runtime(settings, grid, deps)
@@ -110,7 +115,12 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         }
     )
     return common.run_and_report(
-        SERVICE, logger, metrics, lambda: run_batch_check(current.settings, deps)
+        SERVICE,
+        logger,
+        metrics,
+        lambda: common.charged(
+            deps.passes, context.memory_limit_in_mb, lambda: run_batch_check(current.settings, deps)
+        ),
     )
 
 

@@ -66,8 +66,9 @@ def _build() -> Runtime:
         checkpoints=checkpoints,
     )
     projector = _projector(settings)
+    store = common.worker_table(settings.table_name, settings.max_in_flight)
     deps = IndexDeps(
-        store=common.worker_table(settings.table_name, settings.max_in_flight),
+        store=store,
         projector=projector,
         publisher=Publisher(make_client("kinesis"), settings.stream),
         pace=pace,
@@ -77,6 +78,7 @@ def _build() -> Runtime:
         rule=common.schedule_rule(settings.schedule_rule, logger),
         control=control,
         probe=ProjectionProbe(projector),
+        pass_end=common.pass_end(store, settings.report_topic),
     )
     return Runtime(settings, deps)
 
@@ -126,7 +128,11 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         SERVICE,
         logger,
         metrics,
-        lambda: run_batch_index(current.settings, deps),
+        lambda: common.charged(
+            deps.pass_end.passes if deps.pass_end else None,
+            context.memory_limit_in_mb,
+            lambda: run_batch_index(current.settings, deps),
+        ),
         stream=stream_name(current.settings.stream),
     )
 

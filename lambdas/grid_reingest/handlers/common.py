@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable
 from datetime import datetime
@@ -13,9 +14,13 @@ from aws_lambda_powertools.metrics import MetricUnit
 from grid_reingest.adapters.aws import make_client
 from grid_reingest.adapters.dynamodb.claims import ClaimTable
 from grid_reingest.adapters.dynamodb.control import ControlTable
+from grid_reingest.adapters.dynamodb.passes import PassTable
 from grid_reingest.adapters.eventbridge import ScheduleRule
+from grid_reingest.adapters.notify import TopicNotifier
 from grid_reingest.domain.isotime import utc_now
+from grid_reingest.flows.pass_end import PassEnd
 from grid_reingest.flows.summary import Summary
+from grid_reingest.ports import Notifier, PassStore
 
 # Connections and threads for a worker's own table calls (the outcomes of a
 # batch, completion checks) besides one per image in flight.
@@ -65,6 +70,30 @@ def worker_table(name: str, concurrency: int) -> ClaimTable:
 def control_table(name: str) -> ControlTable:
     """The control item of the state table `name`."""
     return ControlTable(name, make_client("dynamodb"))
+
+
+def pass_end(table: ClaimTable, report_topic: str | None) -> PassEnd:
+    """How a worker ends the pass on `table`: its report on the pass's own topic, else on
+    `report_topic` (the stage's), else on none."""
+
+    def notifier_for(topic: str | None) -> Notifier | None:
+        arn = topic or report_topic
+        return None if arn is None else TopicNotifier(make_client("sns"), arn)
+
+    return PassEnd(PassTable(table.name, table.client), table, utc_now, notifier_for)
+
+
+def charged[T](passes: PassStore | None, memory_mb: int, run: Callable[[], T]) -> T:
+    """`run`, its Lambda time (GB-seconds, as billed: elapsed time by memory) added to the
+    running pass, if any, whatever it comes to: a pass's report says what its workers cost."""
+    started = time.monotonic()
+    try:
+        return run()
+    finally:
+        used = (time.monotonic() - started) * memory_mb / 1024
+        with contextlib.suppress(Exception):  # never fail an invocation for its accounting
+            if passes is not None:
+                passes.add_usage(used)
 
 
 def schedule_rule(rule: str | None, logger: Logger) -> ScheduleRule | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from dataclasses import replace as _replace
 
 from grid_reingest.domain.states import ProgressState
 from grid_reingest.settings.var import (
@@ -312,7 +313,7 @@ REPAIR_INSTANCE = Var(
 )
 REPORT_TOPIC_ARN = Var(
     "REPORT_TOPIC_ARN",
-    "The SNS topic a scheduled pass's report (and a refused run) is published on",
+    "The SNS topic a pass's report (and a refused scheduled run) is published on",
     text,
     "an SNS topic ARN",
     optional=True,
@@ -322,6 +323,12 @@ INDEX_RULE_NAME = Var(
     "batch-index's schedule rule, switched on once a pass is loaded",
     text,
     "a rule name",
+)
+# batch-check's view of batch-index's rule: optional (a check that sends nothing back).
+WAKE_INDEX_RULE_NAME = _replace(
+    INDEX_RULE_NAME,
+    help="batch-index's schedule rule, switched on when a check-first item goes back to it",
+    optional=True,
 )
 CHECK_RULE_NAME = Var(
     "CHECK_RULE_NAME",

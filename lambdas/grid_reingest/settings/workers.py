@@ -49,6 +49,7 @@ from grid_reingest.settings.env_vars import (
     STOP_MARGIN_SECONDS,
     THRALL_CHECKPOINT_TABLE,
     THRALL_STREAM_NAME,
+    WAKE_INDEX_RULE_NAME,
 )
 from grid_reingest.settings.var import Var, group, setting, url
 
@@ -187,6 +188,7 @@ class BatchIndexSettings:
     refresh_seconds: int = setting(PACE_REFRESH_SECONDS)
     dry_run: bool = setting(DRY_RUN)
     checkpoint_table: str | None = setting(THRALL_CHECKPOINT_TABLE)
+    report_topic: str | None = setting(REPORT_TOPIC_ARN)
     # Projecting in-process needs the Grid itself; invoking image-projection does not.
     grid: GridSettings | None = group(GridSettings, unless="projection_function")
 
@@ -230,6 +232,8 @@ class BatchCheckSettings:
     max_in_flight: int = setting(CHECK_MAX_IN_FLIGHT)
     refresh_seconds: int = setting(PACE_REFRESH_SECONDS)
     schedule_rule: str | None = setting(SCHEDULE_RULE_NAME)
+    index_rule: str | None = setting(WAKE_INDEX_RULE_NAME)
+    report_topic: str | None = setting(REPORT_TOPIC_ARN)
     grid: GridSettings = group(GridSettings)
 
     @property

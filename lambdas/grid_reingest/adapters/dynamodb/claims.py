@@ -18,6 +18,7 @@ from grid_reingest.adapters.dynamodb.schema import (
     ATTEMPTS,
     BATCH_GET_MAX,
     CHANGED_AT,
+    CHECK_FIRST,
     CLAIM_PAGE_MIN,
     CLAIMED_BY,
     CLAIMED_FROM,
@@ -26,6 +27,8 @@ from grid_reingest.adapters.dynamodb.schema import (
     LAST_ERROR,
     MAX_ERROR_CHARS,
     OVERLOADS,
+    PASS,
+    REPROJECTED,
     SHARD_COUNT,
     STATE,
     STATE_NAME,
@@ -176,6 +179,9 @@ class ClaimTable(TableAccess):
             claimed_from=ProgressState(int(item.get(CLAIMED_FROM, {"N": "0"})["N"])),
             reclaimed=source.reclaim,
             overloads=int(item.get(OVERLOADS, {"N": "0"})["N"]),
+            pass_id=item.get(PASS, {}).get("S"),
+            check_first=CHECK_FIRST in item,
+            reprojected=REPROJECTED in item,
         )
 
     def apply(self, transitions: Iterable[Transition]) -> list[bool]:
@@ -223,6 +229,10 @@ class ClaimTable(TableAccess):
             values[":overloads"] = {"N": str(t.overloads)}
         elif t.overloads == 0:
             removes.append(OVERLOADS)
+        if t.reproject:
+            sets.append(f"{REPROJECTED} = :one")
+            values[":one"] = {"N": "1"}
+            removes.append(CHECK_FIRST)
         if t.error is not None:
             sets.append(f"{LAST_ERROR} = :error")
             values[":error"] = {"S": t.error[:MAX_ERROR_CHARS] or "-"}
@@ -280,6 +290,21 @@ class ClaimTable(TableAccess):
                 Select="COUNT",
             )
         )
+
+    def errors(self, states: Iterable[ProgressState], most: int) -> list[tuple[int, str | None]]:
+        """(state, last_error) of up to `most` items in `states`: the index read a page per
+        shard, each item then read by key (the workers may not Scan), all in parallel."""
+        pairs = [(state, shard) for state in states for shard in range(SHARD_COUNT)]
+        share = max(1, math.ceil(most / max(len(pairs), 1)))
+        pages = self.pool.map(
+            lambda pair: self._shard_page(Source(pair[0]), pair[1], None, share), pairs
+        )
+        ids = [image_id for _, items, _ in pages for image_id, _ in items][:most]
+        found = []
+        for item in self.pool.map(self.get, ids):
+            if item is not None and STATE in item:
+                found.append((int(item[STATE]), item.get(LAST_ERROR)))
+        return found
 
     def has_any(self, states: Iterable[ProgressState]) -> bool:
         """True when at least one item is in one of `states`: one item asked of every shard,

@@ -9,12 +9,13 @@ docs/state-table.md ("Passes") says why.
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from typing import Any
 
 from botocore.exceptions import ClientError
 
 from grid_reingest.adapters.dynamodb.schema import ID, condition_failed
-from grid_reingest.domain.passes import Pass, Status
+from grid_reingest.domain.passes import Pass, Status, Verified
 
 CURRENT_ID = "~pass"
 RECORD_PREFIX = "~pass#"
@@ -23,6 +24,10 @@ RECORD = "pass_record"  # the pass as JSON
 STATUS = "pass_status"
 PASS_ID = "pass_id"  # noqa: S105 - an attribute name
 IDS = "pass_ids"
+# Check-first items of the current pass verified so far (ADDed by batch-check).
+PRESENT = "present"
+REPAIRED = "repaired"
+GB_SECONDS = "gb_seconds"  # the workers' Lambda time while the pass runs
 # Passes `reingest passes` lists at most (the history item stays small).
 HISTORY_MAX = 200
 
@@ -58,6 +63,7 @@ class PassTable:
                 new,
                 f"attribute_not_exists({ID}) OR {STATUS} = :finished",
                 {":finished": {"S": Status.FINISHED.value}},
+                remove=(PRESENT, REPAIRED, GB_SECONDS),  # the last pass's counts
             )
         except ClientError as error:
             if not condition_failed(error):
@@ -97,6 +103,44 @@ class PassTable:
         self._write(RECORD_PREFIX + record.id, record)
         return True
 
+    def count_verified(self, verified: Verified) -> bool:
+        """Add to the current pass's counts of present and repaired items, if it is still
+        `verified.pass_id` (one atomic ADD); False, adding nothing, when it is not."""
+        return self._add_to_current(
+            f"ADD {PRESENT} :present, {REPAIRED} :repaired",
+            f"{PASS_ID} = :id",
+            {
+                ":present": {"N": str(verified.present)},
+                ":repaired": {"N": str(verified.repaired)},
+                ":id": {"S": verified.pass_id},
+            },
+        )
+
+    def add_usage(self, gb_seconds: float) -> bool:
+        """Add a worker invocation's Lambda time to the current pass, if one runs (one atomic
+        ADD); False when none runs."""
+        return self._add_to_current(
+            f"ADD {GB_SECONDS} :used",
+            f"{STATUS} = :running",
+            {":used": {"N": f"{gb_seconds:.3f}"}, ":running": {"S": Status.RUNNING.value}},
+        )
+
+    def _add_to_current(self, update: str, condition: str, values: dict[str, Any]) -> bool:
+        """One conditional UpdateItem of `~pass`; False when the condition failed."""
+        try:
+            self.client.update_item(
+                TableName=self.name,
+                Key={ID: {"S": CURRENT_ID}},
+                UpdateExpression=update,
+                ConditionExpression=condition,
+                ExpressionAttributeValues=values,
+            )
+        except ClientError as error:
+            if condition_failed(error):
+                return False
+            raise
+        return True
+
     def history(self, most: int = HISTORY_MAX) -> list[Pass]:
         """The passes, newest first (at most `most`)."""
         item = self.client.get_item(
@@ -127,13 +171,17 @@ class PassTable:
         record: Pass,
         condition: str | None = None,
         values: dict[str, Any] | None = None,
+        remove: tuple[str, ...] = (),
     ) -> None:
-        """Set the item `key` to `record` (if `condition` holds)."""
+        """Set the item `key` to `record` (if `condition` holds), removing `remove`."""
         extra = {"ConditionExpression": condition} if condition else {}
+        update = f"SET {PASS_ID} = :pid, {STATUS} = :status, {RECORD} = :record"
+        if remove:
+            update += " REMOVE " + ", ".join(remove)
         self.client.update_item(
             TableName=self.name,
             Key={ID: {"S": key}},
-            UpdateExpression=f"SET {PASS_ID} = :pid, {STATUS} = :status, {RECORD} = :record",
+            UpdateExpression=update,
             ExpressionAttributeValues={
                 ":pid": {"S": record.id},
                 ":status": {"S": record.status.value},
@@ -145,4 +193,10 @@ class PassTable:
 
 
 def _record(item: dict[str, Any]) -> Pass:
-    return Pass.from_json(json.loads(item[RECORD]["S"]))
+    record = Pass.from_json(json.loads(item[RECORD]["S"]))
+    return replace(
+        record,
+        present=int(item.get(PRESENT, {"N": "0"})["N"]),
+        repaired=int(item.get(REPAIRED, {"N": "0"})["N"]),
+        gb_seconds=float(item.get(GB_SECONDS, {"N": "0"})["N"]),
+    )

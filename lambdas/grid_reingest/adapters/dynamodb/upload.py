@@ -395,8 +395,14 @@ class UploadTable(ClaimTable):
         request = {
             self.name: {
                 "Keys": [{ID: {"S": i}} for i in ids],
-                "ProjectionExpression": "#id, #state, #changed",
-                "ExpressionAttributeNames": {"#id": ID, "#state": STATE, "#changed": CHANGED_AT},
+                # The pass that armed it too: a new pass re-arms only what another one left.
+                "ProjectionExpression": "#id, #state, #changed, #pass",
+                "ExpressionAttributeNames": {
+                    "#id": ID,
+                    "#state": STATE,
+                    "#changed": CHANGED_AT,
+                    "#pass": PASS,
+                },
                 "ConsistentRead": True,
             }
         }

@@ -1,0 +1,121 @@
+"""`reingest run --missing-only` over the real workers on the emulator and the simulated Grid:
+only what media-api lacks is re-projected, and the pass's report says so."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+
+import pytest
+
+from devtools.local_stage import grid_id, local_stage
+from grid_reingest.adapters.dynamodb.passes import PassTable
+from grid_reingest.domain.passes import Kind, Pass, Status
+from grid_reingest.domain.states import ProgressState as S
+from grid_reingest_cli import watch
+from grid_reingest_cli.main import main
+
+
+@pytest.fixture
+def stage(aws, table, grid, monkeypatch):
+    stage, schedule = local_stage(aws, table, grid, MAX_IN_FLIGHT="32", CHECK_MAX_IN_FLIGHT="32")
+    monkeypatch.setattr(watch, "sleep", schedule)
+    return stage, schedule
+
+
+def run(path, *flags):
+    argv = ["run", str(path), "--stage", "TEST", "--interval", "1", "--output", "json"]
+    return main([*argv, *flags])
+
+
+def last_report(capsys):
+    return json.loads(capsys.readouterr().out.splitlines()[-1])
+
+
+@pytest.mark.slow
+def test_run_missing_only_reprojects_only_what_media_api_lacks(
+    stage, table, grid, tmp_path, capsys
+):
+    # Given 300 ids, 200 of which media-api has and 100 it lacks
+    _, schedule = stage
+    ids = [grid_id(i) for i in range(1, 301)]
+    grid.index_all = False
+    grid.indexed.update(ids[:200])
+    path = tmp_path / "originals.txt"
+    path.write_text("\n".join(ids) + "\n")
+    # When the repair is run
+    code = run(path, "--missing-only")
+    # Then only the 100 missing were projected, once each
+    projected = {i for (endpoint, i), n in grid.image_counts.items() if endpoint == "projection"}
+    assert projected == set(ids[200:])
+    assert grid.endpoint_counts["projection"] == 100
+    # and all 300 ended verified, the report saying present 200, repaired 100, failed 0
+    assert code == 0
+    report = last_report(capsys)
+    assert report["states"] == {str(int(S.VERIFIED)): 300}
+    assert (report["present"], report["repaired"], report["failed"]) == (200, 100, 0)
+    assert report["kind"] == "check-first"
+    record = PassTable(table.name, table.client).current()
+    assert record.status is Status.FINISHED and record.report.present == 200
+    assert record.report.gb_seconds > 0  # the workers' invocations, as they ran
+    assert not schedule.errors
+    # And `reingest passes` shows it
+    assert main(["passes", "--table", table.name]) == 0
+    listed = capsys.readouterr().out
+    assert "present in media-api: 200; repaired: 100; failed: 0" in listed
+    assert "cost so far: $" in listed
+    # When the same file is run again as a new pass
+    assert run(path, "--missing-only", "--new-pass") == 0
+    # Then every id was re-armed and checked again, all present now: nothing re-projected
+    again = last_report(capsys)
+    assert (again["present"], again["repaired"], again["failed"]) == (300, 0, 0)
+    assert again["pass"] != report["pass"]
+    assert grid.endpoint_counts["projection"] == 100
+    assert grid.endpoint_counts["image"] >= 700  # 300 + 100 + 300 checks
+
+
+def started_pass(table, source, kind=Kind.CHECK_FIRST):
+    passes = PassTable(table.name, table.client)
+    return passes.start(Pass.start(kind, str(source), T0, started_by="schedule"))
+
+
+T0 = datetime(2026, 12, 1, 3, 0, tzinfo=UTC)
+
+
+def nothing_written(table, stage):
+    assert sum(table.counts().values()) == 0
+    assert stage[0].rule("index") == stage[0].rule("check") == "DISABLED"
+
+
+def test_run_missing_only_refuses_a_file_of_bad_ids_before_recording_a_pass(
+    stage, table, tmp_path, capsys
+):
+    path = tmp_path / "originals.txt"
+    path.write_text("id\n" + grid_id(1) + "\nABCDEF\n")
+    assert run(path, "--missing-only") == 2
+    err = capsys.readouterr().err
+    assert "originals.txt:1: a header line" in err and "2 invalid line(s)" in err
+    assert PassTable(table.name, table.client).current() is None
+    nothing_written(table, stage)
+
+
+def test_run_missing_only_refuses_standard_input(stage, table, capsys, monkeypatch):
+    assert run("-", "--missing-only") == 2
+    assert "--missing-only takes a file, not standard input" in capsys.readouterr().err
+    assert PassTable(table.name, table.client).current() is None
+
+
+def test_run_new_pass_is_refused_while_a_pass_runs(stage, table, tmp_path, capsys):
+    # Given a pass the schedule started, still running
+    path = tmp_path / "ids.txt"
+    path.write_text(grid_id(1) + "\n")
+    running = started_pass(table, "s3://images")
+    # When an operator starts a new one, or another repair of another source
+    for flags in (["--new-pass"], ["--missing-only", "--new-pass"], ["--missing-only"]):
+        assert run(path, *flags) == 2
+        err = capsys.readouterr().err
+        # Then it is refused, naming the pass that runs, and nothing is written
+        assert f"pass {running.id} (check-first, from s3://images" in err
+        assert "one pass at a time" in err and "nothing was uploaded" in err
+    nothing_written(table, stage)
+    assert PassTable(table.name, table.client).current().id == running.id
