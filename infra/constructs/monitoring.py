@@ -21,7 +21,7 @@ from aws_cdk import aws_sns_subscriptions as subscriptions
 from constructs import Construct
 
 from grid_reingest import names
-from grid_reingest.settings import ProgressState
+from grid_reingest.domain.states import ProgressState
 from infra import constants as c
 from infra.config import StageConfig
 from infra.constructs.workers import Worker
