@@ -11,10 +11,7 @@ import tempfile
 from collections.abc import Iterator
 from typing import TextIO
 
-from grid_reingest_cli.errors import USAGE, CliError
-
-# What a shell reports for a command killed by SIGPIPE (`| head`): 128 + 13.
-PIPE_CLOSED = 141
+from grid_reingest_cli.errors import BROKEN_PIPE, USAGE, CliError
 
 
 @contextlib.contextmanager
@@ -28,7 +25,7 @@ def pipe_guard() -> Iterator[None]:
         with contextlib.suppress(OSError, ValueError, AttributeError):
             devnull = os.open(os.devnull, os.O_WRONLY)
             os.dup2(devnull, sys.stdout.fileno())
-        raise QuietExit(PIPE_CLOSED) from None
+        raise QuietExit(BROKEN_PIPE) from None
 
 
 class QuietExit(Exception):
