@@ -39,7 +39,7 @@ import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import Any, cast
 
 import aws_cdk as cdk
 import jsii
@@ -330,6 +330,6 @@ def runtime_code() -> lambda_.Code:
         bundling=cdk.BundlingOptions(
             # Never pulled or run: local bundling always succeeds.
             image=cdk.DockerImage.from_registry("local-bundling-only"),
-            local=_LocalBundling(asset),
+            local=cast(cdk.ILocalBundling, _LocalBundling(asset)),
         ),
     )

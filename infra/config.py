@@ -407,7 +407,7 @@ def _retired(key: _Key, raw: Mapping[str, Any]) -> tuple[dict[str, Any], list[st
 
 def _checks(key: _Key, config: StageConfig, raw_settings: Mapping[str, Any]) -> list[str]:
     """What the schema cannot say about one key at a time."""
-    problems = []
+    problems: list[str] = []
     arns = {
         ("thrallStreamArn",): config.thrall_stream_arn,
         ("thrallStreamKeyArn",): config.thrall_stream_key_arn,

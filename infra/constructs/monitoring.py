@@ -24,7 +24,7 @@ from grid_reingest import names
 from grid_reingest.domain.states import ProgressState
 from infra import constants as c
 from infra.config import StageConfig
-from infra.constructs.workers import Worker
+from infra.constructs.functions import Worker
 
 _PERIOD = Duration.minutes(c.METRIC_PERIOD_MINUTES)
 _WIDTH = 24  # a dashboard row
@@ -340,7 +340,9 @@ class Monitoring(Construct):
             )
         )
         topic.add_subscription(subscriptions.EmailSubscription(config.alarm_email))
-        Validations.of(topic.node.default_child).acknowledge(
+        topic_resource = topic.node.default_child
+        assert topic_resource is not None  # the CfnTopic under every Topic
+        Validations.of(topic_resource).acknowledge(
             Acknowledgment(
                 id="AwsSolutions-SNS2",
                 reason="Alarm notifications carry alarm names and states only, no data; "
