@@ -15,7 +15,7 @@ from devtools.grid_sim import GridSim
 from grid_reingest.domain.states import ProgressState as S
 from grid_reingest.settings import MAX_ATTEMPTS
 
-ATTEMPTS = int(MAX_ATTEMPTS.default)
+ATTEMPTS: int = MAX_ATTEMPTS.default_value
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ import stat
 import sys
 import tempfile
 from collections.abc import Iterator
-from typing import TextIO
+from typing import TextIO, cast
 
 from grid_reingest_cli.errors import BROKEN_PIPE, USAGE, CliError
 
@@ -63,12 +63,13 @@ def open_output(path: str) -> Iterator[TextIO]:
     would replace it with a plain file.
     """
     target = os.path.realpath(path)
+    handle: TextIO
     try:
         if os.path.exists(target) and not _is_regular(target):
             handle = open(target, "w", encoding="utf-8")  # noqa: SIM115 - closed below
             tmp = None
         else:
-            handle = tmp = tempfile.NamedTemporaryFile(  # noqa: SIM115 - closed below
+            tmp = tempfile.NamedTemporaryFile(  # noqa: SIM115 - closed below
                 "w",
                 dir=os.path.dirname(target),
                 prefix=".reingest-",
@@ -76,6 +77,7 @@ def open_output(path: str) -> Iterator[TextIO]:
                 delete=False,
                 encoding="utf-8",
             )
+            handle = cast(TextIO, tmp)
     except OSError as error:
         raise CliError(f"{path}: cannot write: {error.strerror}", USAGE) from None
     try:

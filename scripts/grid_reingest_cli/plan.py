@@ -283,7 +283,7 @@ def read_deployed(args: argparse.Namespace) -> Deployed:
     with open_table(args) as table:
         knobs = ControlTable(table.name, table.client).read().knobs
         warm = _warm_writes(args, table.name)
-    concurrency = env.get(settings.GRID_CONCURRENCY.name) or settings.GRID_CONCURRENCY.default
+    concurrency = env.get(settings.GRID_CONCURRENCY.name) or settings.GRID_CONCURRENCY.default_value
     return Deployed(
         memory_mb=memory,
         grid_concurrency=int(concurrency),

@@ -56,7 +56,7 @@ line by line; --output json prints one JSON object per look, one per line.
 # A look that fails this many times in a row ends the watch with the error; fewer are
 # reported and retried at the next look.
 MAX_FAILED_LOOKS = 3
-DEFAULT_THRESHOLD_S = int(settings.MAX_ITERATOR_AGE_MS.default) / 1000
+DEFAULT_THRESHOLD_S = settings.MAX_ITERATOR_AGE_MS.default_value / 1000
 # Beyond these an option is a typo: a look a day, a rate over a day, an age of a week
 # (Kinesis keeps records a day by default).
 MAX_INTERVAL_S = 86_400
