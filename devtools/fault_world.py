@@ -142,7 +142,7 @@ GridFault = Callable[[str, str, int], GridResponse | None]
 class MemoryGrid:
     """The Grid's services in memory, answering as GridClient does (GridResponse).
 
-    Endpoints are grid_sim's names: projection, leases, collections, edits,
+    Endpoints are grid_server's names: projection, leases, collections, edits,
     syndication, usages, crops, soft_delete, image. media-api's image answers
     200 once thrall has indexed the image (`indexed`), and 401 to a key other
     than `valid_key`.

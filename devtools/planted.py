@@ -11,7 +11,7 @@ import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from devtools.grid_sim import GridSim
+from devtools.grid_server import GridSim
 from grid_reingest.domain.states import ProgressState as S
 from grid_reingest.settings import MAX_ATTEMPTS
 
