@@ -5,13 +5,13 @@ from __future__ import annotations
 import pytest
 
 from devtools.memory_store import MemoryStore
+from devtools.testing import FakeClock, Rule, Steady, grid_id
 from grid_reingest.domain.states import ProgressState as S
 from grid_reingest.flows.batch_check import CheckDeps, run_batch_check
 from grid_reingest.flows.invocation import SystemicFailure
 from grid_reingest.handlers.batch_check import media_api_lookup
 from grid_reingest.ports import PaceDecision, Presence
 from grid_reingest.settings import BatchCheckSettings, load
-from tests.unit.flow_fakes import FakeClock, Rule, Steady, grid_id
 
 
 @pytest.fixture
