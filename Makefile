@@ -43,10 +43,10 @@ $(STAMP): $(DEV_LOCK) pyproject.toml
 test: node lock-check lint typecheck
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) $(PYTEST_ARGS)
 
-## typecheck: mypy, strict on the core (domain, ports, flows, adapters)
+## typecheck: mypy, strict on the core (domain, ports, flows, adapters); defaults on infra, scripts
 typecheck: venv
 	$(BIN)/mypy lambdas/grid_reingest/domain lambdas/grid_reingest/ports.py \
-		lambdas/grid_reingest/flows lambdas/grid_reingest/adapters
+		lambdas/grid_reingest/flows lambdas/grid_reingest/adapters infra scripts
 
 ## test-fast: the unit tier without the whole-pass simulations (no sockets, seconds)
 test-fast: venv

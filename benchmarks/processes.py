@@ -9,7 +9,7 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 from devtools.aws_proxy import AwsProxy
-from devtools.grid_sim import GridSim
+from devtools.grid_server import GridSim
 
 
 @contextlib.contextmanager

@@ -125,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
         f"CPU; {peak} requests in flight at most (of {size * len(DATA_CALLS)} data calls)."
         for size, (_, wall, cpu, peak) in batches.items()
     )
-    body = f"""Measured {machine()}. The simulated Grid (`devtools/grid_sim.py`,
+    body = f"""Measured {machine()}. The simulated Grid (`devtools/grid_server.py`,
 over real HTTP on 127.0.0.1, in a process of its own) answers image-loader in
 {ms(LOADER_S)} ms and each of the seven data services in {ms(SERVICE_S)} ms. One
 projection takes at least **{ms(SLOWEST_PATH_S)} ms** (the loader, then the slowest

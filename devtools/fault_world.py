@@ -27,7 +27,7 @@ import threading
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +35,7 @@ from botocore.exceptions import ClientError
 
 from devtools.memory_control import MemoryControl
 from devtools.memory_store import MemoryStore
+from devtools.testing import FakeClock, grid_id
 from grid_reingest import names
 from grid_reingest.adapters.api_key import with_fresh_key
 from grid_reingest.adapters.grid import DATA_CALLS, GridResponse
@@ -87,11 +88,6 @@ STREAM = "thrall-TEST"
 PROJECTION_FUNCTION = "image-projection-TEST"
 
 
-def grid_id(n: int) -> str:
-    """The n-th test image's id: 40 lower-case hex characters, as the Grid's are."""
-    return f"{n:040x}"
-
-
 def client_error(code: str, status: int, operation: str, message: str = "") -> ClientError:
     """A botocore ClientError as AWS raises it."""
     return ClientError(
@@ -107,34 +103,6 @@ class WorkerDied(Exception):
     """The invocation's process is gone: nothing it does reaches anything any more."""
 
 
-class StepClock:
-    """The Clock port on compressed time: it moves only when someone sleeps (thread-safe)."""
-
-    def __init__(self, start: datetime | None = None) -> None:
-        self.start = start or datetime(2026, 1, 1, tzinfo=UTC)
-        self.t = 0.0
-        self._ticks = 0
-        self._lock = threading.Lock()
-
-    def now(self) -> datetime:
-        # Each reading a millisecond later: writes keep their order, as on a real clock.
-        with self._lock:
-            self._ticks += 1
-            return self.start + timedelta(seconds=self.t, milliseconds=self._ticks)
-
-    def monotonic(self) -> float:
-        return self.t
-
-    def sleep(self, seconds: float) -> None:
-        with self._lock:
-            self.t += max(0.0, seconds)
-
-    def advance_to(self, t: float) -> None:
-        """Move on to `t` (never back)."""
-        with self._lock:
-            self.t = max(self.t, t)
-
-
 # (endpoint, image id, how many times this endpoint was asked about this id, 1-based)
 GridFault = Callable[[str, str, int], GridResponse | None]
 
@@ -142,7 +110,7 @@ GridFault = Callable[[str, str, int], GridResponse | None]
 class MemoryGrid:
     """The Grid's services in memory, answering as GridClient does (GridResponse).
 
-    Endpoints are grid_sim's names: projection, leases, collections, edits,
+    Endpoints are grid_server's names: projection, leases, collections, edits,
     syndication, usages, crops, soft_delete, image. media-api's image answers
     200 once thrall has indexed the image (`indexed`), and 401 to a key other
     than `valid_key`.
@@ -229,7 +197,7 @@ InvokeFault = Callable[[str], ClientError | None]
 class CachedSecret:
     """The API key where a function reads it, through a cache as Powertools' (virtual time)."""
 
-    def __init__(self, secret: dict[str, str], clock: StepClock) -> None:
+    def __init__(self, secret: dict[str, str], clock: FakeClock) -> None:
         self._secret = secret
         self._clock = clock
         self._read: tuple[float, str] | None = None
@@ -247,7 +215,7 @@ class MemoryLambda:
     """The Lambda service invoking image-projection in memory (the `lambda` client's invoke),
     which projects as its handler does: the key from a cache, read again after a 401."""
 
-    def __init__(self, projector: OutcomeProjector, clock: StepClock, key: CachedSecret) -> None:
+    def __init__(self, projector: OutcomeProjector, clock: FakeClock, key: CachedSecret) -> None:
         self.projector = projector
         self.clock = clock
         self.key = key
@@ -511,7 +479,7 @@ class World:
     """One pass: the table, the Grid, the Lambda service, the stream, the rules, the operator."""
 
     def __init__(self, ids: int = 300, *, overlap: int = 1, max_in_flight: int = 32) -> None:
-        self.clock = StepClock()
+        self.clock = FakeClock()
         self.store = FaultyStore(self.clock.now)
         self.ids = [grid_id(n) for n in range(1, ids + 1)]
         self.kinesis = MemoryKinesis()

@@ -34,7 +34,7 @@ from pathlib import Path
 import boto3
 import requests
 
-from devtools.grid_sim import GridSim
+from devtools.grid_server import GridSim
 from devtools.local_lambda import environment
 from devtools.local_stage import local_stage
 from devtools.planted import KINDS, image_ids, plant, planted_count

@@ -56,5 +56,5 @@ def invoke(
             if reset is not None:
                 reset()
             else:  # a handler that keeps its runtime in a module global
-                module._runtime = None
+                vars(module)["_runtime"] = None
         return module.handler(event if event is not None else {}, context or FakeContext())

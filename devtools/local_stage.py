@@ -50,11 +50,6 @@ MAX_INVOCATIONS = 100
 WORKERS = {"index": names.BATCH_INDEX, "check": names.BATCH_CHECK}
 
 
-def grid_id(n: int) -> str:
-    """A Grid-shaped id (40 lower-case hex) numbered n."""
-    return f"{n:040x}"
-
-
 def rule_names(stage: str) -> dict[str, str]:
     """The two schedule rules of `stage`, by worker ("index", "check")."""
     return {

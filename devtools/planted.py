@@ -11,11 +11,11 @@ import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from devtools.grid_sim import GridSim
+from devtools.grid_server import GridSim
 from grid_reingest.domain.states import ProgressState as S
 from grid_reingest.settings import MAX_ATTEMPTS
 
-ATTEMPTS = int(MAX_ATTEMPTS.default)
+ATTEMPTS: int = MAX_ATTEMPTS.default_value
 
 
 @dataclass(frozen=True)

@@ -30,7 +30,8 @@ CDK_JSON = ROOT / "cdk.json"
 
 def cdk_json_context() -> dict[str, Any]:
     """The context cdk.json declares (what the CLI would pass, without -c overrides)."""
-    return json.loads(CDK_JSON.read_text())["context"]
+    context: dict[str, Any] = json.loads(CDK_JSON.read_text())["context"]
+    return context
 
 
 def build_app(

@@ -16,8 +16,8 @@ Built at synth time without Docker and without AWS credentials. What goes in:
 
 What stays out: __pycache__, tests, type stubs, compiled extension modules
 (each must have a pure-Python fallback beside it, which the tests can import
-on any machine, so what ships is what was tested) and Powertools' Swagger UI
-bundle.
+on any machine, so what ships is what was tested; pydantic-core alone has none
+and ships as built for the target) and Powertools' Swagger UI bundle.
 
 Example::
 
@@ -39,7 +39,7 @@ import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import Any, cast
 
 import aws_cdk as cdk
 import jsii
@@ -70,11 +70,15 @@ TARGET_ABIS = ("cp{}{}".format(*TARGET_PYTHON), "abi3", "none")
 # Shipped in Lambda's Python runtime: bundling them would add megabytes (docs/infra.md).
 RUNTIME_PROVIDED = frozenset({"boto3", "botocore", "s3transfer"})
 # Bump when the selection rules change, so that the asset hash changes with them.
-BUNDLE_FORMAT = "4"
+BUNDLE_FORMAT = "5"
 
 _SKIPPED_DIRS = frozenset({"__pycache__", "tests", "test"})
 _SKIPPED_SUFFIXES = (".pyc", ".pyo", ".pyi")
 _COMPILED_SUFFIXES = (".so", ".pyd")
+# Compiled without a pure-Python fallback, and shipped as built for the functions'
+# platform (pip fetched that wheel by the lock's hash): pydantic's core, at the
+# version the tests run here.
+_COMPILED_SHIPPED = frozenset({"pydantic-core"})
 _SKIPPED_METADATA = frozenset({"RECORD", "INSTALLER", "REQUESTED", "direct_url.json"})
 # Served only by Powertools' enable_swagger(), which these functions never call.
 _SKIPPED_FILES = frozenset(
@@ -224,7 +228,9 @@ def _distribution_files(dist: importlib.metadata.Distribution) -> list[AssetFile
         if target.parts[0] == ".." or _skipped(target):  # console scripts live outside
             continue
         source = Path(str(entry.locate()))
-        if target.name.endswith(_COMPILED_SUFFIXES):
+        if target.name.endswith(_COMPILED_SUFFIXES) and canonicalize_name(name) not in (
+            _COMPILED_SHIPPED
+        ):
             module = target.name.split(".", 1)[0]
             if not (source.parent / f"{module}.py").is_file():
                 raise AssetError(
@@ -324,6 +330,6 @@ def runtime_code() -> lambda_.Code:
         bundling=cdk.BundlingOptions(
             # Never pulled or run: local bundling always succeeds.
             image=cdk.DockerImage.from_registry("local-bundling-only"),
-            local=_LocalBundling(asset),
+            local=cast(cdk.ILocalBundling, _LocalBundling(asset)),
         ),
     )

@@ -14,7 +14,7 @@ from infra.config import StageConfig
 from infra.constructs.monitoring import Monitoring
 from infra.constructs.repair import Repair
 from infra.constructs.state_counts import StateCountsAlarms
-from infra.constructs.state_table import StateTable
+from infra.constructs.state_table import StateTableConstruct
 from infra.constructs.workers import Workers
 
 
@@ -39,7 +39,8 @@ class ReingestStack(Stack):
         Tags.of(self).add("Stack", c.GRID_STACK)
         Tags.of(self).add("Stage", config.stage)
 
-        self.state_table = StateTable(self, "StateTable", config=config)
+        # Its id is the table's logical id: a new one would replace the table, and its items.
+        self.state_table = StateTableConstruct(self, "StateTable", config=config)
         self.workers = Workers(self, "Workers", config=config, table=self.state_table.table)
         functions = dict(self.workers.by_service)
         self.repair: Repair | None = None

@@ -41,7 +41,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from devtools.grid_sim import GridSim  # noqa: E402
+from devtools.grid_server import GridSim  # noqa: E402
 from devtools.local_lambda import environment  # noqa: E402
 from devtools.local_stage import local_stage  # noqa: E402
 from devtools.planted import ATTEMPTS, KINDS, Kind, image_ids, plant, planted_count  # noqa: E402

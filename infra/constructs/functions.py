@@ -145,3 +145,10 @@ def build_function(
 def ack(rule_id: str, reason: str) -> Acknowledgment:
     """A cdk-nag finding acknowledged, with its reason."""
     return Acknowledgment(id=rule_id, reason=reason)
+
+
+def role_of(function: lambda_.Function) -> iam.IRole:
+    """A function's execution role (every function built here has one)."""
+    role = function.role
+    assert role is not None, function.node.path
+    return role

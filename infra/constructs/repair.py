@@ -20,7 +20,7 @@ from constructs import Construct
 from grid_reingest import names, settings
 from infra import constants as c
 from infra.config import ConfigError, RepairConfig, StageConfig
-from infra.constructs.functions import Schedule, Worker, ack, build_function
+from infra.constructs.functions import Schedule, Worker, ack, build_function, role_of
 
 # One invocation at a time: a pass is loaded by one loader (the pass record says so too).
 RESERVED_CONCURRENCY = 1
@@ -160,7 +160,7 @@ class Repair(Construct):
         function.add_to_role_policy(
             iam.PolicyStatement(actions=["s3:GetObject"], resources=[objects])
         )
-        Validations.of(function.role).acknowledge(
+        Validations.of(role_of(function)).acknowledge(
             ack(
                 f"AwsSolutions-IAM5[Resource::{objects}]",
                 "S3 Inventory writes each day's manifest and data files under dated folders it "

@@ -11,7 +11,7 @@ from infra import constants as c
 from infra.config import StageConfig
 
 
-class StateTable(Construct):
+class StateTableConstruct(Construct):
     """The DynamoDB table, keyed and indexed as `grid_reingest.names` names them.
 
     The adapter (`adapters/dynamodb/schema.py`) declares the same keys and

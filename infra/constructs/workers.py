@@ -39,7 +39,7 @@ from grid_reingest import names, settings
 from infra import constants as c
 from infra.asset import runtime_code
 from infra.config import SETTINGS_CLASSES, ConfigError, StageConfig
-from infra.constructs.functions import Worker, ack, build_function, keep_alive
+from infra.constructs.functions import Worker, ack, build_function, keep_alive, role_of
 
 
 def function_environments(config: StageConfig) -> dict[str, dict[str, str]]:
@@ -103,7 +103,7 @@ def function_environments(config: StageConfig) -> dict[str, dict[str, str]]:
 
 def check_environments(config: StageConfig, environments: Mapping[str, Mapping[str, str]]) -> None:
     """Load each function's settings from its environment as Lambda will, or raise ConfigError."""
-    problems = []
+    problems: list[str] = []
     for service, environment in environments.items():
         inside_lambda = {
             **environment,
@@ -225,7 +225,7 @@ class Workers(Construct):
                 ],
             )
         )
-        Validations.of(self.state_counts.function.role).acknowledge(
+        Validations.of(role_of(self.state_counts.function)).acknowledge(
             ack(
                 "AwsSolutions-IAM5[Resource::*]",
                 "dynamodb:ListStreams, granted by the event source mapping, has no "
@@ -347,7 +347,7 @@ class Workers(Construct):
             )
         )
         self._grant_own_rule(names.BATCH_INDEX, self.batch_index)
-        Validations.of(function.role).acknowledge(
+        Validations.of(role_of(function)).acknowledge(
             ack(
                 "AwsSolutions-IAM5[Resource::*]",
                 "cloudwatch:GetMetricStatistics has no resource-level permissions: AWS only "

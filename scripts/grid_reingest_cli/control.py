@@ -200,7 +200,7 @@ def as_json(control: Control, changes: list[str], table: str) -> dict:
 def control_json(control: Control, *, history: bool) -> dict:
     """The knobs and the controller's state as JSON (`tune` and `watch` alike)."""
     pace = control.pace
-    controller = None
+    controller: dict[str, object] | None = None
     if pace is not None:
         controller = {
             "limit": pace.limit,

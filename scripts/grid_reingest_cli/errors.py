@@ -9,7 +9,9 @@ OK = 0
 FAILED = 1  # AWS or the table refused; nothing was changed that the message does not say
 USAGE = 2  # bad arguments or bad input; nothing was changed
 INCOMPLETE = 3  # `run` finished its pass, but not every image reached state 6
-BROKEN_PIPE = 141  # the reader of our output went away (`| head`), as shells report SIGPIPE
+# The reader of our output went away (`| head`): what a shell reports for a command
+# killed by SIGPIPE, 128 + 13.
+BROKEN_PIPE = 141
 INTERRUPTED = 130  # Ctrl-C, as shells report it
 
 

@@ -176,8 +176,9 @@ def find_group(
     """
     check_reference(reference, states)
     scope = tuple(states or FAILURE_STATES)
-    if isinstance(reference, str):
-        scope = tuple(dict.fromkeys([*scope, group_id_state(reference)]))
+    named = group_id_state(reference) if isinstance(reference, str) else None
+    if named is not None:
+        scope = tuple(dict.fromkeys([*scope, named]))
     failures = group_failures(table, scope, segments)
     return failures, failures.find(reference)
 

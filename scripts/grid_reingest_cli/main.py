@@ -199,9 +199,10 @@ def _command_words(parser: argparse.ArgumentParser, argv: list[str]) -> list[str
     """The command's words in `argv`: `ids from-bucket` of `ids from-bucket images ...`."""
     words = []
     for word in (a for a in argv if not a.startswith("-")):
-        parser = _subparsers(parser).get(word)
-        if parser is None:
+        found = _subparsers(parser).get(word)
+        if found is None:
             break
+        parser = found
         words.append(word)
     return words
 
@@ -210,11 +211,10 @@ def _command_named(
     parser: argparse.ArgumentParser, words: list[str]
 ) -> argparse.ArgumentParser | None:
     """The (sub-)command that `words` name, when they name one and nothing else."""
+    named: argparse.ArgumentParser | None = parser
     for word in words:
-        parser = _subparsers(parser).get(word)
-        if parser is None:
-            return None
-    return parser
+        named = _subparsers(named).get(word) if named else None
+    return named
 
 
 def _subparsers(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:

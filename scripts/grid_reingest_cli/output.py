@@ -9,12 +9,9 @@ import stat
 import sys
 import tempfile
 from collections.abc import Iterator
-from typing import TextIO
+from typing import TextIO, cast
 
-from grid_reingest_cli.errors import USAGE, CliError
-
-# What a shell reports for a command killed by SIGPIPE (`| head`): 128 + 13.
-PIPE_CLOSED = 141
+from grid_reingest_cli.errors import BROKEN_PIPE, USAGE, CliError
 
 
 @contextlib.contextmanager
@@ -28,7 +25,7 @@ def pipe_guard() -> Iterator[None]:
         with contextlib.suppress(OSError, ValueError, AttributeError):
             devnull = os.open(os.devnull, os.O_WRONLY)
             os.dup2(devnull, sys.stdout.fileno())
-        raise QuietExit(PIPE_CLOSED) from None
+        raise QuietExit(BROKEN_PIPE) from None
 
 
 class QuietExit(Exception):
@@ -66,12 +63,13 @@ def open_output(path: str) -> Iterator[TextIO]:
     would replace it with a plain file.
     """
     target = os.path.realpath(path)
+    handle: TextIO
     try:
         if os.path.exists(target) and not _is_regular(target):
             handle = open(target, "w", encoding="utf-8")  # noqa: SIM115 - closed below
             tmp = None
         else:
-            handle = tmp = tempfile.NamedTemporaryFile(  # noqa: SIM115 - closed below
+            tmp = tempfile.NamedTemporaryFile(  # noqa: SIM115 - closed below
                 "w",
                 dir=os.path.dirname(target),
                 prefix=".reingest-",
@@ -79,6 +77,7 @@ def open_output(path: str) -> Iterator[TextIO]:
                 delete=False,
                 encoding="utf-8",
             )
+            handle = cast(TextIO, tmp)
     except OSError as error:
         raise CliError(f"{path}: cannot write: {error.strerror}", USAGE) from None
     try:

@@ -228,7 +228,7 @@ def _run(args: argparse.Namespace) -> int:
 
     with open_table(args) as table:
         group = None
-        if args.reason is None:
+        if sources is not None:
             counts = table.counts(sources)
             total = sum(counts.values())
             for state, n in counts.items():

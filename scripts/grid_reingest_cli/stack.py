@@ -36,7 +36,7 @@ def outputs(args: argparse.Namespace, key: str | None = None) -> dict[str, str]:
             args.stage, clients.region(args), args.profile, getattr(args, "endpoint_url", None)
         )
     except _NoStack as error:
-        option, hint = INSTEAD.get(key, ("", ""))
+        option, hint = INSTEAD.get(key or "", ("", ""))
         instead = f", or {hint}" if offers(args, option) else ""
         raise CliError(f"{error}; deploy it, or check --stage and --region{instead}") from None
 

@@ -24,7 +24,8 @@ from infra import constants as c
 
 pytestmark = pytest.mark.slow
 
-MAX_ASSET_BYTES = 10 * 1024 * 1024
+# pydantic-core's compiled module is about 5 MiB of it.
+MAX_ASSET_BYTES = 20 * 1024 * 1024
 HANDLERS = {service: handler.rsplit(".", 1)[0] for service, handler in c.HANDLERS.items()}
 # The runtime's interpreter reads only .pyc files named for its version.
 PYC_TAG = "cpython-{}{}".format(*asset_module.TARGET_PYTHON)
@@ -74,7 +75,9 @@ def test_asset_holds_the_package_and_its_dependencies_only(assembly):
 
     assert {"grid_reingest", "requests", "aws_lambda_powertools", "urllib3"} <= top
     assert not {"boto3", "botocore", "s3transfer", "tests", "infra", "scripts"} & top
-    assert not list(root.rglob("*.so"))
+    # The one compiled module shipped is pydantic's core, built for the functions' platform.
+    (compiled,) = root.rglob("*.so")
+    assert compiled.parent.name == "pydantic_core" and "aarch64" in compiled.name
     assert not list(root.rglob("tests"))
 
 

@@ -17,7 +17,7 @@ import boto3
 import pytest
 from botocore.response import StreamingBody
 
-from devtools.grid_sim import GridSim
+from devtools.grid_server import GridSim
 from devtools.local_lambda import FakeContext, environment, invoke
 from devtools.servers import aws_environment, reset_moto
 from devtools.thrall_consumer import read_stream

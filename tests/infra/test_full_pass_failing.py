@@ -15,7 +15,7 @@ from collections.abc import Iterator
 import boto3
 import pytest
 
-from devtools.grid_sim import GridSim
+from devtools.grid_server import GridSim
 from devtools.servers import aws_environment, reset_moto
 from devtools.thrall_consumer import read_stream
 from grid_reingest import names

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from devtools.grid_sim import GridSim
+from devtools.grid_server import GridSim
 from grid_reingest.adapters.dynamodb.bulk import StateTable
 
 

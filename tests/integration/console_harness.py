@@ -6,7 +6,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from devtools.local_stage import STREAM, Stage, deploy_stage, grid_id
+from devtools.local_stage import STREAM, Stage, deploy_stage
+from devtools.testing import grid_id
 from grid_reingest.domain.claims import Transition
 from grid_reingest.domain.states import ProgressState as S
 

@@ -12,6 +12,7 @@ from datetime import timedelta
 import boto3
 import pytest
 
+from devtools.testing import Steady, grid_id
 from grid_reingest.adapters.dynamodb.schema import CHANGED_AT, ID
 from grid_reingest.adapters.eventbridge import ScheduleRule
 from grid_reingest.adapters.grid import GridClient
@@ -24,13 +25,8 @@ from grid_reingest.flows.invocation import SystemicFailure
 from grid_reingest.handlers.common import SystemClock
 from grid_reingest.ports import Presence
 from grid_reingest.settings import BatchCheckSettings, load
-from tests.unit.flow_fakes import Steady
 
 RULE = "grid-reingest-batch-check-TEST"
-
-
-def grid_id(n: int) -> str:
-    return f"{n:040x}"
 
 
 @pytest.fixture

@@ -14,6 +14,7 @@ import pytest
 
 from devtools.aws_proxy import AwsProxy, Faults
 from devtools.memory_control import MemoryControl
+from devtools.testing import Scripted, Steady, grid_id
 from devtools.thrall_consumer import read_stream
 from devtools.thrall_metrics import report_iterator_age
 from grid_reingest.adapters.aws import client_config
@@ -31,7 +32,6 @@ from grid_reingest.flows.invocation import SystemicFailure
 from grid_reingest.flows.pace import ControlledPace
 from grid_reingest.handlers.common import SystemClock
 from grid_reingest.settings import BatchIndexSettings, load
-from tests.unit.flow_fakes import Scripted, Steady, grid_id
 
 STREAM = "media-service-thrall-low-priority-TEST"
 RULE = "grid-reingest-batch-index-TEST"

@@ -15,16 +15,13 @@ from pathlib import Path
 import pytest
 from botocore.exceptions import ClientError
 
+from devtools.testing import grid_id
 from grid_reingest.domain.claims import Source, Transition
 from grid_reingest.domain.reasons import group_id
 from grid_reingest.domain.states import ProgressState as S
 from grid_reingest_cli.main import _subparsers, build_parser, main
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def grid_id(n: int) -> str:
-    return f"{n:040x}"
 
 
 @pytest.fixture

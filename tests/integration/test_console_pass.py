@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import json
 
-from devtools.local_stage import grid_id, local_stage
+from devtools.local_stage import local_stage
+from devtools.testing import grid_id
 from grid_reingest.domain.states import ProgressState as S
 from grid_reingest_cli import watch
 from grid_reingest_cli.main import main

@@ -8,7 +8,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from devtools.local_stage import grid_id, local_stage
+from devtools.local_stage import local_stage
+from devtools.testing import grid_id
 from grid_reingest.adapters.dynamodb.passes import PassTable
 from grid_reingest.domain.passes import Kind, Pass, Status
 from grid_reingest.domain.states import ProgressState as S

@@ -10,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 
-from devtools.grid_sim import GridSim
+from devtools.grid_server import GridSim
 from devtools.servers import free_port
 from grid_reingest.adapters.grid import DATA_CALLS, GridClient, InvalidImageId
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from devtools.grid_sim import BARE, GridSim, Profile
+from devtools.grid_server import BARE, GridSim, Profile
 from devtools.servers import free_port
 from grid_reingest import names
 from grid_reingest.adapters.grid_projector import GridProjector

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from devtools.grid_sim import BARE, GridSim, Profile
+from devtools.grid_server import BARE, GridSim, Profile
 from devtools.servers import free_port
 from grid_reingest.adapters.grid import DATA_CALLS, GridClient
 from grid_reingest.adapters.grid_projector import GridProjector, to_outcome

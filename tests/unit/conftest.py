@@ -7,7 +7,7 @@ import socket
 import pytest
 
 from devtools.memory_store import MemoryStore
-from tests.unit.flow_fakes import FakeClock
+from devtools.testing import FakeClock
 
 
 @pytest.fixture

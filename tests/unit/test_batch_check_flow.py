@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import pytest
 
+from devtools.testing import Rule, Steady, grid_id
 from grid_reingest.domain.states import ProgressState as S
 from grid_reingest.flows.batch_check import CheckDeps, run_batch_check
 from grid_reingest.flows.invocation import SystemicFailure
 from grid_reingest.handlers.batch_check import media_api_lookup
 from grid_reingest.ports import PaceDecision, Presence
 from grid_reingest.settings import BatchCheckSettings, load
-from tests.unit.flow_fakes import Rule, Steady, grid_id
 
 
 @pytest.fixture

@@ -9,6 +9,16 @@ import pytest
 
 from devtools.memory_control import MemoryControl
 from devtools.memory_store import MemoryStore
+from devtools.testing import (
+    FakeClock,
+    Rule,
+    Scripted,
+    Steady,
+    Stream,
+    grid_id,
+    index_deps,
+    ready,
+)
 from grid_reingest import names
 from grid_reingest.domain.claims import Source
 from grid_reingest.domain.outcome import Failed, NotFound, Ready, TooBig
@@ -24,16 +34,6 @@ from grid_reingest.flows.invocation import RecordFailed, SystemicFailure
 from grid_reingest.flows.probes import ProjectionProbe
 from grid_reingest.ports import PaceDecision, PartialApply, PublishResult
 from grid_reingest.settings import BatchIndexSettings, load
-from tests.unit.flow_fakes import (
-    FakeClock,
-    Rule,
-    Scripted,
-    Steady,
-    Stream,
-    grid_id,
-    index_deps,
-    ready,
-)
 
 
 @pytest.fixture

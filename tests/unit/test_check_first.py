@@ -9,6 +9,7 @@ from dataclasses import replace
 import pytest
 
 from devtools.memory_passes import MemoryPasses
+from devtools.testing import Rule, Scripted, Steady, Stream, grid_id, index_deps
 from grid_reingest.domain.passes import MISSING_ERROR, MISSING_LABEL, Kind, Pass, Status
 from grid_reingest.domain.states import ProgressState as S
 from grid_reingest.flows.batch_check import CheckDeps, run_batch_check
@@ -16,7 +17,6 @@ from grid_reingest.flows.batch_index import run_batch_index
 from grid_reingest.flows.pass_end import PassEnd, end_pass_if_over, failure_groups
 from grid_reingest.ports import Presence
 from grid_reingest.settings import BatchCheckSettings, BatchIndexSettings, load
-from tests.unit.flow_fakes import Rule, Scripted, Steady, Stream, grid_id, index_deps
 
 GRID = {"GRID_DOMAIN_ROOT": "media.example.org", "GRID_API_KEY": "key"}
 

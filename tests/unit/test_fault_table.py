@@ -13,7 +13,8 @@ from __future__ import annotations
 import pytest
 
 from devtools.fault_scenarios import SCENARIOS, Scenario, problems, run
-from devtools.fault_world import World, grid_id
+from devtools.fault_world import World
+from devtools.testing import grid_id
 from grid_reingest.domain.states import ProgressState as S
 
 IMAGES = 100

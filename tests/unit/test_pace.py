@@ -3,10 +3,10 @@ and how the loop keeps to it."""
 
 import time
 from collections import Counter
-from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from devtools import testing
 from devtools.memory_control import MemoryControl
 from devtools.memory_store import MemoryStore
 from grid_reingest.domain.control import Knobs
@@ -16,21 +16,6 @@ from grid_reingest.flows.batch_index import run_batch_index
 from grid_reingest.flows.pace import ControlledPace
 from grid_reingest.ports import Observation, PaceDecision
 from grid_reingest.settings import BatchIndexSettings, load
-from tests.unit import flow_fakes
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.t = 0.0
-
-    def now(self):
-        return datetime(2026, 1, 1, tzinfo=UTC) + timedelta(seconds=self.t)
-
-    def monotonic(self):
-        return self.t
-
-    def sleep(self, seconds):
-        self.t += seconds
 
 
 def index_settings():
@@ -51,7 +36,7 @@ def pace(control, clock, age=(1_000.0, 1_000.0)):
 
 
 def test_pace_steps_the_controller_only_once_per_refresh():
-    control, clock = MemoryControl(), FakeClock()
+    control, clock = MemoryControl(), testing.FakeClock(tick_ms=0)
     worker = pace(control, clock)
     first = worker.decide(Observation(finished=200, latencies_ms=[300.0]))
     again = worker.decide(Observation(finished=200, latencies_ms=[300.0]))
@@ -65,7 +50,7 @@ def test_pace_steps_the_controller_only_once_per_refresh():
 
 def test_pace_two_workers_share_one_controller_state_and_split_its_limit():
     # Given two workers running at once over one control item
-    control, clock = MemoryControl(), FakeClock()
+    control, clock = MemoryControl(), testing.FakeClock(tick_ms=0)
     a, b = pace(control, clock), pace(control, clock)
     a.decide(Observation(finished=200, latencies_ms=[300.0]))
     clock.sleep(10)
@@ -90,7 +75,7 @@ def test_pace_two_workers_share_one_controller_state_and_split_its_limit():
 @pytest.mark.parametrize("ceiling", [1, 2, 3, 7])
 def test_pace_overlapping_workers_together_never_exceed_the_operators_ceiling(ceiling):
     # Given the operator's ceiling, and two workers that both stepped since the other joined
-    control, clock = MemoryControl(), FakeClock()
+    control, clock = MemoryControl(), testing.FakeClock(tick_ms=0)
     control.set_knobs(Knobs(max_in_flight=ceiling))
     a, b = pace(control, clock), pace(control, clock)
     a.decide(Observation(finished=200, latencies_ms=[300.0]))
@@ -106,7 +91,7 @@ def test_pace_overlapping_workers_together_never_exceed_the_operators_ceiling(ce
 
 def test_pace_a_worker_gone_quiet_no_longer_takes_a_share():
     # Given a worker that stepped once and then ended (its invocation over)
-    control, clock = MemoryControl(), FakeClock()
+    control, clock = MemoryControl(), testing.FakeClock(tick_ms=0)
     pace(control, clock).decide(Observation(finished=200, latencies_ms=[300.0]))
     # When another worker steps after more than one and a half refreshes
     clock.sleep(30)
@@ -117,7 +102,7 @@ def test_pace_a_worker_gone_quiet_no_longer_takes_a_share():
 
 
 def test_pace_a_pause_reaches_a_running_worker_within_one_refresh():
-    control, clock = MemoryControl(), FakeClock()
+    control, clock = MemoryControl(), testing.FakeClock(tick_ms=0)
     worker = pace(control, clock)
     assert not worker.decide(Observation()).paused
     control.set_knobs(Knobs(paused=True))
@@ -129,7 +114,7 @@ def test_pace_a_pause_reaches_a_running_worker_within_one_refresh():
 
 
 def test_pace_takes_nothing_without_iterator_age_data():
-    decision = pace(MemoryControl(), FakeClock(), age=None).decide(Observation())
+    decision = pace(MemoryControl(), testing.FakeClock(tick_ms=0), age=None).decide(Observation())
     assert decision.in_flight == 0
     assert "no iterator-age data" in decision.reason
 
@@ -137,7 +122,7 @@ def test_pace_takes_nothing_without_iterator_age_data():
 # -- the loop under the pace's rate ceiling (flows/loop.py) -------------------------------
 
 
-class LateClock(flow_fakes.FakeClock):
+class LateClock(testing.FakeClock):
     """A clock whose every sleep overshoots, as a real thread's wake-up does."""
 
     def sleep(self, seconds):
@@ -153,11 +138,11 @@ def test_pace_the_loop_reaches_the_rate_ceiling_though_every_sleep_overshoots():
     # Given 100 images, a pace of 120 starts a minute, and wake-ups always 50 ms late
     clock = LateClock()
     store = MemoryStore(clock=clock.now)
-    store.put_new(flow_fakes.grid_id(i) for i in range(100))
+    store.put_new(testing.grid_id(i) for i in range(100))
     starts: list[float] = []
-    projector = flow_fakes.Scripted(gate=lambda image_id: starts.append(clock.t))
-    rated = flow_fakes.Steady(script=lambda n: PaceDecision(4, 120.0, "rate ceiling"))
-    deps = flow_fakes.index_deps(store, projector, flow_fakes.Stream(), clock=clock, pace=rated)
+    projector = testing.Scripted(gate=lambda image_id: starts.append(clock.t))
+    rated = testing.Steady(script=lambda n: PaceDecision(4, 120.0, "rate ceiling"))
+    deps = testing.index_deps(store, projector, testing.Stream(), clock=clock, pace=rated)
     # When one invocation runs
     run_batch_index(index_settings(), deps)
     # Then the starts kept to 2 a second on average: late wake-ups were made up
@@ -170,14 +155,14 @@ def test_pace_the_loop_reaches_the_rate_ceiling_though_every_sleep_overshoots():
 
 def test_pace_latencies_reported_to_the_pace_leave_out_overload_answers():
     # Given 30 images of which 10 meet a full queue (503 at once)
-    clock = flow_fakes.FakeClock()
+    clock = testing.FakeClock()
     store = MemoryStore(clock=clock.now)
-    ids = [flow_fakes.grid_id(i) for i in range(30)]
+    ids = [testing.grid_id(i) for i in range(30)]
     store.put_new(ids)
     script = {i: Failed(i, "image-loader", 503, "queue full") for i in ids[::3]}
-    steady = flow_fakes.Steady(limit=4)
-    deps = flow_fakes.index_deps(
-        store, flow_fakes.Scripted(script), flow_fakes.Stream(), clock=clock, pace=steady
+    steady = testing.Steady(limit=4)
+    deps = testing.index_deps(
+        store, testing.Scripted(script), testing.Stream(), clock=clock, pace=steady
     )
     # When one invocation runs
     run_batch_index(index_settings(), deps)
@@ -189,13 +174,13 @@ def test_pace_latencies_reported_to_the_pace_leave_out_overload_answers():
 
 def test_pace_the_flow_tells_the_pace_where_its_records_landed():
     # Given 10 images and a stream that says where each record landed
-    clock = flow_fakes.FakeClock()
+    clock = testing.FakeClock()
     store = MemoryStore(clock=clock.now)
-    ids = [flow_fakes.grid_id(i) for i in range(10)]
+    ids = [testing.grid_id(i) for i in range(10)]
     store.put_new(ids)
-    steady = flow_fakes.Steady(limit=4)
-    deps = flow_fakes.index_deps(
-        store, flow_fakes.Scripted({}), flow_fakes.Stream(), clock=clock, pace=steady
+    steady = testing.Steady(limit=4)
+    deps = testing.index_deps(
+        store, testing.Scripted({}), testing.Stream(), clock=clock, pace=steady
     )
     # When one invocation runs
     run_batch_index(index_settings(), deps)
@@ -206,7 +191,7 @@ def test_pace_the_flow_tells_the_pace_where_its_records_landed():
 
 def test_pace_a_stalled_checkpoint_slows_every_worker_until_it_moves():
     # Given two workers reading thrall's checkpoints, one of which published records
-    control, clock = MemoryControl(), FakeClock()
+    control, clock = MemoryControl(), testing.FakeClock(tick_ms=0)
     checkpoint = {"s": 0}
     controller = Controller(Tuning(max_limit=16, max_iterator_age_ms=60_000))
 
@@ -242,7 +227,7 @@ def test_pace_a_stalled_checkpoint_slows_every_worker_until_it_moves():
 
 def test_pace_a_worker_that_leaves_gives_its_share_to_the_others_at_once():
     # Given two workers sharing the controller's limit
-    control, clock = MemoryControl(), FakeClock()
+    control, clock = MemoryControl(), testing.FakeClock(tick_ms=0)
     one, two = pace(control, clock), pace(control, clock)
     one.decide(Observation(finished=200, latencies_ms=[300.0]))
     shared = two.decide(Observation(finished=200, latencies_ms=[300.0]))
@@ -258,12 +243,12 @@ def test_pace_a_worker_that_leaves_gives_its_share_to_the_others_at_once():
 
 def test_pace_the_loop_leaves_the_pace_when_its_invocation_ends():
     # Given an invocation over a few images
-    clock = flow_fakes.FakeClock()
+    clock = testing.FakeClock()
     store = MemoryStore(clock=clock.now)
-    store.put_new([flow_fakes.grid_id(i) for i in range(5)])
-    steady = flow_fakes.Steady(limit=4)
-    deps = flow_fakes.index_deps(
-        store, flow_fakes.Scripted({}), flow_fakes.Stream(), clock=clock, pace=steady
+    store.put_new([testing.grid_id(i) for i in range(5)])
+    steady = testing.Steady(limit=4)
+    deps = testing.index_deps(
+        store, testing.Scripted({}), testing.Stream(), clock=clock, pace=steady
     )
     # When it ends
     run_batch_index(index_settings(), deps)
@@ -294,7 +279,7 @@ def checkpoint_pace(control, clock, checkpoints, age=(1_000.0, 1_000.0)):
 )
 def test_pace_an_unreadable_lease_table_falls_back_to_cloudwatch_counted(failure):
     # Given a lease table that cannot be read (missing, denied, throttled, malformed)
-    control, clock = MemoryControl(), FakeClock()
+    control, clock = MemoryControl(), testing.FakeClock(tick_ms=0)
 
     def broken():
         raise failure
@@ -314,7 +299,7 @@ def test_pace_an_unreadable_lease_table_falls_back_to_cloudwatch_counted(failure
 
 
 def test_pace_an_unreadable_cloudwatch_holds_then_takes_nothing():
-    control, clock = MemoryControl(), FakeClock()
+    control, clock = MemoryControl(), testing.FakeClock(tick_ms=0)
     readings = iter([(1_000.0, 1_000.0)])
 
     def cloudwatch():
@@ -349,11 +334,11 @@ def test_pace_checkpoints_of_other_shards_never_override_a_high_cloudwatch_age()
     table = {"other": 0}
     age = (300_000.0, 290_000.0)
     with_table, clock = (
-        checkpoint_pace(MemoryControl(), FakeClock(), lambda: dict(table), age),
+        checkpoint_pace(MemoryControl(), testing.FakeClock(tick_ms=0), lambda: dict(table), age),
         None,
     )
     clock = with_table._clock
-    alone_clock = FakeClock()
+    alone_clock = testing.FakeClock(tick_ms=0)
     alone = checkpoint_pace(MemoryControl(), alone_clock, None, age)
     for k in range(40):
         table["other"] += 100

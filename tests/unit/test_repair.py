@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from devtools.memory_passes import MemoryPasses
+from devtools.testing import FakeClock, Rule, grid_id
 from grid_reingest.domain.passes import Kind, Pass, Status
 from grid_reingest.flows.repair import (
     STALLED_LOADING_SECONDS,
@@ -13,7 +14,6 @@ from grid_reingest.flows.repair import (
     load_repair,
     start_repair,
 )
-from tests.unit.flow_fakes import FakeClock, Rule, grid_id
 
 PARTS = {"0": [grid_id(1), grid_id(2)], "1": [grid_id(3)], "2": [grid_id(4), grid_id(5)]}
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from devtools.memory_store import MemoryStore
+from devtools.testing import FakeClock, grid_id
 from grid_reingest.domain.claims import Claim
 from grid_reingest.domain.outcome import Failed, Ready
 from grid_reingest.domain.states import ProgressState as S
@@ -10,7 +11,6 @@ from grid_reingest.domain.systemic import Cause, Judge, Rules, Symptom, Verdict
 from grid_reingest.flows.probes import LookupProbe, ProjectionProbe
 from grid_reingest.flows.triage import FailureTriage
 from grid_reingest.ports import Presence
-from tests.unit.flow_fakes import FakeClock, grid_id
 
 USAGE_503 = Symptom("usage", Cause.OVERLOAD)
 USAGE_500 = Symptom("usage", Cause.ERROR)

@@ -14,8 +14,8 @@ def test_settings_refuse_a_margin_without_time_to_publish_and_record():
     with pytest.raises(SettingsError) as caught:
         load(BatchIndexSettings, env)
     assert (
-        "STOP_MARGIN_SECONDS=300 must be more than PROJECTION_TIMEOUT_SECONDS=300 + "
-        "RECORD_BUDGET_SECONDS=120" in str(caught.value)
+        "STOP_MARGIN_SECONDS=300 must exceed PROJECTION_TIMEOUT_SECONDS (300 s) plus "
+        "RECORD_BUDGET_SECONDS (120 s), 420 s" in str(caught.value)
     )
 
 
@@ -29,7 +29,7 @@ def test_settings_default_margin_leaves_time_to_publish_and_record():
 
 def test_settings_batch_check_margin_covers_a_lookup_and_recording():
     env = {"STATE_TABLE_NAME": "t", **GRID, "CHECK_STOP_MARGIN_SECONDS": "15"}
-    with pytest.raises(SettingsError, match="CHECK_STOP_MARGIN_SECONDS=15 must be more than"):
+    with pytest.raises(SettingsError, match="CHECK_STOP_MARGIN_SECONDS=15 must exceed"):
         load(BatchCheckSettings, env)
     settings = load(BatchCheckSettings, {"STATE_TABLE_NAME": "t", **GRID})
     assert (settings.max_in_flight, settings.breaker_share, settings.breaker_min_results) == (

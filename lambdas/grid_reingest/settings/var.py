@@ -1,10 +1,23 @@
-"""One environment variable as a worker reads it, and the parsers that validate its value."""
+"""One environment variable, declared once: name, type, range, default and meaning.
+
+A `Var` gives the pydantic field a worker's settings read it with (`field`),
+the same checks without the name and default for the CDK context (`checks`),
+its value parsed from text (`parse`) and the words that describe it. Problems
+found by pydantic come back as sentences naming the variable (`problems_of`).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Annotated, Any
+
+from annotated_types import Ge, Gt, Le
+from pydantic import AfterValidator, BeforeValidator, Field, TypeAdapter, ValidationError
+from pydantic.config import JsonDict
+from pydantic.fields import FieldInfo
+from pydantic_core import ErrorDetails, PydanticUndefined
 
 from grid_reingest.domain.states import ProgressState
 
@@ -17,83 +30,185 @@ class SettingsError(ValueError):
         self.problems = problems
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Var:
-    """One environment variable: its name, what it means, its default and what it allows."""
+    """One environment variable: `type` may carry validators; constraints are pydantic's
+    (ge, le, gt); `allowed` describes a value the constraints cannot say in words."""
 
     name: str
+    type: Any
     help: str
-    parse: Callable[[str], Any]
-    allowed: str
-    default: str | None = None  # None: required
-    optional: bool = False  # True: may be absent (the value is then None)
+    default_value: Any = PydanticUndefined  # PydanticUndefined: required
+    allowed_text: str | None = None
+    constraints: tuple[tuple[str, Any], ...] = ()
+
+    @cached_property
+    def checks(self) -> FieldInfo:
+        """The type and range alone: what a value of this variable must be, anywhere."""
+        extra: JsonDict | None = {"allowed": self.allowed_text} if self.allowed_text else None
+        checked: Any = Annotated[
+            self.type, Field(json_schema_extra=extra, **dict(self.constraints))
+        ]
+        return FieldInfo.from_annotation(checked)
+
+    @cached_property
+    def field(self) -> FieldInfo:
+        """The field a worker's settings read this variable into."""
+        own = Field(self.default_value, alias=self.name, description=self.help)
+        return FieldInfo.merge_field_infos(self.checks, own)
 
     @property
-    def default_value(self) -> Any:
-        """The default, parsed (None for a required variable)."""
-        return None if self.default is None else self.parse(self.default)
+    def optional(self) -> bool:
+        """May be absent (the value is then None)."""
+        return self.default_value is None
+
+    @property
+    def default(self) -> str | None:
+        """The default as the environment would say it (None: required or optional)."""
+        value = self.default_value
+        if value is None or value is PydanticUndefined:
+            return None
+        if isinstance(value, bool):
+            return str(value).lower()
+        return str(int(value)) if isinstance(value, ProgressState) else str(value)
+
+    @property
+    def allowed(self) -> str:
+        """The values allowed, in words."""
+        return allowed(self.checks)
+
+    @property
+    def most(self) -> int:
+        """The largest value allowed (a variable with an upper bound)."""
+        bound: Any = next(m.le for m in self.checks.metadata if isinstance(m, Le))
+        return int(bound)
+
+    @cached_property
+    def _adapter(self) -> TypeAdapter[Any]:
+        checked: Any = Annotated[self.type, self.checks]
+        return TypeAdapter(checked)
+
+    def parse(self, raw: str) -> Any:
+        """The value of `raw` (text, as in the environment), or ValueError saying why not."""
+        try:
+            return self._adapter.validate_python(raw.strip())
+        except ValidationError as error:
+            raise ValueError("; ".join(_reason(e) for e in error.errors())) from None
 
 
-def integer(lo: int, hi: int) -> Callable[[str], int]:
-    def parse(raw: str) -> int:
-        value = int(raw)
-        if not lo <= value <= hi:
-            raise ValueError(f"{value} is out of range")
-        return value
+def var(
+    name: str,
+    type_: Any,
+    help_: str,
+    default: Any = PydanticUndefined,
+    *,
+    allowed: str | None = None,
+    **constraints: Any,
+) -> Var:
+    """Declare a variable: `var("MAX_ATTEMPTS", int, "Failures ...", 3, ge=1, le=100)`."""
+    return Var(name, type_, help_, default, allowed, tuple(constraints.items()))
 
-    return parse
+
+def allowed(field: FieldInfo) -> str:
+    """A field's allowed values in words: its own text, else its range."""
+    extra = field.json_schema_extra
+    if isinstance(extra, dict) and extra.get("allowed"):
+        return str(extra["allowed"])
+    bounds = {type(m): m for m in field.metadata}
+    lo, hi = bounds.get(Ge), bounds.get(Le)
+    if isinstance(lo, Ge) and isinstance(hi, Le):
+        return f"{lo.ge}..{hi.le}"
+    low = bounds.get(Gt)
+    if isinstance(low, Gt) and isinstance(hi, Le):
+        return f"{low.gt} < x <= {hi.le}"
+    return "true or false" if field.annotation is bool else "any value"
 
 
-def fraction(raw: str) -> float:
-    value = float(raw)
-    if not 0 < value <= 1:
-        raise ValueError(f"{value} is out of range")
+def _reason(error: Any) -> str:
+    cause = error.get("ctx", {}).get("error")
+    return str(cause) if cause is not None else str(error["msg"]).lower()
+
+
+def problems_of(
+    errors: Iterable[ErrorDetails],
+    field_at: Callable[[tuple[Any, ...]], tuple[str, FieldInfo | None]],
+) -> list[str]:
+    """One sentence per problem pydantic found: `field_at(loc)` names the place and the field
+    read there (None: no field, e.g. an unknown key under the place)."""
+    found: list[str] = []
+    for e in errors:
+        cause = e.get("ctx", {}).get("error")
+        if isinstance(cause, SettingsError):
+            found.extend(cause.problems)
+            continue
+        key, field = field_at(tuple(e["loc"]))
+        if field is None:
+            found.append(f"{key}: unknown {[e['loc'][-1]]!r}")
+        elif e["type"] == "missing":
+            found.append(f"{key} is required: {field.description} ({allowed(field)})")
+        else:
+            found.append(
+                f"{key}={e['input']!r} is invalid ({_reason(e)}): {field.description}; "
+                f"allowed: {allowed(field)}"
+            )
+    return found
+
+
+# -- the types that need more than a range ---------------------------------------------------
+
+
+def _no_whitespace(value: str | None) -> str | None:
+    if value is not None and any(c.isspace() for c in value):
+        raise ValueError("contains whitespace")
     return value
 
 
-def boolean(raw: str) -> bool:
-    lowered = raw.lower()
-    if lowered in ("true", "1", "yes"):
-        return True
-    if lowered in ("false", "0", "no"):
-        return False
-    raise ValueError(f"{raw!r} is not a boolean")
-
-
-def text(raw: str) -> str:
-    if any(c.isspace() for c in raw):
-        raise ValueError("contains whitespace")
-    return raw
-
-
-def url(raw: str) -> str:
-    if not raw.startswith(("http://", "https://")):
+def _http_url(value: str | None) -> str | None:
+    if value is None:
+        return None
+    if not value.startswith(("http://", "https://")):
         raise ValueError("is not an http(s) URL")
-    return raw.rstrip("/")
+    return value.rstrip("/")
 
 
-def names_list(raw: str) -> tuple[str, ...]:
-    names = tuple(n.strip() for n in raw.split(",") if n.strip())
-    if not names:
-        raise ValueError("names no stream")
-    return names
+def _names(value: Any) -> Any:
+    if isinstance(value, str):
+        value = tuple(n.strip() for n in value.split(",") if n.strip())
+        if not value:
+            raise ValueError("names no stream")
+    return value
 
 
-def worker_state(*forbidden: ProgressState) -> Callable[[str], ProgressState]:
-    def parse(raw: str) -> ProgressState:
-        state = ProgressState.parse(raw)
+def _boolean(value: Any) -> Any:
+    # The words an operator writes; pydantic alone would also take on/off, y/n.
+    words = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
+    if isinstance(value, str):
+        if value.lower() not in words:
+            raise ValueError(f"{value!r} is not a boolean")
+        return words[value.lower()]
+    return value
+
+
+Text = Annotated[str, AfterValidator(_no_whitespace)]
+Url = Annotated[str, AfterValidator(_http_url)]
+Names = Annotated[tuple[str, ...], BeforeValidator(_names)]
+Flag = Annotated[bool, BeforeValidator(_boolean)]
+
+
+def worker_state(*forbidden: ProgressState) -> Any:
+    """A progress state a worker may take ids from: never a claim, nor one of `forbidden`."""
+
+    def check(value: Any) -> ProgressState:
+        state = ProgressState.parse(str(value)) if not isinstance(value, ProgressState) else value
         if state in forbidden or state.is_claim:
             raise ValueError(f"state {int(state)} cannot be a start state here")
         return state
 
-    return parse
+    return Annotated[ProgressState, BeforeValidator(check)]
 
 
-def setting(var: Var) -> Any:
-    """A settings dataclass field read from `var`."""
-    return field(metadata={"var": var})
-
-
-def group(cls: type, unless: str | None = None) -> Any:
-    """A nested group of settings; with `unless`, not needed (None) when that field is set."""
-    return field(default=None, metadata={"group": cls, "unless": unless})
+def matching(check: Callable[[str], Any]) -> Any:
+    """Text that `check` accepts (it raises ValueError otherwise)."""
+    return Annotated[
+        str, AfterValidator(_no_whitespace), AfterValidator(lambda v: v and check(v) and v)
+    ]

@@ -1,144 +1,96 @@
-"""The settings of each function: which variables it reads, and their cross-checks."""
+"""The settings of each function: which variables it reads, and their cross-checks.
+
+Each is a frozen pydantic dataclass whose fields are the variables of
+`env_vars.py`; `loading.load` fills one from the environment.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from typing import Annotated, Any
 from urllib.parse import urlsplit
 
+from pydantic import ConfigDict, Field
+from pydantic.dataclasses import dataclass
+
 from grid_reingest.domain.states import ProgressState
-from grid_reingest.settings.env_vars import (
-    BACKPRESSURE_STREAMS,
-    BREAKER_FAILURE_SHARE,
-    BREAKER_MIN_RESULTS,
-    CHECK_MAX_IN_FLIGHT,
-    CHECK_MIN_AGE_SECONDS,
-    CHECK_RULE_NAME,
-    CHECK_START_STATE,
-    CHECK_STOP_MARGIN_SECONDS,
-    CLAIM_LEASE_SECONDS,
-    DRY_RUN,
-    GRID_API_KEY,
-    GRID_API_KEY_PARAMETER,
-    GRID_API_KEY_SECRET,
-    GRID_CONCURRENCY,
-    GRID_DOMAIN_ROOT,
-    GRID_LOADER_TIMEOUT_SECONDS,
-    GRID_MAX_LOADER_BODY_BYTES,
-    GRID_MAX_SERVICE_BODY_BYTES,
-    GRID_SERVICE_TIMEOUT_SECONDS,
-    INDEX_RULE_NAME,
-    INDEX_START_STATE,
-    MAX_ATTEMPTS,
-    MAX_IN_FLIGHT,
-    MAX_ITERATOR_AGE_MS,
-    MAX_MESSAGE_BYTES,
-    PACE_REFRESH_SECONDS,
-    PROJECTION_FUNCTION_NAME,
-    PROJECTION_TIMEOUT_SECONDS,
-    RECORD_BUDGET_SECONDS,
-    REPAIR_INSTANCE,
-    REPAIR_INVENTORY_URL,
-    REPAIR_SOURCE_BUCKET,
-    REPAIR_STOP_MARGIN_SECONDS,
-    REPORT_TOPIC_ARN,
-    SCHEDULE_RULE_NAME,
-    SERVICES,
-    STAGE,
-    STATE_TABLE_NAME,
-    STOP_MARGIN_SECONDS,
-    THRALL_CHECKPOINT_TABLE,
-    THRALL_STREAM_NAME,
-    WAKE_INDEX_RULE_NAME,
-)
-from grid_reingest.settings.var import Var, group, setting, url
+from grid_reingest.settings import env_vars as v
+from grid_reingest.settings.var import Var
+
+# Fields are filled by their variables' names (the environment) or their own (replace()).
+CONFIG = ConfigDict(validate_by_name=True, validate_by_alias=True)
 
 
-@dataclass(frozen=True)
+def group(unless: Var | None = None) -> Any:
+    """A nested group of settings read from the same environment; with `unless`, not needed
+    (None) when that variable is set."""
+    return Field(None, json_schema_extra={"unless": unless.name} if unless else None)
+
+
+@dataclass(frozen=True, config=CONFIG)
 class GridSettings:
     """Where the Grid is and how to talk to it."""
 
-    domain_root: str | None = setting(GRID_DOMAIN_ROOT)
-    media_api_url: str | None = setting(
-        Var(SERVICES["media-api"][0], "media-api base URL", url, "http(s) URL", optional=True)
-    )
-    image_loader_url: str | None = setting(
-        Var(SERVICES["image-loader"][0], "image-loader base URL", url, "http(s) URL", optional=True)
-    )
-    leases_url: str | None = setting(
-        Var(SERVICES["leases"][0], "leases base URL", url, "http(s) URL", optional=True)
-    )
-    collections_url: str | None = setting(
-        Var(SERVICES["collections"][0], "collections base URL", url, "http(s) URL", optional=True)
-    )
-    metadata_editor_url: str | None = setting(
-        Var(
-            SERVICES["metadata-editor"][0],
-            "metadata-editor base URL",
-            url,
-            "http(s) URL",
-            optional=True,
-        )
-    )
-    usage_url: str | None = setting(
-        Var(SERVICES["usage"][0], "usage base URL", url, "http(s) URL", optional=True)
-    )
-    cropper_url: str | None = setting(
-        Var(SERVICES["cropper"][0], "cropper base URL", url, "http(s) URL", optional=True)
-    )
-    api_key_parameter: str | None = setting(GRID_API_KEY_PARAMETER)
-    api_key_secret: str | None = setting(GRID_API_KEY_SECRET)
-    api_key: str | None = setting(GRID_API_KEY)
-    loader_timeout: int = setting(GRID_LOADER_TIMEOUT_SECONDS)
-    service_timeout: int = setting(GRID_SERVICE_TIMEOUT_SECONDS)
-    max_loader_body: int = setting(GRID_MAX_LOADER_BODY_BYTES)
-    max_service_body: int = setting(GRID_MAX_SERVICE_BODY_BYTES)
-    concurrency: int = setting(GRID_CONCURRENCY)
+    domain_root: Annotated[str | None, v.GRID_DOMAIN_ROOT.field]
+    media_api_url: Annotated[str | None, v.SERVICE_URLS["media-api"].field]
+    image_loader_url: Annotated[str | None, v.SERVICE_URLS["image-loader"].field]
+    leases_url: Annotated[str | None, v.SERVICE_URLS["leases"].field]
+    collections_url: Annotated[str | None, v.SERVICE_URLS["collections"].field]
+    metadata_editor_url: Annotated[str | None, v.SERVICE_URLS["metadata-editor"].field]
+    usage_url: Annotated[str | None, v.SERVICE_URLS["usage"].field]
+    cropper_url: Annotated[str | None, v.SERVICE_URLS["cropper"].field]
+    api_key_parameter: Annotated[str | None, v.GRID_API_KEY_PARAMETER.field]
+    api_key_secret: Annotated[str | None, v.GRID_API_KEY_SECRET.field]
+    api_key: Annotated[str | None, v.GRID_API_KEY.field]
+    loader_timeout: Annotated[int, v.GRID_LOADER_TIMEOUT_SECONDS.field]
+    service_timeout: Annotated[int, v.GRID_SERVICE_TIMEOUT_SECONDS.field]
+    max_loader_body: Annotated[int, v.GRID_MAX_LOADER_BODY_BYTES.field]
+    max_service_body: Annotated[int, v.GRID_MAX_SERVICE_BODY_BYTES.field]
+    concurrency: Annotated[int, v.GRID_CONCURRENCY.field]
 
     def url(self, service: str) -> str:
         """The base URL of a Grid service: its own variable, else derived from the domain root."""
-        variable, prefix = SERVICES[service]
-        own = getattr(self, _URL_FIELDS[variable])
-        return own if own else f"https://{prefix}{self.domain_root}"
+        own = self._own_urls().get(service)
+        return own if own else f"https://{v.SERVICES[service][1]}{self.domain_root}"
+
+    def _own_urls(self) -> dict[str, str | None]:
+        return {service: getattr(self, _URL_FIELDS[service]) for service in v.SERVICES}
 
     def problems(self, env: Mapping[str, str]) -> list[str]:
         """What is wrong with the settings taken together."""
         found = []
+        own = self._own_urls()
         if not self.domain_root:
-            missing = [v for v, _ in SERVICES.values() if not getattr(self, _URL_FIELDS[v])]
+            missing = [v.SERVICES[s][0] for s, url in own.items() if not url]
             if missing:
                 found.append(
-                    f"{GRID_DOMAIN_ROOT.name} is required unless every service URL is "
+                    f"{v.GRID_DOMAIN_ROOT.name} is required unless every service URL is "
                     f"set; missing: {', '.join(missing)}"
                 )
-        sources = [
-            v.name
-            for v in (GRID_API_KEY_PARAMETER, GRID_API_KEY_SECRET, GRID_API_KEY)
-            if env.get(v.name, "").strip()
-        ]
+        keys = (v.GRID_API_KEY_PARAMETER, v.GRID_API_KEY_SECRET, v.GRID_API_KEY)
+        sources = [key.name for key in keys if env.get(key.name, "").strip()]
         if len(sources) != 1:
             found.append(
                 "set exactly one of GRID_API_KEY_PARAMETER, GRID_API_KEY_SECRET, GRID_API_KEY "
                 f"(set: {', '.join(sources) or 'none'})"
             )
-        if self.api_key and env.get("AWS_LAMBDA_FUNCTION_NAME"):
-            found.append(
-                "GRID_API_KEY (a plain key) is for local runs only: inside Lambda use "
-                "GRID_API_KEY_PARAMETER or GRID_API_KEY_SECRET"
-            )
         if env.get("AWS_LAMBDA_FUNCTION_NAME"):
+            if self.api_key:
+                found.append(
+                    "GRID_API_KEY (a plain key) is for local runs only: inside Lambda use "
+                    "GRID_API_KEY_PARAMETER or GRID_API_KEY_SECRET"
+                )
             found.extend(
-                f"{variable}={url!r}: inside Lambda every Grid URL must be https "
+                f"{v.SERVICES[service][0]}={url!r}: inside Lambda every Grid URL must be https "
                 "(the API key travels with each request)"
-                for variable, url in self._urls()
-                if not _secure(url)
+                for service, url in own.items()
+                if url and not _secure(url)
             )
         return found
 
-    def _urls(self) -> list[tuple[str, str]]:
-        return [(v, u) for v, f in _URL_FIELDS.items() if (u := getattr(self, f))]
 
-
+# Service name -> the GridSettings field of its own URL.
+_URL_FIELDS = {service: service.replace("-", "_") + "_url" for service in v.SERVICES}
 # Loopback never leaves the host (a Grid or proxy on the same machine), so it needs no TLS.
 _LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
 
@@ -148,49 +100,42 @@ def _secure(url: str) -> bool:
     return parts.scheme == "https" or parts.hostname in _LOOPBACK
 
 
-_URL_FIELDS = {
-    f.metadata["var"].name: f.name
-    for f in fields(GridSettings)
-    if f.metadata["var"].name.endswith("_URL")
-}
-
-
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=CONFIG)
 class ProjectionSettings:
     """image-projection's settings."""
 
-    stage: str = setting(STAGE)
-    max_message_bytes: int = setting(MAX_MESSAGE_BYTES)
-    grid: GridSettings = group(GridSettings)
+    stage: Annotated[str, v.STAGE.field]
+    max_message_bytes: Annotated[int, v.MAX_MESSAGE_BYTES.field]
+    grid: Annotated[GridSettings, group()]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=CONFIG)
 class BatchIndexSettings:
     """batch-index's settings."""
 
-    stage: str = setting(STAGE)
-    table_name: str = setting(STATE_TABLE_NAME)
-    start_state: ProgressState = setting(INDEX_START_STATE)
-    max_attempts: int = setting(MAX_ATTEMPTS)
-    lease_seconds: int = setting(CLAIM_LEASE_SECONDS)
-    stop_margin_seconds: int = setting(STOP_MARGIN_SECONDS)
-    projection_timeout_seconds: int = setting(PROJECTION_TIMEOUT_SECONDS)
-    record_budget_seconds: int = setting(RECORD_BUDGET_SECONDS)
-    max_message_bytes: int = setting(MAX_MESSAGE_BYTES)
-    stream: str = setting(THRALL_STREAM_NAME)
-    backpressure_streams: tuple[str, ...] | None = setting(BACKPRESSURE_STREAMS)
-    max_iterator_age_ms: int = setting(MAX_ITERATOR_AGE_MS)
-    schedule_rule: str | None = setting(SCHEDULE_RULE_NAME)
-    projection_function: str | None = setting(PROJECTION_FUNCTION_NAME)
-    breaker_share: float = setting(BREAKER_FAILURE_SHARE)
-    breaker_min_results: int = setting(BREAKER_MIN_RESULTS)
-    max_in_flight: int = setting(MAX_IN_FLIGHT)
-    refresh_seconds: int = setting(PACE_REFRESH_SECONDS)
-    dry_run: bool = setting(DRY_RUN)
-    checkpoint_table: str | None = setting(THRALL_CHECKPOINT_TABLE)
-    report_topic: str | None = setting(REPORT_TOPIC_ARN)
+    stage: Annotated[str, v.STAGE.field]
+    table_name: Annotated[str, v.STATE_TABLE_NAME.field]
+    start_state: Annotated[ProgressState, v.INDEX_START_STATE.field]
+    max_attempts: Annotated[int, v.MAX_ATTEMPTS.field]
+    lease_seconds: Annotated[int, v.CLAIM_LEASE_SECONDS.field]
+    stop_margin_seconds: Annotated[int, v.STOP_MARGIN_SECONDS.field]
+    projection_timeout_seconds: Annotated[int, v.PROJECTION_TIMEOUT_SECONDS.field]
+    record_budget_seconds: Annotated[int, v.RECORD_BUDGET_SECONDS.field]
+    max_message_bytes: Annotated[int, v.MAX_MESSAGE_BYTES.field]
+    stream: Annotated[str, v.THRALL_STREAM_NAME.field]
+    backpressure_streams: Annotated[tuple[str, ...] | None, v.BACKPRESSURE_STREAMS.field]
+    max_iterator_age_ms: Annotated[int, v.MAX_ITERATOR_AGE_MS.field]
+    schedule_rule: Annotated[str | None, v.SCHEDULE_RULE_NAME.field]
+    projection_function: Annotated[str | None, v.PROJECTION_FUNCTION_NAME.field]
+    breaker_share: Annotated[float, v.BREAKER_FAILURE_SHARE.field]
+    breaker_min_results: Annotated[int, v.BREAKER_MIN_RESULTS.field]
+    max_in_flight: Annotated[int, v.MAX_IN_FLIGHT.field]
+    refresh_seconds: Annotated[int, v.PACE_REFRESH_SECONDS.field]
+    dry_run: Annotated[bool, v.DRY_RUN.field]
+    checkpoint_table: Annotated[str | None, v.THRALL_CHECKPOINT_TABLE.field]
+    report_topic: Annotated[str | None, v.REPORT_TOPIC_ARN.field]
     # Projecting in-process needs the Grid itself; invoking image-projection does not.
-    grid: GridSettings | None = group(GridSettings, unless="projection_function")
+    grid: Annotated[GridSettings | None, group(unless=v.PROJECTION_FUNCTION_NAME)]
 
     @property
     def watched_streams(self) -> tuple[str, ...]:
@@ -204,37 +149,37 @@ class BatchIndexSettings:
 
     def problems(self, env: Mapping[str, str]) -> list[str]:
         """What is wrong with the settings taken together."""
-        return _margin_problems(
-            STOP_MARGIN_SECONDS,
+        return stop_margin_problems(
+            v.STOP_MARGIN_SECONDS.name,
             self.stop_margin_seconds,
-            PROJECTION_TIMEOUT_SECONDS,
+            v.PROJECTION_TIMEOUT_SECONDS.name,
             self.projection_timeout_seconds,
             self.record_budget_seconds,
         )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=CONFIG)
 class BatchCheckSettings:
     """batch-check's settings."""
 
-    stage: str = setting(STAGE)
-    table_name: str = setting(STATE_TABLE_NAME)
-    start_state: ProgressState = setting(CHECK_START_STATE)
+    stage: Annotated[str, v.STAGE.field]
+    table_name: Annotated[str, v.STATE_TABLE_NAME.field]
+    start_state: Annotated[ProgressState, v.CHECK_START_STATE.field]
     # batch-check runs beside batch-index: it is done only once batch-index is too.
-    index_start_state: ProgressState = setting(INDEX_START_STATE)
-    min_age_seconds: int = setting(CHECK_MIN_AGE_SECONDS)
-    max_attempts: int = setting(MAX_ATTEMPTS)
-    lease_seconds: int = setting(CLAIM_LEASE_SECONDS)
-    stop_margin_seconds: int = setting(CHECK_STOP_MARGIN_SECONDS)
-    record_budget_seconds: int = setting(RECORD_BUDGET_SECONDS)
-    breaker_share: float = setting(BREAKER_FAILURE_SHARE)
-    breaker_min_results: int = setting(BREAKER_MIN_RESULTS)
-    max_in_flight: int = setting(CHECK_MAX_IN_FLIGHT)
-    refresh_seconds: int = setting(PACE_REFRESH_SECONDS)
-    schedule_rule: str | None = setting(SCHEDULE_RULE_NAME)
-    index_rule: str | None = setting(WAKE_INDEX_RULE_NAME)
-    report_topic: str | None = setting(REPORT_TOPIC_ARN)
-    grid: GridSettings = group(GridSettings)
+    index_start_state: Annotated[ProgressState, v.INDEX_START_STATE.field]
+    min_age_seconds: Annotated[int, v.CHECK_MIN_AGE_SECONDS.field]
+    max_attempts: Annotated[int, v.MAX_ATTEMPTS.field]
+    lease_seconds: Annotated[int, v.CLAIM_LEASE_SECONDS.field]
+    stop_margin_seconds: Annotated[int, v.CHECK_STOP_MARGIN_SECONDS.field]
+    record_budget_seconds: Annotated[int, v.RECORD_BUDGET_SECONDS.field]
+    breaker_share: Annotated[float, v.BREAKER_FAILURE_SHARE.field]
+    breaker_min_results: Annotated[int, v.BREAKER_MIN_RESULTS.field]
+    max_in_flight: Annotated[int, v.CHECK_MAX_IN_FLIGHT.field]
+    refresh_seconds: Annotated[int, v.PACE_REFRESH_SECONDS.field]
+    schedule_rule: Annotated[str | None, v.SCHEDULE_RULE_NAME.field]
+    index_rule: Annotated[str | None, v.WAKE_INDEX_RULE_NAME.field]
+    report_topic: Annotated[str | None, v.REPORT_TOPIC_ARN.field]
+    grid: Annotated[GridSettings, group()]
 
     @property
     def idle_seconds(self) -> float:
@@ -243,36 +188,60 @@ class BatchCheckSettings:
 
     def problems(self, env: Mapping[str, str]) -> list[str]:
         """What is wrong with the settings taken together."""
-        if self.grid is None:
-            return []
-        return _margin_problems(
-            CHECK_STOP_MARGIN_SECONDS,
+        return stop_margin_problems(
+            v.CHECK_STOP_MARGIN_SECONDS.name,
             self.stop_margin_seconds,
-            GRID_SERVICE_TIMEOUT_SECONDS,
+            v.GRID_SERVICE_TIMEOUT_SECONDS.name,
             self.grid.service_timeout,
             self.record_budget_seconds,
         )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=CONFIG)
 class StateCountsSettings:
     """state-counts' settings: the table whose stream it counts (its `~counts` item)."""
 
-    stage: str = setting(STAGE)
-    table_name: str = setting(STATE_TABLE_NAME)
+    stage: Annotated[str, v.STAGE.field]
+    table_name: Annotated[str, v.STATE_TABLE_NAME.field]
 
 
-def _margin_problems(
-    margin_var: Var, margin: int, work_var: Var, work_timeout: int, budget: int
+@dataclass(frozen=True, config=CONFIG)
+class RepairSettings:
+    """The scheduled repair's settings."""
+
+    stage: Annotated[str, v.STAGE.field]
+    table_name: Annotated[str, v.STATE_TABLE_NAME.field]
+    source_bucket: Annotated[str | None, v.REPAIR_SOURCE_BUCKET.field]
+    inventory_url: Annotated[str | None, v.REPAIR_INVENTORY_URL.field]
+    instance: Annotated[str | None, v.REPAIR_INSTANCE.field]
+    report_topic: Annotated[str | None, v.REPORT_TOPIC_ARN.field]
+    index_rule: Annotated[str, v.INDEX_RULE_NAME.field]
+    check_rule: Annotated[str, v.CHECK_RULE_NAME.field]
+    stop_margin_seconds: Annotated[int, v.REPAIR_STOP_MARGIN_SECONDS.field]
+
+    def problems(self, env: Mapping[str, str]) -> list[str]:
+        """What is wrong with the settings taken together: exactly one source."""
+        if bool(self.source_bucket) == bool(self.inventory_url):
+            return [
+                f"set exactly one of {v.REPAIR_SOURCE_BUCKET.name} and "
+                f"{v.REPAIR_INVENTORY_URL.name} (where the scheduled repair finds the Grid's "
+                "originals)"
+            ]
+        return []
+
+
+def stop_margin_problems(
+    margin_name: str, margin: int, work_name: str, work_seconds: int, budget: int
 ) -> list[str]:
     """The stop margin must leave time for the last work to finish, then to publish and record
     it: otherwise an invocation can end holding images whose outcome it never wrote."""
-    if margin > work_timeout + budget:
+    needed = work_seconds + budget
+    if margin > needed:
         return []
     return [
-        f"{margin_var.name}={margin} must be more than {work_var.name}={work_timeout} + "
-        f"{RECORD_BUDGET_SECONDS.name}={budget}: the last {work_var.name.split('_')[0].lower()} "
-        "work could end with no time left to publish and record it"
+        f"{margin_name}={margin} must exceed {work_name} ({work_seconds} s) plus "
+        f"{v.RECORD_BUDGET_SECONDS.name} ({budget} s), {needed} s, so that what an invocation "
+        "works on last is published and recorded before it ends"
     ]
 
 
@@ -285,27 +254,3 @@ def watched_streams(backpressure_streams: tuple[str, ...], stream: str) -> tuple
     """The streams whose iterator age gates batch-index: thrall's (`stream`, a name or
     ARN) unless others are named."""
     return backpressure_streams or (stream_name(stream),)
-
-
-@dataclass(frozen=True)
-class RepairSettings:
-    """The scheduled repair's settings."""
-
-    stage: str = setting(STAGE)
-    table_name: str = setting(STATE_TABLE_NAME)
-    source_bucket: str | None = setting(REPAIR_SOURCE_BUCKET)
-    inventory_url: str | None = setting(REPAIR_INVENTORY_URL)
-    instance: str | None = setting(REPAIR_INSTANCE)
-    report_topic: str | None = setting(REPORT_TOPIC_ARN)
-    index_rule: str = setting(INDEX_RULE_NAME)
-    check_rule: str = setting(CHECK_RULE_NAME)
-    stop_margin_seconds: int = setting(REPAIR_STOP_MARGIN_SECONDS)
-
-    def problems(self, env: Mapping[str, str]) -> list[str]:
-        """What is wrong with the settings taken together: exactly one source."""
-        if bool(self.source_bucket) == bool(self.inventory_url):
-            return [
-                f"set exactly one of {REPAIR_SOURCE_BUCKET.name} and {REPAIR_INVENTORY_URL.name}"
-                " (where the scheduled repair finds the Grid's originals)"
-            ]
-        return []

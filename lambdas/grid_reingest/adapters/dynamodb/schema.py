@@ -15,7 +15,7 @@ import zlib
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from datetime import datetime
-from typing import Any
+from typing import Any, Self
 
 from botocore.exceptions import ClientError
 
@@ -125,7 +125,7 @@ class TableAccess:
                 self._pool.shutdown()
                 self._pool = None
 
-    def __enter__(self) -> TableAccess:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:

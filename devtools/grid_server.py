@@ -663,7 +663,7 @@ def service_data(image_id: str, profile: Profile) -> dict[str, Any]:
     """Each data service's `data` for an image with this profile (None: a 404)."""
     rng = random.Random(f"services:{image_id}")
     uploaded = _upload_time(image_id)
-    leases = [
+    leases: list[dict[str, Any]] = [
         {
             "id": f"lease-{i}",
             "leasedBy": "rights@guardian.co.uk",

@@ -1,4 +1,5 @@
-"""Fakes the flows' unit tests share: a compressed clock, scripted projector and stream, a pace."""
+"""The one home of test doubles, for tests, the fault world and benchmarks: the id maker, a
+compressed clock, a scripted projector and stream, a pace."""
 
 from __future__ import annotations
 
@@ -19,22 +20,25 @@ BUDGET_MS = 15 * 60 * 1000
 
 
 def grid_id(n: int) -> str:
+    """The n-th test image's id: 40 lower-case hex characters, as the Grid's are."""
     return f"{n:040x}"
 
 
 class FakeClock:
-    """Time that moves only when someone sleeps (thread-safe)."""
+    """The Clock port on compressed time: it moves only when someone sleeps (thread-safe)."""
 
-    def __init__(self, start: datetime | None = None) -> None:
+    def __init__(self, start: datetime | None = None, *, tick_ms: int = 1) -> None:
         self.start = start or datetime(2026, 1, 1, tzinfo=UTC)
         self.t = 0.0
         self.ticks = 0
+        # Each reading `tick_ms` later: writes keep their order, as on a real clock
+        # (0: readings between sleeps are one instant).
+        self.tick_ms = tick_ms
         self.lock = threading.Lock()
 
     def now(self) -> datetime:
-        # Each reading a millisecond later: writes keep their order, as on a real clock.
         with self.lock:
-            self.ticks += 1
+            self.ticks += self.tick_ms
             return self.start + timedelta(seconds=self.t, milliseconds=self.ticks)
 
     def monotonic(self) -> float:
@@ -43,6 +47,11 @@ class FakeClock:
     def sleep(self, seconds: float) -> None:
         with self.lock:
             self.t += max(0.0, seconds)
+
+    def advance_to(self, t: float) -> None:
+        """Move on to `t` (never back)."""
+        with self.lock:
+            self.t = max(self.t, t)
 
     def remaining(self, budget_ms: int = BUDGET_MS) -> Callable[[], int]:
         return lambda: int(budget_ms - self.t * 1000)
