@@ -16,7 +16,7 @@ STAGE ?= TEST
 # Extra arguments for pytest, e.g. `make test PYTEST_ARGS='tests/unit -x'`.
 PYTEST_ARGS ?=
 # pytest-xdist processes for make test: one a core (most tests wait on sockets and
-# emulators, so two on two cores nearly halve the time); TEST_WORKERS=0 runs in one.
+# emulators; docs/infra.md gives the times); TEST_WORKERS=0 runs them in one.
 TEST_WORKERS ?= auto
 
 # The CDK's jsii runtime warns about Node versions it has not tested.
