@@ -5,10 +5,11 @@ an in-process schedule that runs the real batch-index and batch-check handlers.
 stage is a stack with those outputs (the table, both rules, both functions with
 the environment the handlers read) plus thrall's stream. Lambda cannot run on
 the emulator without Docker, so `LocalSchedule` plays EventBridge and Lambda:
-whenever a worker's rule is on it invokes that worker's handler in this process,
-between invocations a thrall stand-in indexes in the simulated Grid what
-reached its stream, and at each tick Lambda's stream poller hands the state
-table's new stream records to state-counts (the tally `watch` reads). Used by
+whenever a worker's rule is on it invokes that worker's handler in this process
+(in the background, each worker on its own schedule, as deployed), a thrall
+stand-in indexes in the simulated Grid what reached its stream, and Lambda's
+stream poller hands the state table's new stream records to state-counts (the
+tally `watch` reads). Used by
 the integration tests, `make demo` and `make local`::
 
     with moto_server() as endpoint, GridSim() as grid:
@@ -20,13 +21,14 @@ the integration tests, `make demo` and `make local`::
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 import json
 import threading
 import time
 import traceback
 import zipfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
@@ -181,12 +183,12 @@ def worker_environments(
 
 @dataclass
 class LocalSchedule:
-    """EventBridge and Lambda for a local stage: at each `tick` ("a minute"), batch-index
-    is invoked if its rule is on, thrall indexes what reached its stream, then batch-check
-    is invoked if its rule is on.
+    """EventBridge and Lambda for a local stage, with thrall beside them.
 
-    Call it (it is a `watch.sleep` stand-in: the workers move while the console waits)
-    or run it in the background with `running()`. The handlers' runtimes are built once,
+    In the background (`running()`), as AWS runs them: each worker invoked on its own
+    schedule whenever its rule is on, thrall indexing and Lambda's stream poller counting
+    all along. Or one serial "minute" at a time (`tick`; calling it is a `watch.sleep`
+    stand-in: the workers move while the console waits). The handlers' runtimes are built once,
     in the caller's thread, under their function's environment: invocations then touch
     no environment variable, so they can run beside the console's own threads.
     """
@@ -269,44 +271,58 @@ class LocalSchedule:
 
     @contextlib.contextmanager
     def running(self, every: float = 0.5, wait: float | None = None) -> Iterator[LocalSchedule]:
-        """Tick in a background thread, `every` seconds after each tick ends, until the block
-        ends, then wait at most `wait` seconds (default: an invocation's time) for the
-        invocation running then. A handler that raises is recorded in `errors` (the schedule
-        carries on, as Lambda's would)."""
+        """Run the stage in background threads until the block ends, as AWS would: each
+        worker invoked on its own schedule, `every` seconds after its last invocation ends
+        (reserved concurrency 1: never two at once), while thrall indexes and Lambda's
+        poller counts all along. Then wait at most `wait` seconds (default: an invocation's
+        time) for the invocations running then. A handler that raises is recorded in
+        `errors` (the schedule carries on, as Lambda's would)."""
         stop = threading.Event()
 
-        def loop() -> None:
+        def repeat(name: str, step: Callable[[], object]) -> None:
             while not stop.is_set():
                 try:
-                    self.tick()
+                    step()
                 except Exception as error:  # Lambda logs it and carries on
-                    self.errors.append(f"{type(error).__name__}: {error}")
+                    self.errors.append(f"{name}: {type(error).__name__}: {error}")
                     traceback.print_exc()
                 stop.wait(every)
 
-        def count() -> None:
-            # Lambda polls the stream while the workers run, not between their invocations.
-            while not stop.wait(every):
-                try:
-                    self.count()
-                except Exception as error:  # Lambda retries the batch; so does the next drain
-                    self.errors.append(f"state-counts: {type(error).__name__}: {error}")
-
-        thread = threading.Thread(target=loop, name="local-schedule", daemon=True)
-        poller = threading.Thread(target=count, name="local-stream-poller", daemon=True)
-        thread.start()
-        poller.start()
+        steps: dict[str, Callable[[], object]] = {
+            worker: functools.partial(self._scheduled, worker) for worker in WORKERS
+        }
+        # thrall consumes its stream, and Lambda polls the table's, while the workers run.
+        steps["thrall"] = self._thrall_if_running
+        steps["state-counts"] = self.count
+        threads = [
+            threading.Thread(target=repeat, args=(name, step), name=f"local-{name}", daemon=True)
+            for name, step in steps.items()
+        ]
+        for thread in threads:
+            thread.start()
         try:
             yield self
         finally:
             stop.set()
             waited = self.timeout_seconds if wait is None else wait
-            poller.join(waited)
-            thread.join(waited)
-            if thread.is_alive():
+            deadline = time.monotonic() + waited
+            for thread in threads:
+                thread.join(max(0.0, deadline - time.monotonic()))
+            if any(thread.is_alive() for thread in threads):
                 self.errors.append(
                     f"an invocation was still running {waited:.0f} s after the schedule stopped"
                 )
+
+    def _scheduled(self, worker: str) -> None:
+        """One "minute" of `worker`'s own rule: invoked if the rule is on."""
+        if self.stage.rule(worker) == "ENABLED":
+            self._invoke(worker)
+        else:
+            self._in_a_row[worker] = 0
+
+    def _thrall_if_running(self) -> None:
+        if any(self.stage.rule(worker) == "ENABLED" for worker in WORKERS):
+            self.thrall()
 
 
 def local_stage(

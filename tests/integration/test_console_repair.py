@@ -20,6 +20,9 @@ from grid_reingest_cli.main import main
 @pytest.fixture
 def stage(aws, table, grid, monkeypatch):
     stage, schedule = local_stage(aws, table, grid, MAX_IN_FLIGHT="32", CHECK_MAX_IN_FLIGHT="32")
+    # One serial "minute" at a time: batch-check's invocation waits for the missing ids
+    # batch-index can only send on the next tick, so a short invocation keeps it brief.
+    schedule.timeout_seconds = 75.0
     monkeypatch.setattr(watch, "sleep", schedule)
     return stage, schedule
 
