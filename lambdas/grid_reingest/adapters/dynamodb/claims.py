@@ -38,6 +38,7 @@ from grid_reingest.adapters.dynamodb.schema import (
     plain,
     shard_of,
     state_shard,
+    updated_if,
 )
 from grid_reingest.domain.claims import Claim, Source, Transition
 from grid_reingest.domain.states import ProgressState
@@ -241,20 +242,15 @@ class ClaimTable(TableAccess):
             condition += f" AND {CLAIMED_BY} = :worker"
             values[":worker"] = {"S": t.worker}
         update = "SET " + ", ".join(sets) + (" REMOVE " + ", ".join(removes) if removes else "")
-        try:
-            self.client.update_item(
-                TableName=self.name,
-                Key={ID: {"S": t.id}},
-                UpdateExpression=update,
-                ConditionExpression=condition,
-                ExpressionAttributeNames=names,
-                ExpressionAttributeValues=values,
-            )
-        except ClientError as error:
-            if condition_failed(error):
-                return False
-            raise
-        return True
+        return updated_if(
+            self.client,
+            TableName=self.name,
+            Key={ID: {"S": t.id}},
+            UpdateExpression=update,
+            ConditionExpression=condition,
+            ExpressionAttributeNames=names,
+            ExpressionAttributeValues=values,
+        )
 
     def get(self, image_id: str) -> dict[str, Any] | None:
         """One item as plain Python values (strongly consistent), or None."""

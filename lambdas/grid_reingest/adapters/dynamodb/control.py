@@ -15,7 +15,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from grid_reingest.adapters.dynamodb.schema import condition_failed
+from grid_reingest.adapters.dynamodb.schema import condition_failed, updated_if
 from grid_reingest.domain.control import Control, Knobs, PaceState
 from grid_reingest.domain.isotime import format_instant, utc_now
 
@@ -65,19 +65,14 @@ class ControlTable:
         else:
             condition = f"{self.version} = :expected"
             values[":expected"] = {"N": str(expected_version)}
-        try:
-            self.client.update_item(
-                TableName=self.name,
-                Key={"id": {"S": CONTROL_ID}},
-                UpdateExpression=f"SET {self.pace} = :pace, {self.version} = :next",
-                ConditionExpression=condition,
-                ExpressionAttributeValues=values,
-            )
-        except ClientError as error:
-            if condition_failed(error):
-                return False
-            raise
-        return True
+        return updated_if(
+            self.client,
+            TableName=self.name,
+            Key={"id": {"S": CONTROL_ID}},
+            UpdateExpression=f"SET {self.pace} = :pace, {self.version} = :next",
+            ConditionExpression=condition,
+            ExpressionAttributeValues=values,
+        )
 
     def set_knobs(self, knobs: Knobs, previous: Knobs | None = None) -> Control:
         """Write the operator's knobs; the controller's state is left as it is.

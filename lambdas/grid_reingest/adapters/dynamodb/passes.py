@@ -14,7 +14,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from grid_reingest.adapters.dynamodb.schema import ID, condition_failed
+from grid_reingest.adapters.dynamodb.schema import ID, condition_failed, updated_if
 from grid_reingest.domain.passes import Pass, Status, Verified
 
 CURRENT_ID = "~pass"
@@ -127,19 +127,14 @@ class PassTable:
 
     def _add_to_current(self, update: str, condition: str, values: dict[str, Any]) -> bool:
         """One conditional UpdateItem of `~pass`; False when the condition failed."""
-        try:
-            self.client.update_item(
-                TableName=self.name,
-                Key={ID: {"S": CURRENT_ID}},
-                UpdateExpression=update,
-                ConditionExpression=condition,
-                ExpressionAttributeValues=values,
-            )
-        except ClientError as error:
-            if condition_failed(error):
-                return False
-            raise
-        return True
+        return updated_if(
+            self.client,
+            TableName=self.name,
+            Key={ID: {"S": CURRENT_ID}},
+            UpdateExpression=update,
+            ConditionExpression=condition,
+            ExpressionAttributeValues=values,
+        )
 
     def history(self, most: int = HISTORY_MAX) -> list[Pass]:
         """The passes, newest first (at most `most`)."""

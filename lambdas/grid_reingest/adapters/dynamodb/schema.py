@@ -83,6 +83,18 @@ def condition_failed(error: ClientError) -> bool:
     return bool(error.response["Error"]["Code"] == "ConditionalCheckFailedException")
 
 
+def updated_if(client: Any, **request: Any) -> bool:
+    """One conditional UpdateItem (`request` as boto3 takes it); False when its condition
+    did not hold, any other error raised."""
+    try:
+        client.update_item(**request)
+    except ClientError as error:
+        if condition_failed(error):
+            return False
+        raise
+    return True
+
+
 def shard_of(image_id: str) -> int:
     """The index shard an id always lives in."""
     return zlib.crc32(image_id.encode()) % SHARD_COUNT
