@@ -104,17 +104,7 @@ class DashboardBuilder:
                 height=_HEIGHT,
             ),
         )
-        dashboard.add_widgets(
-            *(
-                cw.GraphWidget(
-                    title=f"{service}: images per {c.METRIC_PERIOD_MINUTES} min",
-                    left=[self.metrics.metric(name, service) for name in metric_names],
-                    width=_WIDTH // 2,
-                    height=_HEIGHT,
-                )
-                for service, metric_names in FLOW.items()
-            )
-        )
+        dashboard.add_widgets(*self._per_service(f"images per {c.METRIC_PERIOD_MINUTES} min", FLOW))
         dashboard.add_widgets(*self._pace_widgets())
         dashboard.add_widgets(
             cw.GraphWidget(
@@ -138,17 +128,7 @@ class DashboardBuilder:
                 height=_HEIGHT,
             ),
         )
-        dashboard.add_widgets(
-            *(
-                cw.GraphWidget(
-                    title=f"{service}: runs that stopped short",
-                    left=[self.metrics.metric(name, service) for name in metric_names],
-                    width=_WIDTH // 2,
-                    height=_HEIGHT,
-                )
-                for service, metric_names in _CONTROL.items()
-            )
-        )
+        dashboard.add_widgets(*self._per_service("runs that stopped short", _CONTROL))
         dashboard.add_widgets(
             cw.GraphWidget(
                 title="Safety: refused Kinesis calls, lost and expired claims (each alarms)",
@@ -201,6 +181,20 @@ class DashboardBuilder:
             )
         )
         return dashboard
+
+    def _per_service(
+        self, what: str, metrics_by_service: Mapping[str, tuple[str, ...]]
+    ) -> list[cw.IWidget]:
+        """A graph of `what` for each service, of that service's metrics."""
+        return [
+            cw.GraphWidget(
+                title=f"{service}: {what}",
+                left=[self.metrics.metric(name, service) for name in metric_names],
+                width=_WIDTH // 2,
+                height=_HEIGHT,
+            )
+            for service, metric_names in metrics_by_service.items()
+        ]
 
     def _pace_widgets(self) -> list[cw.IWidget]:
         workers = tuple(FLOW)
