@@ -114,6 +114,44 @@ class Publisher(Protocol):
         ...
 
 
+@dataclass
+class Sent:
+    """One call of ready records and the write of its accepted images' state."""
+
+    claims: dict[str, Claim]  # the images of the call, by id
+    result: PublishResult
+    enqueued: list[Transition]  # the accepted images' new state
+    applied: list[bool | None]  # each one's write (None: every try failed)
+    error: BaseException | None  # the last write error
+    published_at: float = 0.0  # the worker's monotonic clock when the stream answered
+
+
+class Outbox(Protocol):
+    """Ready records on their way to thrall's stream: sent in calls of many, one call at a
+    time and in order, beside the loop; the images a call's answer accepted are then
+    written as enqueued (never given back once on the stream)."""
+
+    def add(self, claim: Claim, record: bytes) -> None:
+        """One image's record, ready to send."""
+        ...
+
+    def due(self, *, eager: bool) -> bool:
+        """Whether what is ready should go now (anything at all, when `eager`)."""
+        ...
+
+    def send(self) -> None:
+        """Start a call with what is ready, once the previous call is collected."""
+        ...
+
+    def collect(self, *, block: bool) -> Sent | None:
+        """The call that has ended (waiting for one under way when `block`), or None."""
+        ...
+
+    def close(self) -> Sent | None:
+        """Wait for the call under way, if any, and take no more."""
+        ...
+
+
 @dataclass(frozen=True)
 class Presence:
     """media-api's answer for one image: its HTTP status (None: no answer) and message."""

@@ -21,8 +21,8 @@ the ports come in through `CheckDeps`.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from datetime import timedelta
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any
 
 from grid_reingest import names
@@ -31,8 +31,9 @@ from grid_reingest.domain.passes import missing_transition, verified_counts
 from grid_reingest.domain.states import ProgressState
 from grid_reingest.domain.systemic import Cause, Judge, Symptom, cause_of
 from grid_reingest.flows.invocation import Limits, LoopDeps, SystemicFailure, rules_of
-from grid_reingest.flows.loop import Loop
+from grid_reingest.flows.loop import Flushed, Loop
 from grid_reingest.flows.pass_end import PassEnd, end_if_over
+from grid_reingest.flows.record import Recorder
 from grid_reingest.flows.summary import Summary, finish_if_done
 from grid_reingest.flows.triage import FailureTriage, verdict_transition
 from grid_reingest.ports import (
@@ -87,32 +88,34 @@ class CheckSummary(Summary):
     present: int = 0  # check-first items verified without re-projection
     repaired: int = 0  # re-projected items of a check-first pass, verified
 
-    def as_dict(self) -> dict[str, Any]:
-        """The summary as one structured log line."""
-        return {
-            **super().as_dict(),
-            "sentBack": self.sent_back,
-            "present": self.present,
-            "repaired": self.repaired,
-        }
+    def details(self) -> dict[str, Any]:
+        """What only batch-check counts, for the log line."""
+        return {"sentBack": self.sent_back, "present": self.present, "repaired": self.repaired}
 
-    def metric_counts(self) -> dict[str, float]:
-        """The summary as metrics (names from telemetry)."""
-        counts = super().metric_counts()
-        counts[names.VERIFIED] = self.states.get(int(ProgressState.VERIFIED), 0)
-        return counts
+    def worker_metrics(self) -> dict[str, float]:
+        """What only batch-check counts, as metrics."""
+        return {names.VERIFIED: self.states.get(int(ProgressState.VERIFIED), 0)}
 
 
 def run_batch_check(settings: BatchCheckSettings, deps: CheckDeps) -> CheckSummary:
     """One invocation of batch-check; SystemicFailure (after the claims went back) when media-api
     fails for the images alike or refuses the key."""
     summary = CheckSummary()
-    if deps.remaining_ms() < settings.stop_margin_seconds * 1000:
+    limits = Limits.of(settings)
+    if limits.out_of_time(deps.remaining_ms()):
         summary.stopped_because = "too little time left to start"
         return summary
-    loop = _CheckLoop(settings, deps, summary)
+    recorder = Recorder(HELD, LoopDeps.of(deps), limits, summary)
+    triage = FailureTriage(
+        Judge(rules_of(settings)),
+        deps.probe,
+        deps.clock,
+        lambda: deps.store.sample([ProgressState.VERIFIED]),
+    )
+    check = _CheckStrategy(settings, deps, summary, recorder, triage)
+    loop = Loop(recorder, check)
     loop.run()
-    summary.systemic = loop.triage.stop_reason
+    summary.systemic = check.triage.stop_reason
     if summary.systemic is not None:
         raise SystemicFailure(summary.systemic, summary)
     if loop.exhausted:
@@ -127,35 +130,26 @@ def work_states(settings: BatchCheckSettings) -> list[ProgressState]:
     return [settings.index_start_state, ProgressState.IN_PROGRESS, settings.start_state, HELD]
 
 
-class _CheckLoop(Loop[Presence]):
-    held = HELD
+@dataclass
+class _CheckStrategy:
+    """The loop's strategy for batch-check (flows/loop.py): ask media-api, judge its answers."""
 
-    def __init__(self, settings: BatchCheckSettings, deps: CheckDeps, summary: CheckSummary):
-        limits = Limits.of(settings)
-        loop_deps = LoopDeps(deps.store, deps.pace, deps.clock, deps.remaining_ms, deps.worker)
-        super().__init__(loop_deps, limits, summary)
-        self.settings = settings
-        self.lookup = deps.lookup
-        self.check_summary = summary
-        self.passes = deps.passes
-        self.index_rule = deps.index_rule
-        self.index_woken_until = 0.0  # monotonic time before which it is not switched on again
-        self.verified_claims: dict[str, Claim] = {}  # check-first ones, outcome not written
-        self.thrall_lag = deps.thrall_lag
-        self._index_busy_at: float | None = None  # when batch-index last had work, seen here
-        self.triage = FailureTriage(
-            Judge(rules_of(settings)),
-            deps.probe,
-            deps.clock,
-            lambda: deps.store.sample([ProgressState.VERIFIED]),
-        )
+    settings: BatchCheckSettings
+    deps: CheckDeps
+    summary: CheckSummary
+    recorder: Recorder
+    triage: FailureTriage
+    index_woken_until: float = 0.0  # monotonic time before which it is not switched on again
+    # Check-first claims verified, their outcome not written yet.
+    verified_claims: dict[str, Claim] = field(default_factory=dict)
+    index_busy_at: float | None = None  # when batch-index last had work, seen here
 
-    def sources(self) -> Sequence[Source]:
+    def sources(self, started_at: datetime) -> Sequence[Source]:
         now = self.deps.clock.now()
         # Enqueued long enough before what thrall is reaching now. Images enqueued while this
         # invocation runs count too (it runs beside batch-index); one it put back itself
         # waits as long again before it is asked about once more.
-        wait = self.settings.min_age_seconds + (self.thrall_lag() or 0.0)
+        wait = self.settings.min_age_seconds + (self.deps.thrall_lag() or 0.0)
         return [
             Source(HELD, lease_cutoff(now, self.settings.lease_seconds), reclaim=True),
             Source(self.settings.start_state, now - timedelta(seconds=wait)),
@@ -168,15 +162,17 @@ class _CheckLoop(Loop[Presence]):
         # what changed before it began).
         now = self.deps.clock.monotonic()
         if self.deps.store.has_any([self.settings.index_start_state, ProgressState.IN_PROGRESS]):
-            self._index_busy_at = now
+            self.index_busy_at = now
             return WAIT_FOR_MORE_SECONDS
-        if self._index_busy_at is None:
+        if self.index_busy_at is None:
             return None
-        aging = self.settings.min_age_seconds + (self.thrall_lag() or 0.0) + WAIT_FOR_MORE_SECONDS
-        return WAIT_FOR_MORE_SECONDS if now - self._index_busy_at < aging else None
+        aging = (
+            self.settings.min_age_seconds + (self.deps.thrall_lag() or 0.0) + WAIT_FOR_MORE_SECONDS
+        )
+        return WAIT_FOR_MORE_SECONDS if now - self.index_busy_at < aging else None
 
     def work(self, image_id: str) -> Presence:
-        return self.lookup(image_id)
+        return self.deps.lookup(image_id)
 
     def surprise(self, image_id: str, error: Exception) -> Presence:
         return Presence(None, f"{type(error).__name__}: {error}")
@@ -184,16 +180,19 @@ class _CheckLoop(Loop[Presence]):
     def halt(self) -> str | None:
         return self.triage.stop_reason
 
+    def cap(self, limit: int) -> int:
+        return limit
+
     def finish(self, claim: Claim, result: Presence) -> bool:
         state = ANSWERS.get(result.status) if result.status is not None else None
         if state is not None:
             self.triage.served(claim.id if state is ProgressState.VERIFIED else None)
             if state is ProgressState.NOT_FOUND_IN_MEDIA_API and claim.check_first:
-                self.pending.append(missing_transition(claim, HELD, self.deps.worker))
+                self.recorder.add(missing_transition(claim, HELD, self.deps.worker))
                 return False
             if state is ProgressState.VERIFIED and (claim.check_first or claim.reprojected):
                 self.verified_claims[claim.id] = claim
-            self.pending.append(outcome_transition(claim, HELD, state, self.deps.worker))
+            self.recorder.add(outcome_transition(claim, HELD, state, self.deps.worker))
             return False
         symptom = Symptom(MEDIA_API, cause_of(result.status))
         status = f"HTTP {result.status}" if result.status is not None else "no response"
@@ -201,10 +200,10 @@ class _CheckLoop(Loop[Presence]):
         self._settle_failures(final=False)
         return symptom.cause is Cause.OVERLOAD
 
-    def flush(self, final: bool) -> None:
+    def flush(self, *, final: bool, idle: bool) -> Flushed:
         self._settle_failures(final=final)
-        pending = self.take_pending()
-        applied = self.record(pending)
+        pending = self.recorder.take_pending()
+        applied = self.recorder.record(pending)
         verified, sent_back = [], 0
         for transition, ok in zip(pending, applied, strict=True):
             claim = self.verified_claims.pop(transition.id, None)
@@ -215,32 +214,33 @@ class _CheckLoop(Loop[Presence]):
             sent_back += int(transition.reproject)
         self._count_verified(verified)
         self._send_back(sent_back)
+        return Flushed()
 
     def _count_verified(self, claims: list[Claim]) -> None:
         """Present and repaired counted on the pass record as soon as they are written, so
         that whichever worker ends the pass reads them."""
         for counted in verified_counts(claims):
-            self.check_summary.present += counted.present
-            self.check_summary.repaired += counted.repaired
-            if self.passes is not None:
-                self.passes.count_verified(counted)
+            self.summary.present += counted.present
+            self.summary.repaired += counted.repaired
+            if self.deps.passes is not None:
+                self.deps.passes.count_verified(counted)
 
     def _send_back(self, sent_back: int) -> None:
         """Items went back to 0: batch-index may have switched itself off meanwhile."""
         if not sent_back:
             return
-        self.check_summary.sent_back += sent_back
+        self.summary.sent_back += sent_back
         now = self.deps.clock.monotonic()
-        if self.index_rule is not None and now >= self.index_woken_until:
-            self.index_rule.enable()
+        if self.deps.index_rule is not None and now >= self.index_woken_until:
+            self.deps.index_rule.enable()
             self.index_woken_until = now + WAKE_INDEX_EVERY_SECONDS
 
-    def settle_background(self) -> None:
+    def close(self) -> None:
         self.triage.close()
 
     def _settle_failures(self, *, final: bool) -> None:
         for decided in self.triage.decide(final=final):
-            self.pending.append(
+            self.recorder.add(
                 verdict_transition(
                     decided, HELD, self.deps.worker, self.settings.max_attempts, self.summary
                 )

@@ -1,15 +1,17 @@
 """batch-index: claim images, project them, publish them on thrall's stream, record each outcome.
 
-Runs continuously inside one invocation (flows/loop.py), as many images in
-flight as the pace allows. No AWS here: the ports come in through `IndexDeps`.
+Runs continuously inside one invocation (flows/loop.py, given this module's
+strategy), as many images in flight as the pace allows; ready records go out
+through the outbox (flows/outbox.py). No AWS here: the ports come in through
+`IndexDeps`.
 """
 
 from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from grid_reingest import names
@@ -23,34 +25,29 @@ from grid_reingest.domain.claims import (
 from grid_reingest.domain.outcome import Failed, NotFound, Outcome, Ready, TooBig
 from grid_reingest.domain.states import ProgressState
 from grid_reingest.domain.systemic import Cause, Judge, Symptom, Verdict, cause_of
-from grid_reingest.domain.thrall_message import (
-    PUT_RECORDS_MAX_BYTES,
-    PUT_RECORDS_MAX_RECORDS,
-    record_size,
-)
 from grid_reingest.flows.invocation import Limits, LoopDeps, SystemicFailure, rules_of
-from grid_reingest.flows.loop import Loop
+from grid_reingest.flows.loop import Flushed, Loop
+from grid_reingest.flows.outbox import BackgroundOutbox, EnqueueWriter
 from grid_reingest.flows.pass_end import PassEnd, end_if_over
+from grid_reingest.flows.record import Recorder
 from grid_reingest.flows.summary import Summary, finish_if_done
 from grid_reingest.flows.triage import FailureTriage, verdict_transition
 from grid_reingest.ports import (
     ClaimStore,
     Clock,
     ControlStore,
+    Outbox,
     Pace,
     Probe,
     Projector,
     Publisher,
     PublishResult,
     RuleSwitch,
+    Sent,
 )
 from grid_reingest.settings import BatchIndexSettings
 
 HELD = ProgressState.IN_PROGRESS
-# Ready records are sent once this many wait, or the oldest has waited this
-# long: PutRecords calls carry many records without holding any long.
-PUBLISH_MIN = 100
-PUBLISH_LINGER_SECONDS = 1.0
 # Outcomes other than publishing are written in groups too.
 RECORD_MIN = 50
 # The image-projection function's invoke errors: 429 and 5xx are the Lambda
@@ -105,10 +102,9 @@ class IndexSummary(Summary):
     skipped: str | None = None
     dry_run: bool = False
 
-    def as_dict(self) -> dict[str, Any]:
-        """The summary as one structured log line."""
+    def details(self) -> dict[str, Any]:
+        """What only batch-index counts, for the log line."""
         return {
-            **super().as_dict(),
             "outcomes": dict(self.outcomes),
             "wouldBe": {str(k): v for k, v in sorted(self.would.items())},
             "kinesisCalls": self.kinesis_calls,
@@ -117,34 +113,45 @@ class IndexSummary(Summary):
             "dryRun": self.dry_run,
         }
 
-    def metric_counts(self) -> dict[str, float]:
-        """The summary as metrics (names from telemetry)."""
-        counts = super().metric_counts()
-        counts[names.ENQUEUED] = self.states.get(int(ProgressState.ENQUEUED), 0)
-        counts[names.KINESIS_CALLS] = self.kinesis_calls
-        counts[names.KINESIS_REFUSED] = self.kinesis_refused
-        counts[names.BACKPRESSURE_SKIPS] = int(self.claimed == 0 and self.idle_reason is not None)
-        return counts
+    def worker_metrics(self) -> dict[str, float]:
+        """What only batch-index counts, as metrics (names from telemetry)."""
+        return {
+            names.ENQUEUED: self.states.get(int(ProgressState.ENQUEUED), 0),
+            names.KINESIS_CALLS: self.kinesis_calls,
+            names.KINESIS_REFUSED: self.kinesis_refused,
+            names.BACKPRESSURE_SKIPS: int(self.claimed == 0 and self.idle_reason is not None),
+        }
 
 
 def run_batch_index(settings: BatchIndexSettings, deps: IndexDeps) -> IndexSummary:
     """One invocation of batch-index; StreamRefused (after recording) when the stream refuses,
     SystemicFailure when the Grid fails for every image alike (domain/systemic.py)."""
     summary = IndexSummary(dry_run=settings.dry_run)
-    if deps.remaining_ms() < settings.stop_margin_seconds * 1000:
+    limits = Limits.of(settings)
+    if limits.out_of_time(deps.remaining_ms()):
         summary.skipped = "too little time left to start"
         return summary
-    loop = _IndexLoop(settings, deps, summary)
+    recorder = Recorder(HELD, LoopDeps.of(deps), limits, summary)
+    outbox = BackgroundOutbox(deps.publisher, deps.clock, enqueue_writer(recorder, deps.worker))
+    triage = FailureTriage(
+        Judge(rules_of(settings)),
+        deps.probe,
+        deps.clock,
+        lambda: deps.store.sample(PROJECTED),
+        unprobed=[STREAM],
+    )
+    index = _IndexStrategy(settings, deps, summary, recorder, outbox, triage)
+    loop = Loop(recorder, index)
     loop.run()
-    summary.systemic = loop.triage.stop_reason
+    summary.systemic = index.triage.stop_reason
     if summary.claimed == 0 and summary.idle_reason is not None:
         summary.skipped = summary.idle_reason
-    if loop.refused is not None:
+    if index.refused is not None:
         _count_refusal(deps, summary, refused=True)
-        raise StreamRefused(f"thrall's stream refused records: {loop.refused}", summary)
+        raise StreamRefused(f"thrall's stream refused records: {index.refused}", summary)
     if summary.systemic is not None:
         raise SystemicFailure(summary.systemic, summary)
-    if loop.verified:
+    if index.verified:
         _count_refusal(deps, summary, refused=False)
     if loop.exhausted and not settings.dry_run:
         # A dry run changes nothing, its schedule included.
@@ -164,54 +171,45 @@ def _count_refusal(deps: IndexDeps, summary: IndexSummary, *, refused: bool) -> 
         )
 
 
+def enqueue_writer(recorder: Recorder, worker: str) -> EnqueueWriter:
+    """How the outbox writes the images a call put on the stream: enqueued, no attempt counted
+    (the write repeated until done: never given back once on the stream)."""
+
+    def write(
+        claims: list[Claim],
+    ) -> tuple[list[Transition], list[bool | None], BaseException | None]:
+        enqueued = [
+            outcome_transition(claim, HELD, ProgressState.ENQUEUED, worker, attempts=0)
+            for claim in claims
+        ]
+        return (enqueued, *recorder.apply_with_tries(enqueued))
+
+    return write
+
+
 @dataclass
-class _Sent:
-    """One publish and the write of its accepted images' state, as the sender left them."""
+class _IndexStrategy:
+    """The loop's strategy for batch-index (flows/loop.py): project, publish, judge failures."""
 
-    claims: dict[str, Claim]
-    result: PublishResult
-    enqueued: list[Transition]
-    applied: list[bool | None]
-    error: BaseException | None
-    published_at: float = 0.0  # the worker's monotonic clock when the stream answered
+    settings: BatchIndexSettings
+    deps: IndexDeps
+    summary: IndexSummary
+    recorder: Recorder
+    outbox: Outbox
+    triage: FailureTriage
+    verified: bool = False  # the stream accepted a call of this invocation
+    refused: str | None = None  # why the stream refused a whole call for its configuration
+    call_error: str | None = None  # why a whole call failed otherwise
 
-
-class _IndexLoop(Loop[Outcome]):
-    held = HELD
-
-    def __init__(self, settings: BatchIndexSettings, deps: IndexDeps, summary: IndexSummary):
-        limits = Limits.of(settings)
-        loop_deps = LoopDeps(deps.store, deps.pace, deps.clock, deps.remaining_ms, deps.worker)
-        super().__init__(loop_deps, limits, summary)
-        self.settings = settings
-        self.index = deps
-        self.index_summary = summary
-        self.rules = rules_of(settings)
-        self.triage = FailureTriage(
-            Judge(self.rules),
-            deps.probe,
-            deps.clock,
-            lambda: deps.store.sample(PROJECTED),
-            unprobed=[STREAM],
-        )
-        self.ready: list[tuple[Claim, Ready]] = []
-        self.ready_bytes = 0
-        self.ready_since: float | None = None
-        self.sender = ThreadPoolExecutor(1, thread_name_prefix="publish")
-        self.sending: Future[_Sent] | None = None
-        self.verified = False  # the stream accepted a call of this invocation
-        self.refused: str | None = None
-        self.call_error: str | None = None
-
-    def sources(self) -> Sequence[Source]:
+    def sources(self, started_at: datetime) -> Sequence[Source]:
         cutoff = lease_cutoff(self.deps.clock.now(), self.settings.lease_seconds)
         return [
             Source(HELD, cutoff, reclaim=True),
-            Source(self.settings.start_state, self.started_at),
+            Source(self.settings.start_state, started_at),
         ]
 
     def work(self, image_id: str) -> Outcome:
-        return self.index.projector.project(image_id)
+        return self.deps.projector.project(image_id)
 
     def surprise(self, image_id: str, error: Exception) -> Outcome:
         return Failed(image_id, "batch-index", None, f"{type(error).__name__}: {error}")
@@ -226,9 +224,11 @@ class _IndexLoop(Loop[Outcome]):
         # refuses (no access, a KMS key, a wrong ARN) wastes one projection, not a wave.
         return limit if self.verified or self.settings.dry_run else min(limit, 1)
 
+    def again_in(self) -> float | None:
+        return None
+
     def finish(self, claim: Claim, result: Outcome) -> bool:
-        summary = self.index_summary
-        summary.outcomes[_kind(result)] += 1
+        self.summary.outcomes[_kind(result)] += 1
         overloaded = False
         if isinstance(result, Failed) and not result.known:
             infrastructure = result.service in INFRASTRUCTURE
@@ -243,10 +243,11 @@ class _IndexLoop(Loop[Outcome]):
             case Ready() if self.settings.dry_run:
                 self._settle(claim, ProgressState.ENQUEUED)
             case Ready():
-                if self.ready_since is None:
-                    self.ready_since = self.deps.clock.monotonic()
-                self.ready.append((claim, result))
-                self.ready_bytes += record_size(claim.id, result.record)
+                if result.image_id != claim.id:
+                    raise RecordMismatch(
+                        f"record of image {result.image_id} about to be published as {claim.id}"
+                    )
+                self.outbox.add(claim, result.record)
             case NotFound():
                 self._settle(claim, ProgressState.NOT_FOUND)
             case TooBig():
@@ -259,101 +260,56 @@ class _IndexLoop(Loop[Outcome]):
 
     # -- publishing and recording --------------------------------------------------------
 
-    def flush(self, final: bool) -> None:
-        self._collect_sent(block=final)
-        if self.ready and (final or self._publish_due()):
-            self._collect_sent(block=True)  # one call at a time, in order
-            self._publish()
+    def flush(self, *, final: bool, idle: bool) -> Flushed:
+        flushed = Flushed()
+        self._take(self.outbox.collect(block=final), flushed)
+        if self.outbox.due(eager=final or not self.verified):
+            self._take(self.outbox.collect(block=True), flushed)  # one call at a time, in order
+            self.outbox.send()
             if final or not self.verified:
-                self._collect_sent(block=True)
+                self._take(self.outbox.collect(block=True), flushed)
         self._settle_failures(final=final)
-        if final or len(self.pending) >= RECORD_MIN or not self.in_flight:
-            self.record(self.take_pending())
+        if final or len(self.recorder.pending) >= RECORD_MIN or idle:
+            self.recorder.record(self.recorder.take_pending())
+        return flushed
 
-    def settle_background(self) -> None:
-        self.sender.shutdown(wait=True)
-        self._collect_sent(block=True)
+    def close(self) -> None:
+        flushed = Flushed()
+        self._take(self.outbox.close(), flushed)
+        self.summary.overloaded += flushed.overloaded
         self.triage.close()
 
-    def _publish_due(self) -> bool:
-        lingered = (
-            self.ready_since is not None
-            and self.deps.clock.monotonic() - self.ready_since >= PUBLISH_LINGER_SECONDS
-        )
-        return (
-            not self.verified
-            or lingered
-            or len(self.ready) >= PUBLISH_MIN
-            or len(self.ready) >= PUT_RECORDS_MAX_RECORDS
-            or self.ready_bytes >= PUT_RECORDS_MAX_BYTES
-        )
-
-    def _publish(self) -> None:
-        """Send the ready records in the background: the loop keeps starting images meanwhile."""
-        ready, self.ready, self.ready_bytes, self.ready_since = self.ready, [], 0, None
-        for claim, outcome in ready:
-            if outcome.image_id != claim.id:
-                raise RecordMismatch(
-                    f"record of image {outcome.image_id} about to be published as {claim.id}"
-                )
-        self.sending = self.sender.submit(self._send, [(c, o.record) for c, o in ready])
-
-    def _send(self, ready: list[tuple[Claim, bytes]]) -> _Sent:
-        """Publish, and write the accepted images' new state (the write repeated until done:
-        never given back once on the stream). Touches nothing of the loop."""
-        result = self.index.publisher.publish([(claim.id, data) for claim, data in ready])
-        published_at = self.deps.clock.monotonic()
-        claims = {c.id: c for c, _ in ready}
-        enqueued = [
-            outcome_transition(
-                claims[i], HELD, ProgressState.ENQUEUED, self.deps.worker, attempts=0
-            )
-            for i in result.accepted
-        ]
-        return _Sent(
-            claims,
-            result,
-            enqueued,
-            *self.apply_with_tries(enqueued),
-            published_at=published_at,
-        )
-
-    def _collect_sent(self, *, block: bool) -> None:
-        if self.sending is None or (not block and not self.sending.done()):
+    def _take(self, sent: Sent | None, flushed: Flushed) -> None:
+        """One call's answer: accepted images written, the rest judged or given back."""
+        if sent is None:
             return
-        sending, self.sending = self.sending, None
-        sent = sending.result()
         result = sent.result
         self._absorb(result)
-        self.seen.published += [(s, q, sent.published_at) for s, q in result.positions]
+        flushed.published += [(s, q, sent.published_at) for s, q in result.positions]
         overloaded = set(result.overloaded)
         for _ in result.accepted:
             self.triage.served(channel=STREAM)
         for image_id, error in result.rejected.items():
             cause = Cause.OVERLOAD if image_id in overloaded else Cause.ERROR
-            if image_id in overloaded:
-                self.summary.overloaded += 1
-                self.seen.overloaded += 1
+            flushed.overloaded += int(image_id in overloaded)
             claim = sent.claims[image_id]
             self.triage.failed(claim, Symptom(STREAM, cause), f"kinesis: {error}", STREAM)
         self._settle_failures(final=False)
         # Whole calls failed: not the images' fault, no attempt counted.
         for image_id in result.unsent:
-            self.release(sent.claims[image_id], result.call_error)
-        applied = self.written(sent.enqueued, sent.applied, sent.error)
-        for transition in sent.enqueued:
-            self.unresolved.pop(transition.id, None)
-        self.summary.count(sent.enqueued, applied)
+            self.recorder.release(sent.claims[image_id], result.call_error)
+        applied = self.recorder.written(sent.enqueued, sent.applied, sent.error)
+        self.recorder.resolved(sent.enqueued, applied)
 
     def _absorb(self, result: PublishResult) -> None:
-        self.index_summary.kinesis_calls += result.calls
+        self.summary.kinesis_calls += result.calls
         if result.accepted:
             self.verified = True
         if result.call_error is None:
             return
         if result.refused:
             self.refused = result.call_error
-            self.index_summary.kinesis_refused += 1
+            self.summary.kinesis_refused += 1
         else:
             self.call_error = result.call_error
 
@@ -364,7 +320,7 @@ class _IndexLoop(Loop[Outcome]):
                 decided, HELD, self.deps.worker, self.settings.max_attempts, self.summary
             )
             if decided.verdict is Verdict.SYSTEMIC:
-                self.pending.append(transition)  # given back, dry run or not
+                self.recorder.add(transition)  # given back, dry run or not
             else:
                 self._settle_transition(transition)
 
@@ -375,10 +331,10 @@ class _IndexLoop(Loop[Outcome]):
 
     def _settle_transition(self, transition: Transition) -> None:
         if self.settings.dry_run:
-            self.index_summary.would[int(transition.new)] += 1
-            self.release(self.unresolved[transition.id])
+            self.summary.would[int(transition.new)] += 1
+            self.recorder.release(self.recorder.unresolved[transition.id])
             return
-        self.pending.append(transition)
+        self.recorder.add(transition)
 
 
 def _kind(outcome: Outcome) -> str:

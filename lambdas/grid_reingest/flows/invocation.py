@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from grid_reingest.domain.systemic import Rules
 from grid_reingest.ports import ClaimStore, Clock, Pace
@@ -32,6 +32,21 @@ def rules_of(settings: BatchIndexSettings | BatchCheckSettings) -> Rules:
     return Rules(min_results=settings.breaker_min_results, most_share=settings.breaker_share)
 
 
+class WorkerDeps(Protocol):
+    """What a worker's dependencies carry for its loop (IndexDeps, CheckDeps)."""
+
+    @property
+    def store(self) -> ClaimStore: ...
+    @property
+    def pace(self) -> Pace: ...
+    @property
+    def clock(self) -> Clock: ...
+    @property
+    def remaining_ms(self) -> Callable[[], int]: ...
+    @property
+    def worker(self) -> str: ...
+
+
 @dataclass
 class LoopDeps:
     """What every worker's loop works with."""
@@ -41,6 +56,11 @@ class LoopDeps:
     clock: Clock
     remaining_ms: Callable[[], int]
     worker: str
+
+    @classmethod
+    def of(cls, deps: WorkerDeps) -> LoopDeps:
+        """The loop's part of a worker's dependencies (any that carry these five)."""
+        return cls(deps.store, deps.pace, deps.clock, deps.remaining_ms, deps.worker)
 
 
 # A worker told work goes on this soon waits rather than ending: the keep-alive
@@ -72,3 +92,7 @@ class Limits:
             record_budget_ms=settings.record_budget_seconds * 1000,
             refresh_seconds=settings.refresh_seconds,
         )
+
+    def out_of_time(self, remaining_ms: int) -> bool:
+        """Too little of the invocation left to start an image (the stop margin)."""
+        return remaining_ms < self.margin_ms

@@ -8,6 +8,12 @@ stop margin, or when its flow says so (a tripped breaker, a refused stream);
 what is in flight then finishes and is recorded. Claims it took but did not
 start go back untouched. Time passes only through the Clock port, so the pass
 simulator can compress it.
+
+The loop is one class for both workers; what differs is a `Strategy` it is
+given (flows/batch_index.py, flows/batch_check.py): where claims come from,
+one image's work, what a result means. The strategy writes outcomes through
+the invocation's `Recorder` (flows/record.py), which the loop shares; it never
+calls back into the loop.
 """
 
 from __future__ import annotations
@@ -17,18 +23,17 @@ import math
 from collections import deque
 from collections.abc import Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import Protocol
 
 from grid_reingest.domain.claims import (
     Claim,
     Source,
-    Transition,
     expiry_transition,
 )
-from grid_reingest.domain.states import ProgressState
-from grid_reingest.flows.invocation import LONGEST_WAIT_SECONDS, Limits, LoopDeps
+from grid_reingest.flows.invocation import LONGEST_WAIT_SECONDS
 from grid_reingest.flows.record import Recorder
-from grid_reingest.flows.summary import Summary
 from grid_reingest.ports import Observation, PaceDecision
 
 # Seconds between looks while nothing may start (back-pressure, a rate ceiling).
@@ -47,17 +52,69 @@ OVERLOAD_HOLD_LONGEST_SECONDS = 30.0
 TYPICAL_WEIGHT = 0.05
 
 
-class Loop[R](Recorder):
-    """The shared loop; a flow says where claims come from and what an outcome means."""
+@dataclass
+class Flushed:
+    """What a strategy's flush learnt from its background work, for the pace."""
 
-    held: ProgressState
+    overloaded: int = 0  # overload answers (the stream's)
+    # Records the stream accepted: (shard id, sequence number, monotonic time published).
+    published: list[tuple[str, int, float]] = field(default_factory=list)
 
-    def __init__(self, deps: LoopDeps, limits: Limits, summary: Summary) -> None:
-        self.deps = deps
-        self.limits = limits
-        self.summary = summary
-        self.unresolved: dict[str, Claim] = {}  # held by this invocation, outcome not written
-        self.pending: list[Transition] = []  # outcomes to write
+
+class Strategy[R](Protocol):
+    """What a worker's loop does that the other's does not."""
+
+    def sources(self, started_at: datetime) -> Sequence[Source]:
+        """Where claims come from, in order (what went back after `started_at`, when the
+        invocation began, waits for the next one)."""
+        ...
+
+    def work(self, image_id: str) -> R:
+        """One image's work (runs in a thread of the pool); never raises for an image."""
+        ...
+
+    def surprise(self, image_id: str, error: Exception) -> R:
+        """The result of a work that raised anyway."""
+        ...
+
+    def finish(self, claim: Claim, result: R) -> bool:
+        """Take one finished image's result (outcomes to the recorder); True for an overload
+        answer."""
+        ...
+
+    def flush(self, *, final: bool, idle: bool) -> Flushed:
+        """Write what is due (all of it when `final`; `idle`: nothing in flight)."""
+        ...
+
+    def halt(self) -> str | None:
+        """The strategy's own reason to stop starting images, if any."""
+        ...
+
+    def cap(self, limit: int) -> int:
+        """The in-flight limit the strategy allows now, given the pace's."""
+        ...
+
+    def again_in(self) -> float | None:
+        """Once a claim found nothing and nothing runs: seconds to wait before claiming again
+        (more will come within the invocation), or None to end."""
+        ...
+
+    def close(self) -> None:
+        """After the loop (or a failure): wait for the strategy's own background work."""
+        ...
+
+
+class Loop[R]:
+    """Claim, start, finish, record until time, the pace, the operator or the strategy says stop."""
+
+    def __init__(self, recorder: Recorder, strategy: Strategy[R]) -> None:
+        """The loop writes through `recorder` (which carries the invocation's dependencies and
+        limits) and does what differs between workers through `strategy`."""
+        self.deps = deps = recorder.deps
+        self.limits = recorder.limits
+        self.recorder = recorder
+        self.strategy = strategy
+        self.summary = recorder.summary
         self.in_flight: dict[Future[tuple[R, float]], Claim] = {}
         self.seen = Observation()
         self.exhausted = False  # a claim found nothing
@@ -77,41 +134,6 @@ class Loop[R](Recorder):
         # retried within seconds, and what was given back is not taken again at once.
         self.started_at = deps.clock.now()
 
-    # -- what a flow supplies ------------------------------------------------------------
-
-    def sources(self) -> Sequence[Source]:
-        """Where claims come from, in order."""
-        raise NotImplementedError
-
-    def work(self, image_id: str) -> R:
-        """One image's work (runs in a thread of the pool); never raises for an image."""
-        raise NotImplementedError
-
-    def surprise(self, image_id: str, error: Exception) -> R:
-        """The result of a work that raised anyway."""
-        raise NotImplementedError
-
-    def finish(self, claim: Claim, result: R) -> bool:
-        """Take one finished image's result (adds to `pending`); True for an overload answer."""
-        raise NotImplementedError
-
-    def flush(self, final: bool) -> None:
-        """Write what is due (all of it when `final`)."""
-        self.record(self.take_pending())
-
-    def halt(self) -> str | None:
-        """The flow's own reason to stop starting images, if any."""
-        return None
-
-    def cap(self, limit: int) -> int:
-        """The in-flight limit the flow allows now, given the pace's."""
-        return limit
-
-    def again_in(self) -> float | None:
-        """Once a claim found nothing and nothing runs: seconds to wait before claiming again
-        (more will come within the invocation), or None to end."""
-        return None
-
     # -- the loop ---------------------------------------------------------------------
 
     def run(self) -> None:
@@ -122,8 +144,8 @@ class Loop[R](Recorder):
             self._loop(pool)
             while self.in_flight:
                 self._reap(block=True)
-                self.flush(final=False)
-            self.flush(final=True)
+                self._flush(final=False)
+            self._flush(final=True)
             # What finished since the last decision counts too (a warm pace goes on), as
             # the end of a worker that starts nothing more: not for the pass's in-flight use.
             self.seen.draining = True
@@ -140,15 +162,15 @@ class Loop[R](Recorder):
                 self._collect_claims(block=True)
             self._claimer.shutdown(wait=True)
             with contextlib.suppress(Exception):
-                self.settle_background()
-            self._release_leftovers()
+                self.strategy.close()
+            self.recorder.release_leftovers()
 
     def _loop(self, pool: ThreadPoolExecutor) -> None:
         clock = self.deps.clock
         idle_since: float | None = None
         while True:
             self._reap(block=False)
-            self.flush(final=False)
+            self._flush(final=False)
             decision = self._decide()
             reason = self._stop_reason(decision)
             if reason is not None:
@@ -159,13 +181,13 @@ class Loop[R](Recorder):
                     self.deps.pace.leave()
                 return
             if self.exhausted and not self.in_flight and not self.reserve:
-                wait = self.again_in()
+                wait = self.strategy.again_in()
                 if wait is None:
                     return
                 clock.sleep(wait)
                 self.exhausted = False
                 continue
-            limit = self.cap(decision.in_flight)
+            limit = self.strategy.cap(decision.in_flight)
             delay = self._start_delay(limit, decision)
             if delay == 0 and (self.reserve or not self.exhausted):
                 idle_since = None
@@ -192,6 +214,12 @@ class Loop[R](Recorder):
         wait = decision.resume_in_seconds
         return wait is not None and idle + wait <= LONGEST_WAIT_SECONDS
 
+    def _flush(self, *, final: bool) -> None:
+        flushed = self.strategy.flush(final=final, idle=not self.in_flight)
+        self.seen.published += flushed.published
+        self.seen.overloaded += flushed.overloaded
+        self.summary.overloaded += flushed.overloaded
+
     def _count_busy(self) -> None:
         """Add the images in flight since the last count (call before in_flight changes)."""
         now = self.deps.clock.monotonic()
@@ -211,10 +239,10 @@ class Loop[R](Recorder):
             return "paused by the operator"
         if self._out_of_time():
             return "invocation running out of time"
-        return self.halt()
+        return self.strategy.halt()
 
     def _out_of_time(self) -> bool:
-        return self.deps.remaining_ms() < self.limits.margin_ms
+        return self.limits.out_of_time(self.deps.remaining_ms())
 
     def _start_delay(self, limit: int, decision: PaceDecision) -> float | None:
         """0: an image may start now; None: when one in flight finishes; else seconds."""
@@ -279,7 +307,11 @@ class Loop[R](Recorder):
     def _claim_ahead(self, want: int) -> None:
         if self._claiming is None and not self.exhausted:
             self._claiming = self._claimer.submit(
-                self.deps.store.claim, self.sources(), self.held, want, self.deps.worker
+                self.deps.store.claim,
+                self.strategy.sources(self.started_at),
+                self.recorder.held,
+                want,
+                self.deps.worker,
             )
 
     def _collect_claims(self, *, block: bool) -> None:
@@ -292,7 +324,7 @@ class Loop[R](Recorder):
             self.exhausted = True
             return
         for claim in claims:
-            self._track(claim)
+            self.recorder.track(claim)
         if not self.reserve:
             self._reserved_at = self.deps.clock.monotonic()
         self.reserve.extend(claims)
@@ -301,16 +333,16 @@ class Loop[R](Recorder):
         """Claims taken but not started go back untouched (no attempt counted)."""
         self._collect_claims(block=True)
         while self.reserve:
-            self.release(self.reserve.popleft())
-        self.flush(final=False)
+            self.recorder.release(self.reserve.popleft())
+        self._flush(final=False)
 
     def _timed(self, image_id: str) -> tuple[R, float]:
         clock = self.deps.clock
         started = clock.monotonic()
         try:
-            result = self.work(image_id)
+            result = self.strategy.work(image_id)
         except Exception as error:  # one image's surprise must not sink the others
-            result = self.surprise(image_id, error)
+            result = self.strategy.surprise(image_id, error)
         return result, (clock.monotonic() - started) * 1000
 
     def _reap(self, *, block: bool) -> None:
@@ -321,7 +353,7 @@ class Loop[R](Recorder):
         for future in done:
             claim = self.in_flight.pop(future)
             result, ms = future.result()
-            overloaded = self.finish(claim, result)
+            overloaded = self.strategy.finish(claim, result)
             self.seen.finished += 1
             self.seen.overloaded += int(overloaded)
             if overloaded:
@@ -335,26 +367,21 @@ class Loop[R](Recorder):
 
     # -- claims -----------------------------------------------------------------------
 
-    def _track(self, claim: Claim) -> None:
-        self.unresolved[claim.id] = claim
-        self.summary.claimed += 1
-        self.summary.reclaimed += int(claim.reclaimed)
-
     def _expire(self, claim: Claim) -> Claim | None:
         """A claim whose lease ran out costs its image an attempt; None when that was its last."""
-        transition = expiry_transition(claim, self.held, self.deps.worker, self.limits.max_attempts)
+        recorder = self.recorder
+        transition = expiry_transition(
+            claim, recorder.held, self.deps.worker, self.limits.max_attempts
+        )
         self.summary.expired_claims += 1
-        if transition.new != self.held:
-            self.record([transition])
+        if transition.new != recorder.held:
+            recorder.record([transition])
             return None
-        (applied,) = self._apply([transition])
+        (applied,) = recorder.apply([transition])
         if not applied:
-            self.unresolved.pop(claim.id, None)
+            recorder.unresolved.pop(claim.id, None)
             self.summary.lost_claims += 1
             return None
         counted = replace(claim, attempts=claim.attempts + 1)
-        self.unresolved[claim.id] = counted
+        recorder.unresolved[claim.id] = counted
         return counted
-
-    def settle_background(self) -> None:
-        """After a failure, wait for the flow's own background work before claims go back."""

@@ -1,4 +1,4 @@
-"""Writing outcomes: each failed write repeated while a try still fits; what the loop
+"""Writing outcomes: each failed write repeated while a try still fits; what an invocation
 (flows/loop.py) holds given back, recorded, or left held when never written.
 
 The writes are conditional, so repeating one is safe: an item that moved on
@@ -56,14 +56,26 @@ def apply_with_tries(
 
 
 class Recorder:
-    """The loop's writing side: outcomes pending, written, released; what is held."""
+    """The loop's writing side: what this invocation holds, the outcomes pending, written or
+    given back. The loop and its strategy share one; neither reaches into the other."""
 
-    held: ProgressState
-    deps: LoopDeps
-    limits: Limits
-    summary: Summary
-    unresolved: dict[str, Claim]  # held by this invocation, outcome not written
-    pending: list[Transition]  # outcomes to write
+    def __init__(self, held: ProgressState, deps: LoopDeps, limits: Limits, summary: Summary):
+        self.held = held
+        self.deps = deps
+        self.limits = limits
+        self.summary = summary
+        self.unresolved: dict[str, Claim] = {}  # held by this invocation, outcome not written
+        self.pending: list[Transition] = []  # outcomes to write
+
+    def track(self, claim: Claim) -> None:
+        """A claim taken by this invocation, its outcome still to write."""
+        self.unresolved[claim.id] = claim
+        self.summary.claimed += 1
+        self.summary.reclaimed += int(claim.reclaimed)
+
+    def add(self, transition: Transition) -> None:
+        """An outcome to write with the next `record`."""
+        self.pending.append(transition)
 
     def release(self, claim: Claim, error: str | None = None) -> None:
         """Give a claim back untouched (no attempt counted)."""
@@ -79,13 +91,18 @@ class Recorder:
         """Write outcomes (repeating failed writes) and count them; which were applied."""
         if not transitions:
             return []
-        applied = self._apply(transitions)
+        applied = self.apply(transitions)
+        self.resolved(transitions, applied)
+        return applied
+
+    def resolved(self, transitions: list[Transition], applied: list[bool]) -> None:
+        """Outcomes written elsewhere (`apply_with_tries` beside the loop): no longer held."""
         for transition in transitions:
             self.unresolved.pop(transition.id, None)
         self.summary.count(transitions, applied)
-        return applied
 
-    def _apply(self, transitions: list[Transition]) -> list[bool]:
+    def apply(self, transitions: list[Transition]) -> list[bool]:
+        """Write transitions (repeating failed writes), not counted; which were applied."""
         return self.written(transitions, *self.apply_with_tries(transitions))
 
     def apply_with_tries(
@@ -117,7 +134,7 @@ class Recorder:
             raise RecordFailed(f"outcomes not written after {RECORD_TRIES} tries: {error}")
         return [bool(done) for done in results]
 
-    def _release_leftovers(self) -> None:
+    def release_leftovers(self) -> None:
         """After a failure, give back what was neither recorded nor released."""
         leftovers = [
             release_transition(c, self.held, self.deps.worker) for c in self.unresolved.values()

@@ -72,7 +72,16 @@ class Summary:
             "systemic": self.systemic,
             "ownOverloads": self.own_overloads,
             "signalsUnread": self.signals_unread,
+            **self.details(),
         }
+
+    def details(self) -> dict[str, Any]:
+        """What only this worker counts, for the log line (none here)."""
+        return {}
+
+    def worker_metrics(self) -> dict[str, float]:
+        """What only this worker counts, as metrics (none here)."""
+        return {}
 
     def metric_counts(self) -> dict[str, float]:
         """The summary as metrics (names from telemetry)."""
@@ -96,6 +105,7 @@ class Summary:
         for state, n in self.states.items():
             counts[names.state_metric(state)] = n
         counts.update(self.signals_unread)
+        counts.update(self.worker_metrics())
         return counts
 
     def count(self, transitions: Iterable[Transition], applied: Iterable[bool]) -> None:
