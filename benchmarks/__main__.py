@@ -2,7 +2,7 @@
 
 python -m benchmarks                (make bench; about fifteen minutes on 2 cores)
 python -m benchmarks NAME [ARGS]    (e.g. pass [--json], faults, upload_memory, id_sources,
-                                     watch_cost)
+                                     watch_cost, wide_grid)
 """
 
 import importlib

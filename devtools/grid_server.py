@@ -48,6 +48,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+from devtools.loader_capacity import LoaderCapacity
 from grid_reingest.settings import SERVICES, GridSettings, load
 
 DEFAULT_KEY = "sim-grid-key-0123456789"
@@ -172,8 +173,12 @@ class GridSim:
         api_key: str = DEFAULT_KEY,
         latency: Mapping[str, float] | None = None,
         default_latency: float = 0.0,
+        loader: LoaderCapacity | None = None,
     ) -> None:
         self.api_keys: set[str] = {api_key}
+        # image-loader's slots and queue: a projection that is answered 200 takes a slot for
+        # its image's time (on top of `latency`); None: no limit.
+        self.loader = loader
         # Services whose health route (`GET /management/healthcheck`, no key) answers 503.
         self.unhealthy: set[str] = set()
         self.api_key = api_key
@@ -459,6 +464,10 @@ def _handler_class(sim: GridSim) -> type[BaseHTTPRequestHandler]:
             try:
                 if delay:
                     time.sleep(delay)
+                if status == 200 and service == "image-loader" and sim.loader is not None:
+                    endpoint, image_id = _route(service, _split(path)[1])
+                    if endpoint == "projection" and not sim.loader.serve(image_id):
+                        status, body = 503, {"errorKey": "busy", "errorMessage": "queue full"}
                 if status == DROP:
                     self.close_connection = True
                     return

@@ -202,6 +202,9 @@ class LocalSchedule:
     # Each invocation's time: with STOP_MARGIN_SECONDS 60, two minutes of starting work,
     # then the next "minute" invokes it again (a stuck worker cannot hold a demo long).
     timeout_seconds: float = 180.0
+    # Invocations of a worker that may run at once in the background (its reserved
+    # concurrency), each in a container of its own; 1 where not given (see `scale`).
+    containers: dict[str, int] = field(default_factory=dict)
     invocations: list[str] = field(default_factory=list)
     reports: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
@@ -211,7 +214,8 @@ class LocalSchedule:
 
     def __post_init__(self) -> None:
         for worker in WORKERS:
-            _warm(worker, self.envs[worker])
+            for container in range(self.containers.get(worker, 1)):
+                _warm(worker, self.envs[worker], container)
         # Imported on first use, as the workers' handlers are (Powertools reads at import).
         from grid_reingest.handlers import state_counts
 
@@ -220,6 +224,13 @@ class LocalSchedule:
             state_counts.runtime()
         endpoint = self.kinesis.meta.endpoint_url
         self.tally = StreamPoller(endpoint, self.stage.table.name, state_counts.handler)
+
+    def scale(self, worker: str, containers: int) -> None:
+        """Let `worker` run `containers` invocations at once in the background (its reserved
+        concurrency), each in a container of its own, built now (a cold start each)."""
+        for container in range(self.containers.get(worker, 1), containers):
+            _warm(worker, self.envs[worker], container)
+        self.containers[worker] = containers
 
     def __call__(self, seconds: float = 0.0) -> None:
         self.tick()
@@ -270,16 +281,20 @@ class LocalSchedule:
         self.reports.append((worker, _handler(worker).handler({"source": "aws.events"}, context)))
 
     @contextlib.contextmanager
-    def running(self, every: float = 0.5, wait: float | None = None) -> Iterator[LocalSchedule]:
+    def running(
+        self, every: float = 0.5, wait: float | None = None, stagger: float = 0.0
+    ) -> Iterator[LocalSchedule]:
         """Run the stage in background threads until the block ends, as AWS would: each
-        worker invoked on its own schedule, `every` seconds after its last invocation ends
-        (reserved concurrency 1: never two at once), while thrall indexes and Lambda's
+        worker invoked on its own schedule, `every` seconds after its last invocation ends,
+        in each of its `containers` (its reserved concurrency), while thrall indexes and Lambda's
         poller counts all along. Then wait at most `wait` seconds (default: an invocation's
         time) for the invocations running then. A handler that raises is recorded in
-        `errors` (the schedule carries on, as Lambda's would)."""
+        `errors` (the schedule carries on, as Lambda's would). A worker's container k first
+        runs k times `stagger` seconds in, as a schedule's ticks a minute apart start them."""
         stop = threading.Event()
 
-        def repeat(name: str, step: Callable[[], object]) -> None:
+        def repeat(name: str, step: Callable[[], object], first: float = 0.0) -> None:
+            stop.wait(first)
             while not stop.is_set():
                 try:
                     step()
@@ -288,15 +303,22 @@ class LocalSchedule:
                     traceback.print_exc()
                 stop.wait(every)
 
-        steps: dict[str, Callable[[], object]] = {
-            worker: functools.partial(self._scheduled, worker) for worker in WORKERS
+        steps: dict[str, tuple[Callable[[], object], float]] = {
+            f"{worker}-{container}": (
+                functools.partial(self._scheduled, worker, container),
+                container * stagger,
+            )
+            for worker in WORKERS
+            for container in range(self.containers.get(worker, 1))
         }
         # thrall consumes its stream, and Lambda polls the table's, while the workers run.
-        steps["thrall"] = self._thrall_if_running
-        steps["state-counts"] = self.count
+        steps["thrall"] = (self._thrall_if_running, 0.0)
+        steps["state-counts"] = (self.count, 0.0)
         threads = [
-            threading.Thread(target=repeat, args=(name, step), name=f"local-{name}", daemon=True)
-            for name, step in steps.items()
+            threading.Thread(
+                target=repeat, args=(name, step, first), name=f"local-{name}", daemon=True
+            )
+            for name, (step, first) in steps.items()
         ]
         for thread in threads:
             thread.start()
@@ -313,10 +335,11 @@ class LocalSchedule:
                     f"an invocation was still running {waited:.0f} s after the schedule stopped"
                 )
 
-    def _scheduled(self, worker: str) -> None:
-        """One "minute" of `worker`'s own rule: invoked if the rule is on."""
+    def _scheduled(self, worker: str, container: int = 0) -> None:
+        """One "minute" of `worker`'s own rule: invoked (in `container`) if the rule is on."""
         if self.stage.rule(worker) == "ENABLED":
-            self._invoke(worker)
+            with _container(container):
+                self._invoke(worker)
         else:
             self._in_a_row[worker] = 0
 
@@ -354,10 +377,25 @@ def _handler(worker: str) -> ModuleType:
     return batch_index if worker == "index" else batch_check
 
 
-def _warm(worker: str, env: Mapping[str, str]) -> None:
+def _warm(worker: str, env: Mapping[str, str], container: int = 0) -> None:
     """A new container's runtime for `worker`, built under `env` (a cold start). Powertools
     reads POWERTOOLS_METRICS_DISABLED at each invocation, from the process's environment."""
     with environment(env):
         module = _handler(worker)
-        module.runtime.reset()
-        module.runtime()
+        if container == 0:
+            module.runtime.reset()
+        with _container(container):
+            module.runtime()
+
+
+@contextlib.contextmanager
+def _container(container: int) -> Iterator[None]:
+    """Invocations in this thread run in `container` (its own runtime)."""
+    # Imported on first use, as the handlers are.
+    from grid_reingest.handlers.common import CONTAINER
+
+    token = CONTAINER.set(container)
+    try:
+        yield
+    finally:
+        CONTAINER.reset(token)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Callable
+from contextvars import ContextVar
 from datetime import datetime
 from typing import Any
 
@@ -43,18 +44,25 @@ class SystemClock:
         time.sleep(seconds)
 
 
+# The container an invocation runs in. On Lambda a process is one container, so always 0;
+# a local schedule that runs two invocations of one function at once in one process, as
+# a reserved concurrency of 2 does, gives each its own (devtools/local_stage.py).
+CONTAINER: ContextVar[int] = ContextVar("container", default=0)
+
+
 class Once[T]:
     """`build` run on a container's first invocation, its result reused by every later one
     (a build that raises, e.g. SettingsError, is tried again next time)."""
 
     def __init__(self, build: Callable[[], T]) -> None:
         self._build = build
-        self._built: list[T] = []
+        self._built: dict[int, T] = {}
 
     def __call__(self) -> T:
-        if not self._built:
-            self._built.append(self._build())
-        return self._built[0]
+        container = CONTAINER.get()
+        if container not in self._built:
+            self._built[container] = self._build()
+        return self._built[container]
 
     def reset(self) -> None:
         """Forget what was built: the next call builds again (a new container)."""
