@@ -11,7 +11,9 @@ not atomic themselves). Any other statement still goes to moto.
 
 It also leaves a table's stream records on its stream for a poller to read
 (devtools/local_streams.py, as Lambda's own poller would), where moto would
-hand them to a mapped function it can only run in Docker, and then drop them.
+hand them to a mapped function it can only run in Docker, and then drop them;
+and it numbers them under a lock, where moto's own numbering lets two writes
+at once share a sequence number (a tally counting one twice under load).
 
     python -m devtools.moto_partiql -H 127.0.0.1 -p 5000   (moto.server's options)
 """
@@ -32,6 +34,9 @@ from devtools.partiql import InsertStatement, PartiqlError, statement_error
 # moto's server answers requests on several threads; one lock makes each
 # insert's check-and-put atomic against the others.
 _INSERTS = threading.Lock()
+# A record's sequence number is its place on the shard: two writes at once must not take
+# the same one (a poller reading after it would read the next record twice, or skip it).
+_RECORDS = threading.Lock()
 
 
 def batch_execute_statement(
@@ -67,8 +72,9 @@ def _keep_stream_record(self: StreamShard, old: Any, new: Any) -> None:
     """moto's StreamShard.add without sending the records to a mapped function."""
     view = self.table.stream_specification["StreamViewType"]  # type: ignore[index]
     name = "INSERT" if old is None else "REMOVE" if new is None else "MODIFY"
-    sequence = len(self.items) + self.starting_sequence_number
-    self.items.append(StreamRecord(self.table, view, name, old, new, sequence))
+    with _RECORDS:
+        sequence = len(self.items) + self.starting_sequence_number
+        self.items.append(StreamRecord(self.table, view, name, old, new, sequence))
 
 
 def install() -> None:

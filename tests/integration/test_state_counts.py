@@ -4,6 +4,7 @@ against moto's server: every write path counted once, whatever the batches."""
 from __future__ import annotations
 
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -101,3 +102,18 @@ def test_a_table_with_items_from_before_its_tally_shows_incomplete(table, aws):
     tally.add("first", {0: -2, 1: 2})
     # Then it says it is incomplete rather than showing a wrong total as right
     assert tally.read().complete is False
+
+
+def test_writes_at_once_each_get_a_stream_record_of_their_own(table, handler, aws):
+    # Given many writes at once (moto's server answers them on several threads)
+    poller = StreamPoller(aws, table.name, handler, batch_size=9)
+    ids = grid_ids(40)
+    table.put_new(ids)
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(lambda i: table.apply([Transition(i, S.NOT_STARTED, S.VERIFIED)]), ids))
+    # When the stream is drained
+    poller.drain()
+    # Then every write was counted once: the tally is exact
+    tally = TallyTable(table.name, table.client).read()
+    assert tally is not None
+    assert tally.held() == exact(table) == {6: 40}
