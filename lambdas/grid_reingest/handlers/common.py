@@ -12,9 +12,9 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 
 from grid_reingest.adapters.aws import make_client
-from grid_reingest.adapters.dynamodb.claims import ClaimTable
 from grid_reingest.adapters.dynamodb.control import ControlTable
 from grid_reingest.adapters.dynamodb.passes import PassTable
+from grid_reingest.adapters.dynamodb.tables import WorkerTable
 from grid_reingest.adapters.eventbridge import ScheduleRule
 from grid_reingest.adapters.notify import TopicNotifier
 from grid_reingest.domain.isotime import utc_now
@@ -61,10 +61,10 @@ class Once[T]:
         self._built.clear()
 
 
-def worker_table(name: str, concurrency: int) -> ClaimTable:
+def worker_table(name: str, concurrency: int) -> WorkerTable:
     """The state table, its client and threads sized for `concurrency` images in flight."""
     pool = concurrency + OWN_CALLS
-    return ClaimTable(name, make_client("dynamodb", max_pool_connections=pool), max_workers=pool)
+    return WorkerTable(name, make_client("dynamodb", max_pool_connections=pool), max_workers=pool)
 
 
 def control_table(name: str) -> ControlTable:
@@ -72,7 +72,7 @@ def control_table(name: str) -> ControlTable:
     return ControlTable(name, make_client("dynamodb"))
 
 
-def pass_end(table: ClaimTable, report_topic: str | None) -> PassEnd:
+def pass_end(table: WorkerTable, report_topic: str | None) -> PassEnd:
     """How a worker ends the pass on `table`: its report on the pass's own topic, else on
     `report_topic` (the stage's), else on none."""
 

@@ -20,8 +20,10 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from grid_reingest import names
 from grid_reingest.adapters.aws import make_client
+from grid_reingest.adapters.dynamodb.handle import TableHandle
 from grid_reingest.adapters.dynamodb.passes import PassTable
-from grid_reingest.adapters.dynamodb.upload import TableLoader, UploadTable
+from grid_reingest.adapters.dynamodb.reads import StateReads
+from grid_reingest.adapters.dynamodb.upload import TableLoader, Uploads
 from grid_reingest.adapters.eventbridge import ScheduleRule
 from grid_reingest.adapters.id_sources import BucketSource, InventorySource
 from grid_reingest.adapters.notify import TopicNotifier
@@ -56,10 +58,11 @@ def _build() -> Runtime:
     settings = load(RepairSettings)
     metrics.set_default_dimensions(**{names.STAGE_DIMENSION: settings.stage})
     dynamodb = make_client("dynamodb", max_pool_connections=32)
+    table = TableHandle(settings.table_name, dynamodb)
     return Runtime(
         settings,
         PassTable(settings.table_name, dynamodb),
-        TableLoader(UploadTable(settings.table_name, dynamodb)),
+        TableLoader(Uploads(table, StateReads(table))),
     )
 
 
