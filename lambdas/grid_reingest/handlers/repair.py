@@ -26,9 +26,9 @@ from grid_reingest.adapters.dynamodb.reads import StateReads
 from grid_reingest.adapters.dynamodb.upload import TableLoader, Uploads
 from grid_reingest.adapters.eventbridge import ScheduleRule
 from grid_reingest.adapters.id_sources import BucketSource, InventorySource
+from grid_reingest.adapters.inventory_manifest import parse_s3_url
 from grid_reingest.adapters.notify import TopicNotifier
 from grid_reingest.adapters.resume import InvokeAgain
-from grid_reingest.adapters.s3_inventory import parse_s3_url
 from grid_reingest.flows.repair import (
     RepairDeps,
     RepairRefused,
