@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import time
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from grid_reingest.adapters.aws import make_client
 from grid_reingest.adapters.dynamodb.control import ControlTable
@@ -21,6 +23,10 @@ from grid_reingest.domain.isotime import utc_now
 from grid_reingest.flows.pass_end import PassEnd
 from grid_reingest.flows.summary import Summary
 from grid_reingest.ports import Notifier, PassStore
+
+if TYPE_CHECKING:  # the workers' flows, imported by their own handlers alone
+    from grid_reingest.flows.batch_check import CheckDeps
+    from grid_reingest.flows.batch_index import IndexDeps
 
 # Connections and threads for a worker's own table calls (the outcomes of a
 # batch, completion checks) besides one per image in flight.
@@ -94,6 +100,37 @@ def charged[T](passes: PassStore | None, memory_mb: int, run: Callable[[], T]) -
         with contextlib.suppress(Exception):  # never fail an invocation for its accounting
             if passes is not None:
                 passes.add_usage(used)
+
+
+def invocation[D: IndexDeps | CheckDeps](deps: D, context: LambdaContext, **fields: Any) -> D:
+    """A worker's deps for one invocation: the runtime's, with this invocation's id as the
+    worker, its remaining time, and `fields`."""
+    return dataclasses.replace(
+        deps,
+        remaining_ms=context.get_remaining_time_in_millis,
+        worker=context.aws_request_id,
+        **fields,
+    )
+
+
+def run_scheduled(
+    service: str,
+    telemetry: tuple[Logger, Metrics],
+    context: LambdaContext,
+    passes: PassStore | None,
+    run: Callable[[], Summary],
+    **extra: Any,
+) -> dict[str, Any]:
+    """One scheduled invocation of a worker: `run`, its Lambda time charged to the running
+    pass, its summary logged and added as metrics (with `extra`)."""
+    logger, metrics = telemetry
+    return run_and_report(
+        service,
+        logger,
+        metrics,
+        lambda: charged(passes, context.memory_limit_in_mb, run),
+        **extra,
+    )
 
 
 def schedule_rule(rule: str | None, logger: Logger) -> ScheduleRule | None:

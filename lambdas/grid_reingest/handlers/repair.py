@@ -14,7 +14,6 @@ import sys
 from dataclasses import dataclass
 from typing import Any
 
-from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
@@ -37,12 +36,12 @@ from grid_reingest.flows.repair import (
     start_repair,
 )
 from grid_reingest.handlers import common
+from grid_reingest.handlers.telemetry import telemetry
 from grid_reingest.ports import IdSource
 from grid_reingest.settings import RepairSettings, describe, load
 
 SERVICE = names.REPAIR
-logger = Logger(service=SERVICE)
-metrics = Metrics(namespace=names.NAMESPACE, service=SERVICE)
+logger, metrics = telemetry(SERVICE)
 
 
 @dataclass(frozen=True)
