@@ -35,8 +35,8 @@ class WorkerTable:
 
 class OperatorTable:
     """The whole state table, as the operator commands use it: checks and reads, uploads,
-    scans, resets, and the workers' claims and moves (tests and the demo set states with
-    them)."""
+    scans, resets; and the workers' claims and moves, which tests and benchmarks use to put
+    items in a state as a worker would."""
 
     def __init__(self, name: str, client: Any, *, max_workers: int = 16) -> None:
         handle = self.handle = TableHandle(name, client, max_workers=max_workers)
