@@ -39,8 +39,8 @@ from devtools.local_lambda import environment
 from devtools.local_stage import local_stage
 from devtools.planted import KINDS, image_ids, plant, planted_count
 from devtools.servers import ROOT, aws_environment, free_port, moto_server
-from grid_reingest.adapters.dynamodb.bulk import StateTable
 from grid_reingest.adapters.dynamodb.schema import create_table
+from grid_reingest.adapters.dynamodb.tables import OperatorTable
 
 STAGE = "LOCAL"
 TABLE = f"grid-reingest-{STAGE}"
@@ -136,7 +136,7 @@ def serve(args: argparse.Namespace) -> int:
     ):
         dynamodb = boto3.client("dynamodb", endpoint_url=endpoint)
         create_table(dynamodb, TABLE)
-        table = StateTable(TABLE, dynamodb)
+        table = OperatorTable(TABLE, dynamodb)
         _, schedule = local_stage(endpoint, table, grid, STAGE, stream=STREAM, **FUNCTION_ENV)
         grid.index_all = False  # media-api has an image once thrall indexed it
         ids = image_ids(args.ids)

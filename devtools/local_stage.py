@@ -65,7 +65,7 @@ class Stage:
     """What `grid-reingest-<name>` deployed, made directly on the emulator."""
 
     name: str
-    table: Any  # a StateTable
+    table: Any  # an OperatorTable
     events: Any
     rules: dict[str, str]
 

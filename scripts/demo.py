@@ -195,14 +195,14 @@ def demo(args: argparse.Namespace, endpoint: str, grid: GridSim) -> list[str]:
     # Imported here: the CLI and the handlers read Powertools' variables at import.
     import boto3  # noqa: PLC0415
 
-    from grid_reingest.adapters.dynamodb.bulk import StateTable  # noqa: PLC0415
     from grid_reingest.adapters.dynamodb.schema import create_table  # noqa: PLC0415
+    from grid_reingest.adapters.dynamodb.tables import OperatorTable  # noqa: PLC0415
     from grid_reingest_cli.main import main as reingest  # noqa: PLC0415
 
     say(f"emulated AWS at {endpoint}, simulated Grid at {grid.url}")
     dynamodb = boto3.client("dynamodb", endpoint_url=endpoint)
     create_table(dynamodb, TABLE)
-    table = StateTable(TABLE, dynamodb)
+    table = OperatorTable(TABLE, dynamodb)
     _, schedule = local_stage(endpoint, table, grid, STAGE, stream=STREAM, **FUNCTION_ENV)
     grid.index_all = False  # media-api has an image only once thrall indexed it
 

@@ -14,8 +14,8 @@ from botocore.exceptions import (
 )
 
 from grid_reingest import names
-from grid_reingest.adapters.dynamodb.bulk import StateTable
 from grid_reingest.adapters.dynamodb.schema import StateTableError, TableNotFound
+from grid_reingest.adapters.dynamodb.tables import OperatorTable
 from grid_reingest.domain.states import ProgressState
 from grid_reingest_cli import clients
 from grid_reingest_cli.clients import client
@@ -149,7 +149,7 @@ def endpoint_url(text: str) -> str:
     return text
 
 
-def open_table(args: argparse.Namespace) -> StateTable:
+def open_table(args: argparse.Namespace) -> OperatorTable:
     """The state table the arguments name, checked to exist (a clear CliError if not)."""
     # Where the name came from: the stage's stack, or the operator's --table.
     named_by = "--stage" if getattr(args, "stage", None) else "--table"
@@ -157,7 +157,7 @@ def open_table(args: argparse.Namespace) -> StateTable:
         if not args.table:
             args.table = resolve(args, names.STATE_TABLE_OUTPUT)
         dynamodb = client(args, "dynamodb", max_pool_connections=getattr(args, "workers", 16))
-        table = StateTable(args.table, dynamodb, max_workers=getattr(args, "workers", 16))
+        table = OperatorTable(args.table, dynamodb, max_workers=getattr(args, "workers", 16))
         table.check()
     except TableNotFound as error:
         raise CliError(f"{error}; check {named_by} and --region") from None

@@ -16,7 +16,7 @@ from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from grid_reingest.adapters.dynamodb.bulk import StateTable
+from grid_reingest.adapters.dynamodb.tables import OperatorTable
 from grid_reingest.adapters.dynamodb.tally import TallyTable
 from grid_reingest.domain.isotime import format_instant, parse_instant
 from grid_reingest.domain.tally import Tally
@@ -91,7 +91,7 @@ class ScanPrice:
 class StateCounter:
     """Counts the items per state of one table for the console."""
 
-    def __init__(self, table: StateTable) -> None:
+    def __init__(self, table: OperatorTable) -> None:
         self.table = table
         self.tally = TallyTable(table.name, table.client)
         self._described = table.client.describe_table(TableName=table.name)["Table"]
@@ -146,7 +146,7 @@ class StateCounter:
         )
 
 
-def exact_counts(table: StateTable, segments: int = 8) -> dict[int, int]:
+def exact_counts(table: OperatorTable, segments: int = 8) -> dict[int, int]:
     """Items per state, each item read once by a parallel scan of the table: exact, and its
     total the table's size."""
     found: Counter[int] = Counter()

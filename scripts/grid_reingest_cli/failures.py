@@ -8,7 +8,8 @@ import sys
 from collections.abc import Iterable
 from typing import TextIO
 
-from grid_reingest.adapters.dynamodb.bulk import Row, StateTable
+from grid_reingest.adapters.dynamodb.scans import Row
+from grid_reingest.adapters.dynamodb.tables import OperatorTable
 from grid_reingest_cli.common import (
     MAX_SEGMENTS,
     OK,
@@ -146,7 +147,7 @@ def render(failures: Failures, table: str, shown: list[Group] | None = None) -> 
     return "\n".join(lines)
 
 
-def _export(table: StateTable, group: Group, path: str, segments: int) -> int:
+def _export(table: OperatorTable, group: Group, path: str, segments: int) -> int:
     rows = rows_of_group(table, group, segments)
     if path == "-":
         return _write_ids(rows, sys.stdout)

@@ -14,7 +14,8 @@ import sys
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
-from grid_reingest.adapters.dynamodb.bulk import Row, StateTable
+from grid_reingest.adapters.dynamodb.scans import Row
+from grid_reingest.adapters.dynamodb.tables import OperatorTable
 from grid_reingest.domain.ids import RESERVED_PREFIX, is_reserved
 from grid_reingest.domain.reasons import group_id, group_id_state, normalise
 from grid_reingest.domain.states import ProgressState, parse_states
@@ -164,7 +165,7 @@ def check_reference(reference: Reference | None, states: tuple[int, ...] | None)
 
 
 def find_group(
-    table: StateTable,
+    table: OperatorTable,
     reference: Reference,
     states: tuple[int, ...] | None,
     segments: int = 8,
@@ -183,7 +184,7 @@ def find_group(
     return failures, failures.find(reference)
 
 
-def group_failures(table: StateTable, states: Iterable[int], segments: int = 8) -> Failures:
+def group_failures(table: OperatorTable, states: Iterable[int], segments: int = 8) -> Failures:
     """Every item in `states`, grouped by state and normalised last error, largest first."""
     states = tuple(int(s) for s in states)
     groups: dict[tuple[int, str], Group] = {}
@@ -229,7 +230,7 @@ def _keep_example(examples: list[str], image_id: str) -> None:
         examples[examples.index(largest)] = image_id
 
 
-def rows_of_group(table: StateTable, group: Group, segments: int = 8) -> Iterator[Row]:
+def rows_of_group(table: OperatorTable, group: Group, segments: int = 8) -> Iterator[Row]:
     """The items of `group` as they are now, by a new scan of its state."""
     for page in table.scan_rows([group.state], segments=segments):
         for row in page:

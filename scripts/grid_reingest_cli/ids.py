@@ -10,13 +10,13 @@ from datetime import UTC, datetime
 
 from botocore.exceptions import ClientError
 
-from grid_reingest.adapters.s3_inventory import (
+from grid_reingest.adapters.inventory_manifest import (
     InventoryError,
-    InventoryReader,
     parse_s3_url,
     read_manifest,
     require_reader,
 )
+from grid_reingest.adapters.s3_inventory import InventoryReader
 from grid_reingest.adapters.s3_listing import DEFAULT_THREADS, BucketListing, is_bucket_name
 from grid_reingest.domain.grid_keys import (
     InvalidKeyRuleInput,

@@ -17,8 +17,8 @@ import os
 import time
 from dataclasses import dataclass, replace
 
-from grid_reingest.adapters.dynamodb.bulk import StateTable
 from grid_reingest.adapters.dynamodb.passes import PassRunning, PassTable
+from grid_reingest.adapters.dynamodb.tables import OperatorTable
 from grid_reingest.domain.isotime import utc_now
 from grid_reingest.domain.passes import Arming, Kind, Pass, Status
 from grid_reingest.flows.pass_end import PassEnd, end_pass_if_over
@@ -64,7 +64,7 @@ def check_input(args: argparse.Namespace) -> None:
     upload_ids.check_file(args.file, args.allow_any_id, args.skip_invalid)
 
 
-def begin(args: argparse.Namespace, table: StateTable) -> RunPass:
+def begin(args: argparse.Namespace, table: OperatorTable) -> RunPass:
     """Start the run's pass (loading), or carry on the same one; CliError (exit 2) when another
     pass runs, or any pass runs and --new-pass asks for a new one."""
     passes = PassTable(table.name, table.client)
@@ -92,7 +92,7 @@ def _refusal(current: Pass) -> str:
     )
 
 
-def loaded(table: StateTable, run: RunPass) -> RunPass:
+def loaded(table: OperatorTable, run: RunPass) -> RunPass:
     """Every id in: the pass runs (the workers may end it from now on)."""
     passes = PassTable(table.name, table.client)
     if run.record.status is Status.LOADING:
@@ -102,7 +102,7 @@ def loaded(table: StateTable, run: RunPass) -> RunPass:
     return replace(run, record=passes.current() or run.record)
 
 
-def ended(table: StateTable, run: RunPass) -> Pass:
+def ended(table: OperatorTable, run: RunPass) -> Pass:
     """The pass once ended, with its report: as the last worker ended it, or, should none have
     (both switched off before it could), ended here (conditional, once)."""
     passes = PassTable(table.name, table.client)

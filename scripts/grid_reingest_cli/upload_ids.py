@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import BinaryIO
 
-from grid_reingest.adapters.dynamodb.upload import WriteReport
+from grid_reingest.adapters.dynamodb.write_report import WriteReport
 from grid_reingest.domain.ids import MAX_ID_CHARS
 from grid_reingest.domain.passes import Arming
 from grid_reingest.domain.states import ProgressState

@@ -15,8 +15,8 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from grid_reingest import names, settings
 from grid_reingest.adapters.cloudwatch import iterator_age_points
-from grid_reingest.adapters.dynamodb.bulk import StateTable
 from grid_reingest.adapters.dynamodb.control import ControlTable
+from grid_reingest.adapters.dynamodb.tables import OperatorTable
 from grid_reingest.adapters.eventbridge import rule_state
 from grid_reingest.domain.control import Control
 from grid_reingest.domain.states import ProgressState as S
@@ -111,7 +111,7 @@ def add_watch_options(parser: argparse.ArgumentParser) -> None:
 class Sources:
     """Everything a look reads."""
 
-    table: StateTable
+    table: OperatorTable
     control: ControlTable
     events: Any = None
     rules: dict[str, str] = field(default_factory=dict)
@@ -166,7 +166,7 @@ class Look:
         return self.rules.get(worker) == "DISABLED" and worker in self.settled
 
 
-def sources(args: argparse.Namespace, table: StateTable) -> Sources:
+def sources(args: argparse.Namespace, table: OperatorTable) -> Sources:
     """What a watch of `args` reads: the rules, streams and threshold from the stage if any."""
     env = function_environment(args, names.BATCH_INDEX) if args.stage else {}
     streams = tuple(args.stream or ()) or _deployed_streams(env)

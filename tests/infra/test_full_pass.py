@@ -23,7 +23,7 @@ from devtools.servers import aws_environment, reset_moto
 from devtools.thrall_consumer import read_stream
 from devtools.thrall_metrics import report_iterator_age
 from grid_reingest import names
-from grid_reingest.adapters.dynamodb.bulk import StateTable
+from grid_reingest.adapters.dynamodb.tables import OperatorTable
 from grid_reingest.domain.states import ProgressState as S
 from grid_reingest.handlers import batch_check, batch_index, image_projection
 from grid_reingest.settings import SERVICES, stream_name
@@ -157,7 +157,7 @@ def test_a_full_pass_of_200_images_from_0_to_6_on_the_deployed_stack(
     )
 
     # Then every image went from 0 to 6, each published once, the rules off
-    table = StateTable(deployed.table_name, boto3.client("dynamodb", endpoint_url=moto_endpoint))
+    table = OperatorTable(deployed.table_name, boto3.client("dynamodb", endpoint_url=moto_endpoint))
     assert table.counts([S.VERIFIED])[S.VERIFIED] == IMAGES
     assert sum(table.counts().values()) == IMAGES
     assert sorted(key for key, _ in messages) == ids

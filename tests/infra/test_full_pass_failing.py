@@ -19,7 +19,7 @@ from devtools.grid_server import GridSim
 from devtools.servers import aws_environment, reset_moto
 from devtools.thrall_consumer import read_stream
 from grid_reingest import names
-from grid_reingest.adapters.dynamodb.bulk import StateTable
+from grid_reingest.adapters.dynamodb.tables import OperatorTable
 from grid_reingest.domain.states import ProgressState as S
 from grid_reingest.handlers import batch_check, batch_index
 from grid_reingest.settings import SERVICES, stream_name
@@ -116,7 +116,7 @@ def test_a_pass_with_images_failing_alone_ends_with_them_at_8(
     )
 
     # Then the pass ended: the failing images at 8 after their attempts, the rest at 6
-    table = StateTable(deployed.table_name, boto3.client("dynamodb", endpoint_url=moto_endpoint))
+    table = OperatorTable(deployed.table_name, boto3.client("dynamodb", endpoint_url=moto_endpoint))
     counts = table.counts()
     assert counts[S.UNKNOWN_ERROR] == len(failing)
     assert counts[S.VERIFIED] == IMAGES - len(failing)

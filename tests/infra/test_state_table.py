@@ -35,7 +35,7 @@ class _RecordingClient:
 
 
 def declared_schema() -> dict[str, Any]:
-    """The table as `grid_reingest.adapters.dynamodb.bulk.create_table` declares it."""
+    """The table as `grid_reingest.adapters.dynamodb.schema.create_table` declares it."""
     client = _RecordingClient()
     schema.create_table(client, "ignored")
     return client.request

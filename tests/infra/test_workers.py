@@ -9,7 +9,7 @@ from grid_reingest import names, settings
 from infra import constants as c
 from infra.app import cdk_json_context
 from infra.config import load_stage_config
-from infra.constructs import workers
+from infra.constructs.environments import check_environments, function_environments
 from tests.infra.conftest import function_id, function_props, resources
 
 pytestmark = pytest.mark.slow
@@ -295,9 +295,9 @@ def test_workers_variant_environment_carries_the_optional_settings(variant):
 def test_workers_checkpoint_table_only_when_a_stage_names_it():
     # Given TEST as shipped and TEST without thrall's lease table
     context = cdk_json_context()
-    named = workers.function_environments(load_stage_config(context, "TEST"))
+    named = function_environments(load_stage_config(context, "TEST"))
     del context[c.STAGES_CONTEXT_KEY]["TEST"]["thrallCheckpointTable"]
-    unnamed = workers.function_environments(load_stage_config(context, "TEST"))
+    unnamed = function_environments(load_stage_config(context, "TEST"))
     variable = settings.THRALL_CHECKPOINT_TABLE.name
 
     # Then batch-index alone gets the variable, and only when it is named
@@ -307,4 +307,4 @@ def test_workers_checkpoint_table_only_when_a_stage_names_it():
     assert variable not in unnamed[names.BATCH_INDEX]
     # and batch-index's settings load either way
     for environments in (named, unnamed):
-        workers.check_environments(load_stage_config(context, "TEST"), environments)
+        check_environments(load_stage_config(context, "TEST"), environments)

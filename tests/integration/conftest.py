@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import pytest
 
 from devtools.grid_server import GridSim
-from grid_reingest.adapters.dynamodb.bulk import StateTable
+from grid_reingest.adapters.dynamodb.tables import OperatorTable
 
 
 @pytest.fixture
@@ -18,9 +18,9 @@ def grid() -> Iterator[GridSim]:
 
 
 @pytest.fixture
-def table(table_name, dynamodb) -> Iterator[StateTable]:
+def table(table_name, dynamodb) -> Iterator[OperatorTable]:
     """The state table of this test, on the emulator."""
-    with StateTable(table_name, dynamodb) as t:
+    with OperatorTable(table_name, dynamodb) as t:
         yield t
 
 

@@ -11,12 +11,12 @@ import pytest
 from devtools import inventory
 from devtools.inventory import Row
 from devtools.servers import aws_environment
-from grid_reingest.adapters.s3_inventory import (
+from grid_reingest.adapters.inventory_manifest import (
     InventoryError,
-    InventoryReader,
     parse_s3_url,
     read_manifest,
 )
+from grid_reingest.adapters.s3_inventory import InventoryReader
 from grid_reingest.domain.grid_keys import KeyRule
 from grid_reingest_cli.main import main
 

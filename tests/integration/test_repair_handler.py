@@ -10,8 +10,8 @@ import pytest
 
 from devtools.local_lambda import FakeContext, invoke
 from grid_reingest.adapters import s3_listing
-from grid_reingest.adapters.dynamodb.bulk import StateTable
 from grid_reingest.adapters.dynamodb.passes import PassTable
+from grid_reingest.adapters.dynamodb.tables import OperatorTable
 from grid_reingest.domain.passes import Kind, Status
 from grid_reingest.domain.states import ProgressState as S
 from grid_reingest.flows.repair import RepairRefused
@@ -62,7 +62,7 @@ def world(aws, table_name, dynamodb, monkeypatch):
         "ids": ids,
         "env": env,
         "events": events,
-        "table": StateTable(table_name, dynamodb),
+        "table": OperatorTable(table_name, dynamodb),
         "passes": PassTable(table_name, dynamodb),
         "messages": lambda: [
             json.loads(m["Body"])

@@ -10,7 +10,6 @@ import pytest
 from botocore.exceptions import ClientError
 
 from devtools.partiql import InsertStatement
-from grid_reingest.adapters.dynamodb.bulk import StateTable
 from grid_reingest.adapters.dynamodb.schema import (
     SHARD_COUNT,
     Arming,
@@ -18,7 +17,8 @@ from grid_reingest.adapters.dynamodb.schema import (
     fresh_item,
     shard_of,
 )
-from grid_reingest.adapters.dynamodb.upload import WriteReport
+from grid_reingest.adapters.dynamodb.tables import OperatorTable
+from grid_reingest.adapters.dynamodb.write_report import WriteReport
 from grid_reingest.domain.claims import Source, Transition
 from grid_reingest.domain.isotime import utc_now
 from grid_reingest.domain.states import ProgressState as S
@@ -96,7 +96,7 @@ def test_put_new_never_overwrites_an_item_taken_between_read_and_write(table, dy
                 table.claim([Source(S.NOT_STARTED)], S.IN_PROGRESS, 10, "worker")
             return getattr(self._client, name)
 
-    with StateTable(table.name, RaceBeforeWrite(dynamodb)) as racing:
+    with OperatorTable(table.name, RaceBeforeWrite(dynamodb)) as racing:
         # When the same ids are uploaded
         report = racing.put_new(ids(10))
     # Then the claims survive
@@ -111,11 +111,11 @@ def test_emulator_refuses_the_insert_of_an_existing_key_alone(table, dynamodb):
     table.apply([Transition(ids(1)[0], S.NOT_STARTED, S.VERIFIED)])
     fresh = [fresh_item(i, S.NOT_STARTED, "2026-01-01T00:00:00.000Z") for i in ids(2)]
     # When the upload's statement inserts it and a new id in one call
-    parameters = InsertStatement.parse(table._insert_statement(Arming())).names
+    parameters = InsertStatement.parse(table.uploads.inserts.statement(Arming())).names
     answer = dynamodb.batch_execute_statement(
         Statements=[
             {
-                "Statement": table._insert_statement(Arming()),
+                "Statement": table.uploads.inserts.statement(Arming()),
                 "Parameters": [item[p] for p in parameters],
             }
             for item in fresh
@@ -174,7 +174,10 @@ def test_put_new_reports_what_it_wrote_before_aws_refused(table, dynamodb):
 
     report = WriteReport()
     # When
-    with pytest.raises(ClientError), StateTable(table.name, RefusingAfterTwoCalls(dynamodb)) as t:
+    with (
+        pytest.raises(ClientError),
+        OperatorTable(table.name, RefusingAfterTwoCalls(dynamodb)) as t,
+    ):
         t.put_new(ids(400), report=report)
     # Then the report says exactly what was written
     assert report.written == 50 == table.count(S.NOT_STARTED)
@@ -348,7 +351,7 @@ def test_reset_moves_only_the_given_states(table):
 
 def test_check_explains_a_missing_table(dynamodb):
     with pytest.raises(StateTableError, match=r"'nope' does not exist in region eu-west-1"):
-        StateTable("nope", dynamodb).check()
+        OperatorTable("nope", dynamodb).check()
 
 
 def test_check_refuses_a_table_without_the_state_index(dynamodb):
@@ -359,7 +362,7 @@ def test_check_refuses_a_table_without_the_state_index(dynamodb):
         KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
     )
     with pytest.raises(StateTableError, match="not a grid-reingest state table"):
-        StateTable("other", dynamodb).check()
+        OperatorTable("other", dynamodb).check()
 
 
 def test_reset_expired_only_takes_claims_older_than_the_lease(table):

@@ -7,7 +7,7 @@ import pytest
 
 from devtools.aws_proxy import AwsProxy, Faults
 from grid_reingest.adapters.aws import client_config
-from grid_reingest.adapters.dynamodb.bulk import StateTable
+from grid_reingest.adapters.dynamodb.tables import OperatorTable
 from grid_reingest.domain.states import ProgressState as S
 
 
@@ -33,7 +33,7 @@ def test_upload_loses_no_id_when_a_fifth_of_calls_fail(table_name, faulty_dynamo
     ids = [f"{i:040x}" for i in range(1000)]
 
     # When
-    with StateTable(table_name, client, max_workers=8) as table:
+    with OperatorTable(table_name, client, max_workers=8) as table:
         report = table.put_new(ids)
         counted = table.count(S.NOT_STARTED)
 

@@ -11,7 +11,7 @@ import pytest
 from devtools.local_lambda import FakeContext, invoke
 from devtools.thrall_consumer import read_stream
 from devtools.thrall_metrics import report_iterator_age
-from grid_reingest.adapters.dynamodb.bulk import StateTable
+from grid_reingest.adapters.dynamodb.tables import OperatorTable
 from grid_reingest.domain.states import ProgressState as S
 from grid_reingest.handlers import batch_check, batch_index
 from grid_reingest.settings import SettingsError
@@ -32,13 +32,13 @@ def world(aws, table_name, dynamodb, grid):
         events.put_rule(Name=rule, ScheduleExpression="rate(1 minute)", State="ENABLED")
     report_iterator_age(boto3.client("cloudwatch", endpoint_url=aws), STREAM, 100.0)
     ids = [f"{i:040x}" for i in range(30)]
-    StateTable(table_name, dynamodb).put_new(ids)
+    OperatorTable(table_name, dynamodb).put_new(ids)
     common = {"STAGE": "TEST", "STATE_TABLE_NAME": table_name, **grid.env()}
     return {
         "ids": ids,
         "kinesis": kinesis,
         "events": events,
-        "table": StateTable(table_name, dynamodb),
+        "table": OperatorTable(table_name, dynamodb),
         "index_env": {
             **common,
             "THRALL_STREAM_NAME": STREAM,

@@ -12,9 +12,9 @@ from devtools.aws_proxy import Faults
 from devtools.memory_dynamodb import memory_dynamodb
 from devtools.memory_store import Item, MemoryStore
 from devtools.partiql import InsertStatement
-from grid_reingest.adapters.dynamodb.bulk import StateTable
 from grid_reingest.adapters.dynamodb.schema import Arming, StateTableError, fresh_item
-from grid_reingest.adapters.dynamodb.upload import WriteReport
+from grid_reingest.adapters.dynamodb.tables import OperatorTable
+from grid_reingest.adapters.dynamodb.write_report import WriteReport
 from grid_reingest.domain.claims import Source, Transition
 from grid_reingest.domain.states import ProgressState as S
 
@@ -30,8 +30,8 @@ def quick_backoff(monkeypatch):
     monkeypatch.setattr("grid_reingest.domain.backoff.full_jitter", lambda attempt: 0.0)
 
 
-def upload_table(store: MemoryStore, **kwargs: Any) -> StateTable:
-    return StateTable(TABLE, memory_dynamodb(store, TABLE, **kwargs), max_workers=8)
+def upload_table(store: MemoryStore, **kwargs: Any) -> OperatorTable:
+    return OperatorTable(TABLE, memory_dynamodb(store, TABLE, **kwargs), max_workers=8)
 
 
 class OverwritingStore(MemoryStore):
@@ -56,7 +56,7 @@ def before_first_insert(client: Any, race: Any) -> None:
 
 def test_upload_statement_is_read_alike_by_an_independent_partiql_parser():
     # Given the adapter's statement with its parameters written in as literals
-    sent = StateTable(TABLE, client=None)._insert_statement(Arming())
+    sent = OperatorTable(TABLE, client=None).uploads.inserts.statement(Arming())
     statement = InsertStatement.parse(sent)
     literal = sent
     for _ in statement.names:
@@ -227,7 +227,7 @@ def test_upload_refused_names_the_id_the_table_and_the_permission():
     client = Refusing(memory_dynamodb(store, TABLE), ids(1, 7)[0], "AccessDenied")
     report = WriteReport()
     # When
-    with StateTable(TABLE, client) as table, pytest.raises(StateTableError) as refused:
+    with OperatorTable(TABLE, client) as table, pytest.raises(StateTableError) as refused:
         table.put_new(ids(10), report=report)
     # Then the error says which id, which table, which permission
     message = str(refused.value)
@@ -251,7 +251,7 @@ def test_upload_counts_its_own_insert_whose_answer_was_lost_as_written():
             return client.batch_execute_statement(**kwargs)
 
     # When
-    with StateTable(TABLE, LostAnswer()) as table:
+    with OperatorTable(TABLE, LostAnswer()) as table:
         report = table.put_new(ids(60))
     # Then each id counts as written by this run, not as found there
     assert (report.written, report.already_present, report.repeated) == (60, 0, 0)
@@ -272,7 +272,7 @@ def test_upload_reads_first_only_while_ids_are_found_there():
     # Given a table holding 100 finished ids, in the middle of the file
     store = MemoryStore()
     store.put_new(ids(100, 500), S.VERIFIED)
-    table = StateTable(TABLE, memory_dynamodb(store, TABLE), max_workers=1)
+    table = OperatorTable(TABLE, memory_dynamodb(store, TABLE), max_workers=1)
     reads = []
     table.client.meta.events.register(
         "before-call.dynamodb.BatchGetItem", lambda **kwargs: reads.append(1)

@@ -13,13 +13,13 @@ from collections.abc import Iterator
 from dataclasses import replace
 from typing import Any
 
-from grid_reingest.adapters.s3_inventory import (
+from grid_reingest.adapters.inventory_manifest import (
     InventoryError,
-    InventoryReader,
     Manifest,
     read_manifest,
     require_reader,
 )
+from grid_reingest.adapters.s3_inventory import InventoryReader
 from grid_reingest.adapters.s3_listing import BucketListing
 from grid_reingest.domain.grid_keys import KeyRule, Tally, original_ids
 

@@ -12,7 +12,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from grid_reingest import names
@@ -25,12 +24,12 @@ from grid_reingest.flows.batch_check import MEDIA_API, CheckDeps, run_batch_chec
 from grid_reingest.flows.pace import ControlledPace, grid_only, thrall_lag
 from grid_reingest.flows.probes import LookupProbe
 from grid_reingest.handlers import common
+from grid_reingest.handlers.telemetry import telemetry
 from grid_reingest.ports import Presence
 from grid_reingest.settings import BatchCheckSettings, describe, load
 
 SERVICE = names.BATCH_CHECK
-logger = Logger(service=SERVICE)
-metrics = Metrics(namespace=names.NAMESPACE, service=SERVICE)
+logger, metrics = telemetry(SERVICE)
 # A revoked or rotated key reaches a warm container within this time.
 KEY_MAX_AGE_SECONDS = 60
 
@@ -105,22 +104,18 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     lookup = media_api_lookup(
         current.grid, lambda max_age: load_api_key(grid_settings, max_age=max_age)
     )
-    deps = CheckDeps(
-        **{
-            **vars(current.deps),
-            "lookup": lookup,
-            "probe": LookupProbe(lookup, lambda: current.grid.health(MEDIA_API)),
-            "remaining_ms": context.get_remaining_time_in_millis,
-            "worker": context.aws_request_id,
-        }
+    deps = common.invocation(
+        current.deps,
+        context,
+        lookup=lookup,
+        probe=LookupProbe(lookup, lambda: current.grid.health(MEDIA_API)),
     )
-    return common.run_and_report(
+    return common.run_scheduled(
         SERVICE,
-        logger,
-        metrics,
-        lambda: common.charged(
-            deps.passes, context.memory_limit_in_mb, lambda: run_batch_check(current.settings, deps)
-        ),
+        (logger, metrics),
+        context,
+        deps.passes,
+        lambda: run_batch_check(current.settings, deps),
     )
 
 

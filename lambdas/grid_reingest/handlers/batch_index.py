@@ -11,7 +11,6 @@ import sys
 from dataclasses import dataclass
 from typing import Any
 
-from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from grid_reingest import names
@@ -25,11 +24,11 @@ from grid_reingest.flows.batch_index import IndexDeps, run_batch_index
 from grid_reingest.flows.pace import ControlledPace
 from grid_reingest.flows.probes import ProjectionProbe
 from grid_reingest.handlers import common
+from grid_reingest.handlers.telemetry import telemetry
 from grid_reingest.settings import BatchIndexSettings, SettingsError, describe, load, stream_name
 
 SERVICE = names.BATCH_INDEX
-logger = Logger(service=SERVICE)
-metrics = Metrics(namespace=names.NAMESPACE, service=SERVICE)
+logger, metrics = telemetry(SERVICE)
 
 
 @dataclass(frozen=True)
@@ -117,22 +116,13 @@ def _projector(settings: BatchIndexSettings) -> Any:
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     """One scheduled invocation."""
     current = runtime()
-    deps = IndexDeps(
-        **{
-            **vars(current.deps),
-            "remaining_ms": context.get_remaining_time_in_millis,
-            "worker": context.aws_request_id,
-        }
-    )
-    return common.run_and_report(
+    deps = common.invocation(current.deps, context)
+    return common.run_scheduled(
         SERVICE,
-        logger,
-        metrics,
-        lambda: common.charged(
-            deps.pass_end.passes if deps.pass_end else None,
-            context.memory_limit_in_mb,
-            lambda: run_batch_index(current.settings, deps),
-        ),
+        (logger, metrics),
+        context,
+        deps.pass_end.passes if deps.pass_end else None,
+        lambda: run_batch_index(current.settings, deps),
         stream=stream_name(current.settings.stream),
     )
 

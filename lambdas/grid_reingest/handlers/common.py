@@ -3,25 +3,31 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import time
 from collections.abc import Callable
 from contextvars import ContextVar
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from grid_reingest.adapters.aws import make_client
-from grid_reingest.adapters.dynamodb.claims import ClaimTable
 from grid_reingest.adapters.dynamodb.control import ControlTable
 from grid_reingest.adapters.dynamodb.passes import PassTable
+from grid_reingest.adapters.dynamodb.tables import WorkerTable
 from grid_reingest.adapters.eventbridge import ScheduleRule
 from grid_reingest.adapters.notify import TopicNotifier
 from grid_reingest.domain.isotime import utc_now
 from grid_reingest.flows.pass_end import PassEnd
 from grid_reingest.flows.summary import Summary
 from grid_reingest.ports import Notifier, PassStore
+
+if TYPE_CHECKING:  # the workers' flows, imported by their own handlers alone
+    from grid_reingest.flows.batch_check import CheckDeps
+    from grid_reingest.flows.batch_index import IndexDeps
 
 # Connections and threads for a worker's own table calls (the outcomes of a
 # batch, completion checks) besides one per image in flight.
@@ -69,10 +75,10 @@ class Once[T]:
         self._built.clear()
 
 
-def worker_table(name: str, concurrency: int) -> ClaimTable:
+def worker_table(name: str, concurrency: int) -> WorkerTable:
     """The state table, its client and threads sized for `concurrency` images in flight."""
     pool = concurrency + OWN_CALLS
-    return ClaimTable(name, make_client("dynamodb", max_pool_connections=pool), max_workers=pool)
+    return WorkerTable(name, make_client("dynamodb", max_pool_connections=pool), max_workers=pool)
 
 
 def control_table(name: str) -> ControlTable:
@@ -80,7 +86,7 @@ def control_table(name: str) -> ControlTable:
     return ControlTable(name, make_client("dynamodb"))
 
 
-def pass_end(table: ClaimTable, report_topic: str | None) -> PassEnd:
+def pass_end(table: WorkerTable, report_topic: str | None) -> PassEnd:
     """How a worker ends the pass on `table`: its report on the pass's own topic, else on
     `report_topic` (the stage's), else on none."""
 
@@ -102,6 +108,37 @@ def charged[T](passes: PassStore | None, memory_mb: int, run: Callable[[], T]) -
         with contextlib.suppress(Exception):  # never fail an invocation for its accounting
             if passes is not None:
                 passes.add_usage(used)
+
+
+def invocation[D: IndexDeps | CheckDeps](deps: D, context: LambdaContext, **fields: Any) -> D:
+    """A worker's deps for one invocation: the runtime's, with this invocation's id as the
+    worker, its remaining time, and `fields`."""
+    return dataclasses.replace(
+        deps,
+        remaining_ms=context.get_remaining_time_in_millis,
+        worker=context.aws_request_id,
+        **fields,
+    )
+
+
+def run_scheduled(
+    service: str,
+    telemetry: tuple[Logger, Metrics],
+    context: LambdaContext,
+    passes: PassStore | None,
+    run: Callable[[], Summary],
+    **extra: Any,
+) -> dict[str, Any]:
+    """One scheduled invocation of a worker: `run`, its Lambda time charged to the running
+    pass, its summary logged and added as metrics (with `extra`)."""
+    logger, metrics = telemetry
+    return run_and_report(
+        service,
+        logger,
+        metrics,
+        lambda: charged(passes, context.memory_limit_in_mb, run),
+        **extra,
+    )
 
 
 def schedule_rule(rule: str | None, logger: Logger) -> ScheduleRule | None:

@@ -33,7 +33,6 @@ from http import HTTPStatus
 from typing import Any
 from urllib.parse import unquote
 
-from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.event_handler import (
     APIGatewayRestResolver,
     LambdaFunctionUrlResolver,
@@ -51,6 +50,7 @@ from grid_reingest.adapters.grid import API_KEY_HEADER, DATA_FAN_OUT, GridClient
 from grid_reingest.adapters.grid_projector import GridProjector, to_outcome
 from grid_reingest.domain.outcome import Failed, Found, NotFound, Projection, Ready, TooBig, to_json
 from grid_reingest.domain.systemic import REFUSED_STATUSES
+from grid_reingest.handlers.telemetry import telemetry
 from grid_reingest.settings import ProjectionSettings, load
 
 SERVICE = names.IMAGE_PROJECTION
@@ -60,8 +60,7 @@ LAMBDA_RESPONSE_LIMIT = 6 * 1024 * 1024
 MISSING_KEY = "missing or invalid api key header"
 INTERNAL_ERROR = "the projection failed; quote the request id when reporting it"
 
-logger = Logger(service=SERVICE)
-metrics = Metrics(namespace=names.NAMESPACE, service=SERVICE)
+logger, metrics = telemetry(SERVICE)
 
 
 @dataclass(frozen=True)

@@ -14,19 +14,20 @@ import sys
 from dataclasses import dataclass
 from typing import Any
 
-from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from grid_reingest import names
 from grid_reingest.adapters.aws import make_client
+from grid_reingest.adapters.dynamodb.handle import TableHandle
 from grid_reingest.adapters.dynamodb.passes import PassTable
-from grid_reingest.adapters.dynamodb.upload import TableLoader, UploadTable
+from grid_reingest.adapters.dynamodb.reads import StateReads
+from grid_reingest.adapters.dynamodb.upload import TableLoader, Uploads
 from grid_reingest.adapters.eventbridge import ScheduleRule
 from grid_reingest.adapters.id_sources import BucketSource, InventorySource
+from grid_reingest.adapters.inventory_manifest import parse_s3_url
 from grid_reingest.adapters.notify import TopicNotifier
 from grid_reingest.adapters.resume import InvokeAgain
-from grid_reingest.adapters.s3_inventory import parse_s3_url
 from grid_reingest.flows.repair import (
     RepairDeps,
     RepairRefused,
@@ -35,12 +36,12 @@ from grid_reingest.flows.repair import (
     start_repair,
 )
 from grid_reingest.handlers import common
+from grid_reingest.handlers.telemetry import telemetry
 from grid_reingest.ports import IdSource
 from grid_reingest.settings import RepairSettings, describe, load
 
 SERVICE = names.REPAIR
-logger = Logger(service=SERVICE)
-metrics = Metrics(namespace=names.NAMESPACE, service=SERVICE)
+logger, metrics = telemetry(SERVICE)
 
 
 @dataclass(frozen=True)
@@ -56,10 +57,11 @@ def _build() -> Runtime:
     settings = load(RepairSettings)
     metrics.set_default_dimensions(**{names.STAGE_DIMENSION: settings.stage})
     dynamodb = make_client("dynamodb", max_pool_connections=32)
+    table = TableHandle(settings.table_name, dynamodb)
     return Runtime(
         settings,
         PassTable(settings.table_name, dynamodb),
-        TableLoader(UploadTable(settings.table_name, dynamodb)),
+        TableLoader(Uploads(table, StateReads(table))),
     )
 
 

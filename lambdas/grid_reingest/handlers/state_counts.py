@@ -13,7 +13,6 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
@@ -22,11 +21,11 @@ from grid_reingest.adapters.aws import make_client
 from grid_reingest.adapters.dynamodb.tally import TallyTable, record_changes
 from grid_reingest.domain.tally import deltas
 from grid_reingest.handlers.common import Once
+from grid_reingest.handlers.telemetry import telemetry
 from grid_reingest.settings import StateCountsSettings, describe, load
 
 SERVICE = names.STATE_COUNTS
-logger = Logger(service=SERVICE)
-metrics = Metrics(namespace=names.NAMESPACE, service=SERVICE)
+logger, metrics = telemetry(SERVICE)
 
 
 def _build() -> TallyTable:

@@ -107,19 +107,27 @@ MAX_MESSAGE_BYTES = var(
     ge=1024,
     le=KINESIS_RECORD_MAX_BYTES,
 )
-INDEX_START_STATE = var(
-    "INDEX_START_STATE",
-    worker_state(ProgressState.ENQUEUED),
-    "The state batch-index takes ids from",
-    ProgressState.NOT_STARTED,
-    allowed="a state number other than 1, 3 and 5",
+
+
+def _start_state(name: str, worker: str, default: ProgressState, other: ProgressState) -> Var:
+    """A worker's start state: any state but a claim and `other`, the other worker's start
+    (the words for what is allowed follow from that rule)."""
+    refused = sorted({int(other), *(int(s) for s in ProgressState if s.is_claim)})
+    words = ", ".join(map(str, refused[:-1])) + f" and {refused[-1]}"
+    return var(
+        name,
+        worker_state(other),
+        f"The state {worker} takes ids from",
+        default,
+        allowed=f"a state number other than {words}",
+    )
+
+
+INDEX_START_STATE = _start_state(
+    "INDEX_START_STATE", "batch-index", ProgressState.NOT_STARTED, ProgressState.ENQUEUED
 )
-CHECK_START_STATE = var(
-    "CHECK_START_STATE",
-    worker_state(ProgressState.NOT_STARTED),
-    "The state batch-check takes ids from",
-    ProgressState.ENQUEUED,
-    allowed="a state number other than 0, 1 and 5",
+CHECK_START_STATE = _start_state(
+    "CHECK_START_STATE", "batch-check", ProgressState.ENQUEUED, ProgressState.NOT_STARTED
 )
 CHECK_MIN_AGE_SECONDS = var(
     "CHECK_MIN_AGE_SECONDS",

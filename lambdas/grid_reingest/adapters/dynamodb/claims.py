@@ -1,4 +1,4 @@
-"""Workers' side of the state table: conditional claims and transitions, completion checks.
+"""The workers' writes to the state table: conditional claims and transitions.
 
 Each take and each transition is one conditional UpdateItem, so an image is
 never held by two workers and an outcome is written only while its claim holds.
@@ -14,6 +14,8 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from grid_reingest.adapters.dynamodb.handle import TableHandle
+from grid_reingest.adapters.dynamodb.reads import StateReads
 from grid_reingest.adapters.dynamodb.schema import (
     ATTEMPTS,
     BATCH_GET_MAX,
@@ -23,7 +25,6 @@ from grid_reingest.adapters.dynamodb.schema import (
     CLAIMED_BY,
     CLAIMED_FROM,
     ID,
-    INDEX_NAME,
     LAST_ERROR,
     MAX_ERROR_CHARS,
     OVERLOADS,
@@ -33,9 +34,7 @@ from grid_reingest.adapters.dynamodb.schema import (
     STATE,
     STATE_NAME,
     STATE_SHARD,
-    TableAccess,
     condition_failed,
-    plain,
     shard_of,
     state_shard,
     updated_if,
@@ -48,8 +47,13 @@ from grid_reingest.ports import PartialApply
 ShardPage = tuple[int, list[tuple[str, str]], dict[str, Any] | None]
 
 
-class ClaimTable(TableAccess):
-    """The state table as the workers use it (the ClaimStore port)."""
+class Claims:
+    """Takes items into a claim state and moves them on, each write conditional (the
+    ClaimStore port's writes; its reads are `reads`')."""
+
+    def __init__(self, handle: TableHandle, reads: StateReads) -> None:
+        self.handle = handle
+        self.reads = reads
 
     def claim(
         self, sources: Sequence[Source], to_state: ProgressState, limit: int, worker: str
@@ -89,7 +93,7 @@ class ClaimTable(TableAccess):
                     share = _share(limit - taken, len(cursors))
                     shards, starts = list(cursors), list(cursors.values())
                     pages = list(
-                        self.pool.map(
+                        self.handle.pool.map(
                             self._shard_page, repeat(source), shards, starts, repeat(share)
                         )
                     )
@@ -107,9 +111,9 @@ class ClaimTable(TableAccess):
                 while candidates and taken < limit:
                     # A round of takes at most as wide as the pool: the first
                     # claims come back before the rest are even sent.
-                    attempt = candidates[: min(limit - taken, self._max_workers)]
+                    attempt = candidates[: min(limit - taken, self.handle.max_workers)]
                     candidates = candidates[len(attempt) :]
-                    for claim in self.pool.map(
+                    for claim in self.handle.pool.map(
                         lambda seen, s=source: self._take(seen, s, to_state, worker), attempt
                     ):
                         if claim is not None:
@@ -123,7 +127,7 @@ class ClaimTable(TableAccess):
         share = _share(limit, SHARD_COUNT)
         wanted = [(n, shard) for n in range(len(sources)) for shard in range(SHARD_COUNT)]
         rounds: list[list[ShardPage]] = [[] for _ in sources]
-        pages = self.pool.map(
+        pages = self.handle.pool.map(
             lambda want: (want[0], self._shard_page(sources[want[0]], want[1], None, share)),
             wanted,
         )
@@ -134,7 +138,7 @@ class ClaimTable(TableAccess):
     def _shard_page(
         self, source: Source, shard: int, start: dict[str, Any] | None, limit: int
     ) -> ShardPage:
-        return (shard, *self._candidate_page(source, shard, start, limit))
+        return (shard, *self.reads.candidate_page(source, shard, start, limit))
 
     def _take(
         self, seen: tuple[str, str], source: Source, to_state: ProgressState, worker: str
@@ -146,7 +150,7 @@ class ClaimTable(TableAccess):
             ":to": {"N": str(int(to_state))},
             ":name": {"S": to_state.label},
             ":shard": {"S": state_shard(to_state, shard_of(image_id))},
-            ":now": {"S": self._now()},
+            ":now": {"S": self.handle.now()},
             ":worker": {"S": worker},
         }
         update = (
@@ -161,8 +165,8 @@ class ClaimTable(TableAccess):
         else:
             update += f", {CLAIMED_FROM} = :from"
         try:
-            item = self.client.update_item(
-                TableName=self.name,
+            item = self.handle.client.update_item(
+                TableName=self.handle.name,
                 Key={ID: {"S": image_id}},
                 UpdateExpression=update,
                 ConditionExpression=condition,
@@ -191,7 +195,7 @@ class ClaimTable(TableAccess):
         PartialApply when some writes failed (after botocore's retries), saying
         which were written, so that only the others are repeated.
         """
-        answers = list(self.pool.map(self._apply_or_error, transitions))
+        answers = list(self.handle.pool.map(self._apply_or_error, transitions))
         errors = [a for a in answers if isinstance(a, Exception)]
         if errors:
             raise PartialApply(
@@ -213,7 +217,7 @@ class ClaimTable(TableAccess):
             ":new": {"N": str(int(t.new))},
             ":name": {"S": t.label or t.new.label},
             ":shard": {"S": state_shard(t.new, shard_of(t.id))},
-            ":now": {"S": self._now()},
+            ":now": {"S": self.handle.now()},
         }
         sets = [
             "#state = :new",
@@ -243,93 +247,14 @@ class ClaimTable(TableAccess):
             values[":worker"] = {"S": t.worker}
         update = "SET " + ", ".join(sets) + (" REMOVE " + ", ".join(removes) if removes else "")
         return updated_if(
-            self.client,
-            TableName=self.name,
+            self.handle.client,
+            TableName=self.handle.name,
             Key={ID: {"S": t.id}},
             UpdateExpression=update,
             ConditionExpression=condition,
             ExpressionAttributeNames=names,
             ExpressionAttributeValues=values,
         )
-
-    def get(self, image_id: str) -> dict[str, Any] | None:
-        """One item as plain Python values (strongly consistent), or None."""
-        item = self.client.get_item(
-            TableName=self.name, Key={ID: {"S": image_id}}, ConsistentRead=True
-        ).get("Item")
-        return None if item is None else plain(item)
-
-    def count(self, state: ProgressState) -> int:
-        """How many items are in `state`, counted on the index (no item is read)."""
-        return self.counts([state])[state]
-
-    def counts(
-        self, states: Iterable[ProgressState] = tuple(ProgressState)
-    ) -> dict[ProgressState, int]:
-        """Items per state, every state queried in parallel."""
-        states = list(states)
-        pairs = [(s, shard) for s in states for shard in range(SHARD_COUNT)]
-        totals = dict.fromkeys(states, 0)
-        for (state, _), n in zip(
-            pairs, self.pool.map(lambda p: self._count_shard(*p), pairs), strict=True
-        ):
-            totals[state] += n
-        return totals
-
-    def _count_shard(self, state: ProgressState, shard: int) -> int:
-        return sum(
-            page["Count"]
-            for page in self._query_pages(
-                IndexName=INDEX_NAME,
-                KeyConditionExpression=f"{STATE_SHARD} = :pk",
-                ExpressionAttributeValues={":pk": {"S": state_shard(state, shard)}},
-                Select="COUNT",
-            )
-        )
-
-    def errors(self, states: Iterable[ProgressState], most: int) -> list[tuple[int, str | None]]:
-        """(state, last_error) of up to `most` items in `states`: the index read a page per
-        shard, each item then read by key (the workers may not Scan), all in parallel."""
-        pairs = [(state, shard) for state in states for shard in range(SHARD_COUNT)]
-        share = max(1, math.ceil(most / max(len(pairs), 1)))
-        pages = self.pool.map(
-            lambda pair: self._shard_page(Source(pair[0]), pair[1], None, share), pairs
-        )
-        ids = [image_id for _, items, _ in pages for image_id, _ in items][:most]
-        found = []
-        for item in self.pool.map(self.get, ids):
-            if item is not None and STATE in item:
-                found.append((int(item[STATE]), item.get(LAST_ERROR)))
-        return found
-
-    def has_any(self, states: Iterable[ProgressState]) -> bool:
-        """True when at least one item is in one of `states`: one item asked of every shard,
-        all at once."""
-        pairs = [(state, shard) for state in states for shard in range(SHARD_COUNT)]
-        return any(self.pool.map(lambda pair: self._shard_has_any(*pair), pairs))
-
-    def sample(self, states: Iterable[ProgressState]) -> str | None:
-        """The id of one item in one of `states` (the first shard that has one), or None."""
-        pairs = [(state, shard) for state in states for shard in range(SHARD_COUNT)]
-        for page in self.pool.map(lambda pair: self._shard_head(*pair), pairs):
-            if page["Items"]:
-                return str(page["Items"][0][ID]["S"])
-        return None
-
-    def _shard_has_any(self, state: ProgressState, shard: int) -> bool:
-        page = self._shard_head(state, shard)
-        return bool(page["Items"] or page.get("LastEvaluatedKey"))
-
-    def _shard_head(self, state: ProgressState, shard: int) -> dict[str, Any]:
-        """The first page of one index shard, one item long."""
-        page: dict[str, Any] = self.client.query(
-            TableName=self.name,
-            IndexName=INDEX_NAME,
-            Limit=1,
-            KeyConditionExpression=f"{STATE_SHARD} = :pk",
-            ExpressionAttributeValues={":pk": {"S": state_shard(state, shard)}},
-        )
-        return page
 
 
 def _share(need: int, shards: int) -> int:

@@ -1,5 +1,5 @@
 """The state table's shape in DynamoDB: attribute names, the sharded state index, item codecs,
-and the plumbing every access to the table shares.
+and the one conditional update and page loop every part of the adapter shares.
 
 One item per image: `id`, `progress_state` and, so that an item says in words
 where it is and why, `state_name`, `state_changed_at`, `attempts` and
@@ -10,17 +10,12 @@ for the throughput reasoning).
 
 from __future__ import annotations
 
-import threading
 import zlib
-from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from datetime import datetime
-from typing import Any, Self
+from collections.abc import Callable, Iterator
+from typing import Any
 
 from botocore.exceptions import ClientError
 
-from grid_reingest.domain.claims import Source
-from grid_reingest.domain.isotime import format_instant, utc_now
 from grid_reingest.domain.passes import CHECK_FIRST_LABEL, Arming, Kind
 from grid_reingest.domain.states import ProgressState
 
@@ -105,170 +100,14 @@ def state_shard(state: ProgressState, shard: int) -> str:
     return f"{int(state)}#{shard:02d}"
 
 
-class TableAccess:
-    """One state table through a DynamoDB client, with a thread pool for parallel calls."""
-
-    def __init__(
-        self,
-        name: str,
-        client: Any,
-        *,
-        max_workers: int = 16,
-        clock: Callable[[], datetime] = utc_now,
-    ) -> None:
-        self.name = name
-        self.client = client
-        self._max_workers = max_workers
-        self._clock = clock
-        self._pool: ThreadPoolExecutor | None = None
-        self._lock = threading.Lock()
-
-    @property
-    def pool(self) -> ThreadPoolExecutor:
-        with self._lock:
-            if self._pool is None:
-                self._pool = ThreadPoolExecutor(self._max_workers, thread_name_prefix="state-table")
-            return self._pool
-
-    def close(self) -> None:
-        """Stop the worker threads (they are made again if needed)."""
-        with self._lock:
-            if self._pool is not None:
-                self._pool.shutdown()
-                self._pool = None
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def _now(self) -> str:
-        return format_instant(self._clock())
-
-    def check(self) -> None:
-        """Fail with a clear StateTableError unless the table exists and has the state index."""
-        client = self.client
-        where = f"region {client.meta.region_name}, endpoint {client.meta.endpoint_url}"
-        try:
-            table = client.describe_table(TableName=self.name)["Table"]
-        except ClientError as error:
-            code = error.response["Error"]["Code"]
-            if code == "ResourceNotFoundException":
-                raise TableNotFound(f"table {self.name!r} does not exist in {where}") from None
-            raise StateTableError(
-                f"cannot read table {self.name!r} in {where}: {code}: {error}"
-            ) from None
-        indexes = {i["IndexName"] for i in table.get("GlobalSecondaryIndexes", [])}
-        if INDEX_NAME not in indexes:
-            raise StateTableError(
-                f"table {self.name!r} ({where}) has no {INDEX_NAME!r} index: it is not a "
-                "grid-reingest state table"
-            )
-
-    def _query_pages(self, **kwargs: Any) -> Iterator[dict[str, Any]]:
-        kwargs["TableName"] = self.name
-        while True:
-            page = self.client.query(**kwargs)
-            yield page
-            if "LastEvaluatedKey" not in page:
-                return
-            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
-
-    def _candidate_page(
-        self, source: Source, shard: int, start: dict[str, Any] | None, limit: int
-    ) -> tuple[list[tuple[str, str]], dict[str, Any] | None]:
-        """One index page of (id, state_changed_at) in one shard, and where the next starts."""
-        condition = f"{STATE_SHARD} = :pk"
-        values: dict[str, Any] = {":pk": {"S": state_shard(source.state, shard)}}
-        if source.changed_before is not None:
-            condition += f" AND {CHANGED_AT} < :before"
-            values[":before"] = {"S": format_instant(source.changed_before)}
-        kwargs: dict[str, Any] = {
-            "TableName": self.name,
-            "IndexName": INDEX_NAME,
-            "KeyConditionExpression": condition,
-            "ExpressionAttributeValues": values,
-            "Limit": limit,
-        }
-        if start is not None:
-            kwargs["ExclusiveStartKey"] = start
-        page = self.client.query(**kwargs)
-        items = [(item[ID]["S"], item[CHANGED_AT]["S"]) for item in page["Items"]]
-        return items, page.get("LastEvaluatedKey")
-
-    def _candidate_pages(self, source: Source, shard: int) -> Iterator[list[tuple[str, str]]]:
-        start: dict[str, Any] | None = None
-        while True:
-            items, start = self._candidate_page(source, shard, start, BATCH_GET_MAX)
-            yield items
-            if start is None:
-                return
-
-    def _map_bounded(self, fn: Callable[[Any], Any], items: Iterable[Any]) -> Iterator[Any]:
-        """Like pool.map, but keeps only a few tasks queued so a huge input is not held twice."""
-        in_flight: list[Any] = []
-        limit = self._max_workers * 2
-        for item in items:
-            in_flight.append(self.pool.submit(fn, item))
-            if len(in_flight) >= limit:
-                yield in_flight.pop(0).result()
-        for future in in_flight:
-            yield future.result()
-
-    def _give_up_if_stuck(self, rounds: int, operation: str) -> None:
-        if rounds >= MAX_ROUNDS_WITHOUT_PROGRESS:
-            raise StateTableError(
-                f"{operation} on {self.name!r} made no progress in {rounds} rounds: the table is "
-                "throttling every write; nothing was lost, run the command again later"
-            )
-
-    def _run_bounded(
-        self,
-        fn: Callable[[Any], Any],
-        items: Iterable[Any],
-        on_result: Callable[[Any], None],
-    ) -> None:
-        """fn over items on the pool, a few in flight; on_result in this thread as each ends.
-
-        On a failure or Ctrl-C, no new work starts and the work in flight is
-        waited for and counted before the error is raised again, so that what
-        the caller reports is what was done.
-        """
-        limit = self._max_workers * 2
-        in_flight: set[Future[Any]] = set()
-        error: BaseException | None = None
-
-        def settle(done: Iterable[Future[Any]]) -> None:
-            # Every finished batch is counted, even if one before it failed (or the
-            # counting itself was interrupted); the first failure is raised after.
-            nonlocal error
-            for future in done:
-                try:
-                    on_result(future.result())
-                except BaseException as failure:
-                    error = error or failure
-
-        try:
-            for item in items:
-                in_flight.add(self.pool.submit(fn, item))
-                if len(in_flight) >= limit:
-                    done, in_flight = wait(in_flight, return_when=FIRST_COMPLETED)
-                    settle(done)
-                    if error is not None:
-                        break
-            while in_flight and error is None:
-                done, in_flight = wait(in_flight, return_when=FIRST_COMPLETED)
-                settle(done)
-        except BaseException as interrupted:  # Ctrl-C while waiting, or the input failed
-            error = error or interrupted
-        for future in in_flight:
-            future.cancel()
-        settle(f for f in in_flight if not f.cancelled())
-        if error is not None:
-            raise error
-
-    # -- scans ----------------------------------------------------------------
+def pages(call: Callable[..., dict[str, Any]], **request: Any) -> Iterator[dict[str, Any]]:
+    """Every page of a Query or Scan (`call`, with `request` as boto3 takes it), in order."""
+    while True:
+        page = call(**request)
+        yield page
+        if "LastEvaluatedKey" not in page:
+            return
+        request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
 
 def fresh_item(
