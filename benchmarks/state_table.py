@@ -35,9 +35,9 @@ from benchmarks.report import machine, table, write_section
 from devtools.aws_proxy import AwsProxy
 from devtools.servers import aws_environment, free_port, moto_server, server_process
 from grid_reingest.adapters.aws import client_config
-from grid_reingest.adapters.dynamodb.bulk import StateTable
 from grid_reingest.adapters.dynamodb.plain_items import PLAIN_ITEMS_HOOK
 from grid_reingest.adapters.dynamodb.schema import SCAN_PAGE_ITEMS, create_table, fresh_item
+from grid_reingest.adapters.dynamodb.tables import OperatorTable
 from grid_reingest.domain.states import ProgressState
 
 LATENCY_S = 0.010
@@ -98,7 +98,7 @@ def seed_upload(dynamodb, names: list[str], table_name: str = TABLE) -> None:
 
 def our_upload(dynamodb, names: list[str], table_name: str = TABLE) -> None:
     """upload-ids: batches of 100, new ids as PartiQL INSERTs 25 a call, 16 threads."""
-    with StateTable(table_name, dynamodb, max_workers=16) as state_table:
+    with OperatorTable(table_name, dynamodb, max_workers=16) as state_table:
         state_table.put_new(names)
 
 
@@ -184,7 +184,7 @@ def seed_scan(dynamodb, out: Path) -> int:
 
 def our_scan(dynamodb, out: Path, segments: int = 8) -> int:
     rows = 0
-    with out.open("w") as handle, StateTable(TABLE, dynamodb) as state_table:
+    with out.open("w") as handle, OperatorTable(TABLE, dynamodb) as state_table:
         for page in state_table.scan(segments=segments):
             handle.write("".join(f"{i} {s}\n" for i, s in page))
             rows += len(page)

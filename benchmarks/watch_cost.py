@@ -32,7 +32,6 @@ import boto3
 from botocore.awsrequest import AWSResponse
 
 from benchmarks.report import machine, table, write_section
-from grid_reingest.adapters.dynamodb.bulk import StateTable
 from grid_reingest.adapters.dynamodb.control import CONTROL_ID
 from grid_reingest.adapters.dynamodb.schema import (
     CHANGED_AT,
@@ -42,6 +41,7 @@ from grid_reingest.adapters.dynamodb.schema import (
     STATE_SHARD,
     state_shard,
 )
+from grid_reingest.adapters.dynamodb.tables import OperatorTable
 from grid_reingest.adapters.dynamodb.tally import COUNTS_ID, state_attribute
 from grid_reingest.domain.states import ProgressState as S
 from grid_reingest_cli import counting, prices
@@ -191,7 +191,7 @@ def looks(items: int) -> list[list[object]]:
         metered.reset()
         started = time.perf_counter()
         # Closed before the meter is read: every request the look sent has been answered.
-        with StateTable(metered.name, metered.client()) as state_table:
+        with OperatorTable(metered.name, metered.client()) as state_table:
             look(state_table)
             state_table.client.get_item(TableName=metered.name, Key=control, ConsistentRead=True)
         seconds = time.perf_counter() - started

@@ -88,8 +88,8 @@ def one_pass(sigma: float, images: int, seed: int = 1) -> dict[str, Any]:
     # Imported here: the CLI and the handlers read Powertools' variables at import.
     import boto3
 
-    from grid_reingest.adapters.dynamodb.bulk import StateTable
     from grid_reingest.adapters.dynamodb.schema import create_table
+    from grid_reingest.adapters.dynamodb.tables import OperatorTable
     from grid_reingest.adapters.dynamodb.tally import TallyTable
     from grid_reingest_cli.main import main as reingest
 
@@ -107,7 +107,7 @@ def one_pass(sigma: float, images: int, seed: int = 1) -> dict[str, Any]:
         grid.url = url
         dynamodb = boto3.client("dynamodb", endpoint_url=endpoint)
         create_table(dynamodb, TABLE)
-        table = StateTable(TABLE, dynamodb)
+        table = OperatorTable(TABLE, dynamodb)
         _, schedule = local_stage(endpoint, table, grid, STAGE, stream=STREAM, **env)
         schedule.scale("index", index_containers)
         schedule.timeout_seconds = INVOCATION_SECONDS

@@ -35,8 +35,8 @@ from benchmarks.report import machine, table, write_section
 from benchmarks.state_table import latency_model
 from devtools.servers import aws_environment, moto_server
 from grid_reingest.adapters.aws import client_config
-from grid_reingest.adapters.dynamodb.bulk import StateTable
 from grid_reingest.adapters.dynamodb.schema import create_table
+from grid_reingest.adapters.dynamodb.tables import OperatorTable
 from grid_reingest.adapters.grid import GridClient
 from grid_reingest.adapters.kinesis import Publisher
 from grid_reingest.domain.claims import Source, Transition
@@ -179,9 +179,9 @@ def measure(dynamodb_url: str, kinesis_url: str, sim, label: str) -> dict:
     for name in ("ours", "seed"):
         with contextlib.suppress(dynamodb.exceptions.ResourceInUseException):
             create_table(dynamodb, name)
-        StateTable(name, dynamodb).put_new(ids)
-    ours_table = StateTable("ours", dynamodb, max_workers=CONCURRENCY)
-    seed_s = seed(StateTable("seed", dynamodb, max_workers=CONCURRENCY), projector, kinesis)
+        OperatorTable(name, dynamodb).put_new(ids)
+    ours_table = OperatorTable("ours", dynamodb, max_workers=CONCURRENCY)
+    seed_s = seed(OperatorTable("seed", dynamodb, max_workers=CONCURRENCY), projector, kinesis)
     counter = Counter()
     counter.install(dynamodb, kinesis)
     runs = []
