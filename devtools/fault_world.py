@@ -559,7 +559,7 @@ class World:
             self.control,
             self.iterator_age,
             self.clock,
-            refresh_seconds=self.index_settings.refresh_seconds,
+            refresh_seconds=self.index_settings.loop.refresh_seconds,
             checkpoints=self.checkpoints,
         )
 

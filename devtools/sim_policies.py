@@ -130,7 +130,7 @@ def _paced_index(world: World, dep: Deployment) -> SimLambda:
             world.control,
             world.age_reading,
             world.clock,
-            refresh_seconds=settings.refresh_seconds,
+            refresh_seconds=settings.loop.refresh_seconds,
             checkpoints=world.checkpoints if dep.checkpoints else None,
             name=name,
         )
@@ -183,7 +183,7 @@ def _paced_check(world: World, dep: Deployment) -> SimLambda:
             world.check_control,
             lambda: None,
             world.clock,
-            refresh_seconds=settings.refresh_seconds,
+            refresh_seconds=settings.loop.refresh_seconds,
             name=f"batch-check-{n:05d}",
         )
         deps = CheckDeps(
@@ -343,7 +343,7 @@ def one_batch(
     held = ProgressState.IN_PROGRESS
     now = world.clock.now()
     sources = [
-        Source(held, lease_cutoff(now, settings.lease_seconds), reclaim=True),
+        Source(held, lease_cutoff(now, settings.loop.lease_seconds), reclaim=True),
         Source(settings.start_state, now),
     ]
     claims = world.store.claim(sources, held, size, worker)
@@ -384,7 +384,7 @@ def one_batch(
         else:
             error = outcome.describe() if isinstance(outcome, Failed) else type(outcome).__name__
             transitions.append(
-                failure_transition(claim, held, worker, error, settings.max_attempts)
+                failure_transition(claim, held, worker, error, settings.loop.max_attempts)
             )
     world.store.apply(transitions)
     return len(claims)
@@ -398,7 +398,7 @@ def one_check(
     held = ProgressState.LOOKING_FOR_IMAGE
     now = world.clock.now()
     sources = [
-        Source(held, lease_cutoff(now, settings.lease_seconds), reclaim=True),
+        Source(held, lease_cutoff(now, settings.loop.lease_seconds), reclaim=True),
         Source(settings.start_state, now - timedelta(seconds=settings.min_age_seconds)),
     ]
     claims = world.store.claim(sources, held, size, worker)
@@ -419,7 +419,7 @@ def one_check(
         else:
             error = f"media-api: HTTP {answer.status}"
             transitions.append(
-                failure_transition(claim, held, worker, error, settings.max_attempts)
+                failure_transition(claim, held, worker, error, settings.loop.max_attempts)
             )
     world.store.apply(transitions)
     return len(claims)

@@ -108,7 +108,7 @@ def test_batch_check_gives_up_after_max_attempts(table, grid, settings):
     enqueued(table, [image])
     grid.fail(image, "image", 503)  # also retried by the client, every time
     # An image's own overload answers cost an attempt every few times (domain/systemic.py)
-    for _ in range(settings.max_attempts * Rules().overloads_per_attempt - 1):
+    for _ in range(settings.loop.max_attempts * Rules().overloads_per_attempt - 1):
         run_batch_check(settings, deps(table, grid))
     assert table.get(image)["progress_state"] == 3
     assert table.get(image)["overloads"] == Rules().overloads_per_attempt - 1
@@ -140,7 +140,7 @@ def test_a_dead_checkers_claims_come_back_after_the_lease(table, grid, settings)
     enqueued(table, [grid_id(1)])
     table.claim([Source(S.ENQUEUED)], S.LOOKING_FOR_IMAGE, 1, "dead-checker")
     assert run_batch_check(settings, deps(table, grid)).claimed == 0
-    age_claims(table, [grid_id(1)], timedelta(seconds=settings.lease_seconds + 1))
+    age_claims(table, [grid_id(1)], timedelta(seconds=settings.loop.lease_seconds + 1))
     summary = run_batch_check(settings, deps(table, grid))
     assert (summary.claimed, summary.reclaimed, summary.expired_claims) == (1, 1, 1)
     assert table.get(grid_id(1))["progress_state"] == 6

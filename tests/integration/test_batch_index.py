@@ -230,7 +230,7 @@ def test_a_killed_workers_claims_come_back_after_the_lease(table, kinesis, setti
     assert summary.claimed == 0 and not summary.finished_pass
 
     # After it, the next invocation does, counting an attempt for each
-    age_claims(table, ids, timedelta(seconds=settings.lease_seconds + 1))
+    age_claims(table, ids, timedelta(seconds=settings.loop.lease_seconds + 1))
     summary = run_batch_index(settings, deps(table, kinesis, Scripted()))
     assert (summary.claimed, summary.reclaimed, summary.expired_claims) == (10, 10, 10)
     assert table.counts([S.ENQUEUED])[S.ENQUEUED] == 10
@@ -246,7 +246,7 @@ def test_the_rule_switches_off_at_completion_and_not_before(table, kinesis, even
     assert summary.claimed == 59 and not summary.finished_pass
     assert rule_state(events) == "ENABLED"
     # Once the dead claim's lease ran out and nothing is left, the worker switches its rule off
-    age_claims(table, ids, timedelta(seconds=settings.lease_seconds + 1))
+    age_claims(table, ids, timedelta(seconds=settings.loop.lease_seconds + 1))
     summary = run_batch_index(settings, deps(table, kinesis, Scripted(), events=events))
     assert summary.finished_pass
     assert rule_state(events) == "DISABLED"

@@ -198,7 +198,7 @@ def test_batch_index_ends_an_idle_invocation_after_one_refresh(store, clock, set
         settings, index_deps(store, Scripted(), Stream(), clock=clock, pace=pace)
     )
     # Then it gave up after about one refresh, not after the whole budget
-    assert settings.refresh_seconds <= clock.t <= settings.refresh_seconds + 2
+    assert settings.loop.refresh_seconds <= clock.t <= settings.loop.refresh_seconds + 2
     assert summary.claimed == 0
     assert summary.skipped == "back-pressure: iterator age 90 s > 60 s"
     assert summary.metric_counts()[names.BACKPRESSURE_SKIPS] == 1
@@ -233,7 +233,7 @@ def test_batch_index_ends_when_the_stop_outlasts_the_next_keep_alive(store, cloc
         settings, index_deps(store, Scripted(), Stream(), clock=clock, pace=pace)
     )
     # Then it ended after one refresh: the next keep-alive comes back sooner
-    assert settings.refresh_seconds <= clock.t <= settings.refresh_seconds + 2
+    assert settings.loop.refresh_seconds <= clock.t <= settings.loop.refresh_seconds + 2
     assert summary.claimed == 0
 
 
@@ -408,7 +408,7 @@ def test_batch_index_repeats_a_failed_write_only_while_a_whole_try_fits(clock, s
     # retries)
     store = FlakyWrites(clock.now, fail=1000)
     store.put_new([grid_id(1)])
-    budget_ms = settings.record_budget_seconds * 1000
+    budget_ms = settings.loop.record_budget_seconds * 1000
 
     def remaining() -> int:
         return 10**7 if store.fail == 1000 else budget_ms - 1
@@ -439,8 +439,8 @@ def test_batch_index_reclaim_after_lease_expiry_counts_an_attempt(store, clock, 
     ids = [grid_id(i) for i in range(3)]
     store.put_new(ids)
     store.claim([Source(S.NOT_STARTED)], S.IN_PROGRESS, 3, "dead")
-    store._items[ids[2]].attempts = settings.max_attempts - 1
-    clock.sleep(settings.lease_seconds + 1)
+    store._items[ids[2]].attempts = settings.loop.max_attempts - 1
+    clock.sleep(settings.loop.lease_seconds + 1)
     # When a worker runs after the lease
     projector = Scripted()
     summary = run_batch_index(
@@ -451,7 +451,7 @@ def test_batch_index_reclaim_after_lease_expiry_counts_an_attempt(store, clock, 
     assert (summary.reclaimed, summary.expired_claims) == (3, 3)
     assert [store.get(i).state for i in ids] == [S.ENQUEUED, S.ENQUEUED, S.UNKNOWN_ERROR]
     assert store.get(ids[2]).last_error == "claim expired"
-    assert store.get(ids[2]).attempts == settings.max_attempts
+    assert store.get(ids[2]).attempts == settings.loop.max_attempts
     assert summary.metric_counts()[names.EXPIRED_CLAIMS] == 3
     assert ids[2] not in projector.calls
 
@@ -498,8 +498,8 @@ def test_batch_index_an_image_failing_alone_still_reaches_8(store, clock, settin
     # Then its own overload answers cost an attempt every third time, and it stopped at 8:
     # the pass ends
     assert store.get(lone).state == S.UNKNOWN_ERROR
-    assert store.get(lone).attempts == settings.max_attempts
-    assert runs == settings.max_attempts * Rules().overloads_per_attempt
+    assert store.get(lone).attempts == settings.loop.max_attempts
+    assert runs == settings.loop.max_attempts * Rules().overloads_per_attempt
     assert store.counts()[S.ENQUEUED] == 199
 
 
@@ -638,8 +638,8 @@ def test_batch_index_a_tail_of_images_failing_alone_ends_the_pass(store, clock, 
     # Then each of them spent its attempts and stopped at 8: the pass ended, in as many
     # invocations as their own overload answers take
     assert {store.get(i).state for i in tail} == {S.UNKNOWN_ERROR}
-    assert {store.get(i).attempts for i in tail} == {settings.max_attempts}
-    assert runs == settings.max_attempts * Rules().overloads_per_attempt
+    assert {store.get(i).attempts for i in tail} == {settings.loop.max_attempts}
+    assert runs == settings.loop.max_attempts * Rules().overloads_per_attempt
 
 
 def test_batch_index_a_service_down_at_the_tail_costs_nothing(store, clock, settings):

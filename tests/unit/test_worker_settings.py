@@ -23,7 +23,7 @@ def test_settings_default_margin_leaves_time_to_publish_and_record():
     settings = load(BatchIndexSettings, INDEX)
     assert (
         settings.stop_margin_seconds
-        > settings.projection_timeout_seconds + settings.record_budget_seconds
+        > settings.projection_timeout_seconds + settings.loop.record_budget_seconds
     )
 
 
@@ -32,7 +32,11 @@ def test_settings_batch_check_margin_covers_a_lookup_and_recording():
     with pytest.raises(SettingsError, match="CHECK_STOP_MARGIN_SECONDS=15 must exceed"):
         load(BatchCheckSettings, env)
     settings = load(BatchCheckSettings, {"STATE_TABLE_NAME": "t", **GRID})
-    assert (settings.max_in_flight, settings.breaker_share, settings.breaker_min_results) == (
+    assert (
+        settings.max_in_flight,
+        settings.loop.breaker_share,
+        settings.loop.breaker_min_results,
+    ) == (
         8,
         0.5,
         20,

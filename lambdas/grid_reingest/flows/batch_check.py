@@ -151,7 +151,7 @@ class _CheckStrategy:
         # waits as long again before it is asked about once more.
         wait = self.settings.min_age_seconds + (self.deps.thrall_lag() or 0.0)
         return [
-            Source(HELD, lease_cutoff(now, self.settings.lease_seconds), reclaim=True),
+            Source(HELD, lease_cutoff(now, self.settings.loop.lease_seconds), reclaim=True),
             Source(self.settings.start_state, now - timedelta(seconds=wait)),
         ]
 
@@ -242,6 +242,6 @@ class _CheckStrategy:
         for decided in self.triage.decide(final=final):
             self.recorder.add(
                 verdict_transition(
-                    decided, HELD, self.deps.worker, self.settings.max_attempts, self.summary
+                    decided, HELD, self.deps.worker, self.settings.loop.max_attempts, self.summary
                 )
             )

@@ -202,7 +202,7 @@ class _IndexStrategy:
     call_error: str | None = None  # why a whole call failed otherwise
 
     def sources(self, started_at: datetime) -> Sequence[Source]:
-        cutoff = lease_cutoff(self.deps.clock.now(), self.settings.lease_seconds)
+        cutoff = lease_cutoff(self.deps.clock.now(), self.settings.loop.lease_seconds)
         return [
             Source(HELD, cutoff, reclaim=True),
             Source(self.settings.start_state, started_at),
@@ -317,7 +317,7 @@ class _IndexStrategy:
         """Failures whose verdict is known (flows/triage.py)."""
         for decided in self.triage.decide(final=final):
             transition = verdict_transition(
-                decided, HELD, self.deps.worker, self.settings.max_attempts, self.summary
+                decided, HELD, self.deps.worker, self.settings.loop.max_attempts, self.summary
             )
             if decided.verdict is Verdict.SYSTEMIC:
                 self.recorder.add(transition)  # given back, dry run or not

@@ -29,7 +29,9 @@ class SystemicFailure(RuntimeError):
 
 def rules_of(settings: BatchIndexSettings | BatchCheckSettings) -> Rules:
     """The judgement of whose a failure is, with the worker's settings."""
-    return Rules(min_results=settings.breaker_min_results, most_share=settings.breaker_share)
+    return Rules(
+        min_results=settings.loop.breaker_min_results, most_share=settings.loop.breaker_share
+    )
 
 
 class WorkerDeps(Protocol):
@@ -85,12 +87,12 @@ class Limits:
         """A worker's limits, from its settings (both workers name them alike)."""
         return cls(
             margin_ms=settings.stop_margin_seconds * 1000,
-            lease_seconds=settings.lease_seconds,
+            lease_seconds=settings.loop.lease_seconds,
             max_in_flight=settings.max_in_flight,
-            max_attempts=settings.max_attempts,
-            idle_seconds=settings.idle_seconds,
-            record_budget_ms=settings.record_budget_seconds * 1000,
-            refresh_seconds=settings.refresh_seconds,
+            max_attempts=settings.loop.max_attempts,
+            idle_seconds=settings.loop.idle_seconds,
+            record_budget_ms=settings.loop.record_budget_seconds * 1000,
+            refresh_seconds=settings.loop.refresh_seconds,
         )
 
     def out_of_time(self, remaining_ms: int) -> bool:

@@ -55,7 +55,7 @@ def _build() -> Runtime:
         ControlTable(settings.table_name, dynamodb, CHECK_PACE),
         lambda: None,
         clock,
-        refresh_seconds=settings.refresh_seconds,
+        refresh_seconds=settings.loop.refresh_seconds,
     )
     store = common.worker_table(settings.table_name, settings.max_in_flight)
     end = common.pass_end(store, settings.report_topic)

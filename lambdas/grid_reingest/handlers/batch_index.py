@@ -61,7 +61,7 @@ def _build() -> Runtime:
         control,
         lambda: iterator_age_points(cloudwatch, settings.watched_streams, clock.now()),
         clock,
-        refresh_seconds=settings.refresh_seconds,
+        refresh_seconds=settings.loop.refresh_seconds,
         checkpoints=checkpoints,
     )
     projector = _projector(settings)

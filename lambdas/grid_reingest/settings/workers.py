@@ -101,6 +101,30 @@ def _secure(url: str) -> bool:
 
 
 @dataclass(frozen=True, config=CONFIG)
+class LoopSettings:
+    """What both scheduled workers' loops read alike: attempts, leases, the record budget, the
+    failure rule and the pace's refresh."""
+
+    max_attempts: Annotated[int, v.MAX_ATTEMPTS.field]
+    lease_seconds: Annotated[int, v.CLAIM_LEASE_SECONDS.field]
+    record_budget_seconds: Annotated[int, v.RECORD_BUDGET_SECONDS.field]
+    breaker_share: Annotated[float, v.BREAKER_FAILURE_SHARE.field]
+    breaker_min_results: Annotated[int, v.BREAKER_MIN_RESULTS.field]
+    refresh_seconds: Annotated[int, v.PACE_REFRESH_SECONDS.field]
+
+    @property
+    def idle_seconds(self) -> float:
+        """A worker that can start nothing this long, with nothing in flight, ends."""
+        return float(self.refresh_seconds)
+
+    def margin_problems(self, margin: Var, value: int, work: Var, work_seconds: int) -> list[str]:
+        """The stop margin `margin` (=`value`) against the longest `work` and the record budget."""
+        return stop_margin_problems(
+            margin.name, value, work.name, work_seconds, self.record_budget_seconds
+        )
+
+
+@dataclass(frozen=True, config=CONFIG)
 class ProjectionSettings:
     """image-projection's settings."""
 
@@ -116,21 +140,16 @@ class BatchIndexSettings:
     stage: Annotated[str, v.STAGE.field]
     table_name: Annotated[str, v.STATE_TABLE_NAME.field]
     start_state: Annotated[ProgressState, v.INDEX_START_STATE.field]
-    max_attempts: Annotated[int, v.MAX_ATTEMPTS.field]
-    lease_seconds: Annotated[int, v.CLAIM_LEASE_SECONDS.field]
+    loop: Annotated[LoopSettings, group()]
     stop_margin_seconds: Annotated[int, v.STOP_MARGIN_SECONDS.field]
     projection_timeout_seconds: Annotated[int, v.PROJECTION_TIMEOUT_SECONDS.field]
-    record_budget_seconds: Annotated[int, v.RECORD_BUDGET_SECONDS.field]
     max_message_bytes: Annotated[int, v.MAX_MESSAGE_BYTES.field]
     stream: Annotated[str, v.THRALL_STREAM_NAME.field]
     backpressure_streams: Annotated[tuple[str, ...] | None, v.BACKPRESSURE_STREAMS.field]
     max_iterator_age_ms: Annotated[int, v.MAX_ITERATOR_AGE_MS.field]
     schedule_rule: Annotated[str | None, v.SCHEDULE_RULE_NAME.field]
     projection_function: Annotated[str | None, v.PROJECTION_FUNCTION_NAME.field]
-    breaker_share: Annotated[float, v.BREAKER_FAILURE_SHARE.field]
-    breaker_min_results: Annotated[int, v.BREAKER_MIN_RESULTS.field]
     max_in_flight: Annotated[int, v.MAX_IN_FLIGHT.field]
-    refresh_seconds: Annotated[int, v.PACE_REFRESH_SECONDS.field]
     dry_run: Annotated[bool, v.DRY_RUN.field]
     checkpoint_table: Annotated[str | None, v.THRALL_CHECKPOINT_TABLE.field]
     report_topic: Annotated[str | None, v.REPORT_TOPIC_ARN.field]
@@ -142,19 +161,11 @@ class BatchIndexSettings:
         """The streams whose iterator age gates work: thrall's stream unless set otherwise."""
         return watched_streams(self.backpressure_streams or (), self.stream)
 
-    @property
-    def idle_seconds(self) -> float:
-        """A worker that can start nothing this long, with nothing in flight, ends."""
-        return float(self.refresh_seconds)
-
     def problems(self, env: Mapping[str, str]) -> list[str]:
-        """What is wrong with the settings taken together."""
-        return stop_margin_problems(
-            v.STOP_MARGIN_SECONDS.name,
-            self.stop_margin_seconds,
-            v.PROJECTION_TIMEOUT_SECONDS.name,
-            self.projection_timeout_seconds,
-            self.record_budget_seconds,
+        """What is wrong with the settings taken together: the stop margin against a projection."""
+        margin, work = v.STOP_MARGIN_SECONDS, v.PROJECTION_TIMEOUT_SECONDS
+        return self.loop.margin_problems(
+            margin, self.stop_margin_seconds, work, self.projection_timeout_seconds
         )
 
 
@@ -168,32 +179,19 @@ class BatchCheckSettings:
     # batch-check runs beside batch-index: it is done only once batch-index is too.
     index_start_state: Annotated[ProgressState, v.INDEX_START_STATE.field]
     min_age_seconds: Annotated[int, v.CHECK_MIN_AGE_SECONDS.field]
-    max_attempts: Annotated[int, v.MAX_ATTEMPTS.field]
-    lease_seconds: Annotated[int, v.CLAIM_LEASE_SECONDS.field]
+    loop: Annotated[LoopSettings, group()]
     stop_margin_seconds: Annotated[int, v.CHECK_STOP_MARGIN_SECONDS.field]
-    record_budget_seconds: Annotated[int, v.RECORD_BUDGET_SECONDS.field]
-    breaker_share: Annotated[float, v.BREAKER_FAILURE_SHARE.field]
-    breaker_min_results: Annotated[int, v.BREAKER_MIN_RESULTS.field]
     max_in_flight: Annotated[int, v.CHECK_MAX_IN_FLIGHT.field]
-    refresh_seconds: Annotated[int, v.PACE_REFRESH_SECONDS.field]
     schedule_rule: Annotated[str | None, v.SCHEDULE_RULE_NAME.field]
     index_rule: Annotated[str | None, v.WAKE_INDEX_RULE_NAME.field]
     report_topic: Annotated[str | None, v.REPORT_TOPIC_ARN.field]
     grid: Annotated[GridSettings, group()]
 
-    @property
-    def idle_seconds(self) -> float:
-        """A worker that can start nothing this long, with nothing in flight, ends."""
-        return float(self.refresh_seconds)
-
     def problems(self, env: Mapping[str, str]) -> list[str]:
-        """What is wrong with the settings taken together."""
-        return stop_margin_problems(
-            v.CHECK_STOP_MARGIN_SECONDS.name,
-            self.stop_margin_seconds,
-            v.GRID_SERVICE_TIMEOUT_SECONDS.name,
-            self.grid.service_timeout,
-            self.record_budget_seconds,
+        """What is wrong with the settings taken together: the stop margin against a lookup."""
+        margin, work = v.CHECK_STOP_MARGIN_SECONDS, v.GRID_SERVICE_TIMEOUT_SECONDS
+        return self.loop.margin_problems(
+            margin, self.stop_margin_seconds, work, self.grid.service_timeout
         )
 
 
