@@ -122,7 +122,7 @@ def ours(settings, state_table, projector, kinesis) -> tuple[float, object, dict
         pace=FixedPace(),
         clock=SystemClock(),
         remaining_ms=lambda: 900_000,
-        worker="ours",
+        invocation="ours",
         rule=None,
     )
     projector.spans.clear()
@@ -150,7 +150,7 @@ def seed(state_table, projector, kinesis) -> float:
                 StreamName=STREAM, Data=outcome.record, PartitionKey=outcome.image_id
             )
     state_table.apply(
-        Transition(o.image_id, S.IN_PROGRESS, S.ENQUEUED, worker="seed") for o in outcomes
+        Transition(o.image_id, S.IN_PROGRESS, S.ENQUEUED, invocation="seed") for o in outcomes
     )
     return time.perf_counter() - started
 
@@ -215,7 +215,7 @@ def measure(dynamodb_url: str, kinesis_url: str, sim, label: str) -> dict:
             pace=FixedPace(),
             clock=SystemClock(),
             remaining_ms=lambda: 900_000,
-            worker="check",
+            invocation="check",
             rule=None,
         ),
     )

@@ -350,13 +350,13 @@ class MortalStore:
         self._store = store
         self._life = life
 
-    def claim(self, sources, to_state, limit, worker):
+    def claim(self, sources, to_state, limit, invocation):
         self._life.check()
-        return self._store.claim(sources, to_state, limit, worker)
+        return self._store.claim(sources, to_state, limit, invocation)
 
-    def claim_stream(self, sources, to_state, limit, worker, stop=lambda: False):
+    def claim_stream(self, sources, to_state, limit, invocation, stop=lambda: False):
         self._life.check()
-        return self._store.claim_stream(sources, to_state, limit, worker, stop)
+        return self._store.claim_stream(sources, to_state, limit, invocation, stop)
 
     def apply(self, transitions):
         self._life.check()
@@ -440,7 +440,7 @@ class Invocation:
     """What the world noted about one invocation."""
 
     service: str
-    worker: str
+    id: str  # the invocation's id: what its claims are held by
     tick: int
     period: int
     summary: Summary | None
@@ -580,7 +580,7 @@ class World:
             self._count[names.BATCH_INDEX] += 1
             n = self._count[names.BATCH_INDEX]
         life = self.lives.get(n) or Life()
-        worker = f"batch-index-{n}"
+        invocation_id = f"batch-index-{n}"
         publisher = Publisher(self.kinesis, STREAM, sleep=self.clock.sleep)
         projector = MortalProjector(
             LambdaProjector(self.lam, PROJECTION_FUNCTION), life, self._projected
@@ -592,13 +592,13 @@ class World:
             pace=self._pace(self.index_settings.max_in_flight),
             clock=self.clock,
             remaining_ms=self._remaining(),
-            worker=worker,
+            invocation=invocation_id,
             rule=self.index_rule,
             control=self.control,
             probe=ProjectionProbe(projector),
         )
         invocation = self._run(
-            names.BATCH_INDEX, worker, lambda: run_batch_index(self.index_settings, deps)
+            names.BATCH_INDEX, invocation_id, lambda: run_batch_index(self.index_settings, deps)
         )
         if invocation.error is not None:
             invocation.accepted_unrecorded = [
@@ -606,7 +606,7 @@ class World:
                 for i in life.accepted
                 if (item := self.store.get(i)) is not None
                 and item.state == ProgressState.IN_PROGRESS
-                and item.claimed_by == worker
+                and item.claimed_by == invocation_id
             ]
         return invocation
 
@@ -615,7 +615,7 @@ class World:
         with self._lock:
             self._count[names.BATCH_CHECK] += 1
             n = self._count[names.BATCH_CHECK]
-        worker = f"batch-check-{n}"
+        invocation_id = f"batch-check-{n}"
         grid = self.grid.client("")
         lookup = media_api_lookup(grid, CachedSecret(self.secret, self.clock).read)  # type: ignore[arg-type]
 
@@ -629,15 +629,15 @@ class World:
             pace=self._pace(self.check_settings.max_in_flight),
             clock=self.clock,
             remaining_ms=self._remaining(),
-            worker=worker,
+            invocation=invocation_id,
             rule=self.check_rule,
             probe=LookupProbe(timed, lambda: grid.health("media-api")),
         )
         return self._run(
-            names.BATCH_CHECK, worker, lambda: run_batch_check(self.check_settings, deps)
+            names.BATCH_CHECK, invocation_id, lambda: run_batch_check(self.check_settings, deps)
         )
 
-    def _run(self, service: str, worker: str, run: Callable[[], Summary]) -> Invocation:
+    def _run(self, service: str, invocation_id: str, run: Callable[[], Summary]) -> Invocation:
         error: str | None = None
         try:
             summary: Summary | None = run()
@@ -645,7 +645,7 @@ class World:
             summary = getattr(failure, "summary", None)
             error = f"{type(failure).__name__}: {failure}"
         invocation = Invocation(
-            service, worker, self.tick, int(self.clock.t // PERIOD_SECONDS), summary, error
+            service, invocation_id, self.tick, int(self.clock.t // PERIOD_SECONDS), summary, error
         )
         with self._lock:
             self.invocations.append(invocation)

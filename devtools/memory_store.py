@@ -128,17 +128,17 @@ class MemoryStore:
     # -- the ClaimStore port ------------------------------------------------------
 
     def claim(
-        self, sources: Sequence[Source], to_state: ProgressState, limit: int, worker: str
+        self, sources: Sequence[Source], to_state: ProgressState, limit: int, invocation: str
     ) -> list[Claim]:
-        """Take up to `limit` items from `sources` (in order) into `to_state` for `worker`."""
-        return list(self.claim_stream(sources, to_state, limit, worker))
+        """Take up to `limit` items from `sources` (in order) into `to_state` for `invocation`."""
+        return list(self.claim_stream(sources, to_state, limit, invocation))
 
     def claim_stream(
         self,
         sources: Sequence[Source],
         to_state: ProgressState,
         limit: int,
-        worker: str,
+        invocation: str,
         stop: Callable[[], bool] = lambda: False,
     ) -> Iterator[Claim]:
         """Like `claim`, one item at a time, oldest change first within each source."""
@@ -147,7 +147,7 @@ class MemoryStore:
             for image_id, seen in self._candidates(source):
                 if taken >= limit or stop():
                     return
-                claim = self._take(image_id, seen, source, to_state, worker)
+                claim = self._take(image_id, seen, source, to_state, invocation)
                 if claim is not None:
                     taken += 1
                     yield claim
@@ -184,17 +184,17 @@ class MemoryStore:
         return [(image_id, changed) for changed, image_id in sorted(found)]
 
     def _take(
-        self, image_id: str, seen: str, source: Source, to_state: ProgressState, worker: str
+        self, image_id: str, seen: str, source: Source, to_state: ProgressState, invocation: str
     ) -> Claim | None:
         with self._lock:
             self.writes += 1
             item = self._items[image_id]
             if item.state != source.state or (source.reclaim and item.changed_at != seen):
-                return None  # another worker was faster
+                return None  # another invocation was faster
             if not source.reclaim:
                 item.claimed_from = source.state
             item.state, item.state_name = to_state, to_state.label
-            item.changed_at, item.claimed_by = self._now(), worker
+            item.changed_at, item.claimed_by = self._now(), invocation
             return Claim(
                 image_id,
                 item.attempts,
@@ -212,7 +212,7 @@ class MemoryStore:
             item = self._items.get(t.id)
             if item is None or item.state != t.expected:
                 return False
-            if t.worker is not None and item.claimed_by != t.worker:
+            if t.invocation is not None and item.claimed_by != t.invocation:
                 return False
             item.state, item.state_name = t.new, t.label or t.new.label
             item.changed_at = self._now()

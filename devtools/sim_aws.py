@@ -36,11 +36,11 @@ class SimStore:
         self._clock = clock
 
     def claim(
-        self, sources: Sequence[Source], to_state: ProgressState, limit: int, worker: str
+        self, sources: Sequence[Source], to_state: ProgressState, limit: int, invocation: str
     ) -> list[Claim]:
         """Claim, once the call's round trip is over."""
-        self._clock.sleep(CLAIM_SECONDS, key=f"claim:{worker}")
-        return self.memory.claim(sources, to_state, limit, worker)
+        self._clock.sleep(CLAIM_SECONDS, key=f"claim:{invocation}")
+        return self.memory.claim(sources, to_state, limit, invocation)
 
     def apply(self, transitions: Iterable[Transition]) -> list[bool]:
         """Write outcomes, once the call's round trip is over."""

@@ -150,7 +150,7 @@ def _paced_index(world: World, dep: Deployment) -> SimLambda:
             pace=pace,
             clock=world.clock,
             remaining_ms=remaining_ms,
-            worker=f"batch-index-{n}",
+            invocation=f"batch-index-{n}",
             rule=SimRule(lambda: function[0]),
             control=world.control,
             probe=ProjectionProbe(world.projector),
@@ -192,7 +192,7 @@ def _paced_check(world: World, dep: Deployment) -> SimLambda:
             pace=pace,
             clock=world.clock,
             remaining_ms=remaining_ms,
-            worker=f"batch-check-{n}",
+            invocation=f"batch-check-{n}",
             rule=SimRule(lambda: function[0]),
             probe=LookupProbe(lookup, lambda: True),
             thrall_lag=world.thrall_lag,
@@ -334,7 +334,7 @@ def _one_batch_pair(
 
 
 def one_batch(
-    world: World, settings: BatchIndexSettings, size: int, concurrency: int, worker: str
+    world: World, settings: BatchIndexSettings, size: int, concurrency: int, invocation: str
 ) -> int:
     """The one-batch design: claim `size`, project them `concurrency` at a time, each record
     put on the stream as its projection ends (as the Grid's own producer sends one message
@@ -346,7 +346,7 @@ def one_batch(
         Source(held, lease_cutoff(now, settings.loop.lease_seconds), reclaim=True),
         Source(settings.start_state, now),
     ]
-    claims = world.store.claim(sources, held, size, worker)
+    claims = world.store.claim(sources, held, size, invocation)
     if not claims:
         return 0
 
@@ -356,7 +356,7 @@ def one_batch(
             return outcome, None
         return outcome, world.thrall.publish([(image_id, outcome.record)])
 
-    with ThreadPoolExecutor(concurrency, thread_name_prefix=f"{worker}-work") as pool:
+    with ThreadPoolExecutor(concurrency, thread_name_prefix=f"{invocation}-work") as pool:
         answers = list(pool.map(project_and_send, [c.id for c in claims]))
     transitions: list[Transition] = []
     judge = Judge()
@@ -370,28 +370,30 @@ def one_batch(
         if sent is not None:
             if sent.accepted:
                 transitions.append(
-                    Transition(claim.id, held, ProgressState.ENQUEUED, worker=worker, attempts=0)
+                    Transition(
+                        claim.id, held, ProgressState.ENQUEUED, invocation=invocation, attempts=0
+                    )
                 )
             else:
                 error = next(iter(sent.rejected.values()), "not sent")
-                transitions.append(release_transition(claim, held, worker, error))
+                transitions.append(release_transition(claim, held, invocation, error))
         elif (
             symptom is not None
             and symptom.cause is Cause.OVERLOAD
             and judge.without_probe(symptom, final=True) is Verdict.SYSTEMIC
         ):
-            transitions.append(release_transition(claim, held, worker, outcome.describe()))
+            transitions.append(release_transition(claim, held, invocation, outcome.describe()))
         else:
             error = outcome.describe() if isinstance(outcome, Failed) else type(outcome).__name__
             transitions.append(
-                failure_transition(claim, held, worker, error, settings.loop.max_attempts)
+                failure_transition(claim, held, invocation, error, settings.loop.max_attempts)
             )
     world.store.apply(transitions)
     return len(claims)
 
 
 def one_check(
-    world: World, settings: BatchCheckSettings, size: int, concurrency: int, worker: str
+    world: World, settings: BatchCheckSettings, size: int, concurrency: int, invocation: str
 ) -> int:
     """The seed's batch-check: claim `size` enqueued images old enough, ask media-api about
     each, record 6, 7 or a failure; the images claimed."""
@@ -401,25 +403,25 @@ def one_check(
         Source(held, lease_cutoff(now, settings.loop.lease_seconds), reclaim=True),
         Source(settings.start_state, now - timedelta(seconds=settings.min_age_seconds)),
     ]
-    claims = world.store.claim(sources, held, size, worker)
+    claims = world.store.claim(sources, held, size, invocation)
     if not claims:
         return 0
-    with ThreadPoolExecutor(concurrency, thread_name_prefix=f"{worker}-work") as pool:
+    with ThreadPoolExecutor(concurrency, thread_name_prefix=f"{invocation}-work") as pool:
         answers = list(pool.map(world.grid.lookup, [c.id for c in claims]))
     transitions = []
     for claim, answer in zip(claims, answers, strict=True):
         if answer.status == 200:
-            transitions.append(outcome_transition(claim, held, ProgressState.VERIFIED, worker))
+            transitions.append(outcome_transition(claim, held, ProgressState.VERIFIED, invocation))
         elif answer.status == 404:
             transitions.append(
-                outcome_transition(claim, held, ProgressState.NOT_FOUND_IN_MEDIA_API, worker)
+                outcome_transition(claim, held, ProgressState.NOT_FOUND_IN_MEDIA_API, invocation)
             )
         elif cause_of(answer.status) is Cause.OVERLOAD:
-            transitions.append(release_transition(claim, held, worker, answer.message))
+            transitions.append(release_transition(claim, held, invocation, answer.message))
         else:
             error = f"media-api: HTTP {answer.status}"
             transitions.append(
-                failure_transition(claim, held, worker, error, settings.loop.max_attempts)
+                failure_transition(claim, held, invocation, error, settings.loop.max_attempts)
             )
     world.store.apply(transitions)
     return len(claims)

@@ -184,7 +184,7 @@ def index_deps(
     rule=None,
     control=None,
     remaining=None,
-    worker="invocation-1",
+    invocation="invocation-1",
     probe=None,
 ) -> IndexDeps:
     clock = clock or FakeClock()
@@ -195,7 +195,7 @@ def index_deps(
         pace=pace or Steady(),
         clock=clock,
         remaining_ms=remaining or clock.remaining(),
-        worker=worker,
+        invocation=invocation,
         rule=rule,
         control=control if control is not None else MemoryControl(),
         probe=probe,

@@ -51,7 +51,7 @@ SERVICE_DIMENSION = "service"
 STAGE_DIMENSION = "stage"
 
 CLAIMED = "Claimed"
-RECLAIMED = "Reclaimed"  # claims of a dead worker, taken over after the lease
+RECLAIMED = "Reclaimed"  # claims of an invocation that died, taken over after the lease
 ENQUEUED = "Enqueued"  # state 3: accepted by thrall's stream
 VERIFIED = "Verified"  # state 6
 FAILED = "Failed"  # unknown failures of one image (retried, or 8 when spent)

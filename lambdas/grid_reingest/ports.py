@@ -26,14 +26,14 @@ class ClaimStore(Protocol):
         sources: Sequence[Source],
         to_state: ProgressState,
         limit: int,
-        worker: str,
+        invocation: str,
         stop: Callable[[], bool] = ...,
     ) -> Iterator[Claim]:
         """Take up to `limit` items from `sources` into `to_state`, yielding each as it is taken."""
         ...
 
     def claim(
-        self, sources: Sequence[Source], to_state: ProgressState, limit: int, worker: str
+        self, sources: Sequence[Source], to_state: ProgressState, limit: int, invocation: str
     ) -> list[Claim]:
         """Like claim_stream, all at once."""
         ...

@@ -38,10 +38,10 @@ __all__ = ["BROKEN_PIPE", "FAILED", "INCOMPLETE", "INTERRUPTED", "OK", "USAGE", 
 
 def add_aws_options(
     parser: argparse.ArgumentParser,
-    workers: int = 16,
-    workers_help: str = "parallel requests to DynamoDB",
+    parallel: int = 16,
+    parallel_help: str = "requests to DynamoDB at once",
 ) -> None:
-    """--table or --stage, --region, --profile and --workers."""
+    """--table or --stage, --region, --profile and --parallel."""
     group = parser.add_argument_group("AWS (AWS_ENDPOINT_URL, if set, points every call elsewhere)")
     which = group.add_mutually_exclusive_group(required=True)
     which.add_argument("--table", type=not_blank("--table"), help="the state table's name")
@@ -51,11 +51,22 @@ def add_aws_options(
         help="TEST, PROD...: find the table (and schedules) from stack grid-reingest-STAGE",
     )
     add_account_options(group)
+    add_parallel_option(
+        group, parallel, f"{parallel_help} (default {parallel}, at most {MAX_PARALLEL})"
+    )
+
+
+def add_parallel_option(group: argparse._ActionsContainer, default: int, text: str) -> None:
+    """--parallel N: requests at once (a worker is batch-index or batch-check, never a thread
+    of this process); --workers, its former name, is still read."""
     group.add_argument(
+        "--parallel",
         "--workers",
-        type=int_between(1, MAX_WORKERS),
-        default=workers,
-        help=f"{workers_help} (default {workers}, at most {MAX_WORKERS})",
+        dest="parallel",
+        metavar="N",
+        type=int_between(1, MAX_PARALLEL),
+        default=default,
+        help=f"{text}; --workers is its former name",
     )
 
 
@@ -123,7 +134,7 @@ def int_between(low: int, high: int) -> Callable[[str], int]:
 
 
 # Bounds of the options every command shares: beyond them a value is a typo, not a wish.
-MAX_WORKERS = 256  # threads and connections of one process to DynamoDB
+MAX_PARALLEL = 256  # threads and connections of one process to DynamoDB
 MAX_SEGMENTS = 1000  # parallel scan segments
 MAX_LEASE_SECONDS = 7 * 86400  # a claim lease: the workers' is 20 minutes
 
@@ -156,8 +167,8 @@ def open_table(args: argparse.Namespace) -> OperatorTable:
     try:
         if not args.table:
             args.table = resolve(args, names.STATE_TABLE_OUTPUT)
-        dynamodb = client(args, "dynamodb", max_pool_connections=getattr(args, "workers", 16))
-        table = OperatorTable(args.table, dynamodb, max_workers=getattr(args, "workers", 16))
+        dynamodb = client(args, "dynamodb", max_pool_connections=getattr(args, "parallel", 16))
+        table = OperatorTable(args.table, dynamodb, max_workers=getattr(args, "parallel", 16))
         table.check()
     except TableNotFound as error:
         raise CliError(f"{error}; check {named_by} and --region") from None

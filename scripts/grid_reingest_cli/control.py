@@ -78,7 +78,7 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
                 help="lift a ceiling (may be repeated)",
             )
         add_output_options(parser)
-        add_aws_options(parser, workers=1, workers_help="connections to DynamoDB")
+        add_aws_options(parser, parallel=1, parallel_help="connections to DynamoDB")
         parser.set_defaults(run=run, action=name)
 
 

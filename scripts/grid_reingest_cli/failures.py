@@ -87,7 +87,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         default=8,
         help=f"parallel scan segments (default 8, at most {MAX_SEGMENTS:,})",
     )
-    add_aws_options(parser, workers=8, workers_help="connections to DynamoDB")
+    add_aws_options(parser, parallel=8, parallel_help="connections to DynamoDB")
     parser.set_defaults(run=run)
 
 

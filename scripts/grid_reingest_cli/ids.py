@@ -55,7 +55,7 @@ characters are kept; every other key is counted by kind and left out. Folders
 at the top that cannot hold originals (optimised/, thumbs/, other instances)
 are named, not listed.
 
-The hex folders are listed in parallel (--workers threads, each walking its
+The hex folders are listed in parallel (--parallel threads, each walking its
 own key range; 256 ranges over the bucket), so ids come out in no particular
 order. Each list request returns up to 1,000 keys: a bucket of 10M images
 takes 10,000 requests (about $0.05). For tens of millions of images, an S3
@@ -63,7 +63,7 @@ Inventory report is cheaper and faster to read: see from-inventory.
 
 --prefix HEX lists only ids that start with HEX (e.g. --prefix 0 for a
 sixteenth of the bucket: a trial run, or one share of a split).
-Default --workers {DEFAULT_THREADS}.
+Default --parallel {DEFAULT_THREADS}.
 """
 FROM_INVENTORY = """\
 Read an S3 Inventory report of the Grid's image bucket and write the id of
@@ -118,11 +118,13 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
         "--prefix", metavar="HEX", help="only ids starting with these hex characters"
     )
     bucket.add_argument(
+        "--parallel",
         "--workers",
+        dest="parallel",
         type=int_between(1, MAX_LIST_WORKERS),
         default=DEFAULT_THREADS,
         metavar="N",
-        help=f"list requests at once (default {DEFAULT_THREADS})",
+        help=f"list requests at once (default {DEFAULT_THREADS}); --workers is its former name",
     )
     bucket.set_defaults(run=run_from_bucket)
     inventory = _add_command(
@@ -166,8 +168,8 @@ def run_from_bucket(args: argparse.Namespace) -> int:
         hint = " (give the bucket's name, not a URL)" if "/" in args.bucket else ""
         raise CliError(f"{args.bucket!r} is not an S3 bucket name{hint}", USAGE)
     check_output_file(args)
-    s3 = clients.client(args, "s3", max_pool_connections=args.workers + 1)
-    listing = BucketListing(s3, args.bucket, rule, hex_prefix, threads=args.workers)
+    s3 = clients.client(args, "s3", max_pool_connections=args.parallel + 1)
+    listing = BucketListing(s3, args.bucket, rule, hex_prefix, threads=args.parallel)
     where = f"s3://{args.bucket}/{listing.rule.listing_prefix(hex_prefix)}"
     tally = Tally()
     started = time.monotonic()
@@ -177,7 +179,7 @@ def run_from_bucket(args: argparse.Namespace) -> int:
     say(
         f"{where}: {written:,} id(s) written to {output_name(args.output)} in {seconds:,.1f} s "
         f"({tally.keys:,} key(s) listed, {tally.keys / max(seconds, 1e-9):,.0f} a second, "
-        f"{listing.ranges} key range(s), {args.workers} at once)"
+        f"{listing.ranges} key range(s), {args.parallel} at once)"
     )
     _say_skipped(tally)
     if listing.left_out:

@@ -96,7 +96,7 @@ class Deployed:
     lambda_projector: bool
     knobs: Knobs
     warm_writes_per_s: float | None  # the table's warm throughput, if DescribeTable says
-    upload_workers: int
+    upload_parallel: int
     architecture: str = FALLBACK_ARCHITECTURE
     # The stack the functions were read from; None when they were assumed (--table).
     read_from: str | None = None
@@ -194,9 +194,9 @@ def estimate(ids: int, deployed: Deployed, projection_s: float) -> Plan:
     capacity = deployed.warm_writes_per_s or p.ON_DEMAND_INITIAL_WRITES_PER_S.value
     round_trips = p.UPLOAD_CALLS_PER_BATCH * p.UPLOAD_ROUND_TRIP_S
     client = {
-        f"{deployed.upload_workers} batches of {p.UPLOAD_BATCH_IDS} in flight, "
+        f"{deployed.upload_parallel} batches of {p.UPLOAD_BATCH_IDS} in flight, "
         f"{p.UPLOAD_CALLS_PER_BATCH} calls of 25 each at {p.UPLOAD_ROUND_TRIP_S * 1000:.0f} ms": (
-            deployed.upload_workers * p.UPLOAD_BATCH_IDS / round_trips
+            deployed.upload_parallel * p.UPLOAD_BATCH_IDS / round_trips
         ),
         f"botocore's CPU in one process (~{p.UPLOAD_IDS_PER_S_CPU:,} ids/s measured)": float(
             p.UPLOAD_IDS_PER_S_CPU
@@ -308,7 +308,7 @@ def read_deployed(args: argparse.Namespace) -> Deployed:
         lambda_projector=bool(env.get(settings.PROJECTION_FUNCTION_NAME.name)) or not env,
         knobs=knobs,
         warm_writes_per_s=warm,
-        upload_workers=getattr(args, "workers", 16),
+        upload_parallel=getattr(args, "parallel", 16),
         architecture=architecture,
         read_from=names.stack_name(args.stage) if env else None,
         pass_in_flight=int(ceiling) if ceiling else None,

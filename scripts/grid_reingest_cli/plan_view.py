@@ -56,7 +56,7 @@ def render(plan: Plan, deployed: Deployed, args: argparse.Namespace) -> str:
         lines.append(
             f"warming         needed: the upload writes ~{plan.upload_writes_per_s:,.0f} items/s "
             f"against {warm}; it is throttled and retried (slower, nothing lost) unless the "
-            f"table is warmed (UpdateTable WarmThroughput) or --workers is lowered to "
+            f"table is warmed (UpdateTable WarmThroughput) or --parallel is lowered to "
             f"{max(1, int(workers / p.UPLOAD_BATCH_IDS))}"
         )
     elif plan.upload_writes_per_s <= plan.table_writes_per_s:

@@ -95,7 +95,7 @@ READ_UNITS_PER_IMAGE = 1.0
 # -- the upload (docs/state-table.md, "Uploads and retries"; docs/benchmarks.md) -------
 
 # New ids go in as PartiQL INSERTs, 25 a call: a batch of 100 new ids is 4 calls, one
-# after another, and --workers batches are in flight at once.
+# after another, and --parallel batches are in flight at once.
 UPLOAD_BATCH_IDS = 100
 UPLOAD_CALLS_PER_BATCH = 4
 # What one process sends at most, bound by botocore's CPU per call (~70 us an id),

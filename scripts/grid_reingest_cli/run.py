@@ -33,14 +33,14 @@ from grid_reingest_cli import (
 from grid_reingest_cli import run_pass as pass_record
 from grid_reingest_cli.common import (
     INTERRUPTED,
-    MAX_WORKERS,
+    MAX_PARALLEL,
     OK,
     USAGE,
     CliError,
     add_account_options,
     add_output_options,
+    add_parallel_option,
     confirm_stage,
-    int_between,
     not_blank,
     open_table,
     wants_json,
@@ -141,11 +141,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     add_output_options(parser)
     group = parser.add_argument_group("AWS (AWS_ENDPOINT_URL, if set, points every call elsewhere)")
     add_account_options(group)
-    group.add_argument(
-        "--workers",
-        type=int_between(1, MAX_WORKERS),
-        default=16,
-        help=f"parallel requests to DynamoDB (default 16, at most {MAX_WORKERS})",
+    add_parallel_option(
+        group, 16, f"requests to DynamoDB at once (default 16, at most {MAX_PARALLEL})"
     )
     parser.set_defaults(run=run, table=None)
 
@@ -263,7 +260,7 @@ def _upload(args: argparse.Namespace, arming: Arming | None = None) -> None:
     parser = argparse.ArgumentParser(prog="reingest")
     upload_ids.add_parser(parser.add_subparsers())
     # upload-ids keeps ids already in the table by default: never upload over progress.
-    argv = ["upload-ids", args.file, "--table", args.table, "--workers", str(args.workers)]
+    argv = ["upload-ids", args.file, "--table", args.table, "--parallel", str(args.parallel)]
     argv += [
         flag
         for flag, on in (

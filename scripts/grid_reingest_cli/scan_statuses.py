@@ -68,7 +68,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--force", action="store_true", help="replace OUTPUT if it exists")
     add_aws_options(
-        parser, workers=8, workers_help="connections to DynamoDB; keep at least --segments"
+        parser, parallel=8, parallel_help="connections to DynamoDB; keep at least --segments"
     )
     parser.set_defaults(run=run)
 

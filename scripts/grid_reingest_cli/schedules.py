@@ -113,7 +113,7 @@ def _warnings(args: argparse.Namespace, worker: str) -> list[str]:
     try:
         if not args.table:
             args.table = resolve(args, names.STATE_TABLE_OUTPUT)
-        args.workers = 16
+        args.parallel = 16
         with open_table(args) as table:
             knobs = ControlTable(table.name, table.client).read().knobs
             works = passes.DEFAULT_WORK

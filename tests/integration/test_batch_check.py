@@ -68,7 +68,7 @@ def deps(table, grid, *, events=None, key=None) -> CheckDeps:
         pace=Steady(limit=4),
         clock=SystemClock(),
         remaining_ms=lambda: 900_000,
-        worker="check-1",
+        invocation="check-1",
         rule=ScheduleRule(RULE, lambda: events, lambda what: None) if events else None,
     )
 

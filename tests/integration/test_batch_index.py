@@ -100,7 +100,7 @@ def deps(
         pace=pace or Steady(limit=8),
         clock=clock or SystemClock(),
         remaining_ms=lambda: 15 * 60 * 1000,
-        worker="invocation-1",
+        invocation="invocation-1",
         rule=ScheduleRule(RULE, lambda: events, lambda what: None) if events else None,
         control=control or MemoryControl(),
     )

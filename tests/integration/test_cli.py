@@ -201,7 +201,7 @@ def test_upload_ids_says_what_it_wrote_when_interrupted(table, ids_file, monkeyp
     monkeypatch.setattr("grid_reingest_cli.progress.Progress.advance", interrupt)
     path = ids_file("".join(f"{grid_id(i)}\n" for i in range(350)))
     # When
-    code = run("upload-ids", "--table", table.name, "--workers", "1", path)
+    code = run("upload-ids", "--table", table.name, "--parallel", "1", path)
     # Then
     out = capsys.readouterr()
     assert code == 130
@@ -239,7 +239,7 @@ def test_upload_ids_says_what_it_wrote_when_aws_fails(table, ids_file, monkeypat
     )
     path = ids_file("".join(f"{grid_id(i)}\n" for i in range(80)))
     # When
-    code = run("upload-ids", "--table", table.name, "--workers", "1", path)
+    code = run("upload-ids", "--table", table.name, "--workers", "1", path)  # --parallel's old name
     # Then
     out = capsys.readouterr()
     assert code == 1
@@ -745,7 +745,7 @@ def test_reset_says_what_it_moved_when_interrupted(table, monkeypatch, capsys):
         raise KeyboardInterrupt
 
     monkeypatch.setattr("grid_reingest_cli.progress.Progress.advance", interrupt)
-    code = run("reset", "--table", table.name, "--from", "4", "--workers", "1")
+    code = run("reset", "--table", table.name, "--from", "4", "--parallel", "1")
     out = capsys.readouterr().out
     moved = table.count(S.NOT_STARTED)
     assert code == 130

@@ -94,7 +94,7 @@ def test_a_malformed_aws_endpoint_url_is_a_usage_error_naming_the_variable(monke
         ["watch", "--table", "t", "--max-iterator-age", "1e12"],
         ["tune", "--table", "t", "--max-in-flight", "10000"],
         ["tune", "--table", "t", "--max-rate", "1000000/min"],
-        ["stats", "--table", "t", "--workers", "100000"],
+        ["stats", "--table", "t", "--parallel", "100000"],
         ["plan", "ids.txt", "--table", "t", "--projection-seconds", "1e6"],
         ["scan-statuses", "--table", "t", "--segments", "5000", "-"],
         ["reset", "--table", "t", "--from", "8", "--lease-seconds", "1e9"],

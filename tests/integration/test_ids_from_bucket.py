@@ -125,7 +125,7 @@ def test_from_bucket_with_an_instance_lists_only_its_originals(
 
 def test_from_bucket_with_a_prefix_lists_only_ids_that_start_with_it(images, env, capsys):
     # Given a prefix whose folder holds more than one page of keys
-    code = main(["ids", "from-bucket", BUCKET, "--prefix", "000000", "--workers", "3"])
+    code = main(["ids", "from-bucket", BUCKET, "--prefix", "000000", "--parallel", "3"])
     # Then all of them come, across pages and key ranges, each once
     assert code == 0
     captured = capsys.readouterr()

@@ -49,7 +49,9 @@ def test_tally_counts_uploads_claims_transitions_and_resets_exactly(table, handl
     poller = StreamPoller(aws, table.name, handler, batch_size=7)
     table.put_new(grid_ids(60))
     claims = table.claim([Source(S.NOT_STARTED)], S.IN_PROGRESS, 20, "worker")
-    table.apply([Transition(c.id, S.IN_PROGRESS, S.ENQUEUED, worker="worker") for c in claims[:15]])
+    table.apply(
+        [Transition(c.id, S.IN_PROGRESS, S.ENQUEUED, invocation="worker") for c in claims[:15]]
+    )
     table.apply([Transition(c.id, S.IN_PROGRESS, S.UNKNOWN_ERROR) for c in claims[15:]])
     table.reset([S.UNKNOWN_ERROR])
     table.put_new(grid_ids(70))

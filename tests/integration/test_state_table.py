@@ -272,10 +272,15 @@ def test_transition_applies_only_from_the_expected_state_and_holder(table):
     table.put_new(ids(3))
     claim = table.claim([Source(S.NOT_STARTED)], S.IN_PROGRESS, 1, "me")[0]
 
-    wrong_worker = Transition(claim.id, S.IN_PROGRESS, S.ENQUEUED, worker="someone-else")
+    wrong_worker = Transition(claim.id, S.IN_PROGRESS, S.ENQUEUED, invocation="someone-else")
     wrong_state = Transition(claim.id, S.NOT_STARTED, S.ENQUEUED)
     right = Transition(
-        claim.id, S.IN_PROGRESS, S.NOT_STARTED, worker="me", attempts=1, error="loader: HTTP 502"
+        claim.id,
+        S.IN_PROGRESS,
+        S.NOT_STARTED,
+        invocation="me",
+        attempts=1,
+        error="loader: HTTP 502",
     )
 
     assert table.apply([wrong_worker, wrong_state]) == [False, False]

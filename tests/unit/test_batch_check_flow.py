@@ -40,7 +40,7 @@ def deps(store, clock, lookup, *, pace=None, rule=None) -> CheckDeps:
         pace=pace or Steady(limit=4),
         clock=clock,
         remaining_ms=lambda: 15 * 60_000,
-        worker="check-1",
+        invocation="check-1",
         rule=rule,
     )
 

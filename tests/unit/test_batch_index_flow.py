@@ -99,7 +99,7 @@ def test_four_overlapping_invocations_publish_each_image_exactly_once(settings):
         try:
             run_batch_index(
                 settings,
-                index_deps(store, projector, stream, clock=clock, worker=f"invocation-{n}"),
+                index_deps(store, projector, stream, clock=clock, invocation=f"invocation-{n}"),
             )
         except Exception as error:  # pragma: no cover - reported below
             errors.append(error)
@@ -159,9 +159,9 @@ def test_batch_index_under_a_rate_claims_a_refresh_s_worth_a_call(store, clock, 
     calls: list[int] = []
     claim = store.claim
 
-    def counted(sources, to_state, limit, worker):
+    def counted(sources, to_state, limit, invocation):
         calls.append(limit)
-        return claim(sources, to_state, limit, worker)
+        return claim(sources, to_state, limit, invocation)
 
     store.claim = counted
     pace = Steady(script=lambda n: PaceDecision(8, 240.0, "rate"))
@@ -276,8 +276,8 @@ class LateStore(MemoryStore):
         super().__init__(clock=clock)
         self.late = False
 
-    def claim(self, sources, to_state, limit, worker):
-        claims = super().claim(sources, to_state, limit, worker)
+    def claim(self, sources, to_state, limit, invocation):
+        claims = super().claim(sources, to_state, limit, invocation)
         self.late = self.late or len(claims) > 1
         return claims
 

@@ -59,7 +59,7 @@ def check_deps(store, clock, lookup, passes, **extra) -> CheckDeps:
         pace=Steady(limit=4),
         clock=clock,
         remaining_ms=budget(clock),
-        worker=extra.pop("worker", "check-1"),
+        invocation=extra.pop("invocation", "check-1"),
         rule=extra.pop("rule", None),
         passes=passes,
         **extra,
@@ -154,7 +154,7 @@ def test_racing_check_invocations_count_each_item_once(store, clock, passes, set
 
     def invoke(n):
         summaries.append(
-            run_batch_check(settings, check_deps(store, clock, lookup, passes, worker=f"w{n}"))
+            run_batch_check(settings, check_deps(store, clock, lookup, passes, invocation=f"w{n}"))
         )
 
     threads = [threading.Thread(target=invoke, args=(n,)) for n in range(4)]

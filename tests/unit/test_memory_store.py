@@ -15,12 +15,12 @@ def test_memory_store_racing_claimers_take_each_item_once():
     taken: list[str] = []
     barrier = threading.Barrier(8)
 
-    def worker(name: str) -> None:
+    def invocation(name: str) -> None:
         barrier.wait()
         while claims := store.claim([Source(S.NOT_STARTED)], S.IN_PROGRESS, 25, name):
             taken.extend(c.id for c in claims)
 
-    threads = [threading.Thread(target=worker, args=(f"w{n}",)) for n in range(8)]
+    threads = [threading.Thread(target=invocation, args=(f"w{n}",)) for n in range(8)]
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -35,7 +35,9 @@ def test_memory_store_transitions_hold_only_while_the_claim_does():
     store = MemoryStore()
     store.put_new(["a" * 40])
     (claim,) = store.claim([Source(S.NOT_STARTED)], S.IN_PROGRESS, 1, "w1")
-    assert store.apply([Transition(claim.id, S.IN_PROGRESS, S.ENQUEUED, worker="w2")]) == [False]
+    assert store.apply([Transition(claim.id, S.IN_PROGRESS, S.ENQUEUED, invocation="w2")]) == [
+        False
+    ]
     failed = failure_transition(claim, S.IN_PROGRESS, "w1", "loader: HTTP 502", max_attempts=3)
     assert store.apply([failed]) == [True]
     item = store.get(claim.id)

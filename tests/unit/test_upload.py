@@ -89,7 +89,7 @@ def test_upload_keeps_a_claim_made_between_its_read_and_its_insert(store_kind):
     # Then every claim survives and is reported as kept, in its state (the store whose
     # INSERT overwrites, as moto's does, loses them: the test tells the two apart)
     survived = store.apply(
-        [Transition(c.id, S.IN_PROGRESS, S.ENQUEUED, worker="worker") for c in claims]
+        [Transition(c.id, S.IN_PROGRESS, S.ENQUEUED, invocation="worker") for c in claims]
     )
     if store_kind is MemoryStore:
         assert survived == [True] * 10
@@ -110,7 +110,7 @@ def test_upload_reset_existing_keeps_a_claim_made_between_its_read_and_its_write
         if not fired.is_set():
             fired.set()
             store.apply(
-                [Transition(i, S.VERIFIED, S.LOOKING_FOR_IMAGE, worker=None) for i in ids(5)]
+                [Transition(i, S.VERIFIED, S.LOOKING_FOR_IMAGE, invocation=None) for i in ids(5)]
             )
 
     table.client.meta.events.register("before-call.dynamodb.PutItem", race)
@@ -140,7 +140,7 @@ def test_upload_racing_another_upload_and_workers_writes_each_id_once_and_loses_
         while not done.is_set() or store.has_any([S.NOT_STARTED]):
             claims = store.claim([Source(S.NOT_STARTED)], S.IN_PROGRESS, 20, name)
             moved = store.apply(
-                [Transition(c.id, S.IN_PROGRESS, S.ENQUEUED, worker=name) for c in claims]
+                [Transition(c.id, S.IN_PROGRESS, S.ENQUEUED, invocation=name) for c in claims]
             )
             lost.extend(c.id for c, ok in zip(claims, moved, strict=True) if not ok)
 

@@ -47,7 +47,7 @@ class Source:
 class Transition:
     """Move one item from `expected` to `new`; applied only if it is still in `expected`.
 
-    With `worker`, only if that worker still holds the claim. `attempts`,
+    With `invocation`, only if that invocation still holds the claim. `attempts`,
     `overloads` and `error`, when given, replace the stored values; the claim is
     dropped when the new state is not a claim state.
     """
@@ -55,7 +55,7 @@ class Transition:
     id: str
     expected: ProgressState
     new: ProgressState
-    worker: str | None = None
+    invocation: str | None = None
     attempts: int | None = None
     error: str | None = None
     label: str | None = None  # the state's name on the item, when not its usual one
@@ -65,14 +65,14 @@ class Transition:
 
 
 def release_transition(
-    claim: Claim, held_in: ProgressState, worker: str, error: str | None = None
+    claim: Claim, held_in: ProgressState, invocation: str, error: str | None = None
 ) -> Transition:
     """Give a claim back: the item returns to where it was claimed from, attempts unchanged."""
-    return Transition(claim.id, held_in, claim.claimed_from, worker=worker, error=error)
+    return Transition(claim.id, held_in, claim.claimed_from, invocation=invocation, error=error)
 
 
 def failure_transition(
-    claim: Claim, held_in: ProgressState, worker: str, error: str, max_attempts: int
+    claim: Claim, held_in: ProgressState, invocation: str, error: str, max_attempts: int
 ) -> Transition:
     """One more attempt counted: back where the claim came from, or state 8 once spent."""
     attempts = claim.attempts + 1
@@ -82,7 +82,7 @@ def failure_transition(
             claim.id,
             held_in,
             ProgressState.UNKNOWN_ERROR,
-            worker,
+            invocation,
             attempts=attempts,
             error=error,
             overloads=overloads,
@@ -91,7 +91,7 @@ def failure_transition(
         claim.id,
         held_in,
         claim.claimed_from,
-        worker,
+        invocation,
         attempts=attempts,
         error=error,
         label=RESET_LABEL if claim.claimed_from == ProgressState.NOT_STARTED else None,
@@ -102,7 +102,7 @@ def failure_transition(
 def overload_transition(
     claim: Claim,
     held_in: ProgressState,
-    worker: str,
+    invocation: str,
     error: str,
     *,
     max_attempts: int,
@@ -113,9 +113,9 @@ def overload_transition(
     getting one while the service serves others still ends."""
     overloads = claim.overloads + 1
     if overloads >= per_attempt:
-        return failure_transition(claim, held_in, worker, error, max_attempts)
+        return failure_transition(claim, held_in, invocation, error, max_attempts)
     return Transition(
-        claim.id, held_in, claim.claimed_from, worker, error=error, overloads=overloads
+        claim.id, held_in, claim.claimed_from, invocation, error=error, overloads=overloads
     )
 
 
@@ -123,7 +123,7 @@ def outcome_transition(
     claim: Claim,
     held_in: ProgressState,
     new: ProgressState,
-    worker: str,
+    invocation: str,
     *,
     attempts: int | None = None,
     error: str | None = None,
@@ -131,7 +131,7 @@ def outcome_transition(
     """The image's outcome, other than a failure: its overload count, if any, goes (an
     image's own overload answers count towards one attempt at a time)."""
     overloads = 0 if claim.overloads else None
-    return Transition(claim.id, held_in, new, worker, attempts, error, overloads=overloads)
+    return Transition(claim.id, held_in, new, invocation, attempts, error, overloads=overloads)
 
 
 def lease_cutoff(now: datetime, lease_seconds: int) -> datetime:
@@ -145,10 +145,10 @@ CLAIM_EXPIRED = "claim expired"
 
 
 def expiry_transition(
-    claim: Claim, held_in: ProgressState, worker: str, max_attempts: int
+    claim: Claim, held_in: ProgressState, invocation: str, max_attempts: int
 ) -> Transition:
     """A claim taken over after its lease ran out counts an attempt: kept (now with one more
     attempt), or left at state 8 once the attempts are spent."""
     attempts = claim.attempts + 1
     new = ProgressState.UNKNOWN_ERROR if attempts >= max_attempts else held_in
-    return Transition(claim.id, held_in, new, worker, attempts=attempts, error=CLAIM_EXPIRED)
+    return Transition(claim.id, held_in, new, invocation, attempts=attempts, error=CLAIM_EXPIRED)

@@ -253,14 +253,14 @@ def rearms(state: ProgressState, armed_by: str | None, new_pass: str) -> bool:
     return state in FINAL_STATES and armed_by != new_pass
 
 
-def missing_transition(claim: Claim, held_in: ProgressState, worker: str) -> Transition:
+def missing_transition(claim: Claim, held_in: ProgressState, invocation: str) -> Transition:
     """A check-first item media-api lacks: back to 0 for batch-index, as a fresh item (no
     attempt, no overload answer), `check_first` removed and `reprojected` set."""
     return Transition(
         claim.id,
         held_in,
         ProgressState.NOT_STARTED,
-        worker,
+        invocation,
         attempts=0,
         error=MISSING_ERROR,
         label=MISSING_LABEL,

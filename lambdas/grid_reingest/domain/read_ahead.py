@@ -52,14 +52,14 @@ def read_ahead[T](
             buffer.put(error)
 
     count = len(sources) if threads is None else max(1, min(threads, len(sources)))
-    workers = [
+    producers = [
         threading.Thread(target=produce, daemon=True, name=f"{name}-{i}") for i in range(count)
     ]
-    for worker in workers:
-        worker.start()
+    for producer in producers:
+        producer.start()
     finished = 0
     try:
-        while finished < len(workers):
+        while finished < len(producers):
             item = buffer.get()
             if item is end:
                 finished += 1
@@ -69,6 +69,6 @@ def read_ahead[T](
                 yield item
     finally:
         closed.set()
-        while any(worker.is_alive() for worker in workers):
+        while any(producer.is_alive() for producer in producers):
             with contextlib.suppress(queue.Empty):
                 buffer.get(timeout=0.05)

@@ -68,7 +68,7 @@ class CheckDeps:
     pace: Pace
     clock: Clock
     remaining_ms: Callable[[], int]
-    worker: str
+    invocation: str
     rule: RuleSwitch | None
     probe: Probe | None = None  # decides whose a failure is; None: the window alone
     # The pass records: present and repaired counted on them; None: not counted.
@@ -188,11 +188,11 @@ class _CheckStrategy:
         if state is not None:
             self.triage.served(claim.id if state is ProgressState.VERIFIED else None)
             if state is ProgressState.NOT_FOUND_IN_MEDIA_API and claim.check_first:
-                self.recorder.add(missing_transition(claim, HELD, self.deps.worker))
+                self.recorder.add(missing_transition(claim, HELD, self.deps.invocation))
                 return False
             if state is ProgressState.VERIFIED and (claim.check_first or claim.reprojected):
                 self.verified_claims[claim.id] = claim
-            self.recorder.add(outcome_transition(claim, HELD, state, self.deps.worker))
+            self.recorder.add(outcome_transition(claim, HELD, state, self.deps.invocation))
             return False
         symptom = Symptom(MEDIA_API, cause_of(result.status))
         status = f"HTTP {result.status}" if result.status is not None else "no response"
@@ -242,6 +242,10 @@ class _CheckStrategy:
         for decided in self.triage.decide(final=final):
             self.recorder.add(
                 verdict_transition(
-                    decided, HELD, self.deps.worker, self.settings.loop.max_attempts, self.summary
+                    decided,
+                    HELD,
+                    self.deps.invocation,
+                    self.settings.loop.max_attempts,
+                    self.summary,
                 )
             )

@@ -84,7 +84,7 @@ class IndexDeps:
     pace: Pace
     clock: Clock
     remaining_ms: Callable[[], int]
-    worker: str
+    invocation: str
     rule: RuleSwitch | None  # None: no rule configured
     control: ControlStore | None = None  # counts refused invocations; None: not counted
     probe: Probe | None = None  # decides whose a failure is; None: the window alone
@@ -132,7 +132,7 @@ def run_batch_index(settings: BatchIndexSettings, deps: IndexDeps) -> IndexSumma
         summary.skipped = "too little time left to start"
         return summary
     recorder = Recorder(HELD, LoopDeps.of(deps), limits, summary)
-    outbox = BackgroundOutbox(deps.publisher, deps.clock, enqueue_writer(recorder, deps.worker))
+    outbox = BackgroundOutbox(deps.publisher, deps.clock, enqueue_writer(recorder, deps.invocation))
     triage = FailureTriage(
         Judge(rules_of(settings)),
         deps.probe,
@@ -171,7 +171,7 @@ def _count_refusal(deps: IndexDeps, summary: IndexSummary, *, refused: bool) -> 
         )
 
 
-def enqueue_writer(recorder: Recorder, worker: str) -> EnqueueWriter:
+def enqueue_writer(recorder: Recorder, invocation: str) -> EnqueueWriter:
     """How the outbox writes the images a call put on the stream: enqueued, no attempt counted
     (the write repeated until done: never given back once on the stream)."""
 
@@ -179,7 +179,7 @@ def enqueue_writer(recorder: Recorder, worker: str) -> EnqueueWriter:
         claims: list[Claim],
     ) -> tuple[list[Transition], list[bool | None], BaseException | None]:
         enqueued = [
-            outcome_transition(claim, HELD, ProgressState.ENQUEUED, worker, attempts=0)
+            outcome_transition(claim, HELD, ProgressState.ENQUEUED, invocation, attempts=0)
             for claim in claims
         ]
         return (enqueued, *recorder.apply_with_tries(enqueued))
@@ -317,7 +317,7 @@ class _IndexStrategy:
         """Failures whose verdict is known (flows/triage.py)."""
         for decided in self.triage.decide(final=final):
             transition = verdict_transition(
-                decided, HELD, self.deps.worker, self.settings.loop.max_attempts, self.summary
+                decided, HELD, self.deps.invocation, self.settings.loop.max_attempts, self.summary
             )
             if decided.verdict is Verdict.SYSTEMIC:
                 self.recorder.add(transition)  # given back, dry run or not
@@ -326,7 +326,7 @@ class _IndexStrategy:
 
     def _settle(self, claim: Claim, state: ProgressState, *, error: str | None = None) -> None:
         self._settle_transition(
-            outcome_transition(claim, HELD, state, self.deps.worker, error=error)
+            outcome_transition(claim, HELD, state, self.deps.invocation, error=error)
         )
 
     def _settle_transition(self, transition: Transition) -> None:

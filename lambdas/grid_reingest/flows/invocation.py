@@ -46,7 +46,7 @@ class WorkerDeps(Protocol):
     @property
     def remaining_ms(self) -> Callable[[], int]: ...
     @property
-    def worker(self) -> str: ...
+    def invocation(self) -> str: ...
 
 
 @dataclass
@@ -57,12 +57,12 @@ class LoopDeps:
     pace: Pace
     clock: Clock
     remaining_ms: Callable[[], int]
-    worker: str
+    invocation: str
 
     @classmethod
     def of(cls, deps: WorkerDeps) -> LoopDeps:
         """The loop's part of a worker's dependencies (any that carry these five)."""
-        return cls(deps.store, deps.pace, deps.clock, deps.remaining_ms, deps.worker)
+        return cls(deps.store, deps.pace, deps.clock, deps.remaining_ms, deps.invocation)
 
 
 # A worker told work goes on this soon waits rather than ending: the keep-alive

@@ -311,7 +311,7 @@ class Loop[R]:
                 self.strategy.sources(self.started_at),
                 self.recorder.held,
                 want,
-                self.deps.worker,
+                self.deps.invocation,
             )
 
     def _collect_claims(self, *, block: bool) -> None:
@@ -371,7 +371,7 @@ class Loop[R]:
         """A claim whose lease ran out costs its image an attempt; None when that was its last."""
         recorder = self.recorder
         transition = expiry_transition(
-            claim, recorder.held, self.deps.worker, self.limits.max_attempts
+            claim, recorder.held, self.deps.invocation, self.limits.max_attempts
         )
         self.summary.expired_claims += 1
         if transition.new != recorder.held:

@@ -1,19 +1,21 @@
 """The Pace port over the controller: signals in, a decision out, the state in the control item.
 
-A running worker asks `decide()` often (before starting images); a real step
+A running invocation asks `decide()` often (before starting images); a real step
 of the controller happens at most every `refresh_seconds`, so that knobs reach
-a running worker within that time and the control item is not written on
+a running invocation within that time and the control item is not written on
 every image. Between steps the last decision stands.
 
-The controller's limit and rate are the pass's, not one worker's: when
+The controller's limit and rate are the pass's, not one invocation's: when
 invocations overlap (reserved concurrency above one, an invocation still
 running when the next tick starts another), each pace marks itself in the
-controller's memory at each step, and each worker takes its share of the
-limit and of the rate among the workers that stepped lately. The shares add up
-to the limit, never more: the limit's remainder goes to the first workers in
-the order of their marks' keys, and a worker that has just joined takes
+controller's memory at each step, and each invocation takes its share of the
+limit and of the rate among the invocations that stepped lately. The shares add up
+to the limit, never more: the limit's remainder goes to the first invocations in
+the order of their marks' keys, and an invocation that has just joined takes
 nothing until every other has stepped since (until then, they may be using
-the whole limit).
+the whole limit). (The control item keeps those marks under `workers`, keys
+`worker.<id>`: names kept from before, so a pass running across an upgrade
+keeps its marks.)
 """
 
 from __future__ import annotations
@@ -37,15 +39,15 @@ from grid_reingest.ports import Clock, ControlStore, Observation, PaceDecision
 AgeReading = tuple[float, float | None] | None
 # thrall's checkpoints: shard id to the sequence number of the last record it processed.
 Checkpoints = dict[str, int]
-# Saving the controller's state loses to another worker's save at most this
-# many times in a row before this worker goes on with what it read.
+# Saving the controller's state loses to another invocation's save at most this
+# many times in a row before this invocation goes on with what it read.
 SAVE_TRIES = 3
 # Overload answers step the controller before the refresh is up once there are this many
 # (over its share of the answers); so does a round trip's answers while the limit is still
 # doubling: at most this often.
 OVERLOAD_STEP_ANSWERS = 5
 EARLY_STEP_SECONDS = 2.0
-# A worker counts as running while its last step is younger than this many refreshes.
+# An invocation counts as running while its last step is younger than this many refreshes.
 ALIVE_REFRESHES = 1.5
 WORKER_KEY = "worker."
 # batch-index's judgement of thrall's lag counts for batch-check while this recent
@@ -202,7 +204,7 @@ class ControlledPace:
             state, share = self._mark(stepped, signals.now)
             if self._control.save_pace(state, control.version):
                 break
-            control = self._control.read()  # another worker decided first: decide on its state
+            control = self._control.read()  # another invocation decided first: decide on its state
         decision = _decision(control, state, share, at.timestamp())
         grid = state.grid
         self._slow_start_limit = state.limit if grid is not None and not grid.grown else None

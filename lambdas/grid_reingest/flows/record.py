@@ -80,7 +80,7 @@ class Recorder:
     def release(self, claim: Claim, error: str | None = None) -> None:
         """Give a claim back untouched (no attempt counted)."""
         self.summary.released += 1
-        self.pending.append(release_transition(claim, self.held, self.deps.worker, error))
+        self.pending.append(release_transition(claim, self.held, self.deps.invocation, error))
 
     def take_pending(self) -> list[Transition]:
         """The outcomes waiting to be written, taken."""
@@ -137,7 +137,7 @@ class Recorder:
     def release_leftovers(self) -> None:
         """After a failure, give back what was neither recorded nor released."""
         leftovers = [
-            release_transition(c, self.held, self.deps.worker) for c in self.unresolved.values()
+            release_transition(c, self.held, self.deps.invocation) for c in self.unresolved.values()
         ]
         self.unresolved.clear()
         # If this fails too, the lease brings the claims back; the first error is the one raised.

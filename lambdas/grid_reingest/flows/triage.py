@@ -44,7 +44,7 @@ class Decided:
 
 
 def verdict_transition(
-    decided: Decided, held: ProgressState, worker: str, max_attempts: int, summary: Summary
+    decided: Decided, held: ProgressState, invocation: str, max_attempts: int, summary: Summary
 ) -> Transition:
     """What a decided failure does to its image, counted in `summary`: the system's goes back
     with no attempt; the image's own costs one (an overload answer, every few times)."""
@@ -52,14 +52,14 @@ def verdict_transition(
     if decided.verdict is Verdict.SYSTEMIC:
         summary.released += 1
         summary.infra_released += 1
-        return release_transition(claim, held, worker, error)
+        return release_transition(claim, held, invocation, error)
     if decided.symptom.cause is Cause.OVERLOAD:
         per_attempt = decided.per_attempt
         transition = overload_transition(
-            claim, held, worker, error, max_attempts=max_attempts, per_attempt=per_attempt
+            claim, held, invocation, error, max_attempts=max_attempts, per_attempt=per_attempt
         )
     else:
-        transition = failure_transition(claim, held, worker, error, max_attempts)
+        transition = failure_transition(claim, held, invocation, error, max_attempts)
     if transition.attempts is None:
         summary.own_overloads += 1
     else:

@@ -65,7 +65,7 @@ def _build() -> Runtime:
         pace=pace,
         clock=clock,
         remaining_ms=lambda: 0,
-        worker="",
+        invocation="",
         rule=common.schedule_rule(settings.schedule_rule, logger),
         passes=end.passes,
         index_rule=common.schedule_rule(settings.index_rule, logger),

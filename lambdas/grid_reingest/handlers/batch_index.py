@@ -73,7 +73,7 @@ def _build() -> Runtime:
         pace=pace,
         clock=clock,
         remaining_ms=lambda: 0,
-        worker="",
+        invocation="",
         rule=common.schedule_rule(settings.schedule_rule, logger),
         control=control,
         probe=ProjectionProbe(projector),

@@ -116,7 +116,7 @@ def invocation[D: IndexDeps | CheckDeps](deps: D, context: LambdaContext, **fiel
     return dataclasses.replace(
         deps,
         remaining_ms=context.get_remaining_time_in_millis,
-        worker=context.aws_request_id,
+        invocation=context.aws_request_id,
         **fields,
     )
 

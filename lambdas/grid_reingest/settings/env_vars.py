@@ -144,7 +144,8 @@ MAX_ATTEMPTS = var(
 CLAIM_LEASE_SECONDS = var(
     "CLAIM_LEASE_SECONDS",
     int,
-    "Age after which a claim is taken to belong to a dead worker; must exceed the Lambda timeout",
+    "Age after which a claim is taken to belong to an invocation that died; must exceed the "
+    "Lambda timeout",
     1200,
     ge=60,
     le=86400,

@@ -56,20 +56,20 @@ class Claims:
         self.reads = reads
 
     def claim(
-        self, sources: Sequence[Source], to_state: ProgressState, limit: int, worker: str
+        self, sources: Sequence[Source], to_state: ProgressState, limit: int, invocation: str
     ) -> list[Claim]:
-        """Take up to `limit` items from `sources` (in order) into `to_state` for `worker`.
+        """Take up to `limit` items from `sources` (in order) into `to_state` for `invocation`.
 
         Each take is a conditional write, so an item is never held by two workers.
         """
-        return list(self.claim_stream(sources, to_state, limit, worker))
+        return list(self.claim_stream(sources, to_state, limit, invocation))
 
     def claim_stream(
         self,
         sources: Sequence[Source],
         to_state: ProgressState,
         limit: int,
-        worker: str,
+        invocation: str,
         stop: Callable[[], bool] = lambda: False,
     ) -> Iterator[Claim]:
         """Like `claim`, yielding each claim as soon as it is taken.
@@ -114,7 +114,7 @@ class Claims:
                     attempt = candidates[: min(limit - taken, self.handle.max_workers)]
                     candidates = candidates[len(attempt) :]
                     for claim in self.handle.pool.map(
-                        lambda seen, s=source: self._take(seen, s, to_state, worker), attempt
+                        lambda seen, s=source: self._take(seen, s, to_state, invocation), attempt
                     ):
                         if claim is not None:
                             taken += 1
@@ -141,7 +141,7 @@ class Claims:
         return (shard, *self.reads.candidate_page(source, shard, start, limit))
 
     def _take(
-        self, seen: tuple[str, str], source: Source, to_state: ProgressState, worker: str
+        self, seen: tuple[str, str], source: Source, to_state: ProgressState, invocation: str
     ) -> Claim | None:
         image_id, seen_changed_at = seen
         names = {"#state": STATE}
@@ -151,11 +151,11 @@ class Claims:
             ":name": {"S": to_state.label},
             ":shard": {"S": state_shard(to_state, shard_of(image_id))},
             ":now": {"S": self.handle.now()},
-            ":worker": {"S": worker},
+            ":invocation": {"S": invocation},
         }
         update = (
             f"SET #state = :to, {STATE_NAME} = :name, {STATE_SHARD} = :shard, "
-            f"{CHANGED_AT} = :now, {CLAIMED_BY} = :worker"
+            f"{CHANGED_AT} = :now, {CLAIMED_BY} = :invocation"
         )
         condition = "#state = :from"
         if source.reclaim:
@@ -176,7 +176,7 @@ class Claims:
             )["Attributes"]
         except ClientError as error:
             if condition_failed(error):
-                return None  # another worker was faster, or the index was behind
+                return None  # another invocation was faster, or the index was behind
             raise
         return Claim(
             id=image_id,
@@ -242,9 +242,9 @@ class Claims:
             sets.append(f"{LAST_ERROR} = :error")
             values[":error"] = {"S": t.error[:MAX_ERROR_CHARS] or "-"}
         condition = "#state = :expected"
-        if t.worker is not None:
-            condition += f" AND {CLAIMED_BY} = :worker"
-            values[":worker"] = {"S": t.worker}
+        if t.invocation is not None:
+            condition += f" AND {CLAIMED_BY} = :invocation"
+            values[":invocation"] = {"S": t.invocation}
         update = "SET " + ", ".join(sets) + (" REMOVE " + ", ".join(removes) if removes else "")
         return updated_if(
             self.handle.client,
