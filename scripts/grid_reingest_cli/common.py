@@ -139,6 +139,18 @@ MAX_SEGMENTS = 1000  # parallel scan segments
 MAX_LEASE_SECONDS = 7 * 86400  # a claim lease: the workers' is 20 minutes
 
 
+def add_lease_option(parser: argparse.ArgumentParser, use: str, default: int) -> None:
+    """--lease-seconds: a claim older than this belongs to an invocation that died (`use`: what
+    the option is for in this command)."""
+    parser.add_argument(
+        "--lease-seconds",
+        type=int_between(1, MAX_LEASE_SECONDS),
+        default=default,
+        help=f"{use}: a claim older than this belongs to an invocation that died and may be "
+        f"reset (default {default}, the workers' CLAIM_LEASE_SECONDS)",
+    )
+
+
 def not_blank(what: str) -> Callable[[str], str]:
     """argparse type: a name that is not empty or only spaces."""
 

@@ -10,12 +10,11 @@ from grid_reingest.domain.states import ProgressState, parse_states
 from grid_reingest.settings import CLAIM_LEASE_SECONDS
 from grid_reingest_cli import groups
 from grid_reingest_cli.common import (
-    MAX_LEASE_SECONDS,
     OK,
     USAGE,
     CliError,
     add_aws_options,
-    int_between,
+    add_lease_option,
     open_table,
 )
 from grid_reingest_cli.output import confirm_typed, pipe_guard
@@ -121,12 +120,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         action="store_true",
         help="only items whose state is older than the claim lease (needed for --from 1 or 5)",
     )
-    parser.add_argument(
-        "--lease-seconds",
-        type=int_between(1, MAX_LEASE_SECONDS),
-        default=DEFAULT_LEASE_SECONDS,
-        help=f"the claim lease for --expired-only (default {DEFAULT_LEASE_SECONDS})",
-    )
+    add_lease_option(parser, "with --expired-only", DEFAULT_LEASE_SECONDS)
     parser.add_argument("--dry-run", action="store_true", help="show the counts, change nothing")
     parser.add_argument(
         "--yes",

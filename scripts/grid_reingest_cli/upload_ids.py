@@ -14,12 +14,11 @@ from grid_reingest.domain.ids import MAX_ID_CHARS
 from grid_reingest.domain.passes import Arming
 from grid_reingest.domain.states import ProgressState
 from grid_reingest_cli.common import (
-    MAX_LEASE_SECONDS,
     OK,
     USAGE,
     CliError,
     add_aws_options,
-    int_between,
+    add_lease_option,
     open_table,
 )
 from grid_reingest_cli.ids_file import (
@@ -107,13 +106,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         action="store_true",
         help="check the file and report; write nothing, call nothing",
     )
-    parser.add_argument(
-        "--lease-seconds",
-        type=int_between(1, MAX_LEASE_SECONDS),
-        default=DEFAULT_LEASE_SECONDS,
-        help="with --reset-existing: a claim older than this belongs to a dead worker and "
-        f"may be reset (default {DEFAULT_LEASE_SECONDS}, the workers' CLAIM_LEASE_SECONDS)",
-    )
+    add_lease_option(parser, "with --reset-existing", DEFAULT_LEASE_SECONDS)
     parser.add_argument(
         "--yes", action="store_true", help="do not ask before --reset-existing on PROD or many ids"
     )
