@@ -37,7 +37,7 @@ import boto3
 
 from devtools.local_lambda import FakeContext, environment
 from devtools.local_streams import StreamPoller
-from devtools.thrall_consumer import read_stream
+from devtools.thrall_consumer import StreamFollower
 from devtools.thrall_metrics import report_iterator_age
 from grid_reingest import names
 
@@ -224,6 +224,7 @@ class LocalSchedule:
             state_counts.runtime()
         endpoint = self.kinesis.meta.endpoint_url
         self.tally = StreamPoller(endpoint, self.stage.table.name, state_counts.handler)
+        self._thrall = StreamFollower(self.kinesis, self.stream)
 
     def scale(self, worker: str, containers: int) -> None:
         """Let `worker` run `containers` invocations at once in the background (its reserved
@@ -256,7 +257,7 @@ class LocalSchedule:
     def thrall(self) -> int:
         """thrall's part: index every image whose message is on the stream (media-api then
         has it) and say, now and then, that its iterator age is low; the messages read."""
-        messages = read_stream(self.kinesis, self.stream)
+        messages = self._thrall.read()
         self.grid.indexed.update(message["image"]["id"] for _, message in messages)
         if time.monotonic() - self._reported_at >= THRALL_REPORT_SECONDS:
             report_iterator_age(self.cloudwatch, self.stream, THRALL_AGE_MS)
