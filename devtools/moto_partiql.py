@@ -15,6 +15,11 @@ hand them to a mapped function it can only run in Docker, and then drop them;
 and it numbers them under a lock, where moto's own numbering lets two writes
 at once share a sequence number (a tally counting one twice under load).
 
+And it keeps no list of every model object ever made: moto appends each one
+(every item copy, stream record, shard iterator) to a list for its dashboard
+and never drops it, so a server answering a long pass grew by gigabytes and
+slowed with it.
+
     python -m devtools.moto_partiql -H 127.0.0.1 -p 5000   (moto.server's options)
 """
 
@@ -24,6 +29,7 @@ import sys
 import threading
 from typing import Any
 
+from moto.core.common_models import BaseModel
 from moto.dynamodb.exceptions import DynamodbException
 from moto.dynamodb.models import DynamoDBBackend
 from moto.dynamodb.models.dynamo_type import DynamoType
@@ -77,10 +83,16 @@ def _keep_stream_record(self: StreamShard, old: Any, new: Any) -> None:
         self.items.append(StreamRecord(self.table, view, name, old, new, sequence))
 
 
+def _untracked(cls: type[BaseModel], *args: Any, **kwargs: Any) -> BaseModel:
+    """moto's BaseModel.__new__ without adding the object to the dashboard's list."""
+    return super(BaseModel, cls).__new__(cls)
+
+
 def install() -> None:
-    """Answer INSERTs the DynamoDB way, and keep stream records on their stream, in this
-    process's moto backends."""
+    """Answer INSERTs the DynamoDB way, keep stream records on their stream, and keep no model
+    object past its use, in this process's moto backends."""
     StreamShard.add = _keep_stream_record  # type: ignore[method-assign]
+    BaseModel.__new__ = _untracked  # type: ignore[method-assign, assignment]
     moto_own = DynamoDBBackend.batch_execute_statement
     if getattr(moto_own, "answers_inserts", False):
         return

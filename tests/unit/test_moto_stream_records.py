@@ -10,7 +10,7 @@ from types import SimpleNamespace
 import pytest
 from moto.dynamodb.models.dynamo_type import DynamoType, Item
 
-from devtools.moto_partiql import _keep_stream_record
+from devtools.moto_partiql import _keep_stream_record, _untracked
 
 WRITERS = 8
 WRITES = 300
@@ -48,3 +48,14 @@ def test_writes_at_once_never_share_a_sequence_number(busy_switching):
     numbers = [int(r.record["dynamodb"]["SequenceNumber"]) for r in shard.items]
     # Each record's number is its place on the shard (what reading after one relies on)
     assert numbers == list(range(1000, 1000 + WRITERS * WRITES))
+
+
+def test_model_objects_are_made_without_being_kept_for_moto_dashboard():
+    # moto keeps every model object it makes in a list, for ever: a long local pass grew by
+    # gigabytes. The emulator's entry point makes them without that.
+    kept = len(Item.instances_tracked)
+    made = _untracked(Item)
+    assert isinstance(made, Item)
+    assert len(Item.instances_tracked) == kept
+    Item.__new__(Item)  # moto's own: kept
+    assert len(Item.instances_tracked) == kept + 1
