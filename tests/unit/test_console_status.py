@@ -141,7 +141,7 @@ def deployed(**knobs) -> plan.Deployed:
         lambda_projector=True,
         knobs=Knobs(**knobs),
         warm_writes_per_s=None,
-        upload_workers=16,
+        upload_parallel=16,
     )
 
 
@@ -208,7 +208,7 @@ def test_plan_times_the_upload_by_what_limits_it():
     warm = plan.estimate(40_000_000, replace(deployed(), warm_writes_per_s=40_000), 2.0)
     assert warm.upload_set_by.startswith("botocore's CPU")
     assert warm.upload_seconds == pytest.approx(40_000_000 / 13_000)
-    few = plan.estimate(40_000_000, replace(deployed(), upload_workers=2), 2.0)
+    few = plan.estimate(40_000_000, replace(deployed(), upload_parallel=2), 2.0)
     assert few.upload_set_by.startswith("2 batches of 100 in flight")
     # a file the table takes in its first second goes at the client's rate
     small = plan.estimate(2_000, deployed(), 2.0)

@@ -143,7 +143,7 @@ def step_fresh(  # noqa: PLR0911
 
 def _cut(view: View, s: ThrallState, now: float, t: Tuning) -> None:
     """Cut the ceiling under thrall's rate as counted; where it cannot be counted, under
-    the rate given, less what the age gained. No cut goes deeper than `stop_cut` of the
+    the rate given, less what the age gained. No cut goes deeper than `fresh_cut_floor` of the
     ceiling: a bad count costs little, a real flood takes two cuts."""
     cap = s.rate_cap
     rate = _taken(view, s, now, t)
@@ -156,7 +156,7 @@ def _cut(view: View, s: ThrallState, now: float, t: Tuning) -> None:
         s.thrall_rate = rate
     cut = rate * t.drain_share
     if cap is not None:
-        cut = min(cap, max(cut, cap * t.stop_cut))
+        cut = min(cap, max(cut, cap * t.fresh_cut_floor))
     s.rate_cap = max(1.0, cut)
 
 

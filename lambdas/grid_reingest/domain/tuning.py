@@ -58,7 +58,9 @@ class Tuning:
     high_age_share: float = 0.4  # rising above this share: a deep cut (24 s)
     rate_cut: float = 0.9  # the most a cut keeps when the age rises past the low mark
     deep_cut: float = 0.75  # ... past the high mark
-    stop_cut: float = 0.75  # ... above the threshold, or on checkpoints (no cut deeper)
+    stop_cut: float = 0.75  # ... above the threshold (CloudWatch)
+    # On checkpoints, the least a cut keeps of the ceiling: a bad count costs little.
+    fresh_cut_floor: float = 0.75
     deepest_cut: float = 0.3  # no single cut on CloudWatch's slope keeps less than this
     drain_share: float = 0.9  # share of thrall's estimated rate fed so that a backlog drains
     rate_step: float = 0.005  # ceiling + this share a decision beyond thrall's rate (CloudWatch)
