@@ -80,7 +80,8 @@ def report(found: dict[str, dict[str, Any]], took: float, seeds: int, dep: Deplo
   from the start (ceiling {dep.check_in_flight}), thrall's checkpoints read.
   **seed_best** is the seed's one-batch policy at the best batch size (in brackets:
   its share of the nominal capacity) of 50–100% in steps of 5%, swept on the first
-  seed; **today** the one-batch design with PROD's earlier values (500 ids every 5
+  seed from the top down until the share has fallen on two successive sizings;
+  **today** the one-batch design with PROD's earlier values (500 ids every 5
   minutes, 32 at once, two invocations). Both check after indexing has finished.
 - **Throughput share**: images verified a minute over the whole pass (until the
   last image is verified or failed, batch-check included) ÷ min(Grid, thrall,
