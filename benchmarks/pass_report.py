@@ -33,7 +33,8 @@ def rows(found: dict[str, dict[str, Any]]) -> list[list[object]]:
             costs = {k: statistics.median(r["cost"][k] for r in runs) for k in runs[0]["cost"]}
             name = policy if policy != "ours" else "**ours**"
             if policy == "seed_best":
-                name += f" ({runs[0]['share']:.0%})"
+                swept = entry.get("sizings") or [runs[0]["share"]]
+                name += f" ({runs[0]['share']:.0%} of {max(swept):.0%}–{min(swept):.0%})"
             recovery = m["recovery_minutes"]
             out.append(
                 [
@@ -79,8 +80,10 @@ def report(found: dict[str, dict[str, Any]], took: float, seeds: int, dep: Deplo
   (`gridConcurrency`, `imageProjection.reservedConcurrency`), batch-check beside it
   from the start (ceiling {dep.check_in_flight}), thrall's checkpoints read.
   **seed_best** is the seed's one-batch policy at the best batch size (in brackets:
-  its share of the nominal capacity) of 50–100% in steps of 5%, swept on the first
-  seed; **today** the one-batch design with PROD's earlier values (500 ids every 5
+  its share of the nominal capacity, and the sizings swept) of 50–100% in steps of
+  5%, swept on the first seed from the top down until the share has fallen on two
+  successive sizings;
+  **today** the one-batch design with PROD's earlier values (500 ids every 5
   minutes, 32 at once, two invocations). Both check after indexing has finished.
 - **Throughput share**: images verified a minute over the whole pass (until the
   last image is verified or failed, batch-check included) ÷ min(Grid, thrall,

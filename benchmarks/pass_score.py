@@ -14,7 +14,8 @@ from devtools.sim_scenario import Scenario
 from devtools.sim_world import PassResult
 
 MINUTE = 60.0
-# Throughput counts as recovered once a minute's published images reach this share of nominal.
+# Throughput counts as recovered once a minute's published images reach this share of the
+# capacity in force.
 RECOVERED_SHARE = 0.8
 # The recovery is looked for in steps of this many seconds.
 RECOVERY_STEP_SECONDS = 5.0
@@ -72,20 +73,33 @@ def paused_spans(scenario: Scenario) -> list[tuple[float, float]]:
 
 
 def recovery(result: PassResult) -> float | None:
-    """Minutes from the end of the scenario's last disturbance until a minute's published images
-    reach 80% of nominal (the rest of the index part when they never do); None without a
-    disturbance, or when the index part ended before it did."""
-    start = result.scenario.disturbed_until
-    if start is None or start >= result.index_seconds:
-        return None
-    wanted = RECOVERED_SHARE * result.scenario.capacity_per_minute
+    """The slowest recovery of the pass, in minutes: from each disturbance inside the index
+    part (a capacity change, a burst's end) until a minute's published images reach 80%
+    of the capacity then in force; a window that ends (the next disturbance, the end of
+    the index part) before they do counts whole. A change to no capacity (a pause) is
+    not measured: its end is; nor is a window shorter than a minute. None: no disturbance
+    measured."""
+    scenario = result.scenario
+    end = result.index_seconds
+    starts = [d for d in scenario.disturbances if d < end]
     times = sorted(result.publish_times)
-    t = start
-    while t + MINUTE <= result.index_seconds:
-        if bisect.bisect_left(times, t + MINUTE) - bisect.bisect_left(times, t) >= wanted:
-            return round((t - start) / MINUTE, 1)
-        t += RECOVERY_STEP_SECONDS
-    return round((result.index_seconds - start) / MINUTE, 1)
+    slowest = None
+    for k, start in enumerate(starts):
+        if scenario.capacity_at(start) <= 0:
+            continue
+        until = starts[k + 1] if k + 1 < len(starts) else end
+        if until - start < MINUTE:
+            continue  # no whole minute to judge by
+        minutes = (until - start) / MINUTE
+        t = start
+        while t + MINUTE <= until:
+            wanted = RECOVERED_SHARE * scenario.capacity_at(t)
+            if bisect.bisect_left(times, t + MINUTE) - bisect.bisect_left(times, t) >= wanted:
+                minutes = (t - start) / MINUTE
+                break
+            t += RECOVERY_STEP_SECONDS
+        slowest = minutes if slowest is None else max(slowest, minutes)
+    return None if slowest is None else round(slowest, 1)
 
 
 def median_of(runs: list[dict[str, Any]]) -> dict[str, Any]:

@@ -7,8 +7,9 @@ table on simulated time against a simulated Grid, thrall, stream and Lambda
 
 - ours: both workers as PROD's cdk.json deploys them, started together;
 - seed_best: the seed's one-batch policy at the best of batch sizes from 50% to
-  100% of the nominal capacity in steps of 5% (swept on the first seed; the
-  winning sizing is reused on the others);
+  100% of the nominal capacity in steps of 5% (swept on the first seed from the
+  top down, until the share has fallen on two successive sizings; the winning
+  sizing is reused on the others);
 - today: the one-batch design with PROD's earlier values.
 
     python -m benchmarks pass                       every built-in scenario; a table
@@ -21,7 +22,7 @@ table on simulated time against a simulated Grid, thrall, stream and Lambda
 from __future__ import annotations
 
 import argparse
-import contextlib
+import itertools
 import json
 import os
 import sys
@@ -46,7 +47,11 @@ SCENARIOS = Path(__file__).resolve().parent / "scenarios"
 CDK_JSON = Path(__file__).resolve().parents[1] / "cdk.json"
 # seed_best's sizings: shares of the nominal capacity, 50% to 100% in steps of 5%.
 SIZINGS = tuple(round(0.5 + 0.05 * k, 2) for k in range(11))
+# The sweep stops once the share has fallen on this many successive sizings (Sweep).
+SWEEP_FALLS = 2
 POLICIES = ("ours", "seed_best", "today")
+# A scaled pass lasts at least this long past its first disturbance (at nominal capacity).
+SCALED_PAST_DISTURBANCE_MINUTES = 10.0
 # Pools started at most, should a simulation process die.
 POOL_TRIES = 3
 USAGE_ERROR = 2
@@ -112,78 +117,188 @@ def run_one(job: tuple[str, int, str, float | None, float]) -> dict[str, Any]:
 
 
 def scaled(scenario: Scenario, scale: float) -> Scenario:
-    """`scenario` with fewer images (a quick run); its timeline is kept."""
+    """`scenario` with fewer images (a quick run); its timeline is kept. A scenario whose
+    capacity changes keeps the images to last, at its nominal capacity, until
+    `SCALED_PAST_DISTURBANCE_MINUTES` after its first disturbance (the whole file at
+    most): a quick run still measures a recovery."""
     if scale == 1.0:
         return scenario
     from dataclasses import replace
 
-    return replace(scenario, images=max(200, int(scenario.images * scale)))
+    images = max(200, int(scenario.images * scale))
+    if scenario.disturbances:
+        lasting = scenario.disturbances[0] / 60 + SCALED_PAST_DISTURBANCE_MINUTES
+        images = max(images, min(scenario.images, int(lasting * scenario.capacity_per_minute)))
+    return replace(scenario, images=images)
 
 
 # -- many passes --------------------------------------------------------------------------
 
 
-def run_jobs(jobs: list[tuple], workers: int | None) -> list[dict[str, Any]]:
-    """Every job in a pool of processes; a pool whose process dies is started again."""
-    done: dict[tuple, dict[str, Any]] = {}
-    pending = list(jobs)
-    for _ in range(POOL_TRIES):
-        with ProcessPoolExecutor(workers or min(2, os.cpu_count() or 1)) as pool:
-            futures = {pool.submit(run_one, job): job for job in pending}
-            for future in as_completed(futures):
-                with contextlib.suppress(BrokenProcessPool):
-                    done[futures[future]] = future.result()
-        pending = [job for job in jobs if job not in done]
-        if not pending:
-            return [done[job] for job in jobs]
-        print(f"re-running {len(pending)} passes after a process died", file=sys.stderr)
-    raise RuntimeError(f"simulation processes kept dying; passes not run: {pending}")
+def swept_enough(shares: list[float]) -> bool:
+    """Whether a sweep from the top sizing down may stop: the share fell on the last two
+    sizings (`shares` in the order run). Below the sizing where the seed's batches
+    first fit their minute, a batch a tick carries fewer images the smaller it is, so
+    the share only falls further (docs/throughput.md, "Policies")."""
+    return len(shares) >= SWEEP_FALLS + 1 and all(
+        later < earlier for earlier, later in itertools.pairwise(shares[-SWEEP_FALLS - 1 :])
+    )
+
+
+class Sweep:
+    """seed_best's sizings for one scenario, from the top down, until `swept_enough`."""
+
+    def __init__(self, path: str, seed_value: int, scale: float) -> None:
+        self.path, self.seed, self.scale = path, seed_value, scale
+        self.results: dict[float, dict[str, Any]] = {}
+        self.submitted = 0  # sizings handed out, from the top
+
+    def order(self) -> list[float]:
+        """The sizings, from the top down."""
+        return sorted(SIZINGS, reverse=True)
+
+    def run(self) -> list[dict[str, Any]]:
+        """The sizings that count, from the top: up to where the sweep may stop (one run
+        ahead of that point does not count, so the winner does not depend on timing)."""
+        counted: list[dict[str, Any]] = []
+        for sizing in self.order():
+            if sizing not in self.results:
+                return counted
+            counted.append(self.results[sizing])
+            if swept_enough([r["m"]["throughput_share"] for r in counted]):
+                return counted
+        return counted
+
+    @property
+    def over(self) -> bool:
+        """Every sizing that counts has run."""
+        counted = self.run()
+        return len(counted) == len(SIZINGS) or swept_enough(
+            [r["m"]["throughput_share"] for r in counted]
+        )
+
+    def next_job(self) -> tuple | None:
+        """The next sizing down, if the sweep may still need it."""
+        if self.over or self.submitted >= len(SIZINGS):
+            return None
+        sizing = self.order()[self.submitted]
+        self.submitted += 1
+        return (self.path, self.seed, "seed_best", sizing, self.scale)
+
+    def best(self) -> dict[str, Any]:
+        """The winner: the highest share, then the least time over the threshold."""
+        return max(
+            self.run(),
+            key=lambda r: (r["m"]["throughput_share"], -r["m"]["over_threshold_share"]),
+        )
 
 
 def run_scenarios(
     paths: list[Path], seeds: int, scale: float = 1.0, workers: int | None = None
 ) -> dict[str, dict[str, Any]]:
-    """Each scenario under each policy and seed: seed_best's sizing swept on the first seed."""
+    """Each scenario under each policy and seed: seed_best's sizing swept on the first seed,
+    from the top down (`Sweep`), the winner then run on the other seeds.
+
+    The passes share one pool: a sweep's next sizing goes first whenever a process is
+    free, the policies' passes fill the rest (the longest first, so the processes end
+    together)."""
     loaded = {str(p): load_scenario(p) for p in paths}
     seed_values = {path: [s.seed + k for k in range(seeds)] for path, s in loaded.items()}
-    sweep = [
-        (path, values[0], "seed_best", share, scale)
-        for path, values in seed_values.items()
-        for share in SIZINGS
-    ]
-    jobs = sweep + [
+    sweeps = {path: Sweep(path, values[0], scale) for path, values in seed_values.items()}
+    others = [
         (path, value, policy, None, scale)
         for path, values in seed_values.items()
         for value in values
         for policy in ("ours", "today")
     ]
-    # The longest passes first: the processes end together.
-    jobs.sort(key=lambda job: -loaded[job[0]].images / loaded[job[0]].capacity_per_minute)
-    runs = run_jobs(jobs, workers)
-    best = {}
-    for path in loaded:
-        swept = [r for r in runs if r["path"] == path and r["policy"] == "seed_best"]
-        best[path] = max(
-            swept,
-            key=lambda r: (r["m"]["throughput_share"], -r["m"]["over_threshold_share"]),
-        )
-    more = [
-        (path, value, "seed_best", best[path]["share"], scale)
-        for path, values in seed_values.items()
-        for value in values[1:]
-    ]
-    runs += run_jobs(more, workers) if more else []
+    others.sort(key=lambda job: -loaded[job[0]].images / loaded[job[0]].capacity_per_minute)
+    runs = run_pool(sweeps, others, seed_values, workers or min(2, os.cpu_count() or 1))
     out = {}
     for path, scenario in loaded.items():
         mine = [r for r in runs if r["path"] == path]
+        best = sweeps[path].best()
         by_policy = {
             "ours": [r for r in mine if r["policy"] == "ours"],
             "today": [r for r in mine if r["policy"] == "today"],
-            "seed_best": [best[path]]
+            "seed_best": [best]
             + [r for r in mine if r["policy"] == "seed_best" and r["seed"] != seed_values[path][0]],
         }
-        out[path] = {"scenario": scenario, "seeds": seed_values[path], "runs": by_policy}
+        out[path] = {
+            "scenario": scenario,
+            "seeds": seed_values[path],
+            "runs": by_policy,
+            "sizings": [r["share"] for r in sweeps[path].run()],
+        }
     return out
+
+
+def run_pool(
+    sweeps: dict[str, Sweep],
+    others: list[tuple],
+    seed_values: dict[str, list[int]],
+    workers: int,
+) -> list[dict[str, Any]]:
+    """The sweeps, their winners on the other seeds and `others`, `workers` passes at a time;
+    a pool whose process dies is started again with the passes that had not finished."""
+    done: dict[tuple, dict[str, Any]] = {}
+    queued = list(others)
+    followed: set[str] = set()  # sweeps whose winner is queued for the other seeds
+    for _ in range(POOL_TRIES):
+        running: dict[Any, tuple] = {}
+        with ProcessPoolExecutor(workers) as pool:
+            while True:
+                while len(running) < workers:
+                    job = next_job(sweeps, queued, running)
+                    if job is None:
+                        break
+                    running[pool.submit(run_one, job)] = job
+                if not running:
+                    return list(done.values())
+                finished = next(as_completed(running))
+                try:
+                    result = finished.result()
+                except BrokenProcessPool:
+                    break
+                job = running.pop(finished)
+                done[job] = result
+                path = job[0]
+                sweep = sweeps[path]
+                if is_sweep(job, sweeps):
+                    sweep.results[job[3]] = result
+                    if sweep.over and path not in followed:
+                        followed.add(path)
+                        winner = sweep.best()["share"]
+                        queued[:0] = [
+                            (path, v, "seed_best", winner, job[4]) for v in seed_values[path][1:]
+                        ]
+        queued[:0] = list(running.values())
+        print(f"re-running {len(running)} passes after a process died", file=sys.stderr)
+    raise RuntimeError(f"simulation processes kept dying; passes not run: {queued}")
+
+
+def is_sweep(job: tuple, sweeps: dict[str, Sweep]) -> bool:
+    """Whether `job` is one of a sweep's sizings (not the winner on another seed)."""
+    return job[2] == "seed_best" and job[1] == sweeps[job[0]].seed
+
+
+def next_job(
+    sweeps: dict[str, Sweep], queued: list[tuple], running: dict[Any, tuple]
+) -> tuple | None:
+    """A sweep's next sizing first (a sweep one pass at a time while other passes wait; one
+    ahead when nothing else would run), else the next queued pass."""
+    busy = {job[0] for job in running.values() if is_sweep(job, sweeps)}
+    for path, sweep in sweeps.items():
+        if path not in busy:
+            job = sweep.next_job()
+            if job is not None:
+                return job
+    if queued:
+        return queued.pop(0)
+    for sweep in sweeps.values():
+        job = sweep.next_job()
+        if job is not None:
+            return job
+    return None
 
 
 def scenario_json(found: dict[str, Any]) -> dict[str, Any]:
@@ -192,6 +307,7 @@ def scenario_json(found: dict[str, Any]) -> dict[str, Any]:
     runs = found["runs"]
     median = {policy: median_of([r["m"] for r in runs[policy]]) for policy in POLICIES}
     median["seed_best"]["sizing"] = runs["seed_best"][0]["share"]
+    median["seed_best"]["sizings_run"] = found["sizings"]
     return {
         "scenario": scenario.name,
         "capacity_per_minute": round(scenario.capacity_per_minute, 1),

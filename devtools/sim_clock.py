@@ -10,10 +10,11 @@ takes, and the worker's own CPU time costs no simulated time — what a
 scaled real-time clock cannot give on a loaded machine.
 
 **Repeatable.** Wake-ups are taken one at a time, in order of time and then
-of a key (the sleeping thread's name, or the key a simulated service gives:
-an image id), and the world settles after each before the next: what one
-wake-up sets off is over before the next begins, so the order of events does
-not depend on how the machine schedules the threads. Simulated services
+of a key (the sleeping thread's name after the names of the threads that
+started it, or the key a simulated service gives: an image id), and the
+world settles after each before the next: what one wake-up sets off is over
+before the next begins, so the order of events does not depend on how the
+machine schedules the threads. Simulated services
 draw their randomness per key (devtools/sim_random.py) and do their work
 after a sleep, never before it, for the same reason.
 
@@ -51,8 +52,11 @@ _THREADING_FILE = threading.__file__
 _FUTURES_FILE = futures_thread.__file__
 _READ_AHEAD_FILE = read_ahead_module.__file__
 # Consecutive identical all-blocked readings before time moves: a thread just
-# notified gets that long to show it runs (more: steadier under load, slower).
-SETTLED_CHECKS = 3
+# notified gets that long to show it runs (more: steadier under load, slower). A
+# notify, a submit or a start between two readings is counted (`watching`), and a
+# thread notified is seen as running at once: two more readings, a pause apart, leave
+# only a thread the reading cannot tell from a blocked one (none is known).
+SETTLED_CHECKS = 2
 # Real seconds a simulation may go without any thread blocking before it is
 # declared stuck (a worker spinning, or a wait the scheduler cannot see).
 STUCK_AFTER_SECONDS = 120.0
@@ -93,11 +97,12 @@ class VirtualClock:
 
     def sleep(self, seconds: float, key: str | None = None) -> None:
         """Block until simulated time has moved on by `seconds`. Sleepers that wake at the
-        same instant wake in order of `key` (default: the thread's name)."""
+        same instant wake in order of `key` (default: `thread_key`, the thread's name
+        after those of the threads that started it)."""
         if seconds <= 0:
             return
         wake = threading.Event()
-        order = key if key is not None else threading.current_thread().name
+        order = key if key is not None else thread_key(threading.current_thread())
         with self._lock:
             heapq.heappush(
                 self._timers, (self._round(self._t + seconds), order, next(self._seq), wake, False)
@@ -235,6 +240,7 @@ def watching() -> Iterator[None]:
 
     def counted_start(self):
         _ACTIVITY[0] += 1
+        self._sim_key = f"{thread_key(threading.current_thread())}/{self.name}"
         return start(self)
 
     threading.Condition.notify = counted_notify  # type: ignore[method-assign]
@@ -246,6 +252,15 @@ def watching() -> Iterator[None]:
         threading.Condition.notify = notify  # type: ignore[method-assign]
         futures_thread.ThreadPoolExecutor.submit = submit  # type: ignore[method-assign]
         threading.Thread.start = start  # type: ignore[method-assign]
+
+
+def thread_key(thread: threading.Thread) -> str:
+    """A thread's name after those of the threads that started it (while `watching()`): unique
+    in a pass where names are not (each invocation's pool names its threads `work_0`, ...),
+    and the same in every run, so that sleepers of one instant wake in the same order
+    whichever thread pushed its wake-up first, and whatever threads the process ran
+    before."""
+    return getattr(thread, "_sim_key", thread.name)
 
 
 def _closing_read_ahead(frame) -> bool:
@@ -339,7 +354,10 @@ def _is_blocked(frame, idle: dict[int, list]) -> bool:  # noqa: PLR0911 (one cas
         # A worker that has just taken a task still shows the `get`: the pool's idle count
         # (released before each `get`, taken by a submit) says how many really wait.
         executor = locals_["executor_reference"]()
-        if executor is not None:
-            idle.setdefault(id(executor), [executor._idle_semaphore._value, 0])[1] += 1
+        if executor is None or executor._shutdown:
+            # A pool shut down (or let go): its workers take the None it queued, hand the
+            # next one its None (a put no reading counts) and end: running, not waiting.
+            return False
+        idle.setdefault(id(executor), [executor._idle_semaphore._value, 0])[1] += 1
         return True
     return False

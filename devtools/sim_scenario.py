@@ -148,14 +148,35 @@ class Scenario:
         return min(self.grid_per_minute, self.thrall_per_minute, self.kinesis_per_minute)
 
     @property
-    def disturbed_until(self) -> float | None:
-        """Seconds from the start when the last change, background load or error burst
-        ends (recovery is measured from there); None: capacity never changes."""
-        ends = [c.at_minute for c in self.grid.changes]
-        ends += [b.to_minute for b in self.grid.background]
-        ends += [e.to_minute for e in self.grid.errors]
-        ends += [c.at_minute for c in self.thrall.changes]
-        return max(ends) * 60 if ends else None
+    def disturbances(self) -> list[float]:
+        """Seconds from the start at which capacity changes or an error burst ends, in order
+        (recovery is measured from each): slot changes, background load starting or
+        ending, thrall's rate changing, a burst's end."""
+        minutes = {c.at_minute for c in self.grid.changes}
+        minutes |= {b.from_minute for b in self.grid.background}
+        minutes |= {b.to_minute for b in self.grid.background}
+        minutes |= {e.to_minute for e in self.grid.errors}
+        minutes |= {c.at_minute for c in self.thrall.changes}
+        return sorted(m * 60 for m in minutes)
+
+    def capacity_at(self, seconds: float) -> float:
+        """The capacity in force at `seconds` (images a minute): as `capacity_per_minute`,
+        with the slots, background load and thrall's rate of that moment."""
+        minute = seconds / 60
+        slots = self.grid.slots
+        for change in sorted(self.grid.changes, key=lambda c: c.at_minute):
+            if change.at_minute <= minute:
+                slots = change.slots
+        slots -= sum(
+            b.slots_used for b in self.grid.background if b.from_minute <= minute < b.to_minute
+        )
+        rate = self.thrall.per_minute
+        for thrall_change in sorted(self.thrall.changes, key=lambda c: c.at_minute):
+            if thrall_change.at_minute <= minute:
+                rate = thrall_change.per_minute
+        grid = max(0, slots) * 60 / self.grid.service_seconds
+        thrall = max(0.0, rate - self.thrall.other_records_per_minute)
+        return min(grid, thrall, self.kinesis_per_minute)
 
     @property
     def capacity_changes(self) -> bool:

@@ -1,11 +1,13 @@
 """The pace controller as pure code: speeds up with headroom, backs off, obeys the knobs."""
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from grid_reingest.domain.control import Knobs
 from grid_reingest.domain.controller import Controller, Signals, Tuning
+from grid_reingest.domain.grid_limit import GridLimit, GridSample
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 TUNING = Tuning(max_limit=32, max_iterator_age_ms=60_000)
@@ -350,3 +352,23 @@ def test_controller_checkpoints_low_and_steady_raise_the_rate_after_a_cut():
         state = controller.step(state, fresh(n + k, 0.0, 0.0, published=70), Knobs())
     # Then the rate has risen again
     assert state.rate_per_minute > cut
+
+
+def test_grid_loop_an_overload_that_ends_a_probe_puts_the_next_probe_a_period_off():
+    # Given a Grid loop in the middle of a latency probe
+    loop = GridLimit(TUNING)
+    probing = replace(
+        loop.fresh(),
+        limit=16.0,
+        grown=True,
+        resume_limit=20.0,
+        probe_until=1_030.0,
+        probe_from=1_015.0,
+        probed_at=700.0,
+    )
+    # When a decision brings overload answers
+    cut, reason = loop.step(probing, GridSample(1_010.0, 20, 5, (2_000.0,) * 15, 15.0), 128.0)
+    # Then the probe ends with a cut, and the next probe is a probe period from now
+    assert "overload" in reason and cut.probe_until == 0.0
+    assert cut.limit == pytest.approx(16.0 * TUNING.backoff)
+    assert cut.probed_at == 1_010.0

@@ -17,7 +17,7 @@ from benchmarks import pass_sim
 from benchmarks.pass_score import score
 from devtools.sim_policies import ours
 from devtools.sim_scenario import ScenarioError, load_scenario, parse_scenario
-from devtools.sim_world import World
+from devtools.sim_world import PassResult, World
 from grid_reingest.domain.states import ProgressState as S
 
 from .test_pass_sim import DEPLOYMENT, SMALL
@@ -132,3 +132,75 @@ def test_batch_check_runs_beside_batch_index_and_verifies_each_image_exactly_onc
     last_enqueued = max(t for t, _, state in applied if state is S.ENQUEUED)
     first_verified = min(t for t, _, state in applied if state is S.VERIFIED)
     assert first_verified < last_enqueued
+
+
+# -- the sweep, the recovery and quick runs --------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("shares", "stops"),
+    [
+        ([0.60, 0.70, 0.80], False),  # still rising from the top: the best may be lower
+        ([0.60, 0.80, 0.75], False),  # fell once
+        ([0.60, 0.80, 0.75, 0.70], True),  # fell twice running
+        ([0.80, 0.75, 0.75, 0.70], False),  # a level step is no fall
+    ],
+)
+def test_seed_best_s_sweep_stops_once_the_share_has_fallen_on_two_successive_sizings(shares, stops):
+    assert pass_sim.swept_enough(shares) is stops
+
+
+def result_with(scenario, publish_times, index_seconds):
+    """A pass that published at `publish_times` and whose index part ended at `index_seconds`."""
+    zero = ("index_gb_seconds", "check_gb_seconds", "idle_gb_seconds", "projection_seconds")
+    counts = ("charged", "invocations", "failed_invocations", "throttled_ticks", "steps")
+    return PassResult(
+        scenario,
+        1,
+        True,
+        index_seconds,
+        index_seconds,
+        len(publish_times),
+        len(publish_times),
+        ages=[],
+        publish_times=publish_times,
+        answers={},
+        kinesis_rejected=0,
+        **dict.fromkeys(zero, 0.0),
+        **dict.fromkeys(counts, 0),
+    )
+
+
+def test_recovery_is_the_slowest_return_to_the_capacity_in_force_after_each_change():
+    # Given a Grid of 10 slots x 1 s (600/min) that drops to 5 slots at minute 10 and
+    # comes back at minute 20, and a pass publishing 600/min, 300/min from minute 12
+    # (two minutes to follow the drop) and 600/min again from minute 23 (three minutes)
+    scenario = parse_scenario(
+        {
+            "grid": {
+                "slots": 10,
+                "service_seconds": 1.0,
+                "changes": [{"at_minute": 10, "slots": 5}, {"at_minute": 20, "slots": 10}],
+            },
+            "thrall": {"per_minute": 6000},
+        }
+    )
+    rates = [(0, 10, 600), (10, 12, 100), (12, 20, 300), (20, 23, 300), (23, 30, 600)]
+    times = [a * 60 + k * 60 / rate for a, b, rate in rates for k in range(int((b - a) * rate))]
+    # When it is scored
+    m = score(result_with(scenario, times, 30 * 60), DEPLOYMENT.threshold_ms)
+    # Then the recovery is the slower of the two: the first minute at 80% of 600/min
+    # begins 2.7 minutes after the return (the drop's took 1.7)
+    assert m["recovery_minutes"] == 2.7
+
+
+def test_a_quick_run_of_a_file_whose_capacity_changes_still_reaches_the_change():
+    # Given a file whose Grid drops at minute 8 (600/min nominal, 16,000 images)
+    scenario = load_scenario(pass_sim.SCENARIOS / "tuning-capacity-drop.json")
+    # When it is shrunk to a tenth
+    quick = pass_sim.scaled(scenario, 0.1)
+    # Then the pass has the images to last 10 minutes past the drop at nominal capacity
+    assert quick.images == 18 * 600
+    # and a file whose capacity never changes is shrunk as asked
+    steady = load_scenario(pass_sim.SCENARIOS / "tuning-grid-2s.json")
+    assert pass_sim.scaled(steady, 0.1).images == steady.images // 10

@@ -69,7 +69,10 @@ class GridLimit:
             if holding:
                 return state, f"overload: {sample.overloaded} of {sample.finished}; holding the cut"
             cut = max(t.min_limit, limit * t.backoff)
-            state = replace(state, probe_until=0.0)  # no probe measures an overloaded Grid
+            if state.probe_until:
+                # No probe measures an overloaded Grid: this one ends, and the next comes a
+                # probe period later (not at once, from the cut probe's lower limit).
+                state = replace(state, probe_until=0.0, probed_at=sample.now)
             return self._cut(state, cut, sample), (
                 f"overload: {sample.overloaded} of {sample.finished} answers; limit cut"
             )
