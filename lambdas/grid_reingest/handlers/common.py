@@ -111,8 +111,8 @@ def charged[T](passes: PassStore | None, memory_mb: int, run: Callable[[], T]) -
 
 
 def invocation[D: IndexDeps | CheckDeps](deps: D, context: LambdaContext, **fields: Any) -> D:
-    """A worker's deps for one invocation: the runtime's, with this invocation's id as the
-    worker, its remaining time, and `fields`."""
+    """A worker's deps for one invocation: the runtime's, with this invocation's id, its
+    remaining time, and `fields`."""
     return dataclasses.replace(
         deps,
         remaining_ms=context.get_remaining_time_in_millis,
@@ -130,15 +130,17 @@ def run_scheduled(
     **extra: Any,
 ) -> dict[str, Any]:
     """One scheduled invocation of a worker: `run`, its Lambda time charged to the running
-    pass, its summary logged and added as metrics (with `extra`)."""
+    pass, its summary logged as one line and added as metrics (with `extra`). A flow that
+    fails loudly carries its summary (`error.summary`): it is reported too, then raised."""
     logger, metrics = telemetry
-    return run_and_report(
-        service,
-        logger,
-        metrics,
-        lambda: charged(passes, context.memory_limit_in_mb, run),
-        **extra,
-    )
+    try:
+        summary = charged(passes, context.memory_limit_in_mb, run)
+    except Exception as error:
+        failed: Summary | None = getattr(error, "summary", None)
+        if failed is not None:
+            report(service, logger, metrics, failed, error=str(error), **extra)
+        raise
+    return report(service, logger, metrics, summary, **extra)
 
 
 def schedule_rule(rule: str | None, logger: Logger) -> ScheduleRule | None:
@@ -148,25 +150,6 @@ def schedule_rule(rule: str | None, logger: Logger) -> ScheduleRule | None:
     return ScheduleRule(
         rule, lambda: make_client("events"), lambda what: logger.info(what, extra={"rule": rule})
     )
-
-
-def run_and_report(
-    service: str,
-    logger: Logger,
-    metrics: Metrics,
-    run: Callable[[], Summary],
-    **extra: Any,
-) -> dict[str, Any]:
-    """Run a flow; log its summary as one line and add it as metrics. A flow that fails loudly
-    carries its summary (`error.summary`): it is reported too, then the error is raised."""
-    try:
-        summary = run()
-    except Exception as error:
-        failed: Summary | None = getattr(error, "summary", None)
-        if failed is not None:
-            report(service, logger, metrics, failed, error=str(error), **extra)
-        raise
-    return report(service, logger, metrics, summary, **extra)
 
 
 def report(
