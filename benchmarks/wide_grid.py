@@ -28,6 +28,7 @@ import contextlib
 import io
 import json
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -41,6 +42,7 @@ from devtools.local_lambda import environment
 from devtools.local_stage import local_stage
 from devtools.servers import aws_environment, moto_server
 from devtools.testing import grid_id
+from grid_reingest import settings
 from grid_reingest.domain.states import ProgressState as S
 from infra.config import load_stage_config
 
@@ -75,9 +77,11 @@ def prod_environment() -> tuple[dict[str, str], int]:
         "CHECK_MAX_IN_FLIGHT": str(config.batch_check.max_in_flight or 1),
         "MAX_ITERATOR_AGE_MS": str(config.max_iterator_age_ms),
         "PROJECTION_TIMEOUT_SECONDS": str(config.projection_timeout_seconds),
-        # The stage's defaults, which worker_environments shortens for tests.
-        "RECORD_BUDGET_SECONDS": "120",
-        "CHECK_STOP_MARGIN_SECONDS": "150",
+        # The variables' own defaults, which worker_environments shortens for tests.
+        **{
+            var.name: str(var.default)
+            for var in (settings.RECORD_BUDGET_SECONDS, settings.CHECK_STOP_MARGIN_SECONDS)
+        },
         **QUIET,
     }
     return env, config.batch_index.reserved_concurrency
@@ -102,6 +106,7 @@ def one_pass(sigma: float, images: int, seed: int = 1) -> dict[str, Any]:
             pipe,
         ),
         environment({**aws_environment(endpoint), **QUIET}),
+        tempfile.TemporaryDirectory() as folder,
     ):
         grid = GridSim()  # never started: the child's settings and key
         grid.url = url
@@ -112,7 +117,7 @@ def one_pass(sigma: float, images: int, seed: int = 1) -> dict[str, Any]:
         schedule.scale("index", index_containers)
         schedule.timeout_seconds = INVOCATION_SECONDS
         ids = [grid_id(seed * 10**7 + n) for n in range(images)]
-        ids_file = Path(f"/tmp/{STAGE.lower()}-ids-{sigma}.txt")
+        ids_file = Path(folder) / "ids.txt"
         ids_file.write_text("".join(f"{i}\n" for i in ids))
 
         samples: list[tuple[float, int]] = []
