@@ -280,9 +280,7 @@ def _closing_read_ahead(frame) -> bool:
 def _closing_lines() -> frozenset[int]:
     source, first = inspect.getsourcelines(read_ahead_module.read_ahead)
     return frozenset(
-        first + offset
-        for offset, line in enumerate(source)
-        if "thread.is_alive()" in line or "buffer.get(timeout=" in line
+        first + offset for offset, line in enumerate(source) if "buffer.get(timeout=" in line
     )
 
 
