@@ -19,8 +19,8 @@ from grid_reingest.adapters.dynamodb.schema import (
 )
 from grid_reingest.adapters.dynamodb.tables import OperatorTable
 from grid_reingest.adapters.dynamodb.write_report import WriteReport
-from grid_reingest.domain.claims import Source, Transition
-from grid_reingest.domain.isotime import utc_now
+from grid_reingest.domain.claims import Source, Transition, release_transition
+from grid_reingest.domain.isotime import parse_instant, utc_now
 from grid_reingest.domain.states import ProgressState as S
 
 
@@ -203,28 +203,35 @@ def test_claim_takes_fewer_when_fewer_are_left(table):
     assert table.claim([Source(S.NOT_STARTED)], S.IN_PROGRESS, 50, "w") == []
 
 
-def test_two_racing_claimers_never_take_the_same_item(table):
-    # Given more candidates than both can take, so they fight over the same index pages
+def test_a_claimer_beaten_to_its_candidates_never_takes_them(table, dynamodb):
+    # Given a claimer that read its candidates, and another that takes 200 of them before the
+    # first one's first write (one interleaving, made on purpose: moto's server does not
+    # make concurrent conditional writes atomic; the memory store's racing test does)
     table.put_new(ids(300))
-    results: dict[str, list] = {}
-    start = threading.Barrier(2)
+    taken: list = []
+    first = threading.Lock()
 
-    def claimer(name: str) -> None:
-        start.wait()
-        results[name] = table.claim([Source(S.NOT_STARTED)], S.IN_PROGRESS, 200, name)
+    class BeatenBeforeWrite:
+        def __init__(self, client):
+            self._client = client
 
-    threads = [threading.Thread(target=claimer, args=(n,)) for n in ("a", "b")]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+        def __getattr__(self, name):
+            # The claim's writes go out side by side: every one waits for the other's claim.
+            if name == "update_item":
+                with first:
+                    if not taken:
+                        taken.extend(table.claim([Source(S.NOT_STARTED)], S.IN_PROGRESS, 200, "b"))
+            return getattr(self._client, name)
 
-    a = {c.id for c in results["a"]}
-    b = {c.id for c in results["b"]}
-    assert not a & b
+    with OperatorTable(table.name, BeatenBeforeWrite(dynamodb)) as slow:
+        # When it claims
+        mine = slow.claim([Source(S.NOT_STARTED)], S.IN_PROGRESS, 200, "a")
+    # Then it took none of the other's, and each item has one holder
+    a, b = {c.id for c in mine}, {c.id for c in taken}
+    assert len(b) == 200 and not a & b
     assert len(a) + len(b) == 300
-    for image_id in list(a)[:20]:
-        assert table.get(image_id)["claimed_by"] == "a"
+    assert {table.get(i)["claimed_by"] for i in a} == {"a"}
+    assert {table.get(i)["claimed_by"] for i in list(b)[:20]} == {"b"}
 
 
 def test_stale_claims_are_reclaimed_once_their_lease_is_over(table, dynamodb):
@@ -424,3 +431,26 @@ def test_scan_rows_carries_attempts_and_last_error(table):
     rows = {r.id: r for p in table.scan_rows() for r in p}
     assert (rows[ids(2)[0]].attempts, rows[ids(2)[0]].last_error) == (3, "boom")
     assert (rows[ids(2)[1]].attempts, rows[ids(2)[1]].last_error) == (0, None)
+
+
+def test_a_claim_given_back_keeping_its_place_keeps_its_time_of_change(table):
+    # Given two enqueued items, claimed a moment after they were enqueued
+    table.put_new(ids(2))
+    table.apply([Transition(i, S.NOT_STARTED, S.ENQUEUED) for i in ids(2)])
+    enqueued_at = {i: table.get(i)["state_changed_at"] for i in ids(2)}
+    time.sleep(0.01)
+    claims = table.claim([Source(S.ENQUEUED)], S.LOOKING_FOR_IMAGE, 2, "check")
+    assert {c.changed_at for c in claims} == {parse_instant(t) for t in enqueued_at.values()}
+    # When one goes back keeping its place, the other as a failure the system caused
+    keep, other = sorted(claims, key=lambda c: c.id)
+    table.apply(
+        [
+            release_transition(keep, S.LOOKING_FOR_IMAGE, "check", keep_place=True),
+            release_transition(other, S.LOOKING_FOR_IMAGE, "check"),
+        ]
+    )
+    # Then the first is as old as it was; the second changed now
+    assert table.get(keep.id)["state_changed_at"] == enqueued_at[keep.id]
+    assert table.get(other.id)["state_changed_at"] > enqueued_at[other.id]
+    assert table.oldest_change(S.ENQUEUED) == parse_instant(enqueued_at[keep.id])
+    assert table.oldest_change(S.VERIFIED) is None
