@@ -91,8 +91,10 @@ def report(found: dict[str, dict[str, Any]], took: float, seeds: int, dep: Deplo
   **Time over threshold**: share of the index part (thrall's pauses left out) with
   the true iterator age above {dep.threshold_ms / 1000:.0f} s. **Charged**: images
   charged an attempt for anything but their own failure (none fails on its own
-  here), the most over the seeds. **Recovery**: minutes after the last disturbance
-  until a minute's published images reach 80% of nominal.
+  here), or judged missing (state 7) though thrall had not reached them yet (every
+  image reaches media-api here), the most over the seeds. **Recovery**: minutes
+  after the last disturbance until a minute's published images reach 80% of
+  nominal.
 - **GB-seconds**: invocation wall time × memory per 1,000 images (batch-index
   1,024 MB, image-projection 512 MB per projection invoked, batch-check 256 MB);
   the seed projects in-process (its projections are in batch-index's time).

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from devtools.fault_world import (
+    TICK_SECONDS,
     Life,
     PassReport,
     World,
@@ -132,17 +133,20 @@ def _grid_overload(ticks: int) -> Callable[[World], None]:
     return inject
 
 
-def _media_api_overload(ticks: int) -> Callable[[World], None]:
+def _media_api_overload(minutes: int) -> Callable[[World], None]:
     def inject(world: World) -> None:
-        started: list[int] = []
+        started: list[float] = []
 
         def media_api(endpoint: str, image_id: str, n: int) -> GridResponse | None:
             if endpoint != "image" or world.phase != "check":
                 return None
-            started[:] = started or [world.tick]
+            # Minutes on the clock, not invocations: one invocation of batch-check may run
+            # for many minutes, asking again what failed.
+            started[:] = started or [world.clock.t]
             # One answer in three, whichever image it is for (an overloaded service does not
             # pick its images): drawn from the image and how many times it was asked.
-            if world.tick < started[0] + ticks and _draw(image_id, n) % 3 == 0:
+            ending = started[0] + minutes * TICK_SECONDS
+            if world.clock.t < ending and _draw(image_id, n) % 3 == 0:
                 return GridResponse("media-api", 503, message="Service Unavailable")
             return None
 

@@ -370,6 +370,10 @@ class MortalStore:
         self._life.check()
         return self._store.sample(states)
 
+    def oldest_change(self, state):
+        self._life.check()
+        return self._store.oldest_change(state)
+
 
 class MortalPublisher:
     """The stream as one invocation reaches it; notes what it got accepted."""

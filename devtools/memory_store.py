@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from grid_reingest.domain.claims import Claim, Source, Transition
-from grid_reingest.domain.isotime import format_instant, utc_now
+from grid_reingest.domain.isotime import format_instant, parse_instant, utc_now
 from grid_reingest.domain.states import ProgressState
 
 # Error text kept on an item, as the DynamoDB adapter cuts it.
@@ -168,6 +168,12 @@ class MemoryStore:
         with self._lock:
             return next((i for i, item in self._items.items() if item.state in wanted), None)
 
+    def oldest_change(self, state: ProgressState) -> datetime | None:
+        """When the item of `state` that changed longest ago changed, or None."""
+        with self._lock:
+            times = [item.changed_at for item in self._items.values() if item.state == state]
+        return parse_instant(min(times)) if times else None
+
     # -- inside -------------------------------------------------------------------------
 
     def _now(self) -> str:
@@ -195,6 +201,7 @@ class MemoryStore:
                 item.claimed_from = source.state
             item.state, item.state_name = to_state, to_state.label
             item.changed_at, item.claimed_by = self._now(), invocation
+            changed_at = None if source.reclaim else parse_instant(seen)
             return Claim(
                 image_id,
                 item.attempts,
@@ -204,6 +211,7 @@ class MemoryStore:
                 pass_id=item.pass_id,
                 check_first=item.check_first,
                 reprojected=item.reprojected,
+                changed_at=changed_at,
             )
 
     def _apply_one(self, t: Transition) -> bool:
@@ -215,7 +223,7 @@ class MemoryStore:
             if t.invocation is not None and item.claimed_by != t.invocation:
                 return False
             item.state, item.state_name = t.new, t.label or t.new.label
-            item.changed_at = self._now()
+            item.changed_at = self._now() if t.changed_at is None else format_instant(t.changed_at)
             if t.attempts is not None:
                 item.attempts = t.attempts
             if t.overloads is not None:

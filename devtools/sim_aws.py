@@ -10,6 +10,7 @@ call sees does not depend on which thread got there first (sim_clock.py).
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from datetime import datetime
 
 from devtools.memory_control import MemoryControl
 from devtools.memory_store import MemoryStore
@@ -58,6 +59,11 @@ class SimStore:
         """One id in `states`, once the query's round trip is over."""
         self._clock.sleep(QUERY_SECONDS)
         return self.memory.sample(states)
+
+    def oldest_change(self, state: ProgressState) -> datetime | None:
+        """The oldest change in `state`, once the queries' round trip is over."""
+        self._clock.sleep(QUERY_SECONDS)
+        return self.memory.oldest_change(state)
 
 
 class SimControl:

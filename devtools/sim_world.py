@@ -27,6 +27,8 @@ from devtools.sim_thrall import SAMPLE_SECONDS, SimThrall
 from grid_reingest.domain.control import PaceState
 from grid_reingest.domain.outcome import Outcome
 from grid_reingest.domain.states import ProgressState
+from grid_reingest.domain.thrall_state import Lag
+from grid_reingest.flows.pace import thrall_lag
 from grid_reingest.ports import Clock, Projector
 
 START = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
@@ -57,7 +59,9 @@ class PassResult:
     pass_seconds: float  # until the last image was verified or failed
     final: int  # images in a final state
     verified: int
-    charged: int  # images charged an attempt (none fails on its own in these worlds)
+    # Images charged an attempt, or judged missing (none fails on its own in these worlds,
+    # and every one reaches media-api).
+    charged: int
     ages: list[tuple[float, float]]  # (second, true iterator age in seconds)
     publish_times: list[float]
     index_gb_seconds: float
@@ -165,12 +169,9 @@ class World:
         self.clock.sleep(CLOUDWATCH_SECONDS)
         return self.thrall.window_max_ms()
 
-    def thrall_lag(self) -> float | None:
+    def thrall_lag(self) -> Lag | None:
         """thrall's lag as batch-index's controller last judged it (batch-check's wait)."""
-        pace = self.recording.read().pace
-        if pace is None or pace.thrall is None:
-            return None
-        return pace.thrall.lag_seconds(self.clock.now().timestamp(), 600.0)
+        return thrall_lag(self.recording, self.clock)()
 
     @property
     def index_done(self) -> bool:
@@ -241,9 +242,12 @@ class World:
         counts = self.memory.counts()
         charged = 0
         for item in self.memory.read_items(self.ids).values():
+            # Every image is the Grid's and reaches media-api in the end: one judged
+            # missing was judged before thrall had reached it.
             if item.attempts > 0 or item.state in (
                 ProgressState.KNOWN_ERROR,
                 ProgressState.UNKNOWN_ERROR,
+                ProgressState.NOT_FOUND_IN_MEDIA_API,
             ):
                 charged += 1
         horizon = self.scenario.minutes_max * 60

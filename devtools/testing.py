@@ -15,6 +15,7 @@ from grid_reingest.domain.outcome import Outcome, Ready
 from grid_reingest.domain.thrall_message import encode_message
 from grid_reingest.flows.batch_index import IndexDeps
 from grid_reingest.ports import Observation, PaceDecision, PublishResult
+from grid_reingest.settings import BatchCheckSettings, load
 
 BUDGET_MS = 15 * 60 * 1000
 
@@ -200,3 +201,13 @@ def index_deps(
         control=control if control is not None else MemoryControl(),
         probe=probe,
     )
+
+
+def check_settings(**env: str) -> BatchCheckSettings:
+    """batch-check's settings for a test: a table, a Grid and a key, and `env` over them."""
+    base = {
+        "STATE_TABLE_NAME": "state-TEST",
+        "GRID_DOMAIN_ROOT": "media.example.org",
+        "GRID_API_KEY": "key",
+    }
+    return load(BatchCheckSettings, base | env)

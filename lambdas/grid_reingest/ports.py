@@ -54,6 +54,10 @@ class ClaimStore(Protocol):
         """The id of one item in one of `states`, or None when there is none."""
         ...
 
+    def oldest_change(self, state: ProgressState) -> datetime | None:
+        """When the item of `state` that changed longest ago changed; None when it has none."""
+        ...
+
 
 class PartialApply(Exception):
     """Some transitions of an apply() failed: `applied[i]` is None where write i failed."""

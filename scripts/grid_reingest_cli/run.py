@@ -52,8 +52,8 @@ The whole pass in one command:
 
   1. upload FILE's ids at state 0 (ids already in the table keep their state);
   2. start batch-index and batch-check together: batch-check confirms in
-     media-api what batch-index enqueued a few minutes before, while batch-index
-     goes on (a pass takes about the longer of the two, not their sum);
+     media-api what batch-index enqueued, once thrall has had time to index
+     it, while batch-index goes on (a pass takes about the longer of the two, not their sum);
   3. watch until both switch themselves off: each worker's rate and ETA, and
      the whole pass's, checking included;
   4. report: items per state, failures, the whole pass's throughput and duration.

@@ -123,6 +123,7 @@ def test_workers_batch_check_environment(assembly):
         settings.CHECK_START_STATE.name: settings.CHECK_START_STATE.default,
         settings.INDEX_START_STATE.name: settings.INDEX_START_STATE.default,
         settings.CHECK_MIN_AGE_SECONDS.name: settings.CHECK_MIN_AGE_SECONDS.default,
+        settings.CHECK_FIRST_LOOK_SECONDS.name: settings.CHECK_FIRST_LOOK_SECONDS.default,
         settings.MAX_ATTEMPTS.name: "3",
         settings.CLAIM_LEASE_SECONDS.name: settings.CLAIM_LEASE_SECONDS.default,
         settings.CHECK_STOP_MARGIN_SECONDS.name: settings.CHECK_STOP_MARGIN_SECONDS.default,

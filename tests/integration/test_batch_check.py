@@ -118,9 +118,9 @@ def test_batch_check_gives_up_after_max_attempts(table, grid, settings):
 
 
 def test_batch_check_waits_for_thrall_to_catch_up(table, grid, settings):
-    # Given images enqueued just now, and a check that wants them five minutes old
+    # Given images enqueued just now, and a check that first looks at them five minutes old
     enqueued(table, [grid_id(1)])
-    patient = replace(settings, min_age_seconds=300)
+    patient = replace(settings, min_age_seconds=300, first_look_seconds=300)
     summary = run_batch_check(patient, deps(table, grid))
     assert summary.claimed == 0 and not summary.finished_pass
     # Five minutes later they are checked

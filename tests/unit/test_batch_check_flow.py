@@ -4,27 +4,17 @@ from __future__ import annotations
 
 import pytest
 
-from devtools.testing import Rule, Steady, grid_id
+from devtools.testing import Rule, Steady, check_settings, grid_id
 from grid_reingest.domain.states import ProgressState as S
 from grid_reingest.flows.batch_check import CheckDeps, run_batch_check
 from grid_reingest.flows.invocation import SystemicFailure
 from grid_reingest.handlers.batch_check import media_api_lookup
 from grid_reingest.ports import PaceDecision, Presence
-from grid_reingest.settings import BatchCheckSettings, load
 
 
 @pytest.fixture
 def settings():
-    return load(
-        BatchCheckSettings,
-        {
-            "STATE_TABLE_NAME": "state-TEST",
-            "GRID_DOMAIN_ROOT": "media.example.org",
-            "GRID_API_KEY": "key",
-            "CHECK_MIN_AGE_SECONDS": "0",
-            "BREAKER_MIN_RESULTS": "10",
-        },
-    )
+    return check_settings(CHECK_MIN_AGE_SECONDS="0", BREAKER_MIN_RESULTS="10")
 
 
 def enqueued(store, n):

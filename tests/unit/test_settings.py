@@ -79,7 +79,8 @@ def test_bad_urls_are_named():
 
 def test_describe_documents_every_variable():
     text = describe(BatchCheckSettings)
-    assert "CHECK_MIN_AGE_SECONDS\n    Only check images" in text
+    assert "CHECK_MIN_AGE_SECONDS\n    media-api's 404 is final" in text
+    assert "CHECK_FIRST_LOOK_SECONDS\n    " in text
     assert "default: 3" in text
     assert "GRID_API_KEY_SECRET" in text
 

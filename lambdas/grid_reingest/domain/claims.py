@@ -28,6 +28,9 @@ class Claim:
     pass_id: str | None = None
     check_first: bool = False
     reprojected: bool = False
+    # When the item last changed before this claim, as the index showed it (None for a
+    # reclaim: that time was the dead holder's claim).
+    changed_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -62,13 +65,35 @@ class Transition:
     overloads: int | None = None
     # A check-first item media-api lacks: `check_first` removed, `reprojected` set.
     reproject: bool = False
+    # Stored as the time of the change instead of now: a claim never worked on keeps its
+    # item's place in the queue (and, for batch-check, the age it waits on).
+    changed_at: datetime | None = None
 
 
 def release_transition(
-    claim: Claim, held_in: ProgressState, invocation: str, error: str | None = None
+    claim: Claim,
+    held_in: ProgressState,
+    invocation: str,
+    error: str | None = None,
+    *,
+    keep_place: bool = False,
 ) -> Transition:
-    """Give a claim back: the item returns to where it was claimed from, attempts unchanged."""
-    return Transition(claim.id, held_in, claim.claimed_from, invocation=invocation, error=error)
+    """Give a claim back: the item returns to where it was claimed from, attempts unchanged.
+
+    `keep_place`: the item also gets back the time it last changed before the claim (a
+    claim never worked on, or one batch-check held for a later look). Otherwise (a failure
+    the system caused) it goes back as changed now: the invocation that gave it back does
+    not take it again at once.
+    """
+    changed_at = claim.changed_at if keep_place else None
+    return Transition(
+        claim.id,
+        held_in,
+        claim.claimed_from,
+        invocation=invocation,
+        error=error,
+        changed_at=changed_at,
+    )
 
 
 def failure_transition(

@@ -8,10 +8,21 @@ rather than half-read.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 from grid_reingest.domain.tuning import Tuning
+
+
+@dataclass(frozen=True)
+class Lag:
+    """How far behind thrall is, in seconds: as last judged, and at most now (that, plus the
+    time since the moment the judgement describes: thrall may have stopped since; infinite
+    while thrall is seen stalled)."""
+
+    seconds: float
+    at_most: float
 
 
 @dataclass
@@ -47,12 +58,17 @@ class ThrallState:
     age_ms: float | None = None
     age_at: float | None = None
 
-    def lag_seconds(self, now: float, fresh_for: float) -> float | None:
-        """How far behind thrall was when last judged, if that was within `fresh_for` seconds
-        of `now`; None when unknown or older."""
+    def lag(self, now: float, fresh_for: float) -> Lag | None:
+        """How far behind thrall was when last judged, and at most is at `now`, if that
+        judgement was within `fresh_for` seconds of `now`; None when unknown or older."""
         if self.age_ms is None or self.age_at is None or now - self.age_at > fresh_for:
             return None
-        return self.age_ms / 1000
+        seconds = self.age_ms / 1000
+        if self.stalled_at is not None:
+            # A checkpoint overdue with records waiting: no bound until it moves.
+            return Lag(seconds, math.inf)
+        # An iterator age grows at most a second a second (nothing read meanwhile).
+        return Lag(seconds, seconds + max(0.0, now - self.age_at))
 
     def copy(self) -> ThrallState:
         """A copy to step (the published counts copied too)."""

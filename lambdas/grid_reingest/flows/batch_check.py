@@ -6,11 +6,17 @@ overload), and asks media-api about each: 200 verified, 404 not found (or,
 for an item of a check-first pass not yet re-projected, back to 0 for
 batch-index: docs/state-table.md, "Passes"), anything else back to enqueued
 with one more attempt — when the failure is the image's own. It runs beside
-batch-index: an id is checked once it was enqueued `CHECK_MIN_AGE_SECONDS`
-before the records thrall is reaching (its lag as batch-index last judged it),
-and while batch-index still has work a
-claim that finds nothing is tried again a few seconds later rather than
-ending the invocation; only once neither has work left does it switch its
+batch-index: an id is first asked about `CHECK_FIRST_LOOK_SECONDS` after the
+records thrall is reaching (its lag as batch-index last judged it); nothing is
+asked while thrall is seen stalled. A 404 is final only once the image was
+enqueued `CHECK_MIN_AGE_SECONDS` before what thrall can be reaching at the
+latest, and media-api has shown thrall past it (it had an image enqueued later,
+or batch-index has nothing left); until then the claim is held and asked again.
+An image whose failure the invocation put back waits as long before it is
+asked again. While batch-index still has work, a claim that finds nothing is
+tried again a few seconds later rather than ending the invocation; after, the
+invocation waits for the oldest enqueued image to come of age when that is
+sooner than the next tick; only once neither has work left does it switch its
 schedule off. Whose a failure is follows the one rule
 both workers share (domain/systemic.py, flows/triage.py): media-api refusing
 the key (401/403), or failing for the images alike, is the system's; their
@@ -20,6 +26,7 @@ the ports come in through `CheckDeps`.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -30,10 +37,18 @@ from grid_reingest.domain.claims import Claim, Source, lease_cutoff, outcome_tra
 from grid_reingest.domain.passes import missing_transition, verified_counts
 from grid_reingest.domain.states import ProgressState
 from grid_reingest.domain.systemic import Cause, Judge, Symptom, cause_of
-from grid_reingest.flows.invocation import Limits, LoopDeps, SystemicFailure, rules_of
-from grid_reingest.flows.loop import Flushed, Loop
+from grid_reingest.domain.thrall_state import Lag
+from grid_reingest.flows.invocation import (
+    LONGEST_WAIT_SECONDS,
+    Limits,
+    LoopDeps,
+    SystemicFailure,
+    rules_of,
+)
+from grid_reingest.flows.loop import Loop
 from grid_reingest.flows.pass_end import PassEnd, end_if_over
 from grid_reingest.flows.record import Recorder
+from grid_reingest.flows.strategy import Flushed
 from grid_reingest.flows.summary import Summary, finish_if_done
 from grid_reingest.flows.triage import FailureTriage, verdict_transition
 from grid_reingest.ports import (
@@ -55,6 +70,14 @@ MEDIA_API = "media-api"
 WAKE_INDEX_EVERY_SECONDS = 60.0
 # While batch-index has work, a claim that found nothing is tried again after this long.
 WAIT_FOR_MORE_SECONDS = 5.0
+# thrall's shards are read side by side, not in one order: an image media-api has shows that
+# thrall is past the records published this much before it on every shard.
+ORDER_MARGIN_SECONDS = 30.0
+# An image whose 404 is not final because thrall is not past it is asked again this often.
+LOOK_AGAIN_SECONDS = 30.0
+# An image already old enough that a claim did not find (the index is eventually
+# consistent) is looked for again after this long.
+SOONEST_AGAIN_SECONDS = 1.0
 # media-api's answer -> the image's new state; any other answer is a failure.
 ANSWERS = {200: ProgressState.VERIFIED, 404: ProgressState.NOT_FOUND_IN_MEDIA_API}
 
@@ -76,8 +99,8 @@ class CheckDeps:
     # batch-index's rule, switched on when a check-first item goes back to it.
     index_rule: RuleSwitch | None = None
     pass_end: PassEnd | None = None  # ends the pass once nothing is left; None: never
-    # How far behind thrall is, in seconds, as batch-index last judged it (None: unknown).
-    thrall_lag: Callable[[], float | None] = lambda: None
+    # How far behind thrall is, as batch-index last judged it (None: unknown).
+    thrall_lag: Callable[[], Lag | None] = lambda: None
 
 
 @dataclass
@@ -87,10 +110,16 @@ class CheckSummary(Summary):
     sent_back: int = 0  # check-first items media-api lacks, back to batch-index
     present: int = 0  # check-first items verified without re-projection
     repaired: int = 0  # re-projected items of a check-first pass, verified
+    not_yet: int = 0  # 404s before the image's was final: asked again later
 
     def details(self) -> dict[str, Any]:
         """What only batch-check counts, for the log line."""
-        return {"sentBack": self.sent_back, "present": self.present, "repaired": self.repaired}
+        return {
+            "sentBack": self.sent_back,
+            "present": self.present,
+            "repaired": self.repaired,
+            "notYet": self.not_yet,
+        }
 
     def worker_metrics(self) -> dict[str, float]:
         """What only batch-check counts, as metrics."""
@@ -142,34 +171,81 @@ class _CheckStrategy:
     index_woken_until: float = 0.0  # monotonic time before which it is not switched on again
     # Check-first claims verified, their outcome not written yet.
     verified_claims: dict[str, Claim] = field(default_factory=dict)
-    index_busy_at: float | None = None  # when batch-index last had work, seen here
+    # The newest enqueue time of the images media-api had, since when each image held for a
+    # later look has been (monotonic seconds), and whether batch-index had work when asked.
+    newest_found: datetime | None = None
+    held_since: dict[str, float] = field(default_factory=dict)
+    # Images this invocation put back after a failure, and when (monotonic seconds).
+    put_back: dict[str, float] = field(default_factory=dict)
+    index_busy: bool = True
+    index_asked_at: float = -math.inf
 
     def sources(self, started_at: datetime) -> Sequence[Source]:
         now = self.deps.clock.now()
+        held = Source(HELD, lease_cutoff(now, self.settings.loop.lease_seconds), reclaim=True)
+        age = self._first_look_age()
+        if age is None:
+            return [held]
         # Enqueued long enough before what thrall is reaching now. Images enqueued while this
         # invocation runs count too (it runs beside batch-index); one it put back itself
         # waits as long again before it is asked about once more.
-        wait = self.settings.min_age_seconds + (self.deps.thrall_lag() or 0.0)
-        return [
-            Source(HELD, lease_cutoff(now, self.settings.loop.lease_seconds), reclaim=True),
-            Source(self.settings.start_state, now - timedelta(seconds=wait)),
-        ]
+        return [held, Source(self.settings.start_state, now - timedelta(seconds=age))]
+
+    def _first_look_age(self) -> float | None:
+        """How long ago an image must have been enqueued to be asked about now; None while
+        thrall is seen stalled (nothing new reaches media-api: nothing is asked)."""
+        settings = self.settings
+        first = min(settings.first_look_seconds, settings.min_age_seconds)
+        lag = self.deps.thrall_lag()
+        if lag is None:
+            return first
+        return first + lag.seconds if math.isfinite(lag.at_most) else None
+
+    def _look_again_in(self, claim: Claim) -> float | None:
+        """Seconds until media-api's 404 for this image would be final (infinite while thrall
+        is stalled); None when it is final now, or when the image's age is unknown (a claim
+        taken over from a dead invocation).
+
+        Final once the image was enqueued CHECK_MIN_AGE_SECONDS before what thrall can
+        be reaching at the latest: the lag it was judged to have plus the time since that
+        judgement's moment, not the lag alone. A thrall that stopped since (a deploy, a
+        pause) has not reached the image, and its 404 is no verdict on the image.
+        """
+        if claim.changed_at is None:
+            return None
+        lag = self.deps.thrall_lag()
+        final_age = self.settings.min_age_seconds + (lag.at_most if lag else 0.0)
+        age = (self.deps.clock.now() - claim.changed_at).total_seconds()
+        return final_age - age if age < final_age else None
 
     def again_in(self) -> float | None:
-        # While batch-index has work, more comes within this invocation, and once it has
-        # just finished, until its last images are old enough. Otherwise the invocation
-        # ends: what it put back itself waits for the next one anyway (claims take only
-        # what changed before it began).
-        now = self.deps.clock.monotonic()
-        if self.deps.store.has_any([self.settings.index_start_state, ProgressState.IN_PROGRESS]):
-            self.index_busy_at = now
+        # While batch-index has work, more comes within this invocation. Once it has none,
+        # the invocation waits for the oldest enqueued image to be old enough, if that comes
+        # sooner than the next tick would: the last minutes of a pass are not left to
+        # ticks that each find the tail a little too young.
+        store = self.deps.store
+        if store.has_any([self.settings.index_start_state, ProgressState.IN_PROGRESS]):
             return WAIT_FOR_MORE_SECONDS
-        if self.index_busy_at is None:
+        age = self._first_look_age()
+        oldest = store.oldest_change(self.settings.start_state) if age is not None else None
+        if age is None or oldest is None:
             return None
-        aging = (
-            self.settings.min_age_seconds + (self.deps.thrall_lag() or 0.0) + WAIT_FOR_MORE_SECONDS
-        )
-        return WAIT_FOR_MORE_SECONDS if now - self.index_busy_at < aging else None
+        due_in = (oldest + timedelta(seconds=age) - self.deps.clock.now()).total_seconds()
+        return max(due_in, SOONEST_AGAIN_SECONDS) if due_in <= LONGEST_WAIT_SECONDS else None
+
+    def admit(self, claim: Claim) -> float | None:
+        # An image whose failure this invocation put back is not asked again within seconds
+        # (the failure may be a moment's overload, and each answer counts): it waits as long
+        # as a newly enqueued image waits to be final, bounded by half the lease.
+        at = self.put_back.get(claim.id)
+        if at is None:
+            return None
+        wait = min(self.settings.min_age_seconds, self.settings.loop.lease_seconds / 2)
+        left = at + wait - self.deps.clock.monotonic()
+        if left <= 0:
+            del self.put_back[claim.id]
+            return None
+        return left
 
     def work(self, image_id: str) -> Presence:
         return self.deps.lookup(image_id)
@@ -187,8 +263,11 @@ class _CheckStrategy:
         state = ANSWERS.get(result.status) if result.status is not None else None
         if state is not None:
             self.triage.served(claim.id if state is ProgressState.VERIFIED else None)
+            self._note_order(claim, verified=state is ProgressState.VERIFIED)
             if state is ProgressState.NOT_FOUND_IN_MEDIA_API and claim.check_first:
                 self.recorder.add(missing_transition(claim, HELD, self.deps.invocation))
+                return False
+            if state is ProgressState.NOT_FOUND_IN_MEDIA_API and self._hold_for_later(claim):
                 return False
             if state is ProgressState.VERIFIED and (claim.check_first or claim.reprojected):
                 self.verified_claims[claim.id] = claim
@@ -199,6 +278,54 @@ class _CheckStrategy:
         self.triage.failed(claim, symptom, f"media-api: {status}: {result.message}")
         self._settle_failures(final=False)
         return symptom.cause is Cause.OVERLOAD
+
+    def _note_order(self, claim: Claim, *, verified: bool) -> None:
+        """The newest enqueue time of the images media-api had."""
+        at = claim.changed_at
+        if verified and at is not None:
+            self.newest_found = at if self.newest_found is None else max(self.newest_found, at)
+
+    def _thrall_passed(self, claim: Claim) -> bool:
+        """Whether thrall is past this image's record, as far as media-api shows: it had an
+        image enqueued ORDER_MARGIN_SECONDS later (thrall takes each shard's records in
+        order), or batch-index has nothing left (the pass's last images: their age alone
+        says)."""
+        at, found = claim.changed_at, self.newest_found
+        if at is None or not self._index_busy():
+            return True
+        return found is not None and found >= at + timedelta(seconds=ORDER_MARGIN_SECONDS)
+
+    def _index_busy(self) -> bool:
+        """Whether batch-index has work, asked of the store at most every few seconds."""
+        now = self.deps.clock.monotonic()
+        if now >= self.index_asked_at + WAIT_FOR_MORE_SECONDS:
+            states = [self.settings.index_start_state, ProgressState.IN_PROGRESS]
+            self.index_busy = self.deps.store.has_any(states)
+            self.index_asked_at = now
+        return self.index_busy
+
+    def _hold_for_later(self, claim: Claim) -> bool:
+        """An image media-api does not have yet, whose 404 is not final yet: held, to be asked
+        again once it may be (back in 3 with its place kept, should the invocation end
+        first)."""
+        wait = self._look_again_in(claim)
+        if wait is None:
+            if self._thrall_passed(claim):
+                self.held_since.pop(claim.id, None)
+                return False
+            wait = LOOK_AGAIN_SECONDS
+        now = self.deps.clock.monotonic()
+        held_since = self.held_since.setdefault(claim.id, now)
+        if now + wait - held_since > self.settings.loop.lease_seconds / 2:
+            # thrall stalled, or fell that far behind: the claim is not held that long. The
+            # item goes back with its place kept (its enqueue time is what the order of
+            # media-api's answers is judged by); no image is asked while thrall is stalled.
+            self.held_since.pop(claim.id)
+            self.recorder.release(claim, keep_place=True)
+        else:
+            self.recorder.later(claim, now + wait)
+        self.summary.not_yet += 1
+        return True
 
     def flush(self, *, final: bool, idle: bool) -> Flushed:
         self._settle_failures(final=final)
@@ -239,13 +366,11 @@ class _CheckStrategy:
         self.triage.close()
 
     def _settle_failures(self, *, final: bool) -> None:
+        now = self.deps.clock.monotonic()
         for decided in self.triage.decide(final=final):
-            self.recorder.add(
-                verdict_transition(
-                    decided,
-                    HELD,
-                    self.deps.invocation,
-                    self.settings.loop.max_attempts,
-                    self.summary,
-                )
+            transition = verdict_transition(
+                decided, HELD, self.deps.invocation, self.settings.loop.max_attempts, self.summary
             )
+            if transition.new is self.settings.start_state:
+                self.put_back[transition.id] = now
+            self.recorder.add(transition)

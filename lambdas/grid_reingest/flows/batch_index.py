@@ -26,10 +26,11 @@ from grid_reingest.domain.outcome import Failed, NotFound, Outcome, Ready, TooBi
 from grid_reingest.domain.states import ProgressState
 from grid_reingest.domain.systemic import Cause, Judge, Symptom, Verdict, cause_of
 from grid_reingest.flows.invocation import Limits, LoopDeps, SystemicFailure, rules_of
-from grid_reingest.flows.loop import Flushed, Loop
+from grid_reingest.flows.loop import Loop
 from grid_reingest.flows.outbox import BackgroundOutbox, EnqueueWriter
 from grid_reingest.flows.pass_end import PassEnd, end_if_over
 from grid_reingest.flows.record import Recorder
+from grid_reingest.flows.strategy import Flushed
 from grid_reingest.flows.summary import Summary, finish_if_done
 from grid_reingest.flows.triage import FailureTriage, verdict_transition
 from grid_reingest.ports import (
@@ -218,6 +219,10 @@ class _IndexStrategy:
         if self.refused is not None or self.call_error is not None:
             return f"thrall's stream refused records: {self.refused or self.call_error}"
         return self.triage.stop_reason
+
+    def admit(self, claim: Claim) -> float | None:
+        # What this invocation put back waits for the next one (sources()' cutoff).
+        return None
 
     def cap(self, limit: int) -> int:
         # Until the stream has taken a call, one image at a time: a stream that

@@ -10,8 +10,8 @@ start go back untouched. Time passes only through the Clock port, so the pass
 simulator can compress it.
 
 The loop is one class for both workers; what differs is a `Strategy` it is
-given (flows/batch_index.py, flows/batch_check.py): where claims come from,
-one image's work, what a result means. The strategy writes outcomes through
+given (flows/strategy.py; flows/batch_index.py, flows/batch_check.py): where
+claims come from, one image's work, what a result means. The strategy writes outcomes through
 the invocation's `Recorder` (flows/record.py), which the loop shares; it never
 calls back into the loop.
 """
@@ -21,19 +21,13 @@ from __future__ import annotations
 import contextlib
 import math
 from collections import deque
-from collections.abc import Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field, replace
-from datetime import datetime
-from typing import Protocol
+from dataclasses import replace
 
-from grid_reingest.domain.claims import (
-    Claim,
-    Source,
-    expiry_transition,
-)
+from grid_reingest.domain.claims import Claim, expiry_transition
 from grid_reingest.flows.invocation import LONGEST_WAIT_SECONDS
 from grid_reingest.flows.record import Recorder
+from grid_reingest.flows.strategy import Strategy
 from grid_reingest.ports import Observation, PaceDecision
 
 # Seconds between looks while nothing may start (back-pressure, a rate ceiling).
@@ -50,58 +44,6 @@ OVERLOAD_HOLD_FIRST_SECONDS = 1.0
 OVERLOAD_HOLD_LONGEST_SECONDS = 30.0
 # How fast that mean follows each image's time.
 TYPICAL_WEIGHT = 0.05
-
-
-@dataclass
-class Flushed:
-    """What a strategy's flush learnt from its background work, for the pace."""
-
-    overloaded: int = 0  # overload answers (the stream's)
-    # Records the stream accepted: (shard id, sequence number, monotonic time published).
-    published: list[tuple[str, int, float]] = field(default_factory=list)
-
-
-class Strategy[R](Protocol):
-    """What a worker's loop does that the other's does not."""
-
-    def sources(self, started_at: datetime) -> Sequence[Source]:
-        """Where claims come from, in order (what went back after `started_at`, when the
-        invocation began, waits for the next one)."""
-        ...
-
-    def work(self, image_id: str) -> R:
-        """One image's work (runs in a thread of the pool); never raises for an image."""
-        ...
-
-    def surprise(self, image_id: str, error: Exception) -> R:
-        """The result of a work that raised anyway."""
-        ...
-
-    def finish(self, claim: Claim, result: R) -> bool:
-        """Take one finished image's result (outcomes to the recorder); True for an overload
-        answer."""
-        ...
-
-    def flush(self, *, final: bool, idle: bool) -> Flushed:
-        """Write what is due (all of it when `final`; `idle`: nothing in flight)."""
-        ...
-
-    def halt(self) -> str | None:
-        """The strategy's own reason to stop starting images, if any."""
-        ...
-
-    def cap(self, limit: int) -> int:
-        """The in-flight limit the strategy allows now, given the pace's."""
-        ...
-
-    def again_in(self) -> float | None:
-        """Once a claim found nothing and nothing runs: seconds to wait before claiming again
-        (more will come within the invocation), or None to end."""
-        ...
-
-    def close(self) -> None:
-        """After the loop (or a failure): wait for the strategy's own background work."""
-        ...
 
 
 class Loop[R]:
@@ -175,13 +117,14 @@ class Loop[R]:
             reason = self._stop_reason(decision)
             if reason is not None:
                 self.summary.stopped_because = reason
-                self._give_back_reserve()
+                self._give_back_held()
                 # Its share of the pace goes to the others now, not once what it holds ends.
                 with contextlib.suppress(Exception):
                     self.deps.pace.leave()
                 return
+            self._take_due()
             if self.exhausted and not self.in_flight and not self.reserve:
-                wait = self.strategy.again_in()
+                wait = self._again_in()
                 if wait is None:
                     return
                 clock.sleep(wait)
@@ -204,9 +147,26 @@ class Loop[R]:
                 idle = now - idle_since
                 if idle >= self.limits.idle_seconds and not self._resumes_soon(decision, idle):
                     self.summary.idle_reason = decision.reason
-                    self._give_back_reserve()
+                    self._give_back_held()
                     return
             clock.sleep(min(delay or POLL_SECONDS, POLL_SECONDS))
+
+    def _again_in(self) -> float | None:
+        """Once a claim found nothing and nothing runs: how long to wait before claiming again
+        (the strategy's say, or sooner for a claim held for a later look), or None to end."""
+        wait = self.strategy.again_in()
+        due = self.recorder.next_due()
+        if due is None:
+            return wait
+        until_due = max(0.0, due - self.deps.clock.monotonic())
+        return until_due if wait is None else min(wait, until_due)
+
+    def _take_due(self) -> None:
+        """Claims held for a later look whose time has come start first."""
+        due = self.recorder.due(self.deps.clock.monotonic())
+        if due and not self.reserve:
+            self._reserved_at = self.deps.clock.monotonic()
+        self.reserve.extendleft(reversed(due))
 
     def _resumes_soon(self, decision: PaceDecision, idle: float) -> bool:
         """The pace stopped work for a while that ends before the next keep-alive would
@@ -285,7 +245,7 @@ class Loop[R]:
             if self._out_of_time():
                 # The budget went while claiming: give back instead of projecting.
                 self.summary.stopped_because = "invocation running out of time"
-                self._give_back_reserve()
+                self._give_back_held()
                 return
             claim = self.reserve.popleft()
             started = self._expire(claim) if claim.reclaimed else claim
@@ -323,17 +283,32 @@ class Loop[R]:
         if not claims:
             self.exhausted = True
             return
+        now = self.deps.clock.monotonic()
+        ready = []
         for claim in claims:
             self.recorder.track(claim)
-        if not self.reserve:
-            self._reserved_at = self.deps.clock.monotonic()
-        self.reserve.extend(claims)
+            hold = self.strategy.admit(claim)
+            if hold:
+                self.recorder.later(claim, now + hold)
+            else:
+                ready.append(claim)
+        if ready and not self.reserve:
+            self._reserved_at = now
+        self.reserve.extend(ready)
+
+    def _give_back_held(self) -> None:
+        """Stopping: what was claimed and not started, and what was held for a later look, go
+        back, keeping their items' places."""
+        self._give_back_reserve()
+        self.recorder.give_back_later()
+        self._flush(final=False)
 
     def _give_back_reserve(self) -> None:
-        """Claims taken but not started go back untouched (no attempt counted)."""
+        """Claims taken but not started go back untouched: no attempt counted, and their items
+        keep their place (an enqueued image its age, which batch-check waits on)."""
         self._collect_claims(block=True)
         while self.reserve:
-            self.recorder.release(self.reserve.popleft())
+            self.recorder.release(self.reserve.popleft(), keep_place=True)
         self._flush(final=False)
 
     def _timed(self, image_id: str) -> tuple[R, float]:

@@ -32,6 +32,7 @@ from grid_reingest import names
 from grid_reingest.domain.control import Control, PaceState
 from grid_reingest.domain.controller import Controller, Signals, Tuning
 from grid_reingest.domain.thrall_progress import ThrallProgress
+from grid_reingest.domain.thrall_state import Lag
 from grid_reingest.ports import Clock, ControlStore, Observation, PaceDecision
 
 # thrall's iterator age as the controller reads it: (latest, previous) one-minute
@@ -293,15 +294,15 @@ def grid_only(max_in_flight: int) -> Controller:
     return Controller(Tuning(max_limit=max_in_flight, max_iterator_age_ms=math.inf), thrall=False)
 
 
-def thrall_lag(control: ControlStore, clock: Clock) -> Callable[[], float | None]:
-    """How far behind thrall is, in seconds, as batch-index's controller last judged it (from
-    its state in `control`); None when it has not judged within LAG_FRESH_SECONDS."""
+def thrall_lag(control: ControlStore, clock: Clock) -> Callable[[], Lag | None]:
+    """How far behind thrall is, as batch-index's controller last judged it (from its state in
+    `control`), and at most now; None when it has not judged within LAG_FRESH_SECONDS."""
 
-    def lag() -> float | None:
+    def lag() -> Lag | None:
         pace = control.read().pace
         if pace is None or pace.thrall is None:
             return None
-        return pace.thrall.lag_seconds(clock.now().timestamp(), LAG_FRESH_SECONDS)
+        return pace.thrall.lag(clock.now().timestamp(), LAG_FRESH_SECONDS)
 
     return lag
 

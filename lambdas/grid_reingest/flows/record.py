@@ -10,6 +10,8 @@ the stream already).
 from __future__ import annotations
 
 import contextlib
+import heapq
+import itertools
 from collections.abc import Callable
 
 from grid_reingest.domain.backoff import full_jitter
@@ -66,6 +68,10 @@ class Recorder:
         self.summary = summary
         self.unresolved: dict[str, Claim] = {}  # held by this invocation, outcome not written
         self.pending: list[Transition] = []  # outcomes to write
+        # Claims held for a later look within this invocation: (monotonic time due, order,
+        # claim), soonest first.
+        self._later: list[tuple[float, int, Claim]] = []
+        self._later_order = itertools.count()
 
     def track(self, claim: Claim) -> None:
         """A claim taken by this invocation, its outcome still to write."""
@@ -73,14 +79,37 @@ class Recorder:
         self.summary.claimed += 1
         self.summary.reclaimed += int(claim.reclaimed)
 
+    def later(self, claim: Claim, due: float) -> None:
+        """Hold a claim (still unresolved) to be worked again at monotonic time `due`."""
+        heapq.heappush(self._later, (due, next(self._later_order), claim))
+
+    def due(self, now: float) -> list[Claim]:
+        """The claims held for later whose time has come, taken."""
+        taken = []
+        while self._later and self._later[0][0] <= now:
+            taken.append(heapq.heappop(self._later)[2])
+        return taken
+
+    def next_due(self) -> float | None:
+        """When the next claim held for later is due (monotonic), or None."""
+        return self._later[0][0] if self._later else None
+
+    def give_back_later(self) -> None:
+        """The claims held for later go back, keeping their items' places."""
+        while self._later:
+            self.release(heapq.heappop(self._later)[2], keep_place=True)
+
     def add(self, transition: Transition) -> None:
         """An outcome to write with the next `record`."""
         self.pending.append(transition)
 
-    def release(self, claim: Claim, error: str | None = None) -> None:
-        """Give a claim back untouched (no attempt counted)."""
+    def release(self, claim: Claim, error: str | None = None, *, keep_place: bool = False) -> None:
+        """Give a claim back (no attempt counted); `keep_place`: its item keeps its place in the
+        queue (domain/claims.py, release_transition)."""
         self.summary.released += 1
-        self.pending.append(release_transition(claim, self.held, self.deps.invocation, error))
+        self.pending.append(
+            release_transition(claim, self.held, self.deps.invocation, error, keep_place=keep_place)
+        )
 
     def take_pending(self) -> list[Transition]:
         """The outcomes waiting to be written, taken."""
@@ -135,9 +164,14 @@ class Recorder:
         return [bool(done) for done in results]
 
     def release_leftovers(self) -> None:
-        """After a failure, give back what was neither recorded nor released."""
+        """After a failure, give back what was neither recorded nor released (what was held
+        for a later look keeping its place: it was never the failure's)."""
+        later = {claim.id for _, _, claim in self._later}
+        self._later.clear()
+        invocation = self.deps.invocation
         leftovers = [
-            release_transition(c, self.held, self.deps.invocation) for c in self.unresolved.values()
+            release_transition(c, self.held, invocation, keep_place=c.id in later)
+            for c in self.unresolved.values()
         ]
         self.unresolved.clear()
         # If this fails too, the lease brings the claims back; the first error is the one raised.

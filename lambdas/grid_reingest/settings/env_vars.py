@@ -132,9 +132,19 @@ CHECK_START_STATE = _start_state(
 CHECK_MIN_AGE_SECONDS = var(
     "CHECK_MIN_AGE_SECONDS",
     int,
-    "Only check images enqueued at least this long before the records thrall is reaching "
-    "(its lag as batch-index last judged it is added)",
+    "media-api's 404 is final (state 7) only for images enqueued at least this long before "
+    "the records thrall is reaching (its lag as batch-index last judged it is added); a "
+    "younger image is asked again once it is that old",
     120,
+    ge=0,
+    le=86400,
+)
+CHECK_FIRST_LOOK_SECONDS = var(
+    "CHECK_FIRST_LOOK_SECONDS",
+    int,
+    "Ask media-api first about images enqueued this long before the records thrall is "
+    "reaching (its lag added); at most CHECK_MIN_AGE_SECONDS",
+    15,
     ge=0,
     le=86400,
 )

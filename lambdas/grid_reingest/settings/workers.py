@@ -179,6 +179,7 @@ class BatchCheckSettings:
     # batch-check runs beside batch-index: it is done only once batch-index is too.
     index_start_state: Annotated[ProgressState, v.INDEX_START_STATE.field]
     min_age_seconds: Annotated[int, v.CHECK_MIN_AGE_SECONDS.field]
+    first_look_seconds: Annotated[int, v.CHECK_FIRST_LOOK_SECONDS.field]
     loop: Annotated[LoopSettings, group()]
     stop_margin_seconds: Annotated[int, v.CHECK_STOP_MARGIN_SECONDS.field]
     max_in_flight: Annotated[int, v.CHECK_MAX_IN_FLIGHT.field]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import random
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from datetime import datetime
 from itertools import repeat
 from typing import Any
 
@@ -40,6 +41,7 @@ from grid_reingest.adapters.dynamodb.schema import (
     updated_if,
 )
 from grid_reingest.domain.claims import Claim, Source, Transition
+from grid_reingest.domain.isotime import format_instant, parse_instant
 from grid_reingest.domain.states import ProgressState
 from grid_reingest.ports import PartialApply
 
@@ -187,6 +189,7 @@ class Claims:
             pass_id=item.get(PASS, {}).get("S"),
             check_first=CHECK_FIRST in item,
             reprojected=REPROJECTED in item,
+            changed_at=None if source.reclaim else _instant(seen_changed_at),
         )
 
     def apply(self, transitions: Iterable[Transition]) -> list[bool]:
@@ -217,7 +220,9 @@ class Claims:
             ":new": {"N": str(int(t.new))},
             ":name": {"S": t.label or t.new.label},
             ":shard": {"S": state_shard(t.new, shard_of(t.id))},
-            ":now": {"S": self.handle.now()},
+            ":now": {
+                "S": self.handle.now() if t.changed_at is None else format_instant(t.changed_at)
+            },
         }
         sets = [
             "#state = :new",
@@ -255,6 +260,15 @@ class Claims:
             ExpressionAttributeNames=names,
             ExpressionAttributeValues=values,
         )
+
+
+def _instant(text: str) -> datetime | None:
+    """The index's time of change, or None where it is not one of ours (a release of the
+    claim then stores now, as any other write does)."""
+    try:
+        return parse_instant(text)
+    except ValueError:
+        return None
 
 
 def _share(need: int, shards: int) -> int:

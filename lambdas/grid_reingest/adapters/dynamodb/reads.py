@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Iterator
+from datetime import datetime
 from typing import Any
 
 from grid_reingest.adapters.dynamodb.handle import TableHandle
@@ -28,7 +29,7 @@ from grid_reingest.adapters.dynamodb.schema import (
 )
 from grid_reingest.domain.backoff import sleep_before_retry
 from grid_reingest.domain.claims import Source
-from grid_reingest.domain.isotime import format_instant
+from grid_reingest.domain.isotime import format_instant, parse_instant
 from grid_reingest.domain.states import ProgressState
 
 # One index page of one shard: [(id, state_changed_at)], and where the next page starts.
@@ -168,6 +169,15 @@ class StateReads:
             if page["Items"]:
                 return str(page["Items"][0][ID]["S"])
         return None
+
+    def oldest_change(self, state: ProgressState) -> datetime | None:
+        """When the item of `state` that changed longest ago changed (every shard's head, the
+        index being sorted by that time, asked at once); None when the state is empty."""
+        heads = self.handle.pool.map(
+            lambda shard: self._shard_head(state, shard), range(SHARD_COUNT)
+        )
+        times = [page["Items"][0][CHANGED_AT]["S"] for page in heads if page["Items"]]
+        return parse_instant(min(times)) if times else None
 
     def _shard_has_any(self, state: ProgressState, shard: int) -> bool:
         page = self._shard_head(state, shard)

@@ -29,6 +29,7 @@ class WorkerTable:
         # The ClaimStore port: the claims' writes, and two reads of the index.
         self.claim_stream, self.claim, self.apply = claims.claim_stream, claims.claim, claims.apply
         self.has_any, self.sample = reads.has_any, reads.sample
+        self.oldest_change = reads.oldest_change
         # The PassFacts port (has_any too).
         self.counts, self.errors = reads.counts, reads.errors
 
@@ -53,6 +54,7 @@ class OperatorTable:
         self.reset, self.reset_items = self.resets.reset, self.resets.reset_items
         self.claims = Claims(handle, reads)
         self.claim, self.apply = self.claims.claim, self.claims.apply
+        self.oldest_change = reads.oldest_change
 
     def __enter__(self) -> Self:
         return self
