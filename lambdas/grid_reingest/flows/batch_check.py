@@ -30,7 +30,7 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, ClassVar
 
 from grid_reingest import names
 from grid_reingest.domain.claims import Claim, Source, lease_cutoff, outcome_transition
@@ -163,6 +163,8 @@ def work_states(settings: BatchCheckSettings) -> list[ProgressState]:
 class _CheckStrategy:
     """The loop's strategy for batch-check (flows/loop.py): ask media-api, judge its answers."""
 
+    # An enqueued image's time in 3 is its age, which its verdict waits on.
+    keeps_place: ClassVar[bool] = True
     settings: BatchCheckSettings
     deps: CheckDeps
     summary: CheckSummary

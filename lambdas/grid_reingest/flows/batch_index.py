@@ -12,7 +12,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, ClassVar
 
 from grid_reingest import names
 from grid_reingest.domain.claims import (
@@ -192,6 +192,8 @@ def enqueue_writer(recorder: Recorder, invocation: str) -> EnqueueWriter:
 class _IndexStrategy:
     """The loop's strategy for batch-index (flows/loop.py): project, publish, judge failures."""
 
+    # An image's place in 0 says nothing: what this invocation gives back waits for the next.
+    keeps_place: ClassVar[bool] = False
     settings: BatchIndexSettings
     deps: IndexDeps
     summary: IndexSummary

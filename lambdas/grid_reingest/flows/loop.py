@@ -298,17 +298,18 @@ class Loop[R]:
 
     def _give_back_held(self) -> None:
         """Stopping: what was claimed and not started, and what was held for a later look, go
-        back, keeping their items' places."""
+        back (the held ones keeping their items' places)."""
         self._give_back_reserve()
         self.recorder.give_back_later()
         self._flush(final=False)
 
     def _give_back_reserve(self) -> None:
-        """Claims taken but not started go back untouched: no attempt counted, and their items
-        keep their place (an enqueued image its age, which batch-check waits on)."""
+        """Claims taken but not started go back untouched: no attempt counted, their items'
+        places kept where the strategy says so."""
         self._collect_claims(block=True)
+        keep_place = self.strategy.keeps_place
         while self.reserve:
-            self.recorder.release(self.reserve.popleft(), keep_place=True)
+            self.recorder.release(self.reserve.popleft(), keep_place=keep_place)
         self._flush(final=False)
 
     def _timed(self, image_id: str) -> tuple[R, float]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Protocol
+from typing import ClassVar, Protocol
 
 from grid_reingest.domain.claims import Claim, Source
 
@@ -22,6 +22,10 @@ class Flushed:
 
 class Strategy[R](Protocol):
     """What a worker's loop does that the other's does not."""
+
+    # Whether claims given back unstarted keep their items' places (the time each last
+    # changed); otherwise they go back as changed now, and wait for the next invocation.
+    keeps_place: ClassVar[bool]
 
     def sources(self, started_at: datetime) -> Sequence[Source]:
         """Where claims come from, in order (what went back after `started_at`, when the
