@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 from datetime import timedelta
+from itertools import pairwise
 
 import pytest
 
@@ -81,9 +82,11 @@ def test_a_404_is_final_once_old_enough_when_the_index_is_done(store, clock, set
 
 
 def test_nothing_is_asked_while_thrall_is_stalled(store, clock, settings):
-    # Given thrall judged 10 s behind, but stalled since (its lag has no bound)
+    # Given thrall judged 10 s behind, but stalled since (its lag has no bound), while
+    # batch-index has work (it judges thrall again)
     ids = [grid_id(i) for i in range(3)]
     store.put_new(ids, S.ENQUEUED)
+    store.put_new([grid_id(9)], S.NOT_STARTED)
     clock.sleep(3 * MIN_AGE)
     media_api = MediaApi(clock, {})
     run_batch_check(settings, deps(store, clock, media_api, Lag(10, math.inf)))
@@ -91,6 +94,25 @@ def test_nothing_is_asked_while_thrall_is_stalled(store, clock, settings):
     assert media_api.asked == []
     assert {store.get(i).state for i in ids} == {S.ENQUEUED}
     assert {store.get(i).attempts for i in ids} == {0}
+
+
+def test_a_stall_judged_at_the_end_of_indexing_stops_no_check_and_no_404_stands(
+    store, clock, settings
+):
+    # Given batch-index done, its last judgement of thrall a stall no one will judge again,
+    # and two old images: one media-api has, one it lacks
+    there, lacking = grid_id(1), grid_id(2)
+    store.put_new([there, lacking], S.ENQUEUED)
+    clock.sleep(3 * MIN_AGE)
+    media_api = MediaApi(clock, {there: 0})
+    summary = run_batch_check(settings, deps(store, clock, media_api, Lag(10, math.inf)))
+    # Then the one media-api has is verified; the other asked every 30 s, never judged
+    assert store.get(there).state is S.VERIFIED
+    item = store.get(lacking)
+    assert item.state is S.ENQUEUED and item.attempts == 0
+    asks = [t for i, t in media_api.asked if i == lacking]
+    assert len(asks) > 3 and summary.not_yet == len(asks)
+    assert min(b - a for a, b in pairwise(asks)) >= 30 - SLACK
 
 
 def test_a_404_waits_for_thrall_to_be_shown_past_the_image(store, clock, settings):

@@ -8,20 +8,21 @@ batch-index: docs/state-table.md, "Passes"), anything else back to enqueued
 with one more attempt — when the failure is the image's own. It runs beside
 batch-index: an id is first asked about `CHECK_FIRST_LOOK_SECONDS` after the
 records thrall is reaching (its lag as batch-index last judged it); nothing is
-asked while thrall is seen stalled. A 404 is final only once the image was
-enqueued `CHECK_MIN_AGE_SECONDS` before what thrall can be reaching at the
-latest, and media-api has shown thrall past it (it had an image enqueued later,
-or batch-index has nothing left); until then the claim is held and asked again.
-An image whose failure the invocation put back waits as long before it is
-asked again. While batch-index still has work, a claim that finds nothing is
-tried again a few seconds later rather than ending the invocation; after, the
-invocation waits for the oldest enqueued image to come of age when that is
-sooner than the next tick; only once neither has work left does it switch its
-schedule off. Whose a failure is follows the one rule
-both workers share (domain/systemic.py, flows/triage.py): media-api refusing
-the key (401/403), or failing for the images alike, is the system's; their
-claims go back with no attempt and the invocation fails loudly. No AWS here:
-the ports come in through `CheckDeps`.
+asked while thrall is seen stalled and batch-index runs (to judge it again). A
+404 is final only once the image was enqueued `CHECK_MIN_AGE_SECONDS` before
+what thrall can be reaching at the latest, and media-api has shown thrall past
+it (it had an image enqueued later, or batch-index has nothing left); until
+then the claim is held and asked again every 30 s. An image whose failure the
+invocation put back waits `CHECK_MIN_AGE_SECONDS` before it is asked again.
+While batch-index still has work, a claim that finds nothing is tried again a
+few seconds later rather than ending the invocation; after, the invocation
+waits for the oldest enqueued image to come of age when that is sooner than
+the next tick; only once neither has work left does it switch its schedule
+off. Whose a failure is follows the one rule both workers share
+(domain/systemic.py, flows/triage.py): media-api refusing the key (401/403), or
+failing for the images alike, is the system's; their claims go back with no
+attempt and the invocation fails loudly. No AWS here: the ports come in
+through `CheckDeps`.
 """
 
 from __future__ import annotations
@@ -73,7 +74,7 @@ WAIT_FOR_MORE_SECONDS = 5.0
 # thrall's shards are read side by side, not in one order: an image media-api has shows that
 # thrall is past the records published this much before it on every shard.
 ORDER_MARGIN_SECONDS = 30.0
-# An image whose 404 is not final because thrall is not past it is asked again this often.
+# An image whose 404 is not final yet is asked again this often (at most).
 LOOK_AGAIN_SECONDS = 30.0
 # An image already old enough that a claim did not find (the index is eventually
 # consistent) is looked for again after this long.
@@ -195,13 +196,18 @@ class _CheckStrategy:
 
     def _first_look_age(self) -> float | None:
         """How long ago an image must have been enqueued to be asked about now; None while
-        thrall is seen stalled (nothing new reaches media-api: nothing is asked)."""
+        thrall is seen stalled and batch-index runs (nothing new reaches media-api: nothing
+        is asked). Once batch-index has nothing left, a stall it judged is judged again by
+        no one (its last records may simply be waiting for thrall's next checkpoint):
+        images are asked about, and a 404 is no verdict until the judgement is stale."""
         settings = self.settings
         first = min(settings.first_look_seconds, settings.min_age_seconds)
         lag = self.deps.thrall_lag()
         if lag is None:
             return first
-        return first + lag.seconds if math.isfinite(lag.at_most) else None
+        if math.isinf(lag.at_most) and self._index_busy():
+            return None
+        return first + lag.seconds
 
     def _look_again_in(self, claim: Claim) -> float | None:
         """Seconds until media-api's 404 for this image would be final (infinite while thrall
@@ -316,12 +322,14 @@ class _CheckStrategy:
                 self.held_since.pop(claim.id, None)
                 return False
             wait = LOOK_AGAIN_SECONDS
+        # Asked again at least this often: thrall may be quicker than its lag said.
+        wait = min(wait, LOOK_AGAIN_SECONDS)
         now = self.deps.clock.monotonic()
         held_since = self.held_since.setdefault(claim.id, now)
         if now + wait - held_since > self.settings.loop.lease_seconds / 2:
-            # thrall stalled, or fell that far behind: the claim is not held that long. The
+            # thrall stalled, or fell that far behind: a claim is not held that long. The
             # item goes back with its place kept (its enqueue time is what the order of
-            # media-api's answers is judged by); no image is asked while thrall is stalled.
+            # media-api's answers is judged by), to be claimed again on a fresh lease.
             self.held_since.pop(claim.id)
             self.recorder.release(claim, keep_place=True)
         else:
