@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, ClassVar
 
@@ -182,6 +182,9 @@ class _CheckStrategy:
     put_back: dict[str, float] = field(default_factory=dict)
     index_busy: bool = True
     index_asked_at: float = -math.inf
+    # thrall's lag as last read from the control item, and when (monotonic seconds).
+    lag: Lag | None = None
+    lag_read_at: float = -math.inf
 
     def sources(self, started_at: datetime) -> Sequence[Source]:
         now = self.deps.clock.now()
@@ -202,7 +205,7 @@ class _CheckStrategy:
         images are asked about, and a 404 is no verdict until the judgement is stale."""
         settings = self.settings
         first = min(settings.first_look_seconds, settings.min_age_seconds)
-        lag = self.deps.thrall_lag()
+        lag = self._lag()
         if lag is None:
             return first
         if math.isinf(lag.at_most) and self._index_busy():
@@ -221,7 +224,7 @@ class _CheckStrategy:
         """
         if claim.changed_at is None:
             return None
-        lag = self.deps.thrall_lag()
+        lag = self._lag()
         final_age = self.settings.min_age_seconds + (lag.at_most if lag else 0.0)
         age = (self.deps.clock.now() - claim.changed_at).total_seconds()
         return final_age - age if age < final_age else None
@@ -231,12 +234,13 @@ class _CheckStrategy:
         # the invocation waits for the oldest enqueued image to be old enough, if that comes
         # sooner than the next tick would: the last minutes of a pass are not left to
         # ticks that each find the tail a little too young.
-        store = self.deps.store
-        if store.has_any([self.settings.index_start_state, ProgressState.IN_PROGRESS]):
+        if self._index_busy():
             return WAIT_FOR_MORE_SECONDS
         age = self._first_look_age()
-        oldest = store.oldest_change(self.settings.start_state) if age is not None else None
-        if age is None or oldest is None:
+        if age is None:
+            return None
+        oldest = self.deps.store.oldest_change(self.settings.start_state)
+        if oldest is None:
             return None
         due_in = (oldest + timedelta(seconds=age) - self.deps.clock.now()).total_seconds()
         return max(due_in, SOONEST_AGAIN_SECONDS) if due_in <= LONGEST_WAIT_SECONDS else None
@@ -311,6 +315,16 @@ class _CheckStrategy:
             self.index_busy = self.deps.store.has_any(states)
             self.index_asked_at = now
         return self.index_busy
+
+    def _lag(self) -> Lag | None:
+        """thrall's lag, read from the control item at most every few seconds (it is asked
+        about for every 404); its bound grows by the time since the read, as it would."""
+        now = self.deps.clock.monotonic()
+        if now >= self.lag_read_at + WAIT_FOR_MORE_SECONDS:
+            self.lag, self.lag_read_at = self.deps.thrall_lag(), now
+        if self.lag is None:
+            return None
+        return replace(self.lag, at_most=self.lag.at_most + now - self.lag_read_at)
 
     def _hold_for_later(self, claim: Claim) -> bool:
         """An image media-api does not have yet, whose 404 is not final yet: held, to be asked
