@@ -113,6 +113,7 @@ def run_one(job: tuple[str, int, str, float | None, float]) -> dict[str, Any]:
         "answers": result.answers,
         "failed_invocations": result.failed_invocations,
         "kinesis_rejected": result.kinesis_rejected,
+        "own": result.own,
     }
 
 

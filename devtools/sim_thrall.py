@@ -159,6 +159,13 @@ class SimThrall:
         self._used[(shard, second)] = (used_bytes + size, used_n + 1)
         return True
 
+    def ever_takes(self, size: int) -> bool:
+        """Whether a record of `size` bytes can ever fit its shard's second
+        beside the other producers, who put at least this many records there every second."""
+        others_each_second = int(self.spec.other_records_per_minute // 60) // len(self.shard_ids)
+        others_bytes = others_each_second * int(self.kinesis.record_kb_mean * 1024)
+        return size + others_bytes <= self.kinesis.shard_mb_per_second * MB
+
     def _append(self, shard: int, now: float, image_id: str | None) -> int:
         self._sequence[shard] += 1
         self._shards[shard].append(Record(now, self._sequence[shard], image_id))

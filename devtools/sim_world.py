@@ -20,7 +20,7 @@ from devtools.memory_control import MemoryControl
 from devtools.memory_store import MemoryStore
 from devtools.sim_aws import SimControl, SimStore
 from devtools.sim_clock import VirtualClock, watching
-from devtools.sim_grid import SimGrid
+from devtools.sim_grid import SimGrid, record_bytes
 from devtools.sim_lambda import SimLambda
 from devtools.sim_scenario import Scenario
 from devtools.sim_thrall import SAMPLE_SECONDS, SimThrall
@@ -59,9 +59,11 @@ class PassResult:
     pass_seconds: float  # until the last image was verified or failed
     final: int  # images in a final state
     verified: int
-    # Images charged an attempt, or judged missing (none fails on its own in these worlds,
-    # and every one reaches media-api).
+    # Images charged an attempt, or judged missing: every image reaches media-api, and the
+    # only one that fails on its own is one whose record no second of its shard can take
+    # beside the other producers' (`own`).
     charged: int
+    own: int
     ages: list[tuple[float, float]]  # (second, true iterator age in seconds)
     publish_times: list[float]
     index_gb_seconds: float
@@ -240,11 +242,16 @@ class World:
 
     def _result(self, functions: list[SimLambda]) -> PassResult:
         counts = self.memory.counts()
-        charged = 0
-        for item in self.memory.read_items(self.ids).values():
+        charged = own = 0
+        kinesis = self.scenario.kinesis
+        for image_id, item in self.memory.read_items(self.ids).items():
+            kb, sigma = kinesis.record_kb_mean, kinesis.record_kb_sigma
+            size = record_bytes(kb, sigma, self.seed, image_id)
+            if not self.thrall.ever_takes(size) and item.state is ProgressState.UNKNOWN_ERROR:
+                own += 1
             # Every image is the Grid's and reaches media-api in the end: one judged
             # missing was judged before thrall had reached it.
-            if item.attempts > 0 or item.state in (
+            elif item.attempts > 0 or item.state in (
                 ProgressState.KNOWN_ERROR,
                 ProgressState.UNKNOWN_ERROR,
                 ProgressState.NOT_FOUND_IN_MEDIA_API,
@@ -262,6 +269,7 @@ class World:
             final=self.scenario.images - sum(counts[s] for s in UNFINISHED),
             verified=counts[ProgressState.VERIFIED],
             charged=charged,
+            own=own,
             ages=list(self.thrall.ages),
             publish_times=list(self.thrall.publish_times),
             index_gb_seconds=sum(f.gb_seconds for f in index),

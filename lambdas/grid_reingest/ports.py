@@ -128,6 +128,7 @@ class Sent:
     applied: list[bool | None]  # each one's write (None: every try failed)
     error: BaseException | None  # the last write error
     published_at: float = 0.0  # the worker's monotonic clock when the stream answered
+    records: dict[str, bytes] = field(default_factory=dict)  # the data sent, by image id
 
 
 class Outbox(Protocol):
@@ -141,6 +142,10 @@ class Outbox(Protocol):
 
     def due(self, *, eager: bool) -> bool:
         """Whether what is ready should go now (anything at all, when `eager`)."""
+        ...
+
+    def holds(self) -> bool:
+        """Whether records are ready or a call is under way."""
         ...
 
     def send(self) -> None:

@@ -26,6 +26,7 @@ from grid_reingest.domain.states import ProgressState as S
 from grid_reingest.domain.systemic import Rules
 from grid_reingest.flows.batch_index import (
     REFUSALS_BEFORE_STOP,
+    STREAM_RESENDS,
     RecordMismatch,
     StreamRefused,
     run_batch_index,
@@ -527,6 +528,75 @@ def test_batch_index_throughput_rejections_across_the_stream_cost_no_attempt(
     assert summary.overloaded > 0
     assert sum(store.get(i).attempts for i in ids) == 0
     assert store.counts()[S.IN_PROGRESS] == 0
+
+
+def turning_away(image_id, times):
+    """A stream answer that turns `image_id`'s record away for throughput its first `times`
+    offers (every offer, when None) and takes every other record."""
+    offers = []
+
+    def answer(records):
+        if image_id not in dict(records):
+            return None
+        offers.append(image_id)
+        if times is not None and len(offers) > times:
+            return None
+        taken = [i for i, _ in records if i != image_id]
+        return PublishResult(
+            accepted=taken,
+            rejected={image_id: "ProvisionedThroughputExceededException: Rate exceeded"},
+            overloaded=[image_id],
+            calls=6,
+            positions=[("shardId-000000000000", n) for n, _ in enumerate(taken)],
+        )
+
+    return answer, offers
+
+
+def test_batch_index_a_record_turned_away_for_throughput_goes_again_unprojected(
+    store, clock, settings
+):
+    # Given a stream whose busy seconds turn one record away twice (after its own rounds)
+    ids = [grid_id(i) for i in range(30)]
+    store.put_new(ids)
+    answer, offers = turning_away(ids[7], times=2)
+    projector, stream = Scripted(), Stream(answer=answer)
+    # When one invocation runs
+    run_batch_index(settings, index_deps(store, projector, stream, clock=clock))
+    # Then the kept record went again with later calls and got in: projected once, no
+    # attempt, nothing counted against it
+    assert len(offers) == 3
+    assert projector.calls[ids[7]] == 1
+    item = store.get(ids[7])
+    assert (item.state, item.attempts, item.overloads) == (S.ENQUEUED, 0, 0)
+    assert store.counts()[S.ENQUEUED] == 30
+
+
+def test_batch_index_a_record_no_shard_second_takes_ends_at_8_an_attempt_an_invocation(
+    store, clock, settings
+):
+    # Given a stream that takes every record but one, which it always turns away for
+    # throughput (a record near 1 MiB on a shard other producers keep busy)
+    ids = [grid_id(i) for i in range(30)]
+    store.put_new(ids)
+    lone = ids[3]
+    answer, offers = turning_away(lone, times=None)
+    projector = Scripted()
+    # When invocations run until nothing is left
+    runs = 0
+    while store.has_any([S.NOT_STARTED]) and runs < 10:
+        run_batch_index(settings, index_deps(store, projector, Stream(answer=answer), clock=clock))
+        runs += 1
+        # Then each invocation offered it again STREAM_RESENDS times before judging it,
+        # waiting for those rather than ending, and charged it one attempt
+        assert len(offers) == runs * (1 + STREAM_RESENDS)
+        assert store.get(lone).attempts == runs
+    # and after its attempts it is at 8, with the stream's reason: the pass ends
+    item = store.get(lone)
+    assert runs == settings.loop.max_attempts == projector.calls[lone]
+    assert item.state == S.UNKNOWN_ERROR
+    assert "ProvisionedThroughputExceeded" in (item.last_error or "")
+    assert store.counts()[S.ENQUEUED] == 29
 
 
 def test_batch_index_self_disable_re_enables_when_work_appeared(store, clock, settings):

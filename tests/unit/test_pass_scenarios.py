@@ -153,7 +153,7 @@ def test_seed_best_s_sweep_stops_once_the_share_has_fallen_on_two_successive_siz
 def result_with(scenario, publish_times, index_seconds):
     """A pass that published at `publish_times` and whose index part ended at `index_seconds`."""
     zero = ("index_gb_seconds", "check_gb_seconds", "idle_gb_seconds", "projection_seconds")
-    counts = ("charged", "invocations", "failed_invocations", "throttled_ticks", "steps")
+    counts = ("charged", "own", "invocations", "failed_invocations", "throttled_ticks", "steps")
     return PassResult(
         scenario,
         1,

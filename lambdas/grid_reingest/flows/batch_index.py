@@ -58,6 +58,15 @@ INFRASTRUCTURE = frozenset({names.IMAGE_PROJECTION})
 STREAM = "kinesis"
 # Images in these states were projected: any of them serves as a probe.
 PROJECTED = (ProgressState.ENQUEUED, ProgressState.VERIFIED)
+# A record the stream turned away for a shard's throughput (after the publisher's own
+# rounds) goes again with a later call this many times before it is judged: it is kept,
+# so trying later costs no projection, and a busy second is over by then. The large
+# records are the ones a busy shard turns away; most get in on a later call.
+STREAM_RESENDS = 4
+# While records wait to go or a call is under way, an invocation with nothing else to do
+# looks again after this long rather than ending: its last flush would judge a record
+# turned away at once, without going again.
+RESEND_WAIT_SECONDS = 1.0
 # Invocations in a row whose stream refused its calls before the worker switches
 # its own schedule off (the configuration needs a person).
 REFUSALS_BEFORE_STOP = 3
@@ -203,6 +212,7 @@ class _IndexStrategy:
     verified: bool = False  # the stream accepted a call of this invocation
     refused: str | None = None  # why the stream refused a whole call for its configuration
     call_error: str | None = None  # why a whole call failed otherwise
+    resent: Counter[str] = field(default_factory=Counter)  # times each record went again
 
     def sources(self, started_at: datetime) -> Sequence[Source]:
         cutoff = lease_cutoff(self.deps.clock.now(), self.settings.loop.lease_seconds)
@@ -232,7 +242,7 @@ class _IndexStrategy:
         return limit if self.verified or self.settings.dry_run else min(limit, 1)
 
     def again_in(self) -> float | None:
-        return None
+        return RESEND_WAIT_SECONDS if self.outbox.holds() else None
 
     def finish(self, claim: Claim, result: Outcome) -> bool:
         self.summary.outcomes[_kind(result)] += 1
@@ -269,12 +279,15 @@ class _IndexStrategy:
 
     def flush(self, *, final: bool, idle: bool) -> Flushed:
         flushed = Flushed()
-        self._take(self.outbox.collect(block=final), flushed)
+        # The last flush sends what is ready and judges what comes back: nothing goes again.
+        again = not final
+        self._take(self.outbox.collect(block=final), flushed, again=again)
         if self.outbox.due(eager=final or not self.verified):
-            self._take(self.outbox.collect(block=True), flushed)  # one call at a time, in order
+            # one call at a time, in order
+            self._take(self.outbox.collect(block=True), flushed, again=again)
             self.outbox.send()
             if final or not self.verified:
-                self._take(self.outbox.collect(block=True), flushed)
+                self._take(self.outbox.collect(block=True), flushed, again=again)
         self._settle_failures(final=final)
         if final or len(self.recorder.pending) >= RECORD_MIN or idle:
             self.recorder.record(self.recorder.take_pending())
@@ -282,12 +295,13 @@ class _IndexStrategy:
 
     def close(self) -> None:
         flushed = Flushed()
-        self._take(self.outbox.close(), flushed)
+        self._take(self.outbox.close(), flushed, again=False)
         self.summary.overloaded += flushed.overloaded
         self.triage.close()
 
-    def _take(self, sent: Sent | None, flushed: Flushed) -> None:
-        """One call's answer: accepted images written, the rest judged or given back."""
+    def _take(self, sent: Sent | None, flushed: Flushed, *, again: bool) -> None:
+        """One call's answer: accepted images written, the rest judged or given back; with
+        `again`, a record turned away for throughput goes again first (STREAM_RESENDS)."""
         if sent is None:
             return
         result = sent.result
@@ -300,6 +314,8 @@ class _IndexStrategy:
             cause = Cause.OVERLOAD if image_id in overloaded else Cause.ERROR
             flushed.overloaded += int(image_id in overloaded)
             claim = sent.claims[image_id]
+            if cause is Cause.OVERLOAD and again and self._send_again(claim, sent):
+                continue
             self.triage.failed(claim, Symptom(STREAM, cause), f"kinesis: {error}", STREAM)
         self._settle_failures(final=False)
         # Whole calls failed: not the images' fault, no attempt counted.
@@ -307,6 +323,13 @@ class _IndexStrategy:
             self.recorder.release(sent.claims[image_id], result.call_error)
         applied = self.recorder.written(sent.enqueued, sent.applied, sent.error)
         self.recorder.resolved(sent.enqueued, applied)
+
+    def _send_again(self, claim: Claim, sent: Sent) -> bool:
+        if self.resent[claim.id] >= STREAM_RESENDS:
+            return False
+        self.resent[claim.id] += 1
+        self.outbox.add(claim, sent.records[claim.id])
+        return True
 
     def _absorb(self, result: PublishResult) -> None:
         self.summary.kinesis_calls += result.calls

@@ -68,6 +68,10 @@ class BackgroundOutbox:
             or self._ready_bytes >= PUT_RECORDS_MAX_BYTES
         )
 
+    def holds(self) -> bool:
+        """Whether records are ready or a call is under way."""
+        return bool(self._ready) or self._sending is not None
+
     def send(self) -> None:
         """Start a call with what is ready; the previous call must have been collected."""
         if self._sending is not None:
@@ -93,4 +97,7 @@ class BackgroundOutbox:
         published_at = self._clock.monotonic()
         claims = {c.id: c for c, _ in ready}
         enqueued, applied, error = self._write_enqueued([claims[i] for i in result.accepted])
-        return Sent(claims, result, enqueued, applied, error, published_at=published_at)
+        records = {c.id: data for c, data in ready}
+        return Sent(
+            claims, result, enqueued, applied, error, published_at=published_at, records=records
+        )

@@ -72,7 +72,8 @@ class FailureTriage:
 
     `known_good` gives an id of an image the table holds as done (read once, when a probe
     first needs one and this invocation has served none); services in `unprobed` (thrall's
-    stream) are judged on the window alone.
+    stream) are judged on the window alone, and each of their overloads judged the image's own
+    costs an attempt.
     """
 
     def __init__(
@@ -125,6 +126,10 @@ class FailureTriage:
                 waiting.append((claim, error, symptom))
                 continue
             per_attempt = self.judge.rules.overloads_per_attempt
+            if symptom.service in self._unprobed:
+                # A stream's turning away is already many answers over seconds (the
+                # publisher's rounds, the resends): each judged one is an attempt's worth.
+                per_attempt = 1
             decided.append(Decided(claim, error, symptom, verdict, per_attempt))
             if (
                 verdict is Verdict.SYSTEMIC
