@@ -6,13 +6,9 @@ overload), and asks media-api about each: 200 verified, 404 not found (or,
 for an item of a check-first pass not yet re-projected, back to 0 for
 batch-index: docs/state-table.md, "Passes"), anything else back to enqueued
 with one more attempt — when the failure is the image's own. It runs beside
-batch-index: an id is first asked about `CHECK_FIRST_LOOK_SECONDS` after the
-records thrall is reaching (its lag as batch-index last judged it); nothing is
-asked while thrall is seen stalled and batch-index runs (to judge it again). A
-404 is final only once the image was enqueued `CHECK_MIN_AGE_SECONDS` before
-what thrall can be reaching at the latest, and media-api has shown thrall past
-it (it had an image enqueued later, or batch-index has nothing left); until
-then the claim is held and asked again every 30 s. An image whose failure the
+batch-index: when an image is first asked about, and when media-api's 404 is a
+verdict rather than "not yet" (the claim is then held and asked again every
+30 s), is flows/check_timing.py's to say. An image whose failure the
 invocation put back waits `CHECK_MIN_AGE_SECONDS` before it is asked again.
 While batch-index still has work, a claim that finds nothing is tried again a
 few seconds later rather than ending the invocation; after, the invocation
@@ -27,9 +23,8 @@ through `CheckDeps`.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, ClassVar
 
@@ -39,6 +34,7 @@ from grid_reingest.domain.passes import missing_transition, verified_counts
 from grid_reingest.domain.states import ProgressState
 from grid_reingest.domain.systemic import Cause, Judge, Symptom, cause_of
 from grid_reingest.domain.thrall_state import Lag
+from grid_reingest.flows.check_timing import CheckTiming
 from grid_reingest.flows.invocation import (
     LONGEST_WAIT_SECONDS,
     Limits,
@@ -71,9 +67,6 @@ MEDIA_API = "media-api"
 WAKE_INDEX_EVERY_SECONDS = 60.0
 # While batch-index has work, a claim that found nothing is tried again after this long.
 WAIT_FOR_MORE_SECONDS = 5.0
-# thrall's shards are read side by side, not in one order: an image media-api has shows that
-# thrall is past the records published this much before it on every shard.
-ORDER_MARGIN_SECONDS = 30.0
 # An image whose 404 is not final yet is asked again this often (at most).
 LOOK_AGAIN_SECONDS = 30.0
 # An image already old enough that a claim did not find (the index is eventually
@@ -142,7 +135,8 @@ def run_batch_check(settings: BatchCheckSettings, deps: CheckDeps) -> CheckSumma
         deps.clock,
         lambda: deps.store.sample([ProgressState.VERIFIED]),
     )
-    check = _CheckStrategy(settings, deps, summary, recorder, triage)
+    timing = CheckTiming(settings, deps.clock, deps.store, deps.thrall_lag)
+    check = _CheckStrategy(settings, deps, summary, recorder, triage, timing)
     loop = Loop(recorder, check)
     loop.run()
     summary.systemic = check.triage.stop_reason
@@ -171,25 +165,19 @@ class _CheckStrategy:
     summary: CheckSummary
     recorder: Recorder
     triage: FailureTriage
+    timing: CheckTiming
     index_woken_until: float = 0.0  # monotonic time before which it is not switched on again
     # Check-first claims verified, their outcome not written yet.
     verified_claims: dict[str, Claim] = field(default_factory=dict)
-    # The newest enqueue time of the images media-api had, since when each image held for a
-    # later look has been (monotonic seconds), and whether batch-index had work when asked.
-    newest_found: datetime | None = None
+    # Since when each image held for a later look has been (monotonic seconds).
     held_since: dict[str, float] = field(default_factory=dict)
     # Images this invocation put back after a failure, and when (monotonic seconds).
     put_back: dict[str, float] = field(default_factory=dict)
-    index_busy: bool = True
-    index_asked_at: float = -math.inf
-    # thrall's lag as last read from the control item, and when (monotonic seconds).
-    lag: Lag | None = None
-    lag_read_at: float = -math.inf
 
     def sources(self, started_at: datetime) -> Sequence[Source]:
         now = self.deps.clock.now()
         held = Source(HELD, lease_cutoff(now, self.settings.loop.lease_seconds), reclaim=True)
-        age = self._first_look_age()
+        age = self.timing.first_look_age()
         if age is None:
             return [held]
         # Enqueued long enough before what thrall is reaching now. Images enqueued while this
@@ -197,46 +185,14 @@ class _CheckStrategy:
         # waits as long again before it is asked about once more.
         return [held, Source(self.settings.start_state, now - timedelta(seconds=age))]
 
-    def _first_look_age(self) -> float | None:
-        """How long ago an image must have been enqueued to be asked about now; None while
-        thrall is seen stalled and batch-index runs (nothing new reaches media-api: nothing
-        is asked). Once batch-index has nothing left, a stall it judged is judged again by
-        no one (its last records may simply be waiting for thrall's next checkpoint):
-        images are asked about, and a 404 is no verdict until the judgement is stale."""
-        settings = self.settings
-        first = min(settings.first_look_seconds, settings.min_age_seconds)
-        lag = self._lag()
-        if lag is None:
-            return first
-        if math.isinf(lag.at_most) and self._index_busy():
-            return None
-        return first + lag.seconds
-
-    def _look_again_in(self, claim: Claim) -> float | None:
-        """Seconds until media-api's 404 for this image would be final (infinite while thrall
-        is stalled); None when it is final now, or when the image's age is unknown (a claim
-        taken over from a dead invocation).
-
-        Final once the image was enqueued CHECK_MIN_AGE_SECONDS before what thrall can
-        be reaching at the latest: the lag it was judged to have plus the time since that
-        judgement's moment, not the lag alone. A thrall that stopped since (a deploy, a
-        pause) has not reached the image, and its 404 is no verdict on the image.
-        """
-        if claim.changed_at is None:
-            return None
-        lag = self._lag()
-        final_age = self.settings.min_age_seconds + (lag.at_most if lag else 0.0)
-        age = (self.deps.clock.now() - claim.changed_at).total_seconds()
-        return final_age - age if age < final_age else None
-
     def again_in(self) -> float | None:
         # While batch-index has work, more comes within this invocation. Once it has none,
         # the invocation waits for the oldest enqueued image to be old enough, if that comes
         # sooner than the next tick would: the last minutes of a pass are not left to
         # ticks that each find the tail a little too young.
-        if self._index_busy():
+        if self.timing.index_busy():
             return WAIT_FOR_MORE_SECONDS
-        age = self._first_look_age()
+        age = self.timing.first_look_age()
         if age is None:
             return None
         oldest = self.deps.store.oldest_change(self.settings.start_state)
@@ -275,7 +231,8 @@ class _CheckStrategy:
         state = ANSWERS.get(result.status) if result.status is not None else None
         if state is not None:
             self.triage.served(claim.id if state is ProgressState.VERIFIED else None)
-            self._note_order(claim, verified=state is ProgressState.VERIFIED)
+            if state is ProgressState.VERIFIED:
+                self.timing.found(claim)
             if state is ProgressState.NOT_FOUND_IN_MEDIA_API and claim.check_first:
                 self.recorder.add(missing_transition(claim, HELD, self.deps.invocation))
                 return False
@@ -291,48 +248,13 @@ class _CheckStrategy:
         self._settle_failures(final=False)
         return symptom.cause is Cause.OVERLOAD
 
-    def _note_order(self, claim: Claim, *, verified: bool) -> None:
-        """The newest enqueue time of the images media-api had."""
-        at = claim.changed_at
-        if verified and at is not None:
-            self.newest_found = at if self.newest_found is None else max(self.newest_found, at)
-
-    def _thrall_passed(self, claim: Claim) -> bool:
-        """Whether thrall is past this image's record, as far as media-api shows: it had an
-        image enqueued ORDER_MARGIN_SECONDS later (thrall takes each shard's records in
-        order), or batch-index has nothing left (the pass's last images: their age alone
-        says)."""
-        at, found = claim.changed_at, self.newest_found
-        if at is None or not self._index_busy():
-            return True
-        return found is not None and found >= at + timedelta(seconds=ORDER_MARGIN_SECONDS)
-
-    def _index_busy(self) -> bool:
-        """Whether batch-index has work, asked of the store at most every few seconds."""
-        now = self.deps.clock.monotonic()
-        if now >= self.index_asked_at + WAIT_FOR_MORE_SECONDS:
-            states = [self.settings.index_start_state, ProgressState.IN_PROGRESS]
-            self.index_busy = self.deps.store.has_any(states)
-            self.index_asked_at = now
-        return self.index_busy
-
-    def _lag(self) -> Lag | None:
-        """thrall's lag, read from the control item at most every few seconds (it is asked
-        about for every 404); its bound grows by the time since the read, as it would."""
-        now = self.deps.clock.monotonic()
-        if now >= self.lag_read_at + WAIT_FOR_MORE_SECONDS:
-            self.lag, self.lag_read_at = self.deps.thrall_lag(), now
-        if self.lag is None:
-            return None
-        return replace(self.lag, at_most=self.lag.at_most + now - self.lag_read_at)
-
     def _hold_for_later(self, claim: Claim) -> bool:
         """An image media-api does not have yet, whose 404 is not final yet: held, to be asked
         again once it may be (back in 3 with its place kept, should the invocation end
         first)."""
-        wait = self._look_again_in(claim)
+        wait = self.timing.final_in(claim)
         if wait is None:
-            if self._thrall_passed(claim):
+            if self.timing.thrall_passed(claim):
                 self.held_since.pop(claim.id, None)
                 return False
             wait = LOOK_AGAIN_SECONDS
