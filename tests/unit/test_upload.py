@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -248,13 +249,30 @@ def test_upload_counts_its_own_insert_whose_answer_was_lost_as_written():
 
         def batch_execute_statement(self, **kwargs: Any) -> dict:
             client.batch_execute_statement(**kwargs)
-            return client.batch_execute_statement(**kwargs)
+            answer = client.batch_execute_statement(**kwargs)
+            answer["ResponseMetadata"]["RetryAttempts"] = 1  # as botocore says of a resent call
+            return answer
 
     # When
     with OperatorTable(TABLE, LostAnswer()) as table:
         report = table.put_new(ids(60))
     # Then each id counts as written by this run, not as found there
     assert (report.written, report.already_present, report.repeated) == (60, 0, 0)
+
+
+def test_upload_counts_no_write_for_an_equal_item_another_upload_inserted_first():
+    # Given another upload inserting the same ids between this one's read and its INSERTs,
+    # in the same millisecond: its items are equal to those this upload sends
+    instant = datetime(2026, 1, 1, tzinfo=UTC)
+    store = MemoryStore(clock=lambda: instant)
+    table = upload_table(store)
+    table.handle.clock = lambda: instant
+    before_first_insert(table.client, lambda: store.put_new(ids(30)))
+    # When
+    report = table.put_new(ids(30))
+    # Then none counts as written by this upload: the other one wrote them
+    assert report.written == 0
+    assert report.done == 30 == store.counts()[S.NOT_STARTED]
 
 
 def test_upload_repeats_far_apart_are_told_apart_from_items_found_there():

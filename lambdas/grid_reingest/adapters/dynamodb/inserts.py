@@ -75,15 +75,15 @@ class Inserts:
 
     def _insert_once(
         self, ids: list[str], out: WriteReport, arming: Arming
-    ) -> tuple[list[str], dict[str, str]]:
+    ) -> tuple[list[str], dict[str, str | None]]:
         """One INSERT of each id: the ids to send again, and those whose key exists (with
-        the time of change this run sent for each)."""
+        the time of change this run sent for each, None when the call was sent once)."""
         again: list[str] = []
-        there: dict[str, str] = {}
+        there: dict[str, str | None] = {}
         for chunk in chunks(ids, BATCH_WRITE_MAX):
             items = [fresh_item(i, arming.state, self.handle.now(), arming) for i in chunk]
             statement = self.statement(arming)
-            answers = self.handle.client.batch_execute_statement(
+            response = self.handle.client.batch_execute_statement(
                 Statements=[
                     {
                         "Statement": statement,
@@ -91,7 +91,13 @@ class Inserts:
                     }
                     for item in items
                 ]
-            )["Responses"]
+            )
+            answers = response["Responses"]
+            # Only a call botocore sent again can have been refused by its own earlier,
+            # applied sending. Sent once, a refusal is someone else's item, even one equal
+            # to ours: another upload (or a batch of this one) inserting the same id in the
+            # same millisecond writes the same item, and was counted as written by both.
+            resent = response.get("ResponseMetadata", {}).get("RetryAttempts", 0) > 0
             refused: StateTableError | None = None
             for image_id, item, answer in zip(chunk, items, answers, strict=True):
                 error = answer.get("Error")
@@ -100,7 +106,7 @@ class Inserts:
                 elif error.get("Code") in _INSERT_AGAIN:
                     again.append(image_id)
                 elif error.get("Code") in _ALREADY_THERE:
-                    there[image_id] = item[CHANGED_AT]["S"]
+                    there[image_id] = item[CHANGED_AT]["S"] if resent else None
                 else:
                     # Counted to the end first: the report must hold every id written.
                     refused = refused or self._refused(image_id, error)
@@ -109,7 +115,7 @@ class Inserts:
         return again, there
 
     def _settle_existing(
-        self, there: dict[str, str], decide: Decide, out: WriteReport, arming: Arming
+        self, there: dict[str, str | None], decide: Decide, out: WriteReport, arming: Arming
     ) -> list[str]:
         """Read the ids an INSERT found there and decide for each; the ids to insert again."""
         if not there:
@@ -122,7 +128,7 @@ class Inserts:
                 again.append(image_id)  # refused as there, yet gone: insert it again
             elif _is_state(item, arming.state) and changed_at(item) == sent:
                 # Our own insert, applied though its answer was lost (botocore sent
-                # the call again): written by this very statement.
+                # the call again; `sent` is None otherwise): written by this very statement.
                 out.written += 1
             else:
                 decide(image_id, item)
