@@ -8,6 +8,7 @@ import pytest
 from grid_reingest.domain.control import Knobs
 from grid_reingest.domain.controller import Controller, Signals, Tuning
 from grid_reingest.domain.grid_limit import GridLimit, GridSample
+from grid_reingest.domain.grid_state import Block
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 TUNING = Tuning(max_limit=32, max_iterator_age_ms=60_000)
@@ -372,3 +373,30 @@ def test_grid_loop_an_overload_that_ends_a_probe_puts_the_next_probe_a_period_of
     assert "overload" in reason and cut.probe_until == 0.0
     assert cut.limit == pytest.approx(16.0 * TUNING.backoff)
     assert cut.probed_at == 1_010.0
+
+
+def test_grid_loop_a_few_noisy_latencies_after_a_cut_are_no_queue_a_clear_rise_is():
+    # Given a Grid whose images take 2 s on average with a wide spread (±1.5 s), learnt
+    # over 300 images, and a loop just past a cut (its smoothed latency started afresh)
+    loop = GridLimit(TUNING)
+    learnt = Block(0.0).add([500.0, 3_500.0] * 150)
+    state = replace(
+        loop.fresh(),
+        limit=11.0,
+        grown=True,
+        probed_at=990.0,
+        blocks=(learnt, Block(960.0)),
+    )
+
+    def decide(latencies):
+        sample = GridSample(1_000.0, len(latencies), 0, tuple(latencies), 15.0, in_flight=11.0)
+        return loop.step(state, sample, 32.0)
+
+    # When the next decision's 12 images average 2.8 s, within their own noise
+    held, reason = decide([1_300.0, 4_300.0] * 6)
+    # Then that is no queue: no cut (the mean alone would show ~2.5 images queued)
+    assert held.limit >= 11.0 and "limit cut" not in reason
+    # When they average 5 s, far beyond it
+    cut, reason = decide([3_500.0, 6_500.0] * 6)
+    # Then the limit is cut to what the Grid serves
+    assert cut.limit < 11.0 and "limit cut" in reason

@@ -15,9 +15,11 @@ noisy, and the lowest of many noisy figures is far below the true one: a
 phantom queue that grows with the limit and stops it well below capacity. So
 the baseline is the lowest mean latency of a few long blocks (minutes,
 hundreds of images each), and the latency judged is a mean smoothed over
-decisions. Means, not medians: Little's law holds for means, and what waits
-is the throughput times the mean wait. A stray time far above the baseline (a
-timeout) is counted at `outlier_factor` times it, so that one image does not
+decisions; a cut needs that mean to show the queue beyond its own standard
+error (right after a cut it is a mean of few). Means, not medians: Little's
+law holds for means, and what waits is the throughput times the mean wait. A
+stray time far above the baseline (a timeout) is counted at `outlier_factor`
+times it, so that one image does not
 look like a queue. Why each constant: docs/throughput.md.
 
 Pure; its state (`GridState`) is saved with the controller's (domain/control.py).
@@ -89,14 +91,17 @@ class GridLimit:
             # Little's law: the images in flight on average, from throughput and latency.
             used = sample.finished * now_ms / 1000 / sample.elapsed
         used = min(limit, used)
-        queue = used * (1 - baseline / latency)  # smoothed: what decides a cut
+        queue = used * (1 - baseline / latency)  # smoothed: what stops a rise
         fresh = used * (1 - baseline / now_ms)  # this decision's alone: what stops a rise
+        # What decides a cut: the queue the smoothed latency shows beyond its own noise.
+        judged = max(baseline, latency - t.cut_z * noise_ms(state, t))
+        sure = used * (1 - baseline / judged)
         target = max(t.min_queue, t.queue_share * used)
         if fresh >= target:
             state = replace(state, grown=True)  # the slow start is over: the Grid has a queue
         if holding:
             return state, f"~{queue:.1f} queued at the Grid: holding the last cut"
-        if queue > 2 * target:
+        if sure > 2 * target:
             new = min(limit, max(t.min_limit, used * baseline / latency + target))
             return self._cut(state, new, sample), (
                 f"latency {latency:.0f} ms over baseline {baseline:.0f} ms "
@@ -224,6 +229,22 @@ class GridLimit:
             smooth_count=state.smooth_count * w + len(latencies),
         )
         return observed, sum(latencies) / len(latencies)
+
+
+def noise_ms(state: GridState, t: Tuning) -> float:
+    """The standard error of the smoothed latency: the images' spread (the latest block
+    with enough of them, else all so far) over the root of how many it weighs."""
+    if not state.smooth_count or not state.blocks:
+        return 0.0
+    full = [b for b in state.blocks if b.count >= t.block_min_images]
+    if full:
+        spread = full[-1].spread_ms
+    else:
+        pooled = Block(0.0)
+        for block in state.blocks:
+            pooled = pooled.merge(block)
+        spread = pooled.spread_ms
+    return spread / math.sqrt(state.smooth_count)
 
 
 def baseline_of(state: GridState, t: Tuning) -> float:

@@ -46,12 +46,16 @@ class Block:
         """The block's mean latency."""
         return self.total_ms / self.count
 
+    @property
+    def spread_ms(self) -> float:
+        """The standard deviation of the block's latencies."""
+        mean = self.mean_ms
+        return math.sqrt(max(0.0, self.squares / self.count - mean * mean))
+
     def bound_ms(self, z: float) -> float:
         """The block's mean latency plus `z` standard errors: a no-load latency the block's
         own noise cannot have put too low."""
-        mean = self.mean_ms
-        variance = max(0.0, self.squares / self.count - mean * mean)
-        return mean + z * math.sqrt(variance / self.count)
+        return self.mean_ms + z * self.spread_ms / math.sqrt(self.count)
 
     def to_json(self) -> list[float]:
         """Four numbers."""

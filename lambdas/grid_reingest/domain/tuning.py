@@ -50,6 +50,10 @@ class Tuning:
     # decisions', each earlier one weighted this much less (one decision's few are noisy).
     latency_weight: float = 0.6
     outlier_factor: float = 10.0  # an image's time counts as at most this times the baseline
+    # A cut on latency needs the smoothed latency this many standard errors over the
+    # baseline's: after a cut the smoothed mean starts afresh from a few images, whose
+    # spread alone (a converting Grid's, sigma 0.8) can look like a queue of a few.
+    cut_z: float = 2.0
     # After a cut, no further cut for this many latencies (at least a refresh): until the
     # images started after it have answered.
     cut_hold_latencies: float = 2.0
