@@ -314,9 +314,13 @@ class _IndexStrategy:
             cause = Cause.OVERLOAD if image_id in overloaded else Cause.ERROR
             flushed.overloaded += int(image_id in overloaded)
             claim = sent.claims[image_id]
+            symptom = Symptom(STREAM, cause)
             if cause is Cause.OVERLOAD and again and self._send_again(claim, sent):
+                # Counted all the same: the window must show how much the stream turns
+                # away, or a stream turning away half of every call would look healthy.
+                self.triage.counted(symptom, STREAM)
                 continue
-            self.triage.failed(claim, Symptom(STREAM, cause), f"kinesis: {error}", STREAM)
+            self.triage.failed(claim, symptom, f"kinesis: {error}", STREAM)
         self._settle_failures(final=False)
         # Whole calls failed: not the images' fault, no attempt counted.
         for image_id in result.unsent:

@@ -111,6 +111,10 @@ class FailureTriage:
         self.judge.failed(symptom, channel)
         self._undecided.append((claim, error, symptom))
 
+    def counted(self, symptom: Symptom, channel: str = "") -> None:
+        """One failure counted in the window, with no verdict asked (it is tried again)."""
+        self.judge.failed(symptom, channel)
+
     @property
     def waiting(self) -> int:
         """Failures not decided yet."""
