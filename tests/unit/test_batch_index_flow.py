@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from dataclasses import replace
 
@@ -572,33 +573,58 @@ def test_batch_index_a_record_turned_away_for_throughput_goes_again_unprojected(
     assert store.counts()[S.ENQUEUED] == 30
 
 
+def one_turned_away(store, record_bytes):
+    """30 images in the store, the fourth with a record of `record_bytes` that the stream
+    always turns away: (its id, the stream's answer, its offers, the projector)."""
+    ids = [grid_id(i) for i in range(30)]
+    store.put_new(ids)
+    lone = ids[3]
+    answer, offers = turning_away(lone, times=None)
+    record = b"\x00" + b"r" * (record_bytes - 1)
+    return lone, answer, offers, Scripted({lone: Ready(lone, record, record_bytes)})
+
+
 def test_batch_index_a_record_no_shard_second_takes_ends_at_8_an_attempt_an_invocation(
     store, clock, settings
 ):
     # Given a stream that takes every record but one, which it always turns away for
     # throughput (a record near 1 MiB on a shard other producers keep busy)
-    ids = [grid_id(i) for i in range(30)]
-    store.put_new(ids)
-    lone = ids[3]
-    answer, offers = turning_away(lone, times=None)
-    projector = Scripted()
+    lone, answer, offers, projector = one_turned_away(store, record_bytes=1_000_000)
     # When invocations run until nothing is left
-    runs, charged = 0, []
+    runs = 0
     while store.has_any([S.NOT_STARTED]) and runs < 10:
         before = store.get(lone).attempts
         run_batch_index(settings, index_deps(store, projector, Stream(answer=answer), clock=clock))
         runs += 1
         # Then each invocation offered it again STREAM_RESENDS times before judging it,
-        # waiting for those rather than ending, and charged it one attempt at most (none
-        # while its own turnings-away were a fifth of what the stream answered)
+        # waiting for those rather than ending, and charged it one attempt (a record of
+        # over half a shard's second: its size, not the stream)
         assert len(offers) == runs * (1 + STREAM_RESENDS)
-        charged.append(store.get(lone).attempts - before)
+        assert store.get(lone).attempts - before == 1
     # and after its attempts it is at 8, with the stream's reason: the pass ends
     item = store.get(lone)
-    assert set(charged) <= {0, 1} and charged[-settings.loop.max_attempts :] == [1, 1, 1]
-    assert runs == projector.calls[lone] <= settings.loop.max_attempts + 1
+    assert runs == projector.calls[lone] == settings.loop.max_attempts
     assert item.state == S.UNKNOWN_ERROR
     assert "ProvisionedThroughputExceeded" in (item.last_error or "")
+    assert store.counts()[S.ENQUEUED] == 29
+
+
+def test_batch_index_a_small_record_always_turned_away_is_the_streams_failure(
+    store, clock, settings
+):
+    # Given a stream that takes every record but one small one, which it always turns away
+    # for throughput (its shard is saturated by other producers)
+    lone, answer, offers, projector = one_turned_away(store, record_bytes=60_000)
+    # When invocations run (those with nothing else to send fail loudly: the stream's fault)
+    for _ in range(3):
+        with contextlib.suppress(SystemicFailure):
+            run_batch_index(
+                settings, index_deps(store, projector, Stream(answer=answer), clock=clock)
+            )
+    # Then it was offered again and again, and never charged: back at 0, waiting
+    item = store.get(lone)
+    assert len(offers) == 3 * (1 + STREAM_RESENDS)
+    assert (item.state, item.attempts) == (S.NOT_STARTED, 0)
     assert store.counts()[S.ENQUEUED] == 29
 
 

@@ -132,6 +132,27 @@ def test_triage_unprobed_services_are_judged_on_the_window():
     assert {d.verdict for d in decided} == {Verdict.SYSTEMIC}
 
 
+def test_triage_a_streams_throughput_is_the_systems_unless_the_caller_knows_better():
+    # Given a stream serving most records, turning two away for a shard's throughput, and
+    # one record the caller knows is its own (a record too large for a busy shard)
+    t = triage(Probe(healthy=True), unprobed=["kinesis"])
+    for _ in range(30):
+        t.served(channel="kinesis")
+    throughput = Symptom("kinesis", Cause.OVERLOAD)
+    for i in range(2):
+        t.failed(Claim(grid_id(i), 0, S.NOT_STARTED), throughput, "throughput", "kinesis")
+    t.own(Claim(grid_id(9), 0, S.NOT_STARTED), throughput, "too large", "kinesis")
+    # When the invocation ends
+    decided = t.decide(final=True)
+    t.close()
+    # Then the throughput rejections are the system's, without stopping the invocation,
+    # and the one the caller judged is the image's own, one attempt's worth
+    verdicts = {d.claim.id: (d.verdict, d.per_attempt) for d in decided}
+    assert verdicts[grid_id(0)][0] is verdicts[grid_id(1)][0] is Verdict.SYSTEMIC
+    assert verdicts[grid_id(9)] == (Verdict.OWN, 1)
+    assert t.stop_reason is None
+
+
 class Projector:
     def __init__(self, outcome):
         self.outcome = outcome

@@ -25,6 +25,7 @@ from grid_reingest.domain.claims import (
 from grid_reingest.domain.outcome import Failed, NotFound, Outcome, Ready, TooBig
 from grid_reingest.domain.states import ProgressState
 from grid_reingest.domain.systemic import Cause, Judge, Symptom, Verdict, cause_of
+from grid_reingest.domain.thrall_message import record_size
 from grid_reingest.flows.invocation import Limits, LoopDeps, SystemicFailure, rules_of
 from grid_reingest.flows.loop import Loop
 from grid_reingest.flows.outbox import BackgroundOutbox, EnqueueWriter
@@ -63,9 +64,15 @@ PROJECTED = (ProgressState.ENQUEUED, ProgressState.VERIFIED)
 # so trying later costs no projection, and a busy second is over by then. The large
 # records are the ones a busy shard turns away; most get in on a later call.
 STREAM_RESENDS = 4
-# While records wait to go or a call is under way, an invocation with nothing else to do
-# looks again after this long rather than ending: its last flush would judge a record
-# turned away at once, without going again.
+# Kinesis takes 1 MiB a second on a shard, from every producer together. A record of at
+# least half of that needs the shard more than half idle for a second: one turned away
+# through every resend while the stream takes the rest is judged by its size, its own
+# (an attempt, so that it ends at 8: on a shard others write to every second it may never
+# fit). A smaller one turned away is the system's: the shard is busy, the record is not.
+SHARD_BYTES_PER_SECOND = 1024 * 1024
+LARGE_RECORD_BYTES = SHARD_BYTES_PER_SECOND // 2
+# The invocation's last flush sends what went again after this long, until each record is
+# taken or has had its resends: a busy second is over by then.
 RESEND_WAIT_SECONDS = 1.0
 # Invocations in a row whose stream refused its calls before the worker switches
 # its own schedule off (the configuration needs a person).
@@ -242,7 +249,7 @@ class _IndexStrategy:
         return limit if self.verified or self.settings.dry_run else min(limit, 1)
 
     def again_in(self) -> float | None:
-        return RESEND_WAIT_SECONDS if self.outbox.holds() else None
+        return None
 
     def finish(self, claim: Claim, result: Outcome) -> bool:
         self.summary.outcomes[_kind(result)] += 1
@@ -279,15 +286,18 @@ class _IndexStrategy:
 
     def flush(self, *, final: bool, idle: bool) -> Flushed:
         flushed = Flushed()
-        # The last flush sends what is ready and judges what comes back: nothing goes again.
-        again = not final
-        self._take(self.outbox.collect(block=final), flushed, again=again)
+        self._take(self.outbox.collect(block=final), flushed)
         if self.outbox.due(eager=final or not self.verified):
-            # one call at a time, in order
-            self._take(self.outbox.collect(block=True), flushed, again=again)
+            self._take(self.outbox.collect(block=True), flushed)  # one call at a time, in order
             self.outbox.send()
             if final or not self.verified:
-                self._take(self.outbox.collect(block=True), flushed, again=again)
+                self._take(self.outbox.collect(block=True), flushed)
+        while final and self.outbox.holds():
+            # What the stream turned away in the last calls goes again (a bounded number
+            # of times) before the invocation ends.
+            self.deps.clock.sleep(RESEND_WAIT_SECONDS)
+            self.outbox.send()
+            self._take(self.outbox.collect(block=True), flushed)
         self._settle_failures(final=final)
         if final or len(self.recorder.pending) >= RECORD_MIN or idle:
             self.recorder.record(self.recorder.take_pending())
@@ -295,11 +305,11 @@ class _IndexStrategy:
 
     def close(self) -> None:
         flushed = Flushed()
-        self._take(self.outbox.close(), flushed, again=False)
+        self._take(self.outbox.close(), flushed, again=False)  # the outbox takes no more
         self.summary.overloaded += flushed.overloaded
         self.triage.close()
 
-    def _take(self, sent: Sent | None, flushed: Flushed, *, again: bool) -> None:
+    def _take(self, sent: Sent | None, flushed: Flushed, *, again: bool = True) -> None:
         """One call's answer: accepted images written, the rest judged or given back; with
         `again`, a record turned away for throughput goes again first (STREAM_RESENDS)."""
         if sent is None:
@@ -319,14 +329,19 @@ class _IndexStrategy:
                 # Counted all the same: the window must show how much the stream turns
                 # away, or a stream turning away half of every call would look healthy.
                 self.triage.counted(symptom, STREAM)
-                continue
-            self.triage.failed(claim, symptom, f"kinesis: {error}", STREAM)
+            elif cause is Cause.OVERLOAD and self._large(image_id, sent):
+                self.triage.own(claim, symptom, f"kinesis: {error}", STREAM)
+            else:
+                self.triage.failed(claim, symptom, f"kinesis: {error}", STREAM)
         self._settle_failures(final=False)
         # Whole calls failed: not the images' fault, no attempt counted.
         for image_id in result.unsent:
             self.recorder.release(sent.claims[image_id], result.call_error)
         applied = self.recorder.written(sent.enqueued, sent.applied, sent.error)
         self.recorder.resolved(sent.enqueued, applied)
+
+    def _large(self, image_id: str, sent: Sent) -> bool:
+        return record_size(image_id, sent.records[image_id]) >= LARGE_RECORD_BYTES
 
     def _send_again(self, claim: Claim, sent: Sent) -> bool:
         if self.resent[claim.id] >= STREAM_RESENDS:

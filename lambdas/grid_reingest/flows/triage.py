@@ -72,8 +72,9 @@ class FailureTriage:
 
     `known_good` gives an id of an image the table holds as done (read once, when a probe
     first needs one and this invocation has served none); services in `unprobed` (thrall's
-    stream) are judged on the window alone, and each of their overloads judged the image's own
-    costs an attempt.
+    stream) are judged on the window alone, and their overload is the system's: a shard's
+    bytes a second are shared by every producer. A record that needs most of them to itself
+    is the caller's to judge (`own`).
     """
 
     def __init__(
@@ -90,6 +91,7 @@ class FailureTriage:
         self._known_good = known_good
         self._unprobed = frozenset(unprobed)
         self._undecided: list[tuple[Claim, str, Symptom]] = []
+        self._own: list[Decided] = []
         # service: (when, healthy, asked about an image rather than the health route)
         self._verdicts: dict[str, tuple[float, bool | None, bool]] = {}
         self._probing: dict[str, Future[tuple[bool | None, bool]]] = {}
@@ -111,6 +113,12 @@ class FailureTriage:
         self.judge.failed(symptom, channel)
         self._undecided.append((claim, error, symptom))
 
+    def own(self, claim: Claim, symptom: Symptom, error: str, channel: str = "") -> None:
+        """A failure the caller knows is the image's own: counted, and decided as such (one
+        attempt) at the next `decide`."""
+        self.judge.failed(symptom, channel)
+        self._own.append(Decided(claim, error, symptom, Verdict.OWN, per_attempt=1))
+
     def counted(self, symptom: Symptom, channel: str = "") -> None:
         """One failure counted in the window, with no verdict asked (it is tried again)."""
         self.judge.failed(symptom, channel)
@@ -123,17 +131,14 @@ class FailureTriage:
     def decide(self, *, final: bool = False) -> list[Decided]:
         """The failures whose verdict is known now; with `final`, all of them (waiting for the
         probes). A system's failure that stops the invocation sets `stop_reason`."""
-        decided, waiting = [], []
+        decided, self._own = self._own, []
+        waiting = []
         for claim, error, symptom in self._undecided:
             verdict = self._verdict(symptom, final)
             if verdict is Verdict.OPEN:
                 waiting.append((claim, error, symptom))
                 continue
             per_attempt = self.judge.rules.overloads_per_attempt
-            if symptom.service in self._unprobed:
-                # A stream's turning away is already many answers over seconds (the
-                # publisher's rounds, the resends): each judged one is an attempt's worth.
-                per_attempt = 1
             decided.append(Decided(claim, error, symptom, verdict, per_attempt))
             if (
                 verdict is Verdict.SYSTEMIC
@@ -151,6 +156,8 @@ class FailureTriage:
     # -- inside ---------------------------------------------------------------------------
 
     def _verdict(self, symptom: Symptom, final: bool) -> Verdict:
+        if symptom.service in self._unprobed and symptom.cause is Cause.OVERLOAD:
+            return Verdict.SYSTEMIC
         if symptom.service in self._unprobed or self._probe is None:
             return self.judge.without_probe(symptom, final=final)
         verdict = self.judge.verdict(symptom, None)
