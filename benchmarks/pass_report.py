@@ -56,7 +56,7 @@ def rows(found: dict[str, dict[str, Any]]) -> list[list[object]]:
 def _charged(runs: list[dict[str, Any]]) -> str:
     """The most charged over the seeds, and beside it the most that failed on their own."""
     charged = max(r["m"]["charged_failures"] for r in runs)
-    own = max(r.get("own", 0) for r in runs)
+    own = max(r["own"] for r in runs)
     return f"{charged} (+{own} own)" if own else f"{charged}"
 
 

@@ -243,9 +243,8 @@ class World:
     def _result(self, functions: list[SimLambda]) -> PassResult:
         counts = self.memory.counts()
         charged = own = 0
-        kinesis = self.scenario.kinesis
+        kb, sigma = self.scenario.kinesis.record_kb_mean, self.scenario.kinesis.record_kb_sigma
         for image_id, item in self.memory.read_items(self.ids).items():
-            kb, sigma = kinesis.record_kb_mean, kinesis.record_kb_sigma
             size = record_bytes(kb, sigma, self.seed, image_id)
             if not self.thrall.ever_takes(size) and item.state is ProgressState.UNKNOWN_ERROR:
                 own += 1

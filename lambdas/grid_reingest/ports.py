@@ -144,10 +144,6 @@ class Outbox(Protocol):
         """Whether what is ready should go now (anything at all, when `eager`)."""
         ...
 
-    def holds(self) -> bool:
-        """Whether records are ready or a call is under way."""
-        ...
-
     def send(self) -> None:
         """Start a call with what is ready, once the previous call is collected."""
         ...

@@ -19,8 +19,8 @@ decisions; a cut needs that mean to show the queue beyond its own standard
 error (right after a cut it is a mean of few). Means, not medians: Little's
 law holds for means, and what waits is the throughput times the mean wait. A
 stray time far above the baseline (a timeout) is counted at `outlier_factor`
-times it, so that one image does not
-look like a queue. Why each constant: docs/throughput.md.
+times it, so that one image does not look like a queue. Why each constant:
+docs/throughput.md.
 
 Pure; its state (`GridState`) is saved with the controller's (domain/control.py).
 """
@@ -237,13 +237,7 @@ def noise_ms(state: GridState, t: Tuning) -> float:
     if not state.smooth_count or not state.blocks:
         return 0.0
     full = [b for b in state.blocks if b.count >= t.block_min_images]
-    if full:
-        spread = full[-1].spread_ms
-    else:
-        pooled = Block(0.0)
-        for block in state.blocks:
-            pooled = pooled.merge(block)
-        spread = pooled.spread_ms
+    spread = full[-1].spread_ms if full else _pooled(state.blocks).spread_ms
     return spread / math.sqrt(state.smooth_count)
 
 
@@ -255,7 +249,12 @@ def baseline_of(state: GridState, t: Tuning) -> float:
         bounds.append(state.probed.mean_ms)
     if bounds:
         return min(bounds)
+    return _pooled(state.blocks).bound_ms(t.baseline_z)
+
+
+def _pooled(blocks: tuple[Block, ...]) -> Block:
+    """Every block's latencies in one."""
     pooled = Block(0.0)
-    for block in state.blocks:
+    for block in blocks:
         pooled = pooled.merge(block)
-    return pooled.bound_ms(t.baseline_z)
+    return pooled

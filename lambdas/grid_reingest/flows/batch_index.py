@@ -25,7 +25,7 @@ from grid_reingest.domain.claims import (
 from grid_reingest.domain.outcome import Failed, NotFound, Outcome, Ready, TooBig
 from grid_reingest.domain.states import ProgressState
 from grid_reingest.domain.systemic import Cause, Judge, Symptom, Verdict, cause_of
-from grid_reingest.domain.thrall_message import record_size
+from grid_reingest.domain.thrall_message import SHARD_BYTES_PER_SECOND, record_size
 from grid_reingest.flows.invocation import Limits, LoopDeps, SystemicFailure, rules_of
 from grid_reingest.flows.loop import Loop
 from grid_reingest.flows.outbox import BackgroundOutbox, EnqueueWriter
@@ -64,12 +64,10 @@ PROJECTED = (ProgressState.ENQUEUED, ProgressState.VERIFIED)
 # so trying later costs no projection, and a busy second is over by then. The large
 # records are the ones a busy shard turns away; most get in on a later call.
 STREAM_RESENDS = 4
-# Kinesis takes 1 MiB a second on a shard, from every producer together. A record of at
-# least half of that needs the shard more than half idle for a second: one turned away
-# through every resend while the stream takes the rest is judged by its size, its own
-# (an attempt, so that it ends at 8: on a shard others write to every second it may never
+# A record of at least half a shard's bytes a second needs the shard more than half idle
+# for a second: one turned away through every resend is judged by its size, its own (an
+# attempt, so that it ends at 8: on a shard others write to every second it may never
 # fit). A smaller one turned away is the system's: the shard is busy, the record is not.
-SHARD_BYTES_PER_SECOND = 1024 * 1024
 LARGE_RECORD_BYTES = SHARD_BYTES_PER_SECOND // 2
 # The invocation's last flush sends what went again after this long, until each record is
 # taken or has had its resends: a busy second is over by then.
@@ -292,7 +290,7 @@ class _IndexStrategy:
             self.outbox.send()
             if final or not self.verified:
                 self._take(self.outbox.collect(block=True), flushed)
-        while final and self.outbox.holds():
+        while final and self.outbox.due(eager=True):
             # What the stream turned away in the last calls goes again (a bounded number
             # of times) before the invocation ends.
             self.deps.clock.sleep(RESEND_WAIT_SECONDS)

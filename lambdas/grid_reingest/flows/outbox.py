@@ -68,10 +68,6 @@ class BackgroundOutbox:
             or self._ready_bytes >= PUT_RECORDS_MAX_BYTES
         )
 
-    def holds(self) -> bool:
-        """Whether records are ready or a call is under way."""
-        return bool(self._ready) or self._sending is not None
-
     def send(self) -> None:
         """Start a call with what is ready; the previous call must have been collected."""
         if self._sending is not None:
