@@ -27,13 +27,13 @@ from grid_reingest.domain.states import ProgressState as S
 from grid_reingest.domain.systemic import Rules
 from grid_reingest.flows.batch_index import (
     REFUSALS_BEFORE_STOP,
-    STREAM_RESENDS,
     RecordMismatch,
     StreamRefused,
     run_batch_index,
 )
 from grid_reingest.flows.invocation import RecordFailed, SystemicFailure
 from grid_reingest.flows.probes import ProjectionProbe
+from grid_reingest.flows.turned_away import STREAM_RESENDS
 from grid_reingest.ports import PaceDecision, PartialApply, PublishResult
 from grid_reingest.settings import BatchIndexSettings, load
 
@@ -607,6 +607,31 @@ def test_batch_index_a_record_no_shard_second_takes_ends_at_8_an_attempt_an_invo
     assert item.state == S.UNKNOWN_ERROR
     assert "ProvisionedThroughputExceeded" in (item.last_error or "")
     assert store.counts()[S.ENQUEUED] == 29
+
+
+def test_batch_index_a_large_record_turned_away_while_the_pass_fills_the_stream_is_not_charged(
+    store, clock, settings
+):
+    # Given an invocation whose own records fill more than a shard's second in every call, and a
+    # stream turning one large record away through all its resends, then taking it
+    ids = [grid_id(i) for i in range(400)]
+    store.put_new(ids)
+    lone = ids[3]
+    answer, offers = turning_away(lone, times=1 + STREAM_RESENDS)
+    script = {i: Ready(i, b"\x00" + b"o" * 40_000, 40_001) for i in ids}
+    script[lone] = Ready(lone, b"\x00" + b"r" * 699_999, 700_000)
+    projector = Scripted(script)
+    # When one invocation runs
+    run_batch_index(settings, index_deps(store, projector, Stream(answer=answer), clock=clock))
+    # Then it was given back uncharged: the invocation's own pace may have kept it out
+    item = store.get(lone)
+    assert (item.state, item.attempts) == (S.NOT_STARTED, 0)
+    assert len(offers) == 1 + STREAM_RESENDS
+    assert store.counts()[S.ENQUEUED] == 399
+    # and the next invocation projected it again and got it in
+    run_batch_index(settings, index_deps(store, projector, Stream(answer=answer), clock=clock))
+    item = store.get(lone)
+    assert (item.state, item.attempts, projector.calls[lone]) == (S.ENQUEUED, 0, 2)
 
 
 def test_batch_index_a_small_record_always_turned_away_is_the_streams_failure(

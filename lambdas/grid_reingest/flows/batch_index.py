@@ -25,7 +25,6 @@ from grid_reingest.domain.claims import (
 from grid_reingest.domain.outcome import Failed, NotFound, Outcome, Ready, TooBig
 from grid_reingest.domain.states import ProgressState
 from grid_reingest.domain.systemic import Cause, Judge, Symptom, Verdict, cause_of
-from grid_reingest.domain.thrall_message import SHARD_BYTES_PER_SECOND, record_size
 from grid_reingest.flows.invocation import Limits, LoopDeps, SystemicFailure, rules_of
 from grid_reingest.flows.loop import Loop
 from grid_reingest.flows.outbox import BackgroundOutbox, EnqueueWriter
@@ -34,6 +33,7 @@ from grid_reingest.flows.record import Recorder
 from grid_reingest.flows.strategy import Flushed
 from grid_reingest.flows.summary import Summary, finish_if_done
 from grid_reingest.flows.triage import FailureTriage, verdict_transition
+from grid_reingest.flows.turned_away import Next, TurnedAway
 from grid_reingest.ports import (
     ClaimStore,
     Clock,
@@ -59,16 +59,6 @@ INFRASTRUCTURE = frozenset({names.IMAGE_PROJECTION})
 STREAM = "kinesis"
 # Images in these states were projected: any of them serves as a probe.
 PROJECTED = (ProgressState.ENQUEUED, ProgressState.VERIFIED)
-# A record the stream turned away for a shard's throughput (after the publisher's own
-# rounds) goes again with a later call this many times before it is judged: it is kept,
-# so trying later costs no projection, and a busy second is over by then. The large
-# records are the ones a busy shard turns away; most get in on a later call.
-STREAM_RESENDS = 4
-# A record of at least half a shard's bytes a second needs the shard more than half idle
-# for a second: one turned away through every resend is judged by its size, its own (an
-# attempt, so that it ends at 8: on a shard others write to every second it may never
-# fit). A smaller one turned away is the system's: the shard is busy, the record is not.
-LARGE_RECORD_BYTES = SHARD_BYTES_PER_SECOND // 2
 # The invocation's last flush sends what went again after this long, until each record is
 # taken or has had its resends: a busy second is over by then.
 RESEND_WAIT_SECONDS = 1.0
@@ -217,7 +207,7 @@ class _IndexStrategy:
     verified: bool = False  # the stream accepted a call of this invocation
     refused: str | None = None  # why the stream refused a whole call for its configuration
     call_error: str | None = None  # why a whole call failed otherwise
-    resent: Counter[str] = field(default_factory=Counter)  # times each record went again
+    turned_away: TurnedAway = field(default_factory=TurnedAway)  # flows/turned_away.py
 
     def sources(self, started_at: datetime) -> Sequence[Source]:
         cutoff = lease_cutoff(self.deps.clock.now(), self.settings.loop.lease_seconds)
@@ -309,7 +299,8 @@ class _IndexStrategy:
 
     def _take(self, sent: Sent | None, flushed: Flushed, *, again: bool = True) -> None:
         """One call's answer: accepted images written, the rest judged or given back; with
-        `again`, a record turned away for throughput goes again first (STREAM_RESENDS)."""
+        `again`, a record turned away for throughput may go again first
+        (flows/turned_away.py)."""
         if sent is None:
             return
         result = sent.result
@@ -318,17 +309,16 @@ class _IndexStrategy:
         overloaded = set(result.overloaded)
         for _ in result.accepted:
             self.triage.served(channel=STREAM)
+        self.turned_away.accepted(
+            sent.published_at, [(i, sent.records[i]) for i in result.accepted if i in sent.records]
+        )
         for image_id, error in result.rejected.items():
             cause = Cause.OVERLOAD if image_id in overloaded else Cause.ERROR
             flushed.overloaded += int(image_id in overloaded)
             claim = sent.claims[image_id]
             symptom = Symptom(STREAM, cause)
-            if cause is Cause.OVERLOAD and again and self._send_again(claim, sent):
-                # Counted all the same: the window must show how much the stream turns
-                # away, or a stream turning away half of every call would look healthy.
-                self.triage.counted(symptom, STREAM)
-            elif cause is Cause.OVERLOAD and self._large(image_id, sent):
-                self.triage.own(claim, symptom, f"kinesis: {error}", STREAM)
+            if cause is Cause.OVERLOAD:
+                self._turned_away(claim, symptom, error, sent, again=again)
             else:
                 self.triage.failed(claim, symptom, f"kinesis: {error}", STREAM)
         self._settle_failures(final=False)
@@ -338,15 +328,20 @@ class _IndexStrategy:
         applied = self.recorder.written(sent.enqueued, sent.applied, sent.error)
         self.recorder.resolved(sent.enqueued, applied)
 
-    def _large(self, image_id: str, sent: Sent) -> bool:
-        return record_size(image_id, sent.records[image_id]) >= LARGE_RECORD_BYTES
-
-    def _send_again(self, claim: Claim, sent: Sent) -> bool:
-        if self.resent[claim.id] >= STREAM_RESENDS:
-            return False
-        self.resent[claim.id] += 1
-        self.outbox.add(claim, sent.records[claim.id])
-        return True
+    def _turned_away(
+        self, claim: Claim, symptom: Symptom, error: str, sent: Sent, *, again: bool
+    ) -> None:
+        data = sent.records[claim.id]
+        match self.turned_away.judge(claim.id, data, sent.published_at, resend=again):
+            case Next.AGAIN:
+                self.outbox.add(claim, data)
+                # Counted all the same: the window must show how much the stream turns
+                # away, or a stream turning away half of every call would look healthy.
+                self.triage.counted(symptom, STREAM)
+            case Next.OWN:
+                self.triage.own(claim, symptom, f"kinesis: {error}", STREAM)
+            case Next.SYSTEM:
+                self.triage.failed(claim, symptom, f"kinesis: {error}", STREAM)
 
     def _absorb(self, result: PublishResult) -> None:
         self.summary.kinesis_calls += result.calls

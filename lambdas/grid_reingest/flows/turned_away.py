@@ -1,0 +1,76 @@
+"""Records thrall's stream turned away for a shard's throughput: sent again, then judged.
+
+A turned-away record is kept, so sending it again costs no projection, and a
+busy second is over by the next call. Once its resends are spent it is judged
+by its size against what this pass itself put on the stream:
+
+- a small record is the system's: the shard is busy, the record is not;
+- a large one (half a shard's second or more) needs the shard more than half
+  idle for a second. If this invocation's own accepted bytes of the last
+  second left it room, what fills its shard is the other producers, every
+  time it was tried: its own failure (an attempt, so that on a shard others
+  write to every second it ends at 8 rather than holding the pass's end). If
+  the invocation itself may have filled the shard, it is the system's: given
+  back with no attempt, it is tried again when the pace leaves room, at the
+  latest at the pass's tail.
+
+The stream's shard of a turned-away record is not known, so the invocation's
+bytes on the whole stream stand for its bytes on that shard: an upper bound,
+which leans towards not charging the image. Another invocation's bytes are not
+seen: one ending while another still publishes may charge the attempt.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, deque
+from enum import Enum
+
+from grid_reingest.domain.thrall_message import SHARD_BYTES_PER_SECOND, record_size
+
+# Times a turned-away record goes again with a later call before it is judged.
+STREAM_RESENDS = 4
+# A record this large needs its shard more than half idle for a second.
+LARGE_RECORD_BYTES = SHARD_BYTES_PER_SECOND // 2
+# The span over which the invocation's own accepted bytes are summed: a shard's limit is a second's.
+OWN_BYTES_SPAN_SECONDS = 1.0
+
+
+class Next(Enum):
+    """What becomes of one turned-away record."""
+
+    AGAIN = "again"  # sent again with a later call
+    OWN = "own"  # the image's own failure: an attempt
+    SYSTEM = "system"  # the system's: no attempt
+
+
+class TurnedAway:
+    """Resends counted per record, and the invocation's own accepted bytes of the last second."""
+
+    def __init__(self) -> None:
+        self.resent: Counter[str] = Counter()
+        self._accepted: deque[tuple[float, int]] = deque()  # (answered at, bytes)
+
+    def accepted(self, at: float, records: list[tuple[str, bytes]]) -> None:
+        """The records one call got onto the stream, answered at `at` (monotonic seconds)."""
+        size = sum(record_size(image_id, data) for image_id, data in records)
+        if size:
+            self._accepted.append((at, size))
+
+    def own_bytes(self, at: float) -> int:
+        """The bytes this invocation got onto the stream in the second up to `at`."""
+        while self._accepted and self._accepted[0][0] < at - OWN_BYTES_SPAN_SECONDS:
+            self._accepted.popleft()
+        return sum(size for when, size in self._accepted if when <= at)
+
+    def judge(self, image_id: str, data: bytes, at: float, *, resend: bool = True) -> Next:
+        """What becomes of a record turned away in a call answered at `at`; without `resend`
+        (nothing more is sent), it is judged at once."""
+        if resend and self.resent[image_id] < STREAM_RESENDS:
+            self.resent[image_id] += 1
+            return Next.AGAIN
+        size = record_size(image_id, data)
+        if size < LARGE_RECORD_BYTES:
+            return Next.SYSTEM
+        if self.own_bytes(at) + size > SHARD_BYTES_PER_SECOND:
+            return Next.SYSTEM  # this invocation's own records may have filled its shard
+        return Next.OWN

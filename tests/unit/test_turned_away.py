@@ -1,0 +1,62 @@
+"""Records the stream turned away: sent again, then judged by size and the invocation's bytes."""
+
+from __future__ import annotations
+
+from grid_reingest.domain.thrall_message import SHARD_BYTES_PER_SECOND
+from grid_reingest.flows.turned_away import (
+    LARGE_RECORD_BYTES,
+    STREAM_RESENDS,
+    Next,
+    TurnedAway,
+)
+
+LARGE = b"x" * LARGE_RECORD_BYTES
+SMALL = b"x" * (LARGE_RECORD_BYTES // 10)
+
+
+def spent(turned: TurnedAway, image_id: str, data: bytes, at: float = 0.0) -> None:
+    for _ in range(STREAM_RESENDS):
+        assert turned.judge(image_id, data, at) is Next.AGAIN
+
+
+def test_a_turned_away_record_goes_again_its_resends_then_is_judged():
+    turned = TurnedAway()
+    spent(turned, "a", SMALL)
+    assert turned.judge("a", SMALL, 0.0) is Next.SYSTEM
+    # each record has resends of its own
+    assert turned.judge("b", SMALL, 0.0) is Next.AGAIN
+
+
+def test_a_large_record_turned_away_with_the_shard_left_to_it_is_its_own():
+    turned = TurnedAway()
+    turned.accepted(10.0, [("c", SMALL)])  # a little of ours beside it: room left
+    spent(turned, "a", LARGE)
+    assert turned.judge("a", LARGE, 10.5) is Next.OWN
+
+
+def test_a_large_record_turned_away_while_the_pass_filled_the_second_is_the_systems():
+    # Given the invocation's own records, accepted in the second up to the call, leaving less
+    # than the record's size of a shard's second
+    turned = TurnedAway()
+    ours = SHARD_BYTES_PER_SECOND - len(LARGE) + 1
+    turned.accepted(10.0, [("c", b"y" * ours)])
+    spent(turned, "a", LARGE)
+    # Then it is not charged: the invocation's pace may be what keeps it out
+    assert turned.judge("a", LARGE, 10.9) is Next.SYSTEM
+    assert turned.own_bytes(10.9) == ours + 1  # data and partition key
+    # and once that second is over, the same record turned away is its own
+    assert turned.judge("a", LARGE, 11.1) is Next.OWN
+    assert turned.own_bytes(11.1) == 0
+
+
+def test_bytes_the_stream_took_later_than_the_call_are_not_counted():
+    turned = TurnedAway()
+    turned.accepted(12.0, [("c", LARGE)])
+    assert turned.own_bytes(11.5) == 0
+    assert turned.accepted(13.0, []) is None and turned.own_bytes(13.0) == len(LARGE) + 1
+
+
+def test_without_resends_a_record_is_judged_at_once():
+    turned = TurnedAway()
+    assert turned.judge("a", LARGE, 0.0, resend=False) is Next.OWN
+    assert turned.judge("b", SMALL, 0.0, resend=False) is Next.SYSTEM
