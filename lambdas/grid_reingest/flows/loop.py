@@ -326,7 +326,9 @@ class Loop[R]:
             return
         done, _ = wait(self.in_flight, timeout=None if block else 0, return_when=FIRST_COMPLETED)
         self._count_busy()
-        for future in done:
+        # In the order started, not the set's: a set of futures iterates by address, and
+        # what is taken in first (records, latencies) must not differ between two runs.
+        for future in [f for f in self.in_flight if f in done]:
             claim = self.in_flight.pop(future)
             result, ms = future.result()
             overloaded = self.strategy.finish(claim, result)
