@@ -140,6 +140,11 @@ class Outbox(Protocol):
         """One image's record, ready to send."""
         ...
 
+    def add_alone(self, claim: Claim, record: bytes) -> None:
+        """One image's record, to go in a call of its own once the stream has had none of
+        this outbox's records for a shard's second, ahead of what else is ready."""
+        ...
+
     def due(self, *, eager: bool) -> bool:
         """Whether what is ready should go now (anything at all, when `eager`)."""
         ...

@@ -609,29 +609,55 @@ def test_batch_index_a_record_no_shard_second_takes_ends_at_8_an_attempt_an_invo
     assert store.counts()[S.ENQUEUED] == 29
 
 
-def test_batch_index_a_large_record_turned_away_while_the_pass_fills_the_stream_is_not_charged(
-    store, clock, settings
-):
-    # Given an invocation whose own records fill more than a shard's second in every call, and a
-    # stream turning one large record away through all its resends, then taking it
-    ids = [grid_id(i) for i in range(400)]
+def large_among_many(store, times):
+    """1,000 images of 40 kB records (an invocation's calls fill a shard's second), the fourth
+    with a 700 kB record the stream turns away its first `times` offers (None: always):
+    (its id, the stream's answer, its offers, the projector)."""
+    ids = [grid_id(i) for i in range(1000)]
     store.put_new(ids)
     lone = ids[3]
-    answer, offers = turning_away(lone, times=1 + STREAM_RESENDS)
+    answer, offers = turning_away(lone, times=times)
     script = {i: Ready(i, b"\x00" + b"o" * 40_000, 40_001) for i in ids}
     script[lone] = Ready(lone, b"\x00" + b"r" * 699_999, 700_000)
-    projector = Scripted(script)
+    return lone, answer, offers, Scripted(script)
+
+
+def test_batch_index_a_large_record_turned_away_while_the_invocation_fills_the_stream_goes_alone(
+    store, clock, settings
+):
+    # Given an invocation whose own records fill more than a shard's second in every call,
+    # and a stream turning one large record away through all its resends, then taking it
+    lone, answer, offers, projector = large_among_many(store, times=1 + STREAM_RESENDS)
+    carried = []  # how many records each call offering it carried
+
+    def counting(records):
+        if lone in dict(records):
+            carried.append(len(records))
+        return answer(records)
+
+    # When one invocation runs
+    run_batch_index(settings, index_deps(store, projector, Stream(counting), clock=clock))
+    # Then it went once more in a call of its own, and got in: projected once, uncharged
+    item = store.get(lone)
+    assert (item.state, item.attempts, projector.calls[lone]) == (S.ENQUEUED, 0, 1)
+    assert len(offers) == 2 + STREAM_RESENDS
+    assert carried[-1] == 1 and max(carried) > 1
+    assert store.counts()[S.ENQUEUED] == 1000
+
+
+def test_batch_index_a_large_record_turned_away_in_its_quiet_second_is_its_own(
+    store, clock, settings
+):
+    # Given the same invocation, and a stream that never takes the large record
+    lone, answer, offers, projector = large_among_many(store, times=None)
     # When one invocation runs
     run_batch_index(settings, index_deps(store, projector, Stream(answer=answer), clock=clock))
-    # Then it was given back uncharged: the invocation's own pace may have kept it out
+    # Then, turned away alone in a quiet second too, it is charged an attempt (the other
+    # producers fill its shard), and the others are in
     item = store.get(lone)
-    assert (item.state, item.attempts) == (S.NOT_STARTED, 0)
-    assert len(offers) == 1 + STREAM_RESENDS
-    assert store.counts()[S.ENQUEUED] == 399
-    # and the next invocation projected it again and got it in
-    run_batch_index(settings, index_deps(store, projector, Stream(answer=answer), clock=clock))
-    item = store.get(lone)
-    assert (item.state, item.attempts, projector.calls[lone]) == (S.ENQUEUED, 0, 2)
+    assert (item.state, item.attempts) == (S.NOT_STARTED, 1)
+    assert len(offers) == 2 + STREAM_RESENDS
+    assert store.counts()[S.ENQUEUED] == 999
 
 
 def test_batch_index_a_small_record_always_turned_away_is_the_streams_failure(

@@ -8,7 +8,12 @@ import pytest
 from devtools.testing import FakeClock, Stream, grid_id
 from grid_reingest.domain.claims import Claim
 from grid_reingest.domain.states import ProgressState as S
-from grid_reingest.flows.outbox import PUBLISH_LINGER_SECONDS, PUBLISH_MIN, BackgroundOutbox
+from grid_reingest.flows.outbox import (
+    PUBLISH_LINGER_SECONDS,
+    PUBLISH_MIN,
+    QUIET_SECONDS,
+    BackgroundOutbox,
+)
 from grid_reingest.ports import PublishResult
 
 
@@ -87,3 +92,27 @@ def test_a_second_call_waits_until_the_first_is_collected(clock):
     with pytest.raises(RuntimeError, match="collect it first"):
         outbox.send()
     assert outbox.close() is not None
+
+
+def test_a_record_to_go_alone_waits_for_a_quiet_second_and_goes_ahead_of_the_rest(clock):
+    stream = Stream()
+    outbox = BackgroundOutbox(stream, clock, Writes())
+    outbox.add(claim(1), b"x")
+    outbox.send()
+    answered = outbox.collect(block=True).published_at
+    # Given a record to go alone, and others ready
+    outbox.add_alone(claim(2), b"large")
+    for n in range(3, 3 + PUBLISH_MIN):
+        outbox.add(claim(n), b"x")
+    # Then nothing is due before the quiet second, though a full call waits
+    assert not outbox.due(eager=False)
+    assert outbox.due(eager=True)  # (the last flush: sent once the second has come)
+    # When it is sent
+    outbox.send()
+    sent = outbox.collect(block=True)
+    # Then it went alone, a quiet second after the last answer, and the rest after it
+    assert list(sent.claims) == [grid_id(2)]
+    assert sent.published_at >= answered + QUIET_SECONDS
+    assert outbox.due(eager=False)
+    outbox.send()
+    assert len(outbox.collect(block=True).claims) == PUBLISH_MIN

@@ -34,29 +34,40 @@ def test_a_large_record_turned_away_with_the_shard_left_to_it_is_its_own():
     assert turned.judge("a", LARGE, 10.5) is Next.OWN
 
 
-def test_a_large_record_turned_away_while_the_pass_filled_the_second_is_the_systems():
-    # Given the invocation's own records, accepted in the second up to the call, leaving less
-    # than the record's size of a shard's second
+def test_a_large_record_turned_away_while_the_invocation_filled_the_second_goes_alone():
+    # Given the invocation's own records, accepted in the second up to the call, leaving
+    # less than the record's size of a shard's second
     turned = TurnedAway()
     ours = SHARD_BYTES_PER_SECOND - len(LARGE) + 1
     turned.accepted(10.0, [("c", b"y" * ours)])
     spent(turned, "a", LARGE)
-    # Then it is not charged: the invocation's pace may be what keeps it out
-    assert turned.judge("a", LARGE, 10.9) is Next.SYSTEM
+    # Then it is not charged: it goes once more, alone, in a quiet second
+    assert turned.judge("a", LARGE, 10.9) is Next.QUIET
     assert turned.own_bytes(10.9) == ours + 1  # data and partition key
-    # and once that second is over, the same record turned away is its own
-    assert turned.judge("a", LARGE, 11.1) is Next.OWN
-    assert turned.own_bytes(11.1) == 0
+    # and turned away there, with the second left to it, it is its own
+    assert turned.judge("a", LARGE, 11.0) is Next.OWN
+    assert turned.own_bytes(11.0) == 0
+
+
+def test_a_large_record_turned_away_alone_while_the_second_is_still_full_is_the_systems():
+    turned = TurnedAway()
+    spent(turned, "a", LARGE)
+    turned.accepted(10.0, [("c", LARGE)])
+    assert turned.judge("a", LARGE, 10.5) is Next.QUIET
+    turned.accepted(10.6, [("c", LARGE)])  # its quiet call was not quiet after all
+    assert turned.judge("a", LARGE, 10.7) is Next.SYSTEM
 
 
 def test_bytes_the_stream_took_later_than_the_call_are_not_counted():
     turned = TurnedAway()
     turned.accepted(12.0, [("c", LARGE)])
     assert turned.own_bytes(11.5) == 0
-    assert turned.accepted(13.0, []) is None and turned.own_bytes(13.0) == len(LARGE) + 1
+    assert turned.accepted(12.9, []) is None and turned.own_bytes(12.9) == len(LARGE) + 1
 
 
 def test_without_resends_a_record_is_judged_at_once():
     turned = TurnedAway()
     assert turned.judge("a", LARGE, 0.0, resend=False) is Next.OWN
     assert turned.judge("b", SMALL, 0.0, resend=False) is Next.SYSTEM
+    turned.accepted(0.0, [("c", LARGE)])
+    assert turned.judge("d", LARGE, 0.0, resend=False) is Next.SYSTEM

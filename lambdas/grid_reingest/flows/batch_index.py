@@ -333,8 +333,11 @@ class _IndexStrategy:
     ) -> None:
         data = sent.records[claim.id]
         match self.turned_away.judge(claim.id, data, sent.published_at, resend=again):
-            case Next.AGAIN:
-                self.outbox.add(claim, data)
+            case Next.AGAIN | Next.QUIET as again_how:
+                if again_how is Next.AGAIN:
+                    self.outbox.add(claim, data)
+                else:
+                    self.outbox.add_alone(claim, data)
                 # Counted all the same: the window must show how much the stream turns
                 # away, or a stream turning away half of every call would look healthy.
                 self.triage.counted(symptom, STREAM)

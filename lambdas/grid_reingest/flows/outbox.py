@@ -6,6 +6,10 @@ at a time, in order, on a thread of its own, while the loop keeps starting
 images. After each call the images the stream accepted are written as
 enqueued, on the same thread: once on the stream an image is never given
 back, so that write is repeated until done (flows/record.py).
+
+A record may also be sent alone, in a quiet second: once a shard's second
+has passed since the outbox's last call was answered, in a call of its own,
+ahead of what else is ready (flows/turned_away.py says when).
 """
 
 from __future__ import annotations
@@ -25,6 +29,9 @@ from grid_reingest.ports import Clock, Publisher, Sent
 # long: PutRecords calls carry many records without holding any long.
 PUBLISH_MIN = 100
 PUBLISH_LINGER_SECONDS = 1.0
+# A record sent alone waits this long after the last call's answer: a shard's limits
+# are a second's, so the outbox's own records are then out of its shard's second.
+QUIET_SECONDS = 1.0
 
 # Writes the accepted images' new state: the transitions, each one's result (None where
 # every try failed) and the last error.
@@ -45,6 +52,8 @@ class BackgroundOutbox:
         self._ready_since: float | None = None
         self._sender = ThreadPoolExecutor(1, thread_name_prefix="publish")
         self._sending: Future[Sent] | None = None
+        self._alone: list[tuple[Claim, bytes]] = []
+        self._answered_at: float | None = None  # the last collected call's answer (monotonic)
 
     def add(self, claim: Claim, record: bytes) -> None:
         """One image's record, ready to send."""
@@ -53,8 +62,16 @@ class BackgroundOutbox:
         self._ready.append((claim, record))
         self._ready_bytes += record_size(claim.id, record)
 
+    def add_alone(self, claim: Claim, record: bytes) -> None:
+        """One image's record, to go in a call of its own in a quiet second: once
+        QUIET_SECONDS have passed since the last call's answer, ahead of what else is ready
+        (which waits until then)."""
+        self._alone.append((claim, record))
+
     def due(self, *, eager: bool) -> bool:
         """Whether what is ready should go now (anything at all, when `eager`)."""
+        if self._alone:
+            return eager or (self._sending is None and self._quiet_in() == 0.0)
         if not self._ready:
             return False
         lingered = (
@@ -72,23 +89,41 @@ class BackgroundOutbox:
         """Start a call with what is ready; the previous call must have been collected."""
         if self._sending is not None:
             raise RuntimeError("a call is still under way: collect it first")
+        if self._alone:
+            # Sent alone once the quiet second has come (waited for on the sender's thread).
+            alone = [self._alone.pop(0)]
+            self._sending = self._sender.submit(self._send, alone, self._quiet_in())
+            return
         ready, self._ready, self._ready_bytes, self._ready_since = self._ready, [], 0, None
         self._sending = self._sender.submit(self._send, ready)
+
+    def _quiet_in(self) -> float:
+        """Seconds until a quiet second (the last collected call answered QUIET_SECONDS
+        ago)."""
+        if self._answered_at is None:
+            return 0.0
+        return max(0.0, self._answered_at + QUIET_SECONDS - self._clock.monotonic())
 
     def collect(self, *, block: bool) -> Sent | None:
         """The call that has ended (waiting for one under way when `block`), or None."""
         if self._sending is None or (not block and not self._sending.done()):
             return None
         sending, self._sending = self._sending, None
-        return sending.result()
+        sent = sending.result()
+        # Read here, on the loop's thread: what it decides on never races the sender.
+        self._answered_at = sent.published_at
+        return sent
 
     def close(self) -> Sent | None:
         """Wait for the call under way, if any, and take no more."""
         self._sender.shutdown(wait=True)
         return self.collect(block=True)
 
-    def _send(self, ready: list[tuple[Claim, bytes]]) -> Sent:
-        """Publish, and write the accepted images' new state. Touches nothing of the loop."""
+    def _send(self, ready: list[tuple[Claim, bytes]], wait: float = 0.0) -> Sent:
+        """Publish (after `wait` seconds), and write the accepted images' new state. Touches
+        nothing of the loop."""
+        if wait:
+            self._clock.sleep(wait)
         result = self._publisher.publish([(claim.id, data) for claim, data in ready])
         published_at = self._clock.monotonic()
         claims = {c.id: c for c, _ in ready}

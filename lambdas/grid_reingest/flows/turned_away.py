@@ -2,7 +2,7 @@
 
 A turned-away record is kept, so sending it again costs no projection, and a
 busy second is over by the next call. Once its resends are spent it is judged
-by its size against what this pass itself put on the stream:
+by its size against what this invocation itself put on the stream:
 
 - a small record is the system's: the shard is busy, the record is not;
 - a large one (half a shard's second or more) needs the shard more than half
@@ -10,14 +10,15 @@ by its size against what this pass itself put on the stream:
   second left it room, what fills its shard is the other producers, every
   time it was tried: its own failure (an attempt, so that on a shard others
   write to every second it ends at 8 rather than holding the pass's end). If
-  the invocation itself may have filled the shard, it is the system's: given
-  back with no attempt, it is tried again when the pace leaves room, at the
-  latest at the pass's tail.
+  the invocation itself may have filled the shard, the record goes once more,
+  alone, in a quiet second (flows/outbox.py: a second after the invocation's
+  last call was answered, its other records waiting), and is judged on that.
 
 The stream's shard of a turned-away record is not known, so the invocation's
 bytes on the whole stream stand for its bytes on that shard: an upper bound,
-which leans towards not charging the image. Another invocation's bytes are not
-seen: one ending while another still publishes may charge the attempt.
+which leans towards not charging the image. A quiet second is quiet for this
+invocation only: another invocation of the pass publishing meanwhile is not
+seen, and may be what keeps the record out.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ class Next(Enum):
     """What becomes of one turned-away record."""
 
     AGAIN = "again"  # sent again with a later call
+    QUIET = "quiet"  # sent again alone, in a quiet second
     OWN = "own"  # the image's own failure: an attempt
     SYSTEM = "system"  # the system's: no attempt
 
@@ -48,6 +50,7 @@ class TurnedAway:
 
     def __init__(self) -> None:
         self.resent: Counter[str] = Counter()
+        self.quieted: set[str] = set()  # sent alone in a quiet second
         self._accepted: deque[tuple[float, int]] = deque()  # (answered at, bytes)
 
     def accepted(self, at: float, records: list[tuple[str, bytes]]) -> None:
@@ -58,7 +61,7 @@ class TurnedAway:
 
     def own_bytes(self, at: float) -> int:
         """The bytes this invocation got onto the stream in the second up to `at`."""
-        while self._accepted and self._accepted[0][0] < at - OWN_BYTES_SPAN_SECONDS:
+        while self._accepted and self._accepted[0][0] <= at - OWN_BYTES_SPAN_SECONDS:
             self._accepted.popleft()
         return sum(size for when, size in self._accepted if when <= at)
 
@@ -71,6 +74,9 @@ class TurnedAway:
         size = record_size(image_id, data)
         if size < LARGE_RECORD_BYTES:
             return Next.SYSTEM
-        if self.own_bytes(at) + size > SHARD_BYTES_PER_SECOND:
-            return Next.SYSTEM  # this invocation's own records may have filled its shard
-        return Next.OWN
+        if self.own_bytes(at) + size <= SHARD_BYTES_PER_SECOND:
+            return Next.OWN
+        if resend and image_id not in self.quieted:
+            self.quieted.add(image_id)
+            return Next.QUIET  # this invocation's own records may have filled its shard
+        return Next.SYSTEM
