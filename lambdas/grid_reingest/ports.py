@@ -142,15 +142,17 @@ class Outbox(Protocol):
 
     def add_alone(self, claim: Claim, record: bytes) -> None:
         """One image's record, to go in a call of its own once the stream has had none of
-        this outbox's records for a shard's second, ahead of what else is ready."""
+        this outbox's records for a shard's second; what else is ready is held until then."""
         ...
 
     def due(self, *, eager: bool) -> bool:
-        """Whether what is ready should go now (anything at all, when `eager`)."""
+        """Whether a call should go now (anything at all, when `eager`: a record to go alone
+        may still have to wait for its quiet second)."""
         ...
 
     def send(self) -> None:
-        """Start a call with what is ready, once the previous call is collected."""
+        """Start a call (a record alone once quiet, else what is ready, else none), once the
+        previous call is collected."""
         ...
 
     def collect(self, *, block: bool) -> Sent | None:

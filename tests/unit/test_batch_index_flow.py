@@ -660,6 +660,29 @@ def test_batch_index_a_large_record_turned_away_in_its_quiet_second_is_its_own(
     assert store.counts()[S.ENQUEUED] == 999
 
 
+def test_batch_index_the_last_flush_resends_only_while_the_writes_after_still_fit(
+    store, clock, settings
+):
+    # Given a record the stream always turns away, and an invocation whose time runs short
+    # once its last flush has waited to send it again
+    lone, answer, offers, projector = one_turned_away(store, record_bytes=1_000_000)
+    budget_ms = settings.loop.record_budget_seconds * 1000
+
+    def remaining():
+        return 15 * 60 * 1000 if clock.t < 0.5 else budget_ms
+
+    # When the invocation runs
+    run_batch_index(
+        settings,
+        index_deps(store, projector, Stream(answer=answer), clock=clock, remaining=remaining),
+    )
+    # Then it stopped resending, and gave the record back unjudged: no attempt
+    assert len(offers) == 2
+    item = store.get(lone)
+    assert (item.state, item.attempts) == (S.NOT_STARTED, 0)
+    assert store.counts()[S.ENQUEUED] == 29
+
+
 def test_batch_index_a_small_record_always_turned_away_is_the_streams_failure(
     store, clock, settings
 ):

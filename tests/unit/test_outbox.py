@@ -94,25 +94,68 @@ def test_a_second_call_waits_until_the_first_is_collected(clock):
     assert outbox.close() is not None
 
 
-def test_a_record_to_go_alone_waits_for_a_quiet_second_and_goes_ahead_of_the_rest(clock):
-    stream = Stream()
-    outbox = BackgroundOutbox(stream, clock, Writes())
-    outbox.add(claim(1), b"x")
+def answered_call(outbox: BackgroundOutbox) -> float:
+    """Send one record and collect its call: when it was answered."""
+    outbox.add(claim(0), b"x")
     outbox.send()
-    answered = outbox.collect(block=True).published_at
-    # Given a record to go alone, and others ready
-    outbox.add_alone(claim(2), b"large")
-    for n in range(3, 3 + PUBLISH_MIN):
+    return outbox.collect(block=True).published_at
+
+
+def test_a_record_to_go_alone_waits_for_a_quiet_second_holding_the_rest(clock):
+    outbox = BackgroundOutbox(Stream(), clock, Writes())
+    answered = answered_call(outbox)
+    # Given a record to go alone, and a full call of others ready
+    outbox.add_alone(claim(1), b"large")
+    for n in range(2, 2 + PUBLISH_MIN):
         outbox.add(claim(n), b"x")
-    # Then nothing is due before the quiet second, though a full call waits
+    # Then nothing is due before the quiet second
     assert not outbox.due(eager=False)
-    assert outbox.due(eager=True)  # (the last flush: sent once the second has come)
-    # When it is sent
+    clock.sleep(QUIET_SECONDS)
+    assert outbox.due(eager=False)
+    # When it is sent, it goes alone, a quiet second after the last answer
     outbox.send()
     sent = outbox.collect(block=True)
-    # Then it went alone, a quiet second after the last answer, and the rest after it
-    assert list(sent.claims) == [grid_id(2)]
+    assert list(sent.claims) == [grid_id(1)]
     assert sent.published_at >= answered + QUIET_SECONDS
+    # and the others go next
     assert outbox.due(eager=False)
     outbox.send()
     assert len(outbox.collect(block=True).claims) == PUBLISH_MIN
+
+
+def test_one_call_of_the_rest_goes_between_two_records_sent_alone(clock):
+    outbox = BackgroundOutbox(Stream(), clock, Writes())
+    answered_call(outbox)
+    outbox.add_alone(claim(1), b"large")
+    outbox.add_alone(claim(2), b"large")
+    for n in range(3, 3 + PUBLISH_MIN):
+        outbox.add(claim(n), b"x")
+    clock.sleep(QUIET_SECONDS)
+    calls = []
+    for _ in range(3):
+        while not outbox.due(eager=False):
+            clock.sleep(0.1)
+        outbox.send()
+        calls.append(list(outbox.collect(block=True).claims))
+    assert calls[0] == [grid_id(1)]
+    assert len(calls[1]) == PUBLISH_MIN
+    assert calls[2] == [grid_id(2)]
+
+
+def test_eager_before_the_quiet_second_sends_the_rest_and_never_the_record_alone(clock):
+    # (the last flush: it waits out the quiet second itself)
+    outbox = BackgroundOutbox(Stream(), clock, Writes())
+    answered_call(outbox)
+    outbox.add_alone(claim(1), b"large")
+    outbox.add(claim(2), b"x")
+    assert outbox.due(eager=True)
+    outbox.send()
+    assert list(outbox.collect(block=True).claims) == [grid_id(2)]
+    # Then with nothing else ready, eager is still due, but a call goes only once quiet
+    assert outbox.due(eager=True)
+    outbox.send()
+    assert outbox.collect(block=True) is None
+    clock.sleep(QUIET_SECONDS)
+    outbox.send()
+    assert list(outbox.collect(block=True).claims) == [grid_id(1)]
+    assert not outbox.due(eager=True)

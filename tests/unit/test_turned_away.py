@@ -5,6 +5,7 @@ from __future__ import annotations
 from grid_reingest.domain.thrall_message import SHARD_BYTES_PER_SECOND
 from grid_reingest.flows.turned_away import (
     LARGE_RECORD_BYTES,
+    QUIET_CALLS_PER_MINUTE,
     STREAM_RESENDS,
     Next,
     TurnedAway,
@@ -65,9 +66,27 @@ def test_bytes_the_stream_took_later_than_the_call_are_not_counted():
     assert turned.accepted(12.9, []) is None and turned.own_bytes(12.9) == len(LARGE) + 1
 
 
-def test_without_resends_a_record_is_judged_at_once():
+def test_without_resends_a_record_is_judged_at_once_and_unspent_is_the_systems():
     turned = TurnedAway()
-    assert turned.judge("a", LARGE, 0.0, resend=False) is Next.OWN
-    assert turned.judge("b", SMALL, 0.0, resend=False) is Next.SYSTEM
-    turned.accepted(0.0, [("c", LARGE)])
-    assert turned.judge("d", LARGE, 0.0, resend=False) is Next.SYSTEM
+    assert turned.judge("a", LARGE, 0.0, resend=False) is Next.SYSTEM  # resends not spent
+    spent(turned, "b", LARGE)
+    assert turned.judge("b", LARGE, 0.0, resend=False) is Next.OWN
+    spent(turned, "c", SMALL)
+    assert turned.judge("c", SMALL, 0.0, resend=False) is Next.SYSTEM
+    turned.accepted(0.0, [("x", LARGE)])
+    spent(turned, "d", LARGE)
+    assert turned.judge("d", LARGE, 0.0, resend=False) is Next.SYSTEM  # no quiet call left
+
+
+def test_records_sent_alone_are_capped_a_minute_and_the_rest_are_the_systems():
+    turned = TurnedAway()
+    ids = [f"r{n}" for n in range(QUIET_CALLS_PER_MINUTE + 1)]
+    for image_id in ids:
+        spent(turned, image_id, LARGE)
+    turned.accepted(10.0, [("x", LARGE)])
+    verdicts = [turned.judge(image_id, LARGE, 10.5) for image_id in ids]
+    assert verdicts == [Next.QUIET] * QUIET_CALLS_PER_MINUTE + [Next.SYSTEM]
+    # and a minute later there is room for another
+    spent(turned, "later", LARGE)
+    turned.accepted(70.4, [("x", LARGE)])
+    assert turned.judge("later", LARGE, 70.6) is Next.QUIET

@@ -49,6 +49,8 @@ def record_size(image_id: str, data: bytes) -> int:
 
 # A shard takes this many bytes a second, from every producer together.
 SHARD_BYTES_PER_SECOND = 1024 * 1024
+# The span a shard's limits are counted over.
+SHARD_LIMIT_SECONDS = 1.0
 # PutRecords' own limits: 500 records and 5 MiB (data + partition keys) a call.
 PUT_RECORDS_MAX_RECORDS = 500
 PUT_RECORDS_MAX_BYTES = 5 * 1024 * 1024

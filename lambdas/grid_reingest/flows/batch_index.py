@@ -27,7 +27,7 @@ from grid_reingest.domain.states import ProgressState
 from grid_reingest.domain.systemic import Cause, Judge, Symptom, Verdict, cause_of
 from grid_reingest.flows.invocation import Limits, LoopDeps, SystemicFailure, rules_of
 from grid_reingest.flows.loop import Loop
-from grid_reingest.flows.outbox import BackgroundOutbox, EnqueueWriter
+from grid_reingest.flows.outbox import QUIET_SECONDS, BackgroundOutbox, enqueue_writer
 from grid_reingest.flows.pass_end import PassEnd, end_if_over
 from grid_reingest.flows.record import Recorder
 from grid_reingest.flows.strategy import Flushed
@@ -60,8 +60,9 @@ STREAM = "kinesis"
 # Images in these states were projected: any of them serves as a probe.
 PROJECTED = (ProgressState.ENQUEUED, ProgressState.VERIFIED)
 # The invocation's last flush sends what went again after this long, until each record is
-# taken or has had its resends: a busy second is over by then.
-RESEND_WAIT_SECONDS = 1.0
+# taken or judged: a busy second is over by then, and a record to go alone has its quiet
+# second.
+RESEND_WAIT_SECONDS = QUIET_SECONDS
 # Invocations in a row whose stream refused its calls before the worker switches
 # its own schedule off (the configuration needs a person).
 REFUSALS_BEFORE_STOP = 3
@@ -137,7 +138,8 @@ def run_batch_index(settings: BatchIndexSettings, deps: IndexDeps) -> IndexSumma
         summary.skipped = "too little time left to start"
         return summary
     recorder = Recorder(HELD, LoopDeps.of(deps), limits, summary)
-    outbox = BackgroundOutbox(deps.publisher, deps.clock, enqueue_writer(recorder, deps.invocation))
+    writer = enqueue_writer(recorder, deps.invocation, HELD)
+    outbox = BackgroundOutbox(deps.publisher, deps.clock, writer)
     triage = FailureTriage(
         Judge(rules_of(settings)),
         deps.probe,
@@ -174,22 +176,6 @@ def _count_refusal(deps: IndexDeps, summary: IndexSummary, *, refused: bool) -> 
         summary.stopped_because = (
             f"{summary.stopped_because}; {runs} invocations in a row refused: schedule switched off"
         )
-
-
-def enqueue_writer(recorder: Recorder, invocation: str) -> EnqueueWriter:
-    """How the outbox writes the images a call put on the stream: enqueued, no attempt counted
-    (the write repeated until done: never given back once on the stream)."""
-
-    def write(
-        claims: list[Claim],
-    ) -> tuple[list[Transition], list[bool | None], BaseException | None]:
-        enqueued = [
-            outcome_transition(claim, HELD, ProgressState.ENQUEUED, invocation, attempts=0)
-            for claim in claims
-        ]
-        return (enqueued, *recorder.apply_with_tries(enqueued))
-
-    return write
 
 
 @dataclass
@@ -280,9 +266,9 @@ class _IndexStrategy:
             self.outbox.send()
             if final or not self.verified:
                 self._take(self.outbox.collect(block=True), flushed)
-        while final and self.outbox.due(eager=True):
+        while final and self.outbox.due(eager=True) and self._time_to_resend():
             # What the stream turned away in the last calls goes again (a bounded number
-            # of times) before the invocation ends.
+            # of times) before the invocation ends; what is left then goes back unjudged.
             self.deps.clock.sleep(RESEND_WAIT_SECONDS)
             self.outbox.send()
             self._take(self.outbox.collect(block=True), flushed)
@@ -290,6 +276,11 @@ class _IndexStrategy:
         if final or len(self.recorder.pending) >= RECORD_MIN or idle:
             self.recorder.record(self.recorder.take_pending())
         return flushed
+
+    def _time_to_resend(self) -> bool:
+        """Whether a resend and the writes after it still fit in the time left."""
+        left_ms = self.deps.remaining_ms() - RESEND_WAIT_SECONDS * 1000
+        return left_ms >= self.recorder.limits.record_budget_ms
 
     def close(self) -> None:
         flushed = Flushed()
@@ -333,13 +324,14 @@ class _IndexStrategy:
     ) -> None:
         data = sent.records[claim.id]
         match self.turned_away.judge(claim.id, data, sent.published_at, resend=again):
-            case Next.AGAIN | Next.QUIET as again_how:
-                if again_how is Next.AGAIN:
-                    self.outbox.add(claim, data)
-                else:
-                    self.outbox.add_alone(claim, data)
-                # Counted all the same: the window must show how much the stream turns
-                # away, or a stream turning away half of every call would look healthy.
+            # Counted all the same when sent again: the window must show how much the
+            # stream turns away, or a stream turning away half of every call would look
+            # healthy.
+            case Next.AGAIN:
+                self.outbox.add(claim, data)
+                self.triage.counted(symptom, STREAM)
+            case Next.QUIET:
+                self.outbox.add_alone(claim, data)
                 self.triage.counted(symptom, STREAM)
             case Next.OWN:
                 self.triage.own(claim, symptom, f"kinesis: {error}", STREAM)

@@ -7,9 +7,11 @@ images. After each call the images the stream accepted are written as
 enqueued, on the same thread: once on the stream an image is never given
 back, so that write is repeated until done (flows/record.py).
 
-A record may also be sent alone, in a quiet second: once a shard's second
-has passed since the outbox's last call was answered, in a call of its own,
-ahead of what else is ready (flows/turned_away.py says when).
+A record may also be sent alone, in a quiet second: in a call of its own,
+once a shard's second has passed since the outbox's last call was answered
+(flows/turned_away.py says when). What else is ready waits for that second,
+then one call of it goes before the next record sent alone: each costs the
+others a second's wait at most.
 """
 
 from __future__ import annotations
@@ -17,21 +19,24 @@ from __future__ import annotations
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 
-from grid_reingest.domain.claims import Claim, Transition
+from grid_reingest.domain.claims import Claim, Transition, outcome_transition
+from grid_reingest.domain.states import ProgressState
 from grid_reingest.domain.thrall_message import (
     PUT_RECORDS_MAX_BYTES,
     PUT_RECORDS_MAX_RECORDS,
+    SHARD_LIMIT_SECONDS,
     record_size,
 )
+from grid_reingest.flows.record import Recorder
 from grid_reingest.ports import Clock, Publisher, Sent
 
 # Ready records are sent once this many wait, or the oldest has waited this
 # long: PutRecords calls carry many records without holding any long.
 PUBLISH_MIN = 100
 PUBLISH_LINGER_SECONDS = 1.0
-# A record sent alone waits this long after the last call's answer: a shard's limits
-# are a second's, so the outbox's own records are then out of its shard's second.
-QUIET_SECONDS = 1.0
+# A record sent alone waits this long after the last call's answer: the outbox's own
+# records are then out of its shard's second (with a margin, whatever the clock's floats).
+QUIET_SECONDS = SHARD_LIMIT_SECONDS + 0.1
 
 # Writes the accepted images' new state: the transitions, each one's result (None where
 # every try failed) and the last error.
@@ -54,6 +59,7 @@ class BackgroundOutbox:
         self._sending: Future[Sent] | None = None
         self._alone: list[tuple[Claim, bytes]] = []
         self._answered_at: float | None = None  # the last collected call's answer (monotonic)
+        self._ready_turn = False  # a call of what is ready goes before the next alone one
 
     def add(self, claim: Claim, record: bytes) -> None:
         """One image's record, ready to send."""
@@ -63,17 +69,19 @@ class BackgroundOutbox:
         self._ready_bytes += record_size(claim.id, record)
 
     def add_alone(self, claim: Claim, record: bytes) -> None:
-        """One image's record, to go in a call of its own in a quiet second: once
-        QUIET_SECONDS have passed since the last call's answer, ahead of what else is ready
-        (which waits until then)."""
+        """One image's record, to go in a call of its own once QUIET_SECONDS have passed since
+        the last call's answer; what else is ready waits until then."""
         self._alone.append((claim, record))
 
     def due(self, *, eager: bool) -> bool:
-        """Whether what is ready should go now (anything at all, when `eager`)."""
-        if self._alone:
-            return eager or (self._sending is None and self._quiet_in() == 0.0)
+        """Whether a call should go now (anything at all, when `eager`: the caller then waits
+        out a quiet second itself if `send` has nothing it may send yet)."""
+        if self._alone and self._quiet():
+            return True
         if not self._ready:
-            return False
+            return eager and bool(self._alone)
+        if self._alone and not self._ready_turn and not eager:
+            return False  # held for the quiet second
         lingered = (
             self._ready_since is not None
             and self._clock.monotonic() - self._ready_since >= PUBLISH_LINGER_SECONDS
@@ -86,16 +94,23 @@ class BackgroundOutbox:
         )
 
     def send(self) -> None:
-        """Start a call with what is ready; the previous call must have been collected."""
+        """Start a call: a record to go alone once its quiet second has come, else what is
+        ready, else none. The previous call must have been collected."""
         if self._sending is not None:
             raise RuntimeError("a call is still under way: collect it first")
-        if self._alone:
-            # Sent alone once the quiet second has come (waited for on the sender's thread).
-            alone = [self._alone.pop(0)]
-            self._sending = self._sender.submit(self._send, alone, self._quiet_in())
+        if self._alone and self._quiet():
+            self._ready_turn = True
+            self._sending = self._sender.submit(self._send, [self._alone.pop(0)])
             return
+        if not self._ready:
+            return
+        self._ready_turn = False
         ready, self._ready, self._ready_bytes, self._ready_since = self._ready, [], 0, None
         self._sending = self._sender.submit(self._send, ready)
+
+    def _quiet(self) -> bool:
+        """No call under way, and the last one answered QUIET_SECONDS ago (or none sent)."""
+        return self._sending is None and self._quiet_in() == 0.0
 
     def _quiet_in(self) -> float:
         """Seconds until a quiet second (the last collected call answered QUIET_SECONDS
@@ -119,11 +134,8 @@ class BackgroundOutbox:
         self._sender.shutdown(wait=True)
         return self.collect(block=True)
 
-    def _send(self, ready: list[tuple[Claim, bytes]], wait: float = 0.0) -> Sent:
-        """Publish (after `wait` seconds), and write the accepted images' new state. Touches
-        nothing of the loop."""
-        if wait:
-            self._clock.sleep(wait)
+    def _send(self, ready: list[tuple[Claim, bytes]]) -> Sent:
+        """Publish, and write the accepted images' new state. Touches nothing of the loop."""
         result = self._publisher.publish([(claim.id, data) for claim, data in ready])
         published_at = self._clock.monotonic()
         claims = {c.id: c for c, _ in ready}
@@ -132,3 +144,19 @@ class BackgroundOutbox:
         return Sent(
             claims, result, enqueued, applied, error, published_at=published_at, records=records
         )
+
+
+def enqueue_writer(recorder: Recorder, invocation: str, held: ProgressState) -> EnqueueWriter:
+    """How the outbox writes the images a call put on the stream: from `held` to enqueued, no
+    attempt counted (the write repeated until done: never given back once on the stream)."""
+
+    def write(
+        claims: list[Claim],
+    ) -> tuple[list[Transition], list[bool | None], BaseException | None]:
+        enqueued = [
+            outcome_transition(claim, held, ProgressState.ENQUEUED, invocation, attempts=0)
+            for claim in claims
+        ]
+        return (enqueued, *recorder.apply_with_tries(enqueued))
+
+    return write

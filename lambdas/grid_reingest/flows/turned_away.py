@@ -6,13 +6,15 @@ by its size against what this invocation itself put on the stream:
 
 - a small record is the system's: the shard is busy, the record is not;
 - a large one (half a shard's second or more) needs the shard more than half
-  idle for a second. If this invocation's own accepted bytes of the last
-  second left it room, what fills its shard is the other producers, every
-  time it was tried: its own failure (an attempt, so that on a shard others
+  idle for a second. If this invocation's own accepted bytes of the second
+  up to its last try left it room, what fills its shard is the other
+  producers: its own failure (an attempt, so that on a shard others
   write to every second it ends at 8 rather than holding the pass's end). If
   the invocation itself may have filled the shard, the record goes once more,
   alone, in a quiet second (flows/outbox.py: a second after the invocation's
-  last call was answered, its other records waiting), and is judged on that.
+  last call was answered, its other records waiting), and is judged on that;
+  at most QUIET_CALLS_PER_MINUTE such calls, beyond which it is the system's
+  (given back with no attempt, tried again by a later invocation).
 
 The stream's shard of a turned-away record is not known, so the invocation's
 bytes on the whole stream stand for its bytes on that shard: an upper bound,
@@ -26,14 +28,21 @@ from __future__ import annotations
 from collections import Counter, deque
 from enum import Enum
 
-from grid_reingest.domain.thrall_message import SHARD_BYTES_PER_SECOND, record_size
+from grid_reingest.domain.thrall_message import (
+    SHARD_BYTES_PER_SECOND,
+    SHARD_LIMIT_SECONDS,
+    record_size,
+)
 
 # Times a turned-away record goes again with a later call before it is judged.
 STREAM_RESENDS = 4
 # A record this large needs its shard more than half idle for a second.
 LARGE_RECORD_BYTES = SHARD_BYTES_PER_SECOND // 2
-# The span over which the invocation's own accepted bytes are summed: a shard's limit is a second's.
-OWN_BYTES_SPAN_SECONDS = 1.0
+# The span over which the invocation's own accepted bytes are summed.
+OWN_BYTES_SPAN_SECONDS = SHARD_LIMIT_SECONDS
+# Records sent alone at most this often (each holds the invocation's other records for a
+# second): beyond, a large record crowded out is the system's, tried again later.
+QUIET_CALLS_PER_MINUTE = 6
 
 
 class Next(Enum):
@@ -51,6 +60,7 @@ class TurnedAway:
     def __init__(self) -> None:
         self.resent: Counter[str] = Counter()
         self.quieted: set[str] = set()  # sent alone in a quiet second
+        self._quiet_at: deque[float] = deque()  # when records were sent alone, last minute
         self._accepted: deque[tuple[float, int]] = deque()  # (answered at, bytes)
 
     def accepted(self, at: float, records: list[tuple[str, bytes]]) -> None:
@@ -67,8 +77,11 @@ class TurnedAway:
 
     def judge(self, image_id: str, data: bytes, at: float, *, resend: bool = True) -> Next:
         """What becomes of a record turned away in a call answered at `at`; without `resend`
-        (nothing more is sent), it is judged at once."""
-        if resend and self.resent[image_id] < STREAM_RESENDS:
+        (nothing more is sent) it is judged at once, the system's if its resends were not
+        spent."""
+        if self.resent[image_id] < STREAM_RESENDS:
+            if not resend:
+                return Next.SYSTEM
             self.resent[image_id] += 1
             return Next.AGAIN
         size = record_size(image_id, data)
@@ -76,7 +89,11 @@ class TurnedAway:
             return Next.SYSTEM
         if self.own_bytes(at) + size <= SHARD_BYTES_PER_SECOND:
             return Next.OWN
-        if resend and image_id not in self.quieted:
+        while self._quiet_at and self._quiet_at[0] <= at - 60.0:
+            self._quiet_at.popleft()
+        if resend and image_id not in self.quieted and len(self._quiet_at) < QUIET_CALLS_PER_MINUTE:
+            # This invocation's own records may have filled its shard: once more, alone.
             self.quieted.add(image_id)
-            return Next.QUIET  # this invocation's own records may have filled its shard
+            self._quiet_at.append(at)
+            return Next.QUIET
         return Next.SYSTEM
