@@ -57,6 +57,17 @@ def score(result: PassResult, threshold_ms: float) -> dict[str, Any]:
     }
 
 
+def best_share(scenario: Scenario) -> float:
+    """The throughput share of a pass publishing at the capacity in force all along, every
+    image verified as it goes: what no policy can beat (1 where capacity is steady; less
+    where it changes, the share being of the nominal capacity)."""
+    done, seconds = 0.0, 0
+    while done < scenario.images and seconds < scenario.minutes_max * MINUTE:
+        done += scenario.capacity_at(seconds) / MINUTE
+        seconds += 1
+    return round(min(done, scenario.images) / (seconds / MINUTE) / scenario.capacity_per_minute, 3)
+
+
 def paused_spans(scenario: Scenario) -> list[tuple[float, float]]:
     """(start, end) seconds while thrall takes nothing (a rate of 0): nothing a worker does
     changes the age of records already waiting."""

@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.pass_report import PASS_IMAGES, report
-from benchmarks.pass_score import cost, median_of, score, worst_of
+from benchmarks.pass_score import best_share, cost, median_of, score, worst_of
 from benchmarks.report import write_section
 from devtools.sim_policies import Deployment, ours, seed, today
 from devtools.sim_scenario import Scenario, ScenarioError, load_scenario
@@ -226,6 +226,7 @@ def run_scenarios(
         }
         out[path] = {
             "scenario": scenario,
+            "best_share": best_share(scaled(scenario, scale)),
             "seeds": seed_values[path],
             "runs": by_policy,
             "sizings": [r["share"] for r in sweeps[path].run()],

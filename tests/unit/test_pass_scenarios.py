@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from benchmarks import pass_sim
-from benchmarks.pass_score import score
+from benchmarks.pass_score import best_share, score
 from devtools.sim_policies import ours
 from devtools.sim_scenario import ScenarioError, load_scenario, parse_scenario
 from devtools.sim_world import PassResult, World
@@ -169,6 +169,23 @@ def result_with(scenario, publish_times, index_seconds):
         **dict.fromkeys(zero, 0.0),
         **dict.fromkeys(counts, 0),
     )
+
+
+def test_the_best_share_is_a_pass_at_the_capacity_in_force_all_along():
+    # Given 9,000 images on a Grid of 600/min that drops to 300/min for minutes 10-20
+    changing = {
+        "images": 9000,
+        "grid": {
+            "slots": 10,
+            "service_seconds": 1.0,
+            "changes": [{"at_minute": 10, "slots": 5}, {"at_minute": 20, "slots": 10}],
+        },
+        "thrall": {"per_minute": 6000},
+    }
+    # Then the best any pass can do takes 20 minutes: 9,000 / 20 / 600
+    assert best_share(parse_scenario(changing)) == 0.75
+    # and where capacity is steady, the whole of it
+    assert best_share(parse_scenario({"images": 9000, "thrall": {"per_minute": 6000}})) == 1.0
 
 
 def test_recovery_is_the_slowest_return_to_the_capacity_in_force_after_each_change():
