@@ -375,8 +375,13 @@ def one_batch(
                     )
                 )
             else:
+                # The seed's "any other failure": an attempt, 8 once they are spent (given
+                # back untouched, a record no second of its shard can take would hold the
+                # seed's pass, and its batch-check, for ever).
                 error = next(iter(sent.rejected.values()), "not sent")
-                transitions.append(release_transition(claim, held, invocation, error))
+                transitions.append(
+                    failure_transition(claim, held, invocation, error, settings.loop.max_attempts)
+                )
         elif (
             symptom is not None
             and symptom.cause is Cause.OVERLOAD
