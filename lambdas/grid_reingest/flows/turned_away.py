@@ -43,6 +43,7 @@ OWN_BYTES_SPAN_SECONDS = SHARD_LIMIT_SECONDS
 # Records sent alone at most this often (each holds the invocation's other records for a
 # second): beyond, a large record crowded out is the system's, tried again later.
 QUIET_CALLS_PER_MINUTE = 6
+MINUTE = 60.0
 
 
 class Next(Enum):
@@ -89,7 +90,7 @@ class TurnedAway:
             return Next.SYSTEM
         if self.own_bytes(at) + size <= SHARD_BYTES_PER_SECOND:
             return Next.OWN
-        while self._quiet_at and self._quiet_at[0] <= at - 60.0:
+        while self._quiet_at and self._quiet_at[0] <= at - MINUTE:
             self._quiet_at.popleft()
         if resend and image_id not in self.quieted and len(self._quiet_at) < QUIET_CALLS_PER_MINUTE:
             # This invocation's own records may have filled its shard: once more, alone.
