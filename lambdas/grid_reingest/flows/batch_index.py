@@ -300,9 +300,8 @@ class _IndexStrategy:
         overloaded = set(result.overloaded)
         for _ in result.accepted:
             self.triage.served(channel=STREAM)
-        self.turned_away.accepted(
-            sent.published_at, [(i, sent.records[i]) for i in result.accepted if i in sent.records]
-        )
+        taken = [(image_id, sent.records[image_id]) for image_id in result.accepted]
+        self.turned_away.accepted(sent.published_at, taken)
         for image_id, error in result.rejected.items():
             cause = Cause.OVERLOAD if image_id in overloaded else Cause.ERROR
             flushed.overloaded += int(image_id in overloaded)

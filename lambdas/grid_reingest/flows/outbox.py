@@ -110,14 +110,10 @@ class BackgroundOutbox:
 
     def _quiet(self) -> bool:
         """No call under way, and the last one answered QUIET_SECONDS ago (or none sent)."""
-        return self._sending is None and self._quiet_in() == 0.0
-
-    def _quiet_in(self) -> float:
-        """Seconds until a quiet second (the last collected call answered QUIET_SECONDS
-        ago)."""
-        if self._answered_at is None:
-            return 0.0
-        return max(0.0, self._answered_at + QUIET_SECONDS - self._clock.monotonic())
+        return self._sending is None and (
+            self._answered_at is None
+            or self._clock.monotonic() - self._answered_at >= QUIET_SECONDS
+        )
 
     def collect(self, *, block: bool) -> Sent | None:
         """The call that has ended (waiting for one under way when `block`), or None."""
