@@ -98,14 +98,18 @@ class GridLimit:
         sure = used * (1 - baseline / judged)
         target = max(t.min_queue, t.queue_share * used)
         if fresh >= target:
-            state = replace(state, grown=True)  # the slow start is over: the Grid has a queue
+            state = _slow_start_over(state, sample.now, t)  # the Grid has a queue
         if holding:
             return state, f"~{queue:.1f} queued at the Grid: holding the last cut"
         if sure > 2 * target:
             new = min(limit, max(t.min_limit, used * baseline / latency + target))
+            # Little's law, from this worker's in-flight times the workers: one joining or
+            # leaving a pass holds far less than its part. No cut deeper than an overload's;
+            # a real drop takes two.
+            new = max(new, limit * t.backoff)
             return self._cut(state, new, sample), (
                 f"latency {latency:.0f} ms over baseline {baseline:.0f} ms "
-                f"(~{queue:.1f} queued at the Grid); limit cut"
+                f"(~{queue:.1f} queued at the Grid, ~{sure:.1f} beyond its noise); limit cut"
             )
         busy = used >= t.used_share * math.floor(limit)
         if state.grown and busy and sample.now - (state.probed_at or 0.0) >= t.probe_every_seconds:
@@ -191,9 +195,8 @@ class GridLimit:
         latency_s = (state.latency_ms or 0.0) / 1000
         hold = max(self.tuning.default_seconds, self.tuning.cut_hold_latencies * latency_s)
         return replace(
-            state,
+            _slow_start_over(state, sample.now, self.tuning),
             limit=limit,
-            grown=True,
             hold_until=sample.now + hold,
             smooth_total_ms=0.0,
             smooth_count=0.0,
@@ -229,6 +232,24 @@ class GridLimit:
             smooth_count=state.smooth_count * w + len(latencies),
         )
         return observed, sum(latencies) / len(latencies)
+
+
+def _slow_start_over(state: GridState, now: float, t: Tuning) -> GridState:
+    """`state` past its slow start; a first probe, if none was ever measured, due once the
+    images started at the slow start's last limits have answered (a probe's length).
+
+    The baseline until then is the first images to answer, and with per-image times
+    that vary those are the quick ones: a Grid at 5 s, sigma 0.8, read ~7% quicker than
+    it is, a queue of a tenth of what is in flight that is not there, and the limit held
+    there until the first probe, minutes later. A probe any sooner is held at a limit
+    worked out from latencies that do not show the queue yet, and never drains it."""
+    if state.grown:
+        return state
+    due = state.probed_at
+    if state.probed is None:
+        wait = t.probe_latencies * (state.latency_ms or 0.0) / 1000
+        due = now - t.probe_every_seconds + max(2 * t.default_seconds, wait)
+    return replace(state, grown=True, probed_at=due)
 
 
 def noise_ms(state: GridState, t: Tuning) -> float:
