@@ -106,7 +106,7 @@ class FixedPace:
     def decide(self, observation: Observation) -> PaceDecision:
         return PaceDecision(CONCURRENCY, None, "benchmark")
 
-    def leave(self) -> None:
+    def leave(self, holding: int = 0) -> None:
         """Nothing shared."""
 
     def take_unread(self) -> dict[str, int]:

@@ -135,9 +135,11 @@ class Steady:
         self.seen = Observation()
         self.lock = threading.Lock()
         self.left = False
+        self.held: list[int] = []  # what each leave() said was still in flight
 
-    def leave(self) -> None:
+    def leave(self, holding: int = 0) -> None:
         self.left = True
+        self.held.append(holding)
 
     def take_unread(self) -> dict[str, int]:
         return {}

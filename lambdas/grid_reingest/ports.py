@@ -262,8 +262,9 @@ class Pace(Protocol):
         """Report what happened since the last call; the pace for the next stretch."""
         ...
 
-    def leave(self) -> None:
-        """This worker takes no more work: its share of the pace goes to the others now."""
+    def leave(self, holding: int = 0) -> None:
+        """This worker starts no more work: its share of the pace goes to the others now,
+        less the `holding` images it still has in flight (told again as they finish)."""
         ...
 
     def take_unread(self) -> dict[str, int]:

@@ -1,6 +1,8 @@
 """The pace a worker gets: the controller stepped at most every refresh, its state shared;
 and how the loop keeps to it."""
 
+import json
+import threading
 import time
 from collections import Counter
 
@@ -9,7 +11,7 @@ import pytest
 from devtools import testing
 from devtools.memory_control import MemoryControl
 from devtools.memory_store import MemoryStore
-from grid_reingest.domain.control import Knobs
+from grid_reingest.domain.control import Knobs, PaceState
 from grid_reingest.domain.controller import Controller, Tuning
 from grid_reingest.domain.outcome import Failed
 from grid_reingest.flows.batch_index import run_batch_index
@@ -254,6 +256,92 @@ def test_pace_the_loop_leaves_the_pace_when_its_invocation_ends():
     run_batch_index(index_settings(), deps)
     # Then it told the pace it takes no more work
     assert steady.left
+
+
+def two_sharing():
+    """Two workers that have both stepped the controller: they share its limit."""
+    control, clock = MemoryControl(), testing.FakeClock(tick_ms=0)
+    one, two = pace(control, clock), pace(control, clock)
+    one.decide(Observation(finished=200, latencies_ms=[300.0]))
+    two.decide(Observation(finished=200, latencies_ms=[300.0]))
+    return control, clock, one, two
+
+
+def test_pace_a_worker_that_stops_starting_keeps_what_it_still_holds_from_the_others():
+    # Given two workers sharing the controller's limit
+    control, clock, one, two = two_sharing()
+    # When the first stops starting images with 5 still in flight
+    one.leave(5)
+    clock.sleep(15)
+    busy = Observation(finished=200, latencies_ms=[300.0])
+    alone = two.decide(busy)
+    # Then the second takes the limit less those 5 (together they never go over it)
+    assert "workers" not in alone.reason
+    assert alone.in_flight == int(control.read().pace.limit) - 5
+    # And once the first holds nothing, the whole limit
+    one.leave(0)
+    clock.sleep(15)
+    assert two.decide(busy).in_flight == int(control.read().pace.limit)
+    assert not control.read().pace.held
+
+
+def test_pace_images_held_by_a_worker_no_longer_heard_of_count_no_more():
+    # Given a worker that stopped starting with 5 in flight and was never heard of again
+    control, clock, one, two = two_sharing()
+    one.leave(5)
+    # When the other steps more than one and a half refreshes later
+    clock.sleep(30)
+    decision = two.decide(Observation(finished=200, latencies_ms=[300.0]))
+    # Then it has the whole limit (a worker that died holds nothing for long)
+    assert decision.in_flight == int(control.read().pace.limit)
+
+
+def test_pace_state_keeps_what_workers_hold_through_the_control_item():
+    # Given a state in which a worker that stopped starting holds 5 images
+    control, _, one, _ = two_sharing()
+    one.leave(5)
+    state = control.read().pace
+    # When it is written as the control item stores it and read back
+    again = PaceState.from_json(json.loads(json.dumps(state.to_json())))
+    # Then the count and when it was told are kept; a state written before has none
+    assert again == state and next(iter(again.held.values()))[0] == 5
+    older = {k: v for k, v in state.to_json().items() if k != "held"}
+    assert PaceState.from_json(older).held == {}
+
+
+def test_pace_the_loop_tells_the_pace_what_it_still_holds_once_it_stops_starting():
+    # Given an invocation whose images after the first wait until it is paused
+    clock = testing.FakeClock()
+    store = MemoryStore(clock=clock.now)
+    store.put_new([testing.grid_id(i) for i in range(8)])
+    release, lock, started = threading.Event(), threading.Lock(), []
+
+    def gate(_image_id):
+        with lock:
+            started.append(_image_id)
+            first = len(started) == 1
+        if not first:
+            release.wait(10)
+
+    def script(_calls):
+        with lock:
+            waiting = len(started) > 1
+        if not waiting:
+            return PaceDecision(4, None, "steady")
+        release.set()
+        return PaceDecision(0, None, "paused by the operator", paused=True)
+
+    steady = testing.Steady(script=script)
+    deps = testing.index_deps(
+        store, testing.Scripted({}, gate=gate), testing.Stream(), clock=clock, pace=steady
+    )
+    # When the operator pauses it with images in flight
+    run_batch_index(index_settings(), deps)
+    # Then it told the pace what it still held when it stopped starting, less as they
+    # finished, and nothing at the end
+    assert steady.held[0] >= 1
+    assert steady.held == sorted(steady.held, reverse=True)
+    assert steady.held[-1] == 0
 
 
 def checkpoint_pace(control, clock, checkpoints, age=(1_000.0, 1_000.0)):

@@ -37,7 +37,8 @@ class PaceState:
     `reason` why, in words an operator reads in `watch`. `grid` and `thrall` are the
     two loops' own states (a worker paced on the Grid alone has no `thrall`);
     `workers` the running workers' marks (flows/pace.py: each one's last step, epoch
-    seconds); `history` its last decisions.
+    seconds); `held` the images still in flight of workers that start no more (each:
+    the count, and when it was told, epoch seconds); `history` its last decisions.
     """
 
     limit: float
@@ -47,6 +48,7 @@ class PaceState:
     grid: GridState | None = None
     thrall: ThrallState | None = None
     workers: Mapping[str, float] = field(default_factory=dict)
+    held: Mapping[str, tuple[float, float]] = field(default_factory=dict)
     history: tuple[str, ...] = ()
     stepped_at: float | None = None  # epoch seconds of the last step
 
@@ -65,6 +67,7 @@ class PaceState:
             "grid": None if self.grid is None else self.grid.to_json(),
             "thrall": None if self.thrall is None else self.thrall.to_json(),
             "workers": dict(self.workers),
+            "held": {k: list(v) for k, v in self.held.items()},
             "history": list(self.history),
         }
 
@@ -84,6 +87,10 @@ class PaceState:
             grid=GridState.from_json(grid) if grid is not None else None,
             thrall=ThrallState.from_json(thrall) if thrall is not None else None,
             workers={str(k): float(v) for k, v in (data.get("workers") or {}).items()},
+            held={
+                str(k): (float(count), float(at))
+                for k, (count, at) in (data.get("held") or {}).items()
+            },
             history=tuple(data.get("history") or ()),
             stepped_at=None if data.get("steppedAt") is None else float(data["steppedAt"]),
         )

@@ -94,6 +94,7 @@ class Controller:
             grid=grid,
             thrall=thrall,
             workers=dict(state.workers) if state is not None else {},
+            held=dict(state.held) if state is not None else {},
             history=state.history if state is not None else (),
             stepped_at=now,
         )

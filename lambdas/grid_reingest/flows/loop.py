@@ -87,6 +87,7 @@ class Loop[R]:
             while self.in_flight:
                 self._reap(block=True)
                 self._flush(final=False)
+                self._leave()
             self._flush(final=True)
             # What finished since the last decision counts too (a warm pace goes on), as
             # the end of a worker that starts nothing more: not for the pass's in-flight use.
@@ -118,9 +119,7 @@ class Loop[R]:
             if reason is not None:
                 self.summary.stopped_because = reason
                 self._give_back_held()
-                # Its share of the pace goes to the others now, not once what it holds ends.
-                with contextlib.suppress(Exception):
-                    self.deps.pace.leave()
+                self._leave()
                 return
             self._take_due()
             if self.exhausted and not self.in_flight and not self.reserve:
@@ -150,6 +149,13 @@ class Loop[R]:
                     self._give_back_held()
                     return
             clock.sleep(min(delay or POLL_SECONDS, POLL_SECONDS))
+
+    def _leave(self) -> None:
+        """Give this worker's share of the pace to the others now, less what it still has in
+        flight (together they never go over the limit: image-projection's reserved
+        concurrency is sized on it). Best effort: a mark left behind expires by itself."""
+        with contextlib.suppress(Exception):
+            self.deps.pace.leave(len(self.in_flight))
 
     def _again_in(self) -> float | None:
         """Once a claim found nothing and nothing runs: how long to wait before claiming again

@@ -48,8 +48,12 @@ SAVE_TRIES = 3
 # doubling: at most this often.
 OVERLOAD_STEP_ANSWERS = 5
 EARLY_STEP_SECONDS = 2.0
-# An invocation counts as running while its last step is younger than this many refreshes.
+# An invocation counts as running while its last step is younger than this many refreshes
+# (and its images held after it stopped starting count while told as lately).
 ALIVE_REFRESHES = 1.5
+# A worker that starts no more tells its images held again once down to this share of what
+# it last told (and every refresh): a few writes of the control item while it finishes.
+HELD_RETELL_SHARE = 0.75
 WORKER_KEY = "worker."
 # batch-index's judgement of thrall's lag counts for batch-check while this recent
 # (batch-index steps every refresh while it runs; once it has ended, the lag is unknown).
@@ -88,6 +92,7 @@ class ControlledPace:
         self._unread: Counter[str] = Counter()  # steps a signal could not be read, by metric
         self._slow_start_limit: float | None = None  # the limit, while it still doubles
         self._workers_seen = 1
+        self._held_told: tuple[int, float] | None = None  # (images, monotonic) last told
 
     def decide(self, observation: Observation) -> PaceDecision:
         """Add `observation` to what is pending; step the controller when it is time."""
@@ -215,16 +220,31 @@ class ControlledPace:
             decision = replace(decision, resume_in_seconds=self._refresh)
         return decision
 
-    def leave(self) -> None:
-        """Drop this worker's mark from the controller's state: the others take its share of
-        the limit and rate at their next step, not 1.5 refreshes later."""
+    def leave(self, holding: int = 0) -> None:
+        """Take this worker out of the pace's shares: the others take its share at their next
+        step, not 1.5 refreshes later, less the `holding` images it still has in flight
+        (told again as they finish, and 0 at the end): together, never over the limit."""
         with self._lock:
+            now = self._clock.monotonic()
+            told = self._held_told
+            if holding and told is not None:
+                count, at = told
+                if holding > count * HELD_RETELL_SHARE and now - at < self._refresh:
+                    return  # not enough changed to write the control item again
+            at = self._clock.now().timestamp()
             for _ in range(SAVE_TRIES):
                 control = self._control.read()
-                if control.pace is None or self._key not in control.pace.workers:
+                if control.pace is None:
                     return
                 workers = {k: v for k, v in control.pace.workers.items() if k != self._key}
-                if self._control.save_pace(replace(control.pace, workers=workers), control.version):
+                held = {k: v for k, v in control.pace.held.items() if k != self._key}
+                if holding:
+                    held[self._key] = (float(holding), at)
+                elif control.pace.workers == workers and control.pace.held == held:
+                    return
+                left = replace(control.pace, workers=workers, held=held)
+                if self._control.save_pace(left, control.version):
+                    self._held_told = (holding, now) if holding else None
                     return
 
     def _workers(self, state: PaceState | None, now: datetime) -> int:
@@ -238,33 +258,38 @@ class ControlledPace:
         return 1 + len(others)
 
     def _mark(self, state: PaceState, now: datetime) -> tuple[PaceState, Share]:
-        """The state with this worker's step marked (and workers gone quiet dropped); this
-        worker's share of it."""
+        """The state with this worker's step marked (and workers gone quiet dropped, and
+        images held by workers no longer told of); this worker's share of it."""
         at = now.timestamp()
         alive = ALIVE_REFRESHES * self._refresh
         workers = {k: v for k, v in state.workers.items() if at - v <= alive}
         workers[self._key] = at
+        held = {k: v for k, v in state.held.items() if at - v[1] <= alive and k != self._key}
         marks = sorted(workers)
         joined = self._joined_at if self._joined_at is not None else at
         unaware = any(workers[k] < joined for k in marks if k != self._key)
-        share = Share(len(marks), marks.index(self._key), waiting=unaware)
-        return replace(state, workers=workers), share
+        holding = sum(count for count, _ in held.values())
+        share = Share(len(marks), marks.index(self._key), waiting=unaware, held=holding)
+        return replace(state, workers=workers, held=held), share
 
 
 @dataclass(frozen=True)
 class Share:
     """A worker's part of the pass's pace: one of `workers`, the `rank`-th by key; `waiting`
-    while some other has not stepped since this one joined (it may use the whole limit)."""
+    while some other has not stepped since this one joined (it may use the whole limit);
+    `held` what workers that have stopped starting still have in flight."""
 
     workers: int = 1
     rank: int = 0
     waiting: bool = False
+    held: float = 0.0  # images still in flight of workers that start no more
 
     def of_limit(self, limit: float) -> int:
-        """Whole images; the shares of all the workers add up to the limit."""
+        """Whole images; the shares of all the workers add up to the limit, less what workers
+        that start no more still hold."""
         if self.waiting:
             return 0
-        whole = math.floor(limit)
+        whole = max(0, math.floor(limit) - math.ceil(self.held))
         return whole // self.workers + (1 if self.rank < whole % self.workers else 0)
 
 
