@@ -486,6 +486,59 @@ def test_batch_index_overload_across_many_images_costs_no_attempt(store, clock, 
     assert store.counts()[S.IN_PROGRESS] == 0
 
 
+def test_batch_index_a_moment_of_throttles_is_the_pace_s_not_a_failed_invocation(
+    store, clock, settings
+):
+    # Given the Lambda service throttling the first 15 projections (a limit shared out anew
+    # while another invocation's images still ran), and then none: throttles come back at
+    # once, successes take their time, so for a moment they are most of the latest answers
+    ids = [grid_id(i) for i in range(60)]
+    store.put_new(ids)
+    lock, calls = threading.Lock(), []
+
+    def answer(image_id):
+        def first_throttled():
+            with lock:
+                calls.append(image_id)
+                throttled = len(calls) <= 15
+            if throttled:
+                return Failed(image_id, "image-projection", 429, "TooManyRequestsException")
+            return ready(image_id)
+
+        return first_throttled
+
+    projector = Scripted({i: answer(i) for i in ids})
+    # When an invocation runs
+    summary = run_batch_index(settings, index_deps(store, projector, Stream(), clock=clock))
+    # Then it does not stop as the system's failure (no alarm): the throttles cost no attempt
+    assert summary.systemic is None
+    assert summary.overloaded == 15
+    assert sum(store.get(i).attempts for i in ids) == 0
+
+
+def test_batch_index_throttles_still_most_of_the_answers_a_minute_on_stop_the_invocation(
+    store, clock, settings
+):
+    # Given the Lambda service throttling every projection, each answer a second apart
+    ids = [grid_id(i) for i in range(300)]
+    store.put_new(ids)
+
+    def throttled(image_id):
+        def answer():
+            clock.sleep(1.0)
+            return Failed(image_id, "image-projection", 429, "TooManyRequestsException")
+
+        return answer
+
+    projector = Scripted({i: throttled(i) for i in ids})
+    # When an invocation runs
+    with pytest.raises(SystemicFailure, match="image-projection overloaded"):
+        run_batch_index(settings, index_deps(store, projector, Stream(), clock=clock))
+    # Then it stopped as the system's failure about a minute in, long before its images ran out
+    assert sum(projector.calls.values()) < 150
+    assert sum(store.get(i).attempts for i in ids) == 0
+
+
 def test_batch_index_an_image_failing_alone_still_reaches_8(store, clock, settings):
     # Given one image the loader always answers 503 for, among many that succeed
     ids = [grid_id(i) for i in range(200)]

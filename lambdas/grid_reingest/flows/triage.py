@@ -31,6 +31,10 @@ from grid_reingest.domain.systemic import Cause, Judge, Symptom, Verdict
 from grid_reingest.flows.summary import Summary
 from grid_reingest.ports import Clock, Probe
 
+# Overload that has been most of a service's window this long stops the invocation: the pace
+# cuts on overload answers every couple of seconds, to a tenth of its limit within 15 s.
+OVERLOAD_STOP_SECONDS = 60.0
+
 
 @dataclass(frozen=True)
 class Decided:
@@ -97,6 +101,8 @@ class FailureTriage:
         self._probing: dict[str, Future[tuple[bool | None, bool]]] = {}
         self._served: str | None = None
         self._stored: list[str | None] = []  # the table's known-good id, once read
+        # service: (since when overload has been most of its window, its latest error)
+        self._overloaded_since: dict[str, tuple[float, str]] = {}
         self._pool = ThreadPoolExecutor(2, thread_name_prefix="probe")
         self.stop_reason: str | None = None
         self.probes = 0
@@ -144,10 +150,37 @@ class FailureTriage:
                 verdict is Verdict.SYSTEMIC
                 and self.stop_reason is None
                 and self.judge.stops(symptom)
+                and self._overloaded_for_long(symptom, error, final=final)
             ):
                 self.stop_reason = f"the system's failure: {symptom} ({error})"
         self._undecided = waiting
+        for service, (_, error) in list(self._overloaded_since.items()):
+            if not self._overloaded(service):
+                del self._overloaded_since[service]
+            elif final and self.stop_reason is None:
+                # Ending with overload most of the answers still: loudly, as any other.
+                symptom = Symptom(service, Cause.OVERLOAD)
+                self.stop_reason = f"the system's failure: {symptom} ({error})"
         return decided
+
+    def _overloaded(self, service: str) -> bool:
+        return self.judge.stops(Symptom(service, Cause.OVERLOAD))
+
+    def _overloaded_for_long(self, symptom: Symptom, error: str, *, final: bool) -> bool:
+        """Whether overload has been most of `symptom.service`'s window for
+        `OVERLOAD_STOP_SECONDS`, or the invocation ends (`final`) with it so (any other cause,
+        and thrall's stream: at once).
+
+        Overload answers come back at once and successes take seconds, so a burst of them
+        (a slow start past a short queue, a limit shared out anew) fills a window of the
+        latest answers for a moment while the pace backs off; that is the pace's to fix.
+        Still most of them a minute on, with the pace cut to a fraction, it is not."""
+        if symptom.cause is not Cause.OVERLOAD or symptom.service in self._unprobed:
+            return True  # a stream's answers come for a call's records together: no such burst
+        now = self._clock.monotonic()
+        since, _ = self._overloaded_since.get(symptom.service, (now, error))
+        self._overloaded_since[symptom.service] = (since, error)
+        return final or now - since >= OVERLOAD_STOP_SECONDS
 
     def close(self) -> None:
         """Wait for probes in flight (they hold nothing of the loop)."""
