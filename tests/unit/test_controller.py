@@ -416,26 +416,6 @@ def test_grid_loop_a_cut_goes_no_deeper_than_an_overload_s_when_few_are_seen_in_
     assert cut.limit == pytest.approx(100.0 * TUNING.backoff)
 
 
-def test_grid_loop_the_first_probe_comes_a_probe_s_length_after_the_slow_start_ends():
-    # Given a loop still in its slow start, its baseline the first images to answer (2 s)
-    loop = GridLimit(TUNING)
-    learnt = Block(0.0).add([2_000.0] * 100)
-    state = replace(loop.fresh(), limit=32.0, probed_at=900.0, blocks=(learnt, Block(960.0)))
-    # When a decision shows the Grid queueing (latency up by half): the slow start is over
-    sample = GridSample(1_000.0, 32, 0, (3_000.0,) * 32, 15.0, in_flight=32.0)
-    over, _ = loop.step(state, sample, 128.0)
-    assert over.grown
-    # Then the first probe is due once the images started at its last limits have answered
-    # (six latencies, two refreshes at least), not a probe period after the loop began
-    due = over.probed_at + TUNING.probe_every_seconds
-    wait = max(2 * TUNING.default_seconds, TUNING.probe_latencies * 3.0)
-    assert 1_000.0 < due <= 1_000.0 + wait + 1
-    # And a loop that has measured a probe before keeps its own schedule
-    measured = replace(state, probed=Block(800.0).add([2_000.0] * 40))
-    again, _ = loop.step(measured, sample, 128.0)
-    assert again.grown and again.probed_at == 900.0
-
-
 def test_grid_loop_a_few_noisy_latencies_after_a_cut_are_no_queue_a_clear_rise_is():
     # Given a Grid whose images take 2 s on average with a wide spread (±1.5 s), learnt
     # over 300 images, and a loop just past a cut (its smoothed latency started afresh)

@@ -98,7 +98,7 @@ class GridLimit:
         sure = used * (1 - baseline / judged)
         target = max(t.min_queue, t.queue_share * used)
         if fresh >= target:
-            state = _slow_start_over(state, sample.now, t)  # the Grid has a queue
+            state = replace(state, grown=True)  # the slow start is over: the Grid has a queue
         if holding:
             return state, f"~{queue:.1f} queued at the Grid: holding the last cut"
         if sure > 2 * target:
@@ -195,8 +195,9 @@ class GridLimit:
         latency_s = (state.latency_ms or 0.0) / 1000
         hold = max(self.tuning.default_seconds, self.tuning.cut_hold_latencies * latency_s)
         return replace(
-            _slow_start_over(state, sample.now, self.tuning),
+            state,
             limit=limit,
+            grown=True,
             hold_until=sample.now + hold,
             smooth_total_ms=0.0,
             smooth_count=0.0,
@@ -232,24 +233,6 @@ class GridLimit:
             smooth_count=state.smooth_count * w + len(latencies),
         )
         return observed, sum(latencies) / len(latencies)
-
-
-def _slow_start_over(state: GridState, now: float, t: Tuning) -> GridState:
-    """`state` past its slow start; a first probe, if none was ever measured, due once the
-    images started at the slow start's last limits have answered (a probe's length).
-
-    The baseline until then is the first images to answer, and with per-image times
-    that vary those are the quick ones: a Grid at 5 s, sigma 0.8, read ~7% quicker than
-    it is, a queue of a tenth of what is in flight that is not there, and the limit held
-    there until the first probe, minutes later. A probe any sooner is held at a limit
-    worked out from latencies that do not show the queue yet, and never drains it."""
-    if state.grown:
-        return state
-    due = state.probed_at
-    if state.probed is None:
-        wait = t.probe_latencies * (state.latency_ms or 0.0) / 1000
-        due = now - t.probe_every_seconds + max(2 * t.default_seconds, wait)
-    return replace(state, grown=True, probed_at=due)
 
 
 def noise_ms(state: GridState, t: Tuning) -> float:
