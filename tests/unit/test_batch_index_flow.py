@@ -539,6 +539,36 @@ def test_batch_index_throttles_still_most_of_the_answers_a_minute_on_stop_the_in
     assert sum(store.get(i).attempts for i in ids) == 0
 
 
+def test_batch_index_a_failed_projection_s_time_is_not_the_grid_s_latency(store, clock, settings):
+    # Given a loader answering 500 at once for a third of the images (an error burst, no
+    # latency warning first), and taking its time over the rest
+    ids = [grid_id(i) for i in range(30)]
+    store.put_new(ids)
+    failing = set(ids[::3])
+
+    def answer(image_id):
+        def project():
+            if image_id in failing:
+                return Failed(image_id, "image-loader", 500, "Internal Server Error")
+            clock.sleep(2.0)
+            return ready(image_id)
+
+        return project
+
+    pace, projector = Steady(limit=4), Scripted({i: answer(i) for i in ids})
+    deps = index_deps(store, projector, Stream(), clock=clock, pace=pace)
+    # When an invocation runs (it may stop: 500s are the system's once most of the answers)
+    with contextlib.suppress(SystemicFailure):
+        run_batch_index(settings, deps)
+    # Then the pace heard of every finished image, but only the served ones' times: the
+    # quick failures would read the Grid quicker than it is (a baseline too low, a queue
+    # that is not there)
+    failed = sum(projector.calls[i] for i in failing)
+    assert failed > 0 and pace.seen.finished == sum(projector.calls.values())
+    assert len(pace.seen.latencies_ms) == pace.seen.finished - failed > 0
+    assert min(pace.seen.latencies_ms) >= 2_000.0
+
+
 def test_batch_index_an_image_failing_alone_still_reaches_8(store, clock, settings):
     # Given one image the loader always answers 503 for, among many that succeed
     ids = [grid_id(i) for i in range(200)]

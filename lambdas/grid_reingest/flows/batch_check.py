@@ -227,6 +227,9 @@ class _CheckStrategy:
     def cap(self, limit: int) -> int:
         return limit
 
+    def timed(self, result: Presence) -> bool:
+        return result.status in ANSWERS
+
     def finish(self, claim: Claim, result: Presence) -> bool:
         state = ANSWERS.get(result.status) if result.status is not None else None
         if state is not None:

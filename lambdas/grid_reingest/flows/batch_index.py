@@ -225,6 +225,9 @@ class _IndexStrategy:
     def again_in(self) -> float | None:
         return None
 
+    def timed(self, result: Outcome) -> bool:
+        return not isinstance(result, Failed)
+
     def finish(self, claim: Claim, result: Outcome) -> bool:
         self.summary.outcomes[_kind(result)] += 1
         overloaded = False

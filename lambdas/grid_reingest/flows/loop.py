@@ -342,8 +342,8 @@ class Loop[R]:
             self.seen.overloaded += int(overloaded)
             if overloaded:
                 self._held.append(self.deps.clock.monotonic() + self._typical_s)
-            else:
-                # A 503 at once from a full queue says nothing of the Grid's latency.
+            elif self.strategy.timed(result):
+                # A 503 at once from a full queue, or a 500, says nothing of the Grid's latency.
                 self.seen.latencies_ms.append(ms)
                 typical = self._typical_s + TYPICAL_WEIGHT * (ms / 1000 - self._typical_s)
                 self._typical_s = min(OVERLOAD_HOLD_LONGEST_SECONDS, typical)

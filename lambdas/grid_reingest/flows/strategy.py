@@ -49,6 +49,12 @@ class Strategy[R](Protocol):
         answer."""
         ...
 
+    def timed(self, result: R) -> bool:
+        """Whether the time `result` took measures the service's (a failure that comes back
+        at once, a 500 with no latency warning, says nothing of it and would read the Grid
+        quicker than it is)."""
+        ...
+
     def flush(self, *, final: bool, idle: bool) -> Flushed:
         """Write what is due (all of it when `final`; `idle`: nothing in flight)."""
         ...
