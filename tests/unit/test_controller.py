@@ -319,19 +319,6 @@ def test_controller_checkpoints_rising_under_the_high_mark_cut_without_stopping(
     )
 
 
-def test_controller_thrall_idle_a_minute_before_keeps_up_with_at_least_what_it_was_given():
-    # Given a worker publishing 400 a minute for five minutes with thrall keeping up
-    controller = Controller(TUNING)
-    state, n = steady(controller, 5, 400)
-    # When the checkpoints show thrall 15 s behind and nothing waiting a minute before
-    state = controller.step(state, fresh(n, 15.0, 0.0, published=100), Knobs())
-    # Then the cut is under what thrall took in that minute (it idled for part of it), but
-    # thrall's rate as estimated, the quick climb's target, is what it kept up with before
-    taken = 400 * (60 - 15) / 60
-    assert state.rate_per_minute == pytest.approx(taken * TUNING.drain_share, rel=0.05)
-    assert state.thrall.thrall_rate == pytest.approx(400, rel=0.05)
-
-
 def test_controller_thrall_behind_throughout_the_minute_is_measured_by_what_it_took():
     # Given a worker publishing 400 a minute for five minutes with thrall keeping up
     controller = Controller(TUNING)

@@ -153,7 +153,7 @@ def _cut(view: View, s: ThrallState, now: float, t: Tuning) -> None:
             return
         rate = given * (1 - min(1.0, max(0.0, view.slope)))
     else:
-        s.thrall_rate = max(rate, _kept_up(view, s, now, t) or 0.0)
+        s.thrall_rate = rate
     cut = rate * t.drain_share
     if cap is not None:
         cut = min(cap, max(cut, cap * t.fresh_cut_floor))
@@ -186,20 +186,6 @@ def _taken(view: View, s: ThrallState, now: float, t: Tuning) -> float | None:
     if end <= start or not s.counted_throughout(start, end, t):
         return None
     return s.published_between(start, end, t)
-
-
-def _kept_up(view: View, s: ThrallState, now: float, t: Tuning) -> float | None:
-    """At least how fast thrall goes (a minute), when it had nearly nothing waiting at the earlier
-    point of the trend; None otherwise.
-
-    Then it idled for part of the minute since, so what it took in that minute is a bound
-    from below only (a first flood read so stays the climb's target for good). Every record
-    published in the minute before that point, up to the oldest still waiting there, was
-    taken within that minute: a second bound, often the closer one."""
-    if view.previous_ms is None or view.previous_ms > t.max_iterator_age_ms * t.low_age_share:
-        return None
-    earlier = now - view.delay_seconds - MINUTE
-    return s.published_between(earlier - MINUTE, earlier - view.previous_ms / 1000, t)
 
 
 def drain_seconds(view: View, t: Tuning) -> float:
