@@ -152,8 +152,9 @@ class Loop[R]:
 
     def _leave(self) -> None:
         """Give this worker's share of the pace to the others now, less what it still has in
-        flight (together they never go over the limit: image-projection's reserved
-        concurrency is sized on it). Best effort: a mark left behind expires by itself."""
+        flight (image-projection's reserved concurrency is sized on the limit). Told again
+        only as images finish: a straggler alone for 1.5 refreshes lets the count lapse.
+        Best effort: a mark left behind expires by itself."""
         with contextlib.suppress(Exception):
             self.deps.pace.leave(len(self.in_flight))
 

@@ -223,7 +223,8 @@ class ControlledPace:
     def leave(self, holding: int = 0) -> None:
         """Take this worker out of the pace's shares: the others take its share at their next
         step, not 1.5 refreshes later, less the `holding` images it still has in flight
-        (told again as they finish, and 0 at the end): together, never over the limit."""
+        (told again as they finish, and 0 at the end), so that together they keep to the
+        limit while the count is told within 1.5 refreshes."""
         with self._lock:
             now = self._clock.monotonic()
             told = self._held_told

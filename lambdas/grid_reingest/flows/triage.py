@@ -155,16 +155,13 @@ class FailureTriage:
                 self.stop_reason = f"the system's failure: {symptom} ({error})"
         self._undecided = waiting
         for service, (_, error) in list(self._overloaded_since.items()):
-            if not self._overloaded(service):
+            if not self.judge.stops(Symptom(service, Cause.OVERLOAD)):
                 del self._overloaded_since[service]
             elif final and self.stop_reason is None:
                 # Ending with overload most of the answers still: loudly, as any other.
                 symptom = Symptom(service, Cause.OVERLOAD)
                 self.stop_reason = f"the system's failure: {symptom} ({error})"
         return decided
-
-    def _overloaded(self, service: str) -> bool:
-        return self.judge.stops(Symptom(service, Cause.OVERLOAD))
 
     def _overloaded_for_long(self, symptom: Symptom, error: str, *, final: bool) -> bool:
         """Whether overload has been most of `symptom.service`'s window for
