@@ -4,6 +4,7 @@ import pytest
 
 from grid_reingest.domain.thrall_progress import (
     CHECKPOINT_PERIOD_SECONDS,
+    READ_EVERY_SECONDS,
     STALL_GRACE_SECONDS,
     ThrallProgress,
 )
@@ -51,13 +52,13 @@ def test_thrall_progress_age_is_the_oldest_waiting_record_when_the_checkpoint_mo
     progress = ThrallProgress()
     progress.observe({SHARD: 0}, at=0.0)
     published(progress, 1, 120, start=0.0)
-    progress.observe({SHARD: 0}, at=50.0)
-    # When the checkpoint is seen to have moved to record 21 between the reads at 50 s and 70 s
+    progress.observe({SHARD: 0}, at=55.0)
+    # When the checkpoint is seen to have moved to record 21 between reads a refresh apart
     progress.observe({SHARD: 21}, at=70.0)
     reading = progress.reading(75.0)
-    # Then the age is counted at the middle of the two reads (60 s), from record 22 (21 s)
-    assert reading.age_s == pytest.approx(39.0)
-    assert reading.sample_age_s == pytest.approx(15.0)
+    # Then the age is counted at the middle of the two reads (62.5 s), from record 22 (21 s)
+    assert reading.age_s == pytest.approx(41.5)
+    assert reading.sample_age_s == pytest.approx(12.5)
 
 
 def test_thrall_progress_trend_gives_the_age_a_minute_before():
@@ -88,6 +89,36 @@ def test_thrall_progress_a_checkpoint_overdue_with_records_waiting_is_a_stall():
     # Then thrall is taken to have stopped, at least as far behind as the record that was due
     assert reading.stalled_s == pytest.approx(30.0)
     assert reading.age_s >= at - due
+
+
+def test_thrall_progress_a_long_gap_between_reads_is_no_lag():
+    # Given records one a second, a read at 100 s with thrall through them all, then none for
+    # 48 s (the worker drained its last images), thrall still keeping up
+    progress = ThrallProgress()
+    progress.observe({SHARD: 0}, at=0.0)
+    published(progress, 1, 148, start=0.0)  # record n published at n - 1 s
+    moved(progress, {SHARD: 0}, {SHARD: 100}, 100.0)
+    # When the read at 148 s shows the checkpoint moved to record 102 (taken at 101 s)
+    progress.observe({SHARD: 102}, at=148.0)
+    reading = progress.reading(148.0)
+    # Then the gap is not read as thrall's lag (the middle of it would say 21 s): at most
+    # half a read's usual spacing, as with reads a refresh apart
+    assert reading.age_s <= READ_EVERY_SECONDS / 2
+
+
+def test_thrall_progress_a_long_gap_between_reads_is_no_stall():
+    # Given a read at 100 s, then none until 148 s, which shows a move (made at 147 s)
+    progress = ThrallProgress()
+    progress.observe({SHARD: 0}, at=0.0)
+    published(progress, 1, 300, start=0.0)  # record n published at n - 1 s
+    moved(progress, {SHARD: 0}, {SHARD: 100}, 100.0)
+    progress.observe({SHARD: 147}, at=148.0)
+    # When reads a refresh apart see no further move before the next is due (207 s)
+    for at in (163.0, 178.0, 193.0, 205.0):
+        progress.observe({SHARD: 147}, at=at)
+    # Then no stall is read: the move is not dated early in the gap (the middle, 124 s,
+    # would make the next due at 184 s and overdue by 205 s)
+    assert progress.reading(205.0).stalled_s == 0.0
 
 
 def test_thrall_progress_no_stall_while_nothing_new_was_due():

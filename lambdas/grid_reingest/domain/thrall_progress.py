@@ -28,6 +28,9 @@ from dataclasses import dataclass
 # kcl-pekko-stream's default checkpoint period (thrall keeps it): a shard's
 # checkpoint moves about this often while records are processed.
 CHECKPOINT_PERIOD_SECONDS = 60.0
+# A worker reads the lease table about this often while it starts images (a refresh):
+# a move is dated within half of it.
+READ_EVERY_SECONDS = 15.0
 # A checkpoint this late past when it was due (records of ours waiting) says
 # thrall stopped: a read of the lease table may come up to a refresh (15 s)
 # after a move, dated at the middle: about half of that.
@@ -53,8 +56,13 @@ class ProgressReading:
 class ThrallProgress:
     """Positions of the records a worker published, against thrall's checkpoints."""
 
-    def __init__(self, checkpoint_period_s: float = CHECKPOINT_PERIOD_SECONDS) -> None:
+    def __init__(
+        self,
+        checkpoint_period_s: float = CHECKPOINT_PERIOD_SECONDS,
+        read_every_s: float = READ_EVERY_SECONDS,
+    ) -> None:
         self._period = checkpoint_period_s
+        self._read_every = read_every_s
         self._pending: dict[str, deque[tuple[int, float]]] = {}  # shard: (sequence, at)
         self._checkpoint: dict[str, int] = {}
         self._moved_at: dict[str, float] = {}
@@ -71,8 +79,7 @@ class ThrallProgress:
 
     def observe(self, checkpoints: dict[str, int], at: float) -> None:
         """Take a read of the lease table (shard: checkpoint) made at `at`."""
-        # The checkpoint moved some time between the last read and this one.
-        moved = at if self._read_at is None else (self._read_at + at) / 2
+        moved, due_from = self._dated(at)
         changed = False
         for shard, checkpoint in checkpoints.items():
             before = self._checkpoint.get(shard)
@@ -83,7 +90,7 @@ class ThrallProgress:
                 continue
             if checkpoint == before:
                 continue
-            self._moved_at[shard] = moved
+            self._moved_at[shard] = due_from
             queue = self._pending.get(shard, deque())
             # A move says something of our records only on a shard that holds some.
             changed = changed or bool(queue)
@@ -105,6 +112,21 @@ class ThrallProgress:
             # (No checkpoint at all says nothing: thrall may never have run.)
             self._samples.append((at, 0.0))
         self._forget(at)
+
+    def _dated(self, at: float) -> tuple[float, float]:
+        """When a move seen at `at` happened: (for its age, for when the next is due).
+
+        It happened between the last read and this one: at the middle, when they are
+        a refresh apart. A longer gap (a worker draining its last images reads nothing
+        for up to a minute) says little of when, and each use takes the side that reads
+        no trouble into the reader's own absence: the age as if the move came early in
+        the gap (no lag), the next move due as if it came late (no stall).
+        """
+        if self._read_at is None:
+            return at, at
+        middle = (self._read_at + at) / 2
+        half = self._read_every / 2
+        return min(middle, self._read_at + half), max(middle, at - half)
 
     def _waiting(self) -> bool:
         return any(self._pending.values())

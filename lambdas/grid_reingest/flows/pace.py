@@ -82,7 +82,7 @@ class ControlledPace:
         self._clock = clock
         self._refresh = refresh_seconds
         self._checkpoints = checkpoints
-        self._progress = ThrallProgress()
+        self._progress = ThrallProgress(read_every_s=refresh_seconds)
         self._lock = threading.Lock()
         self._pending = Observation()
         self._decision: PaceDecision | None = None
