@@ -74,7 +74,7 @@ class GridLimit:
             if state.probe_until:
                 # No probe measures an overloaded Grid: this one ends, and the next comes a
                 # probe period later (not at once, from the cut probe's lower limit).
-                state = replace(state, probe_until=0.0, probed_at=sample.now)
+                state = replace(state, probe_until=0.0, probing=None, probed_at=sample.now)
             return self._cut(state, cut, sample), (
                 f"overload: {sample.overloaded} of {sample.finished} answers; limit cut"
             )
@@ -153,7 +153,7 @@ class GridLimit:
             resume_limit=state.limit,
             probe_until=sample.now + length,
             probe_from=sample.now + length / 2,
-            probed=None,
+            probing=None,
         )
         return (
             probing,
@@ -168,24 +168,27 @@ class GridLimit:
             return state, "probing the Grid's latency with nothing queued"
         # Over: the probe's measure starts the baseline's window afresh (a Grid that has
         # become slower is followed from here), and the limit goes back where it was.
-        probed = state.probed
-        measured = probed is not None and probed.count >= t.block_min_images
-        blocks = (Block(sample.now),) if measured else state.blocks
+        measure = state.probing
         done = replace(
             state,
             limit=min(ceiling, state.resume_limit),
             probe_until=0.0,
             probed_at=sample.now,
-            probed=probed if measured else None,
-            blocks=blocks,
+            probing=None,
             smooth_total_ms=0.0,
             smooth_count=0.0,
         )
-        if probed is None or not measured:
+        if measure is None or measure.count < t.block_min_images:
             return done, "probe inconclusive (too few answers): back to the limit"
+        probed = pooled(state.probed, measure, t)
+        done = replace(done, probed=probed, blocks=(Block(sample.now),))
         baseline = baseline_of(done, t)
+        pooled_note = (
+            f" ({probed.mean_ms:.0f} ms with the probes before)" if probed is not measure else ""
+        )
         return replace(done, baseline_ms=baseline), (
-            f"probe: {probed.mean_ms:.0f} ms with nothing queued; limit back to {done.limit:.0f}"
+            f"probe: {measure.mean_ms:.0f} ms with nothing queued{pooled_note}; "
+            f"limit back to {done.limit:.0f}"
         )
 
     def _cut(self, state: GridState, limit: float, sample: GridSample) -> GridState:
@@ -221,18 +224,32 @@ class GridLimit:
             blocks.append(Block(sample.now))
         blocks[-1] = blocks[-1].add(latencies)
         blocks = blocks[-(t.baseline_blocks + 1) :]
-        probed = state.probed
+        probing = state.probing
         if state.probe_until and sample.now >= state.probe_from:
-            probed = (probed or Block(sample.now)).add(latencies)
+            probing = (probing or Block(sample.now)).add(latencies)
         w = t.latency_weight
         observed = replace(
             state,
             blocks=tuple(blocks),
-            probed=probed,
+            probing=probing,
             smooth_total_ms=state.smooth_total_ms * w + sum(latencies),
             smooth_count=state.smooth_count * w + len(latencies),
         )
         return observed, sum(latencies) / len(latencies)
+
+
+def pooled(earlier: Block | None, measure: Block, t: Tuning) -> Block:
+    """A probe's measure with the earlier probes' (each counting `probe_keep` as much as the
+    one after it), where they agree within their noise; the measure alone where they do not
+    (the Grid's no-load latency moved). One probe holds tens of images at a low limit: its
+    mean alone can be a sixth off, and the limit then holds on a queue that is not there
+    (or piles one up) until the next."""
+    if earlier is None or not earlier.count:
+        return measure
+    apart = abs(measure.mean_ms - earlier.mean_ms)
+    if apart > t.baseline_z * math.hypot(measure.error_ms, earlier.error_ms):
+        return measure
+    return replace(earlier.weighed(t.probe_keep).merge(measure), start=measure.start)
 
 
 def noise_ms(state: GridState, t: Tuning) -> float:

@@ -16,12 +16,12 @@ from typing import Any
 @dataclass(frozen=True)
 class Block:
     """A stretch of the pass's latencies: from `start` (epoch seconds), their sum and sum of
-    squares (ms) and how many."""
+    squares (ms) and how many (weighed: an older probe's count for less)."""
 
     start: float
     total_ms: float = 0.0
     squares: float = 0.0
-    count: int = 0
+    count: float = 0
 
     def add(self, latencies_ms: list[float]) -> Block:
         """This block with more latencies."""
@@ -41,6 +41,15 @@ class Block:
             self.count + other.count,
         )
 
+    def weighed(self, weight: float) -> Block:
+        """This block counting `weight` times as much (its mean and spread unchanged)."""
+        return Block(self.start, self.total_ms * weight, self.squares * weight, self.count * weight)
+
+    @property
+    def error_ms(self) -> float:
+        """The standard error of the block's mean."""
+        return self.spread_ms / math.sqrt(self.count)
+
     @property
     def mean_ms(self) -> float:
         """The block's mean latency."""
@@ -55,7 +64,7 @@ class Block:
     def bound_ms(self, z: float) -> float:
         """The block's mean latency plus `z` standard errors: a no-load latency the block's
         own noise cannot have put too low."""
-        return self.mean_ms + z * self.spread_ms / math.sqrt(self.count)
+        return self.mean_ms + z * self.error_ms
 
     def to_json(self) -> list[float]:
         """Four numbers."""
@@ -65,7 +74,7 @@ class Block:
     def from_json(cls, data: Any) -> Block:
         """From `to_json`'s numbers."""
         start, total, squares, count = data
-        return cls(float(start), float(total), float(squares), int(count))
+        return cls(float(start), float(total), float(squares), float(count))
 
 
 @dataclass(frozen=True)
@@ -75,7 +84,8 @@ class GridState:
     limit: float
     grown: bool = False  # the slow start is over: the Grid has shown a queue
     blocks: tuple[Block, ...] = ()  # since the last probe: closed blocks, then the open one
-    probed: Block | None = None  # the latencies the last probe measured (no queue)
+    probed: Block | None = None  # what the probes measured (no queue), the latest the most
+    probing: Block | None = None  # ...and what the probe under way has measured so far
     smooth_total_ms: float = 0.0  # the smoothed latency: weighted sums of latencies...
     smooth_count: float = 0.0  # ...and of images
     baseline_ms: float | None = None  # the baseline last judged by (for `watch`)
@@ -99,6 +109,7 @@ class GridState:
             "grown": self.grown,
             "blocks": [b.to_json() for b in self.blocks],
             "probed": None if self.probed is None else self.probed.to_json(),
+            "probing": None if self.probing is None else self.probing.to_json(),
             "smoothTotalMs": self.smooth_total_ms,
             "smoothCount": self.smooth_count,
             "baselineMs": self.baseline_ms,
@@ -113,12 +124,13 @@ class GridState:
     def from_json(cls, data: dict[str, Any]) -> GridState:
         """From `to_json`'s object; ValueError naming what is wrong."""
         try:
-            probed = data.get("probed")
+            probed, probing = data.get("probed"), data.get("probing")
             return cls(
                 limit=float(data["limit"]),
                 grown=bool(data.get("grown", False)),
                 blocks=tuple(Block.from_json(b) for b in data.get("blocks") or ()),
                 probed=None if probed is None else Block.from_json(probed),
+                probing=None if probing is None else Block.from_json(probing),
                 smooth_total_ms=float(data.get("smoothTotalMs", 0.0)),
                 smooth_count=float(data.get("smoothCount", 0.0)),
                 baseline_ms=_optional(data.get("baselineMs")),

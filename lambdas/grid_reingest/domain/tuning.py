@@ -46,6 +46,9 @@ class Tuning:
     probe_every_seconds: float = 300.0
     probe_share: float = 0.8
     probe_latencies: float = 6.0
+    # A probe's measure is pooled with the earlier ones it agrees with, each earlier one
+    # counting this much less: a probe at a low limit holds tens of images.
+    probe_keep: float = 0.5
     # The latency judged at a decision: the mean of the decision's images and the earlier
     # decisions', each earlier one weighted this much less (one decision's few are noisy).
     latency_weight: float = 0.6

@@ -1,0 +1,70 @@
+"""The Grid loop's probes of the no-load latency: pooled while they agree, afresh when not."""
+
+from dataclasses import replace
+
+import pytest
+
+from grid_reingest.domain.grid_limit import GridLimit, GridSample
+from grid_reingest.domain.grid_state import Block, GridState
+from grid_reingest.domain.tuning import Tuning
+
+TUNING = Tuning(max_limit=32, max_iterator_age_ms=60_000)
+# A Grid of 2 s an image with a wide spread (±1.5 s), learnt by an earlier probe of 300.
+EARLIER = Block(0.0).add([500.0, 3_500.0] * 150)
+
+
+def ending_probe(measured: list[float]) -> tuple[GridState, str]:
+    """A probe at a low limit that measured `measured`, ended by a decision with ten more
+    images like them."""
+    loop = GridLimit(TUNING)
+    probing = replace(
+        loop.fresh(),
+        limit=7.0,
+        grown=True,
+        resume_limit=13.0,
+        probed=EARLIER,
+        probe_until=1_030.0,
+        probe_from=1_015.0,
+        probing=Block(1_015.0).add(measured[:-10]),
+    )
+    sample = GridSample(1_031.0, 10, 0, tuple(measured[-10:]), 15.0, in_flight=7.0)
+    return loop.step(probing, sample, 32.0)
+
+
+def test_grid_probe_that_agrees_with_the_earlier_ones_is_pooled_with_them():
+    # Given a probe at 7 in flight whose 60 images average 1.8 s: within its noise of 2 s
+    done, reason = ending_probe([300.0, 3_300.0] * 30)
+    # Then the baseline is the earlier probe's at half its weight with this one's, not the
+    # new mean alone (which would read a queue of a tenth of the limit that is not there)
+    assert done.baseline_ms == pytest.approx((150 * 2_000.0 + 60 * 1_800.0) / 210)
+    assert "1800 ms with nothing queued (1943 ms with the probes before)" in reason
+    assert done.limit == 13.0 and done.probing is None
+
+
+def test_grid_probe_far_from_the_earlier_ones_starts_afresh():
+    # Given a probe whose images now take 4 s: far beyond the earlier probe's noise
+    done, reason = ending_probe([3_000.0, 5_000.0] * 30)
+    # Then the Grid's no-load latency has moved: the baseline is this probe's alone
+    assert done.baseline_ms == pytest.approx(4_000.0)
+    assert "probes before" not in reason
+
+
+def test_grid_probe_with_too_few_answers_keeps_what_the_earlier_ones_measured():
+    # Given a probe that saw too few images to measure anything
+    done, reason = ending_probe([2_000.0] * 12)
+    # Then the earlier measure stands
+    assert "inconclusive" in reason
+    assert done.probed == EARLIER
+
+
+def test_grid_probe_state_round_trips_mid_probe():
+    # Given a loop mid-probe, with a pooled (weighed) earlier measure
+    state = replace(
+        GridLimit(TUNING).fresh(),
+        probed=EARLIER.weighed(0.5),
+        probing=Block(1_015.0).add([1_000.0, 3_000.0]),
+        probe_until=1_030.0,
+    )
+    # When it is written down and read back
+    # Then nothing is lost, the weighed count included
+    assert GridState.from_json(state.to_json()) == state
