@@ -91,13 +91,20 @@ def test_thrall_progress_a_checkpoint_overdue_with_records_waiting_is_a_stall():
     assert reading.age_s >= at - due
 
 
+def read_through_100(last):
+    """Records 1..`last` published one a second (record n at n - 1 s), and a read at 100 s
+    that saw thrall's checkpoint move to record 100; no read since."""
+    progress = ThrallProgress()
+    progress.observe({SHARD: 0}, at=0.0)
+    published(progress, 1, last, start=0.0)
+    moved(progress, {SHARD: 0}, {SHARD: 100}, 100.0)
+    return progress
+
+
 def test_thrall_progress_a_long_gap_between_reads_is_no_lag():
     # Given records one a second, a read at 100 s with thrall through them all, then none for
     # 48 s (the worker drained its last images), thrall still keeping up
-    progress = ThrallProgress()
-    progress.observe({SHARD: 0}, at=0.0)
-    published(progress, 1, 148, start=0.0)  # record n published at n - 1 s
-    moved(progress, {SHARD: 0}, {SHARD: 100}, 100.0)
+    progress = read_through_100(148)
     # When the read at 148 s shows the checkpoint moved to record 102 (taken at 101 s)
     progress.observe({SHARD: 102}, at=148.0)
     reading = progress.reading(148.0)
@@ -108,10 +115,7 @@ def test_thrall_progress_a_long_gap_between_reads_is_no_lag():
 
 def test_thrall_progress_a_long_gap_between_reads_is_no_stall():
     # Given a read at 100 s, then none until 148 s, which shows a move (made at 147 s)
-    progress = ThrallProgress()
-    progress.observe({SHARD: 0}, at=0.0)
-    published(progress, 1, 300, start=0.0)  # record n published at n - 1 s
-    moved(progress, {SHARD: 0}, {SHARD: 100}, 100.0)
+    progress = read_through_100(300)
     progress.observe({SHARD: 147}, at=148.0)
     # When reads a refresh apart see no further move before the next is due (207 s)
     for at in (163.0, 178.0, 193.0, 205.0):
