@@ -1,8 +1,8 @@
 """A whole pass on the deployed stack against a wide Grid whose images take varied times.
 
 The stack as PROD's cdk.json deploys it, on the emulator (devtools/local_stage.py,
-moto's server): batch-index in two containers started a minute apart (its
-reserved concurrency), batch-check in one, PROD's settings and in-flight
+moto's server): batch-index and batch-check in as many containers as their
+reserved concurrency (two each, started a minute apart), PROD's settings and in-flight
 ceiling, 15-minute invocations; the real handlers run in this process, over
 HTTP, against a simulated Grid (devtools/grid_server.py, in a process of its
 own, as a remote Grid has its own cores) whose image-loader has 40 slots and a
@@ -66,9 +66,9 @@ SAMPLE_SECONDS = 2.0
 QUIET = {"POWERTOOLS_METRICS_DISABLED": "true", "POWERTOOLS_LOG_LEVEL": "ERROR"}
 
 
-def prod_environment() -> tuple[dict[str, str], int]:
-    """What PROD's cdk.json gives batch-index and batch-check (as variables), and batch-index's
-    reserved concurrency."""
+def prod_environment() -> tuple[dict[str, str], dict[str, int]]:
+    """What PROD's cdk.json gives batch-index and batch-check (as variables), and their
+    reserved concurrency (by worker)."""
     config = load_stage_config(json.loads(CDK_JSON.read_text())["context"], "PROD")
     env = {
         **{name: str(value) for name, value in config.worker_settings.items()},
@@ -84,7 +84,11 @@ def prod_environment() -> tuple[dict[str, str], int]:
         },
         **QUIET,
     }
-    return env, config.batch_index.reserved_concurrency
+    containers = {
+        "index": config.batch_index.reserved_concurrency,
+        "check": config.batch_check.reserved_concurrency,
+    }
+    return env, containers
 
 
 def one_pass(sigma: float, images: int, seed: int = 1) -> dict[str, Any]:
@@ -98,7 +102,7 @@ def one_pass(sigma: float, images: int, seed: int = 1) -> dict[str, Any]:
     from grid_reingest_cli.main import main as reingest
 
     loader = LoaderCapacity(SLOTS, QUEUE, MEAN_SECONDS, sigma, seed)
-    env, index_containers = prod_environment()
+    env, containers = prod_environment()
     with (
         moto_server() as endpoint,
         server_in_child(lambda: GridSim(default_latency=DATA_LATENCY, loader=loader), _stats) as (
@@ -114,7 +118,8 @@ def one_pass(sigma: float, images: int, seed: int = 1) -> dict[str, Any]:
         create_table(dynamodb, TABLE)
         table = OperatorTable(TABLE, dynamodb)
         _, schedule = local_stage(endpoint, table, grid, STAGE, stream=STREAM, **env)
-        schedule.scale("index", index_containers)
+        for worker, count in containers.items():
+            schedule.scale(worker, count)
         schedule.timeout_seconds = INVOCATION_SECONDS
         ids = [grid_id(seed * 10**7 + n) for n in range(images)]
         ids_file = Path(folder) / "ids.txt"

@@ -106,32 +106,46 @@ def test_the_same_seed_gives_the_same_pass_on_a_quiet_and_a_loaded_machine():
 
 
 @pytest.mark.simulation
-def test_batch_check_runs_beside_batch_index_and_verifies_each_image_exactly_once():
+@pytest.mark.parametrize("check_reserved", [1, 2])
+def test_batch_check_runs_beside_batch_index_and_verifies_each_image_exactly_once(check_reserved):
     # Given a pass long enough that batch-index is still enqueueing once the first images
     # are old enough to check, on the atomic in-memory store, every transition recorded
     scenario = replace(SMALL, name="beside", images=600)
     world = World(scenario, 3, reserved=DEPLOYMENT.projection_reserved)
-    applied: list[tuple[float, str, S]] = []
+    applied: list[tuple[float, str, S, str]] = []
     apply_one = world.memory._apply_one
 
     def recording(transition):
         done = apply_one(transition)
         if done:
-            applied.append((world.clock.monotonic(), transition.id, transition.new))
+            at = world.clock.monotonic()
+            applied.append((at, transition.id, transition.new, transition.invocation or ""))
         return done
 
     world.memory._apply_one = recording
-    # When both workers run as deployed
-    result = world.run(ours(world, DEPLOYMENT))
+    # When both workers run as deployed, batch-check one or two invocations at once
+    result = world.run(ours(world, replace(DEPLOYMENT, check_reserved=check_reserved)))
     # Then every image was verified once and published once
     assert result.finished and result.charged == 0
-    verified = Counter(i for _, i, state in applied if state is S.VERIFIED)
+    verified = Counter(i for _, i, state, _ in applied if state is S.VERIFIED)
     assert len(verified) == scenario.images and set(verified.values()) == {1}
     assert world.thrall.published == scenario.images
     # and batch-check verified images before batch-index had enqueued its last
-    last_enqueued = max(t for t, _, state in applied if state is S.ENQUEUED)
-    first_verified = min(t for t, _, state in applied if state is S.VERIFIED)
+    last_enqueued = max(t for t, _, state, _ in applied if state is S.ENQUEUED)
+    first_verified = min(t for t, _, state, _ in applied if state is S.VERIFIED)
     assert first_verified < last_enqueued
+    # and, allowed two, two batch-check invocations verified images over the same minutes
+    spans: dict[str, list[float]] = {}
+    for t, _, state, invocation in applied:
+        if state is S.VERIFIED:
+            spans.setdefault(invocation, []).append(t)
+    overlapping = [
+        (a, b)
+        for a in spans
+        for b in spans
+        if a < b and min(spans[a]) < max(spans[b]) and min(spans[b]) < max(spans[a])
+    ]
+    assert bool(overlapping) is (check_reserved == 2)
 
 
 # -- the sweep, the recovery and quick runs --------------------------------------------------
