@@ -62,7 +62,7 @@ def test_workers_share_one_code_asset(assembly):
         ("TEST", names.BATCH_CHECK, 1),
         ("TEST", names.IMAGE_PROJECTION, 10),
         ("PROD", names.BATCH_INDEX, 2),
-        ("PROD", names.BATCH_CHECK, 1),
+        ("PROD", names.BATCH_CHECK, 2),
         ("PROD", names.IMAGE_PROJECTION, 140),
     ],
 )
