@@ -4,6 +4,8 @@ time that moves only when the invocation waits."""
 from __future__ import annotations
 
 import math
+import threading
+import time
 from datetime import timedelta
 from itertools import pairwise
 
@@ -145,6 +147,47 @@ def test_a_404_stands_once_a_later_image_arrived(store, clock, settings):
     # Then thrall is past the first: its 404 is the verdict
     assert store.get(later).state is S.VERIFIED
     assert store.get(lost).state is S.NOT_FOUND_IN_MEDIA_API
+
+
+class RacingMediaApi(MediaApi):
+    """thrall takes `lost` and `later` together while `lost`'s call is out: that call answers
+    404 (asked just before), after `later`'s 200 has been taken in; every later call, 200."""
+
+    def __init__(self, clock, lost: str, later: str) -> None:
+        super().__init__(clock, {later: 0})
+        self.lost, self.later_answered = lost, threading.Event()
+
+    def __call__(self, image_id: str) -> Presence:
+        if image_id != self.lost:
+            answer = super().__call__(image_id)
+            self.later_answered.set()
+            return answer
+        if self.arrives.get(image_id) is not None:
+            return super().__call__(image_id)
+        self.asked.append((image_id, self.clock.monotonic()))
+        self.later_answered.wait(5)
+        # The worker takes the 200 in first (real time: the fake clock does not move here).
+        time.sleep(0.3)
+        self.arrives[image_id] = 0
+        return Presence(404)
+
+
+def test_a_404_asked_before_a_later_image_was_found_is_no_verdict(store, clock, settings):
+    # Given an old image and one enqueued a minute later, both asked about at once: thrall
+    # takes both while the first's call is out, so it answers 404 after the later one's 200
+    lost, later = grid_id(1), grid_id(2)
+    store.put_new([lost], S.ENQUEUED)
+    clock.sleep(60)
+    store.put_new([later], S.ENQUEUED)
+    store.put_new([grid_id(9)], S.NOT_STARTED)
+    clock.sleep(MIN_AGE + 1)
+    media_api = RacingMediaApi(clock, lost, later)
+    run_batch_check(settings, deps(store, clock, media_api, Lag(0, 0)))
+    # Then that 404 was no verdict (what media-api showed before the call said nothing of
+    # thrall past it): asked again, the image is verified
+    assert store.get(later).state is S.VERIFIED
+    assert store.get(lost).state is S.VERIFIED
+    assert [i for i, _ in media_api.asked].count(lost) >= 2
 
 
 def test_the_first_look_waits_for_thralls_lag(store, clock, settings):

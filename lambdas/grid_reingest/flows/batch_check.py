@@ -216,6 +216,7 @@ class _CheckStrategy:
         return left
 
     def work(self, image_id: str) -> Presence:
+        self.timing.ask(image_id)
         return self.deps.lookup(image_id)
 
     def surprise(self, image_id: str, error: Exception) -> Presence:
@@ -231,6 +232,7 @@ class _CheckStrategy:
         return result.status in ANSWERS
 
     def finish(self, claim: Claim, result: Presence) -> bool:
+        found_before = self.timing.answered(claim.id)
         state = ANSWERS.get(result.status) if result.status is not None else None
         if state is not None:
             self.triage.served(claim.id if state is ProgressState.VERIFIED else None)
@@ -239,7 +241,9 @@ class _CheckStrategy:
             if state is ProgressState.NOT_FOUND_IN_MEDIA_API and claim.check_first:
                 self.recorder.add(missing_transition(claim, HELD, self.deps.invocation))
                 return False
-            if state is ProgressState.NOT_FOUND_IN_MEDIA_API and self._hold_for_later(claim):
+            if state is ProgressState.NOT_FOUND_IN_MEDIA_API and self._hold_for_later(
+                claim, found_before
+            ):
                 return False
             if state is ProgressState.VERIFIED and (claim.check_first or claim.reprojected):
                 self.verified_claims[claim.id] = claim
@@ -251,13 +255,13 @@ class _CheckStrategy:
         self._settle_failures(final=False)
         return symptom.cause is Cause.OVERLOAD
 
-    def _hold_for_later(self, claim: Claim) -> bool:
+    def _hold_for_later(self, claim: Claim, found_before: datetime | None) -> bool:
         """An image media-api does not have yet, whose 404 is not final yet: held, to be asked
         again once it may be (back in 3 with its place kept, should the invocation end
         first)."""
         wait = self.timing.final_in(claim)
         if wait is None:
-            if self.timing.thrall_passed(claim):
+            if self.timing.thrall_passed(claim, found_before):
                 self.held_since.pop(claim.id, None)
                 return False
             wait = LOOK_AGAIN_SECONDS

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from grid_reingest.domain.claims import Claim
@@ -40,8 +40,10 @@ class CheckTiming:
     clock: Clock
     store: ClaimStore
     thrall_lag: Callable[[], Lag | None]
-    # The newest enqueue time of the images media-api had.
+    # The newest enqueue time of the images media-api had, and what it was when each image
+    # in flight was asked about.
     newest_found: datetime | None = None
+    asked: dict[str, datetime | None] = field(default_factory=dict)
     busy: bool = True
     busy_asked_at: float = -math.inf
     last_lag: Lag | None = None
@@ -84,11 +86,22 @@ class CheckTiming:
         if at is not None:
             self.newest_found = at if self.newest_found is None else max(self.newest_found, at)
 
-    def thrall_passed(self, claim: Claim) -> bool:
-        """Whether thrall is past this image's record, as far as media-api shows: it had an
-        image enqueued ORDER_MARGIN_SECONDS later, or batch-index has nothing left (the
-        pass's last images: their age alone says)."""
-        at, found = claim.changed_at, self.newest_found
+    def ask(self, image_id: str) -> None:
+        """Note what media-api had shown as this image is asked about (in the pool's thread,
+        just before the call)."""
+        self.asked[image_id] = self.newest_found
+
+    def answered(self, image_id: str) -> datetime | None:
+        """The newest enqueue time media-api had shown before this image was asked about."""
+        return self.asked.pop(image_id, None)
+
+    def thrall_passed(self, claim: Claim, found_before: datetime | None) -> bool:
+        """Whether thrall is past this image's record, as far as media-api shows: before the
+        image was asked about (`found_before`), it had an image enqueued
+        ORDER_MARGIN_SECONDS later; or batch-index has nothing left (the pass's last
+        images: their age alone says). An answer that came in while the image's own call
+        was out says nothing: thrall may have taken both records in between."""
+        at, found = claim.changed_at, found_before
         if at is None or not self.index_busy():
             return True
         return found is not None and found >= at + timedelta(seconds=ORDER_MARGIN_SECONDS)
