@@ -93,6 +93,8 @@ def step_fresh(  # noqa: PLR0911
     rising = view.previous_ms is not None and age > view.previous_ms
     s.drain_from = None
     high = age > threshold * t.high_age_share
+    if age > threshold * t.low_age_share or view.stalled_seconds > 0:
+        s.rises = 0.0  # the climb starts slow again after any sign thrall is behind
     if view.stalled_seconds > 0:
         # A trickle, not nothing: thrall checkpoints only as it processes records, so
         # a thrall that took the last ones without a checkpoint is told apart from a
@@ -114,7 +116,16 @@ def step_fresh(  # noqa: PLR0911
         # fast the backlog goes.
         return True, f"thrall moving again {age / 1000:.0f} s behind: waiting for its pace"
     if age > threshold * t.low_age_share and (rising or high):
-        if now >= s.hold_until:
+        # After a cut the age goes on rising until thrall reaches what was published
+        # at the cut (the drain): that peak the hold waits out. An age past the high
+        # mark and beyond that peak by more than the low mark is not the cut's to
+        # answer (thrall slowed again, or the cut was held to its floor): the flood
+        # is real, and the second cut and the stop the high mark calls for are not
+        # held back.
+        foreseen = s.hold_peak_ms
+        unforeseen = foreseen is not None and age > foreseen + threshold * t.low_age_share
+        escalate = high and now < s.hold_until and unforeseen
+        if now >= s.hold_until or escalate:
             if rising:
                 _cut(view, s, now, t)
             # Past the high mark, nothing new until thrall is nearly through what waits
@@ -122,6 +133,7 @@ def step_fresh(  # noqa: PLR0911
             drain = backlog_seconds(view, s, now, t) or drain_seconds(view, t)
             s.resume_at = now + (t.resume_lead * drain if high else 0.0)
             s.hold_until = now + drain + t.fresh_hold_seconds
+            s.hold_peak_ms = max(age, drain * 1000)
         if now < (s.resume_at or 0.0):
             return True, (
                 f"thrall {age / 1000:.0f} s behind: nothing new "
@@ -135,10 +147,28 @@ def step_fresh(  # noqa: PLR0911
     if age > threshold * t.low_age_share:
         return False, f"thrall {age / 1000:.0f} s behind and catching up: holding"
     if cap is not None and now >= s.hold_until:
-        # Checkpoints answer a probe within a minute or two: a quicker climb than
-        # on CloudWatch's points.
-        s.raise_cap(t.fresh_rate_step, t)
+        _climb(s, cap, t)
     return False, ""
+
+
+def _climb(s: ThrallState, cap: float, t: Tuning) -> None:
+    """Raise the ceiling while thrall keeps up.
+
+    Checkpoints answer a probe within a minute or two: a quicker climb than on
+    CloudWatch's points, and quickening while thrall keeps up (it may have sped
+    up, or been under-counted): each `climb_every` rises in a row past its rate
+    double the step, up to the knee step. Any age over the low mark starts it
+    over, so a climb that finds thrall's rate pays for it once; so does a ceiling
+    the pass does not reach (the Grid binds): thrall keeping up with less than
+    the ceiling says nothing of the ceiling, and a cut from far above what the
+    pass achieves takes several to bite.
+    """
+    step = min(t.knee_step, t.fresh_rate_step * 2 ** (s.rises // t.climb_every))
+    if s.rate_seen is None or s.rate_seen < t.climb_used_share * cap:
+        s.rises = 0.0
+    elif cap >= (s.thrall_rate or 0.0):
+        s.rises += 1
+    s.raise_cap(step, t)
 
 
 def _cut(view: View, s: ThrallState, now: float, t: Tuning) -> None:

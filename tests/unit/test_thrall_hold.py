@@ -1,0 +1,152 @@
+"""The thrall loop on checkpoints after a cut: the hold keeps readings of the flood the cut
+answered from cutting again, but does not hide an age climbing past what the cut foresaw
+(thrall slowing again) beyond the high mark; the climb after it quickens while thrall
+keeps up."""
+
+import pytest
+
+from grid_reingest.domain.control import Knobs
+from grid_reingest.domain.controller import Controller
+from grid_reingest.domain.thrall_fresh import View, step_fresh
+from grid_reingest.domain.thrall_state import ThrallState
+
+from .test_controller import TUNING, fresh, steady
+
+
+def cut_under_the_high_mark(controller):
+    """A worker publishing 400 a minute, cut at the low mark (15 s behind, rising): held."""
+    state, n = steady(controller, 5, 400)
+    state = controller.step(state, fresh(n, 15.0, 5.0, published=100), Knobs())
+    assert state.limit > 0 and "holding" in state.reason
+    return state, n + 1
+
+
+def test_an_age_past_what_the_cut_foresaw_within_its_hold_stops_and_cuts_again():
+    # Given a cut at the low mark, and its hold (the age foreseen to peak near 19 s)
+    controller = Controller(TUNING)
+    state, n = cut_under_the_high_mark(controller)
+    cut = state.rate_per_minute
+    assert 15_000 <= state.thrall.hold_peak_ms < 25_000
+    # When, within the hold, the checkpoints show thrall 40 s behind and climbing faster
+    # (thrall slowed again)
+    state = controller.step(state, fresh(n, 40.0, 15.0, published=85), Knobs())
+    # Then nothing starts while thrall works through what waits, and the rate is cut again
+    assert state.limit == 0
+    assert "nothing new" in state.reason
+    assert state.rate_per_minute < cut
+
+
+def test_after_the_second_cut_the_age_it_foresees_is_held():
+    # Given a hold that has stopped and cut again past what the first cut foresaw
+    controller = Controller(TUNING)
+    state, n = cut_under_the_high_mark(controller)
+    state = controller.step(state, fresh(n, 40.0, 15.0, published=85), Knobs())
+    stopped = state.rate_per_minute
+    # When, after the stop, later readings within the hold show the backlog's age still
+    # climbing (the records published before the stop), as the second cut foresaw
+    for k in range(1, 5):
+        state = controller.step(state, fresh(n + k, 50.0, 30.0), Knobs())
+    state = controller.step(state, fresh(n + 5, 55.0, 40.0, published=70), Knobs())
+    # Then the rate is not cut again, and the worker goes on at it
+    assert state.rate_per_minute == pytest.approx(stopped)
+    assert state.limit > 0
+
+
+@pytest.mark.parametrize(
+    ("age", "previous"),
+    [(20.0, 12.0), (30.0, 10.0)],  # under the high mark; past it, as the cut foresaw
+)
+def test_a_rise_the_cut_foresaw_within_its_hold_is_held(age, previous):
+    # Given a cut at the low mark, and its hold (the age foreseen to peak near 19 s)
+    controller = Controller(TUNING)
+    state, n = cut_under_the_high_mark(controller)
+    cut = state.rate_per_minute
+    # When a later reading within the hold shows the age still rising, within a low
+    # mark's worth of that peak
+    state = controller.step(state, fresh(n, age, previous, published=85), Knobs())
+    # Then the cut stands and nothing stops: the checkpoints have not shown the cut yet
+    assert state.rate_per_minute == pytest.approx(cut)
+    assert state.limit > 0
+
+
+def test_the_peak_a_hold_foresaw_is_saved_and_an_older_state_reads_without_it():
+    state = ThrallState(hold_until=120.0, hold_peak_ms=15_000.0)
+    assert ThrallState.from_json(state.to_json()).hold_peak_ms == 15_000.0
+    older = {k: v for k, v in state.to_json().items() if k != "hold_peak_ms"}
+    assert ThrallState.from_json(older).hold_peak_ms is None
+
+
+# -- the climb after a hold, on checkpoints ---------------------------------------------
+
+
+def climb(state, steps, age_s=1.0):
+    """The ceiling after each of `steps` decisions with thrall `age_s` behind, not rising."""
+    caps = []
+    for k in range(steps):
+        view = View(age_s * 1000, age_s * 1000, 5.0, fresh=True)
+        step_fresh(view, state, 1_000.0 + 15 * k, TUNING)
+        caps.append(state.rate_cap)
+    return caps
+
+
+def ratios(caps, start):
+    return [round(b / a - 1, 6) for a, b in zip([start, *caps], caps, strict=False)]
+
+
+def climbing(cap=100.0):
+    """Past thrall's rate as last counted, the pass achieving far more than the ceiling."""
+    return ThrallState(rate_cap=cap, thrall_rate=cap, rate_seen=10 * cap)
+
+
+def test_the_climb_past_thralls_rate_quickens_while_thrall_keeps_up():
+    # Given a ceiling at thrall's rate as last counted
+    state = climbing()
+    # When thrall keeps up, decision after decision
+    caps = climb(state, 14)
+    # Then the step doubles each `climb_every` rises, up to the knee step
+    step, every = TUNING.fresh_rate_step, TUNING.climb_every
+    expected = [min(TUNING.knee_step, step * 2 ** (k // every)) for k in range(14)]
+    assert ratios(caps, 100.0) == pytest.approx(expected)
+    assert expected[-1] == TUNING.knee_step > expected[every]
+
+
+def test_an_age_over_the_low_mark_starts_the_climb_over():
+    # Given a climb that has quickened
+    state = climbing()
+    climb(state, 2 * TUNING.climb_every)
+    assert state.rises == 2 * TUNING.climb_every
+    # When a reading shows thrall over the low mark (falling: held, no cut)
+    low = TUNING.max_iterator_age_ms * TUNING.low_age_share / 1000
+    view = View((low + 1) * 1000, (low + 5) * 1000, 5.0, fresh=True)
+    cap = state.rate_cap
+    step_fresh(view, state, 2_000.0, TUNING)
+    assert state.rate_cap == cap
+    # Then the next rises start again at the first step
+    caps = climb(state, 2)
+    assert state.rises == 2
+    assert ratios(caps, cap) == pytest.approx([TUNING.fresh_rate_step] * 2)
+
+
+def test_a_ceiling_the_pass_does_not_reach_climbs_without_quickening():
+    # Given a ceiling past thrall's rate that the pass does not reach (the Grid binds)
+    cap = 100.0
+    state = ThrallState(rate_cap=cap, thrall_rate=cap, rate_seen=TUNING.climb_used_share * 90)
+    # When thrall keeps up, decision after decision
+    caps = climb(state, 2 * TUNING.climb_every)
+    # Then the ceiling climbs at the first step only: its rises say nothing of thrall
+    assert ratios(caps, cap) == pytest.approx([TUNING.fresh_rate_step] * len(caps))
+    assert state.rises == 0
+
+
+def test_under_thralls_rate_the_ceiling_takes_the_knee_step_and_counts_no_rise():
+    state = ThrallState(rate_cap=50.0, thrall_rate=100.0, rate_seen=1_000.0)
+    caps = climb(state, 3)
+    assert ratios(caps, 50.0) == pytest.approx([TUNING.knee_step] * 3)
+    assert state.rises == 0
+
+
+def test_the_rises_in_a_row_are_saved_and_an_older_state_reads_without_them():
+    state = ThrallState(rises=5.0)
+    assert ThrallState.from_json(state.to_json()).rises == 5.0
+    older = {k: v for k, v in state.to_json().items() if k != "rises"}
+    assert ThrallState.from_json(older).rises == 0.0
