@@ -102,10 +102,11 @@ def test_the_climb_past_thralls_rate_quickens_while_thrall_keeps_up():
     # Given a ceiling at thrall's rate as last counted
     state = climbing()
     # When thrall keeps up, decision after decision
-    caps = climb(state, 14)
-    # Then the step doubles each `climb_every` rises, up to the knee step
     step, every = TUNING.fresh_rate_step, TUNING.climb_every
-    expected = [min(TUNING.knee_step, step * 2 ** (k // every)) for k in range(14)]
+    steps = 3 * every + 2
+    caps = climb(state, steps)
+    # Then the step doubles each `climb_every` rises, up to the knee step
+    expected = [min(TUNING.knee_step, step * 2 ** (k // every)) for k in range(steps)]
     assert ratios(caps, 100.0) == pytest.approx(expected)
     assert expected[-1] == TUNING.knee_step > expected[every]
 

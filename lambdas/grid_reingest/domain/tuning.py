@@ -84,7 +84,7 @@ class Tuning:
     fresh_hold_seconds: float = 75.0  # a cut shows in the checkpoints after the drain + this
     fresh_merge_seconds: float = 30.0  # the highest reading of any worker stands this long
     fresh_rate_step: float = 0.01  # the ceiling's rise a decision beyond thrall's rate
-    climb_every: int = 4  # ...doubled after this many rises in a row, up to knee_step
+    climb_every: int = 8  # ...doubled after this many rises in a row, up to knee_step
     climb_used_share: float = 0.8  # ...counted while the pass achieves this share of the ceiling
     stall_probe_per_minute: float = 2.0  # starts a minute while thrall looks stalled
     published_bucket_seconds: float = 10.0  # the pass's records counted per this many seconds
