@@ -134,14 +134,21 @@ def test_a_404_waits_for_thrall_to_be_shown_past_the_image(store, clock, setting
     assert len(media_api.asked) > 2 and summary.not_yet == len(media_api.asked)
 
 
-def test_a_404_stands_once_a_later_image_arrived(store, clock, settings):
-    # Given an image media-api lacks, and one enqueued a minute later that it has
+def enqueued_a_minute_apart(store, clock):
+    """Two images enqueued a minute apart, both old enough for a verdict, while batch-index
+    still has work: (the earlier, the later)."""
     lost, later = grid_id(1), grid_id(2)
     store.put_new([lost], S.ENQUEUED)
     clock.sleep(60)
     store.put_new([later], S.ENQUEUED)
     store.put_new([grid_id(9)], S.NOT_STARTED)
     clock.sleep(MIN_AGE + 1)
+    return lost, later
+
+
+def test_a_404_stands_once_a_later_image_arrived(store, clock, settings):
+    # Given an image media-api lacks, and one enqueued a minute later that it has
+    lost, later = enqueued_a_minute_apart(store, clock)
     media_api = MediaApi(clock, {later: 0})
     run_batch_check(settings, deps(store, clock, media_api, Lag(0, 0)))
     # Then thrall is past the first: its 404 is the verdict
@@ -175,12 +182,7 @@ class RacingMediaApi(MediaApi):
 def test_a_404_asked_before_a_later_image_was_found_is_no_verdict(store, clock, settings):
     # Given an old image and one enqueued a minute later, both asked about at once: thrall
     # takes both while the first's call is out, so it answers 404 after the later one's 200
-    lost, later = grid_id(1), grid_id(2)
-    store.put_new([lost], S.ENQUEUED)
-    clock.sleep(60)
-    store.put_new([later], S.ENQUEUED)
-    store.put_new([grid_id(9)], S.NOT_STARTED)
-    clock.sleep(MIN_AGE + 1)
+    lost, later = enqueued_a_minute_apart(store, clock)
     media_api = RacingMediaApi(clock, lost, later)
     run_batch_check(settings, deps(store, clock, media_api, Lag(0, 0)))
     # Then that 404 was no verdict (what media-api showed before the call said nothing of

@@ -94,7 +94,7 @@ def step_fresh(  # noqa: PLR0911
     s.drain_from = None
     high = age > threshold * t.high_age_share
     if age > threshold * t.low_age_share or view.stalled_seconds > 0:
-        s.rises = 0.0  # the climb starts slow again after any sign thrall is behind
+        s.rises = 0  # the climb starts slow again after any sign thrall is behind
     if view.stalled_seconds > 0:
         # A trickle, not nothing: thrall checkpoints only as it processes records, so
         # a thrall that took the last ones without a checkpoint is told apart from a
@@ -165,7 +165,7 @@ def _climb(s: ThrallState, cap: float, t: Tuning) -> None:
     """
     step = min(t.knee_step, t.fresh_rate_step * 2 ** (s.rises // t.climb_every))
     if s.rate_seen is None or s.rate_seen < t.climb_used_share * cap:
-        s.rises = 0.0
+        s.rises = 0
     elif cap >= (s.thrall_rate or 0.0):
         s.rises += 1
     s.raise_cap(step, t)

@@ -41,7 +41,7 @@ class ThrallState:
     thrall_rate: float | None = None  # thrall's rate as last estimated
     hold_until: float = 0.0  # no further cut (nor rise) before this
     hold_peak_ms: float | None = None  # the age the hold's cut should peak at (checkpoints)
-    rises: float = 0.0  # the ceiling's rises in a row past thrall's rate (checkpoints)
+    rises: int = 0  # the ceiling's rises in a row past thrall's rate (checkpoints)
     resume_at: float | None = None  # stopped until this
     draining: float | None = None  # the rate fed while a high age falls, or while stalled
     drain_from: float | None = None  # the ceiling the drain started from
@@ -102,8 +102,10 @@ class ThrallState:
                     values[name] = {int(k): float(v) for k, v in value.items()}
                 elif name == "rates":
                     values[name] = tuple(float(v) for v in value)
-                elif name in {"minute_at", "hold_until", "rises"}:
+                elif name in {"minute_at", "hold_until"}:
                     values[name] = float(value)
+                elif name == "rises":
+                    values[name] = int(value)
                 else:
                     values[name] = None if value is None else float(value)
         except (AttributeError, TypeError, ValueError) as error:
