@@ -10,7 +10,7 @@ from grid_reingest.domain.controller import Controller
 from grid_reingest.domain.thrall_fresh import View, step_fresh
 from grid_reingest.domain.thrall_state import ThrallState
 
-from .test_controller import TUNING, fresh, steady
+from .test_controller import TUNING, fresh, signals, steady
 
 
 def cut_under_the_high_mark(controller):
@@ -67,6 +67,31 @@ def test_a_rise_the_cut_foresaw_within_its_hold_is_held(age, previous):
     # Then the cut stands and nothing stops: the checkpoints have not shown the cut yet
     assert state.rate_per_minute == pytest.approx(cut)
     assert state.limit > 0
+
+
+def test_a_hold_set_on_cloudwatchs_points_foresees_its_own_peak_not_an_earlier_holds():
+    # Given a stop past the high mark on checkpoints (a hold foreseeing a peak past 60 s),
+    # long over, and the checkpoints then unread (CloudWatch's points only)
+    controller = Controller(TUNING)
+    state, n = cut_under_the_high_mark(controller)
+    state = controller.step(state, fresh(n, 40.0, 15.0, published=85), Knobs())
+    earlier_peak = state.thrall.hold_peak_ms
+    assert earlier_peak > 60_000
+    for k in range(n + 1, n + 41):
+        state = controller.step(state, fresh(k, 0.0, 0.0, published=75), Knobs())
+    for k in range(n + 41, n + 50):
+        state = controller.step(state, signals(n=k), Knobs())
+    n += 50
+    # When CloudWatch's points show the age rising past the low mark: a cut, and its hold
+    state = controller.step(state, signals(age=20_000, previous=15_000, n=n), Knobs())
+    assert "thrall lagging" in state.reason
+    assert 20_000 <= state.thrall.hold_peak_ms < earlier_peak
+    # Then checkpoints read within that hold, past the high mark and well past what this
+    # cut foresaw (though not past the earlier hold's peak), stop the worker
+    state = controller.step(state, fresh(n + 1, 50.0, 20.0, published=75), Knobs())
+    assert earlier_peak + TUNING.max_iterator_age_ms * TUNING.low_age_share > 50_000
+    assert state.limit == 0
+    assert "nothing new" in state.reason
 
 
 def test_the_peak_a_hold_foresaw_is_saved_and_an_older_state_reads_without_it():

@@ -132,8 +132,7 @@ def step_fresh(  # noqa: PLR0911
             # (the age peaks then, whatever is sent); under it, the cut is enough.
             drain = backlog_seconds(view, s, now, t) or drain_seconds(view, t)
             s.resume_at = now + (t.resume_lead * drain if high else 0.0)
-            s.hold_until = now + drain + t.fresh_hold_seconds
-            s.hold_peak_ms = max(age, drain * 1000)
+            s.hold(now + drain + t.fresh_hold_seconds, max(age, drain * 1000))
         if now < (s.resume_at or 0.0):
             return True, (
                 f"thrall {age / 1000:.0f} s behind: nothing new "

@@ -92,8 +92,9 @@ class ThrallRate:
                     cut = base * self._drain_factor(slope, t.stop_cut)
                     s.rate_cap = min(cap or cut, cut)
                     s.thrall_rate = base * (1 - min(1.0, max(0.0, slope)))
-                s.resume_at = now + t.resume_lead * drain_seconds(view, t)
-                s.hold_until = s.resume_at + t.hold_seconds
+                drain = drain_seconds(view, t)
+                s.resume_at = now + t.resume_lead * drain
+                s.hold(s.resume_at + t.hold_seconds, max(age, drain * 1000))
             if now < s.resume_at:
                 return True, over_reason(age, threshold)
             return False, (
@@ -111,7 +112,7 @@ class ThrallRate:
             cut = base * self._drain_factor(slope, t.deep_cut if deep else t.rate_cut)
             s.rate_cap = min(cap or cut, cut)
             s.thrall_rate = base * (1 - slope)
-            s.hold_until = now + t.hold_seconds
+            s.hold(now + t.hold_seconds, max(age, drain_seconds(view, t) * 1000))
             return False, (
                 f"thrall lagging: iterator age {age / 1000:.0f} s and rising; "
                 f"rate cut to {s.rate_cap:.0f}/min"
