@@ -18,7 +18,8 @@ at once share a sequence number (a tally counting one twice under load).
 And it keeps no list of every model object ever made: moto appends each one
 (every item copy, stream record, shard iterator) to a list for its dashboard
 and never drops it, so a server answering a long pass grew by gigabytes and
-slowed with it.
+slowed with it. And its TransactWriteItems copies no table
+(devtools/moto_transactions.py).
 
     python -m devtools.moto_partiql -H 127.0.0.1 -p 5000   (moto.server's options)
 """
@@ -35,6 +36,7 @@ from moto.dynamodb.models import DynamoDBBackend
 from moto.dynamodb.models.dynamo_type import DynamoType
 from moto.dynamodb.models.table import StreamRecord, StreamShard
 
+from devtools.moto_transactions import transact_write_items
 from devtools.partiql import InsertStatement, PartiqlError, statement_error
 
 # moto's server answers requests on several threads; one lock makes each
@@ -92,6 +94,7 @@ def install() -> None:
     """Answer INSERTs the DynamoDB way, keep stream records on their stream, and keep no model
     object past its use, in this process's moto backends."""
     StreamShard.add = _keep_stream_record  # type: ignore[method-assign]
+    DynamoDBBackend.transact_write_items = transact_write_items  # type: ignore[method-assign]
     BaseModel.__new__ = _untracked  # type: ignore[method-assign, assignment]
     moto_own = DynamoDBBackend.batch_execute_statement
     if getattr(moto_own, "answers_inserts", False):
