@@ -145,8 +145,11 @@ class GridLimit:
         drains (the first half), then measure the latency with nothing queued (the second)."""
         t = self.tuning
         latency_s = (state.latency_ms or 0.0) / 1000
-        length = max(2 * t.default_seconds, t.probe_latencies * latency_s)
         low = max(t.min_limit, served * t.probe_share)
+        # The measuring half must see a block's worth of answers at the low limit, or the
+        # probe tells nothing (a limit held low by a baseline too low is where it must).
+        answers = 2 * t.block_min_images * latency_s / low
+        length = max(2 * t.default_seconds, t.probe_latencies * latency_s, answers)
         probing = replace(
             state,
             limit=low,

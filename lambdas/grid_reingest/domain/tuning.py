@@ -40,9 +40,10 @@ class Tuning:
     first_block_images: int = 90  # the first block closes at this many (a few round trips)
     baseline_z: float = 2.0
     # Every this many seconds of a busy pass, a probe: the limit held at `probe_share` of
-    # what the Grid serves for `probe_latencies` latencies (at least two refreshes), the
-    # first half to drain what queued, the second to measure the latency with no queue
-    # (a baseline learnt under load creeps up with the queue it should measure).
+    # what the Grid serves for `probe_latencies` latencies (at least two refreshes, and
+    # long enough for a block's worth of answers at that limit), the first half to drain
+    # what queued, the second to measure the latency with no queue (a baseline learnt
+    # under load creeps up with the queue it should measure).
     probe_every_seconds: float = 300.0
     probe_share: float = 0.8
     probe_latencies: float = 6.0
