@@ -3,7 +3,6 @@ of it or nothing, a cancelled one leaving no item and no stream record behind.""
 
 from __future__ import annotations
 
-import boto3
 import pytest
 from botocore.exceptions import ClientError
 
@@ -71,5 +70,5 @@ def test_a_transaction_naming_one_item_twice_is_refused(dynamodb, table_name):
     dynamodb.put_item(TableName=table_name, Item={"id": {"S": "a"}, "n": {"N": "1"}})
     with pytest.raises(ClientError, match="multiple operations on one item"):
         dynamodb.transact_write_items(TransactItems=[add(table_name, "a"), put(table_name, "a")])
-    a = boto3.client("dynamodb").get_item(TableName=table_name, Key={"id": {"S": "a"}})["Item"]
+    a = dynamodb.get_item(TableName=table_name, Key={"id": {"S": "a"}})["Item"]
     assert a["n"] == {"N": "1"}

@@ -70,15 +70,14 @@ def test_grid_probe_state_round_trips_mid_probe():
     assert GridState.from_json(state.to_json()) == state
 
 
-def busy_at(limit: float, latency_ms: float, *, probed: Block | None, now: float):
+def busy_at(limit: float, latency_ms: float, now: float):
     """A grown loop at `limit`, its first block of 90 images at `latency_ms` (so no queue
-    shows), last probed (or begun) at 1,000 s, deciding at `now` with the limit in use."""
+    shows), begun at 1,000 s and never probed, deciding at `now` with the limit in use."""
     loop = GridLimit(TUNING)
     state = replace(
         loop.fresh(),
         limit=limit,
         grown=True,
-        probed=probed,
         probed_at=1_000.0,
         blocks=(Block(900.0).add([latency_ms] * 90), Block(990.0)),
     )
@@ -88,7 +87,7 @@ def busy_at(limit: float, latency_ms: float, *, probed: Block | None, now: float
 
 def test_grid_probe_at_a_low_limit_lasts_for_a_blocks_worth_of_answers():
     # Given a loop held at 5 in flight on a Grid of 5 s an image
-    state, reason = busy_at(5.0, 5_000.0, probed=None, now=1_001.0 + TUNING.probe_every_seconds)
+    state, reason = busy_at(5.0, 5_000.0, now=1_001.0 + TUNING.probe_every_seconds)
     assert "probing" in reason
     # Then the probe's measuring half expects a block's worth of answers at its limit (six
     # latencies would give it 12)
