@@ -1,9 +1,14 @@
 """thrall's progress from its checkpoints: the age at each move, the trend, a stopped consumer."""
 
+import itertools
+import json
+
 import pytest
 
+from grid_reingest.domain.thrall_handover import HANDOVER_POSITIONS, Handover, ShardHandover
 from grid_reingest.domain.thrall_progress import (
     CHECKPOINT_PERIOD_SECONDS,
+    HANDED_READ_SECONDS,
     READ_EVERY_SECONDS,
     STALL_GRACE_SECONDS,
     ThrallProgress,
@@ -91,20 +96,20 @@ def test_thrall_progress_a_checkpoint_overdue_with_records_waiting_is_a_stall():
     assert reading.age_s >= at - due
 
 
-def read_through_100(last):
-    """Records 1..`last` published one a second (record n at n - 1 s), and a read at 100 s
-    that saw thrall's checkpoint move to record 100; no read since."""
+def read_through(last, checkpoint=100):
+    """Records 1..`last` published one a second (record n at n - 1 s), and a read at
+    `checkpoint` s that saw thrall's checkpoint move to record `checkpoint`; no read since."""
     progress = ThrallProgress()
     progress.observe({SHARD: 0}, at=0.0)
     published(progress, 1, last, start=0.0)
-    moved(progress, {SHARD: 0}, {SHARD: 100}, 100.0)
+    moved(progress, {SHARD: 0}, {SHARD: checkpoint}, float(checkpoint))
     return progress
 
 
 def test_thrall_progress_a_long_gap_between_reads_is_no_lag():
     # Given records one a second, a read at 100 s with thrall through them all, then none for
     # 48 s (the worker drained its last images), thrall still keeping up
-    progress = read_through_100(148)
+    progress = read_through(148)
     # When the read at 148 s shows the checkpoint moved to record 102 (taken at 101 s)
     progress.observe({SHARD: 102}, at=148.0)
     reading = progress.reading(148.0)
@@ -115,7 +120,7 @@ def test_thrall_progress_a_long_gap_between_reads_is_no_lag():
 
 def test_thrall_progress_a_long_gap_between_reads_is_no_stall():
     # Given a read at 100 s, then none until 148 s, which shows a move (made at 147 s)
-    progress = read_through_100(300)
+    progress = read_through(300)
     progress.observe({SHARD: 147}, at=148.0)
     # When reads a refresh apart see no further move before the next is due (207 s)
     for at in (163.0, 178.0, 193.0, 205.0):
@@ -183,3 +188,83 @@ def test_thrall_progress_a_shard_with_records_of_ours_and_no_checkpoint_is_unkno
     moved(progress, {"parent": 0}, {"parent": 900}, 60.0)
     # Then there is no reading: the worker goes by CloudWatch
     assert progress.reading(61.0) is None
+
+
+def test_thrall_progress_a_worker_goes_on_from_what_an_ended_one_handed_over():
+    # Given a worker that published records one a second, read thrall's checkpoint move
+    # to record 20 at 20 s and ended at 75 s with thrall behind
+    ended = read_through(75, checkpoint=20)
+    ended.observe({SHARD: 20}, at=75.0)
+    handover = ended.handover(offset=1000.0)  # another clock: epoch = this + 1000
+    # When a worker with another clock and nothing of its own takes it up, and its first
+    # read (a refresh after the other's last) shows the checkpoint moved to 40
+    successor = ThrallProgress()
+    successor.adopt(handover, offset=500.0, at=590.0)  # its 590 is the other's 90
+    successor.observe({SHARD: 40}, at=590.0)
+    # Then it reads the age of the oldest record still waiting (41, published at 40 s)
+    # at the move (between the reads, 82.5 s), not "caught up"
+    assert successor.reading(590.0).age_s == pytest.approx(42.5)
+
+
+def test_thrall_progress_without_a_handover_a_new_worker_reads_0():
+    # (What the handover is for: the same reads, nothing handed over.)
+    successor = ThrallProgress()
+    successor.observe({SHARD: 40}, at=90.0)
+    moved(successor, {SHARD: 40}, {SHARD: 50}, 150.0)
+    assert successor.reading(150.0).age_s == 0.0
+
+
+def test_thrall_progress_a_stale_handover_gives_its_records_but_not_its_read():
+    # Given a handover whose last read is long past (the pass stopped a while)
+    ended = read_through(120, checkpoint=20)
+    successor = ThrallProgress()
+    successor.adopt(ended.handover(offset=0.0), offset=0.0, at=60.0 + HANDED_READ_SECONDS + 1)
+    # When it first reads the checkpoints: a first sight (when they moved is unknown)
+    successor.observe({SHARD: 40}, at=60.0 + HANDED_READ_SECONDS + 1)
+    assert successor.reading(60.0 + HANDED_READ_SECONDS + 1) is None
+    # Then the next move reads the age of the records handed over still waiting (41 on)
+    later = 60.0 + HANDED_READ_SECONDS + 60
+    moved(successor, {SHARD: 40}, {SHARD: 50}, later)
+    assert successor.reading(later).age_s == pytest.approx(later - 50.0)
+
+
+def test_thrall_progress_a_handover_is_thinned_and_keeps_the_oldest_waiting():
+    # Given ten times more records waiting than a handover keeps
+    progress = ThrallProgress()
+    count = 10 * HANDOVER_POSITIONS
+    published(progress, 1, count, every=0.5, start=100.0)
+    published(progress, 1, 3, start=100.0, shard="other")
+    progress.observe({SHARD: 5, "other": 0}, at=200.0)
+    # When it hands them over
+    handed = progress.handover(offset=0.0).shards
+    # Then each shard keeps at most HANDOVER_POSITIONS, in order, from the oldest
+    kept = [(int(q), at) for q, at in handed[SHARD].waiting]
+    assert len(kept) == HANDOVER_POSITIONS
+    assert kept[0] == (6, 102.5)  # the oldest not yet processed
+    assert [q for q, _ in kept] == sorted(q for q, _ in kept)
+    assert max(b[1] - a[1] for a, b in itertools.pairwise(kept)) <= 5.0
+    assert handed["other"].waiting == (("1", 100.0), ("2", 101.0), ("3", 102.0))
+    assert handed[SHARD].checkpoint == "5" and handed["other"].checkpoint == "0"
+
+
+def test_thrall_progress_adopting_twice_or_its_own_positions_keeps_each_once():
+    # Given a worker that takes up what it handed over itself, then another's and an old one
+    progress = ThrallProgress()
+    published(progress, 1, 10, start=0.0)
+    progress.adopt(progress.handover(offset=0.0), offset=0.0, at=20.0)
+    other = Handover(shards={SHARD: ShardHandover(waiting=(("5", 4.0), ("11", 10.0)))})
+    progress.adopt(other, offset=0.0, at=20.0)
+    stale = Handover(shards={SHARD: ShardHandover(waiting=(("12", -3600.0),))})
+    progress.adopt(stale, offset=0.0, at=20.0)  # older than anything kept
+    # Then each record is there once, in order, and the stale one is not
+    waiting = progress.handover(offset=0.0).shards[SHARD].waiting
+    assert waiting == (*((str(n), n - 1.0) for n in range(1, 11)), ("11", 10.0))
+
+
+def test_thrall_progress_a_handover_reads_back_from_its_json():
+    progress = ThrallProgress()
+    published(progress, 10**40, 10**40 + 2, start=5.0)  # Kinesis's numbers are that long
+    progress.observe({SHARD: 10**40}, at=10.0)
+    handover = progress.handover(offset=1.7e9)
+    assert Handover.from_json(json.loads(json.dumps(handover.to_json()))) == handover
+    assert Handover.from_json({}) == Handover()

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from grid_reingest.domain.grid_state import GridState
+from grid_reingest.domain.thrall_handover import Handover
 from grid_reingest.domain.thrall_state import ThrallState
 
 # How many of the controller's last decisions the control item keeps (for `watch`).
@@ -38,7 +39,9 @@ class PaceState:
     two loops' own states (a worker paced on the Grid alone has no `thrall`);
     `workers` the running workers' marks (flows/pace.py: each one's last step, epoch
     seconds); `held` the images still in flight of workers that start no more (each:
-    the count, and when it was told, epoch seconds); `history` its last decisions.
+    the count, and when it was told, epoch seconds); `handover` thrall's progress as
+    the invocations that ended last read it, for the next (domain/thrall_handover.py);
+    `history` its last decisions.
     """
 
     limit: float
@@ -49,6 +52,7 @@ class PaceState:
     thrall: ThrallState | None = None
     workers: Mapping[str, float] = field(default_factory=dict)
     held: Mapping[str, tuple[float, float]] = field(default_factory=dict)
+    handover: Handover | None = None
     history: tuple[str, ...] = ()
     stepped_at: float | None = None  # epoch seconds of the last step
 
@@ -68,6 +72,7 @@ class PaceState:
             "thrall": None if self.thrall is None else self.thrall.to_json(),
             "workers": dict(self.workers),
             "held": {k: list(v) for k, v in self.held.items()},
+            "handover": None if self.handover is None else self.handover.to_json(),
             "history": list(self.history),
         }
 
@@ -79,6 +84,7 @@ class PaceState:
         rate = data.get("ratePerMinute")
         grid = data.get("grid")
         thrall = data.get("thrall")
+        handover = data.get("handover")
         return cls(
             limit=limit,
             rate_per_minute=None if rate is None else float(rate),
@@ -91,6 +97,7 @@ class PaceState:
                 str(k): (float(count), float(at))
                 for k, (count, at) in (data.get("held") or {}).items()
             },
+            handover=None if handover is None else Handover.from_json(handover),
             history=tuple(data.get("history") or ()),
             stepped_at=None if data.get("steppedAt") is None else float(data["steppedAt"]),
         )

@@ -95,6 +95,7 @@ class Controller:
             thrall=thrall,
             workers=dict(state.workers) if state is not None else {},
             held=dict(state.held) if state is not None else {},
+            handover=state.handover if state is not None else None,
             history=state.history if state is not None else (),
             stepped_at=now,
         )

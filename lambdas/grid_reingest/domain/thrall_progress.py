@@ -16,6 +16,9 @@ says nothing of them. A shard with records of ours and no checkpoint (a child
 lease still at TRIM_HORIZON) is unknown, not caught up: there is then no
 reading, and the worker goes by CloudWatch.
 
+An invocation that ends hands what it knows on to the next (`handover`, `adopt`;
+domain/thrall_handover.py says why).
+
 Pure: the worker's pace (flows/pace.py) feeds it positions and checkpoints.
 """
 
@@ -24,6 +27,8 @@ from __future__ import annotations
 import hashlib
 from collections import deque
 from dataclasses import dataclass
+
+from grid_reingest.domain.thrall_handover import Handover, ShardHandover, thinned
 
 # kcl-pekko-stream's default checkpoint period (thrall keeps it): a shard's
 # checkpoint moves about this often while records are processed.
@@ -41,6 +46,9 @@ TREND_MIN_SECONDS = 20.0
 TREND_SECONDS = 60.0
 # Samples and positions older than this are forgotten.
 KEEP_SECONDS = 1800.0
+# A read handed over by an ended invocation is gone on from if at most this old (a few
+# checkpoint periods: a move dated within a longer gap says little of when).
+HANDED_READ_SECONDS = 300.0
 
 
 @dataclass(frozen=True)
@@ -77,6 +85,49 @@ class ThrallProgress:
         for shard, sequence, at in positions:
             self._pending.setdefault(shard, deque()).append((sequence, at))
 
+    def adopt(self, handover: Handover, offset: float, at: float) -> None:
+        """Take up what ended invocations handed over (`offset`: epoch seconds less this
+        worker's clock): their records as this worker's own (less those a checkpoint read
+        has passed or too old to keep; each once), and, for a worker that has not read
+        the checkpoints yet, where they stood and when each moved, as if it had read them."""
+        read_at = None if handover.read_at is None else handover.read_at - offset
+        fresh = (
+            self._read_at is None and read_at is not None and at - read_at <= HANDED_READ_SECONDS
+        )
+        if fresh:
+            self._read_at = read_at
+        for name, shard in handover.shards.items():
+            if fresh and shard.checkpoint is not None:
+                self._checkpoint[name] = int(shard.checkpoint)
+                if shard.moved_at is not None:
+                    self._moved_at[name] = shard.moved_at - offset
+            queue = self._pending.setdefault(name, deque())
+            merged = dict(queue)
+            for sequence, published in shard.waiting:
+                if at - (published - offset) <= KEEP_SECONDS:
+                    merged.setdefault(int(sequence), published - offset)
+            queue.clear()
+            queue.extend(sorted(merged.items()))
+            checkpoint = self._checkpoint.get(name)
+            if checkpoint is not None:
+                _drop_through(queue, checkpoint)
+
+    def handover(self, offset: float) -> Handover:
+        """What the next invocation needs to go on from here (`offset` as for `adopt`)."""
+        names = set(self._checkpoint) | {name for name, queue in self._pending.items() if queue}
+        shards = {}
+        for name in sorted(names):
+            checkpoint, moved = self._checkpoint.get(name), self._moved_at.get(name)
+            shards[name] = ShardHandover(
+                checkpoint=None if checkpoint is None else str(checkpoint),
+                moved_at=None if moved is None else moved + offset,
+                waiting=tuple(
+                    (str(q), when + offset)
+                    for q, when in thinned(list(self._pending.get(name, ())))
+                ),
+            )
+        return Handover(None if self._read_at is None else self._read_at + offset, shards)
+
     def observe(self, checkpoints: dict[str, int], at: float) -> None:
         """Take a read of the lease table (shard: checkpoint) made at `at`."""
         moved, due_from = self._dated(at)
@@ -86,7 +137,9 @@ class ThrallProgress:
             self._checkpoint[shard] = checkpoint
             if before is None and self._read_at is None:
                 # First sight: when it moved last is unknown; due again a period from now.
+                # (What it has passed is processed: positions handed over, say.)
                 self._moved_at[shard] = at
+                _drop_through(self._pending.get(shard), checkpoint)
                 continue
             if checkpoint == before:
                 continue
@@ -94,8 +147,7 @@ class ThrallProgress:
             queue = self._pending.get(shard, deque())
             # A move says something of our records only on a shard that holds some.
             changed = changed or bool(queue)
-            while queue and queue[0][0] <= checkpoint:
-                queue.popleft()
+            _drop_through(queue, checkpoint)
             waiting = queue[0][1] if queue else None
             self._shard_age[shard] = max(0.0, moved - waiting) if waiting is not None else 0.0
         self._read_at = at
@@ -198,3 +250,9 @@ class ThrallProgress:
         for queue in self._pending.values():
             while queue and at - queue[0][1] > KEEP_SECONDS:
                 queue.popleft()
+
+
+def _drop_through(queue: deque[tuple[int, float]] | None, checkpoint: int) -> None:
+    """Drop the positions thrall has processed, those up to `checkpoint`."""
+    while queue and queue[0][0] <= checkpoint:
+        queue.popleft()

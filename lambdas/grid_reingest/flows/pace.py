@@ -16,6 +16,10 @@ nothing until every other has stepped since (until then, they may be using
 the whole limit). (The control item keeps those marks under `workers`, keys
 `worker.<id>`: names kept from before, so a pass running across an upgrade
 keeps its marks.)
+
+Each invocation sees only its own records on thrall's stream: one that ends hands
+what it read of thrall's progress on to the next (`handover` in the control item;
+domain/thrall_handover.py).
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from datetime import datetime
 from grid_reingest import names
 from grid_reingest.domain.control import Control, PaceState
 from grid_reingest.domain.controller import Controller, Signals, Tuning
+from grid_reingest.domain.thrall_handover import Handover
 from grid_reingest.domain.thrall_progress import ThrallProgress
 from grid_reingest.domain.thrall_state import Lag
 from grid_reingest.ports import Clock, ControlStore, Observation, PaceDecision
@@ -93,6 +98,7 @@ class ControlledPace:
         self._slow_start_limit: float | None = None  # the limit, while it still doubles
         self._workers_seen = 1
         self._held_told: tuple[int, float] | None = None  # (images, monotonic) last told
+        self._adopted: Handover | None = None  # the handover last taken up
 
     def decide(self, observation: Observation) -> PaceDecision:
         """Add `observation` to what is pending; step the controller when it is time."""
@@ -163,7 +169,9 @@ class ControlledPace:
             self._unread[names.ITERATOR_AGE_UNREAD] += 1
             notes.append(f"thrall's iterator age unreadable ({_said(error)})")
         progress, mark = None, None
+        control = self._control.read()
         if self._checkpoints is not None:
+            self._adopt(control.pace)
             read_at = self._clock.monotonic()
             try:
                 checkpoints = self._checkpoints()
@@ -175,7 +183,6 @@ class ControlledPace:
                 self._progress.observe(checkpoints, read_at)
                 progress = self._progress.reading(read_at)
                 mark = self._progress.mark()
-        control = self._control.read()
         at = self._clock.now()
         mono = self._clock.monotonic()
         span = mono - self._decided_at if self._decision else None
@@ -239,14 +246,31 @@ class ControlledPace:
                     return
                 workers = {k: v for k, v in control.pace.workers.items() if k != self._key}
                 held = {k: v for k, v in control.pace.held.items() if k != self._key}
+                handover = control.pace.handover
                 if holding:
                     held[self._key] = (float(holding), at)
-                elif control.pace.workers == workers and control.pace.held == held:
+                elif self._checkpoints is not None:
+                    handover = self._handover(control.pace)
+                left = replace(control.pace, workers=workers, held=held, handover=handover)
+                if left == control.pace:
                     return
-                left = replace(control.pace, workers=workers, held=held)
                 if self._control.save_pace(left, control.version):
                     self._held_told = (holding, now) if holding else None
                     return
+
+    def _adopt(self, state: PaceState | None) -> None:
+        """Take up what ended invocations handed over (once each handover)."""
+        handover = state.handover if state is not None else None
+        if handover is not None and handover != self._adopted:
+            mono = self._clock.monotonic()
+            self._progress.adopt(handover, self._clock.now().timestamp() - mono, mono)
+        self._adopted = handover
+
+    def _handover(self, state: PaceState) -> Handover:
+        """What this worker read of thrall's progress, with its records thrall had not
+        reached and those handed over before it: for the next invocation."""
+        self._adopt(state)
+        return self._progress.handover(self._clock.now().timestamp() - self._clock.monotonic())
 
     def _workers(self, state: PaceState | None, now: datetime) -> int:
         """The workers running now, this one included, as the marks in `state` say."""
