@@ -126,6 +126,27 @@ def test_controller_stops_taking_work_above_the_threshold_or_without_data():
     assert "no iterator-age data" in blind.reason
 
 
+def test_controller_over_the_threshold_in_cloudwatch_with_silent_checkpoints_trickles():
+    # Given a controller whose workers read thrall's checkpoints, which told its age a
+    # while ago and have not moved since, and CloudWatch's late points over the threshold
+    controller = Controller(TUNING)
+    state = run(controller, 5)
+    told = replace(signals(n=5), checkpoint_age_ms=1_000.0, checkpoint_mark=1.0)
+    state = controller.step(state, told, Knobs())
+    silent = replace(signals(age=95_000, previous=80_000, n=20), checkpoint_mark=1.0)
+    over = controller.step(state, silent, Knobs())
+    # Then a trickle starts, not nothing: a thrall through its backlog checkpoints only
+    # on records it processes (a pause's end would otherwise go unseen until CloudWatch's
+    # points catch up, and their cut on a paused minute's rate stands)
+    assert over.limit > 0 and over.rate_per_minute == TUNING.stall_probe_per_minute
+    assert over.reason.startswith("back-pressure: iterator age 95 s > 60 s; 2/min until")
+    # ...but not where the checkpoints have never told this pass anything (a shard of
+    # ours without one): CloudWatch's stop stands
+    early = replace(signals(age=95_000, previous=80_000, n=5), checkpoint_mark=1.0)
+    never = controller.step(run(controller, 5), early, Knobs())
+    assert never.limit == 0 and never.reason == "back-pressure: iterator age 95 s > 60 s"
+
+
 def test_controller_resumes_at_the_limit_it_had_after_a_stop():
     # Given a controller stopped by back-pressure
     controller = Controller(TUNING)

@@ -212,11 +212,12 @@ def test_pace_a_stalled_checkpoint_slows_every_worker_until_it_moves():
     # Then both take only a trickle (between them): thrall stalled
     assert decision.rate_per_minute <= 2 and "stalled" in decision.reason
     assert late.rate_per_minute <= 2 and "stalled" in late.reason
-    # When the checkpoint moves, the stall is over; nothing new until the next one, then on
+    # When the checkpoint moves, the stall is over; a trickle until the next one says how
+    # fast thrall goes (it checkpoints only on records it processes)
     checkpoint["s"] = 120
     clock.sleep(15)
     moving = second.decide(Observation())
-    assert moving.in_flight == 0 and "moving again" in moving.reason
+    assert moving.rate_per_minute <= 2 and "moving again" in moving.reason
 
 
 def test_pace_a_worker_that_leaves_gives_its_share_to_the_others_at_once():

@@ -47,9 +47,16 @@ def view_of(signals: Signals, s: ThrallState, now: float, t: Tuning) -> View:
     if signals.checkpoint_age_ms is not None:
         read_at = s.fresh_read_at if s.fresh_read_at is not None else -math.inf
         shared_fresh = now - read_at <= t.fresh_merge_seconds
-        if not shared_fresh or signals.checkpoint_age_ms >= (s.fresh_age_ms or 0.0):
+        at = now - signals.checkpoint_delay_seconds
+        shared = s.fresh_age_ms or 0.0
+        # (The same age from an older moment says less: a worker that goes on from an
+        # ended one's reads dates a move early in the gap since.)
+        higher = signals.checkpoint_age_ms > shared or (
+            signals.checkpoint_age_ms == shared and at >= (s.fresh_at or -math.inf)
+        )
+        if not shared_fresh or higher:
             s.fresh_age_ms = signals.checkpoint_age_ms
-            s.fresh_at = now - signals.checkpoint_delay_seconds
+            s.fresh_at = at
             s.fresh_read_at = now
             s.fresh_previous_ms = signals.checkpoint_previous_ms
     mark = signals.checkpoint_mark
@@ -108,7 +115,14 @@ def step_fresh(  # noqa: PLR0911
     ended = s.stall_ended_at
     if ended is not None:
         if now - view.delay_seconds <= ended and now - ended < t.fresh_hold_seconds:
-            return True, "thrall moving again after a stall: waiting for its next checkpoint"
+            # The stall's backlog first, and a trickle, not nothing: a thrall through it
+            # checkpoints only on records that come after, and its next checkpoint is
+            # what says how fast it goes.
+            s.draining = t.stall_probe_per_minute
+            return False, (
+                "thrall moving again after a stall: "
+                f"{t.stall_probe_per_minute:.0f}/min until its next checkpoint"
+            )
         s.stall_ended_at = None
     if rising and view.slope >= t.stall_slope and age > threshold * t.low_age_share:
         # A second a second: thrall stood still between the samples (a deploy) and has

@@ -16,7 +16,7 @@ branch and constant: docs/throughput.md.
 from __future__ import annotations
 
 from grid_reingest.domain.signals import Signals
-from grid_reingest.domain.thrall_fresh import drain_seconds, step_fresh, view_of
+from grid_reingest.domain.thrall_fresh import View, drain_seconds, step_fresh, view_of
 from grid_reingest.domain.thrall_state import ThrallState
 from grid_reingest.domain.tuning import Tuning
 
@@ -38,13 +38,28 @@ class ThrallRate:
         state.count_published(now, signals.published_ago, t)
         state.keep_minutes(now, t)
 
-    # One decision table: each branch is a case docs/throughput.md lists.
-    def step(  # noqa: PLR0911, PLR0912
-        self, s: ThrallState, signals: Signals, now: float
-    ) -> tuple[bool, str]:
+    def step(self, s: ThrallState, signals: Signals, now: float) -> tuple[bool, str]:
         """(stop taking work, reason or "" when thrall has headroom); updates `s`."""
         t = self.tuning
         view = view_of(signals, s, now, t)
+        stop, reason = self._judge(view, s, signals, now)
+        spoke = s.fresh_at is not None and signals.checkpoint_mark is not None
+        if stop and not view.fresh and spoke:
+            # Stopped on CloudWatch's late points while thrall's checkpoints, which have
+            # told this pass's age before, have no news: thrall checkpoints only on
+            # records it processes, so a thrall through its backlog (a pause's end)
+            # says so only if it gets a few more.
+            s.draining = t.stall_probe_per_minute
+            return False, (
+                f"{reason}; {t.stall_probe_per_minute:.0f}/min until thrall's checkpoints move"
+            )
+        return stop, reason
+
+    # One decision table: each branch is a case docs/throughput.md lists.
+    def _judge(  # noqa: PLR0911, PLR0912
+        self, view: View, s: ThrallState, signals: Signals, now: float
+    ) -> tuple[bool, str]:
+        t = self.tuning
         age = view.age_ms
         if age is not None:
             s.age_ms, s.age_at = age, now - view.delay_seconds
