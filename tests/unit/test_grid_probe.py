@@ -93,3 +93,34 @@ def test_grid_probe_at_a_low_limit_lasts_for_a_blocks_worth_of_answers():
     # latencies would give it 12)
     half = state.probe_until - state.probe_from
     assert half * state.limit / 5.0 >= TUNING.block_min_images
+
+
+@pytest.mark.parametrize("limit", [1.0, 2.0, 5.0, 12.0, 30.0])
+@pytest.mark.parametrize("latency_ms", [500.0, 4_000.0, 20_000.0, 60_000.0])
+def test_grid_probe_never_holds_the_limit_longer_than_its_longest(limit, latency_ms):
+    # Given a loop due a probe, at any limit on any Grid
+    state, reason = busy_at(limit, latency_ms, now=1_001.0 + TUNING.probe_every_seconds)
+    if "probing" in reason:
+        # Then a probe it begins ends within probe_longest_seconds
+        assert state.probe_until - (1_001.0 + TUNING.probe_every_seconds) <= (
+            TUNING.probe_longest_seconds
+        )
+    else:
+        # ...and one it does not begin is put off a probe period, the limit free meanwhile
+        assert state.probed_at == 1_001.0 + TUNING.probe_every_seconds
+        assert state.probe_until == 0.0
+
+
+def test_grid_probe_that_could_not_measure_in_time_is_not_begun():
+    # Given a loop held at 2 in flight on a Grid of 20 s an image (a probe's measuring half
+    # would need 375 s at its limit for a block's worth of answers)
+    now = 1_001.0 + TUNING.probe_every_seconds
+    state, reason = busy_at(2.0, 20_000.0, now=now)
+    # Then no probe holds the limit: the decision is the usual one, the next probe a
+    # period off
+    assert "probing" not in reason and state.probe_until == 0.0
+    assert state.probed_at == now
+    again, _ = GridLimit(TUNING).step(
+        state, GridSample(now + 15, 1, 0, (20_000.0,), 15.0, in_flight=2.0), 32.0
+    )
+    assert again.probe_until == 0.0

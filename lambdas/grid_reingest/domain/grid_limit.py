@@ -57,7 +57,7 @@ class GridLimit:
         """The state before any decision."""
         return GridState(float(self.tuning.start_limit))
 
-    def step(  # noqa: PLR0911 (one decision table)
+    def step(  # noqa: PLR0911, PLR0912 (one decision table)
         self, state: GridState, sample: GridSample, ceiling: float
     ) -> tuple[GridState, str]:
         """The next state, and why, in an operator's words."""
@@ -113,7 +113,10 @@ class GridLimit:
             )
         busy = used >= t.used_share * math.floor(limit)
         if state.grown and busy and sample.now - (state.probed_at or 0.0) >= t.probe_every_seconds:
-            return self._probe(state, sample, used * baseline / latency)
+            probe = self._probe(state, sample, used * baseline / latency)
+            if probe is not None:
+                return probe
+            state = replace(state, probed_at=sample.now)
         if queue < target and fresh < 2 * target and busy:
             return self._grow(state, sample, ceiling, queue / target)
         return state, f"~{queue:.1f} queued at the Grid: holding"
@@ -140,9 +143,12 @@ class GridLimit:
 
     # -- the probe: the no-load latency, measured ---------------------------------------
 
-    def _probe(self, state: GridState, sample: GridSample, served: float) -> tuple[GridState, str]:
+    def _probe(
+        self, state: GridState, sample: GridSample, served: float
+    ) -> tuple[GridState, str] | None:
         """Begin a probe: hold the limit under what the Grid serves, so that what queued
-        drains (the first half), then measure the latency with nothing queued (the second)."""
+        drains (the first half), then measure the latency with nothing queued (the second).
+        None: no probe could measure within `probe_longest_seconds`."""
         t = self.tuning
         latency_s = (state.latency_ms or 0.0) / 1000
         low = max(t.min_limit, served * t.probe_share)
@@ -150,6 +156,8 @@ class GridLimit:
         # probe tells nothing (a limit held low by a baseline too low is where it must).
         answers = 2 * t.block_min_images * latency_s / low
         length = max(2 * t.default_seconds, t.probe_latencies * latency_s, answers)
+        if length > t.probe_longest_seconds:
+            return None
         probing = replace(
             state,
             limit=low,

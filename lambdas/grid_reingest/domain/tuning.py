@@ -47,6 +47,11 @@ class Tuning:
     probe_every_seconds: float = 300.0
     probe_share: float = 0.8
     probe_latencies: float = 6.0
+    # No probe holds the limit longer than this: one that could not have a block's worth
+    # of answers within it (a few in flight on a slow Grid) would hold a limit that cannot
+    # rise for many minutes, to measure nothing; it is not begun (tried again a probe
+    # period later).
+    probe_longest_seconds: float = 300.0
     # A probe's measure is pooled with the earlier ones it agrees with, each earlier one
     # counting this much less: a probe at a low limit holds tens of images.
     probe_keep: float = 0.5
