@@ -51,10 +51,10 @@ def view_of(signals: Signals, s: ThrallState, now: float, t: Tuning) -> View:
         shared = s.fresh_age_ms or 0.0
         # (The same age from an older moment says less: a worker that goes on from an
         # ended one's reads dates a move early in the gap since.)
-        higher = signals.checkpoint_age_ms > shared or (
+        replaces = signals.checkpoint_age_ms > shared or (
             signals.checkpoint_age_ms == shared and at >= (s.fresh_at or -math.inf)
         )
-        if not shared_fresh or higher:
+        if not shared_fresh or replaces:
             s.fresh_age_ms = signals.checkpoint_age_ms
             s.fresh_at = at
             s.fresh_read_at = now

@@ -262,15 +262,18 @@ class ControlledPace:
         """Take up what ended invocations handed over (once each handover)."""
         handover = state.handover if state is not None else None
         if handover is not None and handover != self._adopted:
-            mono = self._clock.monotonic()
-            self._progress.adopt(handover, self._clock.now().timestamp() - mono, mono)
+            self._progress.adopt(handover, self._epoch_offset(), self._clock.monotonic())
         self._adopted = handover
 
     def _handover(self, state: PaceState) -> Handover:
         """What this worker read of thrall's progress, with its records thrall had not
         reached and those handed over before it: for the next invocation."""
         self._adopt(state)
-        return self._progress.handover(self._clock.now().timestamp() - self._clock.monotonic())
+        return self._progress.handover(self._epoch_offset())
+
+    def _epoch_offset(self) -> float:
+        """Epoch seconds less monotonic ones: a handover's times are epoch, a worker's not."""
+        return self._clock.now().timestamp() - self._clock.monotonic()
 
     def _workers(self, state: PaceState | None, now: datetime) -> int:
         """The workers running now, this one included, as the marks in `state` say."""
