@@ -475,3 +475,32 @@ def test_pace_an_invocation_hands_its_waiting_records_to_the_next():
     # old), over the threshold: it starts nothing, rather than reading it caught up
     assert late.in_flight == 0, late.reason
     assert control.read().pace.thrall.lag(clock.now().timestamp(), 600).seconds > 60
+
+
+def test_pace_a_span_a_worker_joined_or_left_in_does_not_teach_the_passs_rate():
+    # Given a worker alone that has learnt the pass's rate (200 a minute) over a few refreshes
+    control, clock = MemoryControl(), testing.FakeClock(tick_ms=0)
+    one = pace(control, clock)
+    for _ in range(4):
+        one.decide(Observation(finished=50, latencies_ms=[300.0]))
+        clock.sleep(15)
+    seen = control.read().pace.thrall.rate_seen
+    assert seen == pytest.approx(200.0)
+    # When a second worker joins, and the first decides on a span it ran alone for most of
+    two = pace(control, clock)
+    two.decide(Observation())
+    clock.sleep(1)
+    one.decide(Observation(finished=50, latencies_ms=[300.0]))
+    # Then its count is not doubled into the pass's rate
+    assert control.read().pace.thrall.rate_seen == seen
+    # When both go on at half the rate each, the pass's rate is learnt again
+    clock.sleep(15)
+    two.decide(Observation(finished=25, latencies_ms=[300.0]))
+    one.decide(Observation(finished=25, latencies_ms=[300.0]))
+    both = control.read().pace.thrall.rate_seen
+    assert both == pytest.approx(seen, rel=0.02)
+    # When the second leaves, the first's next span (two workers, then one) is not halved
+    two.leave()
+    clock.sleep(15)
+    one.decide(Observation(finished=40, latencies_ms=[300.0]))
+    assert control.read().pace.thrall.rate_seen == both

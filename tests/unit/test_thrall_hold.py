@@ -3,13 +3,11 @@ answered from cutting again, but does not hide an age climbing past what the cut
 (thrall slowing again) beyond the high mark; the climb after it quickens while thrall
 keeps up."""
 
-from dataclasses import replace
-
 import pytest
 
 from grid_reingest.domain.control import Knobs
 from grid_reingest.domain.controller import Controller
-from grid_reingest.domain.thrall_fresh import View, step_fresh, view_of
+from grid_reingest.domain.thrall_fresh import View, step_fresh
 from grid_reingest.domain.thrall_state import ThrallState
 
 from .test_controller import TUNING, fresh, signals, steady
@@ -178,15 +176,3 @@ def test_the_rises_in_a_row_are_saved_and_an_older_state_reads_without_them():
     assert ThrallState.from_json(state.to_json()).rises == 5.0
     older = {k: v for k, v in state.to_json().items() if k != "rises"}
     assert ThrallState.from_json(older).rises == 0.0
-
-
-def test_a_reading_of_the_same_age_from_an_older_moment_leaves_the_shared_one():
-    # Given a shared reading of 0 s as of 1,000 s, read by a worker at 1,010 s
-    state = ThrallState(fresh_age_ms=0.0, fresh_at=1_000.0, fresh_read_at=1_010.0)
-    # When another worker reads 0 s too, of a move it dates at 900 s (early in a long gap)
-    older = replace(signals(age=300_000.0, previous=240_000.0), checkpoint_age_ms=0.0)
-    view = view_of(replace(older, checkpoint_delay_seconds=120.0), state, 1_020.0, TUNING)
-    # Then the shared reading keeps its moment: CloudWatch's late points (over the
-    # threshold, of a minute that ended at 930 s) do not override it
-    assert state.fresh_at == 1_000.0
-    assert view.fresh and view.age_ms == 0.0

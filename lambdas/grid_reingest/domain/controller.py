@@ -55,8 +55,11 @@ class Controller:
         ceiling = float(min(t.max_limit, knobs.max_in_flight or t.max_limit))
         if thrall is not None and self.thrall is not None:
             let_run = state is None or state.limit > 0
-            # Learnt only from a stretch the pass was let run (not the tail of a stop).
-            achieved = signals.finished / elapsed * 60 if signals.finished and let_run else None
+            # Learnt only from a stretch the pass was let run (not the tail of a stop), by
+            # the same workers throughout: across a hand-over one worker's count times the
+            # workers is not the pass's rate, and its dip would start a climb over.
+            learnt = signals.finished and let_run and not signals.workers_changed
+            achieved = signals.finished / elapsed * 60 if learnt else None
             self.thrall.observe(thrall, signals, now, achieved)
         stopped = False
         if knobs.paused:

@@ -20,6 +20,9 @@ class Signals:
     # many workers run alike: one worker's counts stand for the pass's x workers.
     span_seconds: float | None = None
     workers: int = 1
+    # The workers running changed during the span (one joined or left): one worker's
+    # counts then tell the pass's rate for neither count.
+    workers_changed: bool = False
     # thrall's checkpoints (domain/thrall_progress.py), when the worker reads them: the
     # age at the latest checkpoint that moved, the age a minute before on its trend,
     # how long ago that checkpoint moved, and how long one is overdue (0: none).
@@ -36,3 +39,6 @@ class Signals:
     # Image-seconds this worker had in flight over the span (None: not measured; the
     # controller then estimates it with Little's law).
     busy_seconds: float | None = None
+    # Which worker this is (its key in the control item): each keeps its own latest
+    # reading of thrall's checkpoints there.
+    worker: str = ""

@@ -10,11 +10,10 @@ CloudWatch's) is `view_of`. Pure; docs/throughput.md says why each branch.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 from grid_reingest.domain.signals import Signals
-from grid_reingest.domain.thrall_state import MINUTE, ThrallState
+from grid_reingest.domain.thrall_state import MINUTE, Reading, ThrallState
 from grid_reingest.domain.tuning import Tuning
 
 
@@ -39,26 +38,26 @@ class View:
 def view_of(signals: Signals, s: ThrallState, now: float, t: Tuning) -> View:
     """thrall's checkpoints when this worker or another read them lately, else CloudWatch's.
 
-    Each worker sees only its own records: the pass's age is the highest any
-    worker read lately, so a reading replaces the shared one only when it is as
-    high, or the shared one has aged (a worker that has just started, its records
-    all taken, must not hide another's backlog or stall).
+    Each worker sees only its own records: the pass's age is the highest of each
+    worker's latest reading, among those read within `fresh_merge_seconds` (a worker
+    that has just started, its records all taken, must not hide another's backlog
+    or stall; nor may a worker's own earlier reading outlive its later one).
     """
     if signals.checkpoint_age_ms is not None:
-        read_at = s.fresh_read_at if s.fresh_read_at is not None else -math.inf
-        shared_fresh = now - read_at <= t.fresh_merge_seconds
-        at = now - signals.checkpoint_delay_seconds
-        shared = s.fresh_age_ms or 0.0
+        s.readings[signals.worker] = Reading(
+            signals.checkpoint_age_ms,
+            now - signals.checkpoint_delay_seconds,
+            now,
+            signals.checkpoint_previous_ms,
+        )
+    for key in [k for k, r in s.readings.items() if now - r.read_at > t.fresh_merge_seconds]:
+        del s.readings[key]
+    if s.readings:
         # (The same age from an older moment says less: a worker that goes on from an
         # ended one's reads dates a move early in the gap since.)
-        replaces = signals.checkpoint_age_ms > shared or (
-            signals.checkpoint_age_ms == shared and at >= (s.fresh_at or -math.inf)
-        )
-        if not shared_fresh or replaces:
-            s.fresh_age_ms = signals.checkpoint_age_ms
-            s.fresh_at = at
-            s.fresh_read_at = now
-            s.fresh_previous_ms = signals.checkpoint_previous_ms
+        top = max(s.readings.values(), key=lambda r: (r.age_ms, r.at))
+        s.fresh_age_ms, s.fresh_at = top.age_ms, top.at
+        s.fresh_read_at, s.fresh_previous_ms = top.read_at, top.previous_ms
     mark = signals.checkpoint_mark
     if signals.stalled_seconds > 0 and mark is not None:
         s.stalled_seconds, s.stalled_at, s.stalled_mark = signals.stalled_seconds, now, mark

@@ -25,6 +25,36 @@ class Lag:
     at_most: float
 
 
+@dataclass(frozen=True)
+class Reading:
+    """One worker's latest reading of thrall's checkpoints."""
+
+    age_ms: float
+    at: float  # the moment it describes
+    read_at: float  # when it was read
+    previous_ms: float | None  # the age a minute before it, on its trend
+
+    def to_json(self) -> dict[str, float | None]:
+        """Plain JSON values, named as the fields are."""
+        return {
+            "age_ms": self.age_ms,
+            "at": self.at,
+            "read_at": self.read_at,
+            "previous_ms": self.previous_ms,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Reading:
+        """From `to_json`'s object (KeyError, TypeError or ValueError when malformed)."""
+        previous = data["previous_ms"]
+        return cls(
+            age_ms=float(data["age_ms"]),
+            at=float(data["at"]),
+            read_at=float(data["read_at"]),
+            previous_ms=None if previous is None else float(previous),
+        )
+
+
 @dataclass
 class ThrallState:
     """Mutable inside one step (ThrallRate copies it first); saved between decisions."""
@@ -46,7 +76,9 @@ class ThrallState:
     draining: float | None = None  # the rate fed while a high age falls, or while stalled
     drain_from: float | None = None  # the ceiling the drain started from
     age_unread_since: float | None = None  # CloudWatch unreadable since
-    # thrall's checkpoints: the highest reading of any worker lately
+    # thrall's checkpoints: each worker's latest reading (by worker key), while recent...
+    readings: dict[str, Reading] = field(default_factory=dict)
+    # ...and the highest of them, the one the loop goes by
     fresh_age_ms: float | None = None
     fresh_at: float | None = None  # the moment that reading describes
     fresh_read_at: float | None = None  # when it was read
@@ -80,8 +112,8 @@ class ThrallState:
         self.hold_peak_ms = peak_ms
 
     def copy(self) -> ThrallState:
-        """A copy to step (the published counts copied too)."""
-        return replace(self, published=dict(self.published))
+        """A copy to step (the published counts and the readings copied too)."""
+        return replace(self, published=dict(self.published), readings=dict(self.readings))
 
     def to_json(self) -> dict[str, Any]:
         """Plain JSON values, one per field, named as the fields are."""
@@ -92,6 +124,8 @@ class ThrallState:
                 value = {str(k): v for k, v in value.items()}
             elif f.name == "rates":
                 value = list(value)
+            elif f.name == "readings":
+                value = {k: r.to_json() for k, r in value.items()}
             out[f.name] = value
         return out
 
@@ -109,13 +143,15 @@ class ThrallState:
                     values[name] = {int(k): float(v) for k, v in value.items()}
                 elif name == "rates":
                     values[name] = tuple(float(v) for v in value)
+                elif name == "readings":
+                    values[name] = {str(k): Reading.from_json(r) for k, r in value.items()}
                 elif name in {"minute_at", "hold_until"}:
                     values[name] = float(value)
                 elif name == "rises":
                     values[name] = int(value)
                 else:
                     values[name] = None if value is None else float(value)
-        except (AttributeError, TypeError, ValueError) as error:
+        except (AttributeError, KeyError, TypeError, ValueError) as error:
             raise ValueError(f"thrall loop's state: {name} is malformed ({error})") from None
         return cls(**values)
 

@@ -88,7 +88,7 @@ class Tuning:
     # -- thrall's checkpoints, when read ------------------------------------------------
     fresh_seconds: float = 120.0  # a checkpoint reading (any worker's) stands this long
     fresh_hold_seconds: float = 75.0  # a cut shows in the checkpoints after the drain + this
-    fresh_merge_seconds: float = 30.0  # the highest reading of any worker stands this long
+    fresh_merge_seconds: float = 30.0  # each worker's latest reading stands this long
     fresh_rate_step: float = 0.01  # the ceiling's rise a decision beyond thrall's rate
     climb_every: int = 8  # ...doubled after this many rises in a row, up to knee_step
     climb_used_share: float = 0.8  # ...counted while the pass achieves this share of the ceiling

@@ -186,6 +186,7 @@ class ControlledPace:
         at = self._clock.now()
         mono = self._clock.monotonic()
         span = mono - self._decided_at if self._decision else None
+        workers = self._workers(control.pace, at)
         signals = Signals(
             now=at,
             iterator_age_ms=reading[0] if reading else None,
@@ -194,7 +195,8 @@ class ControlledPace:
             overloaded=seen.overloaded,
             latencies_ms=tuple(seen.latencies_ms),
             span_seconds=span,
-            workers=self._workers(control.pace, at),
+            workers=workers,
+            workers_changed=self._decision is not None and workers != self._workers_seen,
             checkpoint_age_ms=progress.age_s * 1000 if progress else None,
             checkpoint_previous_ms=(
                 progress.previous_age_s * 1000
@@ -207,6 +209,7 @@ class ControlledPace:
             published_ago=tuple(mono - when for _, _, when in seen.published),
             age_unread=age_unread,
             busy_seconds=seen.busy_seconds,
+            worker=self._key,
         )
         if self._joined_at is None:
             self._joined_at = at.timestamp()
