@@ -349,6 +349,31 @@ def checkpoint_pace(control, clock, checkpoints, age=(1_000.0, 1_000.0)):
     )
 
 
+def test_pace_thrall_through_a_workers_records_lets_the_pass_go_on_at_once():
+    # Given two workers reading thrall's checkpoints, the first with ten records waiting
+    control, clock = MemoryControl(), testing.FakeClock(tick_ms=0)
+    checkpoint = {"s": 0}
+    one = checkpoint_pace(control, clock, lambda: dict(checkpoint))
+    two = checkpoint_pace(control, clock, lambda: dict(checkpoint))
+    busy = {"finished": 10, "latencies_ms": [300.0]}
+    one.decide(Observation(**busy))
+    two.decide(Observation(**busy))
+    for step in range(1, 5):
+        clock.sleep(15)
+        records = [("s", n, clock.t - 10 + n) for n in range(1, 11)] if step == 1 else []
+        if step == 3:  # thrall has taken half of them, 26 s late (past the high mark)...
+            checkpoint["s"] = 5
+        if step == 4:  # ...and the rest, as the first worker reads at its next step
+            checkpoint["s"] = 10
+        first = one.decide(Observation(published=records, **busy))
+        second = two.decide(Observation(**busy))
+        if step == 3:
+            assert first.in_flight == 0 and "26 s behind" in first.reason
+    # Then neither goes on by the first's earlier reading: thrall is through what waited
+    assert first.in_flight > 0 and "behind" not in first.reason
+    assert second.in_flight > 0 and "behind" not in second.reason
+
+
 @pytest.mark.parametrize(
     "failure",
     [
