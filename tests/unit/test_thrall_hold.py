@@ -176,3 +176,17 @@ def test_the_rises_in_a_row_are_saved_and_an_older_state_reads_without_them():
     assert ThrallState.from_json(state.to_json()).rises == 5.0
     older = {k: v for k, v in state.to_json().items() if k != "rises"}
     assert ThrallState.from_json(older).rises == 0.0
+
+
+def test_within_a_hold_thrall_through_what_waited_brings_the_ceiling_back_to_its_rate():
+    # Given a cut under thrall's counted rate, and its hold still running
+    state = ThrallState(rate_cap=90.0, thrall_rate=100.0, rate_seen=90.0, hold_until=5_000.0)
+    caught_up = View(3_000.0, 8_000.0, 5.0, fresh=True)
+    # When the checkpoints show thrall through what waited (under the low mark)
+    caps = []
+    for n in range(4):
+        step_fresh(caught_up, state, 2_000.0 + 15 * n, TUNING)
+        caps.append(state.rate_cap)
+    # Then the ceiling takes the knee step back to thrall's rate, and not beyond in the hold
+    assert caps == pytest.approx([90.0 * (1 + TUNING.knee_step), 99.225, 100.0, 100.0])
+    assert state.rises == 0

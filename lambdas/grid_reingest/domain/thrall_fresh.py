@@ -160,6 +160,10 @@ def step_fresh(  # noqa: PLR0911
         return False, f"thrall {age / 1000:.0f} s behind and catching up: holding"
     if cap is not None and now >= s.hold_until:
         _climb(s, cap, t)
+    elif cap is not None and s.thrall_rate and cap < s.thrall_rate:
+        # Within a cut's hold, thrall through what waited: back to its counted rate
+        # (the knee step), not beyond it, until the hold ends.
+        s.rate_cap = min(s.thrall_rate, cap * (1 + t.knee_step))
     return False, ""
 
 

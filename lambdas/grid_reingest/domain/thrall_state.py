@@ -69,7 +69,7 @@ class ThrallState:
     published: dict[int, float] = field(default_factory=dict)
     rate_cap: float | None = None  # the rate ceiling (starts a minute)
     thrall_rate: float | None = None  # thrall's rate as last estimated
-    hold_until: float = 0.0  # no further cut (nor rise) before this
+    hold_until: float = 0.0  # no further cut (nor rise past thrall's rate) before this
     hold_peak_ms: float | None = None  # the age the hold's cut should peak at
     rises: int = 0  # the ceiling's rises in a row past thrall's rate (checkpoints)
     resume_at: float | None = None  # stopped until this
@@ -105,9 +105,9 @@ class ThrallState:
         return Lag(seconds, seconds + max(0.0, now - self.age_at))
 
     def hold(self, until: float, peak_ms: float) -> None:
-        """No further cut (nor rise) before `until`, for a cut whose age should peak at
-        `peak_ms`: on checkpoints, an age well past that peak escalates within the hold
-        (domain/thrall_fresh.py), whichever signal set the hold."""
+        """No further cut (nor rise past thrall's rate) before `until`, for a cut whose age
+        should peak at `peak_ms`: on checkpoints, an age well past that peak escalates within
+        the hold (domain/thrall_fresh.py), whichever signal set the hold."""
         self.hold_until = until
         self.hold_peak_ms = peak_ms
 
