@@ -109,3 +109,10 @@ def test_a_malformed_reading_is_refused_by_name(readings):
     # When it is read, Then the error names the field
     with pytest.raises(ValueError, match="readings is malformed"):
         ThrallState.from_json(data)
+
+
+def test_a_state_written_with_the_retired_read_time_still_reads():
+    # Given a control item written before the readings were kept by worker
+    data = {**ThrallState(fresh_age_ms=5_000.0).to_json(), "fresh_read_at": 1_000.0}
+    # When it is read, Then it reads, its reading as it was
+    assert ThrallState.from_json(data).fresh_age_ms == 5_000.0

@@ -56,8 +56,7 @@ def view_of(signals: Signals, s: ThrallState, now: float, t: Tuning) -> View:
         # (The same age from an older moment says less: a worker that goes on from an
         # ended one's reads dates a move early in the gap since.)
         top = max(s.readings.values(), key=lambda r: (r.age_ms, r.at))
-        s.fresh_age_ms, s.fresh_at = top.age_ms, top.at
-        s.fresh_read_at, s.fresh_previous_ms = top.read_at, top.previous_ms
+        s.fresh_age_ms, s.fresh_at, s.fresh_previous_ms = top.age_ms, top.at, top.previous_ms
     mark = signals.checkpoint_mark
     if signals.stalled_seconds > 0 and mark is not None:
         s.stalled_seconds, s.stalled_at, s.stalled_mark = signals.stalled_seconds, now, mark

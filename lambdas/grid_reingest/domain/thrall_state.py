@@ -81,7 +81,6 @@ class ThrallState:
     # ...and the highest of them, the one the loop goes by
     fresh_age_ms: float | None = None
     fresh_at: float | None = None  # the moment that reading describes
-    fresh_read_at: float | None = None  # when it was read
     fresh_previous_ms: float | None = None  # the age a minute before it, on its trend
     stalled_seconds: float | None = None  # a checkpoint overdue this long when last read...
     stalled_at: float | None = None  # ...at this moment...
@@ -133,6 +132,7 @@ class ThrallState:
     def from_json(cls, data: dict[str, Any]) -> ThrallState:
         """From `to_json`'s object; ValueError naming an unknown or malformed field."""
         known = {f.name for f in fields(cls)}
+        data = {k: v for k, v in data.items() if k not in RETIRED_FIELDS}
         unknown = sorted(set(data) - known)
         if unknown:
             raise ValueError(f"thrall loop's state: unknown field(s) {', '.join(unknown)}")
@@ -224,3 +224,6 @@ class ThrallState:
 
 
 MINUTE = 60.0
+# Fields a state written by an earlier version may hold, read past: now derived (when the
+# reading the loop goes by was read is its `Reading.read_at`).
+RETIRED_FIELDS = frozenset({"fresh_read_at"})
