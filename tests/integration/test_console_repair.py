@@ -19,9 +19,17 @@ from grid_reingest_cli.main import main
 
 @pytest.fixture
 def stage(aws, table, grid, monkeypatch):
-    stage, schedule = local_stage(aws, table, grid, MAX_IN_FLIGHT="32", CHECK_MAX_IN_FLIGHT="32")
     # One serial "minute" at a time: batch-check's invocation waits for the missing ids
-    # batch-index can only send on the next tick, so a short invocation keeps it brief.
+    # batch-index can only send on the next tick, so a short invocation keeps it brief
+    # (75 s less batch-check's margin of 65: 10 s of checking a tick).
+    stage, schedule = local_stage(
+        aws,
+        table,
+        grid,
+        MAX_IN_FLIGHT="32",
+        CHECK_MAX_IN_FLIGHT="32",
+        CHECK_STOP_MARGIN_SECONDS="65",
+    )
     schedule.timeout_seconds = 75.0
     monkeypatch.setattr(watch, "sleep", schedule)
     return stage, schedule
@@ -40,42 +48,43 @@ def last_report(capsys):
 def test_run_missing_only_reprojects_only_what_media_api_lacks(
     stage, table, grid, tmp_path, capsys
 ):
-    # Given 300 ids, 200 of which media-api has and 100 it lacks
+    # Given 60 ids, 40 of which media-api has and 20 it lacks (each image costs the
+    # emulator ~0.1 s of serial writes: a few dozen show the split as well as hundreds)
     _, schedule = stage
-    ids = [grid_id(i) for i in range(1, 301)]
+    ids = [grid_id(i) for i in range(1, 61)]
     grid.index_all = False
-    grid.indexed.update(ids[:200])
+    grid.indexed.update(ids[:40])
     path = tmp_path / "originals.txt"
     path.write_text("\n".join(ids) + "\n")
     # When the repair is run
     code = run(path, "--missing-only")
-    # Then only the 100 missing were projected, once each
+    # Then only the 20 missing were projected, once each
     projected = {i for (endpoint, i), n in grid.image_counts.items() if endpoint == "projection"}
-    assert projected == set(ids[200:])
-    assert grid.endpoint_counts["projection"] == 100
-    # and all 300 ended verified, the report saying present 200, repaired 100, failed 0
+    assert projected == set(ids[40:])
+    assert grid.endpoint_counts["projection"] == 20
+    # and all 60 ended verified, the report saying present 40, repaired 20, failed 0
     assert code == 0
     report = last_report(capsys)
-    assert report["states"] == {str(int(S.VERIFIED)): 300}
-    assert (report["present"], report["repaired"], report["failed"]) == (200, 100, 0)
+    assert report["states"] == {str(int(S.VERIFIED)): 60}
+    assert (report["present"], report["repaired"], report["failed"]) == (40, 20, 0)
     assert report["kind"] == "check-first"
     record = PassTable(table.name, table.client).current()
-    assert record.status is Status.FINISHED and record.report.present == 200
+    assert record.status is Status.FINISHED and record.report.present == 40
     assert record.report.gb_seconds > 0  # the workers' invocations, as they ran
     assert not schedule.errors
     # And `reingest passes` shows it
     assert main(["passes", "--table", table.name]) == 0
     listed = capsys.readouterr().out
-    assert "present in media-api: 200; repaired: 100; failed: 0" in listed
+    assert "present in media-api: 40; repaired: 20; failed: 0" in listed
     assert "cost so far: $" in listed
     # When the same file is run again as a new pass
     assert run(path, "--missing-only", "--new-pass") == 0
     # Then every id was re-armed and checked again, all present now: nothing re-projected
     again = last_report(capsys)
-    assert (again["present"], again["repaired"], again["failed"]) == (300, 0, 0)
+    assert (again["present"], again["repaired"], again["failed"]) == (60, 0, 0)
     assert again["pass"] != report["pass"]
-    assert grid.endpoint_counts["projection"] == 100
-    assert grid.endpoint_counts["image"] >= 700  # 300 + 100 + 300 checks
+    assert grid.endpoint_counts["projection"] == 20
+    assert grid.endpoint_counts["image"] >= 140  # 60 + 20 + 60 checks
 
 
 def started_pass(table, source, kind=Kind.CHECK_FIRST):
