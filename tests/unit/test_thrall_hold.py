@@ -153,15 +153,29 @@ def test_an_age_over_the_low_mark_starts_the_climb_over():
     assert ratios(caps, cap) == pytest.approx([TUNING.fresh_rate_step] * 2)
 
 
-def test_a_ceiling_the_pass_does_not_reach_climbs_without_quickening():
-    # Given a ceiling past thrall's rate that the pass does not reach (the Grid binds)
-    cap = 100.0
-    state = ThrallState(rate_cap=cap, thrall_rate=cap, rate_seen=TUNING.climb_used_share * 90)
-    # When thrall keeps up, decision after decision
-    caps = climb(state, 2 * TUNING.climb_every)
-    # Then the ceiling climbs at the first step only: its rises say nothing of thrall
-    assert ratios(caps, cap) == pytest.approx([TUNING.fresh_rate_step] * len(caps))
-    assert state.rises == 0
+def test_a_ceiling_the_pass_does_not_reach_is_neither_raised_nor_counted():
+    # Given a climb that has quickened past thrall's rate
+    state = climbing()
+    every = TUNING.climb_every
+    climb(state, 2 * every + 3)
+    cap, rises = state.rate_cap, state.rises
+    # When the pass falls short of the ceiling (the Grid binds, or a new invocation's slow
+    # start), decision after decision with thrall keeping up
+    state.rate_seen = 0.9 * TUNING.climb_used_share * cap
+    caps = climb(state, 2 * every)
+    # Then the ceiling stays where it was and the rises in a row are kept
+    assert caps == [cap] * (2 * every)
+    assert state.rises == rises
+    # And once the pass reaches it again, the climb goes on at the step it had reached
+    state.rate_seen = 10 * cap
+    step = min(TUNING.knee_step, TUNING.fresh_rate_step * 2 ** (rises // every))
+    assert ratios(climb(state, 1), cap) == pytest.approx([step])
+    assert step > TUNING.fresh_rate_step
+
+
+def test_a_ceiling_under_thralls_rate_the_pass_does_not_reach_is_not_raised():
+    state = ThrallState(rate_cap=50.0, thrall_rate=100.0, rate_seen=TUNING.climb_used_share * 40)
+    assert climb(state, 3) == [50.0] * 3
 
 
 def test_under_thralls_rate_the_ceiling_takes_the_knee_step_and_counts_no_rise():

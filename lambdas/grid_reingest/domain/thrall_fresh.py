@@ -173,15 +173,17 @@ def _climb(s: ThrallState, cap: float, t: Tuning) -> None:
     CloudWatch's points, and quickening while thrall keeps up (it may have sped
     up, or been under-counted): each `climb_every` rises in a row past its rate
     double the step, up to the knee step. Any age over the low mark starts it
-    over, so a climb that finds thrall's rate pays for it once; so does a ceiling
-    the pass does not reach (the Grid binds): thrall keeping up with less than
-    the ceiling says nothing of the ceiling, and a cut from far above what the
-    pass achieves takes several to bite.
+    over, so a climb that finds thrall's rate pays for it once. A ceiling the
+    pass does not reach (the Grid binds, a new invocation starts slow) is
+    neither raised nor counted, as TCP leaves a window it does not fill
+    (RFC 7661): thrall keeping up with less than the ceiling says nothing of
+    the ceiling, a cut from far above what the pass achieves takes several to
+    bite, and a dip that is not thrall's does not cost the climb its pace.
     """
-    step = min(t.knee_step, t.fresh_rate_step * 2 ** (s.rises // t.climb_every))
     if s.rate_seen is None or s.rate_seen < t.climb_used_share * cap:
-        s.rises = 0
-    elif cap >= (s.thrall_rate or 0.0):
+        return
+    step = min(t.knee_step, t.fresh_rate_step * 2 ** (s.rises // t.climb_every))
+    if cap >= (s.thrall_rate or 0.0):
         s.rises += 1
     s.raise_cap(step, t)
 
