@@ -21,14 +21,14 @@ from grid_reingest_cli.main import main
 def stage(aws, table, grid, monkeypatch):
     # One serial "minute" at a time: batch-check's invocation waits for the missing ids
     # batch-index can only send on the next tick, so a short invocation keeps it brief
-    # (75 s less batch-check's margin of 65: 10 s of checking a tick).
+    # (75 s less batch-check's margin of 70: 5 s of checking a tick).
     stage, schedule = local_stage(
         aws,
         table,
         grid,
         MAX_IN_FLIGHT="32",
         CHECK_MAX_IN_FLIGHT="32",
-        CHECK_STOP_MARGIN_SECONDS="65",
+        CHECK_STOP_MARGIN_SECONDS="70",
     )
     schedule.timeout_seconds = 75.0
     monkeypatch.setattr(watch, "sleep", schedule)
