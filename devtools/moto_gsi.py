@@ -47,7 +47,7 @@ class GsiIndex:
                 self.attrs[index.name] = (hashes[0], ranges[0] if ranges else None)
         self.buckets: dict[str, dict[DynamoType, dict[Key, tuple]]] = {n: {} for n in self.attrs}
         self.placed: dict[Key, dict[str, DynamoType]] = {}
-        for item in _MOTO_ALL_ITEMS(table):
+        for item in _every_item(table):
             self.place((item.hash_key, item.range_key), item)
 
     def place(self, key: Key, item: Item | None) -> None:
@@ -99,7 +99,7 @@ class GsiIndex:
         """Whether `item` is under `value` in index `name` as it is now."""
         hash_attr, range_attr = self.attrs[name]
         current = item.attrs.get(hash_attr)
-        if current is None or current.type != value.type or current != value:
+        if current is None or current != value:
             return False
         return range_attr is None or item.attrs.get(range_attr) is not None
 
@@ -206,22 +206,13 @@ def _query(moto_query: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _all_items(self: Table) -> list[Item]:
+    """moto's Table.all_items (the asked index's items while a query of it runs), sorted by
+    the values its comparisons compare."""
     reading = getattr(_QUERY, "reading", None)
     if reading is not None and reading[0] is self:
         return list(reading[1])
-    return _MOTO_ALL_ITEMS(self)
-
-
-def _moto_all_items(self: Table) -> list[Item]:
-    """moto's Table.all_items, sorted by the values its comparisons compare."""
-    items: list[Item] = []
-    for held in self.items.values():
-        if self.range_key_attr:
-            items.extend(held.values())  # type: ignore[union-attr]
-        else:
-            items.append(held)  # type: ignore[arg-type]
     return sorted(
-        items,
+        _every_item(self),
         key=lambda x: (
             (x.hash_key.cast_value, x.range_key.cast_value)
             if x.range_key
@@ -230,7 +221,14 @@ def _moto_all_items(self: Table) -> list[Item]:
     )
 
 
-_MOTO_ALL_ITEMS = _moto_all_items
+def _every_item(table: Table) -> list[Item]:
+    items: list[Item] = []
+    for held in table.items.values():
+        if table.range_key_attr:
+            items.extend(held.values())  # type: ignore[union-attr]
+        else:
+            items.append(held)  # type: ignore[arg-type]
+    return items
 
 
 def _sorted_items(
